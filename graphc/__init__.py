@@ -1,0 +1,54 @@
+"""graphc: a deep-learning graph compiler with a PyTorch-compatible eager front end.
+
+``import graphc as torch`` runs programs written for PyTorch's introductory subset.
+"""
+from graphc import dtypes as _dtypes
+from graphc.dtypes import DType as dtype
+from graphc.tensor import (Tensor, Size, FloatTensor, DoubleTensor, LongTensor, IntTensor,
+                           BoolTensor)
+from graphc import functional as _functional
+from graphc.functional import (
+    add, sub, mul, div, true_divide, divide, floor_divide, remainder, pow, neg, negative,
+    maximum, minimum, exp, log, log2, log10, log1p, expm1, sqrt, rsqrt, sin, cos, tan, tanh,
+    sigmoid, erf, floor, ceil, round, trunc, abs, absolute, sign, relu, clamp, clip, where,
+    eq, ne, lt, le, gt, ge, equal, logical_not, logical_and, logical_or, logical_xor, isnan,
+    isinf, isfinite, sum, prod, mean, var, std, max, min, amax, amin, argmax, argmin, all,
+    any, count_nonzero, logsumexp, cumsum, norm, matmul, mm, bmm, dot, mv, outer, reshape,
+    flatten, unflatten, squeeze, unsqueeze, permute, transpose, swapaxes, t, movedim,
+    broadcast_to, contiguous, clone, narrow, select, split, chunk, unbind, flip,
+    index_select, gather, scatter_add, index_add, masked_fill, tril, triu, diag, cat,
+    concat, concatenate, stack, hstack, vstack)
+from graphc.creation import (
+    tensor, as_tensor, from_numpy, zeros, ones, empty, full, zeros_like, ones_like,
+    empty_like, full_like, arange, linspace, eye, Generator, default_generator, manual_seed,
+    seed, initial_seed, rand, randn, randint, randperm, rand_like, randn_like, randint_like,
+    normal)
+from graphc.composite import softmax, log_softmax
+from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
+from graphc import autograd, cuda
+from graphc.cuda import device
+from graphc.printing import set_printoptions, get_printoptions
+
+float32 = float = _dtypes.float32
+float64 = double = _dtypes.float64
+int32 = int = _dtypes.int32
+int64 = long = _dtypes.int64
+bool = _dtypes.bool_
+
+__version__ = "0.1.0"
+
+
+def get_default_dtype():
+    return _dtypes.default_float
+
+
+def is_tensor(obj) -> "bool":
+    return isinstance(obj, Tensor)
+
+
+def numel(x) -> "int":
+    return x.numel()
+
+
+def is_floating_point(x) -> "bool":
+    return x.dtype.is_floating_point

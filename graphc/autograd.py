@@ -1,0 +1,307 @@
+"""Reverse-mode autograd over the eager tape, with PyTorch's semantics.
+
+Each differentiable primitive call made while grad mode is on and some input requires
+grad creates a :class:`Node` (the output's ``grad_fn``).  ``backward`` walks the nodes
+in reverse topological order and applies each primitive's VJP rules from the registry;
+those rules are written with tensor methods, so with ``create_graph=True`` the backward
+pass is itself recorded and can be differentiated again.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import weakref
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Sets grad mode on entry and restores the previous mode on exit."""
+    mode = True
+
+    def __enter__(self):
+        global _grad_enabled
+        self.prev, _grad_enabled = _grad_enabled, self.mode
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.prev
+        return False
+
+    def _recreate_cm(self):
+        return copy.copy(self)      # a fresh context per decorated call (recursion-safe)
+
+
+class no_grad(_GradMode):
+    mode = False
+
+
+class enable_grad(_GradMode):
+    mode = True
+
+
+class set_grad_enabled(_GradMode):
+    """Like PyTorch, takes effect when called, and restores on leaving a ``with``."""
+
+    def __init__(self, mode: bool):
+        global _grad_enabled
+        self.mode = bool(mode)
+        self.prev, _grad_enabled = _grad_enabled, self.mode
+
+    def __enter__(self):
+        pass
+
+
+class Node:
+    """``grad_fn`` of a tensor: one primitive call, its inputs and what its VJP needs."""
+    __slots__ = ("prim", "inputs", "attrs", "out_data", "out_dtype", "versions", "freed",
+                 "retained", "__weakref__")
+
+    def __init__(self, prim, inputs, attrs, out_data, out_dtype):
+        self.prim = prim
+        self.inputs = inputs
+        self.attrs = attrs
+        self.out_data = out_data if "out" in prim.saves else None
+        self.out_dtype = out_dtype
+        # Saved values are checked against later in-place writes (PyTorch's version check).
+        self.versions = tuple((i, inputs[i]._version[0]) for i in prim.saves if i != "out")
+        self.freed = False
+        self.retained = None          # weakref to the output tensor after retain_grad()
+
+    def name(self) -> str:
+        return "".join(p.capitalize() for p in self.prim.name.split("_")) + "Backward0"
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self):#x}>"
+
+    @property
+    def next_functions(self):
+        return tuple((_edge(t), 0) for t in self.inputs)
+
+
+class AccumulateGrad:
+    """The node that stands for a leaf in ``next_functions``, as in PyTorch."""
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {id(self):#x}>"
+
+
+def _edge(t):
+    if not t.requires_grad:
+        return None
+    return t.grad_fn if t.grad_fn is not None else AccumulateGrad(t)
+
+
+def _topological_order(roots):
+    """Nodes reachable from ``roots``, each after every node that consumes its output."""
+    order, seen = [], set()
+    for root in roots:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(root.inputs))]
+        while stack:
+            node, inputs = stack[-1]
+            for t in inputs:
+                child = t.grad_fn
+                if child is not None and t._requires_grad and child not in seen:
+                    seen.add(child)
+                    stack.append((child, iter(child.inputs)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def _version_error(node, index, saved, now):
+    t = node.inputs[index]
+    return RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: [{t.dtype.name}{list(t.shape)}], which is input {index} of "
+        f"{node.name()}, is at version {now}; expected version {saved} instead.")
+
+
+def _run_node(node, g):
+    from graphc.tensor import Tensor
+    if node.freed and node.prim.saves:
+        raise RuntimeError(
+            "Trying to backward through the graph a second time (or directly access saved "
+            "tensors after they have already been freed). Saved intermediate values of the "
+            "graph are freed when you call .backward() or autograd.grad(). Specify "
+            "retain_graph=True if you need to backward through the graph a second time.")
+    for index, saved in node.versions:
+        now = node.inputs[index]._version[0]
+        if now != saved:
+            raise _version_error(node, index, saved, now)
+    prim, inputs = node.prim, node.inputs
+    out = Tensor._wrap(node.out_data, node.out_dtype) if node.out_data is not None else None
+    grads = []
+    for i, t in enumerate(inputs):
+        if not t._requires_grad:
+            grads.append(None)
+            continue
+        rule = prim.vjp[0] if prim.variadic else prim.vjp[i]
+        if rule is None:
+            grads.append(None)
+            continue
+        extra = {"index": i} if prim.variadic else {}
+        gi = rule(g, out, *inputs, **extra, **node.attrs)
+        if gi is not None and (gi.shape != t.shape or gi.dtype != t.dtype):
+            raise RuntimeError(f"internal error: the VJP of {prim.name} for input {i} gave "
+                               f"{gi.dtype.name}{list(gi.shape)}, expected "
+                               f"{t.dtype.name}{list(t.shape)}")
+        grads.append(gi)
+    return grads
+
+
+def _accumulate(store, key, g):
+    prev = store.get(key)
+    store[key] = g if prev is None else prev + g
+
+
+def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
+                 capture=None):
+    """Backpropagate ``grad_tensors`` from ``tensors``.
+
+    Without ``capture`` the gradients of leaves accumulate into their ``.grad``.  With
+    ``capture`` (a list of tensors, for ``autograd.grad``) nothing accumulates and the
+    gradients of the captured tensors are returned instead.
+    """
+    global _grad_enabled
+    node_grads: dict = {}
+    leaf_grads: dict = {}
+    roots = []
+    for t, g in zip(tensors, grad_tensors):
+        if not t._requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not "
+                               "have a grad_fn")
+        if t.grad_fn is None:
+            _accumulate(leaf_grads, t, g)
+        else:
+            _accumulate(node_grads, t.grad_fn, g)
+            roots.append(t.grad_fn)
+    captured_nodes = {t.grad_fn: t for t in capture or () if t.grad_fn is not None}
+    results = {}
+    prev_mode, _grad_enabled = _grad_enabled, bool(create_graph)
+    try:
+        for node in _topological_order(roots):
+            g = node_grads.pop(node, None)
+            if g is None:
+                continue
+            if node in captured_nodes:
+                results[captured_nodes[node]] = g
+            if node.retained is not None and capture is None:
+                owner = node.retained()
+                if owner is not None:
+                    owner.grad = g.detach().clone() if owner.grad is None else owner.grad + g
+            for t, gi in zip(node.inputs, _run_node(node, g)):
+                if gi is None:
+                    continue
+                if t.grad_fn is None:
+                    _accumulate(leaf_grads, t, gi)
+                else:
+                    _accumulate(node_grads, t.grad_fn, gi)
+            if not retain_graph:
+                node.freed = True
+    finally:
+        _grad_enabled = prev_mode
+    if capture is not None:
+        return [results.get(t, leaf_grads.get(t)) for t in capture]
+    for leaf, g in leaf_grads.items():
+        _accumulate_into_leaf(leaf, g, create_graph)
+    return None
+
+
+def _accumulate_into_leaf(leaf, g, create_graph):
+    if not create_graph:
+        g = g.detach()
+    if leaf.grad is None:
+        # Own the storage: the same gradient tensor may have reached several leaves.
+        leaf.grad = g if create_graph else g.clone()
+    elif create_graph:
+        leaf.grad = leaf.grad + g
+    else:
+        leaf.grad._data += g._data
+        leaf.grad._version[0] += 1
+
+
+def backward(tensor, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    """``tensor.backward()``: accumulate d(tensor)/d(leaf) into each leaf's ``.grad``."""
+    if gradient is None:
+        if tensor.numel() != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        gradient = tensor.new_ones(tensor.shape)
+    gradient = _as_grad(tensor, gradient)
+    if retain_graph is None:
+        retain_graph = create_graph
+    run_backward([tensor], [gradient], retain_graph, create_graph)
+
+
+def _as_grad(tensor, gradient):
+    from graphc.creation import as_tensor
+    gradient = as_tensor(gradient, dtype=tensor.dtype)
+    if gradient.shape != tensor.shape:
+        raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
+                           f"{list(gradient.shape)} and output[0] has a shape of "
+                           f"{list(tensor.shape)}.")
+    return gradient
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """``graphc.autograd.grad``: gradients of ``outputs`` w.r.t. ``inputs``, returned
+    as a tuple instead of accumulated into ``.grad``."""
+    from graphc.tensor import Tensor
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    gs = []
+    for out, g in zip(outputs, grad_outputs):
+        if g is None:
+            if out.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            g = out.new_ones(out.shape)
+        gs.append(_as_grad(out, g))
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    result = run_backward(outputs, gs, retain_graph, create_graph, capture=inputs)
+    for t, g in zip(inputs, result):
+        if g is None and not allow_unused:
+            raise RuntimeError("One of the differentiated Tensors appears to not have been "
+                               "used in the graph. Set allow_unused=True if this is the "
+                               "desired behavior.")
+    return tuple(result)
+
+
+def retain(tensor):
+    """``tensor.retain_grad()``: keep the gradient of a non-leaf in ``.grad``."""
+    if tensor.grad_fn is not None:
+        tensor.grad_fn.retained = weakref.ref(tensor)
+
+
+def Variable(data, requires_grad=False, volatile=False):
+    """Legacy ``autograd.Variable``: today just a tensor (as in PyTorch >= 0.4)."""
+    from graphc.creation import as_tensor
+    t = as_tensor(data)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+__all__ = ["Variable", "backward", "grad", "no_grad", "enable_grad", "set_grad_enabled",
+           "is_grad_enabled"]

@@ -1,0 +1,358 @@
+"""Composite operations: everything neural networks use that is not a primitive.
+
+Each composite is one function built from tensor functions only, so it gets eager
+execution, autograd, tracing, fusion and every backend for free.  ``graphc.nn.functional``
+re-exports these under PyTorch's names.
+"""
+from __future__ import annotations
+
+import math
+
+from graphc import autograd, creation, dtypes
+from graphc import functional as F
+from graphc.ops import REGISTRY as P
+from graphc.dispatch import bind
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _reduce_loss(loss, reduction, op):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: {reduction} is not a valid value for reduction")
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _check_same_shape(op, input, target):
+    if input.shape != target.shape:
+        raise ValueError(f"{op}: Using a target size ({list(target.shape)}) that is "
+                         f"different to the input size ({list(input.shape)}) is not "
+                         f"supported")
+
+
+# ---- layers ------------------------------------------------------------------------------
+def linear(input, weight, bias=None):
+    """y = x W^T + b."""
+    if input.shape[-1] != weight.shape[-1]:
+        rows = math.prod(input.shape[:-1])
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x"
+                           f"{input.shape[-1]} and {weight.shape[-1]}x{weight.shape[0]})")
+    out = F.matmul(input, F.t(weight))
+    return out + bias if bias is not None else out
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation (N, C, H, W) * (O, C, KH, KW) with zero padding."""
+    if groups != 1:
+        raise NotImplementedError("graphc conv2d supports groups=1 only")
+    if input.dim() == 3:
+        return conv2d(input.unsqueeze(0), weight, bias, stride, padding, dilation).squeeze(0)
+    stride, dilation = _pair(stride), _pair(dilation)
+    if padding == "valid":
+        padding = (0, 0)
+    elif padding == "same":
+        total = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
+        padding = None
+        widths = [(t // 2, t - t // 2, 0) for t in total]
+    if padding is not None:
+        ph, pw = _pair(padding)
+        widths = [(ph, ph, 0), (pw, pw, 0)]
+    if any(lo or hi for lo, hi, _ in widths):
+        input = F._pad(input, [(0, 0, 0), (0, 0, 0)] + widths, 0)
+    out = F._conv2d(input, weight, stride, dilation)
+    return out + bias.reshape(1, -1, 1, 1) if bias is not None else out
+
+
+def _pool_windows(input, kernel_size, stride, padding, pad_value):
+    """The kh*kw strided slices of a pooling window, stacked on a new last axis."""
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(stride if stride is not None and stride != [] else kernel_size)
+    ph, pw = _pair(padding)
+    if ph > kh // 2 or pw > kw // 2:
+        raise RuntimeError("pad should be at most half of effective kernel size, but got "
+                           f"pad={padding}, kernel_size={kernel_size}")
+    if ph or pw:
+        input = F._pad(input, [(0, 0, 0)] * (input.dim() - 2) + [(ph, ph, 0), (pw, pw, 0)],
+                       pad_value)
+    h, w = input.shape[-2:]
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    if oh < 1 or ow < 1:
+        raise RuntimeError(f"pooling: output size is too small (input {h}x{w}, kernel "
+                           f"{kh}x{kw})")
+    lead = input.dim() - 2
+    windows = [F._slice(input, [0] * lead + [i, j],
+                        list(input.shape[:lead]) + [i + sh * (oh - 1) + 1, j + sw * (ow - 1) + 1],
+                        [1] * lead + [sh, sw])
+               for i in range(kh) for j in range(kw)]
+    return F.stack(windows, -1)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0):
+    return _pool_windows(input, kernel_size, stride, padding, -math.inf).max(-1).values
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0):
+    return _pool_windows(input, kernel_size, stride, padding, 0).mean(-1)
+
+
+def embedding(input, weight, padding_idx=None):
+    return F.index_select(weight, 0, input.reshape(-1)).reshape(
+        tuple(input.shape) + (weight.shape[1],))
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zero each element with probability p and scale the rest by 1/(1-p)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return input
+    if p == 1:
+        return input * 0
+    noise = bind(P["uniform"], creation.next_seed(), shape=tuple(input.shape),
+                 dtype=input.dtype)
+    return F.where(noise >= p, input * (1.0 / (1 - p)), 0.0)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) \
+        else (normalized_shape,)
+    if tuple(input.shape[-len(shape):]) != shape:
+        raise RuntimeError(f"layer_norm: expected input with trailing shape {list(shape)}, "
+                           f"got {list(input.shape)}")
+    axes = tuple(range(input.dim() - len(shape), input.dim()))
+    mu = input.mean(axes, keepdim=True)
+    centered = input - mu
+    out = centered * F.rsqrt((centered * centered).mean(axes, keepdim=True) + eps)
+    if weight is not None:
+        out = out * weight
+    return out + bias if bias is not None else out
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Normalise over every dim but the channel dim (1); in training, update the
+    running statistics in place with the unbiased batch variance."""
+    axes = (0,) + tuple(range(2, input.dim()))
+    shape = (1, -1) + (1,) * (input.dim() - 2)
+    if training:
+        n = math.prod(input.shape[a] for a in axes)
+        if n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got "
+                             f"input size {list(input.shape)}")
+        mu = input.mean(axes, keepdim=True)
+        var = ((input - mu) ** 2).mean(axes, keepdim=True)
+        if running_mean is not None:
+            with autograd.no_grad():
+                running_mean.mul_(1 - momentum).add_(mu.reshape(-1).detach() * momentum)
+                running_var.mul_(1 - momentum).add_(
+                    var.reshape(-1).detach() * (momentum * n / (n - 1)))
+    else:
+        mu, var = running_mean.reshape(shape), running_var.reshape(shape)
+    out = (input - mu) * F.rsqrt(var + eps)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    return out + bias.reshape(shape) if bias is not None else out
+
+
+# ---- activations ----------------------------------------------------------------------------
+def relu(input, inplace=False):
+    return F.relu(input)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    return F.where(input > 0, input, input * negative_slope)
+
+
+def elu(input, alpha=1.0, inplace=False):
+    return F.where(input > 0, input, (input.exp() - 1) * alpha)
+
+
+def gelu(input, approximate="none"):
+    """Exact erf GELU by default; ``approximate='tanh'`` for the tanh form."""
+    if approximate == "tanh":
+        inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
+        return input * 0.5 * (F.tanh(inner) + 1)
+    if approximate != "none":
+        raise ValueError(f"approximate argument must be either none or tanh, got "
+                         f"{approximate}")
+    return input * 0.5 * (F.erf(input * (1 / math.sqrt(2))) + 1)
+
+
+def silu(input, inplace=False):
+    return input * F.sigmoid(input)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    scaled = input * beta
+    soft = (F.log1p(F.exp(-F.abs(scaled))) + F.relu(scaled)) / beta
+    return F.where(scaled > threshold, input, soft)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    return F.clamp(input, min_val, max_val)
+
+
+def sigmoid(input):
+    return F.sigmoid(input)
+
+
+def tanh(input):
+    return F.tanh(input)
+
+
+def softmax(input, dim=None, dtype=None):
+    if dtype is not None:
+        input = input.to(dtype)
+    dim = _softmax_dim(input, dim)
+    shifted = input - input.amax(dim, keepdim=True).detach()
+    e = shifted.exp()
+    return e / e.sum(dim, keepdim=True)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    if dtype is not None:
+        input = input.to(dtype)
+    dim = _softmax_dim(input, dim)
+    shifted = input - input.amax(dim, keepdim=True).detach()
+    return shifted - shifted.exp().sum(dim, keepdim=True).log()
+
+
+def _softmax_dim(input, dim):
+    # PyTorch's legacy implicit dim: 0 for 0-, 1- and 3-D input, else 1.
+    if dim is None:
+        return 0 if input.dim() in (0, 1, 3) else 1
+    return dim
+
+
+# ---- losses ---------------------------------------------------------------------------------
+def mse_loss(input, target, reduction="mean"):
+    _check_same_shape("mse_loss", input, target)
+    diff = input - target
+    return _reduce_loss(diff * diff, reduction, "mse_loss")
+
+
+def l1_loss(input, target, reduction="mean"):
+    _check_same_shape("l1_loss", input, target)
+    return _reduce_loss(F.abs(input - target), reduction, "l1_loss")
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    diff = F.abs(input - target)
+    loss = F.where(diff < beta, diff * diff * (0.5 / beta), diff - 0.5 * beta)
+    return _reduce_loss(loss, reduction, "smooth_l1_loss")
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log likelihood of class ``target`` under log-probabilities ``input``
+    of shape (N, C) or (N, C, d1, ...)."""
+    if target.dtype.category != 1:
+        raise RuntimeError(f"nll_loss: expected target of an integer dtype, got "
+                           f"{target.dtype.name}")
+    if input.dim() == 1:
+        return nll_loss(input.unsqueeze(0), target.reshape(1), weight, ignore_index,
+                        reduction).reshape(())
+    if target.shape != input.shape[:1] + input.shape[2:]:
+        raise ValueError(f"nll_loss: expected target of shape "
+                         f"{list(input.shape[:1] + input.shape[2:])}, got {list(target.shape)}")
+    classes = input.shape[1]
+    target = target.to(dtypes.int64)
+    valid = target != ignore_index
+    safe = F.where(valid, target, 0)
+    if F.is_concrete(safe) and safe.numel() and (int(safe.amin()) < 0
+                                                 or int(safe.amax()) >= classes):
+        bad = int(safe.amax()) if int(safe.amax()) >= classes else int(safe.amin())
+        raise IndexError(f"nll_loss: target {bad} is out of bounds for {classes} classes")
+    picked = F.gather(input, 1, safe.unsqueeze(1)).squeeze(1)
+    w = valid.to(input.dtype)
+    if weight is not None:
+        w = w * F.index_select(weight, 0, safe.reshape(-1)).reshape(safe.shape)
+    loss = -picked * w
+    if reduction == "mean":
+        return loss.sum() / w.sum()
+    return _reduce_loss(loss, reduction, "nll_loss")
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    """log_softmax over dim 1 then nll_loss; float targets are class probabilities."""
+    dim = 0 if input.dim() == 1 else 1
+    logp = log_softmax(input, dim)
+    if target.dtype.is_floating_point:
+        _check_same_shape("cross_entropy", input, target)
+        if label_smoothing:
+            target = target * (1 - label_smoothing) + label_smoothing / input.shape[dim]
+        w = 1 if weight is None else weight.reshape((-1,) + (1,) * (input.dim() - 2))
+        return _reduce_loss(-(logp * target * w).sum(dim), reduction, "cross_entropy")
+    loss = nll_loss(logp, target, weight, ignore_index, reduction)
+    if label_smoothing:
+        w = 1 if weight is None else weight.reshape((-1,) + (1,) * (input.dim() - 2))
+        smooth = -(logp * w).sum(dim) / input.shape[dim]
+        valid = (target != ignore_index).to(input.dtype)
+        smooth = smooth * valid
+        smooth = smooth.sum() / valid.sum() if reduction == "mean" else \
+            _reduce_loss(smooth, reduction, "cross_entropy")
+        loss = loss * (1 - label_smoothing) + smooth * label_smoothing
+    return loss
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """-(y log p + (1-y) log(1-p)), each log clamped at -100 (as PyTorch)."""
+    _check_same_shape("binary_cross_entropy", input, target)
+    if F.is_concrete(input) and input.numel() and (float(input.amin()) < 0
+                                                   or float(input.amax()) > 1):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    loss = -(target * F.clamp(F.log(input), min=-100)
+             + (1 - target) * F.clamp(F.log(1 - input), min=-100))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce_loss(loss, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None):
+    """Numerically stable sigmoid + BCE: (1-y) x + (1+(pw-1) y) log(1+exp(-x))."""
+    _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    log_sig_neg = F.log1p(F.exp(-F.abs(input))) + F.relu(-input)    # log(1 + exp(-x))
+    scale = 1 if pos_weight is None else (pos_weight - 1) * target + 1
+    loss = (1 - target) * input + scale * log_sig_neg
+    if weight is not None:
+        loss = loss * weight
+    return _reduce_loss(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+def one_hot(tensor, num_classes=-1):
+    return F.one_hot(tensor, num_classes)
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    """F.pad: ``pad`` lists (low, high) pairs starting from the last dim."""
+    if mode != "constant":
+        raise NotImplementedError(f"graphc pad supports mode='constant' only, got {mode}")
+    if len(pad) % 2 or len(pad) // 2 > input.dim():
+        raise RuntimeError(f"Padding length must be divisible by 2 and at most twice the "
+                           f"number of dimensions, got {len(pad)}")
+    widths = [(0, 0, 0)] * input.dim()
+    for i in range(len(pad) // 2):
+        lo, hi = pad[2 * i], pad[2 * i + 1]
+        if lo < 0 or hi < 0:
+            raise NotImplementedError("graphc pad supports non-negative padding only")
+        widths[input.dim() - 1 - i] = (lo, hi, 0)
+    return F._pad(input, widths, value)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    return input / F.clamp(F.norm(input, p, dim, keepdim=True), min=eps)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    num = (x1 * x2).sum(dim)
+    den = F.clamp(F.norm(x1, 2, dim) * F.norm(x2, 2, dim), min=eps)
+    return num / den
+

@@ -1,0 +1,224 @@
+"""Tensor creation functions and the global random generator.
+
+Creation functions make leaf tensors from numpy directly (they are not primitives: a
+traced program sees their results as constants).  Random draws come from a
+``Generator`` (numpy's PCG64 underneath), seeded by ``manual_seed``; the draws differ
+from PyTorch's, which the API contract allows.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from graphc import dtypes
+from graphc.tensor import Tensor, _size_args, _to_numpy
+
+
+def _make(data: np.ndarray, dtype, requires_grad=False) -> Tensor:
+    t = Tensor._wrap(data, dtype)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _dtype(dtype, default=None):
+    return dtypes.to_dtype(dtype) if dtype is not None else (default or dtypes.default_float)
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A new leaf tensor holding a copy of ``data``."""
+    _check_device(device)
+    dtype = dtypes.to_dtype(dtype) if dtype is not None else None
+    arr = _to_numpy(data, dtype)
+    return _make(arr, dtype or dtypes.from_numpy(arr.dtype), requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Like ``tensor`` but shares memory with a tensor or numpy array when it can."""
+    _check_device(device)
+    if isinstance(data, Tensor):
+        return data if dtype is None else data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or
+                                         dtypes.to_dtype(dtype).np == data.dtype):
+        return from_numpy(data)
+    return tensor(data, dtype)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with ``array`` (writes are seen by both)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    dtype = dtypes.from_numpy(array.dtype)
+    if array.dtype != dtype.np:
+        raise TypeError(f"can't convert np.ndarray of type {array.dtype}; graphc supports "
+                        f"float64, float32, int64, int32 and bool")
+    return Tensor._wrap(array, dtype)
+
+
+def _check_device(device):
+    if device is not None:
+        from graphc.cuda import check_device
+        check_device(device)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_device(device)
+    d = _dtype(dtype)
+    return _make(np.zeros(_size_args(size), d.np), d, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_device(device)
+    d = _dtype(dtype)
+    return _make(np.ones(_size_args(size), d.np), d, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_device(device)
+    d = _dtype(dtype, dtypes.scalar_dtype(fill_value))
+    return _make(np.full(_size_args((size,)), fill_value, d.np), d, requires_grad)
+
+
+def _like(fn, x, dtype, requires_grad, *args):
+    return fn(x.shape, *args, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def zeros_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _like(zeros, x, dtype, requires_grad)
+
+
+def ones_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _like(ones, x, dtype, requires_grad)
+
+
+def empty_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _like(zeros, x, dtype, requires_grad)
+
+
+def full_like(x, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _like(full, x, dtype, requires_grad, fill_value)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))
+    if step == 0:
+        raise RuntimeError("arange: step must be nonzero")
+    is_float = any(isinstance(v, float) for v in (start, end, step))
+    d = _dtype(dtype, dtypes.default_float if is_float else dtypes.int64)
+    n = max(math.ceil((end - start) / step), 0)
+    data = (start + np.arange(n, dtype=np.float64) * step) if is_float else \
+        np.arange(start, end, step)
+    return _make(data.astype(d.np), d, requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
+    d = _dtype(dtype)
+    return _make(np.linspace(start, end, int(steps)).astype(d.np), d, requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    d = _dtype(dtype)
+    return _make(np.eye(n, m, dtype=d.np), d, requires_grad)
+
+
+# ---- random -----------------------------------------------------------------------------
+class Generator:
+    """A random number generator: ``graphc.Generator().manual_seed(0)``."""
+
+    def __init__(self, device="cpu"):
+        self._seed = 67280421310721
+        self._rng = np.random.default_rng(self._seed)
+
+    def manual_seed(self, seed: int) -> "Generator":
+        self._seed = int(seed)
+        self._rng = np.random.default_rng(self._seed)
+        return self
+
+    def seed(self) -> int:
+        return self.manual_seed(int(np.random.SeedSequence().entropy % 2 ** 63))._seed
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    def get_state(self):
+        return self._rng.bit_generator.state
+
+    def set_state(self, state):
+        self._rng.bit_generator.state = state
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    return default_generator.manual_seed(seed)
+
+
+def seed() -> int:
+    return default_generator.seed()
+
+
+def initial_seed() -> int:
+    return default_generator.initial_seed()
+
+
+def _rng(generator):
+    return (generator or default_generator)._rng
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    d = _dtype(dtype)
+    return _make(_rng(generator).random(_size_args(size), dtype=np.float64).astype(d.np),
+                 d, requires_grad)
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    d = _dtype(dtype)
+    return _make(_rng(generator).standard_normal(_size_args(size)).astype(d.np), d,
+                 requires_grad)
+
+
+def randint(low, high=None, size=None, generator=None, dtype=None, device=None,
+            requires_grad=False) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint() missing required argument 'size'")
+    d = _dtype(dtype, dtypes.int64)
+    return _make(_rng(generator).integers(low, high, _size_args((size,))).astype(d.np), d)
+
+
+def randperm(n, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    d = _dtype(dtype, dtypes.int64)
+    return _make(_rng(generator).permutation(n).astype(d.np), d)
+
+
+def rand_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return rand(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def randn_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return randn(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def randint_like(x, low, high=None, dtype=None, device=None) -> Tensor:
+    return randint(low, high, x.shape, dtype=dtype or x.dtype)
+
+
+def normal(mean=0.0, std=1.0, size=None, generator=None) -> Tensor:
+    if size is None:
+        raise TypeError("graphc.normal needs a size when mean and std are numbers")
+    return randn(size, generator=generator) * std + mean
+
+
+def next_seed(generator=None) -> Tensor:
+    """A fresh 0-dim int64 seed for the counter-based ``uniform`` primitive."""
+    return Tensor._wrap(np.array(_rng(generator).integers(0, 2 ** 62), np.int64),
+                        dtypes.int64)

@@ -1,0 +1,35 @@
+"""The choke point every primitive call passes through.
+
+``bind(prim, *tensors, **attrs)`` checks shapes and dtypes with the primitive's rule
+(the one place error texts are written), then runs the numpy reference and, in grad
+mode, records an autograd node.  Tracing (``graphc.trace``) hooks in here too, so the
+same front-end code runs eagerly or builds IR.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from graphc import autograd
+from graphc.dtypes import TensorType
+
+# Movement primitives whose numpy implementation returns a view of the input.
+VIEW_PRIMITIVES = frozenset({"reshape", "permute", "expand", "slice"})
+
+
+def bind(prim, *args, **attrs):
+    """Apply primitive ``prim`` to tensors ``args``; returns the output tensor."""
+    from graphc.tensor import Tensor
+    out_type = prim.infer(*[TensorType(a._data.shape, a.dtype) for a in args], **attrs)
+    data = prim.impl(*[a._data for a in args], **attrs)
+    if type(data) is not np.ndarray or data.dtype != out_type.dtype.np:
+        data = np.asarray(data, dtype=out_type.dtype.np)
+    out = Tensor._wrap(data, out_type.dtype)
+    if prim.name in VIEW_PRIMITIVES and np.may_share_memory(data, args[0]._data):
+        base = args[0]
+        out._base = base._base if base._base is not None else base
+        out._version = base._version
+    if (autograd._grad_enabled and prim.vjp is not None and out_type.dtype.category == 2
+            and any(a._requires_grad for a in args)):
+        out._requires_grad = True
+        out.grad_fn = autograd.Node(prim, args, attrs, data, out_type.dtype)
+    return out

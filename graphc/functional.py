@@ -1,0 +1,1147 @@
+"""Tensor functions with PyTorch's conventions, built on the primitives.
+
+This layer does what PyTorch users expect and primitives should not care about: type
+promotion and Python scalars, ``dim``/``keepdim`` normalisation, 1-D matmul, views and
+indexing.  Every function here ends in ``bind`` calls, so it works eagerly, records
+autograd, and traces.  Each function is also attached as a ``Tensor`` method.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from graphc import dtypes
+from graphc.dispatch import bind
+from graphc.ops import REGISTRY as P
+from graphc.tensor import Tensor, normalize_dim, _size_args
+
+_Number = (int, float, bool, np.number, np.bool_)
+
+
+# ---- operands and promotion ---------------------------------------------------------------
+def is_concrete(x: Tensor) -> bool:
+    """True when x's values are known now (eager), False for a symbolic (traced) value.
+    Value-dependent checks and conveniences run only on concrete tensors."""
+    return type(x._data) is np.ndarray
+
+
+def scalar_tensor(value, dtype) -> Tensor:
+    return Tensor._wrap(np.array(value, dtype=dtype.np), dtype)
+
+
+def result_type(*operands) -> dtypes.DType:
+    dims, zero, scalars = [], [], []
+    for x in operands:
+        if isinstance(x, Tensor):
+            (dims if x._data.ndim else zero).append(x.dtype)
+        else:
+            scalars.append(dtypes.scalar_dtype(x))
+    return dtypes.result_type(dims, zero, scalars)
+
+
+def cast(x: Tensor, dtype) -> Tensor:
+    dtype = dtypes.to_dtype(dtype)
+    return x if x.dtype == dtype else bind(P["cast"], x, dtype=dtype)
+
+
+def _operand(x, dtype) -> Tensor:
+    if isinstance(x, Tensor):
+        return x if x.dtype == dtype else bind(P["cast"], x, dtype=dtype)
+    if isinstance(x, _Number):
+        return scalar_tensor(x, dtype)
+    raise TypeError(f"expected a Tensor or a number, got {type(x).__name__}")
+
+
+def _binary(name, a, b, floating=False):
+    dtype = result_type(a, b)
+    if floating and not dtype.is_floating_point:
+        dtype = dtypes.default_float
+    return bind(P[name], _operand(a, dtype), _operand(b, dtype))
+
+
+def _unary_float(name, x):
+    return bind(P[name], cast(x, dtypes.default_float) if not x.dtype.is_floating_point
+                else x)
+
+
+# ---- arithmetic -----------------------------------------------------------------------------
+def add(a, b, alpha=1):
+    return _binary("add", a, b if alpha == 1 else b * alpha)
+
+
+def sub(a, b, alpha=1):
+    if isinstance(a, Tensor) and a.dtype == dtypes.bool_ and \
+            (not isinstance(b, Tensor) or b.dtype == dtypes.bool_):
+        raise TypeError("Subtraction, the `-` operator, with two bool tensors is not "
+                        "supported. Use the `^` or `logical_xor()` operator instead.")
+    return _binary("sub", a, b if alpha == 1 else b * alpha)
+
+
+def mul(a, b):
+    return _binary("mul", a, b)
+
+
+def div(a, b, rounding_mode=None):
+    if rounding_mode == "floor":
+        return floor(_binary("div", a, b, floating=True)).to(result_type(a, b))
+    if rounding_mode == "trunc":
+        q = _binary("div", a, b, floating=True)
+        return (sign(q) * floor(abs(q))).to(result_type(a, b))
+    return _binary("div", a, b, floating=True)
+
+
+true_divide = divide = div
+
+
+def floor_divide(a, b):
+    return div(a, b, rounding_mode="floor")
+
+
+def remainder(a, b):
+    return a - floor_divide(a, b) * b
+
+
+def pow(a, b):
+    if not isinstance(b, Tensor) and isinstance(a, Tensor) and b == 2:
+        return mul(a, a)   # the common square: exact, and its VJP needs no pow
+    return _binary("pow", a, b, floating=not (isinstance(b, _Number) and
+                                               isinstance(a, Tensor) and
+                                               float(b).is_integer() and b >= 0 and
+                                               a.dtype.category == 1))
+
+
+def neg(x):
+    if x.dtype == dtypes.bool_:
+        raise TypeError("Negation, the `-` operator, on a bool tensor is not supported.")
+    return bind(P["neg"], x)
+
+
+negative = neg
+
+
+def _rpow(a, b):
+    return pow(b, a)
+
+
+def maximum(a, b):
+    return _binary("maximum", a, b)
+
+
+def minimum(a, b):
+    return _binary("minimum", a, b)
+
+
+def exp(x):
+    return _unary_float("exp", x)
+
+
+def log(x):
+    return _unary_float("log", x)
+
+
+def log2(x):
+    return log(x) / math.log(2)
+
+
+def log10(x):
+    return log(x) / math.log(10)
+
+
+def log1p(x):
+    return log(x + 1)
+
+
+def expm1(x):
+    return exp(x) - 1
+
+
+def sqrt(x):
+    return _unary_float("sqrt", x)
+
+
+def rsqrt(x):
+    return _unary_float("rsqrt", x)
+
+
+def sin(x):
+    return _unary_float("sin", x)
+
+
+def cos(x):
+    return _unary_float("cos", x)
+
+
+def tan(x):
+    return sin(x) / cos(x)
+
+
+def tanh(x):
+    return _unary_float("tanh", x)
+
+
+def sigmoid(x):
+    return _unary_float("sigmoid", x)
+
+
+def erf(x):
+    return _unary_float("erf", x)
+
+
+def floor(x):
+    return bind(P["floor"], x) if x.dtype.is_floating_point else x
+
+
+def ceil(x):
+    return -floor(-x)
+
+
+def round(x):
+    # Round half to even, as PyTorch: floor(x + 0.5), corrected on exact halves.
+    if not x.dtype.is_floating_point:
+        return x
+    r = floor(x + 0.5)
+    tie = (r - x) == 0.5
+    odd = remainder(r, 2) == 1
+    return where(tie.logical_and(odd), r - 1, r)
+
+
+def trunc(x):
+    return sign(x) * floor(abs(x))
+
+
+def abs(x):
+    return bind(P["abs"], x)
+
+
+absolute = abs
+
+
+def sign(x):
+    return bind(P["sign"], x)
+
+
+def relu(x):
+    return where(x > 0, x, 0)
+
+
+def clamp(x, min=None, max=None):
+    """Clamp into [min, max]; the gradient passes where min <= x <= max (as PyTorch)."""
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    out = x
+    if min is not None:
+        out = where(out < min, _operand(min, result_type(x, min)), out)
+    if max is not None:
+        out = where(out > max, _operand(max, result_type(out, max)), out)
+    return out
+
+
+clip = clamp
+
+
+def where(condition, x, y):
+    dtype = result_type(x, y)
+    if not isinstance(condition, Tensor) or condition.dtype != dtypes.bool_:
+        raise RuntimeError("where expected condition to be a boolean tensor")
+    return bind(P["where"], condition, _operand(x, dtype), _operand(y, dtype))
+
+
+def _where_method(self, condition, other):
+    return where(condition, self, other)
+
+
+def eq(a, b):
+    return _binary("eq", a, b)
+
+
+def ne(a, b):
+    return _binary("ne", a, b)
+
+
+def lt(a, b):
+    return _binary("lt", a, b)
+
+
+def le(a, b):
+    return _binary("le", a, b)
+
+
+def gt(a, b):
+    return _binary("gt", a, b)
+
+
+def ge(a, b):
+    return _binary("ge", a, b)
+
+
+def equal(a, b) -> bool:
+    return a.shape == b.shape and bool((a == b).all())
+
+
+def logical_not(x):
+    return bind(P["logical_not"], cast(x, dtypes.bool_))
+
+
+def logical_and(a, b):
+    return bind(P["logical_and"], cast(a, dtypes.bool_), cast(b, dtypes.bool_))
+
+
+def logical_or(a, b):
+    return bind(P["logical_or"], cast(a, dtypes.bool_), cast(b, dtypes.bool_))
+
+
+def logical_xor(a, b):
+    return ne(cast(a, dtypes.bool_), cast(b, dtypes.bool_))
+
+
+def _bitwise(name, a, b):
+    if a.dtype != dtypes.bool_:
+        raise TypeError(f"graphc supports the {name} operator on bool tensors only "
+                        f"(got {a.dtype.name})")
+    return {"and": logical_and, "or": logical_or, "xor": logical_xor}[name](a, b)
+
+
+def isnan(x):
+    return x != x
+
+
+def isinf(x):
+    return abs(x) == math.inf if x.dtype.is_floating_point else zeros_like(x, dtypes.bool_)
+
+
+def isfinite(x):
+    return logical_not(isnan(x).logical_or(isinf(x)))
+
+
+def zeros_like(x, dtype=None):
+    dtype = dtypes.to_dtype(dtype) if dtype is not None else x.dtype
+    return Tensor._wrap(np.zeros(x.shape, dtype.np), dtype)
+
+
+# ---- reductions ------------------------------------------------------------------------------
+def _axes(x, dim) -> tuple:
+    if dim is None:
+        return tuple(range(x.dim()))
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    if x.dim() == 0:
+        for d in dims:
+            normalize_dim(d, 0)
+        return ()
+    return tuple(sorted({normalize_dim(d, x.dim()) for d in dims}))
+
+
+def _reduce(x, name, axes, keepdim):
+    return bind(P[name], x, axes=tuple(axes), keepdim=bool(keepdim))
+
+
+def sum(x, dim=None, keepdim=False, dtype=None):
+    if dtype is not None:
+        x = cast(x, dtype)
+    return _reduce(x, "sum", _axes(x, dim), keepdim)
+
+
+def prod(x, dim=None, keepdim=False, dtype=None):
+    if dtype is not None:
+        x = cast(x, dtype)
+    return _reduce(x, "prod", _axes(x, dim), keepdim)
+
+
+def _count(x, axes) -> int:
+    return math.prod(x.shape[a] for a in axes)
+
+
+def mean(x, dim=None, keepdim=False, dtype=None):
+    if dtype is not None:
+        x = cast(x, dtype)
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be "
+                           f"either a floating point or complex dtype. Got: {x.dtype.name}")
+    axes = _axes(x, dim)
+    return _reduce(x, "sum", axes, keepdim) / _count(x, axes)
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    """Variance; unbiased (correction=1) by default, as PyTorch."""
+    if isinstance(dim, bool) and unbiased is None:       # var(x, False)
+        dim, unbiased = None, dim
+    if correction is None:
+        correction = 0 if unbiased is False else 1
+    axes = _axes(x, dim)
+    centered = x - mean(x, axes if axes else None, keepdim=True) if axes else x - x
+    n = _count(x, axes)
+    return _reduce(centered * centered, "sum", axes, keepdim) / builtins.max(n - correction, 0)
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    return sqrt(var(x, dim, unbiased, keepdim, correction))
+
+
+MinMax = namedtuple("MinMax", ["values", "indices"])
+
+
+def _extremum(x, name, dim, keepdim, other):
+    if isinstance(dim, Tensor):
+        return (maximum if name == "max" else minimum)(x, dim)
+    if other is not None:
+        return (maximum if name == "max" else minimum)(x, other)
+    if dim is None:
+        if x.numel() == 0:
+            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
+                               f"input.numel() == 0. Specify the reduction dim with the "
+                               f"'dim' argument.")
+        return _reduce(x, "amax" if name == "max" else "amin", _axes(x, None), False)
+    # max(dim): the gradient goes to the selected index only, as in PyTorch.
+    indices = (argmax if name == "max" else argmin)(x, dim, keepdim=True)
+    flat = x.reshape(1) if x.dim() == 0 else x
+    values = gather(flat, normalize_dim(dim, flat.dim()), indices.reshape(
+        indices.shape if x.dim() else (1,)))
+    if not keepdim:
+        values, indices = squeeze(values, dim), squeeze(indices, dim)
+    elif x.dim() == 0:
+        values = values.reshape(())
+    return MinMax(values, indices)
+
+
+def max(x, dim=None, keepdim=False, other=None):
+    return _extremum(x, "max", dim, keepdim, other)
+
+
+def min(x, dim=None, keepdim=False, other=None):
+    return _extremum(x, "min", dim, keepdim, other)
+
+
+def amax(x, dim=None, keepdim=False):
+    return _reduce(x, "amax", _axes(x, dim), keepdim)
+
+
+def amin(x, dim=None, keepdim=False):
+    return _reduce(x, "amin", _axes(x, dim), keepdim)
+
+
+def _arg(x, name, dim, keepdim):
+    if dim is None:
+        out = bind(P[name], x.reshape(-1), axis=0, keepdim=False)
+        return out.reshape([1] * x.dim()) if keepdim else out
+    if x.dim() == 0:
+        normalize_dim(dim, 0)
+        return bind(P[name], x.reshape(1), axis=0, keepdim=False)
+    return bind(P[name], x, axis=normalize_dim(dim, x.dim()), keepdim=bool(keepdim))
+
+
+def argmax(x, dim=None, keepdim=False):
+    return _arg(x, "argmax", dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    return _arg(x, "argmin", dim, keepdim)
+
+
+def all(x, dim=None, keepdim=False):
+    return _reduce(cast(logical_not(cast(x, dtypes.bool_)), dtypes.int64), "sum",
+                   _axes(x, dim), keepdim) == 0
+
+
+def any(x, dim=None, keepdim=False):
+    return _reduce(cast(cast(x, dtypes.bool_), dtypes.int64), "sum",
+                   _axes(x, dim), keepdim) > 0
+
+
+def count_nonzero(x, dim=None):
+    return sum(cast(x != 0, dtypes.int64), dim)
+
+
+def logsumexp(x, dim, keepdim=False):
+    axes = _axes(x, dim)
+    m = _reduce(x, "amax", axes, True).detach()
+    m = where(isinf(m), 0.0, m)
+    out = log(_reduce(exp(x - m), "sum", axes, True)) + m
+    return out if keepdim else out.reshape(tuple(d for i, d in enumerate(x.shape)
+                                                 if i not in axes))
+
+
+def cumsum(x, dim):
+    """Cumulative sum as a contraction with a triangular ones matrix (no new primitive)."""
+    dim = normalize_dim(dim, x.dim())
+    n = x.shape[dim] if x.dim() else 1
+    tri = Tensor._wrap(np.triu(np.ones((n, n), x.dtype.np)), x.dtype)
+    moved = movedim(x.reshape(x.shape or (1,)), dim, -1)
+    return movedim(matmul(moved, tri), -1, dim).reshape(x.shape)
+
+
+def norm(x, p=2, dim=None, keepdim=False):
+    if p == 2 or p == "fro":
+        return sqrt(sum(x * x, dim, keepdim))
+    if p == 1:
+        return sum(abs(x), dim, keepdim)
+    if p in (math.inf, "inf"):
+        return amax(abs(x), dim, keepdim)
+    return sum(abs(x) ** p, dim, keepdim) ** (1.0 / p)
+
+
+# ---- contractions ------------------------------------------------------------------------
+def matmul(a, b):
+    """numpy/PyTorch matmul: 1-D operands are promoted to matrices and squeezed back."""
+    if a.dim() == 0 or b.dim() == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
+                           f"{a.dim()}D and {b.dim()}D")
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
+                           f"{a.dtype.name} != {b.dtype.name}")
+    a2 = a.reshape(1, a.shape[0]) if a.dim() == 1 else a
+    b2 = b.reshape(b.shape[0], 1) if b.dim() == 1 else b
+    if a2.shape[-1] != b2.shape[-2] and (a.dim() == 1 or b.dim() == 1):
+        raise RuntimeError(f"matmul: size mismatch, got input ({a.shape[-1]}), "
+                           f"other ({b.shape[0] if b.dim() == 1 else b.shape[-2]})"
+                           f" (operands: {a.dtype.name}{list(a.shape)}, "
+                           f"{b.dtype.name}{list(b.shape)})")
+    out = bind(P["matmul"], a2, b2)
+    if a.dim() == 1:
+        out = squeeze(out, -2)
+    if b.dim() == 1:
+        out = squeeze(out, -1)
+    return out
+
+
+def mm(a, b):
+    if a.dim() != 2 or b.dim() != 2:
+        raise RuntimeError(f"mm: expected 2-D tensors, got {a.dim()}-D and {b.dim()}-D")
+    return bind(P["matmul"], a, b)
+
+
+def bmm(a, b):
+    if a.dim() != 3 or b.dim() != 3:
+        raise RuntimeError(f"bmm: expected 3-D tensors, got {a.dim()}-D and {b.dim()}-D")
+    if a.shape[0] != b.shape[0]:
+        raise RuntimeError(f"bmm: batch sizes differ ({a.shape[0]} and {b.shape[0]})")
+    return bind(P["matmul"], a, b)
+
+
+def dot(a, b):
+    if a.dim() != 1 or b.dim() != 1:
+        raise RuntimeError(f"1D tensors expected, but got {a.dim()}D and {b.dim()}D tensors")
+    return matmul(a, b)
+
+
+def mv(a, b):
+    return matmul(a, b)
+
+
+def outer(a, b):
+    return a.reshape(-1, 1) * b.reshape(1, -1)
+
+
+def _conv2d(x, w, stride, dilation):
+    return bind(P["conv2d"], x, w, stride=tuple(stride), dilation=tuple(dilation))
+
+
+# ---- views and shape functions ------------------------------------------------------------
+def _infer_shape(shape, numel) -> tuple:
+    shape = list(_size_args(tuple(shape)) if -1 not in shape else shape)
+    if shape.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    if -1 in shape:
+        known = math.prod(d for d in shape if d != -1)
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{shape}' is invalid for input of size {numel}")
+        shape[shape.index(-1)] = numel // known
+    return tuple(int(d) for d in shape)
+
+
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def reshape(x, *shape):
+    shape = _infer_shape(_shape_arg(shape), x.numel())
+    if shape == x.shape:
+        return x
+    return bind(P["reshape"], x, shape=shape)
+
+
+def view(x, *shape):
+    """Like reshape, but only where the strides allow a view (as in PyTorch)."""
+    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
+        return x.to(shape[0])                            # view(dtype) of the same size
+    shape = _infer_shape(_shape_arg(shape), x.numel())
+    probe = x._data.view()
+    try:
+        probe.shape = shape
+    except (AttributeError, ValueError):
+        raise RuntimeError("view size is not compatible with input tensor's size and "
+                           "stride (at least one dimension spans across two contiguous "
+                           "subspaces). Use .reshape(...) instead.") from None
+    return reshape(x, shape)
+
+
+def view_as(x, other):
+    return view(x, other.shape)
+
+
+def reshape_as(x, other):
+    return reshape(x, other.shape)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.dim() == 0:
+        return x.reshape(1)
+    s, e = normalize_dim(start_dim, x.dim()), normalize_dim(end_dim, x.dim())
+    return reshape(x, x.shape[:s] + (-1,) + x.shape[e + 1:]) if s <= e else x
+
+
+def unflatten(x, dim, sizes):
+    dim = normalize_dim(dim, x.dim())
+    return reshape(x, x.shape[:dim] + tuple(sizes) + x.shape[dim + 1:])
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        return reshape(x, tuple(d for d in x.shape if d != 1))
+    dims = {normalize_dim(d, x.dim()) for d in (dim if isinstance(dim, (tuple, list))
+                                                  else (dim,))}
+    return reshape(x, tuple(d for i, d in enumerate(x.shape) if not (i in dims and d == 1)))
+
+
+def unsqueeze(x, dim):
+    dim = normalize_dim(dim, x.dim() + 1)
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+def permute(x, *dims):
+    dims = tuple(normalize_dim(d, x.dim()) for d in _shape_arg(dims))
+    if dims == tuple(range(x.dim())):
+        return x
+    return bind(P["permute"], x, perm=dims)
+
+
+def transpose(x, dim0, dim1):
+    if x.dim() < 2 and x.dim() == 0:
+        return x
+    perm = list(range(x.dim()))
+    a, b = normalize_dim(dim0, x.dim()), normalize_dim(dim1, x.dim())
+    perm[a], perm[b] = perm[b], perm[a]
+    return permute(x, perm)
+
+
+swapaxes = transpose
+
+
+def t(x):
+    if x.dim() > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                           f"{x.dim()}D")
+    return transpose(x, 0, 1) if x.dim() == 2 else x
+
+
+def _T(x):
+    return permute(x, tuple(reversed(range(x.dim()))))
+
+
+def _mT(x):
+    return transpose(x, -2, -1)
+
+
+def movedim(x, source, destination):
+    src, dst = normalize_dim(source, x.dim()), normalize_dim(destination, x.dim())
+    order = [d for d in range(x.dim()) if d != src]
+    order.insert(dst, src)
+    return permute(x, order)
+
+
+def expand(x, *sizes):
+    sizes = _shape_arg(sizes)
+    lead = len(sizes) - x.dim()
+    if lead < 0:
+        raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be "
+                           f"greater or equal to the number of dimensions in the tensor "
+                           f"({x.dim()})")
+    shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+    if shape == x.shape:
+        return x
+    return bind(P["expand"], x, shape=shape)
+
+
+def expand_as(x, other):
+    return expand(x, other.shape)
+
+
+def broadcast_to(x, shape):
+    return expand(x, shape)
+
+
+def repeat(x, *sizes):
+    sizes = _shape_arg(sizes)
+    x = x.reshape((1,) * (len(sizes) - x.dim()) + x.shape)
+    # Interleave a broadcast axis before each axis, then merge.
+    expanded = x.reshape(tuple(v for d in x.shape for v in (1, d)))
+    expanded = expand(expanded, tuple(v for r, d in zip(sizes, x.shape) for v in (r, d)))
+    return expanded.reshape(tuple(r * d for r, d in zip(sizes, x.shape)))
+
+
+def contiguous(x):
+    return x if x.is_contiguous() else clone(x)
+
+
+def clone(x):
+    """A copy in fresh storage; under autograd ``x * 1`` keeps the history."""
+    from graphc import autograd
+    if x._requires_grad and autograd._grad_enabled:
+        return mul(x, 1)
+    return Tensor._wrap(np.array(x._data), x.dtype)
+
+
+def _slice(x, starts, stops, steps):
+    return bind(P["slice"], x, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
+
+
+def _pad(x, widths, value):
+    return bind(P["pad"], x, widths=tuple(tuple(w) for w in widths), value=value)
+
+
+def narrow(x, dim, start, length):
+    dim = normalize_dim(dim, x.dim())
+    if start < 0:
+        start += x.shape[dim]
+    if not (0 <= start and start + length <= x.shape[dim]):
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
+                           f"({x.shape[dim]}).")
+    starts = [0] * x.dim()
+    stops = list(x.shape)
+    starts[dim], stops[dim] = start, start + length
+    return _slice(x, starts, stops, [1] * x.dim())
+
+
+def select(x, dim, index):
+    dim = normalize_dim(dim, x.dim())
+    size = x.shape[dim]
+    if not -size <= index < size:
+        raise IndexError(f"index {index} is out of bounds for dimension {dim} with size "
+                         f"{size}")
+    return squeeze(narrow(x, dim, index % size, 1), dim)
+
+
+def cat(tensors, dim=0):
+    tensors = [t for t in tensors if not (t.dim() == 1 and t.shape[0] == 0)] or list(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    dtype = result_type(*tensors)
+    tensors = [cast(t, dtype) for t in tensors]
+    if len(tensors) == 1:
+        return tensors[0]
+    return bind(P["concat"], *tensors, axis=normalize_dim(dim, tensors[0].dim()))
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    first = tensors[0].shape
+    for t_ in tensors:
+        if t_.shape != first:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got "
+                               f"{list(first)} at entry 0 and {list(t_.shape)} at another")
+    dim = normalize_dim(dim, len(first) + 1)
+    return cat([unsqueeze(t_, dim) for t_ in tensors], dim)
+
+
+def hstack(tensors):
+    tensors = list(tensors)
+    return cat(tensors, 0 if tensors[0].dim() == 1 else 1)
+
+
+def vstack(tensors):
+    return cat([t_.reshape(1, -1) if t_.dim() < 2 else t_ for t_ in tensors], 0)
+
+
+def split(x, split_size_or_sections, dim=0):
+    dim = normalize_dim(dim, x.dim())
+    size = x.shape[dim]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        step = int(split_size_or_sections)
+        sizes = [builtins.min(step, size - s) for s in range(0, size, step)] or [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != size:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to "
+                               f"{size} (input tensor's size at dimension {dim}), but got "
+                               f"split_sizes={sizes}")
+    out, start = [], 0
+    for n in sizes:
+        out.append(narrow(x, dim, start, n))
+        start += n
+    return tuple(out)
+
+
+def chunk(x, chunks, dim=0):
+    size = x.shape[normalize_dim(dim, x.dim())]
+    return split(x, builtins.max(-(-size // chunks), 1), dim)
+
+
+def unbind(x, dim=0):
+    return tuple(select(x, dim, i) for i in range(x.shape[normalize_dim(dim, x.dim())]))
+
+
+def flip(x, dims):
+    dims = {normalize_dim(d, x.dim()) for d in (dims if isinstance(dims, (list, tuple))
+                                                  else (dims,))}
+    return _slice(x, [d - 1 if i in dims and d else 0 for i, d in enumerate(x.shape)],
+                  [-1 if i in dims else d for i, d in enumerate(x.shape)],
+                  [-1 if i in dims else 1 for i in range(x.dim())])
+
+
+def _index_tensor(index, name) -> Tensor:
+    if not isinstance(index, Tensor):
+        index = Tensor._wrap(np.asarray(index, dtype=np.int64), dtypes.int64)
+    if index.dtype.category != 1:
+        raise RuntimeError(f"{name}(): Expected dtype int64 for index, got "
+                           f"{index.dtype.name}")
+    return cast(index, dtypes.int64)
+
+
+def index_select(x, dim, index):
+    index = _index_tensor(index, "index_select")
+    if index.dim() > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    return bind(P["take"], x, index.reshape(-1), axis=normalize_dim(dim, x.dim()))
+
+
+def gather(x, dim, index):
+    return bind(P["gather"], x, _index_tensor(index, "gather"),
+                axis=normalize_dim(dim, x.dim()))
+
+
+def scatter_add(x, dim, index, src):
+    return bind(P["scatter_add"], x, _index_tensor(index, "scatter_add"), src,
+                axis=normalize_dim(dim, x.dim()))
+
+
+def index_add(x, dim, index, source, alpha=1):
+    return bind(P["index_add"], x, _index_tensor(index, "index_add"),
+                source if alpha == 1 else source * alpha, axis=normalize_dim(dim, x.dim()))
+
+
+def masked_fill(x, mask, value):
+    if not isinstance(mask, Tensor) or mask.dtype != dtypes.bool_:
+        raise RuntimeError("masked_fill only supports boolean masks")
+    value = value.item() if isinstance(value, Tensor) else value
+    return where(mask, _operand(value, x.dtype), x)
+
+
+def _triangle_mask(x, diagonal, upper):
+    rows, cols = x.shape[-2], x.shape[-1]
+    keep = (np.triu if upper else np.tril)(np.ones((rows, cols), bool), diagonal)
+    return Tensor._wrap(keep, dtypes.bool_)
+
+
+def tril(x, diagonal=0):
+    return where(_triangle_mask(x, diagonal, False), x, _operand(0, x.dtype))
+
+
+def triu(x, diagonal=0):
+    return where(_triangle_mask(x, diagonal, True), x, _operand(0, x.dtype))
+
+
+def diag(x, diagonal=0):
+    if x.dim() == 1:
+        n = x.shape[0] + builtins.abs(diagonal)
+        eye_ = Tensor._wrap(np.eye(n, k=diagonal, dtype=bool), dtypes.bool_)
+        src = x.reshape(-1, 1) if diagonal >= 0 else x.reshape(1, -1)
+        padded = _pad(src, [(builtins.max(-diagonal, 0), builtins.max(diagonal, 0), 0),
+                            (0, n - 1, 0)] if diagonal >= 0 else
+                      [(0, n - 1, 0), (-diagonal, 0, 0)], 0)
+        return where(eye_, expand(padded.sum(1, keepdim=True) if diagonal >= 0 else
+                                  padded.sum(0, keepdim=True), (n, n)), _operand(0, x.dtype))
+    idx = np.arange(builtins.min(x.shape[0], x.shape[1] - diagonal) if diagonal >= 0
+                    else builtins.min(x.shape[0] + diagonal, x.shape[1]))
+    rows = idx + builtins.max(-diagonal, 0)
+    cols = idx + builtins.max(diagonal, 0)
+    return x.reshape(-1)[Tensor._wrap(rows * x.shape[1] + cols, dtypes.int64)]
+
+
+def one_hot(tensor, num_classes=-1):
+    if tensor.dtype != dtypes.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type int64")
+    if num_classes == -1:
+        num_classes = int(tensor.max().item()) + 1 if tensor.numel() else 0
+    classes = Tensor._wrap(np.arange(num_classes, dtype=np.int64), dtypes.int64)
+    return cast(unsqueeze(tensor, -1) == classes, dtypes.int64)
+
+
+# ---- indexing --------------------------------------------------------------------------------
+def _is_advanced(k) -> bool:
+    return isinstance(k, (Tensor, list, np.ndarray)) and not isinstance(k, bool)
+
+
+def _expand_key(x, key) -> list:
+    """Normalise an index into a list with exactly one entry per input dimension (plus
+    None entries), Ellipsis expanded and bool masks turned into integer tensors."""
+    key = list(key) if isinstance(key, tuple) else [key]
+    expanded = []
+    for k in key:
+        if isinstance(k, Tensor) and k.dtype == dtypes.bool_ or \
+                isinstance(k, np.ndarray) and k.dtype == bool or \
+                isinstance(k, list) and len(k) and builtins.all(isinstance(v, bool) for v in k):
+            mask = k._data if isinstance(k, Tensor) else np.asarray(k, bool)
+            # A boolean mask over m dims becomes m integer index tensors (data-dependent).
+            expanded.extend(Tensor._wrap(ix.astype(np.int64), dtypes.int64)
+                            for ix in np.nonzero(mask))
+            if mask.ndim == 0:
+                raise IndexError("indexing with a 0-dim boolean mask is not supported")
+        elif k is True or k is False:
+            raise IndexError("indexing with a Python bool is not supported")
+        else:
+            expanded.append(k)
+    used = builtins.sum(1 for k in expanded if k is not None and k is not Ellipsis)
+    if used > x.dim():
+        raise IndexError(f"too many indices for tensor of dimension {x.dim()}")
+    at = next((i for i, k in enumerate(expanded) if k is Ellipsis), None)
+    if at is not None:
+        expanded[at:at + 1] = [slice(None)] * (x.dim() - used)
+    else:
+        expanded += [slice(None)] * (x.dim() - used)
+    return expanded
+
+
+def getitem(x, key):
+    """x[key]: basic indexing is one strided slice plus a reshape (a view); integer
+    tensors and bool masks use ``take`` on the flattened indexed dims, with numpy's
+    placement rule for the result dims."""
+    key = _expand_key(x, key)
+    has_advanced = builtins.any(_is_advanced(k) for k in key)
+    starts, stops, steps, out_shape, advanced = [], [], [], [], []
+    dim = 0
+    for k in key:
+        if k is None:
+            if has_advanced:
+                raise IndexError("graphc does not support None together with tensor "
+                                 "indices; unsqueeze the result instead")
+            out_shape.append(1)
+            continue
+        size = x.shape[dim]
+        if isinstance(k, slice):
+            if k.step is not None and k.step <= 0:
+                raise ValueError("step must be greater than zero")
+            a, b, s = k.indices(size)
+            b = builtins.max(a, b)
+            starts.append(a), stops.append(b), steps.append(s)
+            out_shape.append(len(range(a, b, s)))
+        elif has_advanced:       # ints count as 0-dim index tensors here, as in numpy
+            starts.append(0), stops.append(size), steps.append(1)
+            advanced.append((dim, _index_tensor(k, "index")))
+        else:
+            i = int(k)
+            if not -size <= i < size:
+                raise IndexError(f"index {i} is out of bounds for dimension {dim} with size "
+                                 f"{size}")
+            i %= size
+            starts.append(i), stops.append(i + 1), steps.append(1)
+        dim += 1
+    out = x
+    if (starts, stops, steps) != ([0] * x.dim(), list(x.shape), [1] * x.dim()):
+        out = _slice(x, starts, stops, steps)
+    if not has_advanced:
+        return reshape(out, tuple(out_shape))
+    return _advanced_index(out, advanced)
+
+
+def _advanced_index(x, advanced):
+    """Index dims ``advanced`` (pairs of dim and index tensor) of x: bring them together,
+    flatten them into one dim, and take one broadcast flat index."""
+    positions = [d for d, _ in advanced]
+    shape = np.broadcast_shapes(*[tuple(ix.shape) for _, ix in advanced])
+    # numpy's rule: adjacent advanced indices stay in place; separated ones go first.
+    adjacent = positions == list(range(positions[0], positions[0] + len(positions)))
+    first = positions[0] if adjacent else 0
+    order = [d for d in range(x.dim()) if d not in positions]
+    order[first:first] = positions
+    x = permute(x, order)
+    flat = None
+    for d, ix in advanced:
+        size = x.shape[order.index(d)]
+        bad = ix._data[(ix._data < -size) | (ix._data >= size)] if is_concrete(ix) else ()
+        if len(bad):
+            raise IndexError(f"index {bad.flat[0]} is out of bounds for dimension {d} with "
+                             f"size {size}")
+        ix = where(ix < 0, ix + size, ix)
+        flat = ix if flat is None else flat * size + ix
+    x = reshape(x, x.shape[:first] + (-1,) + x.shape[first + len(positions):])
+    return bind(P["take"], x, expand(flat, shape), axis=first)
+
+
+def _numpy_key(key):
+    if isinstance(key, tuple):
+        return tuple(_numpy_key(k) for k in key)
+    if isinstance(key, Tensor):
+        return key._data
+    return key
+
+
+def setitem(x, key, value):
+    """x[key] = value, written into x's storage (and so into every view of it)."""
+    from graphc import autograd
+    value_t = value if isinstance(value, Tensor) else None
+    if autograd.is_grad_enabled() and (x._requires_grad or (value_t is not None
+                                                           and value_t._requires_grad)):
+        if x._requires_grad and x.grad_fn is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                               "in-place operation.")
+        raise RuntimeError(f"index assignment into a tensor that takes part in autograd "
+                           f"({x.dtype.name}{list(x.shape)}) is not supported by graphc; "
+                           f"build the result out of place (where, masked_fill, cat)")
+    src = value._data if value_t is not None else value
+    if value_t is not None and not _can_cast(value_t.dtype, x.dtype):
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, "
+                           f"got {x.dtype.name} for the destination and "
+                           f"{value_t.dtype.name} for the source.")
+    try:
+        x._data[_numpy_key(key)] = src
+    except ValueError as e:
+        if not x._data.flags.writeable:
+            raise RuntimeError("unsupported operation: more than one element of the "
+                               "written-to tensor refers to a single memory location. "
+                               "Please clone() the tensor before performing the "
+                               "operation.") from None
+        raise RuntimeError(f"index assignment: {e}") from None
+    except IndexError as e:
+        raise IndexError(f"index assignment into {x.dtype.name}{list(x.shape)}: {e}") from None
+    x._version[0] += 1
+
+
+def _can_cast(src: dtypes.DType, dst: dtypes.DType) -> bool:
+    return src.category <= dst.category
+
+
+# ---- in-place ---------------------------------------------------------------------------------
+def apply_inplace(x, name, compute):
+    """Write ``compute(x)`` into x's storage, with PyTorch's checks and autograd rebase.
+
+    Without autograd this writes into numpy storage directly.  With autograd the op is
+    recorded on a snapshot of x (so the recorded node keeps the old value) and x takes
+    over the new node as its history.
+    """
+    from graphc import autograd
+    recording = autograd._grad_enabled
+    if recording and x._requires_grad and x.grad_fn is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                           "in-place operation.")
+    source = x
+    if recording:
+        source = Tensor._wrap(x._data.copy(), x.dtype)
+        source._requires_grad, source.grad_fn = x._requires_grad, x.grad_fn
+    result = compute(source)
+    if result.dtype != x.dtype:
+        if not _can_cast(result.dtype, x.dtype):
+            raise RuntimeError(f"result type {result.dtype.name} can't be cast to the "
+                               f"desired output type {x.dtype.name} (in {name})")
+        result = cast(result, x.dtype)
+    if result.shape != x.shape:
+        raise RuntimeError(f"{name}: output with shape {list(x.shape)} doesn't match the "
+                           f"broadcast shape {list(result.shape)}")
+    if recording and result._requires_grad and x._base is not None:
+        raise RuntimeError(f"{name}: in-place operation on a view of a tensor that takes "
+                           f"part in autograd is not supported by graphc "
+                           f"({x.dtype.name}{list(x.shape)}); use the out-of-place form")
+    if not x._data.flags.writeable:
+        raise RuntimeError("unsupported operation: more than one element of the written-to "
+                           "tensor refers to a single memory location. Please clone() the "
+                           "tensor before performing the operation.")
+    np.copyto(x._data, result._data)
+    x._version[0] += 1
+    if result._requires_grad:
+        x._requires_grad, x.grad_fn = True, result.grad_fn
+    return x
+
+
+def _inplace(name, fn):
+    def method(self, *args, **kwargs):
+        return apply_inplace(self, name, lambda s: fn(s, *args, **kwargs))
+    method.__name__ = name
+    return method
+
+
+def zero_(x):
+    return fill_(x, 0)
+
+
+def fill_(x, value):
+    value = value.item() if isinstance(value, Tensor) else value
+    return apply_inplace(x, "fill_", lambda s: expand(_operand(value, s.dtype), s.shape))
+
+
+def copy_(x, src):
+    return apply_inplace(x, "copy_", lambda s: expand(cast(src, s.dtype), s.shape)
+                         if src.shape != s.shape else cast(src, s.dtype))
+
+
+# ---- attaching methods ------------------------------------------------------------------------
+_METHODS = [
+    add, sub, mul, div, true_divide, divide, floor_divide, remainder, pow, neg, negative,
+    maximum, minimum, exp, log, log2, log10, log1p, expm1, sqrt, rsqrt, sin, cos, tan,
+    tanh, sigmoid, erf, floor, ceil, round, trunc, abs, absolute, sign, relu, clamp, clip,
+    eq, ne, lt, le, gt, ge, equal, logical_not, logical_and, logical_or, logical_xor,
+    isnan, isinf, isfinite, sum, prod, mean, var, std, max, min, amax, amin, argmax,
+    argmin, all, any, count_nonzero, logsumexp, cumsum, norm, matmul, mm, bmm, dot, mv,
+    outer, reshape, view, view_as, reshape_as, flatten, unflatten, squeeze, unsqueeze,
+    permute, transpose, swapaxes, t, movedim, expand, expand_as, broadcast_to, repeat,
+    contiguous, clone, narrow, select, split, chunk, unbind, flip, index_select, gather,
+    scatter_add, index_add, masked_fill, tril, triu, diag,
+]
+for _fn in _METHODS:
+    setattr(Tensor, _fn.__name__, _fn)
+Tensor.where = _where_method
+Tensor.T = property(_T)
+Tensor.mT = property(_mT)
+Tensor._slice = _slice
+Tensor._pad = _pad
+Tensor._conv2d = _conv2d
+Tensor._reduce = _reduce
+Tensor.__getitem__ = getitem
+Tensor.__setitem__ = setitem
+for _name, _fn in [("add_", add), ("sub_", sub), ("mul_", mul), ("div_", div),
+                   ("pow_", pow), ("neg_", neg), ("clamp_", clamp), ("clip_", clamp),
+                   ("exp_", exp), ("sqrt_", sqrt), ("abs_", abs), ("relu_", relu),
+                   ("sigmoid_", sigmoid), ("tanh_", tanh), ("masked_fill_", masked_fill),
+                   ("floor_", floor), ("t_", t), ("squeeze_", squeeze),
+                   ("unsqueeze_", unsqueeze)]:
+    setattr(Tensor, _name, _inplace(_name, _fn))
+Tensor.zero_ = zero_
+Tensor.fill_ = fill_
+Tensor.copy_ = copy_
+
+_OPERATORS = {
+    "__add__": add, "__radd__": lambda a, b: add(b, a), "__sub__": sub,
+    "__rsub__": lambda a, b: sub(b, a), "__mul__": mul, "__rmul__": lambda a, b: mul(b, a),
+    "__truediv__": div, "__rtruediv__": lambda a, b: div(b, a),
+    "__floordiv__": floor_divide, "__rfloordiv__": lambda a, b: floor_divide(b, a),
+    "__mod__": remainder, "__rmod__": lambda a, b: remainder(b, a),
+    "__pow__": pow, "__rpow__": _rpow, "__matmul__": matmul,
+    "__rmatmul__": lambda a, b: matmul(b, a), "__neg__": neg, "__pos__": lambda a: a,
+    "__abs__": abs, "__eq__": eq, "__ne__": ne, "__lt__": lt, "__le__": le, "__gt__": gt,
+    "__ge__": ge, "__invert__": logical_not,
+    "__and__": lambda a, b: _bitwise("and", a, b), "__or__": lambda a, b: _bitwise("or", a, b),
+    "__xor__": lambda a, b: _bitwise("xor", a, b),
+    "__iadd__": _inplace("__iadd__", add), "__isub__": _inplace("__isub__", sub),
+    "__imul__": _inplace("__imul__", mul), "__itruediv__": _inplace("__itruediv__", div),
+}
+
+
+def _operator(fn):
+    """Binary dunders return NotImplemented for foreign operands, so Python can try the
+    other side (and ``tensor == "a"`` is False rather than an error)."""
+    def method(self, *other):
+        if other and not isinstance(other[0], (Tensor,) + _Number):
+            return NotImplemented
+        return fn(self, *other)
+    method.__name__ = fn.__name__
+    return method
+
+
+for _name, _fn in _OPERATORS.items():
+    setattr(Tensor, _name, _operator(_fn))

@@ -1,0 +1,98 @@
+"""Contraction primitives: batched ``matmul`` and ``conv2d``.
+
+``conv2d`` takes no padding (the front end pads with the ``pad`` primitive) but has
+stride and dilation, which makes the primitive closed under differentiation: both of its
+VJPs are again ``conv2d`` of padded, dilated or permuted tensors.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from graphc.dtypes import TensorType
+from graphc.ops import Primitive, broadcast_shapes, op_error, register, unbroadcast
+
+
+def _matmul_infer(a: TensorType, b: TensorType) -> TensorType:
+    if len(a.shape) < 2 or len(b.shape) < 2 or a.dtype != b.dtype \
+            or not a.dtype.is_floating_point:
+        raise op_error("matmul", "expects floating point operands of one dtype with at least "
+                                 "2 dimensions", a, b)
+    if a.shape[-1] != b.shape[-2]:
+        raise op_error("matmul", f"mat1 and mat2 shapes cannot be multiplied "
+                                 f"({'x'.join(map(str, a.shape))} and "
+                                 f"{'x'.join(map(str, b.shape))})", a, b)
+    batch = broadcast_shapes("matmul", TensorType(a.shape[:-2], a.dtype),
+                             TensorType(b.shape[:-2], b.dtype))
+    return TensorType(batch + (a.shape[-2], b.shape[-1]), a.dtype)
+
+
+register(Primitive(
+    "matmul", "contraction", _matmul_infer, np.matmul,
+    vjp=(lambda g, out, a, b: unbroadcast(g.matmul(b.transpose(-1, -2)), a.shape),
+         lambda g, out, a, b: unbroadcast(a.transpose(-1, -2).matmul(g), b.shape)),
+    saves=(0, 1)))
+
+
+def conv_out_size(size, kernel, stride, dilation) -> int:
+    return (size - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _conv2d_infer(x: TensorType, w: TensorType, stride, dilation) -> TensorType:
+    if len(x.shape) != 4 or len(w.shape) != 4 or x.dtype != w.dtype \
+            or not x.dtype.is_floating_point:
+        raise op_error("conv2d", "expects a 4-D input (N, C, H, W) and a 4-D weight "
+                                 "(O, C, KH, KW) of one floating dtype", x, w)
+    if x.shape[1] != w.shape[1]:
+        raise op_error("conv2d", f"input has {x.shape[1]} channels but the weight expects "
+                                 f"{w.shape[1]}", x, w)
+    out_hw = [conv_out_size(x.shape[2 + i], w.shape[2 + i], stride[i], dilation[i])
+              for i in range(2)]
+    if min(out_hw) < 1 or min(stride) < 1 or min(dilation) < 1:
+        raise op_error("conv2d", "kernel size can't be greater than the (padded) input size",
+                       x, w)
+    return TensorType((x.shape[0], w.shape[0], *out_hw), x.dtype)
+
+
+def _conv2d_impl(x, w, stride, dilation):
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    oh, ow = (conv_out_size(s, k, st, d) for s, k, st, d in
+              zip((h, wd), (kh, kw), stride, dilation))
+    sn, sc, sh, sw = x.strides
+    windows = np.lib.stride_tricks.as_strided(
+        x, (n, c, kh, kw, oh, ow),
+        (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1]),
+        writeable=False)
+    out = np.tensordot(w, windows, axes=((1, 2, 3), (1, 2, 3)))   # (O, N, OH, OW)
+    return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
+
+
+def _conv2d_input_grad(g, out, x, w, stride, dilation):
+    # Full correlation of the stride-dilated gradient with the flipped kernel.
+    kh, kw = w.shape[2:]
+    reach = [dilation[0] * (kh - 1), dilation[1] * (kw - 1)]
+    g = g._pad([(0, 0, 0), (0, 0, 0), (reach[0], reach[0], stride[0] - 1),
+                (reach[1], reach[1], stride[1] - 1)], 0)
+    flipped = w._slice([0, 0, kh - 1, kw - 1], [w.shape[0], w.shape[1], -1, -1],
+                       [1, 1, -1, -1]).transpose(0, 1)
+    dx = g._conv2d(flipped, (1, 1), dilation)
+    # Rows/columns the forward never read (past the last window) get zero gradient.
+    missing = [x.shape[2] - dx.shape[2], x.shape[3] - dx.shape[3]]
+    if max(missing) > 0:
+        dx = dx._pad([(0, 0, 0), (0, 0, 0), (0, missing[0], 0), (0, missing[1], 0)], 0)
+    return dx
+
+
+def _conv2d_weight_grad(g, out, x, w, stride, dilation):
+    # Correlate the input with the gradient: stride and dilation swap roles.
+    dw = x.transpose(0, 1)._conv2d(g.transpose(0, 1), dilation, stride)   # (C, O, >=KH, >=KW)
+    kh, kw = w.shape[2:]
+    if dw.shape[2:] != (kh, kw):
+        dw = dw._slice([0, 0, 0, 0], [dw.shape[0], dw.shape[1], kh, kw], [1, 1, 1, 1])
+    return dw.transpose(0, 1)
+
+
+register(Primitive(
+    "conv2d", "contraction", _conv2d_infer, _conv2d_impl,
+    vjp=(_conv2d_input_grad, _conv2d_weight_grad), saves=(0, 1),
+    attrs=("stride", "dilation")))

@@ -1,0 +1,160 @@
+"""Elementwise primitives: unary and binary math, comparisons, ``where`` and ``cast``.
+
+Binary ops broadcast their operands (numpy rules); all operands of one op share a dtype,
+because the front end promotes and casts before binding.  Each op lowers to one scalar
+expression, named after the primitive.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from graphc import dtypes
+from graphc.dtypes import TensorType
+from graphc.ops import Primitive, broadcast_shapes, op_error, register, unbroadcast
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def _check_dtype(op, allowed, *types):
+    for t in types:
+        if t.dtype.category not in allowed:
+            names = {0: "bool", 1: "integer", 2: "floating point"}
+            raise op_error(op, f"expected {' or '.join(names[c] for c in allowed)} "
+                               f"operands", *types)
+    if any(t.dtype != types[0].dtype for t in types[1:]):
+        raise op_error(op, "operands must share one dtype", *types)
+
+
+def unary(name, impl, vjp=None, saves=(), allowed=(2,), out_dtype=None):
+    def infer(x: TensorType) -> TensorType:
+        _check_dtype(name, allowed, x)
+        return TensorType(x.shape, out_dtype or x.dtype)
+    return register(Primitive(name, "elementwise", infer, impl,
+                              vjp=None if vjp is None else (vjp,), saves=saves))
+
+
+def binary(name, impl, vjps=None, saves=(), allowed=(1, 2), out_dtype=None):
+    def infer(x: TensorType, y: TensorType) -> TensorType:
+        _check_dtype(name, allowed, x, y)
+        return TensorType(broadcast_shapes(name, x, y), out_dtype or x.dtype)
+    return register(Primitive(name, "elementwise", infer, impl, vjp=vjps, saves=saves))
+
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _rsqrt(x):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (1 / np.sqrt(x)).astype(x.dtype, copy=False)
+
+
+def _quiet(f):
+    """numpy ufunc that yields inf/nan silently, as PyTorch does (log(0) = -inf)."""
+    def run(*args):
+        with np.errstate(all="ignore"):
+            return f(*args)
+    return run
+
+
+# ---- unary math (floating point) -------------------------------------------------------
+unary("neg", np.negative, lambda g, out, x: -g, allowed=(1, 2))
+unary("exp", _quiet(np.exp), lambda g, out, x: g * out, saves=("out",))
+unary("log", _quiet(np.log), lambda g, out, x: g / x, saves=(0,))
+unary("sqrt", _quiet(np.sqrt), lambda g, out, x: g / (2 * out), saves=("out",))
+unary("rsqrt", _rsqrt, lambda g, out, x: g * (-0.5) * out * out * out,
+              saves=("out",))
+unary("sin", np.sin, lambda g, out, x: g * x.cos(), saves=(0,))
+unary("cos", np.cos, lambda g, out, x: -g * x.sin(), saves=(0,))
+unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves=("out",))
+unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out), saves=("out",))
+unary("erf", lambda x: _erf(x).astype(x.dtype),
+            lambda g, out, x: g * (2 / math.sqrt(math.pi)) * (-(x * x)).exp(), saves=(0,))
+unary("floor", np.floor, lambda g, out, x: g * 0)
+unary("abs", np.abs, lambda g, out, x: g * x.sign(), saves=(0,), allowed=(1, 2))
+unary("sign", np.sign, lambda g, out, x: g * 0, allowed=(1, 2))
+unary("logical_not", np.logical_not, allowed=(0,))
+
+# ---- binary arithmetic -------------------------------------------------------------------
+binary("add", np.add, (lambda g, out, x, y: unbroadcast(g, x.shape),
+                             lambda g, out, x, y: unbroadcast(g, y.shape)))
+binary("sub", np.subtract, (lambda g, out, x, y: unbroadcast(g, x.shape),
+                                  lambda g, out, x, y: unbroadcast(-g, y.shape)))
+binary("mul", np.multiply, (lambda g, out, x, y: unbroadcast(g * y, x.shape),
+                                  lambda g, out, x, y: unbroadcast(g * x, y.shape)),
+             saves=(0, 1))
+binary("div", _quiet(np.divide),
+             (lambda g, out, x, y: unbroadcast(g / y, x.shape),
+              lambda g, out, x, y: unbroadcast(-g * out / y, y.shape)),
+             saves=(1, "out"), allowed=(2,))
+
+
+def _pow_grad_base(g, out, x, y):
+    return unbroadcast(g * y * x ** (y - 1), x.shape)
+
+
+def _pow_grad_exponent(g, out, x, y):
+    # d/dy x**y = x**y * log(x); PyTorch defines it as 0 where x == 0 and y >= 0.
+    safe = (x == 0).logical_and(y >= 0)
+    return unbroadcast((g * out * x.log()).where(safe.logical_not(), 0), y.shape)
+
+
+binary("pow", _quiet(np.power), (_pow_grad_base, _pow_grad_exponent),
+             saves=(0, 1, "out"), allowed=(2,))
+
+
+def _max_grad(g, mine, other, winning):
+    """Gradient of maximum/minimum: the winner takes it; ties split it (as PyTorch)."""
+    share = g.where(winning, 0) + (g * 0.5).where(mine == other, 0)
+    return share
+
+
+binary("maximum", np.maximum,
+                 (lambda g, out, x, y: unbroadcast(_max_grad(g, x, y, x > y), x.shape),
+                  lambda g, out, x, y: unbroadcast(_max_grad(g, y, x, y > x), y.shape)),
+                 saves=(0, 1))
+binary("minimum", np.minimum,
+                 (lambda g, out, x, y: unbroadcast(_max_grad(g, x, y, x < y), x.shape),
+                  lambda g, out, x, y: unbroadcast(_max_grad(g, y, x, y < x), y.shape)),
+                 saves=(0, 1))
+
+# ---- comparisons and logic (no gradient) -------------------------------------------------
+binary("eq", np.equal, allowed=(0, 1, 2), out_dtype=dtypes.bool_)
+binary("ne", np.not_equal, allowed=(0, 1, 2), out_dtype=dtypes.bool_)
+binary("lt", np.less, allowed=(0, 1, 2), out_dtype=dtypes.bool_)
+binary("le", np.less_equal, allowed=(0, 1, 2), out_dtype=dtypes.bool_)
+binary("gt", np.greater, allowed=(0, 1, 2), out_dtype=dtypes.bool_)
+binary("ge", np.greater_equal, allowed=(0, 1, 2), out_dtype=dtypes.bool_)
+binary("logical_and", np.logical_and, allowed=(0,))
+binary("logical_or", np.logical_or, allowed=(0,))
+
+
+# ---- where and cast ----------------------------------------------------------------------
+def _where_infer(c: TensorType, x: TensorType, y: TensorType) -> TensorType:
+    if c.dtype != dtypes.bool_:
+        raise op_error("where", "condition must be a bool tensor", c, x, y)
+    if x.dtype != y.dtype:
+        raise op_error("where", "the two branches must share one dtype", c, x, y)
+    return TensorType(broadcast_shapes("where", c, x, y), x.dtype)
+
+
+register(Primitive(
+    "where", "elementwise", _where_infer, np.where,
+    vjp=(None,
+         lambda g, out, c, x, y: unbroadcast(g.where(c, 0), x.shape),
+         lambda g, out, c, x, y: unbroadcast(g.where(c.logical_not(), 0), y.shape)),
+    saves=(0,)))
+
+
+def _cast_grad(g, out, x):
+    return g.to(x.dtype) if x.dtype.is_floating_point else None
+
+
+register(Primitive(
+    "cast", "elementwise",
+    lambda x, dtype: TensorType(x.shape, dtype),
+    lambda x, dtype: x.astype(dtype.np),
+    vjp=(_cast_grad,), attrs=("dtype",)))

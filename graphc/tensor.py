@@ -1,0 +1,369 @@
+"""The eager ``Tensor``: a numpy array, a dtype, and autograd state.
+
+Storage sharing comes from numpy: view primitives return numpy views, so a write
+through a view is seen by its base.  Views share their base's version counter (a
+one-element list), which autograd reads to catch in-place writes to saved values.
+
+Math methods (``x.add``, ``x.sum``, indexing, ...) are defined once as functions in
+``graphc.functional`` and attached to this class there.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from graphc import autograd, dtypes
+from graphc.dtypes import DType
+
+
+class Tensor:
+    __slots__ = ("_data", "dtype", "_requires_grad", "grad", "grad_fn", "_version", "_base",
+                 "__weakref__", "__dict__")
+
+    def __init__(self, *args):
+        # Legacy constructor: graphc.Tensor([[1, 0]]) is a float tensor of that data and
+        # graphc.Tensor(2, 3) an uninitialised float tensor of that size.
+        if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+            data = _to_numpy(args[0], dtypes.default_float)
+        else:
+            data = np.zeros(_size_args(args), dtypes.default_float.np)
+        self._init(data, dtypes.default_float)
+
+    def _init(self, data: np.ndarray, dtype: DType):
+        self._data = data
+        self.dtype = dtype
+        self._requires_grad = False
+        self.grad = None
+        self.grad_fn = None
+        self._version = [0]
+        self._base = None
+
+    @classmethod
+    def _wrap(cls, data: np.ndarray, dtype: DType) -> "Tensor":
+        t = object.__new__(Tensor)
+        t._init(data, dtype)
+        return t
+
+    # ---- metadata ----------------------------------------------------------------------
+    @property
+    def shape(self):
+        return Size(self._data.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[normalize_dim(dim, self._data.ndim)]
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    ndim = property(dim)
+
+    def numel(self) -> int:
+        return self._data.size
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def device(self):
+        from graphc.cuda import device
+        return device("cpu")
+
+    is_cuda = False
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    def is_contiguous(self) -> bool:
+        return self._data.flags.c_contiguous
+
+    def stride(self, dim=None):
+        strides = tuple(s // self.dtype.itemsize for s in self._data.strides)
+        return strides if dim is None else strides[normalize_dim(dim, self._data.ndim)]
+
+    # ---- autograd state ----------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, requires_grad=True):
+        if self.grad_fn is not None:
+            if not requires_grad:
+                raise RuntimeError("you can only change requires_grad flags of leaf "
+                                   "variables. If you want to use a computed variable in a "
+                                   "subgraph that doesn't require differentiation use "
+                                   "var_no_grad = var.detach().")
+            return self
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self._requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def _version_count(self) -> int:
+        return self._version[0]
+
+    def retain_grad(self):
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        autograd.retain(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self.grad_fn is not None and self.grad_fn.retained is not None
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        autograd.backward(self, gradient, retain_graph, create_graph, inputs)
+
+    def detach(self) -> "Tensor":
+        """Same storage and version counter, no history."""
+        t = Tensor._wrap(self._data, self.dtype)
+        t._version = self._version
+        t._base = self._base
+        return t
+
+    def detach_(self) -> "Tensor":
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    @property
+    def data(self) -> "Tensor":
+        """Same storage, no history, and its own version counter: writes through
+        ``.data`` are invisible to autograd's in-place check (as in PyTorch)."""
+        return Tensor._wrap(self._data, self.dtype)
+
+    @data.setter
+    def data(self, value: "Tensor"):
+        self._data = value._data
+        self.dtype = value.dtype
+
+    # ---- conversion ----------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        if self._requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        return self._data if dtype is None else self._data.astype(dtype)
+
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be "
+                               f"converted to Scalar")
+        return self._data.reshape(()).item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is "
+                               f"ambiguous")
+        return bool(self.item())
+
+    def __index__(self):
+        if self.dtype.category == 2 or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted "
+                            "to an index")
+        return int(self.item())
+
+    def __len__(self):
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def __hash__(self):
+        return id(self)
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("graphc tensors are not pickled; use graphc.save")
+
+    def to(self, *args, **kwargs) -> "Tensor":
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)``."""
+        from graphc.cuda import device as Device, check_device
+        dtype = kwargs.get("dtype")
+        for a in list(args) + [kwargs.get("device")]:
+            if a is None:
+                continue
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, (str, Device)):
+                check_device(a)
+            else:
+                dtype = dtypes.to_dtype(a)
+        if dtype is None or dtype == self.dtype:
+            return self
+        from graphc import functional
+        return functional.cast(self, dtype)
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return _LEGACY_NAMES[self.dtype]
+        if isinstance(dtype, str):
+            dtype = _LEGACY_BY_NAME[dtype]
+        return self.to(dtypes.to_dtype(dtype))
+
+    def float(self):
+        return self.to(dtypes.float32)
+
+    def double(self):
+        return self.to(dtypes.float64)
+
+    def long(self):
+        return self.to(dtypes.int64)
+
+    def int(self):
+        return self.to(dtypes.int32)
+
+    def bool(self):
+        return self.to(dtypes.bool_)
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        from graphc.cuda import check_device
+        check_device("cuda")
+        return self
+
+    def new_tensor(self, data, dtype=None, requires_grad=False):
+        from graphc.creation import tensor
+        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None):
+        return Tensor._wrap(np.zeros(_size_args(size), (dtype or self.dtype).np),
+                            dtype or self.dtype)
+
+    def new_ones(self, *size, dtype=None):
+        return Tensor._wrap(np.ones(_size_args(size), (dtype or self.dtype).np),
+                            dtype or self.dtype)
+
+    def new_full(self, size, fill_value, dtype=None):
+        return Tensor._wrap(np.full(_size_args((size,)), fill_value, (dtype or self.dtype).np),
+                            dtype or self.dtype)
+
+    def new_empty(self, *size, dtype=None):
+        return self.new_zeros(*size, dtype=dtype)
+
+    def __repr__(self):
+        from graphc.printing import tensor_repr
+        return tensor_repr(self)
+
+    def __format__(self, spec):
+        if self._data.ndim == 0:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
+
+class Size(tuple):
+    """``tensor.shape``: a tuple that prints as ``graphc.Size([2, 3])``."""
+
+    def __repr__(self):
+        return f"graphc.Size({list(self)})"
+
+    def numel(self) -> int:
+        return int(np.prod(self, dtype=np.int64))
+
+
+def normalize_dim(dim, ndim: int) -> int:
+    """PyTorch's dim wrapping, with its error text; a 0-dim tensor accepts 0 and -1."""
+    bound = max(ndim, 1)
+    if not -bound <= dim < bound:
+        raise IndexError(f"Dimension out of range (expected to be in range of "
+                         f"[{-bound}, {bound - 1}], but got {dim})")
+    return dim % bound
+
+
+def _size_args(args) -> tuple:
+    """(2, 3), ((2, 3),), ([2, 3],) and (Size,) all mean the shape (2, 3)."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = args[0]
+    shape = tuple(int(a) for a in args)
+    if any(d < 0 for d in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
+    return shape
+
+
+def _to_numpy(data, dtype: DType | None) -> np.ndarray:
+    """Python data (nested lists of numbers or 0-dim tensors, arrays) -> a numpy array."""
+    if isinstance(data, Tensor):
+        arr = data._data
+    elif isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
+        arr = np.array([_to_numpy(x, None) for x in data])
+    else:
+        arr = np.asarray(data)
+        if arr.dtype == object:
+            raise TypeError(f"can't convert {type(data).__name__} of mixed or ragged "
+                            f"content to a tensor")
+    if dtype is None:
+        dtype = _default_dtype_of(arr, data)
+    return np.array(arr, dtype=dtype.np)
+
+
+def _default_dtype_of(arr: np.ndarray, data) -> DType:
+    """PyTorch's dtype inference: Python floats -> float32, numpy keeps its dtype."""
+    if isinstance(data, np.ndarray) or isinstance(data, np.generic):
+        return dtypes.from_numpy(arr.dtype)
+    if isinstance(data, Tensor):
+        return data.dtype
+    if arr.dtype.kind == "f":
+        return dtypes.default_float
+    if arr.dtype.kind in "iu":
+        return dtypes.int64
+    if arr.dtype.kind == "b":
+        return dtypes.bool_
+    return dtypes.from_numpy(arr.dtype)
+
+
+class _LegacyTensorType(type):
+    """``graphc.FloatTensor`` and friends: callable constructors that also work with
+    ``isinstance`` and ``tensor.type(...)``."""
+
+    def __call__(cls, *args):
+        if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+            data = _to_numpy(args[0], cls._graphc_dtype)
+        else:
+            data = np.zeros(_size_args(args), cls._graphc_dtype.np)
+        return Tensor._wrap(data, cls._graphc_dtype)
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor) and obj.dtype == cls._graphc_dtype
+
+
+def _legacy(name, dtype):
+    return _LegacyTensorType(name, (), {"_graphc_dtype": dtype})
+
+
+FloatTensor = _legacy("FloatTensor", dtypes.float32)
+DoubleTensor = _legacy("DoubleTensor", dtypes.float64)
+LongTensor = _legacy("LongTensor", dtypes.int64)
+IntTensor = _legacy("IntTensor", dtypes.int32)
+BoolTensor = _legacy("BoolTensor", dtypes.bool_)
+_LEGACY_NAMES = {t._graphc_dtype: f"graphc.{t.__name__}"
+                 for t in (FloatTensor, DoubleTensor, LongTensor, IntTensor, BoolTensor)}
+_LEGACY_BY_NAME = {name: t for t in (FloatTensor, DoubleTensor, LongTensor, IntTensor,
+                                     BoolTensor)
+                   for name in (f"graphc.{t.__name__}", f"torch.{t.__name__}")}
