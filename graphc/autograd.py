@@ -57,9 +57,14 @@ class set_grad_enabled(_GradMode):
 
 
 class Node:
-    """``grad_fn`` of a tensor: one primitive call, its inputs and what its VJP needs."""
+    """``grad_fn`` of a tensor: one primitive call, its inputs and what its VJP needs.
+
+    The engine sees any node through ``inputs``, ``n_outputs``, ``apply(grads)`` (one
+    gradient or None per output in, one per input out), ``freed`` and ``retained``.
+    """
     __slots__ = ("prim", "inputs", "attrs", "out_data", "out_dtype", "versions", "freed",
                  "retained", "__weakref__")
+    n_outputs = 1
 
     def __init__(self, prim, inputs, attrs, out_data, out_dtype):
         self.prim = prim
@@ -70,7 +75,10 @@ class Node:
         # Saved values are checked against later in-place writes (PyTorch's version check).
         self.versions = tuple((i, inputs[i]._version[0]) for i in prim.saves if i != "out")
         self.freed = False
-        self.retained = None          # weakref to the output tensor after retain_grad()
+        self.retained = None          # {output_nr: weakref to the tensor} after retain_grad()
+
+    def apply(self, grads):
+        return _run_node(self, grads[0])
 
     def name(self) -> str:
         return "".join(p.capitalize() for p in self.prim.name.split("_")) + "Backward0"
@@ -131,6 +139,7 @@ def _version_error(node, index, saved, now):
 
 
 def _run_node(node, g):
+    """Apply a primitive node's VJP rules to the gradient ``g`` of its output."""
     from graphc.tensor import Tensor
     if node.freed and node.prim.saves:
         raise RuntimeError(
@@ -168,6 +177,15 @@ def _accumulate(store, key, g):
     store[key] = g if prev is None else prev + g
 
 
+def _accumulate_output(node_grads, t, g):
+    """Add g to the gradient of output ``t._output_nr`` of ``t.grad_fn``."""
+    grads = node_grads.get(t.grad_fn)
+    if grads is None:
+        grads = node_grads[t.grad_fn] = [None] * t.grad_fn.n_outputs
+    prev = grads[t._output_nr]
+    grads[t._output_nr] = g if prev is None else prev + g
+
+
 def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
                  capture=None):
     """Backpropagate ``grad_tensors`` from ``tensors``.
@@ -187,29 +205,30 @@ def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
         if t.grad_fn is None:
             _accumulate(leaf_grads, t, g)
         else:
-            _accumulate(node_grads, t.grad_fn, g)
+            _accumulate_output(node_grads, t, g)
             roots.append(t.grad_fn)
-    captured_nodes = {t.grad_fn: t for t in capture or () if t.grad_fn is not None}
+    captured = {(t.grad_fn, t._output_nr): t for t in capture or () if t.grad_fn is not None}
     results = {}
     prev_mode, _grad_enabled = _grad_enabled, bool(create_graph)
     try:
         for node in _topological_order(roots):
-            g = node_grads.pop(node, None)
-            if g is None:
+            grads = node_grads.pop(node, None)
+            if grads is None:
                 continue
-            if node in captured_nodes:
-                results[captured_nodes[node]] = g
-            if node.retained is not None and capture is None:
-                owner = node.retained()
-                if owner is not None:
+            for nr, g in enumerate(grads):
+                if (node, nr) in captured and g is not None:
+                    results[captured[(node, nr)]] = g
+                owner = node.retained.get(nr) if node.retained else None
+                owner = owner() if owner is not None else None
+                if owner is not None and capture is None and g is not None:
                     owner.grad = g.detach().clone() if owner.grad is None else owner.grad + g
-            for t, gi in zip(node.inputs, _run_node(node, g)):
+            for t, gi in zip(node.inputs, node.apply(grads)):
                 if gi is None:
                     continue
                 if t.grad_fn is None:
                     _accumulate(leaf_grads, t, gi)
                 else:
-                    _accumulate(node_grads, t.grad_fn, gi)
+                    _accumulate_output(node_grads, t, gi)
             if not retain_graph:
                 node.freed = True
     finally:
@@ -230,8 +249,7 @@ def _accumulate_into_leaf(leaf, g, create_graph):
     elif create_graph:
         leaf.grad = leaf.grad + g
     else:
-        leaf.grad._data += g._data
-        leaf.grad._version[0] += 1
+        leaf.grad.add_(g)         # in place, as PyTorch; works on traced tensors too
 
 
 def backward(tensor, gradient=None, retain_graph=None, create_graph=False, inputs=None):
@@ -291,7 +309,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 def retain(tensor):
     """``tensor.retain_grad()``: keep the gradient of a non-leaf in ``.grad``."""
     if tensor.grad_fn is not None:
-        tensor.grad_fn.retained = weakref.ref(tensor)
+        if tensor.grad_fn.retained is None:
+            tensor.grad_fn.retained = {}
+        tensor.grad_fn.retained[tensor._output_nr] = weakref.ref(tensor)
 
 
 def Variable(data, requires_grad=False, volatile=False):

@@ -219,6 +219,10 @@ def normal(mean=0.0, std=1.0, size=None, generator=None) -> Tensor:
 
 
 def next_seed(generator=None) -> Tensor:
-    """A fresh 0-dim int64 seed for the counter-based ``uniform`` primitive."""
+    """A fresh 0-dim int64 seed for the counter-based ``uniform`` primitive.  While
+    tracing it is a graph input, so a compiled program draws new numbers each call."""
+    from graphc import trace
+    if trace.active() is not None:
+        return trace.active().seed_input()
     return Tensor._wrap(np.array(_rng(generator).integers(0, 2 ** 62), np.int64),
                         dtypes.int64)

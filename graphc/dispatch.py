@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphc import autograd
+from graphc import autograd, trace
 from graphc.dtypes import TensorType
 
 # Movement primitives whose numpy implementation returns a view of the input.
@@ -20,11 +20,17 @@ def bind(prim, *args, **attrs):
     """Apply primitive ``prim`` to tensors ``args``; returns the output tensor."""
     from graphc.tensor import Tensor
     out_type = prim.infer(*[TensorType(a._data.shape, a.dtype) for a in args], **attrs)
-    data = prim.impl(*[a._data for a in args], **attrs)
-    if type(data) is not np.ndarray or data.dtype != out_type.dtype.np:
-        data = np.asarray(data, dtype=out_type.dtype.np)
+    tracer = trace._active[-1] if trace._active else None
+    data = tracer.record(prim, args, attrs, out_type) if tracer is not None else None
+    if data is None:
+        data = prim.impl(*[a._data for a in args], **attrs)
+        if type(data) is not np.ndarray or data.dtype != out_type.dtype.np:
+            data = np.asarray(data, dtype=out_type.dtype.np)
+        shares = prim.name in VIEW_PRIMITIVES and np.may_share_memory(data, args[0]._data)
+    else:
+        shares = prim.name in VIEW_PRIMITIVES      # a traced view aliases its base too
     out = Tensor._wrap(data, out_type.dtype)
-    if prim.name in VIEW_PRIMITIVES and np.may_share_memory(data, args[0]._data):
+    if shares:
         base = args[0]
         out._base = base._base if base._base is not None else base
         out._version = base._version

@@ -13,7 +13,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from graphc import dtypes
+from graphc import dtypes, trace
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY as P
 from graphc.tensor import Tensor, normalize_dim, _size_args
@@ -69,6 +69,8 @@ def _unary_float(name, x):
 
 # ---- arithmetic -----------------------------------------------------------------------------
 def add(a, b, alpha=1):
+    if result_type(a, b) == dtypes.bool_:      # PyTorch: bool + bool is logical or
+        return _binary("logical_or", a, b)
     return _binary("add", a, b if alpha == 1 else b * alpha)
 
 
@@ -81,6 +83,8 @@ def sub(a, b, alpha=1):
 
 
 def mul(a, b):
+    if result_type(a, b) == dtypes.bool_:      # PyTorch: bool * bool is logical and
+        return _binary("logical_and", a, b)
     return _binary("mul", a, b)
 
 
@@ -105,12 +109,13 @@ def remainder(a, b):
 
 
 def pow(a, b):
-    if not isinstance(b, Tensor) and isinstance(a, Tensor) and b == 2:
+    dtype = result_type(a, b)
+    if not isinstance(b, Tensor) and isinstance(a, Tensor) and b == 2 and dtype == a.dtype:
         return mul(a, a)   # the common square: exact, and its VJP needs no pow
-    return _binary("pow", a, b, floating=not (isinstance(b, _Number) and
-                                               isinstance(a, Tensor) and
-                                               float(b).is_integer() and b >= 0 and
-                                               a.dtype.category == 1))
+    if not dtype.is_floating_point and (
+            b < 0 if not isinstance(b, Tensor) else is_concrete(b) and (b._data < 0).any()):
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    return _binary("pow", a, b)
 
 
 def neg(x):
@@ -323,8 +328,8 @@ def zeros_like(x, dtype=None):
 
 # ---- reductions ------------------------------------------------------------------------------
 def _axes(x, dim) -> tuple:
-    if dim is None:
-        return tuple(range(x.dim()))
+    if dim is None or isinstance(dim, (tuple, list)) and len(dim) == 0:
+        return tuple(range(x.dim()))      # PyTorch: dim=() reduces over every dim
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
     if x.dim() == 0:
         for d in dims:
@@ -369,6 +374,9 @@ def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
         dim, unbiased = None, dim
     if correction is None:
         correction = 0 if unbiased is False else 1
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"std and var only support floating point and complex dtypes "
+                           f"(got {x.dtype.name})")
     axes = _axes(x, dim)
     centered = x - mean(x, axes if axes else None, keepdim=True) if axes else x - x
     n = _count(x, axes)
@@ -465,10 +473,16 @@ def logsumexp(x, dim, keepdim=False):
 def cumsum(x, dim):
     """Cumulative sum as a contraction with a triangular ones matrix (no new primitive)."""
     dim = normalize_dim(dim, x.dim())
+    if not x.dtype.is_floating_point:
+        x = cast(x, dtypes.int64)                # PyTorch sums integers and bools in int64
     n = x.shape[dim] if x.dim() else 1
     tri = Tensor._wrap(np.triu(np.ones((n, n), x.dtype.np)), x.dtype)
     moved = movedim(x.reshape(x.shape or (1,)), dim, -1)
-    return movedim(matmul(moved, tri), -1, dim).reshape(x.shape)
+    if x.dtype.is_floating_point:
+        summed = matmul(moved, tri)
+    else:                           # matmul is floating point only: multiply and sum
+        summed = sum(unsqueeze(moved, -1) * tri, -2)
+    return movedim(summed, -1, dim).reshape(x.shape)
 
 
 def norm(x, p=2, dim=None, keepdim=False):
@@ -568,6 +582,8 @@ def view(x, *shape):
     if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
         return x.to(shape[0])                            # view(dtype) of the same size
     shape = _infer_shape(_shape_arg(shape), x.numel())
+    if not is_concrete(x):
+        return reshape(x, shape)          # a traced value has no strides to respect
     probe = x._data.view()
     try:
         probe.shape = shape
@@ -689,6 +705,8 @@ def contiguous(x):
 def clone(x):
     """A copy in fresh storage; under autograd ``x * 1`` keeps the history."""
     from graphc import autograd
+    if not is_concrete(x):
+        return Tensor._wrap(x._data, x.dtype)   # SSA values are never written in place
     if x._requires_grad and autograd._grad_enabled:
         return mul(x, 1)
     return Tensor._wrap(np.array(x._data), x.dtype)
@@ -888,7 +906,8 @@ def _expand_key(x, key) -> list:
         if isinstance(k, Tensor) and k.dtype == dtypes.bool_ or \
                 isinstance(k, np.ndarray) and k.dtype == bool or \
                 isinstance(k, list) and len(k) and builtins.all(isinstance(v, bool) for v in k):
-            mask = k._data if isinstance(k, Tensor) else np.asarray(k, bool)
+            mask = k._concrete("indexing with a boolean mask") if isinstance(k, Tensor) \
+                else np.asarray(k, bool)
             # A boolean mask over m dims becomes m integer index tensors (data-dependent).
             expanded.extend(Tensor._wrap(ix.astype(np.int64), dtypes.int64)
                             for ix in np.nonzero(mask))
@@ -986,6 +1005,7 @@ def _numpy_key(key):
 def setitem(x, key, value):
     """x[key] = value, written into x's storage (and so into every view of it)."""
     from graphc import autograd
+    x._concrete("index assignment (x[i] = v)")
     value_t = value if isinstance(value, Tensor) else None
     if autograd.is_grad_enabled() and (x._requires_grad or (value_t is not None
                                                            and value_t._requires_grad)):
@@ -1031,10 +1051,18 @@ def apply_inplace(x, name, compute):
     if recording and x._requires_grad and x.grad_fn is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an "
                            "in-place operation.")
+    concrete = is_concrete(x)
+    if not concrete and x._base is not None:
+        from graphc.trace import GraphBreak
+        raise GraphBreak(f"graphc cannot trace {name} on a view (the write would not reach "
+                         f"the viewed tensor); use the out-of-place form")
     source = x
     if recording:
-        source = Tensor._wrap(x._data.copy(), x.dtype)
+        # The recorded op must keep x's old value: snapshot it (same birth serial, so a
+        # trace still sees a pre-existing tensor).
+        source = Tensor._wrap(x._data.copy() if concrete else x._data, x.dtype)
         source._requires_grad, source.grad_fn = x._requires_grad, x.grad_fn
+        source._serial = x._serial
     result = compute(source)
     if result.dtype != x.dtype:
         if not _can_cast(result.dtype, x.dtype):
@@ -1048,11 +1076,20 @@ def apply_inplace(x, name, compute):
         raise RuntimeError(f"{name}: in-place operation on a view of a tensor that takes "
                            f"part in autograd is not supported by graphc "
                            f"({x.dtype.name}{list(x.shape)}); use the out-of-place form")
-    if not x._data.flags.writeable:
-        raise RuntimeError("unsupported operation: more than one element of the written-to "
-                           "tensor refers to a single memory location. Please clone() the "
-                           "tensor before performing the operation.")
-    np.copyto(x._data, result._data)
+    tr = trace.active()
+    if tr is not None and (not is_concrete(result) or not is_concrete(x)
+                           or x._serial < tr.start_serial):
+        # Traced: x now names a new SSA value; a pre-existing x is lifted first, so the
+        # trace records the write-back.
+        if is_concrete(x) and x._serial < tr.start_serial:
+            tr.lift(x)
+        x._data = tr.value_of(result)
+    else:
+        if not x._data.flags.writeable:
+            raise RuntimeError("unsupported operation: more than one element of the "
+                               "written-to tensor refers to a single memory location. "
+                               "Please clone() the tensor before performing the operation.")
+        np.copyto(x._data, result._data)
     x._version[0] += 1
     if result._requires_grad:
         x._requires_grad, x.grad_fn = True, result.grad_fn

@@ -9,15 +9,21 @@ Math methods (``x.add``, ``x.sum``, indexing, ...) are defined once as functions
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from graphc import autograd, dtypes
 from graphc.dtypes import DType
 
+# Every tensor gets a serial number at birth; a trace lifts tensors born before it began
+# (parameters, optimizer state) and treats the ones born during it as constants.
+_serials = itertools.count()
+
 
 class Tensor:
     __slots__ = ("_data", "dtype", "_requires_grad", "grad", "grad_fn", "_version", "_base",
-                 "__weakref__", "__dict__")
+                 "_serial", "_output_nr", "__weakref__", "__dict__")
 
     def __init__(self, *args):
         # Legacy constructor: graphc.Tensor([[1, 0]]) is a float tensor of that data and
@@ -36,6 +42,19 @@ class Tensor:
         self.grad_fn = None
         self._version = [0]
         self._base = None
+        self._serial = next(_serials)
+        self._output_nr = 0           # which output of its grad_fn this tensor is
+
+    @staticmethod
+    def _next_serial() -> int:
+        return next(_serials)
+
+    def _concrete(self, what: str) -> np.ndarray:
+        """The array, or a GraphBreak when this is a tracer (values unknown)."""
+        if type(self._data) is not np.ndarray:
+            from graphc.trace import graph_break
+            raise graph_break(what)
+        return self._data
 
     @classmethod
     def _wrap(cls, data: np.ndarray, dtype: DType) -> "Tensor":
@@ -77,10 +96,12 @@ class Tensor:
         return self.dtype.is_floating_point
 
     def is_contiguous(self) -> bool:
-        return self._data.flags.c_contiguous
+        # A traced value has no layout yet: code generation decides it.
+        return type(self._data) is not np.ndarray or self._data.flags.c_contiguous
 
     def stride(self, dim=None):
-        strides = tuple(s // self.dtype.itemsize for s in self._data.strides)
+        strides = tuple(s // self.dtype.itemsize
+                        for s in self._concrete("Tensor.stride()").strides)
         return strides if dim is None else strides[normalize_dim(dim, self._data.ndim)]
 
     # ---- autograd state ----------------------------------------------------------------
@@ -153,19 +174,20 @@ class Tensor:
         if self._requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
-        return self._data
+        return self._concrete("Tensor.numpy()")
 
     def __array__(self, dtype=None, copy=None):
-        return self._data if dtype is None else self._data.astype(dtype)
+        data = self._concrete("conversion of a tensor to a numpy array")
+        return data if dtype is None else data.astype(dtype)
 
     def item(self):
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be "
                                f"converted to Scalar")
-        return self._data.reshape(()).item()
+        return self._concrete("Tensor.item()").reshape(()).item()
 
     def tolist(self):
-        return self._data.tolist()
+        return self._concrete("Tensor.tolist()").tolist()
 
     def __float__(self):
         return float(self.item())
@@ -200,6 +222,20 @@ class Tensor:
 
     def __reduce_ex__(self, protocol):
         raise TypeError("graphc tensors are not pickled; use graphc.save")
+
+    def __deepcopy__(self, memo):
+        """``copy.deepcopy`` of a leaf (``copy.deepcopy(model.state_dict())``): new
+        storage, same requires_grad, and a copied grad."""
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment.")
+        if id(self) not in memo:
+            new = type(self)._wrap(self._data.copy(), self.dtype)
+            new._requires_grad = self._requires_grad
+            if self.grad is not None:
+                new.grad = self.grad.__deepcopy__(memo)
+            memo[id(self)] = new
+        return memo[id(self)]
 
     def to(self, *args, **kwargs) -> "Tensor":
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)``."""

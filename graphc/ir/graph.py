@@ -46,7 +46,7 @@ class Constant:
     __slots__ = ("array", "_key")
 
     def __init__(self, array: np.ndarray):
-        self.array = np.ascontiguousarray(array)
+        self.array = np.array(array, order="C")
         self.array.flags.writeable = False
         self._key = (self.array.dtype.str, self.array.shape, self.array.tobytes())
 
@@ -57,7 +57,11 @@ class Constant:
         return hash(self._key)
 
     def __repr__(self):
-        return repr(self.array.reshape(-1).tolist())
+        """A scalar when every element is equal (a splat, e.g. zeros), else a flat list."""
+        flat = self.array.reshape(-1)
+        if flat.size and (flat == flat[0]).all() and not np.isnan(flat[0]):
+            return repr(flat[0].item())
+        return repr(flat.tolist())
 
 
 @dataclass(frozen=True, eq=False)

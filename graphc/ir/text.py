@@ -42,6 +42,8 @@ def _format_attr(value) -> str:
         return repr(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, list):
+        return "[" + ", ".join(_format_attr(v) for v in value) + "]"
     if isinstance(value, tuple):
         inner = ", ".join(_format_attr(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
@@ -125,7 +127,10 @@ def _parse_op(line: str, env: dict, where: str) -> Op:
     for kw in call.keywords:
         value = _literal(kw.value, where)
         if op_name == "constant" and kw.arg == "value":
-            value = Constant(np.array(value, dtype=out_type.dtype.np).reshape(out_type.shape))
+            array = np.array(value, dtype=out_type.dtype.np)
+            array = np.full(out_type.shape, array) if array.ndim == 0 else \
+                array.reshape(out_type.shape)
+            value = Constant(array)
         attrs.append((kw.arg, value))
     return Op(op_name, tuple(inputs), tuple(attrs), Value(out_name, out_type),
               source or None)

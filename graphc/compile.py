@@ -1,0 +1,376 @@
+"""``graphc.compile``: trace, differentiate, optimise and hand a graph to a backend.
+
+A compiled callable keeps a cache of programs keyed by guards (input shapes, dtypes,
+requires_grad, train/eval mode of the modules involved, grad mode, optimizer
+hyperparameters); a call that fails every guard traces and compiles again.  Module
+parameters, buffers, optimizer state and gradients are lifted to graph inputs, so
+updates are seen without recompiling; in-place updates made by the traced code are
+written back after each run.  Code that cannot be traced raises (``fullgraph=True``) or
+runs eagerly for that call with a one-time warning.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphc import autograd, backends, creation
+from graphc.dtypes import TensorType
+from graphc.ir import Graph
+from graphc.passes import run_pipeline
+from graphc.passes.autodiff import autodiff
+from graphc.tensor import Tensor
+from graphc.trace import (GraphBreak, Trace, flatten_tensors, module_names, tracing,
+                          unflatten_tensors)
+
+_EAGER = "eager"          # cache entry: this guard key runs eagerly (after a graph break)
+
+
+class RetraceLater(GraphBreak):
+    """The trace would capture state that does not exist yet (an optimizer's first
+    step creates its state): run this call eagerly and trace the next one."""
+
+
+@dataclass
+class Program:
+    """One compiled specialisation of the user's function."""
+    forward: object                 # backend program: list of arrays -> list of arrays
+    sources: list                   # per graph input: ("arg", i) | ("lifted", t) | ("seed",)
+    result_tree: object             # the traced return value (for its structure)
+    n_results: int                  # how many leading outputs are the user's tensors
+    writebacks: list                # (tensor, output index): copy the output into tensor
+    grad_effects: list              # (tensor, output index or None): set tensor.grad
+    backward: object = None         # backend program of the backward graph, if any
+    grad_outputs: list = field(default_factory=list)
+    wrt: list = field(default_factory=list)     # graph input indices that get gradients
+    n_saved: int = 0
+    graphs: dict = field(default_factory=dict)  # stage name -> Graph, for printing
+
+
+class CompiledNode:
+    """The autograd node of a compiled call's outputs: runs the backward program."""
+
+    def __init__(self, program: Program, inputs, saved, n_outputs):
+        self.program = program
+        self.inputs = inputs                       # tensors that receive gradients
+        self.saved = saved
+        self.n_outputs = n_outputs
+        self.versions = [t._version[0] for t in inputs]
+        self.freed = False
+        self.retained = None
+
+    def name(self):
+        return "CompiledFunctionBackward"
+
+    def apply(self, grads):
+        if self.freed:
+            raise RuntimeError("Trying to backward through the graph a second time; specify "
+                               "retain_graph=True if you need to.")
+        for t, v in zip(self.inputs, self.versions):
+            if t._version[0] != v:
+                raise RuntimeError("one of the variables needed for gradient computation has "
+                                   "been modified by an inplace operation (an input of a "
+                                   "compiled program changed between forward and backward)")
+        cotangents = []
+        for k, i in enumerate(self.program.grad_outputs):
+            g = grads[i] if i < len(grads) else None
+            shape = self.program.graphs["backward"].inputs[k].shape
+            dtype = self.program.graphs["backward"].inputs[k].type.dtype
+            cotangents.append(np.zeros(shape, dtype.np) if g is None else g._data)
+        results = self.program.backward(cotangents + self.saved)
+        return [Tensor._wrap(r, t.dtype) for r, t in zip(results, self.inputs)]
+
+
+def _state_roots(fn) -> list:
+    """Modules and optimizers a function can reach: itself, its bound ``self``, its
+    closure and the globals it names."""
+    from graphc.nn import Module
+    roots = [fn, getattr(fn, "__self__", None)]
+    code = getattr(fn, "__code__", None)
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            roots.append(cell.cell_contents)
+        except ValueError:
+            pass
+    if code is not None:
+        g = getattr(fn, "__globals__", {})
+        roots += [g[n] for n in code.co_names if n in g]
+    return [r for r in roots if isinstance(r, Module) or _is_optimizer(r)]
+
+
+def _is_optimizer(obj) -> bool:
+    return hasattr(obj, "param_groups") and hasattr(obj, "state") and hasattr(obj, "step")
+
+
+def _hyperparameters(optimizer) -> tuple:
+    return tuple(tuple((k, v) for k, v in sorted(group.items())
+                       if k != "params" and isinstance(v, (int, float, bool, str, tuple)))
+                 for group in optimizer.param_groups)
+
+
+def _state_tensors(roots) -> list:
+    """Parameters whose ``.grad`` the traced code may set or clear."""
+    from graphc.nn import Module
+    seen, out = set(), []
+    for r in roots:
+        params = r.parameters() if isinstance(r, Module) else \
+            [p for g in r.param_groups for p in g["params"]]
+        for p in params:
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+    return out
+
+
+class CompiledFunction:
+    """What ``graphc.compile`` returns: call it like the original function."""
+
+    def __init__(self, fn, backend="interpreter", fuse=True, dump=None, fullgraph=False):
+        self.fn = fn
+        self.backend = backend
+        self.compile_backend = backends.get(backend)
+        self.fuse = fuse
+        self.dump = dump if dump is not None else os.environ.get("GRAPHC_DUMP")
+        self.fullgraph = fullgraph
+        self.roots = _state_roots(fn)
+        self.cache: dict = {}
+        self.compile_count = 0
+        self._warned: set = set()
+        self.name = getattr(fn, "__name__", type(fn).__name__)
+
+    def guard_key(self, args) -> tuple:
+        from graphc.nn import Module
+        key = [autograd.is_grad_enabled()]
+        for a in args:
+            if isinstance(a, Tensor):
+                key.append((tuple(a.shape), a.dtype, a._requires_grad))
+            else:
+                key.append(("const", a))
+        for r in self.roots:
+            if isinstance(r, Module):
+                key.append(tuple(m.training for m in r.modules()))
+            else:
+                key.append(_hyperparameters(r))
+        return tuple(key)
+
+    def __call__(self, *args):
+        key = self.guard_key(args)
+        program = self.cache.get(key)
+        if program is None:
+            program = self._compile(args, key)
+        if program is _EAGER:
+            return self.fn(*args)
+        if not self._inputs_still_match(program):
+            del self.cache[key]
+            return self(*args)
+        return self._run(program, args)
+
+    # ---- compilation -------------------------------------------------------------------------
+    def _compile(self, args, key):
+        try:
+            program = self._trace_and_build(args)
+        except GraphBreak as e:
+            if self.fullgraph and not isinstance(e, RetraceLater):
+                raise
+            if (type(e), str(e)) not in self._warned:
+                self._warned.add((type(e), str(e)))
+                warnings.warn(f"graphc.compile({self.name}): running eagerly: {e}",
+                              stacklevel=3)
+            if isinstance(e, RetraceLater):
+                return _EAGER          # not cached: the next call traces again
+            program = _EAGER
+        self.cache[key] = program
+        return program
+
+    def _trace_and_build(self, args) -> Program:
+        names = module_names(*self.roots)
+        tr = Trace(self.name, names)
+        sources, tracers = [], []
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor):
+                tracers.append(tr.input_tensor(TensorType(tuple(a.shape), a.dtype),
+                                               f"input{i}", a._requires_grad))
+                sources.append(("arg", i))
+            else:
+                tracers.append(a)
+        params = _state_tensors(self.roots)
+        grads_before = [(p, p.grad) for p in params]
+        optim_state = [(o, {p: dict(s) for p, s in o.state.items()})
+                       for o in self.roots if _is_optimizer(o)]
+        ok = False
+        try:
+            with tracing(tr):
+                result = self.fn(*tracers)
+                outs = flatten_tensors(result)
+                result_values = [tr.value_of(t) for t in outs]
+                grads_after = [(p, p.grad) for p in params]
+                grad_values = {id(p): tr.value_of(g) for p, g in grads_after
+                               if g is not None and (g._serial >= tr.start_serial or
+                                                     type(g._data) is not np.ndarray)}
+            self._check_no_escapes(optim_state)
+            ok = True
+        finally:
+            mutated = tr.restore()
+            for p, g in grads_before:
+                p.grad = g
+            if not ok:
+                for o, state in optim_state:
+                    o.state.clear()
+                    o.state.update(state)
+        lifted_by_value = {v: t for t, _, v in tr.lifted.values()}
+        seeds = set(tr.seeds)
+        for v in tr.inputs[len(sources):]:
+            sources.append(("seed",) if v in seeds else ("lifted", lifted_by_value[v]))
+        outputs = list(result_values)
+        writebacks = []
+        for t, v in mutated:
+            writebacks.append((t, len(outputs)))
+            outputs.append(v)
+        grad_effects = []
+        for (p, g), (_, before) in zip(grads_after, grads_before):
+            if g is None and before is not None:
+                grad_effects.append((p, None))
+            elif id(p) in grad_values:
+                grad_effects.append((p, len(outputs)))
+                outputs.append(grad_values[id(p)])
+        graph = tr.graph(outputs)
+        graphs = {"traced": graph}
+        self._dump("traced", graph)
+        needs_backward = (autograd.is_grad_enabled() and not grad_effects
+                          and any(t._requires_grad for t in outs))
+        backward_graph = None
+        grad_outputs, wrt, n_saved = [], [], 0
+        if needs_backward:
+            wrt = [i for i, v in enumerate(graph.inputs) if self._input_requires_grad(
+                sources[i], args)]
+            bwd = autodiff(graph, wrt)
+            grad_outputs = [i for i in bwd.grad_outputs if i < len(result_values)]
+            if len(grad_outputs) == len(bwd.grad_outputs):
+                n_saved = len(bwd.saved)
+                graph = Graph(graph.inputs, graph.ops, graph.outputs + bwd.saved, graph.name)
+                backward_graph = bwd.graph
+                self._dump("backward", backward_graph)
+                graphs["backward"] = backward_graph
+            else:
+                wrt, grad_outputs = [], []
+        graph = run_pipeline(graph, dump=self._dump)
+        graphs["forward"] = graph
+        self.compile_count += 1
+        return Program(
+            forward=self.compile_backend(graph), sources=sources, result_tree=result,
+            n_results=len(result_values), writebacks=writebacks, grad_effects=grad_effects,
+            backward=None if backward_graph is None else self.compile_backend(
+                run_pipeline(backward_graph, dump=None)),
+            grad_outputs=grad_outputs, wrt=wrt, n_saved=n_saved, graphs=graphs)
+
+    @staticmethod
+    def _input_requires_grad(source, args) -> bool:
+        if source[0] == "arg":
+            return args[source[1]]._requires_grad
+        return source[0] == "lifted" and source[1]._requires_grad
+
+    @staticmethod
+    def _check_no_escapes(optim_state):
+        for o, before in optim_state:
+            for p, state in o.state.items():
+                for k, v in state.items():
+                    if isinstance(v, Tensor) and type(v._data) is not np.ndarray and (
+                            p not in before or before[p].get(k) is not v):
+                        raise RetraceLater("the optimizer creates its state on its first "
+                                           "step; tracing from the next call")
+
+    def _dump(self, stage, graph):
+        if os.environ.get("GRAPHC_PRINT_IR"):
+            print(f"# graphc: {self.name}: {stage}\n{graph}\n")
+        if self.dump:
+            os.makedirs(self.dump, exist_ok=True)
+            path = os.path.join(self.dump, f"{self.name}.{self.compile_count}.{stage}.txt")
+            with open(path, "w") as f:
+                f.write(str(graph) + "\n")
+
+    # ---- running -------------------------------------------------------------------------------
+    @staticmethod
+    def _inputs_still_match(program) -> bool:
+        """A lifted tensor replaced by one of another shape (p.data = ...) needs a
+        recompile; the guard key cannot see it."""
+        graph = program.graphs["forward"]
+        return all(kind[0] != "lifted" or tuple(kind[1]._data.shape) == v.shape
+                   for kind, v in zip(program.sources, graph.inputs))
+
+    def _run(self, program: Program, args):
+        arrays = []
+        for source in program.sources:
+            if source[0] == "arg":
+                arrays.append(args[source[1]]._data)
+            elif source[0] == "lifted":
+                arrays.append(source[1]._data)
+            else:
+                arrays.append(creation.next_seed()._data)
+        outs = program.forward(arrays)
+        for t, k in program.writebacks:
+            np.copyto(t._data, outs[k])
+            t._version[0] += 1
+        for p, k in program.grad_effects:
+            p.grad = None if k is None else Tensor._wrap(outs[k], p.dtype)
+        results = [Tensor._wrap(outs[k], program.graphs["traced"].outputs[k].type.dtype)
+                   for k in range(program.n_results)]
+        if program.backward is not None:
+            n = program.n_results
+            saved = outs[len(outs) - program.n_saved:] if program.n_saved else []
+            inputs = []
+            for i in program.wrt:
+                kind = program.sources[i]
+                inputs.append(args[kind[1]] if kind[0] == "arg" else kind[1])
+            node = CompiledNode(program, inputs, saved, n)
+            for k in program.grad_outputs:
+                r = results[k]
+                r._requires_grad, r.grad_fn, r._output_nr = True, node, k
+        return unflatten_tensors(program.result_tree, results)
+
+    # ---- inspection ----------------------------------------------------------------------------
+    def graphs(self) -> list:
+        """The graphs of every cached program: [{stage: Graph}, ...]."""
+        return [p.graphs for p in self.cache.values() if p is not _EAGER]
+
+
+class CompiledModule:
+    """A compiled ``nn.Module``: calls run the compiled program; everything else
+    (parameters, train/eval, state_dict, ...) is the original module's."""
+
+    def __init__(self, module, **options):
+        object.__setattr__(self, "_orig_mod", module)
+        object.__setattr__(self, "_compiled", CompiledFunction(module, **options))
+
+    def __call__(self, *args):
+        return self._compiled(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._orig_mod, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._orig_mod, name, value)
+
+    @property
+    def compile_count(self) -> int:
+        return self._compiled.compile_count
+
+    def __repr__(self):
+        return f"Compiled({self._orig_mod!r})"
+
+
+def compile(fn_or_module, backend="interpreter", fuse=True, dump=None, fullgraph=False):
+    """Compile a function or ``nn.Module``; returns a callable with the same signature.
+
+    Example::
+
+        model = graphc.compile(MyNet())
+        loss = loss_fn(model(x), y)
+        loss.backward()          # runs the compiled backward graph
+    """
+    from graphc.nn import Module
+    options = dict(backend=backend, fuse=fuse, dump=dump, fullgraph=fullgraph)
+    if isinstance(fn_or_module, Module):
+        return CompiledModule(fn_or_module, **options)
+    return CompiledFunction(fn_or_module, **options)
