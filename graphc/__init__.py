@@ -52,3 +52,9 @@ def numel(x) -> "int":
 
 def is_floating_point(x) -> "bool":
     return x.dtype.is_floating_point
+
+
+from graphc import nn  # noqa: E402  (nn needs the tensor API above)
+from graphc import ir  # noqa: E402
+from graphc.trace import trace, GraphBreak  # noqa: E402
+from graphc.compile import compile  # noqa: E402

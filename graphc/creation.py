@@ -187,6 +187,8 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -
 
 def randint(low, high=None, size=None, generator=None, dtype=None, device=None,
             requires_grad=False) -> Tensor:
+    if size is None and isinstance(high, (tuple, list)):    # randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if size is None:
@@ -221,8 +223,8 @@ def normal(mean=0.0, std=1.0, size=None, generator=None) -> Tensor:
 def next_seed(generator=None) -> Tensor:
     """A fresh 0-dim int64 seed for the counter-based ``uniform`` primitive.  While
     tracing it is a graph input, so a compiled program draws new numbers each call."""
-    from graphc import trace
-    if trace.active() is not None:
-        return trace.active().seed_input()
+    from graphc.trace import active
+    if active() is not None:
+        return active().seed_input()
     return Tensor._wrap(np.array(_rng(generator).integers(0, 2 ** 62), np.int64),
                         dtypes.int64)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphc import autograd, trace
+from graphc import autograd
+from graphc.trace import _active as _traces
 from graphc.dtypes import TensorType
+from graphc.tensor import Tensor
 
 # Movement primitives whose numpy implementation returns a view of the input.
 VIEW_PRIMITIVES = frozenset({"reshape", "permute", "expand", "slice"})
@@ -18,9 +20,8 @@ VIEW_PRIMITIVES = frozenset({"reshape", "permute", "expand", "slice"})
 
 def bind(prim, *args, **attrs):
     """Apply primitive ``prim`` to tensors ``args``; returns the output tensor."""
-    from graphc.tensor import Tensor
     out_type = prim.infer(*[TensorType(a._data.shape, a.dtype) for a in args], **attrs)
-    tracer = trace._active[-1] if trace._active else None
+    tracer = _traces[-1] if _traces else None
     data = tracer.record(prim, args, attrs, out_type) if tracer is not None else None
     if data is None:
         data = prim.impl(*[a._data for a in args], **attrs)
@@ -37,5 +38,5 @@ def bind(prim, *args, **attrs):
     if (autograd._grad_enabled and prim.vjp is not None and out_type.dtype.category == 2
             and any(a._requires_grad for a in args)):
         out._requires_grad = True
-        out.grad_fn = autograd.Node(prim, args, attrs, data, out_type.dtype)
+        out.grad_fn = autograd.Node(prim, args, attrs, data, out_type.dtype, out._version)
     return out

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)     # dtypes are singletons: identity is equality
 class DType:
     name: str          # PyTorch spelling without the prefix: "float32"
     short: str         # IR spelling: "f32"

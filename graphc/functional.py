@@ -13,7 +13,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from graphc import dtypes, trace
+from graphc import dtypes
+from graphc.trace import GraphBreak, active as active_trace
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY as P
 from graphc.tensor import Tensor, normalize_dim, _size_args
@@ -33,6 +34,16 @@ def scalar_tensor(value, dtype) -> Tensor:
 
 
 def result_type(*operands) -> dtypes.DType:
+    if len(operands) == 2:                     # the common case: two tensors, one dtype
+        a, b = operands
+        if isinstance(a, Tensor):
+            if isinstance(b, Tensor):
+                if a.dtype is b.dtype:
+                    return a.dtype
+            elif type(b) is float and a.dtype.category == 2:
+                return a.dtype                 # float tensor op Python float
+            elif type(b) is int and a.dtype.category >= 1:
+                return a.dtype                 # int/float tensor op Python int
     dims, zero, scalars = [], [], []
     for x in operands:
         if isinstance(x, Tensor):
@@ -55,8 +66,9 @@ def _operand(x, dtype) -> Tensor:
     raise TypeError(f"expected a Tensor or a number, got {type(x).__name__}")
 
 
-def _binary(name, a, b, floating=False):
-    dtype = result_type(a, b)
+def _binary(name, a, b, floating=False, dtype=None):
+    if dtype is None:
+        dtype = result_type(a, b)
     if floating and not dtype.is_floating_point:
         dtype = dtypes.default_float
     return bind(P[name], _operand(a, dtype), _operand(b, dtype))
@@ -69,9 +81,10 @@ def _unary_float(name, x):
 
 # ---- arithmetic -----------------------------------------------------------------------------
 def add(a, b, alpha=1):
-    if result_type(a, b) == dtypes.bool_:      # PyTorch: bool + bool is logical or
-        return _binary("logical_or", a, b)
-    return _binary("add", a, b if alpha == 1 else b * alpha)
+    dtype = result_type(a, b)
+    if dtype is dtypes.bool_:                  # PyTorch: bool + bool is logical or
+        return _binary("logical_or", a, b, dtype=dtype)
+    return _binary("add", a, b if alpha == 1 else b * alpha, dtype=dtype)
 
 
 def sub(a, b, alpha=1):
@@ -83,9 +96,10 @@ def sub(a, b, alpha=1):
 
 
 def mul(a, b):
-    if result_type(a, b) == dtypes.bool_:      # PyTorch: bool * bool is logical and
-        return _binary("logical_and", a, b)
-    return _binary("mul", a, b)
+    dtype = result_type(a, b)
+    if dtype is dtypes.bool_:                  # PyTorch: bool * bool is logical and
+        return _binary("logical_and", a, b, dtype=dtype)
+    return _binary("mul", a, b, dtype=dtype)
 
 
 def div(a, b, rounding_mode=None):
@@ -561,6 +575,8 @@ def _infer_shape(shape, numel) -> tuple:
         if known == 0 or numel % known:
             raise RuntimeError(f"shape '{shape}' is invalid for input of size {numel}")
         shape[shape.index(-1)] = numel // known
+    if math.prod(shape) != numel:
+        raise RuntimeError(f"shape '{shape}' is invalid for input of size {numel}")
     return tuple(int(d) for d in shape)
 
 
@@ -582,6 +598,8 @@ def view(x, *shape):
     if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
         return x.to(shape[0])                            # view(dtype) of the same size
     shape = _infer_shape(_shape_arg(shape), x.numel())
+    if math.prod(shape) != x.numel():
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {x.numel()}")
     if not is_concrete(x):
         return reshape(x, shape)          # a traced value has no strides to respect
     probe = x._data.view()
@@ -699,7 +717,13 @@ def repeat(x, *sizes):
 
 
 def contiguous(x):
-    return x if x.is_contiguous() else clone(x)
+    """x itself when row-major, else a row-major copy (``clone`` keeps a transposed
+    layout, as PyTorch's does, and a later ``view`` needs row-major)."""
+    if x.is_contiguous():
+        return x
+    out = clone(x)
+    out._data = np.ascontiguousarray(out._data)
+    return out
 
 
 def clone(x):
@@ -873,7 +897,7 @@ def diag(x, diagonal=0):
         src = x.reshape(-1, 1) if diagonal >= 0 else x.reshape(1, -1)
         padded = _pad(src, [(builtins.max(-diagonal, 0), builtins.max(diagonal, 0), 0),
                             (0, n - 1, 0)] if diagonal >= 0 else
-                      [(0, n - 1, 0), (-diagonal, 0, 0)], 0)
+                      [(0, n - 1, 0), (0, -diagonal, 0)], 0)
         return where(eye_, expand(padded.sum(1, keepdim=True) if diagonal >= 0 else
                                   padded.sum(0, keepdim=True), (n, n)), _operand(0, x.dtype))
     idx = np.arange(builtins.min(x.shape[0], x.shape[1] - diagonal) if diagonal >= 0
@@ -934,13 +958,15 @@ def getitem(x, key):
     placement rule for the result dims."""
     key = _expand_key(x, key)
     has_advanced = builtins.any(_is_advanced(k) for k in key)
+    if has_advanced and builtins.any(k is None for k in key):
+        # None inserts a size-1 dim: insert them all first, then index with full slices.
+        sizes = iter(x.shape)
+        x = reshape(x, tuple(1 if k is None else next(sizes) for k in key))
+        key = [slice(None) if k is None else k for k in key]
     starts, stops, steps, out_shape, advanced = [], [], [], [], []
     dim = 0
     for k in key:
         if k is None:
-            if has_advanced:
-                raise IndexError("graphc does not support None together with tensor "
-                                 "indices; unsqueeze the result instead")
             out_shape.append(1)
             continue
         size = x.shape[dim]
@@ -1015,8 +1041,12 @@ def setitem(x, key, value):
         raise RuntimeError(f"index assignment into a tensor that takes part in autograd "
                            f"({x.dtype.name}{list(x.shape)}) is not supported by graphc; "
                            f"build the result out of place (where, masked_fill, cat)")
-    src = value._data if value_t is not None else value
-    if value_t is not None and not _can_cast(value_t.dtype, x.dtype):
+    src = value
+    if value_t is not None:
+        # PyTorch drops the value's leading size-1 dims, so a [1] value fills one element.
+        lead = next((i for i, d in enumerate(value_t.shape) if d != 1), value_t.dim())
+        src = value_t._data.reshape(value_t.shape[lead:])
+    if value_t is not None and value_t.dtype != x.dtype and _is_index_put(key, value_t):
         raise RuntimeError(f"Index put requires the source and destination dtypes match, "
                            f"got {x.dtype.name} for the destination and "
                            f"{value_t.dtype.name} for the source.")
@@ -1032,6 +1062,18 @@ def setitem(x, key, value):
     except IndexError as e:
         raise IndexError(f"index assignment into {x.dtype.name}{list(x.shape)}: {e}") from None
     x._version[0] += 1
+
+
+def _is_index_put(key, value) -> bool:
+    """Whether PyTorch runs ``x[key] = value`` as index_put, which needs matching dtypes:
+    any tensor or list index does, except a lone bool mask with a 0-dim value (a masked
+    fill); basic indices copy the value with a cast."""
+    keys = key if isinstance(key, tuple) else (key,)
+    if not builtins.any(_is_advanced(k) for k in keys):
+        return False
+    lone_mask = len(keys) == 1 and isinstance(keys[0], Tensor) and \
+        keys[0].dtype == dtypes.bool_
+    return not (lone_mask and value.dim() == 0)
 
 
 def _can_cast(src: dtypes.DType, dst: dtypes.DType) -> bool:
@@ -1053,7 +1095,6 @@ def apply_inplace(x, name, compute):
                            "in-place operation.")
     concrete = is_concrete(x)
     if not concrete and x._base is not None:
-        from graphc.trace import GraphBreak
         raise GraphBreak(f"graphc cannot trace {name} on a view (the write would not reach "
                          f"the viewed tensor); use the out-of-place form")
     source = x
@@ -1076,7 +1117,7 @@ def apply_inplace(x, name, compute):
         raise RuntimeError(f"{name}: in-place operation on a view of a tensor that takes "
                            f"part in autograd is not supported by graphc "
                            f"({x.dtype.name}{list(x.shape)}); use the out-of-place form")
-    tr = trace.active()
+    tr = active_trace()
     if tr is not None and (not is_concrete(result) or not is_concrete(x)
                            or x._serial < tr.start_serial):
         # Traced: x now names a new SSA value; a pre-existing x is lifted first, so the
@@ -1119,19 +1160,23 @@ def copy_(x, src):
 
 # ---- attaching methods ------------------------------------------------------------------------
 _METHODS = [
-    add, sub, mul, div, true_divide, divide, floor_divide, remainder, pow, neg, negative,
+    add, sub, mul, div, floor_divide, remainder, pow, neg,
     maximum, minimum, exp, log, log2, log10, log1p, expm1, sqrt, rsqrt, sin, cos, tan,
-    tanh, sigmoid, erf, floor, ceil, round, trunc, abs, absolute, sign, relu, clamp, clip,
+    tanh, sigmoid, erf, floor, ceil, round, trunc, abs, sign, relu, clamp,
     eq, ne, lt, le, gt, ge, equal, logical_not, logical_and, logical_or, logical_xor,
     isnan, isinf, isfinite, sum, prod, mean, var, std, max, min, amax, amin, argmax,
     argmin, all, any, count_nonzero, logsumexp, cumsum, norm, matmul, mm, bmm, dot, mv,
     outer, reshape, view, view_as, reshape_as, flatten, unflatten, squeeze, unsqueeze,
-    permute, transpose, swapaxes, t, movedim, expand, expand_as, broadcast_to, repeat,
+    permute, transpose, t, movedim, expand, expand_as, broadcast_to, repeat,
     contiguous, clone, narrow, select, split, chunk, unbind, flip, index_select, gather,
     scatter_add, index_add, masked_fill, tril, triu, diag,
 ]
 for _fn in _METHODS:
     setattr(Tensor, _fn.__name__, _fn)
+# Aliases share their function object, so its __name__ is the original's.
+for _name, _fn in [("true_divide", div), ("divide", div), ("negative", neg),
+                   ("absolute", abs), ("clip", clamp), ("swapaxes", transpose)]:
+    setattr(Tensor, _name, _fn)
 Tensor.where = _where_method
 Tensor.T = property(_T)
 Tensor.mT = property(_mT)

@@ -18,10 +18,16 @@ and call primitives only.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
 from graphc.dtypes import TensorType
+
+# numpy reports inf/nan from float math as RuntimeWarnings; PyTorch makes them silently
+# (log(0) = -inf).  A filter on graphc's own modules costs nothing per call, unlike
+# np.errstate.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"graphc\.")
 
 KINDS = ("elementwise", "reduction", "movement", "contraction", "random")
 
@@ -65,6 +71,16 @@ def op_error(op: str, message: str, *types: TensorType) -> RuntimeError:
 def broadcast_shapes(op: str, *types: TensorType) -> tuple:
     """numpy/PyTorch broadcasting of the operands' shapes, with PyTorch's error text."""
     shapes = [t.shape for t in types]
+    out = shapes[0]
+    for s in shapes[1:]:                     # fast paths: equal shapes, scalar operands
+        if s == out or not s:
+            continue
+        if not out:
+            out = s
+            continue
+        break
+    else:
+        return out
     ndim = max(len(s) for s in shapes)
     out = []
     for axis in range(-ndim, 0):

@@ -48,23 +48,14 @@ def _sigmoid(x):
 
 
 def _rsqrt(x):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (1 / np.sqrt(x)).astype(x.dtype, copy=False)
-
-
-def _quiet(f):
-    """numpy ufunc that yields inf/nan silently, as PyTorch does (log(0) = -inf)."""
-    def run(*args):
-        with np.errstate(all="ignore"):
-            return f(*args)
-    return run
+    return (1 / np.sqrt(x)).astype(x.dtype, copy=False)
 
 
 # ---- unary math (floating point) -------------------------------------------------------
 unary("neg", np.negative, lambda g, out, x: -g, allowed=(1, 2))
-unary("exp", _quiet(np.exp), lambda g, out, x: g * out, saves=("out",))
-unary("log", _quiet(np.log), lambda g, out, x: g / x, saves=(0,))
-unary("sqrt", _quiet(np.sqrt), lambda g, out, x: g / (2 * out), saves=("out",))
+unary("exp", np.exp, lambda g, out, x: g * out, saves=("out",))
+unary("log", np.log, lambda g, out, x: g / x, saves=(0,))
+unary("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), saves=("out",))
 unary("rsqrt", _rsqrt, lambda g, out, x: g * (-0.5) * out * out * out,
               saves=("out",))
 unary("sin", np.sin, lambda g, out, x: g * x.cos(), saves=(0,))
@@ -80,20 +71,21 @@ unary("logical_not", np.logical_not, allowed=(0,))
 
 # ---- binary arithmetic -------------------------------------------------------------------
 binary("add", np.add, (lambda g, out, x, y: unbroadcast(g, x.shape),
-                             lambda g, out, x, y: unbroadcast(g, y.shape)))
+                               lambda g, out, x, y: unbroadcast(g, y.shape)))
 binary("sub", np.subtract, (lambda g, out, x, y: unbroadcast(g, x.shape),
-                                  lambda g, out, x, y: unbroadcast(-g, y.shape)))
+                                    lambda g, out, x, y: unbroadcast(-g, y.shape)))
 binary("mul", np.multiply, (lambda g, out, x, y: unbroadcast(g * y, x.shape),
-                                  lambda g, out, x, y: unbroadcast(g * x, y.shape)),
-             saves=(0, 1))
-binary("div", _quiet(np.divide),
+                                    lambda g, out, x, y: unbroadcast(g * x, y.shape)),
+       saves=(0, 1))
+binary("div", np.divide,
              (lambda g, out, x, y: unbroadcast(g / y, x.shape),
               lambda g, out, x, y: unbroadcast(-g * out / y, y.shape)),
              saves=(1, "out"), allowed=(2,))
 
 
 def _pow_grad_base(g, out, x, y):
-    return unbroadcast(g * y * x ** (y - 1), x.shape)
+    # PyTorch: the gradient is 0 where the exponent is 0 (even at x == 0, not 0 * inf).
+    return unbroadcast((g * y * x ** (y - 1)).where(y != 0, 0), x.shape)
 
 
 def _pow_grad_exponent(g, out, x, y):
@@ -102,8 +94,8 @@ def _pow_grad_exponent(g, out, x, y):
     return unbroadcast((g * out * x.log()).where(safe.logical_not(), 0), y.shape)
 
 
-binary("pow", _quiet(np.power), (_pow_grad_base, _pow_grad_exponent),
-             saves=(0, 1, "out"), allowed=(2,))
+binary("pow", np.power, (_pow_grad_base, _pow_grad_exponent),
+             saves=(0, 1, "out"), allowed=(1, 2))
 
 
 def _max_grad(g, mine, other, winning):
