@@ -1,0 +1,276 @@
+"""The ``Optimizer`` base class: parameter groups, per-parameter state, state dicts.
+
+Semantics follow ``torch.optim.Optimizer``.  Update rules are written with in-place
+tensor ops under ``no_grad`` (``p.add_(...)``, ``buf.mul_(...)``): the ``Parameter``
+object and its storage stay the same, so anything holding them (a module, a compiled
+program that lifted the parameters to inputs) sees the new values; each write bumps the
+version counter, so autograd catches a step taken between a forward pass and its
+``backward()``; and the same rule traces, so ``graphc.compile`` can compile a whole
+training step with the update in it.  The step count is a 0-dim tensor for the same
+reason: a Python counter would be frozen into the traced program.
+
+A subclass sets its defaults and implements ``_update(p, group)`` for one parameter that
+has a gradient; ``step`` loops over the groups.  A subclass written in PyTorch's style,
+overriding ``step`` itself, works too.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import warnings
+from collections import defaultdict
+
+import numpy as np
+
+from graphc import dtypes
+from graphc.autograd import enable_grad, no_grad
+from graphc.tensor import Tensor
+
+
+class _RequiredParameter:
+    """Marks a default that every parameter group must set (``optim.SGD`` in old PyTorch
+    had ``lr=required``)."""
+
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+def _typename(obj) -> str:
+    """``torch.typename``: the legacy tensor type name, or the qualified class name."""
+    if isinstance(obj, Tensor):
+        return obj.type()
+    cls = type(obj)
+    return cls.__qualname__ if cls.__module__ == "builtins" else \
+        f"{cls.__module__}.{cls.__qualname__}"
+
+
+class Optimizer:
+    """Base class of all optimizers.
+
+    >>> opt = graphc.optim.SGD(model.parameters(), lr=0.1)
+    >>> opt.zero_grad(); loss.backward(); opt.step()
+    """
+
+    def __init__(self, params, defaults: dict):
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable "
+                            "of Tensors or dicts, but got " + _typename(params))
+        self.defaults = defaults
+        self.state = defaultdict(dict)
+        self.param_groups = []
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def __repr__(self):
+        lines = [self.__class__.__name__ + " ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
+        return "\n".join(lines) + "\n)"
+
+    # ---- parameter groups --------------------------------------------------------------
+    def add_param_group(self, param_group: dict):
+        """Add a group of parameters (with its own options) to be optimized, e.g. layers
+        unfrozen during fine-tuning.  Options it leaves out take the defaults."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered "
+                            "collections, but the ordering of tensors in sets will change "
+                            "between runs. Please use a list instead.")
+        params = list(params)
+        named = [p for p in params if isinstance(p, tuple)]
+        if named:
+            if len(named) != len(params):
+                raise ValueError("all optimizer params should be with/without names. Some "
+                                 "param names are missing")
+            param_group["param_names"] = [name for name, _ in named]
+            params = [p for _, p in named]
+        param_group["params"] = params
+        for p in params:
+            _check_optimizable(p)
+        for name, default in self.defaults.items():
+            if default is required and name not in param_group:
+                raise ValueError(f"parameter group didn't specify a value of required "
+                                 f"optimization parameter {name}")
+            param_group.setdefault(name, default)
+        if len({id(p) for p in params}) != len(params):
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; "
+                          "in future, this will cause an error; see "
+                          "github.com/pytorch/pytorch/issues/40967 for more information",
+                          stacklevel=3)
+        self._check_disjoint(param_group)
+        self.param_groups.append(param_group)
+
+    def _check_disjoint(self, param_group: dict):
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in param_group["params"]):
+            raise ValueError("some parameters appear in more than one parameter group")
+        if any(("param_names" in g) != ("param_names" in param_group)
+               for g in self.param_groups):
+            raise ValueError("all optimizer param groups should be with/without names.")
+
+    # ---- the update ----------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True):
+        """Drop every parameter's ``.grad`` (the default), or zero it in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                    continue
+                if p.grad.grad_fn is not None:
+                    p.grad.detach_()
+                else:
+                    p.grad.requires_grad_(False)
+                with no_grad():
+                    p.grad.zero_()
+
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient (others are skipped).
+
+        ``closure`` re-evaluates the model and returns the loss; it runs with gradients
+        enabled and its result is returned.
+        """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self._update(p, group)
+        return loss
+
+    # ---- state dicts -----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """``{'state': {index: {...}}, 'param_groups': [{..., 'params': [indices]}]}``.
+
+        Parameters are replaced by their position across all groups.  As in PyTorch the
+        state tensors are the live buffers, not copies: save the dict (or deep-copy it)
+        to keep a snapshot.
+        """
+        index_of = {}
+        start = 0
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            for i, p in enumerate(group["params"], start):
+                index_of.setdefault(id(p), i)
+            packed["params"] = [index_of[id(p)] for p in group["params"]]
+            start += len(packed["params"])
+            groups.append(packed)
+        state = {(index_of[id(k)] if isinstance(k, Tensor) else k): v
+                 for k, v in self.state.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict):
+        """Restore options and state saved by ``state_dict()`` into this optimizer's
+        parameters (matched by position).  Floating state is cast to its parameter's
+        dtype; a tensor already of that dtype is used as is, as PyTorch does."""
+        saved_groups = copy.deepcopy(state_dict["param_groups"])
+        if len(self.param_groups) != len(saved_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(s["params"])
+               for g, s in zip(self.param_groups, saved_groups)):
+            raise ValueError("loaded state dict contains a parameter group that doesn't "
+                             "match the size of optimizer's group")
+        param_of = dict(zip(itertools.chain.from_iterable(s["params"] for s in saved_groups),
+                            itertools.chain.from_iterable(g["params"]
+                                                          for g in self.param_groups)))
+        state = defaultdict(dict)
+        for key, value in state_dict["state"].items():
+            if key in param_of:
+                state[param_of[key]] = _cast_state(param_of[key], value)
+            else:
+                state[key] = value
+        for group, saved in zip(self.param_groups, saved_groups):
+            saved["params"] = group["params"]
+            if "param_names" in group and "param_names" not in saved:
+                saved["param_names"] = group["param_names"]
+            for name, default in self.defaults.items():
+                saved.setdefault(name, default)
+        self.state = state
+        self.param_groups = saved_groups
+
+
+def _check_optimizable(p):
+    if not isinstance(p, Tensor):
+        raise TypeError("optimizer can only optimize Tensors, but one of the params is "
+                        + _typename(p))
+    if not (p.is_leaf or p.retains_grad):
+        raise ValueError("can't optimize a non-leaf Tensor")
+
+
+def _cast_state(param: Tensor, value, key=None):
+    """A copy of one parameter's state containers with tensors cast to the parameter's
+    dtype (floating parameters only; ``step`` keeps its own dtype)."""
+    if isinstance(value, Tensor):
+        if key == "step" or not param.is_floating_point():
+            return value
+        return value.to(param.dtype)
+    if isinstance(value, dict):
+        return {k: _cast_state(param, v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_state(param, v) for v in value)
+    return value
+
+
+# ---- helpers for the update rules (tensor ops, run under no_grad) ---------------------------
+def grad_of(p: Tensor, group: dict) -> Tensor:
+    """The gradient an update rule sees: negated under ``maximize``, plus L2 weight decay
+    (``grad + weight_decay * param``) unless the rule decouples it.  A new tensor when it
+    has to change, so ``p.grad`` is left as it was."""
+    g = p.grad
+    if group.get("maximize"):
+        g = -g
+    wd = float(group.get("weight_decay", 0))
+    if wd != 0 and not group.get("decoupled_weight_decay"):
+        g = g + p * wd
+    return g
+
+
+def zeros_state(p: Tensor, fill: float = 0.0) -> Tensor:
+    """A state buffer shaped and typed like ``p``."""
+    return p.new_full(p.shape, fill)
+
+
+def step_count() -> Tensor:
+    """PyTorch keeps the step count as a 0-dim float32 tensor; so do we, for state dicts
+    that look the same (and so a traced step counts)."""
+    return Tensor._wrap(np.zeros((), np.float32), dtypes.float32)
+
+
+def increment(step: Tensor) -> Tensor:
+    """Count one step; returns the count as a float64 tensor for bias corrections, which
+    PyTorch computes in double precision."""
+    return step.add_(1).double()
+
+
+def scalar_for(p: Tensor, value: Tensor) -> Tensor:
+    """A float64 0-dim factor rounded to p's dtype, as PyTorch rounds a Python scalar
+    when it multiplies a tensor."""
+    return value.to(p.dtype)
+
+
+def lerp_(a: Tensor, b: Tensor, weight: float):
+    """``a.lerp_(b, weight)`` with PyTorch's two-sided formula, which is exact at both
+    ends (weight 0 gives a, weight 1 gives b)."""
+    if abs(weight) < 0.5:
+        a.add_((b - a) * weight)
+    else:
+        a.copy_(b - (b - a) * (1 - weight))
+
