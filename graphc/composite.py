@@ -103,8 +103,13 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0):
 
 
 def embedding(input, weight, padding_idx=None):
-    return F.index_select(weight, 0, input.reshape(-1)).reshape(
+    """Rows of ``weight`` at ``input``; lookups of ``padding_idx`` pass no gradient."""
+    out = F.index_select(weight, 0, input.reshape(-1)).reshape(
         tuple(input.shape) + (weight.shape[1],))
+    if padding_idx is None:
+        return out
+    padding_idx = padding_idx % weight.shape[0]
+    return F.where((input == padding_idx).unsqueeze(-1), out.detach(), out)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -191,12 +196,18 @@ def silu(input, inplace=False):
 
 def softplus(input, beta=1.0, threshold=20.0):
     scaled = input * beta
-    soft = (F.log1p(F.exp(-F.abs(scaled))) + F.relu(scaled)) / beta
+    # log(1 + e^s) = m + log(e^-m + e^(s-m)) for any m; m = max(s, 0), held constant, keeps
+    # the exponents <= 0 and the gradient sigmoid(s) exact at s = 0 (no relu/abs kink).
+    m = F.relu(scaled).detach()
+    soft = (m + F.log(F.exp(-m) + F.exp(scaled - m))) / beta
     return F.where(scaled > threshold, input, soft)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
-    return F.clamp(input, min_val, max_val)
+    """clamp, except that (as PyTorch) no gradient passes at the boundaries."""
+    clamped = F.clamp(input, min_val, max_val)
+    inside = (input > min_val).logical_and(input < max_val)
+    return F.where(inside, clamped, clamped.detach())
 
 
 def sigmoid(input):
@@ -296,8 +307,13 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         smooth = -(logp * w).sum(dim) / input.shape[dim]
         valid = (target != ignore_index).to(input.dtype)
         smooth = smooth * valid
-        smooth = smooth.sum() / valid.sum() if reduction == "mean" else \
-            _reduce_loss(smooth, reduction, "cross_entropy")
+        if reduction == "mean":
+            # Normalised like nll_loss: by the total weight of the valid targets.
+            total = valid if weight is None else valid * F.index_select(
+                weight, 0, F.where(valid > 0, target, 0).reshape(-1)).reshape(target.shape)
+            smooth = smooth.sum() / total.sum()
+        else:
+            smooth = _reduce_loss(smooth, reduction, "cross_entropy")
         loss = loss * (1 - label_smoothing) + smooth * label_smoothing
     return loss
 

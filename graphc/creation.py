@@ -170,6 +170,13 @@ def initial_seed() -> int:
 
 
 def _rng(generator):
+    """The generator's numpy RNG.  A draw made while tracing would be baked into the
+    graph as a constant (the same numbers every call): that is a graph break."""
+    from graphc.trace import GraphBreak, active, user_source_line
+    if active() is not None:
+        raise GraphBreak(f"graphc cannot trace a random draw (rand, randn, randint, "
+                         f"randperm, normal) (at {user_source_line()}): it would be "
+                         f"frozen into the graph, the same on every call")
     return (generator or default_generator)._rng
 
 
@@ -228,3 +235,22 @@ def next_seed(generator=None) -> Tensor:
         return active().seed_input()
     return Tensor._wrap(np.array(_rng(generator).integers(0, 2 ** 62), np.int64),
                         dtypes.int64)
+
+
+def _fill_random_(x: Tensor, name: str, sample) -> Tensor:
+    """In-place random fill (``uniform_``, ``normal_``) through the in-place machinery."""
+    from graphc.functional import apply_inplace, cast
+    drawn = Tensor._wrap(np.asarray(sample(tuple(x.shape))), dtypes.float64)
+    return apply_inplace(x, name, lambda s: cast(drawn, s.dtype))
+
+
+def uniform_(x: Tensor, a=0.0, b=1.0, generator=None) -> Tensor:
+    return _fill_random_(x, "uniform_", lambda shape: _rng(generator).uniform(a, b, shape))
+
+
+def normal_(x: Tensor, mean=0.0, std=1.0, generator=None) -> Tensor:
+    return _fill_random_(x, "normal_", lambda shape: _rng(generator).normal(mean, std, shape))
+
+
+Tensor.uniform_ = uniform_
+Tensor.normal_ = normal_

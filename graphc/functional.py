@@ -146,10 +146,14 @@ def _rpow(a, b):
 
 
 def maximum(a, b):
+    if result_type(a, b) == dtypes.bool_:      # the larger of two bools is their or
+        return _binary("logical_or", a, b)
     return _binary("maximum", a, b)
 
 
 def minimum(a, b):
+    if result_type(a, b) == dtypes.bool_:
+        return _binary("logical_and", a, b)
     return _binary("minimum", a, b)
 
 
@@ -243,7 +247,8 @@ def sign(x):
 
 
 def relu(x):
-    return where(x > 0, x, 0)
+    # Written so that NaN passes through (x <= 0 is False for NaN), as in PyTorch.
+    return where(x <= 0, 0, x)
 
 
 def clamp(x, min=None, max=None):
@@ -270,6 +275,16 @@ def where(condition, x, y):
 
 def _where_method(self, condition, other):
     return where(condition, self, other)
+
+
+def _softmax_method(self, dim=None, dtype=None):
+    from graphc import composite        # composite is built on this module
+    return composite.softmax(self, dim, dtype)
+
+
+def _log_softmax_method(self, dim=None, dtype=None):
+    from graphc import composite
+    return composite.log_softmax(self, dim, dtype)
 
 
 def eq(a, b):
@@ -1016,7 +1031,8 @@ def _advanced_index(x, advanced):
                              f"size {size}")
         ix = where(ix < 0, ix + size, ix)
         flat = ix if flat is None else flat * size + ix
-    x = reshape(x, x.shape[:first] + (-1,) + x.shape[first + len(positions):])
+    merged = math.prod(x.shape[first:first + len(positions)])    # not -1: sizes may be 0
+    x = reshape(x, x.shape[:first] + (merged,) + x.shape[first + len(positions):])
     return bind(P["take"], x, expand(flat, shape), axis=first)
 
 
@@ -1094,9 +1110,13 @@ def apply_inplace(x, name, compute):
         raise RuntimeError("a leaf Variable that requires grad is being used in an "
                            "in-place operation.")
     concrete = is_concrete(x)
-    if not concrete and x._base is not None:
-        raise GraphBreak(f"graphc cannot trace {name} on a view (the write would not reach "
-                         f"the viewed tensor); use the out-of-place form")
+    tr = active_trace()
+    if tr is not None and concrete and x._serial < tr.start_serial:
+        # A pre-existing x (a buffer, optimizer state): lift it before anything reads it,
+        # so the op reads x's value at run time (not a snapshot taken now) and the trace
+        # records the write-back.
+        tr.lift(x)
+        concrete = False
     source = x
     if recording:
         # The recorded op must keep x's old value: snapshot it (same birth serial, so a
@@ -1117,14 +1137,16 @@ def apply_inplace(x, name, compute):
         raise RuntimeError(f"{name}: in-place operation on a view of a tensor that takes "
                            f"part in autograd is not supported by graphc "
                            f"({x.dtype.name}{list(x.shape)}); use the out-of-place form")
-    tr = active_trace()
-    if tr is not None and (not is_concrete(result) or not is_concrete(x)
-                           or x._serial < tr.start_serial):
-        # Traced: x now names a new SSA value; a pre-existing x is lifted first, so the
-        # trace records the write-back.
-        if is_concrete(x) and x._serial < tr.start_serial:
-            tr.lift(x)
+    if tr is not None and (not is_concrete(result) or not concrete):
+        # Traced: x now names a new SSA value.
+        if x._base is not None:
+            raise GraphBreak(f"graphc cannot trace {name} on a view (the write would not "
+                             f"reach the viewed tensor); use the out-of-place form")
         x._data = tr.value_of(result)
+        owner = x.__dict__.get("_alias_of")
+        while owner is not None:        # a write through .data / detach() reaches the owner
+            owner._data = x._data
+            owner = owner.__dict__.get("_alias_of")
     else:
         if not x._data.flags.writeable:
             raise RuntimeError("unsupported operation: more than one element of the "
@@ -1178,6 +1200,8 @@ for _name, _fn in [("true_divide", div), ("divide", div), ("negative", neg),
                    ("absolute", abs), ("clip", clamp), ("swapaxes", transpose)]:
     setattr(Tensor, _name, _fn)
 Tensor.where = _where_method
+Tensor.softmax = _softmax_method
+Tensor.log_softmax = _log_softmax_method
 Tensor.T = property(_T)
 Tensor.mT = property(_mT)
 Tensor._slice = _slice

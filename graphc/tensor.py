@@ -148,7 +148,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """Same storage and version counter, no history."""
-        t = Tensor._wrap(self._data, self.dtype)
+        t = self._alias()
         t._version = self._version
         t._base = self._base
         return t
@@ -162,7 +162,22 @@ class Tensor:
     def data(self) -> "Tensor":
         """Same storage, no history, and its own version counter: writes through
         ``.data`` are invisible to autograd's in-place check (as in PyTorch)."""
-        return Tensor._wrap(self._data, self.dtype)
+        return self._alias()
+
+    def _alias(self) -> "Tensor":
+        """A new tensor on the same storage (``detach``, ``.data``).  While tracing, a
+        pre-existing tensor is lifted first, so the alias reads its value at run time
+        rather than a constant; the alias remembers its owner, so an in-place write
+        through it updates the owner (``functional.apply_inplace``)."""
+        from graphc.trace import active
+        tr = active()
+        if tr is not None and type(self._data) is np.ndarray and \
+                self._serial < tr.start_serial:
+            tr.lift(self)
+        t = Tensor._wrap(self._data, self.dtype)
+        if tr is not None:
+            t.__dict__["_alias_of"] = self
+        return t
 
     @data.setter
     def data(self, value: "Tensor"):
@@ -190,15 +205,23 @@ class Tensor:
         return self._concrete("Tensor.tolist()").tolist()
 
     def __float__(self):
-        return float(self.item())
+        return float(self._scalar())
 
     def __int__(self):
-        return int(self.item())
+        return int(self._scalar())
+
+    def _scalar(self):
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return self.item()
 
     def __bool__(self):
         if self._data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is "
-                               f"ambiguous")
+            raise RuntimeError(f"Boolean value of Tensor with "
+                               f"{'no values' if self._data.size == 0 else 'more than one value'}"
+                               f" is ambiguous")
+        self._concrete("Python control flow on a tensor value (Tensor.__bool__, "
+                       "e.g. `if x.sum() > 0:`)")
         return bool(self.item())
 
     def __index__(self):
@@ -319,6 +342,13 @@ class Size(tuple):
 
     def __repr__(self):
         return f"graphc.Size({list(self)})"
+
+    def __getitem__(self, key):
+        item = tuple.__getitem__(self, key)
+        return Size(item) if isinstance(key, slice) else item
+
+    def __add__(self, other):
+        return Size(tuple(self) + tuple(other))
 
     def numel(self) -> int:
         return int(np.prod(self, dtype=np.int64))

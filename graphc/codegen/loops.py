@@ -1,0 +1,227 @@
+"""The loop IR: what a fused kernel is, shared by every code-generating backend.
+
+A kernel is loops over an index space with strided index arithmetic, loads, a scalar
+expression tree, reduction accumulators and stores.  Backends render it (LLVM IR for
+the CPU, CUDA C for GPUs); nothing here knows about either.
+
+Conventions
+-----------
+- Buffers are flat, contiguous arrays named by strings; an offset is in *elements*.
+- Index expressions are int64 trees of ``Var``, ``IConst`` and ``IOp``.
+- Scalar expressions carry a ``DType``; their ``op`` names come from the primitive
+  registry's elementwise ops (``exp``, ``add``, ``where``...), plus ``cast``.
+- A ``LoopKernel`` runs ``for p in parallel: body``; the body is a sequence of
+  ``Reduce`` and ``Store`` statements, each with its own inner loops.  After a
+  ``Reduce``, its accumulators are readable (``Acc``) by later statements of the same
+  parallel iteration.  Iterations of the parallel loops are independent (backends may
+  split them across threads or blocks), unless ``kernel.serial`` is set.
+- A ``MatmulKernel`` is a batched C = A @ B with an epilogue expression over the
+  accumulator (``Acc("acc")``) and the output indices, fused by the fusion pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from graphc.dtypes import DType
+
+
+# ---- index expressions (int64) ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Var:
+    """A loop variable."""
+    name: str
+
+
+@dataclass(frozen=True)
+class IConst:
+    value: int
+
+
+@dataclass(frozen=True)
+class IOp:
+    """Index arithmetic: ``add``, ``sub``, ``mul``, ``floordiv``, ``mod`` (operands are
+    non-negative where floordiv/mod are used), ``min``, ``max``, or a comparison ``lt``,
+    ``le``, ``eq``, ``and`` giving 0/1."""
+    op: str
+    a: object
+    b: object
+
+
+# ---- scalar expressions ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Load:
+    """``buffer[offset]``."""
+    buffer: str
+    offset: object
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Const:
+    value: object
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Op:
+    """An elementwise primitive applied to scalar operands: ``op`` is the primitive's
+    name (``add``, ``exp``, ``where``, ``lt``, ...) or ``cast``; ``dtype`` is the
+    result's."""
+    op: str
+    args: tuple
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class IndexValue:
+    """An index expression used as a scalar of ``dtype`` (iota-like values)."""
+    index: object
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class CheckedIndex:
+    """A scalar integer ``value`` used as an index into a dimension of ``size``: it is
+    clamped into [0, size) and an out-of-range value raises the kernel's error flag, so
+    generated code never reads or writes out of bounds.  It is an index expression."""
+    value: object
+    size: int
+
+
+@dataclass(frozen=True)
+class Acc:
+    """The result of accumulator ``name`` of an earlier ``Reduce`` in this kernel."""
+    name: str
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """Counter-based uniform random number in [0, 1): hash of (seed, counter), exactly
+    as ``graphc.ops.random`` computes it."""
+    seed: object        # scalar int64 expression (a Load of the seed buffer)
+    counter: object     # index expression
+    dtype: DType
+
+
+# ---- statements and kernels --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Accumulator:
+    """One reduction: ``kind`` is ``sum``, ``prod``, ``max``, ``min``, ``argmax`` or
+    ``argmin``; ``value`` is evaluated for each point of the Reduce's loops.  For the
+    arg kinds ``index`` is the candidate's index (first occurrence wins ties) and the
+    accumulator's value (``Acc``) is that int64 index."""
+    name: str
+    kind: str
+    value: object
+    dtype: DType
+    index: object = None
+
+
+@dataclass(frozen=True)
+class Reduce:
+    loops: tuple            # ((var name, extent), ...) outermost first
+    accumulators: tuple
+
+
+@dataclass(frozen=True)
+class Store:
+    """For each point of ``loops``: ``buffer[offset] = value`` (or ``+=`` when
+    ``accumulate``; kernels with accumulating stores to overlapping places are serial)."""
+    loops: tuple
+    buffer: str
+    offset: object
+    value: object
+    accumulate: bool = False
+
+
+@dataclass
+class LoopKernel:
+    name: str
+    parallel: tuple         # ((var name, extent), ...) outermost first
+    body: list              # Reduce and Store statements, in order
+    inputs: list            # buffer names read
+    outputs: list           # buffer names written
+    comment: list = field(default_factory=list)    # the IR ops this kernel implements
+    serial: bool = False
+
+    @property
+    def work(self) -> int:
+        """Rough number of scalar loop iterations (for threading decisions)."""
+        n = 1
+        for _, extent in self.parallel:
+            n *= extent
+        inner = sum(_loop_size(s.loops) for s in self.body) or 1
+        return n * inner
+
+
+@dataclass
+class Operand:
+    """A matmul operand: ``buffer`` viewed with ``batch_strides`` (one per batch dim of
+    the output; 0 broadcasts) and the strides of its two matrix dims, all in elements."""
+    buffer: str
+    batch_strides: tuple
+    row_stride: int
+    col_stride: int
+    offset: int = 0
+
+
+@dataclass
+class MatmulKernel:
+    """``out[b..., i, j] = epilogue(sum_k a[b..., i, k] * b[b..., k, j])`` with ``out``
+    contiguous of shape batch + (m, n).  The epilogue reads ``Acc("acc")`` and the loop
+    variables ``b0, b1, ...``, ``i``, ``j`` (and may load other buffers)."""
+    name: str
+    batch: tuple
+    m: int
+    n: int
+    k: int
+    a: Operand
+    b: Operand
+    out: str
+    dtype: DType
+    epilogue: object
+    inputs: list
+    outputs: list
+    comment: list = field(default_factory=list)
+
+    @property
+    def work(self) -> int:
+        n = self.m * self.n * self.k
+        for d in self.batch:
+            n *= d
+        return n
+
+
+def _loop_size(loops) -> int:
+    n = 1
+    for _, extent in loops:
+        n *= extent
+    return n
+
+
+@dataclass
+class BufferInfo:
+    name: str
+    dtype: DType
+    size: int                # elements
+    kind: str                # "input", "output", "constant", "temp"
+
+
+@dataclass
+class Program:
+    """A whole compiled graph: buffers and kernels in execution order.
+
+    ``inputs``/``outputs`` list buffer names in the graph's order (an output may also be
+    an input or a constant: the runtime copies it).  ``constants`` maps buffer names to
+    arrays.  ``arena`` maps temporary buffers to element offsets in one scratch block per
+    dtype (the memory plan); ``arena_sizes`` gives each block's size in elements.
+    """
+    name: str
+    buffers: dict
+    kernels: list
+    inputs: list
+    outputs: list
+    constants: dict
+    arena: dict = field(default_factory=dict)
+    arena_sizes: dict = field(default_factory=dict)
