@@ -36,11 +36,20 @@ class _GradMode(contextlib.ContextDecorator):
         return copy.copy(self)      # a fresh context per decorated call (recursion-safe)
 
 
-class no_grad(_GradMode):
+class _BareDecoratorGradMode(_GradMode):
+    """Also usable as a decorator without parentheses: ``@no_grad`` as ``@no_grad()``."""
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)
+
+
+class no_grad(_BareDecoratorGradMode):
     mode = False
 
 
-class enable_grad(_GradMode):
+class enable_grad(_BareDecoratorGradMode):
     mode = True
 
 
@@ -60,20 +69,26 @@ class Node:
     """``grad_fn`` of a tensor: one primitive call, its inputs and what its VJP needs.
 
     The engine sees any node through ``inputs``, ``n_outputs``, ``apply(grads)`` (one
-    gradient or None per output in, one per input out), ``freed`` and ``retained``.
+    gradient or None per output in, one per input out), ``freed`` and ``retained``, and
+    ``edges`` where the node records them (see :func:`input_edges`).
     """
-    __slots__ = ("prim", "inputs", "attrs", "out_data", "out_dtype", "versions", "freed",
-                 "retained", "__weakref__")
+    __slots__ = ("prim", "inputs", "edges", "attrs", "out_data", "out_dtype", "versions",
+                 "out_version", "freed", "retained", "__weakref__")
     n_outputs = 1
 
-    def __init__(self, prim, inputs, attrs, out_data, out_dtype):
+    def __init__(self, prim, inputs, attrs, out_data, out_dtype, out_version_box):
         self.prim = prim
         self.inputs = inputs
+        self.edges = input_edges(inputs)
         self.attrs = attrs
         self.out_data = out_data if "out" in prim.saves else None
         self.out_dtype = out_dtype
-        # Saved values are checked against later in-place writes (PyTorch's version check).
+        # Saved values are checked against later in-place writes (PyTorch's version check):
+        # saved inputs through their own counters, a saved output through the counter of
+        # the tensor that owns it (a box shared with its views).
         self.versions = tuple((i, inputs[i]._version[0]) for i in prim.saves if i != "out")
+        self.out_version = ((out_version_box, out_version_box[0])
+                            if self.out_data is not None else None)
         self.freed = False
         self.retained = None          # {output_nr: weakref to the tensor} after retain_grad()
 
@@ -88,7 +103,8 @@ class Node:
 
     @property
     def next_functions(self):
-        return tuple((_edge(t), 0) for t in self.inputs)
+        return tuple((_next_function(t, edge), 0 if edge is None else edge[1])
+                     for t, edge in zip(self.inputs, self.edges))
 
 
 class AccumulateGrad:
@@ -101,10 +117,25 @@ class AccumulateGrad:
         return f"<AccumulateGrad object at {id(self):#x}>"
 
 
-def _edge(t):
-    if not t.requires_grad:
+def input_edges(inputs) -> tuple:
+    """Where each input's gradient goes, fixed when the consuming node is made (PyTorch's
+    edges): ``(grad_fn, output_nr)``, ``(None, 0)`` for a leaf, None when the input does
+    not require grad.  An in-place op later gives the input a new ``grad_fn``; this use
+    must still send its gradient to the history it actually read."""
+    return tuple((t.grad_fn, t._output_nr) if t._requires_grad else None for t in inputs)
+
+
+def _edges(node) -> tuple:
+    """A node's edges; nodes that do not record them (compiled programs) are routed by
+    their inputs' current history."""
+    edges = getattr(node, "edges", None)
+    return edges if edges is not None else input_edges(node.inputs)
+
+
+def _next_function(t, edge):
+    if edge is None:
         return None
-    return t.grad_fn if t.grad_fn is not None else AccumulateGrad(t)
+    return edge[0] if edge[0] is not None else AccumulateGrad(t)
 
 
 def _topological_order(roots):
@@ -114,14 +145,14 @@ def _topological_order(roots):
         if root in seen:
             continue
         seen.add(root)
-        stack = [(root, iter(root.inputs))]
+        stack = [(root, iter(_edges(root)))]
         while stack:
-            node, inputs = stack[-1]
-            for t in inputs:
-                child = t.grad_fn
-                if child is not None and t._requires_grad and child not in seen:
+            node, edges = stack[-1]
+            for edge in edges:
+                child = edge[0] if edge is not None else None
+                if child is not None and child not in seen:
                     seen.add(child)
-                    stack.append((child, iter(child.inputs)))
+                    stack.append((child, iter(_edges(child))))
                     break
             else:
                 stack.pop()
@@ -130,12 +161,16 @@ def _topological_order(roots):
     return order
 
 
-def _version_error(node, index, saved, now):
-    t = node.inputs[index]
+def _version_error(t, producer, saved, now):
+    """PyTorch's text; ``producer`` is the edge (node, output_nr) that made t, if any."""
+    which = ""
+    if producer is not None and producer[0] is not None:
+        name = producer[0].name().removesuffix("Backward0")
+        which = f", which is output {producer[1]} of {name},"
     return RuntimeError(
         "one of the variables needed for gradient computation has been modified by an "
-        f"inplace operation: [{t.dtype.name}{list(t.shape)}], which is input {index} of "
-        f"{node.name()}, is at version {now}; expected version {saved} instead.")
+        f"inplace operation: [{t.type()} {list(t.shape)}]{which} is at version {now}; "
+        f"expected version {saved} instead.")
 
 
 def _run_node(node, g):
@@ -146,16 +181,23 @@ def _run_node(node, g):
             "Trying to backward through the graph a second time (or directly access saved "
             "tensors after they have already been freed). Saved intermediate values of the "
             "graph are freed when you call .backward() or autograd.grad(). Specify "
-            "retain_graph=True if you need to backward through the graph a second time.")
+            "retain_graph=True if you need to backward through the graph a second time or "
+            "if you need to access saved tensors after calling backward.")
     for index, saved in node.versions:
         now = node.inputs[index]._version[0]
         if now != saved:
-            raise _version_error(node, index, saved, now)
+            raise _version_error(node.inputs[index], node.edges[index], saved, now)
     prim, inputs = node.prim, node.inputs
     out = Tensor._wrap(node.out_data, node.out_dtype) if node.out_data is not None else None
+    if out is not None and _grad_enabled:
+        # create_graph: the saved value is this node's output, so its history is the node
+        # (without this, d(tanh)/dx = 1 - out**2 would be a constant to double backward).
+        out._requires_grad, out.grad_fn = True, node
+    if node.out_version is not None and node.out_version[0][0] != node.out_version[1]:
+        raise _version_error(out, (node, 0), node.out_version[1], node.out_version[0][0])
     grads = []
     for i, t in enumerate(inputs):
-        if not t._requires_grad:
+        if node.edges[i] is None:
             grads.append(None)
             continue
         rule = prim.vjp[0] if prim.variadic else prim.vjp[i]
@@ -177,13 +219,14 @@ def _accumulate(store, key, g):
     store[key] = g if prev is None else prev + g
 
 
-def _accumulate_output(node_grads, t, g):
-    """Add g to the gradient of output ``t._output_nr`` of ``t.grad_fn``."""
-    grads = node_grads.get(t.grad_fn)
+def _accumulate_output(node_grads, edge, g):
+    """Add g to the gradient of output ``nr`` of node ``fn``, where edge = (fn, nr)."""
+    fn, nr = edge
+    grads = node_grads.get(fn)
     if grads is None:
-        grads = node_grads[t.grad_fn] = [None] * t.grad_fn.n_outputs
-    prev = grads[t._output_nr]
-    grads[t._output_nr] = g if prev is None else prev + g
+        grads = node_grads[fn] = [None] * fn.n_outputs
+    prev = grads[nr]
+    grads[nr] = g if prev is None else prev + g
 
 
 def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
@@ -205,7 +248,7 @@ def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
         if t.grad_fn is None:
             _accumulate(leaf_grads, t, g)
         else:
-            _accumulate_output(node_grads, t, g)
+            _accumulate_output(node_grads, (t.grad_fn, t._output_nr), g)
             roots.append(t.grad_fn)
     captured = {(t.grad_fn, t._output_nr): t for t in capture or () if t.grad_fn is not None}
     results = {}
@@ -222,13 +265,13 @@ def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
                 owner = owner() if owner is not None else None
                 if owner is not None and capture is None and g is not None:
                     owner.grad = g.detach().clone() if owner.grad is None else owner.grad + g
-            for t, gi in zip(node.inputs, node.apply(grads)):
-                if gi is None:
+            for t, edge, gi in zip(node.inputs, _edges(node), node.apply(grads)):
+                if gi is None or edge is None:
                     continue
-                if t.grad_fn is None:
+                if edge[0] is None:
                     _accumulate(leaf_grads, t, gi)
                 else:
-                    _accumulate_output(node_grads, t, gi)
+                    _accumulate_output(node_grads, edge, gi)
             if not retain_graph:
                 node.freed = True
     finally:
@@ -252,16 +295,40 @@ def _accumulate_into_leaf(leaf, g, create_graph):
         leaf.grad.add_(g)         # in place, as PyTorch; works on traced tensors too
 
 
-def backward(tensor, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-    """``tensor.backward()``: accumulate d(tensor)/d(leaf) into each leaf's ``.grad``."""
-    if gradient is None:
-        if tensor.numel() != 1:
-            raise RuntimeError("grad can be implicitly created only for scalar outputs")
-        gradient = tensor.new_ones(tensor.shape)
-    gradient = _as_grad(tensor, gradient)
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """``tensor.backward()`` and ``autograd.backward``: accumulate d(tensors)/d(leaf) into
+    each leaf's ``.grad``; with ``inputs``, into those tensors' ``.grad`` only."""
+    tensors, seeds = _seeded(tensors, grad_tensors)
     if retain_graph is None:
         retain_graph = create_graph
-    run_backward([tensor], [gradient], retain_graph, create_graph)
+    if inputs is None:
+        run_backward(tensors, seeds, retain_graph, create_graph)
+        return
+    inputs = _as_list(inputs)
+    grads = run_backward(tensors, seeds, retain_graph, create_graph, capture=inputs)
+    for t, g in zip(inputs, grads):
+        if g is not None:
+            _accumulate_into_leaf(t, g, create_graph)
+
+
+def _as_list(tensors) -> list:
+    from graphc.tensor import Tensor
+    return [tensors] if isinstance(tensors, Tensor) else list(tensors)
+
+
+def _seeded(tensors, grads):
+    """``tensors`` and their seed gradients as lists; a missing seed is ones, allowed for
+    one-element tensors only (as in PyTorch)."""
+    tensors = _as_list(tensors)
+    grads = [None] * len(tensors) if grads is None else _as_list(grads)
+    seeds = []
+    for t, g in zip(tensors, grads):
+        if g is None:
+            if t.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            g = t.new_ones(t.shape)
+        seeds.append(_as_grad(t, g))
+    return tensors, seeds
 
 
 def _as_grad(tensor, gradient):
@@ -269,8 +336,8 @@ def _as_grad(tensor, gradient):
     gradient = as_tensor(gradient, dtype=tensor.dtype)
     if gradient.shape != tensor.shape:
         raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
-                           f"{list(gradient.shape)} and output[0] has a shape of "
-                           f"{list(tensor.shape)}.")
+                           f"{gradient.shape!r} and output[0] has a shape of "
+                           f"{tensor.shape!r}.")
     return gradient
 
 
@@ -278,31 +345,19 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=False):
     """``graphc.autograd.grad``: gradients of ``outputs`` w.r.t. ``inputs``, returned
     as a tuple instead of accumulated into ``.grad``."""
-    from graphc.tensor import Tensor
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-    if grad_outputs is None:
-        grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, Tensor):
-        grad_outputs = [grad_outputs]
-    gs = []
-    for out, g in zip(outputs, grad_outputs):
-        if g is None:
-            if out.numel() != 1:
-                raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            g = out.new_ones(out.shape)
-        gs.append(_as_grad(out, g))
+    outputs, gs = _seeded(outputs, grad_outputs)
+    inputs = _as_list(inputs)
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     if retain_graph is None:
         retain_graph = create_graph
     result = run_backward(outputs, gs, retain_graph, create_graph, capture=inputs)
-    for t, g in zip(inputs, result):
+    for index, g in enumerate(result):
         if g is None and not allow_unused:
-            raise RuntimeError("One of the differentiated Tensors appears to not have been "
-                               "used in the graph. Set allow_unused=True if this is the "
-                               "desired behavior.")
+            raise RuntimeError(f"The differentiated Tensor at index {index} appears to not "
+                               f"have been used in the graph. Set allow_unused=True if this "
+                               f"is the desired behavior.")
     return tuple(result)
 
 

@@ -516,7 +516,10 @@ def cumsum(x, dim):
 
 def norm(x, p=2, dim=None, keepdim=False):
     if p == 2 or p == "fro":
-        return sqrt(sum(x * x, dim, keepdim))
+        # At a zero norm the gradient is 0, as PyTorch's, not sqrt's 0 * inf = nan.
+        squares = sum(x * x, dim, keepdim)
+        zero = squares == 0
+        return where(zero, 0.0, sqrt(where(zero, 1.0, squares)))
     if p == 1:
         return sum(abs(x), dim, keepdim)
     if p in (math.inf, "inf"):
@@ -822,7 +825,11 @@ def split(x, split_size_or_sections, dim=0):
     size = x.shape[dim]
     if isinstance(split_size_or_sections, (int, np.integer)):
         step = int(split_size_or_sections)
-        sizes = [builtins.min(step, size - s) for s in range(0, size, step)] or [0]
+        if step <= 0 and (step < 0 or size):
+            raise RuntimeError(f"split expects split_size be non-negative and 0 only for an "
+                               f"empty dimension, but got split_size={step} for dimension "
+                               f"{dim} of size {size}")
+        sizes = [builtins.min(step, size - s) for s in range(0, size, step)] if size else [0]
     else:
         sizes = list(split_size_or_sections)
         if builtins.sum(sizes) != size:
@@ -837,6 +844,8 @@ def split(x, split_size_or_sections, dim=0):
 
 
 def chunk(x, chunks, dim=0):
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
     size = x.shape[normalize_dim(dim, x.dim())]
     return split(x, builtins.max(-(-size // chunks), 1), dim)
 
@@ -927,6 +936,12 @@ def one_hot(tensor, num_classes=-1):
         raise RuntimeError("one_hot is only applicable to index tensor of type int64")
     if num_classes == -1:
         num_classes = int(tensor.max().item()) + 1 if tensor.numel() else 0
+    if is_concrete(tensor) and tensor.numel():
+        if tensor._data.min() < 0:
+            raise RuntimeError("one_hot: Class values must be non-negative.")
+        if tensor._data.max() >= num_classes:
+            raise RuntimeError(f"one_hot: Class values must be smaller than num_classes "
+                               f"({num_classes}).")
     classes = Tensor._wrap(np.arange(num_classes, dtype=np.int64), dtypes.int64)
     return cast(unsqueeze(tensor, -1) == classes, dtypes.int64)
 
@@ -941,12 +956,16 @@ def _expand_key(x, key) -> list:
     None entries), Ellipsis expanded and bool masks turned into integer tensors."""
     key = list(key) if isinstance(key, tuple) else [key]
     expanded = []
+    pos = 0              # the input dim the next entry indexes; None once past an Ellipsis
     for k in key:
         if isinstance(k, Tensor) and k.dtype == dtypes.bool_ or \
                 isinstance(k, np.ndarray) and k.dtype == bool or \
                 isinstance(k, list) and len(k) and builtins.all(isinstance(v, bool) for v in k):
             mask = k._concrete("indexing with a boolean mask") if isinstance(k, Tensor) \
                 else np.asarray(k, bool)
+            if pos is not None:
+                _check_mask(x, mask, pos)
+                pos += mask.ndim
             # A boolean mask over m dims becomes m integer index tensors (data-dependent).
             expanded.extend(Tensor._wrap(ix.astype(np.int64), dtypes.int64)
                             for ix in np.nonzero(mask))
@@ -956,6 +975,10 @@ def _expand_key(x, key) -> list:
             raise IndexError("indexing with a Python bool is not supported")
         else:
             expanded.append(k)
+            if k is Ellipsis:
+                pos = None
+            elif k is not None and pos is not None:
+                pos += 1
     used = builtins.sum(1 for k in expanded if k is not None and k is not Ellipsis)
     if used > x.dim():
         raise IndexError(f"too many indices for tensor of dimension {x.dim()}")
@@ -965,6 +988,15 @@ def _expand_key(x, key) -> list:
     else:
         expanded += [slice(None)] * (x.dim() - used)
     return expanded
+
+
+def _check_mask(x, mask, pos):
+    """A mask must have the shape of the dims it indexes (PyTorch's error text)."""
+    for j, n in enumerate(mask.shape):
+        if pos + j < x.dim() and x.shape[pos + j] != n:
+            raise IndexError(f"The shape of the mask {list(mask.shape)} at index {j} does not "
+                             f"match the shape of the indexed tensor {list(x.shape)} at index "
+                             f"{pos + j}")
 
 
 def getitem(x, key):
@@ -996,6 +1028,10 @@ def getitem(x, key):
             starts.append(0), stops.append(size), steps.append(1)
             advanced.append((dim, _index_tensor(k, "index")))
         else:
+            if not isinstance(k, (int, np.integer)):
+                raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and "
+                                 f"long or byte Variables are valid indices (got "
+                                 f"{type(k).__name__})")
             i = int(k)
             if not -size <= i < size:
                 raise IndexError(f"index {i} is out of bounds for dimension {dim} with size "

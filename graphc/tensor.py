@@ -122,7 +122,8 @@ class Tensor:
                                    "var_no_grad = var.detach().")
             return self
         if requires_grad and not self.dtype.is_floating_point:
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+            raise RuntimeError("Only Tensors of floating point and complex dtype can "
+                               "require gradients")
         self._requires_grad = bool(requires_grad)
         return self
 

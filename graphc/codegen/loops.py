@@ -15,8 +15,8 @@ Conventions
   ``Reduce``, its accumulators are readable (``Acc``) by later statements of the same
   parallel iteration.  Iterations of the parallel loops are independent (backends may
   split them across threads or blocks), unless ``kernel.serial`` is set.
-- A ``MatmulKernel`` is a batched C = A @ B with an epilogue expression over the
-  accumulator (``Acc("acc")``) and the output indices, fused by the fusion pass.
+- A ``MatmulKernel`` is a batched C = A @ B whose stores (the fused epilogue) are
+  expressions over the accumulator (``Acc("acc")``) and the output indices.
 """
 from __future__ import annotations
 
@@ -168,9 +168,11 @@ class Operand:
 
 @dataclass
 class MatmulKernel:
-    """``out[b..., i, j] = epilogue(sum_k a[b..., i, k] * b[b..., k, j])`` with ``out``
-    contiguous of shape batch + (m, n).  The epilogue reads ``Acc("acc")`` and the loop
-    variables ``b0, b1, ...``, ``i``, ``j`` (and may load other buffers)."""
+    """``acc = sum_k a[b..., i, k] * b[b..., k, j]``, then for each ``(buffer, value)`` in
+    ``stores``: ``buffer[b..., i, j] = value`` with the buffer contiguous of shape
+    batch + (m, n).  A store's value (the fused epilogue) reads ``Acc("acc", dtype)`` and
+    the loop variables ``b0, b1, ...``, ``i``, ``j``, and may load other buffers; the
+    plain product is ``stores=[(out, Acc("acc", dtype))]``."""
     name: str
     batch: tuple
     m: int
@@ -178,9 +180,8 @@ class MatmulKernel:
     k: int
     a: Operand
     b: Operand
-    out: str
     dtype: DType
-    epilogue: object
+    stores: list
     inputs: list
     outputs: list
     comment: list = field(default_factory=list)

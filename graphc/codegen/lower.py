@@ -1,0 +1,468 @@
+"""Lowering: fused groups of IR ops -> loop IR kernels (``graphc.codegen.loops``).
+
+Every value a kernel needs is an expression at an index: a load from a buffer (graph
+inputs, constants, values stored by earlier kernels), an index map composed onto its
+input (views never move data), an elementwise op on its operands' expressions, or an
+accumulator of the kernel's own reductions.  Broadcasting is index arithmetic: a size-1
+dimension reads index 0.  Index expressions are folded as they are built, so the common
+case (same shapes, contiguous) is a plain ``buffer[i]``.
+"""
+from __future__ import annotations
+
+import math
+
+from graphc import dtypes
+from graphc.codegen import loops as L
+from graphc.ir import Graph, Value
+from graphc.passes.fusion import Fusion, fuse
+from graphc.passes.memory import plan_memory
+
+ACC_KIND = {"sum": "sum", "prod": "prod", "amax": "max", "amin": "min", "argmax": "argmax",
+            "argmin": "argmin"}
+
+
+# ---- index arithmetic with folding -----------------------------------------------------------
+def iop(op, a, b):
+    if isinstance(a, L.IConst) and isinstance(b, L.IConst):
+        x, y = a.value, b.value
+        return L.IConst({"add": x + y, "sub": x - y, "mul": x * y,
+                         "floordiv": x // y if y else 0, "mod": x % y if y else 0,
+                         "min": min(x, y), "max": max(x, y), "lt": int(x < y),
+                         "le": int(x <= y), "eq": int(x == y), "and": int(bool(x and y))}[op])
+    zero_a = isinstance(a, L.IConst) and a.value == 0
+    zero_b = isinstance(b, L.IConst) and b.value == 0
+    one_b = isinstance(b, L.IConst) and b.value == 1
+    if op == "add" and (zero_a or zero_b):
+        return b if zero_a else a
+    if op == "sub" and zero_b:
+        return a
+    if op == "mul":
+        if zero_a or zero_b:
+            return L.IConst(0)
+        if one_b:
+            return a
+        if isinstance(a, L.IConst) and a.value == 1:
+            return b
+    if op == "floordiv" and one_b:
+        return a
+    if op == "mod" and one_b:
+        return L.IConst(0)
+    return L.IOp(op, a, b)
+
+
+def contiguous_strides(shape) -> tuple:
+    strides, step = [], 1
+    for d in reversed(shape):
+        strides.append(step)
+        step *= d
+    return tuple(reversed(strides))
+
+
+def linear(index, shape):
+    """Row-major offset of ``index`` in a contiguous array of ``shape``."""
+    out = L.IConst(0)
+    for i, s, d in zip(index, contiguous_strides(shape), shape):
+        if d != 1:
+            out = iop("add", out, iop("mul", i, L.IConst(s)))
+    return out
+
+
+def unravel(offset, shape) -> tuple:
+    """The index in ``shape`` of a row-major offset."""
+    out = []
+    for i, (s, d) in enumerate(zip(contiguous_strides(shape), shape)):
+        if d == 1:
+            out.append(L.IConst(0))
+            continue
+        q = iop("floordiv", offset, L.IConst(s))
+        out.append(q if i == 0 else iop("mod", q, L.IConst(d)))
+    return tuple(out)
+
+
+def reshape_index(index, from_shape, to_shape) -> tuple:
+    """Index into ``to_shape`` of the element at ``index`` of ``from_shape`` (same size).
+    Unit dims added or removed map directly; anything else goes through the offset."""
+    squeezed_from = [(i, d) for i, d in zip(index, from_shape) if d != 1]
+    squeezed_to = [d for d in to_shape if d != 1]
+    if [d for _, d in squeezed_from] == squeezed_to:
+        it = iter(i for i, _ in squeezed_from)
+        return tuple(next(it) if d != 1 else L.IConst(0) for d in to_shape)
+    return unravel(linear(index, from_shape), to_shape)
+
+
+def broadcast_index(index, out_shape, in_shape) -> tuple:
+    lead = len(out_shape) - len(in_shape)
+    return tuple(L.IConst(0) if d == 1 and out_shape[lead + k] != 1 else index[lead + k]
+                 for k, d in enumerate(in_shape))
+
+
+def _bool(cond) -> L.IndexValue:
+    return L.IndexValue(cond, dtypes.bool_)
+
+
+# ---- lowering --------------------------------------------------------------------------------
+class Lowering:
+    def __init__(self, fusion: Fusion, name: str):
+        self.fusion = fusion
+        self.graph: Graph = fusion.graph
+        self.name = name
+        self.producer = self.graph.producers()
+        self.buffers: dict = {}
+        self.buffer_of: dict = {}
+        self.constants: dict = {}
+        self.kernels: list = []
+        self.group = None
+
+    # ---- buffers ----------------------------------------------------------------------------
+    def add_buffer(self, v: Value, name: str, kind: str) -> str:
+        self.buffers[name] = L.BufferInfo(name, v.type.dtype, math.prod(v.shape), kind)
+        self.buffer_of[v] = name
+        return name
+
+    def assign_buffers(self):
+        for i, v in enumerate(self.graph.inputs):
+            self.add_buffer(v, f"in{i}_{v.name}", "input")
+        outputs = set(self.graph.outputs)
+        for op in self.graph.ops:
+            if op.name == "constant" and (op.out in outputs or not self.is_splat(op.out)):
+                name = self.add_buffer(op.out, f"const_{op.out.name}", "constant")
+                self.constants[name] = op.attr_dict["value"].array
+        for v in self.fusion.materialized():
+            kind = "output" if v in outputs else "temp"
+            self.add_buffer(v, f"{'out' if kind == 'output' else 'tmp'}_{v.name}", kind)
+
+    def is_splat(self, v: Value) -> bool:
+        array = self.producer[v].attr_dict["value"].array
+        flat = array.reshape(-1)
+        return flat.size <= 1 or bool((flat == flat[0]).all())
+
+    # ---- expressions ------------------------------------------------------------------------------
+    def load(self, v: Value, index) -> L.Load:
+        return L.Load(self.buffer_of[v], linear(index, v.shape), v.type.dtype)
+
+    def value(self, v: Value, index):
+        """The scalar expression of value ``v`` at ``index`` inside the current kernel."""
+        group = self.fusion.group_of.get(v)
+        if group is not None and group is not self.group:
+            return self.load(v, index)
+        op = self.producer.get(v)
+        if op is None:                                   # a graph input
+            return self.load(v, index)
+        if op.name == "constant":
+            if v in self.buffer_of:
+                return self.load(v, index)
+            flat = op.attr_dict["value"].array.reshape(-1)
+            return L.Const(flat[0].item() if flat.size else 0, v.type.dtype)
+        if op.name in ACC_KIND or op.name in ("matmul", "conv2d"):
+            return L.Acc(self.acc_name(v), v.type.dtype)
+        return self.apply(op, index)
+
+    def acc_name(self, v: Value) -> str:
+        return "acc" if self.producer[v].name == "matmul" else f"acc_{v.name}"
+
+    def apply(self, op, index):
+        attrs = op.attr_dict
+        out_shape = op.out.shape
+        if op.name == "uniform":
+            return L.Uniform(self.value(op.inputs[0], ()), linear(index, out_shape),
+                             op.out.type.dtype)
+        method = getattr(self, f"map_{op.name}", None)
+        if method is not None:
+            return method(op, index, **attrs)
+        args = tuple(self.value(v, broadcast_index(index, out_shape, v.shape))
+                     for v in op.inputs)
+        if op.name == "cast":
+            return L.Op("cast", args, attrs["dtype"])
+        return L.Op(op.name, args, op.out.type.dtype)
+
+    # index maps: each returns the value of its input at the mapped index
+    def map_reshape(self, op, index, shape):
+        x = op.inputs[0]
+        return self.value(x, reshape_index(index, shape, x.shape))
+
+    def map_permute(self, op, index, perm):
+        mapped = [None] * len(perm)
+        for i, p in enumerate(perm):
+            mapped[p] = index[i]
+        return self.value(op.inputs[0], tuple(mapped))
+
+    def map_expand(self, op, index, shape):
+        return self.value(op.inputs[0], broadcast_index(index, shape, op.inputs[0].shape))
+
+    def map_slice(self, op, index, starts, stops, steps):
+        return self.value(op.inputs[0], tuple(
+            iop("add", L.IConst(a), iop("mul", i, L.IConst(s)))
+            for i, a, s in zip(index, starts, steps)))
+
+    def map_pad(self, op, index, widths, value):
+        x = op.inputs[0]
+        inside, mapped = L.IConst(1), []
+        for i, d, (lo, _, inner) in zip(index, x.shape, widths):
+            shifted = iop("sub", i, L.IConst(lo))
+            span = max(d - 1, 0) * (inner + 1) + 1
+            ok = iop("and", iop("le", L.IConst(lo), i),
+                     iop("lt", i, L.IConst(lo + span)) if d else L.IConst(0))
+            if inner:
+                ok = iop("and", ok, iop("eq", iop("mod", iop("max", shifted, L.IConst(0)),
+                                                  L.IConst(inner + 1)), L.IConst(0)))
+            inside = iop("and", inside, ok)
+            # Clamped so the (unselected) load stays in bounds.
+            at = iop("floordiv", iop("max", shifted, L.IConst(0)), L.IConst(inner + 1))
+            mapped.append(iop("min", at, L.IConst(max(d - 1, 0))))
+        if any(d == 0 for d in x.shape):
+            return L.Const(value, op.out.type.dtype)
+        return L.Op("where", (_bool(inside), self.value(x, tuple(mapped)),
+                              L.Const(value, op.out.type.dtype)), op.out.type.dtype)
+
+    def map_concat(self, op, index, axis):
+        pieces, start = [], 0
+        for x in op.inputs:
+            n = x.shape[axis]
+            if n:
+                at = iop("min", iop("max", iop("sub", index[axis], L.IConst(start)),
+                                    L.IConst(0)), L.IConst(n - 1))
+                pieces.append((start + n, self.value(x, index[:axis] + (at,) + index[axis + 1:])))
+            start += n
+        result = pieces[-1][1]
+        for end, piece in reversed(pieces[:-1]):
+            result = L.Op("where", (_bool(iop("lt", index[axis], L.IConst(end))), piece, result),
+                          op.out.type.dtype)
+        return result
+
+    def map_take(self, op, index, axis):
+        x, idx = op.inputs
+        k = len(idx.shape)
+        j = L.CheckedIndex(self.value(idx, index[axis:axis + k]), x.shape[axis])
+        return self.value(x, index[:axis] + (j,) + index[axis + k:])
+
+    def map_gather(self, op, index, axis):
+        x, idx = op.inputs
+        j = L.CheckedIndex(self.value(idx, index), x.shape[axis])
+        return self.value(x, index[:axis] + (j,) + index[axis + 1:])
+
+    # ---- kernels -----------------------------------------------------------------------------------
+    def stored_values(self, group) -> list:
+        return [op.out for op in group.ops if op.out in self.buffer_of]
+
+    def kernel_name(self, group) -> str:
+        names = []
+        for op in group.ops:
+            if op.name not in names:
+                names.append(op.name)
+        return f"k{group.index}_" + "_".join(names[:4])
+
+    def comment(self, group) -> list:
+        from graphc.ir.text import format_op
+        return [format_op(op) for op in group.ops]
+
+    def io(self, group):
+        reads, writes = [], self.stored_values(group)
+        for op in group.ops:
+            for v in self.fusion.sources(op):
+                b = self.buffer_of.get(v)
+                if b and b not in reads and self.fusion.group_of.get(v) is not group:
+                    reads.append(b)
+        return reads, [self.buffer_of[v] for v in writes]
+
+    def lower_group(self, group):
+        self.group = group
+        if group.kind == "matmul":
+            return self.lower_matmul(group)
+        if group.kind == "scatter":
+            return self.lower_scatter(group)
+        if group.kind == "conv2d":
+            return self.lower_conv(group)
+        return self.lower_loops(group)
+
+    def lower_loops(self, group):
+        shape, axes = group.shape, group.axes
+        par = [(f"p{d}", n) for d, n in enumerate(shape) if d not in axes]
+        red = [(f"r{d}", n) for d, n in enumerate(shape) if d in axes]
+        full = tuple(L.Var(f"r{d}") if d in axes else L.Var(f"p{d}") for d in range(len(shape)))
+        kept_shape = tuple(n for d, n in enumerate(shape) if d not in axes)
+        kept = tuple(L.Var(f"p{d}") for d, _ in enumerate(shape) if d not in axes)
+        body = []
+        for op in group.ops:
+            if op.name in ACC_KIND:
+                body.append(self.reduce(op, full, red, shape))
+            v = op.out
+            if v not in self.buffer_of:
+                continue
+            if group.kind == "reduction" and math.prod(v.shape) != math.prod(shape):
+                index = reshape_index(kept, kept_shape, v.shape)
+                body.append(L.Store((), self.buffer_of[v], linear(index, v.shape),
+                                    self.value(v, index)))
+            else:
+                index = reshape_index(full, shape, v.shape)
+                body.append(L.Store(tuple(red), self.buffer_of[v], linear(index, v.shape),
+                                    self.value(v, index)))
+        reads, writes = self.io(group)
+        return L.LoopKernel(self.kernel_name(group), tuple(par), body, reads, writes,
+                            self.comment(group))
+
+    def reduce(self, op, full, red, shape):
+        x = op.inputs[0]
+        value = self.value(x, full)
+        dtype = op.out.type.dtype
+        if value.dtype != dtype and op.name in ("sum", "prod"):
+            value = L.Op("cast", (value,), dtype)
+        index = None
+        if op.name in ("argmax", "argmin"):
+            index = L.Var(red[0][0])
+        return L.Reduce(tuple(red), (L.Accumulator(self.acc_name(op.out), ACC_KIND[op.name],
+                                                   value, dtype, index),))
+
+    def lower_conv(self, group):
+        conv = group.ops[0]
+        x, w = conv.inputs
+        stride, dilation = conv.attr_dict["stride"], conv.attr_dict["dilation"]
+        n, o, oh, ow = (L.Var(v) for v in ("n", "o", "oh", "ow"))
+        c, kh, kw = (L.Var(v) for v in ("c", "kh", "kw"))
+        xi = (n, c, iop("add", iop("mul", oh, L.IConst(stride[0])),
+                        iop("mul", kh, L.IConst(dilation[0]))),
+              iop("add", iop("mul", ow, L.IConst(stride[1])),
+                  iop("mul", kw, L.IConst(dilation[1]))))
+        product = L.Op("mul", (self.value(x, xi), self.value(w, (o, c, kh, kw))),
+                       conv.out.type.dtype)
+        red = (("c", w.shape[1]), ("kh", w.shape[2]), ("kw", w.shape[3]))
+        body = [L.Reduce(red, (L.Accumulator(self.acc_name(conv.out), "sum", product,
+                                             conv.out.type.dtype),))]
+        out_index = (n, o, oh, ow)
+        for v in self.stored_values(group):
+            body.append(L.Store((), self.buffer_of[v], linear(out_index, v.shape),
+                                self.value(v, out_index)))
+        par = tuple(zip(("n", "o", "oh", "ow"), conv.out.shape))
+        reads, writes = self.io(group)
+        return L.LoopKernel(self.kernel_name(group), par, body, reads, writes,
+                            self.comment(group))
+
+    def lower_scatter(self, group):
+        op = group.ops[0]
+        x, idx, src = op.inputs
+        axis = op.attr_dict["axis"]
+        out = self.buffer_of[op.out]
+        xs = tuple(L.Var(f"x{d}") for d in range(len(x.shape)))
+        copy = L.Store(tuple((f"x{d}", n) for d, n in enumerate(x.shape)), out,
+                       linear(xs, x.shape), self.value(x, xs))
+        if op.name == "index_add":
+            loop_shape = src.shape
+            s = tuple(L.Var(f"s{d}") for d in range(len(loop_shape)))
+            j = L.CheckedIndex(self.value(idx, (s[axis],)), x.shape[axis])
+        else:
+            loop_shape = idx.shape
+            s = tuple(L.Var(f"s{d}") for d in range(len(loop_shape)))
+            j = L.CheckedIndex(self.value(idx, s), x.shape[axis])
+        target = s[:axis] + (j,) + s[axis + 1:]
+        add = L.Store(tuple((f"s{d}", n) for d, n in enumerate(loop_shape)), out,
+                      linear(target, x.shape), self.value(src, s), accumulate=True)
+        reads, writes = self.io(group)
+        return L.LoopKernel(self.kernel_name(group), (), [copy, add], reads, writes,
+                            self.comment(group), serial=True)
+
+    def lower_matmul(self, group):
+        mm = group.ops[0]
+        a, b = mm.inputs
+        out_shape = mm.out.shape
+        batch = out_shape[:-2]
+        m, n = out_shape[-2:]
+        k = a.shape[-1]
+        index = tuple(L.Var(f"b{d}") for d in range(len(batch))) + (L.Var("i"), L.Var("j"))
+        stores = [(self.buffer_of[v], self.value(v, index)) for v in self.stored_values(group)]
+        reads, writes = self.io(group)
+        ops = [self.operand(a, batch), self.operand(b, batch)]
+        for operand in ops:
+            if operand.buffer not in reads:
+                reads.append(operand.buffer)
+        return L.MatmulKernel(self.kernel_name(group), batch, m, n, k, ops[0], ops[1],
+                              mm.out.type.dtype, stores, reads, writes, self.comment(group))
+
+    def operand(self, v: Value, batch) -> L.Operand:
+        """A strided view of v's buffer, following views; a copy kernel when the chain
+        of index maps is not a strided view."""
+        view = self.strided(v)
+        if view is None:
+            view = self.materialize(v)
+        buffer, strides, offset = view
+        lead = len(batch) - (len(v.shape) - 2)
+        batch_strides = tuple(0 if d < lead or v.shape[d - lead] == 1 else strides[d - lead]
+                              for d in range(len(batch)))
+        return L.Operand(buffer, batch_strides, strides[-2], strides[-1], offset)
+
+    def strided(self, v: Value):
+        """(buffer, strides, offset) when v is a strided view of a buffer, else None."""
+        if v in self.buffer_of and (self.fusion.group_of.get(v) is not self.group):
+            return self.buffer_of[v], contiguous_strides(v.shape), 0
+        op = self.producer.get(v)
+        if op is None or v not in self.fusion.inline:
+            return None
+        base = self.strided(op.inputs[0])
+        if base is None:
+            return None
+        buffer, strides, offset = base
+        x = op.inputs[0]
+        attrs = op.attr_dict
+        if op.name == "permute":
+            return buffer, tuple(strides[p] for p in attrs["perm"]), offset
+        if op.name == "expand":
+            lead = len(v.shape) - len(x.shape)
+            return buffer, tuple(0 if d < lead or x.shape[d - lead] == 1 else strides[d - lead]
+                                 for d in range(len(v.shape))), offset
+        if op.name == "slice":
+            return buffer, tuple(s * st for s, st in zip(strides, attrs["steps"])), \
+                offset + sum(s * a for s, a in zip(strides, attrs["starts"]))
+        if op.name == "reshape":
+            kept = [(d, s) for d, s in zip(x.shape, strides) if d != 1]
+            if [d for d, _ in kept] == [d for d in v.shape if d != 1]:
+                it = iter(s for _, s in kept)
+                return buffer, tuple(next(it) if d != 1 else 0 for d in v.shape), offset
+            if strides == contiguous_strides(x.shape):
+                return buffer, contiguous_strides(v.shape), offset
+        return None
+
+    def materialize(self, v: Value):
+        """A copy kernel that stores v contiguously (a matmul operand that no strided
+        view can express)."""
+        name = f"tmp_{v.name}_copy"
+        self.buffers[name] = L.BufferInfo(name, v.type.dtype, math.prod(v.shape), "temp")
+        index = tuple(L.Var(f"p{d}") for d in range(len(v.shape)))
+        group, self.group = self.group, None
+        value = self.value(v, index)
+        self.group = group
+        reads = sorted({e.buffer for e in _loads(value)})
+        self.kernels.append(L.LoopKernel(
+            f"copy_{v.name}", tuple((f"p{d}", n) for d, n in enumerate(v.shape)),
+            [L.Store((), name, linear(index, v.shape), value)], reads, [name],
+            [f"copy of %{v.name} for a matmul operand"]))
+        return name, contiguous_strides(v.shape), 0
+
+    def run(self) -> L.Program:
+        self.assign_buffers()
+        for group in self.fusion.groups:
+            self.kernels.append(self.lower_group(group))
+        inputs = [self.buffer_of[v] for v in self.graph.inputs]
+        outputs = [self.buffer_of[v] for v in self.graph.outputs]
+        program = L.Program(self.name, self.buffers, self.kernels, inputs, outputs,
+                            self.constants)
+        return plan_memory(program)
+
+
+def _loads(expr):
+    """Every Load inside a scalar expression tree."""
+    if isinstance(expr, L.Load):
+        yield expr
+        yield from _loads(expr.offset)
+    for attr in ("args", "a", "b", "value", "index", "seed", "counter", "offset"):
+        child = getattr(expr, attr, None)
+        if isinstance(child, tuple):
+            for c in child:
+                yield from _loads(c)
+        elif child is not None and not isinstance(child, (int, float, bool, str)) \
+                and not isinstance(expr, L.Load):
+            yield from _loads(child)
+
+
+def lower(graph: Graph, fuse_ops: bool = True, name: str = "program"):
+    """Fuse and lower ``graph``; returns (loops.Program, Fusion)."""
+    fusion = fuse(graph, fuse_ops)
+    return Lowering(fusion, name).run(), fusion
+
