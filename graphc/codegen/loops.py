@@ -226,3 +226,75 @@ class Program:
     constants: dict
     arena: dict = field(default_factory=dict)
     arena_sizes: dict = field(default_factory=dict)
+
+
+# ---- printing ------------------------------------------------------------------------------------
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "floordiv": "//", "mod": "%", "lt": "<",
+          "le": "<=", "eq": "==", "and": "&&"}
+
+
+def format_expr(e) -> str:
+    """Readable C-like text of an index or scalar expression."""
+    if isinstance(e, Var):
+        return e.name
+    if isinstance(e, IConst):
+        return str(e.value)
+    if isinstance(e, IOp):
+        if e.op in _INFIX:
+            return f"({format_expr(e.a)} {_INFIX[e.op]} {format_expr(e.b)})"
+        return f"{e.op}({format_expr(e.a)}, {format_expr(e.b)})"
+    if isinstance(e, Load):
+        return f"{e.buffer}[{format_expr(e.offset)}]"
+    if isinstance(e, Const):
+        return repr(e.value)
+    if isinstance(e, Op):
+        args = ", ".join(format_expr(a) for a in e.args)
+        return f"{e.op}<{e.dtype.short}>({args})" if e.op == "cast" else f"{e.op}({args})"
+    if isinstance(e, IndexValue):
+        return f"{e.dtype.short}({format_expr(e.index)})"
+    if isinstance(e, CheckedIndex):
+        return f"checked({format_expr(e.value)}, {e.size})"
+    if isinstance(e, Acc):
+        return e.name
+    if isinstance(e, Uniform):
+        return f"uniform({format_expr(e.seed)}, {format_expr(e.counter)})"
+    raise TypeError(f"not a loop IR expression: {e!r}")
+
+
+def _loop_lines(loops, indent):
+    return [f"{'  ' * (indent + i)}for {name} in 0..{extent}:"
+            for i, (name, extent) in enumerate(loops)]
+
+
+def format_kernel(k) -> str:
+    lines = [f"kernel {k.name}({', '.join(k.inputs)}) -> ({', '.join(k.outputs)})"]
+    lines += [f"  # {c}" for c in k.comment]
+    if isinstance(k, MatmulKernel):
+        a, b = k.a, k.b
+        lines.append(f"  matmul batch={k.batch} m={k.m} n={k.n} k={k.k}: "
+                     f"acc = sum_p {a.buffer}[{a.offset} + i*{a.row_stride} + p*{a.col_stride}]"
+                     f" * {b.buffer}[{b.offset} + p*{b.row_stride} + j*{b.col_stride}]")
+        for name, value in k.stores:
+            lines.append(f"    {name}[b, i, j] = {format_expr(value)}")
+        return "\n".join(lines)
+    lines += _loop_lines(k.parallel, 1)
+    depth = 1 + len(k.parallel)
+    if k.serial:
+        lines.append("  (serial)")
+    for s in k.body:
+        lines += _loop_lines(s.loops, depth)
+        pad = "  " * (depth + len(s.loops))
+        if isinstance(s, Store):
+            op = "+=" if s.accumulate else "="
+            lines.append(f"{pad}{s.buffer}[{format_expr(s.offset)}] {op} {format_expr(s.value)}")
+        else:
+            for acc in s.accumulators:
+                at = f" at {format_expr(acc.index)}" if acc.index is not None else ""
+                lines.append(f"{pad}{acc.name} = {acc.kind}({format_expr(acc.value)}{at})")
+    return "\n".join(lines)
+
+
+def format_program(p: Program) -> str:
+    head = [f"program {p.name}: inputs ({', '.join(p.inputs)}) outputs ({', '.join(p.outputs)})",
+            f"  arena (elements per dtype): {p.arena_sizes}"]
+    return "\n".join(head + [format_kernel(k) for k in p.kernels])

@@ -62,7 +62,7 @@ unary("sin", np.sin, lambda g, out, x: g * x.cos(), saves=(0,))
 unary("cos", np.cos, lambda g, out, x: -g * x.sin(), saves=(0,))
 unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves=("out",))
 unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out), saves=("out",))
-unary("erf", lambda x: _erf(x).astype(x.dtype),
+unary("erf", lambda x: np.asarray(_erf(x), dtype=x.dtype),   # 0-dim: frompyfunc gives a float
             lambda g, out, x: g * (2 / math.sqrt(math.pi)) * (-(x * x)).exp(), saves=(0,))
 unary("floor", np.floor, lambda g, out, x: g * 0)
 unary("abs", np.abs, lambda g, out, x: g * x.sign(), saves=(0,), allowed=(1, 2))
@@ -141,7 +141,7 @@ register(Primitive(
     saves=(0,)))
 
 
-def _cast_grad(g, out, x):
+def _cast_grad(g, out, x, dtype):
     return g.to(x.dtype) if x.dtype.is_floating_point else None
 
 

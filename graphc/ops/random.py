@@ -33,8 +33,8 @@ def _uniform_infer(seed: TensorType, shape, dtype) -> TensorType:
 
 def _uniform_impl(seed, shape, dtype):
     s = int(seed) & 0xFFFFFFFFFFFFFFFF
-    key = hash32(np.uint32(s & 0xFFFFFFFF) ^ hash32(np.uint32(s >> 32)))
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):          # uint32 arithmetic wraps by design
+        key = hash32(np.uint32(s & 0xFFFFFFFF) ^ hash32(np.uint32(s >> 32)))
         bits = hash32(np.arange(int(np.prod(shape)), dtype=np.uint32) ^ key)
     # 24 random bits -> [0, 1) exactly representable in float32.
     return ((bits >> np.uint32(8)).astype(dtype.np) * dtype.np.type(2.0 ** -24)).reshape(shape)
