@@ -174,7 +174,7 @@ class _Fuser:
             h = self.group_of[v]
             if h is not g:
                 reason = reasons.get(h, "fusion is off (fuse=False)" if not self.fuse else
-                                     "the producer's kernel could not take this op")
+                                     "the op was fused with another of its producers instead")
                 self.boundaries.append((v, op, reason))
 
     @staticmethod
