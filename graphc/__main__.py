@@ -16,8 +16,12 @@ def main(argv=None) -> int:
     ir.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "ir":
+        if not os.path.isfile(args.script):
+            parser.error(f"can't open file {args.script!r}: no such file")
         os.environ["GRAPHC_PRINT_IR"] = "1"
         sys.argv = [args.script] + args.args
+        # As `python SCRIPT.py` does: the script's folder first on the import path.
+        sys.path.insert(0, os.path.dirname(os.path.abspath(args.script)))
         runpy.run_path(args.script, run_name="__main__")
     return 0
 

@@ -10,6 +10,7 @@ runs eagerly for that call with a one-time warning.
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -37,11 +38,14 @@ class RetraceLater(GraphBreak):
 class Program:
     """One compiled specialisation of the user's function."""
     forward: object                 # backend program: list of arrays -> list of arrays
-    sources: list                   # per graph input: ("arg", i) | ("lifted", t) | ("seed",)
+    sources: list                   # per graph input: ("arg", i) | ("seed",) |
+    #                                 ("lifted", t, t.requires_grad when traced)
     result_tree: object             # the traced return value (for its structure)
     n_results: int                  # how many leading outputs are the user's tensors
     writebacks: list                # (tensor, output index): copy the output into tensor
+    arg_writebacks: list            # (argument index, output index): the same, for arguments
     grad_effects: list              # (tensor, output index or None): set tensor.grad
+    touches_grads: bool             # the traced code read or set some parameter's .grad
     backward: object = None         # backend program of the backward graph, if any
     grad_outputs: list = field(default_factory=list)
     wrt: list = field(default_factory=list)     # graph input indices that get gradients
@@ -79,8 +83,14 @@ class CompiledNode:
             shape = self.program.graphs["backward"].inputs[k].shape
             dtype = self.program.graphs["backward"].inputs[k].type.dtype
             cotangents.append(np.zeros(shape, dtype.np) if g is None else g._data)
-        results = self.program.backward(cotangents + self.saved)
+        results = _owned(self.program.backward(cotangents + self.saved))
         return [Tensor._wrap(r, t.dtype) for r, t in zip(results, self.inputs)]
+
+
+def _owned(arrays) -> list:
+    """Program outputs as arrays a tensor may own: a constant or a broadcast view comes
+    out read-only, and the user may write to what they get (``p.grad.zero_()``)."""
+    return [a if a.flags.writeable else np.array(a) for a in arrays]
 
 
 def _state_roots(fn) -> list:
@@ -138,6 +148,7 @@ class CompiledFunction:
         self.cache: dict = {}
         self.compile_count = 0
         self._warned: set = set()
+        self.grad_sensitive = False     # a trace touched .grad: guard on which grads exist
         self.name = getattr(fn, "__name__", type(fn).__name__)
 
     def guard_key(self, args) -> tuple:
@@ -153,7 +164,15 @@ class CompiledFunction:
                 key.append(tuple(m.training for m in r.modules()))
             else:
                 key.append(_hyperparameters(r))
+        if self.grad_sensitive:
+            key.append(self._grad_presence())
         return tuple(key)
+
+    def _grad_presence(self) -> tuple:
+        """Which parameters have no ``.grad`` now.  Code that touches gradients
+        (``loss.backward()`` accumulates into an existing grad, or creates it) traces
+        differently for each, so once a trace touches them this is part of the key."""
+        return tuple(p.grad is None for p in _state_tensors(self.roots))
 
     def __call__(self, *args):
         key = self.guard_key(args)
@@ -169,6 +188,7 @@ class CompiledFunction:
 
     # ---- compilation -------------------------------------------------------------------------
     def _compile(self, args, key):
+        presence = self._grad_presence()
         try:
             program = self._trace_and_build(args)
         except GraphBreak as e:
@@ -181,6 +201,9 @@ class CompiledFunction:
             if isinstance(e, RetraceLater):
                 return _EAGER          # not cached: the next call traces again
             program = _EAGER
+        if program is not _EAGER and program.touches_grads and not self.grad_sensitive:
+            self.grad_sensitive = True
+            key = key + (presence,)
         self.cache[key] = program
         return program
 
@@ -195,6 +218,7 @@ class CompiledFunction:
                 sources.append(("arg", i))
             else:
                 tracers.append(a)
+        arg_inputs = {i: tracers[i]._data for _, i in sources}    # to spot in-place writes
         params = _state_tensors(self.roots)
         grads_before = [(p, p.grad) for p in params]
         optim_state = [(o, {p: dict(s) for p, s in o.state.items()})
@@ -205,6 +229,8 @@ class CompiledFunction:
                 result = self.fn(*tracers)
                 outs = flatten_tensors(result)
                 result_values = [tr.value_of(t) for t in outs]
+                arg_writes = [(i, tracers[i]._data) for i, v in arg_inputs.items()
+                              if tracers[i]._data is not v]
                 grads_after = [(p, p.grad) for p in params]
                 grad_values = {id(p): tr.value_of(g) for p, g in grads_after
                                if g is not None and (g._serial >= tr.start_serial or
@@ -222,11 +248,19 @@ class CompiledFunction:
         lifted_by_value = {v: t for t, _, v in tr.lifted.values()}
         seeds = set(tr.seeds)
         for v in tr.inputs[len(sources):]:
-            sources.append(("seed",) if v in seeds else ("lifted", lifted_by_value[v]))
+            if v in seeds:
+                sources.append(("seed",))
+            else:
+                t = lifted_by_value[v]
+                sources.append(("lifted", t, t._requires_grad))
         outputs = list(result_values)
         writebacks = []
         for t, v in mutated:
             writebacks.append((t, len(outputs)))
+            outputs.append(v)
+        arg_writebacks = []
+        for i, v in arg_writes:                 # in-place writes to the arguments
+            arg_writebacks.append((i, len(outputs)))
             outputs.append(v)
         grad_effects = []
         for (p, g), (_, before) in zip(grads_after, grads_before):
@@ -246,6 +280,7 @@ class CompiledFunction:
             wrt = [i for i, v in enumerate(graph.inputs) if self._input_requires_grad(
                 sources[i], args)]
             bwd = autodiff(graph, wrt)
+            wrt = bwd.wrt
             grad_outputs = [i for i in bwd.grad_outputs if i < len(result_values)]
             if len(grad_outputs) == len(bwd.grad_outputs):
                 n_saved = len(bwd.saved)
@@ -257,13 +292,19 @@ class CompiledFunction:
                 wrt, grad_outputs = [], []
         graph = run_pipeline(graph, dump=self._dump)
         graphs["forward"] = graph
+        backward = None
+        if backward_graph is not None:
+            backward = self.compile_backend(run_pipeline(
+                backward_graph, dump=lambda stage, g: self._dump(f"backward.{stage}", g)))
         self.compile_count += 1
         return Program(
             forward=self.compile_backend(graph), sources=sources, result_tree=result,
-            n_results=len(result_values), writebacks=writebacks, grad_effects=grad_effects,
-            backward=None if backward_graph is None else self.compile_backend(
-                run_pipeline(backward_graph, dump=None)),
-            grad_outputs=grad_outputs, wrt=wrt, n_saved=n_saved, graphs=graphs)
+            n_results=len(result_values), writebacks=writebacks,
+            arg_writebacks=arg_writebacks, grad_effects=grad_effects,
+            touches_grads=bool(grad_effects) or any(id(g) in tr.lifted
+                                                    for _, g in grads_before),
+            backward=backward, grad_outputs=grad_outputs, wrt=wrt, n_saved=n_saved,
+            graphs=graphs)
 
     @staticmethod
     def _input_requires_grad(source, args) -> bool:
@@ -293,10 +334,11 @@ class CompiledFunction:
     # ---- running -------------------------------------------------------------------------------
     @staticmethod
     def _inputs_still_match(program) -> bool:
-        """A lifted tensor replaced by one of another shape (p.data = ...) needs a
-        recompile; the guard key cannot see it."""
+        """A lifted tensor replaced by one of another shape (p.data = ...), or frozen or
+        unfrozen (requires_grad_), needs a recompile; the guard key cannot see it."""
         graph = program.graphs["forward"]
-        return all(kind[0] != "lifted" or tuple(kind[1]._data.shape) == v.shape
+        return all(kind[0] != "lifted" or (tuple(kind[1]._data.shape) == v.shape
+                                           and kind[1]._requires_grad == kind[2])
                    for kind, v in zip(program.sources, graph.inputs))
 
     def _run(self, program: Program, args):
@@ -308,8 +350,9 @@ class CompiledFunction:
                 arrays.append(source[1]._data)
             else:
                 arrays.append(creation.next_seed()._data)
-        outs = program.forward(arrays)
-        for t, k in program.writebacks:
+        outs = _owned(program.forward(arrays))
+        writes = program.writebacks + [(args[i], k) for i, k in program.arg_writebacks]
+        for t, k in writes:
             np.copyto(t._data, outs[k])
             t._version[0] += 1
         for p, k in program.grad_effects:
@@ -347,7 +390,16 @@ class CompiledModule:
         return self._compiled(*args)
 
     def __getattr__(self, name):
-        return getattr(self._orig_mod, name)
+        attr = getattr(self._orig_mod, name)
+        if callable(attr) and getattr(attr, "__self__", None) is self._orig_mod:
+            return functools.partial(self._call_method, attr)
+        return attr
+
+    def _call_method(self, method, *args, **kwargs):
+        """Methods that return the module (``train``, ``eval``, ``to``) return the
+        compiled module, as PyTorch's do: ``model = graphc.compile(net).to(device)``."""
+        result = method(*args, **kwargs)
+        return self if result is self._orig_mod else result
 
     def __setattr__(self, name, value):
         setattr(self._orig_mod, name, value)

@@ -14,6 +14,7 @@ write-back to that tensor after the program runs.  Tensors created during the tr
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from graphc import dtypes
@@ -44,7 +45,7 @@ class Trace:
     """The state of one trace: the graph being built and what was lifted into it."""
 
     def __init__(self, name="graph", names=None):
-        self.name = name
+        self.name = re.sub(r"[^A-Za-z0-9_.]", "_", name)   # "<lambda>" is no IR name
         self.namer = Namer()
         self.inputs: list = []          # graph input Values, in order
         self.ops: list = []
@@ -182,14 +183,15 @@ def module_names(*roots) -> dict:
 def trace(fn, *example_inputs) -> Graph:
     """Trace ``fn`` (a function or an ``nn.Module``) on ``example_inputs``.
 
-    Returns the verified graph; module parameters and buffers are graph inputs after the
-    user inputs.  Example::
+    Returns the verified graph; parameters and buffers are graph inputs after the user
+    inputs, named after their place in the module ``fn`` is, or reaches through its
+    closure or globals.  Example::
 
         g = graphc.trace(nn.Linear(2, 3), graphc.randn(4, 2))
         print(g)
     """
-    from graphc.nn import Module
-    names = module_names(fn) if isinstance(fn, Module) else {}
+    from graphc.compile import _state_roots
+    names = module_names(*_state_roots(fn))     # the modules fn is or reaches
     tr = Trace(getattr(fn, "__name__", type(fn).__name__), names)
     tracers = [tr.input_tensor(TensorType(tuple(x.shape), x.dtype), f"input{i}",
                                x.requires_grad) if isinstance(x, Tensor) else x
@@ -197,9 +199,9 @@ def trace(fn, *example_inputs) -> Graph:
     try:
         with tracing(tr):
             result = fn(*tracers)
+            outs = [tr.value_of(t) for t in flatten_tensors(result)]
     finally:
         tr.restore()
-    outs = [tr.value_of(t) for t in flatten_tensors(result)]
     return verify(tr.graph(outs))
 
 

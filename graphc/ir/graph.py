@@ -57,9 +57,10 @@ class Constant:
         return hash(self._key)
 
     def __repr__(self):
-        """A scalar when every element is equal (a splat, e.g. zeros), else a flat list."""
+        """A scalar when every element is bitwise equal (a splat, e.g. zeros), else a flat
+        list.  Bitwise, so [0.0, -0.0] stays a list and a nan splat prints as ``nan``."""
         flat = self.array.reshape(-1)
-        if flat.size and (flat == flat[0]).all() and not np.isnan(flat[0]):
+        if flat.size and flat.tobytes() == np.full_like(flat, flat[0]).tobytes():
             return repr(flat[0].item())
         return repr(flat.tolist())
 

@@ -139,27 +139,33 @@ def _parse_op(line: str, env: dict, where: str) -> Op:
 def parse(text: str) -> Graph:
     """Parse the text form back into a Graph (and check SSA: each name defined once,
     each use after its definition).  Type checking is the verifier's job."""
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    # (line number in the text, line) for the non-blank lines: errors name the real line.
+    lines = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
     if not lines:
         raise IRParseError("empty IR text")
-    head = re.fullmatch(r"graph\s+([A-Za-z0-9_.]+)\((.*)\)\s*\{", lines[0].strip())
-    if not head or lines[-1].strip() != "}":
-        raise IRParseError("line 1: expected 'graph NAME(%in: type, ...) {' ... '}'")
+    first = f"line {lines[0][0]}: "
+    head = re.fullmatch(r"graph\s+([A-Za-z0-9_.]+)\((.*)\)\s*\{", lines[0][1].strip())
+    if not head:
+        raise IRParseError(f"{first}expected 'graph NAME(%in: type, ...) {{'")
+    if lines[-1][1].strip() != "}":
+        raise IRParseError(f"line {lines[-1][0]}: expected '}}' closing the graph")
     env: dict = {}
     inputs = []
     for part in filter(None, (p.strip() for p in _split_params(head.group(2)))):
         m = re.fullmatch(rf"{_NAME}\s*:\s*(\S+)", part)
         if not m:
-            raise IRParseError(f"line 1: bad graph input {part!r}")
-        _define(env, Value(m.group(1), parse_type(m.group(2), "line 1: ")), "line 1: ")
+            raise IRParseError(f"{first}bad graph input {part!r}")
+        _define(env, Value(m.group(1), parse_type(m.group(2), first)), first)
         inputs.append(env[m.group(1)])
     ops, outputs = [], None
-    for number, line in enumerate(lines[1:-1], start=2):
+    for number, line in lines[1:-1]:
         where = f"line {number}: "
         stripped = line.strip()
         if stripped.startswith("return"):
             if outputs is not None:
                 raise IRParseError(f"{where}second return")
+            if not re.fullmatch(rf"return(\s+{_NAME}(\s*,\s*{_NAME})*)?", stripped):
+                raise IRParseError(f"{where}expected 'return %a, %b, ...', got {stripped!r}")
             outputs = []
             for name in re.findall(_NAME, stripped):
                 if name not in env:
@@ -172,7 +178,7 @@ def parse(text: str) -> Graph:
         _define(env, op.out, where)
         ops.append(op)
     if outputs is None:
-        raise IRParseError(f"line {len(lines)}: missing return")
+        raise IRParseError(f"line {lines[-1][0]}: missing return")
     return Graph(inputs, ops, outputs, head.group(1))
 
 

@@ -6,7 +6,8 @@
 4. the output type equals what the primitive's shape/dtype rule gives for the input
    types and attributes (a constant's type equals its array's);
 and every graph output is defined.  Run after every pass in tests, so a broken pass is
-reported at the pass that broke it.
+reported at the pass that broke it.  Errors name the line of the graph's printed form
+(line 1 is the header, op i is on line i + 1, then the return).
 """
 from __future__ import annotations
 
@@ -17,17 +18,17 @@ from graphc.ops import REGISTRY
 
 
 class IRVerifyError(ValueError):
-    """The graph breaks an invariant; the message names the op line."""
+    """The graph breaks an invariant; the message names the line and the op."""
 
 
 def verify(g: Graph) -> Graph:
     defined = set()
     for v in g.inputs:
         if v.name in defined:
-            raise IRVerifyError(f"graph input %{v.name} is defined twice")
+            raise IRVerifyError(f"line 1: graph input %{v.name} is defined twice")
         defined.add(v.name)
     for index, op in enumerate(g.ops):
-        where = f"op {index + 1} ({format_op(op)}): "
+        where = f"line {index + 2} ({format_op(op)}): "
         for v in op.inputs:
             if v.name not in defined:
                 raise IRVerifyError(f"{where}use of undefined value %{v.name}")
@@ -40,7 +41,8 @@ def verify(g: Graph) -> Graph:
                                 f"{op.out.type}")
     for v in g.outputs:
         if v.name not in defined:
-            raise IRVerifyError(f"graph output %{v.name} is not defined")
+            raise IRVerifyError(f"line {len(g.ops) + 2}: graph output %{v.name} is not "
+                                f"defined")
     return g
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from graphc import autograd
 from graphc.ir import Graph, Namer, Op, Value, verify
 from graphc.ops import REGISTRY
@@ -22,7 +20,9 @@ from graphc.trace import Trace, tracing
 @dataclass
 class Backward:
     """``graph`` maps (cotangents of ``grad_outputs``, then ``saved`` forward values) to
-    the gradients of the forward inputs listed in ``wrt`` (indices into fwd.inputs)."""
+    the gradients of the forward inputs listed in ``wrt`` (indices into fwd.inputs):
+    those of the requested inputs that some differentiated output depends on.  The
+    others get no gradient at all, as in eager autograd (their ``.grad`` stays None)."""
     graph: Graph
     grad_outputs: list      # indices into fwd.outputs that take a cotangent
     saved: list             # forward Values the backward reads, in input order
@@ -45,18 +45,19 @@ def autodiff(fwd: Graph, wrt) -> Backward:
     wrt = list(wrt)
     live = differentiable_values(fwd, wrt)
     tr = Trace(f"{fwd.name}_backward")
-    ct: dict = {}
+    cotangents: dict = {}           # a value returned twice gets the sum of both
     grad_outputs = []
     for i, v in enumerate(fwd.outputs):
-        if v in live and v not in ct:
+        if v in live:
             grad_outputs.append(i)
-            ct[v] = tr.input_tensor(v.type, f"grad_{v.name}")
+            cotangents.setdefault(v, []).append(tr.input_tensor(v.type, f"grad_{v.name}"))
     n_cotangents = len(tr.inputs)
 
     def forward_value(v: Value) -> Tensor:
         return Tensor._wrap(v, v.type.dtype)
 
     with tracing(tr), autograd.no_grad():
+        ct = {v: sum(gs[1:], gs[0]) for v, gs in cotangents.items()}
         for op in reversed(fwd.ops):
             g = ct.pop(op.out, None)
             if g is None:
@@ -72,8 +73,8 @@ def autodiff(fwd: Graph, wrt) -> Backward:
                 extra = {"index": i} if prim.variadic else {}
                 gi = rule(g, out, *inputs, **extra, **op.attr_dict)
                 ct[v] = gi if v not in ct else ct[v] + gi
-        outputs = [tr.value_of(ct[fwd.inputs[i]] if fwd.inputs[i] in ct else _zeros(fwd.inputs[i]))
-                   for i in wrt]
+        wrt = [i for i in wrt if fwd.inputs[i] in ct]
+        outputs = [tr.value_of(ct[fwd.inputs[i]]) for i in wrt]
     saved_inputs = tr.inputs[n_cotangents:]
     by_input = {b: f for f, b in tr.external.items()}
     graph = tr.graph(outputs)
@@ -86,15 +87,11 @@ def autodiff(fwd: Graph, wrt) -> Backward:
 CHEAP_KINDS = ("elementwise", "movement")
 
 
-def _zeros(v: Value) -> Tensor:
-    """The gradient of an input no output depends on."""
-    return Tensor._wrap(np.zeros(v.shape, v.type.dtype.np), v.type.dtype)
-
-
 def recompute_cheap_values(bwd: Graph, saved_inputs, by_input, fwd: Graph):
     """Replace saved values made by an elementwise op whose operands the backward has
     anyway (forward graph inputs, constants, or other saved values) with a
-    recomputation at the top of the backward graph.  Saves memory, costs one cheap op."""
+    recomputation at the top of the backward graph, and saved constants with the
+    constant.  Saves memory, costs one cheap op."""
     producers = fwd.producers()
     fwd_inputs = set(fwd.inputs)
     saved_fwd = {by_input[b] for b in saved_inputs}
@@ -124,6 +121,9 @@ def recompute_cheap_values(bwd: Graph, saved_inputs, by_input, fwd: Graph):
         f = by_input[b]
         op = producers.get(f)
         prim = REGISTRY.get(op.name) if op is not None else None
+        if op is not None and op.name == "constant":      # re-made, never saved
+            prologue.append(Op("constant", (), op.attrs, b, op.source))
+            continue
         if prim is not None and prim.kind in CHEAP_KINDS and all(map(available, op.inputs)):
             operands = tuple(operand(v) for v in op.inputs)
             prologue.append(Op(op.name, operands, op.attrs, b, op.source))
