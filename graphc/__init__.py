@@ -57,7 +57,7 @@ def is_floating_point(x) -> "bool":
 from graphc import nn  # noqa: E402  (nn needs the tensor API above)
 from graphc import ir  # noqa: E402
 from graphc.trace import trace, GraphBreak  # noqa: E402
-from graphc.compile import compile  # noqa: E402
+from graphc.compile import compile, explain  # noqa: E402
 from graphc import optim  # noqa: E402
 from graphc import utils  # noqa: E402
 from graphc.serialization import save, load  # noqa: E402

@@ -294,11 +294,11 @@ class CompiledFunction:
         graphs["forward"] = graph
         backward = None
         if backward_graph is not None:
-            backward = self.compile_backend(run_pipeline(
+            backward = self._backend(run_pipeline(
                 backward_graph, dump=lambda stage, g: self._dump(f"backward.{stage}", g)))
         self.compile_count += 1
         return Program(
-            forward=self.compile_backend(graph), sources=sources, result_tree=result,
+            forward=self._backend(graph, "forward"), sources=sources, result_tree=result,
             n_results=len(result_values), writebacks=writebacks,
             arg_writebacks=arg_writebacks, grad_effects=grad_effects,
             touches_grads=bool(grad_effects) or any(id(g) in tr.lifted
@@ -322,14 +322,24 @@ class CompiledFunction:
                         raise RetraceLater("the optimizer creates its state on its first "
                                            "step; tracing from the next call")
 
-    def _dump(self, stage, graph):
+    def _backend(self, graph, stage="backward"):
+        """Hand a graph to the backend; its stages (fusion report, loop IR, generated
+        code) are dumped under ``stage``."""
+        return self.compile_backend(graph, fuse=self.fuse,
+                                    dump=lambda name, text: self._dump(f"{stage}.{name}", text))
+
+    def _dump(self, stage, content):
+        """Print (GRAPHC_PRINT_IR) and/or write (dump dir) one stage's text: a graph, a
+        report, or generated code (stages ending in ``ll``/``cu`` keep that extension)."""
         if os.environ.get("GRAPHC_PRINT_IR"):
-            print(f"# graphc: {self.name}: {stage}\n{graph}\n")
+            print(f"# graphc: {self.name}: {stage}\n{content}\n")
         if self.dump:
             os.makedirs(self.dump, exist_ok=True)
-            path = os.path.join(self.dump, f"{self.name}.{self.compile_count}.{stage}.txt")
+            ext = stage.rsplit(".", 1)[-1] if stage.endswith((".ll", ".cu")) else "txt"
+            base = stage[: -len(ext) - 1] if ext != "txt" else stage
+            path = os.path.join(self.dump, f"{self.name}.{self.compile_count}.{base}.{ext}")
             with open(path, "w") as f:
-                f.write(str(graph) + "\n")
+                f.write(str(content) + "\n")
 
     # ---- running -------------------------------------------------------------------------------
     @staticmethod
@@ -426,3 +436,18 @@ def compile(fn_or_module, backend="interpreter", fuse=True, dump=None, fullgraph
     if isinstance(fn_or_module, Module):
         return CompiledModule(fn_or_module, **options)
     return CompiledFunction(fn_or_module, **options)
+
+
+def explain(fn_or_module, *example_inputs, fuse=True) -> str:
+    """The fusion report for ``fn_or_module`` on ``example_inputs``: the kernels, the ops
+    in each, why each unfused edge is a kernel boundary, and the peak bytes of
+    intermediate buffers.  Example::
+
+        print(graphc.explain(lambda x: x.softmax(1), graphc.randn(8, 16)))
+    """
+    from graphc.codegen.lower import lower
+    from graphc.passes.memory import peak_bytes
+    from graphc.trace import trace
+    graph = run_pipeline(trace(fn_or_module, *example_inputs))
+    program, fusion = lower(graph, fuse)
+    return fusion.report() + f"\npeak intermediate bytes: {peak_bytes(program)}"
