@@ -89,8 +89,16 @@ class CompiledNode:
 
 def _owned(arrays) -> list:
     """Program outputs as arrays a tensor may own: a constant or a broadcast view comes
-    out read-only, and the user may write to what they get (``p.grad.zero_()``)."""
-    return [a if a.flags.writeable else np.array(a) for a in arrays]
+    out read-only, and the user may write to what they get (``p.grad.zero_()``); an
+    array that is two outputs (CSE merged equal values) is copied for the second, so the
+    two tensors do not share storage as they would not in eager mode."""
+    seen, owned = set(), []
+    for a in arrays:
+        if not a.flags.writeable or id(a) in seen:
+            a = np.array(a)
+        seen.add(id(a))
+        owned.append(a)
+    return owned
 
 
 def _state_roots(fn) -> list:

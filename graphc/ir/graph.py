@@ -47,6 +47,9 @@ class Constant:
 
     def __init__(self, array: np.ndarray):
         self.array = np.array(array, order="C")
+        if self.array.dtype.kind == "f":
+            # One NaN: the text form prints every NaN as ``nan`` (a sign bit would be lost).
+            self.array[np.isnan(self.array)] = np.nan
         self.array.flags.writeable = False
         self._key = (self.array.dtype.str, self.array.shape, self.array.tobytes())
 

@@ -3,10 +3,13 @@ so printing or dumping after every pass is one loop."""
 from __future__ import annotations
 
 from graphc.ir import Graph, verify
-from graphc.passes.cse import eliminate_common_subexpressions
 from graphc.passes.dce import eliminate_dead_code
+from graphc.passes.fold import fold_constants
+from graphc.passes.simplify import simplify
 
-PIPELINE = [eliminate_dead_code, eliminate_common_subexpressions, eliminate_dead_code]
+# simplify folds and value-numbers as it rewrites (it subsumes CSE), so one sweep of it
+# reaches a fixed point; the fold stage before it shows in dumps what folding alone did.
+PIPELINE = [eliminate_dead_code, fold_constants, simplify, eliminate_dead_code]
 
 
 def run_pipeline(graph: Graph, passes=None, dump=None, check=False) -> Graph:
