@@ -199,15 +199,15 @@ class CompiledFunction:
         presence = self._grad_presence()
         try:
             program = self._trace_and_build(args)
+        except RetraceLater:
+            return _EAGER              # expected warm-up, not cached: the next call traces
         except GraphBreak as e:
-            if self.fullgraph and not isinstance(e, RetraceLater):
+            if self.fullgraph:
                 raise
             if (type(e), str(e)) not in self._warned:
                 self._warned.add((type(e), str(e)))
                 warnings.warn(f"graphc.compile({self.name}): running eagerly: {e}",
                               stacklevel=3)
-            if isinstance(e, RetraceLater):
-                return _EAGER          # not cached: the next call traces again
             program = _EAGER
         if program is not _EAGER and program.touches_grads and not self.grad_sensitive:
             self.grad_sensitive = True
