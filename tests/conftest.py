@@ -10,3 +10,16 @@ sys.path.insert(0, os.path.dirname(__file__))
 settings.register_profile("graphc", deadline=None, derandomize=True, max_examples=25,
                           print_blob=True)
 settings.load_profile("graphc")
+
+import pytest  # noqa: E402
+
+from graphc import backends  # noqa: E402
+
+# The code-generating backends every differential test runs against the interpreter.
+CODEGEN_BACKENDS = [name for name in backends.NAMES if name != "interpreter"]
+
+
+@pytest.fixture(params=CODEGEN_BACKENDS)
+def backend(request):
+    """One code-generating backend's name; tests compare it with the interpreter."""
+    return request.param

@@ -17,4 +17,15 @@ def compile_graph_cpu(graph: Graph, fuse: bool = True, dump=None):
     native = compile_program(program)
     if dump is not None:
         dump("ll", native.llvm_ir())
-    return native
+    return ShapedProgram(native, [v.shape for v in graph.outputs])
+
+
+class ShapedProgram:
+    """A loop IR program's flat output buffers, reshaped to the graph's output types."""
+
+    def __init__(self, native, shapes):
+        self.native = native
+        self.shapes = shapes
+
+    def __call__(self, arrays):
+        return [a.reshape(s) for a, s in zip(self.native(arrays), self.shapes)]
