@@ -229,5 +229,9 @@ def unflatten_tensors(tree, leaves):
         if isinstance(node, dict):
             return type(node)((k, build(v)) for k, v in node.items())
         return node
-    return build(tree)
+    result = build(tree)
+    # A recursive closure is a reference cycle that holds ``it`` and so the leaves:
+    # break it, or every compiled call's outputs live until the garbage collector runs.
+    del build
+    return result
 

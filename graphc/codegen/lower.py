@@ -127,7 +127,10 @@ class Lowering:
             if op.name == "constant" and (op.out in outputs or not self.is_splat(op.out)):
                 name = self.add_buffer(op.out, f"const_{op.out.name}", "constant")
                 self.constants[name] = op.attr_dict["value"].array
-        for v in self.fusion.materialized():
+        # In program order, not set order: the buffer order is in the generated code, and
+        # code that changes from one process to the next never hits the disk cache.
+        materialized = self.fusion.materialized()
+        for v in [op.out for op in self.graph.ops if op.out in materialized]:
             kind = "output" if v in outputs else "temp"
             self.add_buffer(v, f"{'out' if kind == 'output' else 'tmp'}_{v.name}", kind)
 

@@ -220,6 +220,8 @@ class _Fuser:
         for v, via in sources:
             if self.group_of[v] is not g:
                 continue
+            if op.name in INDEX_MAPS:       # an index map kept as an output reads through itself
+                via = via + (op.name,)
             if g.kind == "reduction" and math.prod(v.shape) != math.prod(g.shape):
                 if any(name not in _SAFE_AFTER_REDUCTION for name in via):
                     return "reads the reduced value through a reordering index map"
