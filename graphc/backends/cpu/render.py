@@ -490,6 +490,9 @@ class KernelFunction:
             name = f"{name}.{len(module.globals)}"
         self.fn = ir.Function(module, KERNEL_TYPE, name)
         self.fn.attributes.add("nounwind")
+        # Kept out of ``entry``: inlining every kernel into one huge function makes the
+        # optimiser superlinearly slow, and a call per kernel costs nothing.
+        self.fn.attributes.add("noinline")
         self.buffers_arg, self.start, self.stop, self.flag = self.fn.args
         self.entry = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self.body = self.fn.append_basic_block("body")
