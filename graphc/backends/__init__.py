@@ -7,15 +7,22 @@ generated code).
 """
 from __future__ import annotations
 
-NAMES = ("interpreter", "cpu")
+NAMES = ("interpreter", "cpu", "cuda", "cuda-emulate")
 
 
 def get(name: str):
+    """``cuda`` runs on a GPU through PyCUDA; ``cuda-emulate`` runs the same generated CUDA
+    C on the CPU (compiled as C++ against a shim), so it is testable anywhere."""
     if name == "interpreter":
         from graphc.backends.interpreter import compile_graph
         return compile_graph
     if name == "cpu":
         from graphc.backends.native import compile_graph_cpu
         return compile_graph_cpu
-    raise ValueError(f"unknown graphc backend {name!r}; available: {', '.join(NAMES)} "
-                     f"(the 'cuda' backend is not built yet)")
+    if name == "cuda":
+        from graphc.backends.cuda import compile_graph_cuda
+        return compile_graph_cuda
+    if name == "cuda-emulate":
+        from graphc.backends.cuda import compile_graph_cuda_emulated
+        return compile_graph_cuda_emulated
+    raise ValueError(f"unknown graphc backend {name!r}; available: {', '.join(NAMES)}")

@@ -1,0 +1,53 @@
+"""The ``cuda`` backend: loop IR -> CUDA C -> PyCUDA, and its CPU emulation.
+
+``compile_graph_cuda(graph, fuse=True, dump=None)`` compiles for a real GPU (it raises at
+once, saying what is missing, without PyCUDA or a GPU);
+``compile_graph_cuda_emulated(graph, fuse=True, dump=None)`` compiles the same CUDA C
+for the CPU against ``shim.h`` and runs it there, so the generated code is tested on
+machines without a GPU.  Both return ``program(arrays) -> list of arrays``.  See
+docs/cuda.md.
+"""
+from __future__ import annotations
+
+from graphc.codegen.loops import format_program
+from graphc.codegen.lower import lower
+from graphc.ir import Graph
+from graphc.passes.memory import peak_bytes
+
+
+def _lower(graph: Graph, fuse: bool, dump):
+    program, fusion = lower(graph, fuse, name=graph.name)
+    if dump is not None:
+        dump("fusion", fusion.report() + f"\npeak intermediate bytes: {peak_bytes(program)}")
+        dump("loops", format_program(program))
+    return program
+
+
+def compile_graph_cuda_emulated(graph: Graph, fuse: bool = True, dump=None):
+    """Compile ``graph`` to CUDA C and run it on the CPU emulator (backend
+    ``cuda-emulate``)."""
+    from graphc.backends.cuda import emulate, render
+    source = render.render_program(_lower(graph, fuse, dump), render.EMULATION)
+    if dump is not None:
+        dump("cu", source.text)
+    return emulate.build(graph, source)
+
+
+def compile_graph_cuda(graph: Graph, fuse: bool = True, dump=None):
+    """Compile ``graph`` to CUDA C and run it on the GPU through PyCUDA (backend
+    ``cuda``)."""
+    from graphc import cuda
+    reason = cuda.unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"the cuda backend needs PyCUDA and a CUDA GPU: {reason}. "
+                           f"Install it with pip install 'graphc[cuda]' on a machine with the "
+                           f"CUDA driver, or use backend='cuda-emulate' to run the generated "
+                           f"CUDA C on the CPU")
+    from graphc.backends.cuda import render, runtime
+    source = render.render_program(_lower(graph, fuse, dump), render.GPU)
+    if dump is not None:
+        dump("cu", source.text)
+    return runtime.build(graph, source)
+
+
+__all__ = ["compile_graph_cuda", "compile_graph_cuda_emulated"]

@@ -1,0 +1,185 @@
+// graphc's CUDA prelude: scalar semantics of graphc's primitives (numpy's) and the block
+// reduction every reducing kernel uses.  It is pasted at the top of each generated .cu.
+//
+// - Integer add/sub/mul/neg wrap around like numpy's (computed unsigned: no C++ overflow).
+// - maximum/minimum propagate NaN; argmax/argmin take the first NaN, else the first
+//   extreme value.
+// - A float -> integer cast truncates and saturates, NaN gives 0 (what the hardware's
+//   cvt.rzi does; numpy leaves out-of-range casts unspecified).
+// - Random numbers are graphc.ops.random's lowbias32 counter hash, bit for bit.
+// - A checked index is clamped into its dimension and raises the kernel's error flag.
+
+namespace gc {
+
+// ---- integer arithmetic that wraps ------------------------------------------------------
+__device__ __forceinline__ int add(int a, int b) { return (int)((unsigned)a + (unsigned)b); }
+__device__ __forceinline__ int sub(int a, int b) { return (int)((unsigned)a - (unsigned)b); }
+__device__ __forceinline__ int mul(int a, int b) { return (int)((unsigned)a * (unsigned)b); }
+__device__ __forceinline__ int neg(int a) { return (int)(0u - (unsigned)a); }
+__device__ __forceinline__ long long add(long long a, long long b) {
+    return (long long)((unsigned long long)a + (unsigned long long)b);
+}
+__device__ __forceinline__ long long sub(long long a, long long b) {
+    return (long long)((unsigned long long)a - (unsigned long long)b);
+}
+__device__ __forceinline__ long long mul(long long a, long long b) {
+    return (long long)((unsigned long long)a * (unsigned long long)b);
+}
+__device__ __forceinline__ long long neg(long long a) {
+    return (long long)(0ull - (unsigned long long)a);
+}
+__device__ __forceinline__ float add(float a, float b) { return a + b; }
+__device__ __forceinline__ double add(double a, double b) { return a + b; }
+__device__ __forceinline__ bool add(bool a, bool b) { return a || b; }
+__device__ __forceinline__ float mul(float a, float b) { return a * b; }
+__device__ __forceinline__ double mul(double a, double b) { return a * b; }
+__device__ __forceinline__ bool mul(bool a, bool b) { return a && b; }
+
+template <class T> __device__ __forceinline__ T iabs(T a) { return a < 0 ? neg(a) : a; }
+
+// x ** e by squaring, wrapping; a negative exponent (numpy raises) gives the truncated
+// quotient: 1 for x == 1, +-1 for x == -1, else 0.
+template <class T> __device__ __forceinline__ T ipow(T x, T e) {
+    if (e < 0) return x == 1 ? (T)1 : x == -1 ? ((e & 1) ? (T)-1 : (T)1) : (T)0;
+    T result = 1;
+    while (e) {
+        if (e & 1) result = mul(result, x);
+        x = mul(x, x);
+        e >>= 1;
+    }
+    return result;
+}
+
+// ---- maximum / minimum (NaN propagates), sign, sigmoid ----------------------------------
+template <class T> __device__ __forceinline__ T maximum(T a, T b) {
+    return (a != a || a > b) ? a : b;
+}
+template <class T> __device__ __forceinline__ T minimum(T a, T b) {
+    return (a != a || a < b) ? a : b;
+}
+__device__ __forceinline__ bool maximum(bool a, bool b) { return a || b; }
+__device__ __forceinline__ bool minimum(bool a, bool b) { return a && b; }
+
+template <class T> __device__ __forceinline__ T sign(T x) {   // NaN stays NaN, -0 gives +0
+    return x > 0 ? (T)1 : x < 0 ? (T)-1 : x + (T)0;
+}
+__device__ __forceinline__ int sign(int x) { return (x > 0) - (x < 0); }
+__device__ __forceinline__ long long sign(long long x) { return (x > 0) - (x < 0); }
+
+__device__ __forceinline__ float sigmoid(float x) {           // never overflows
+    const float e = expf(-fabsf(x));
+    return x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+__device__ __forceinline__ double sigmoid(double x) {
+    const double e = exp(-fabs(x));
+    return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+}
+
+// ---- float -> integer casts: truncate, saturate, NaN -> 0 ------------------------------
+template <class F> __device__ __forceinline__ int to_i32(F x) {
+    return x != x ? 0 : x >= (F)2147483648.0 ? 2147483647
+         : x <= (F)-2147483648.0 ? (-2147483647 - 1) : (int)x;
+}
+template <class F> __device__ __forceinline__ long long to_i64(F x) {
+    return x != x ? 0 : x >= (F)9223372036854775808.0 ? 9223372036854775807LL
+         : x <= (F)-9223372036854775808.0 ? (-9223372036854775807LL - 1) : (long long)x;
+}
+
+// ---- counter-based random numbers (graphc.ops.random) -----------------------------------
+__device__ __forceinline__ unsigned hash32(unsigned x) {       // lowbias32
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    return x ^ (x >> 16);
+}
+__device__ __forceinline__ unsigned random_bits(long long seed, long long counter) {
+    const unsigned long long s = (unsigned long long)seed;
+    const unsigned key = hash32((unsigned)s ^ hash32((unsigned)(s >> 32)));
+    return hash32((unsigned)counter ^ key);
+}
+__device__ __forceinline__ float uniform_f32(long long seed, long long counter) {
+    return (float)(random_bits(seed, counter) >> 8) * 5.9604644775390625e-08f;   // 2**-24
+}
+__device__ __forceinline__ double uniform_f64(long long seed, long long counter) {
+    return (double)(random_bits(seed, counter) >> 8) * 5.9604644775390625e-08;
+}
+
+// ---- indices from data ------------------------------------------------------------------
+__device__ __forceinline__ long long checked_index(long long i, long long size, int *error_flag,
+                                                   int code) {
+    if (i >= 0 && i < size) return i;
+    atomicCAS(error_flag, 0, code);
+    return i < 0 || size == 0 ? 0 : size - 1;
+}
+
+// ---- reductions -------------------------------------------------------------------------
+// An arg-reduction candidate: `at` is its position in the Reduce's flattened loops
+// (-1: none yet), so ties go to the first occurrence.
+template <class T> struct Arg {
+    T value;
+    long long at;
+};
+
+template <bool IsMax, class T> __device__ __forceinline__ bool better(T v, T best) {
+    return (v != v && best == best) || (IsMax ? v > best : v < best);
+}
+
+// Fold the next candidate (at a larger position) into a thread's running best.
+template <bool IsMax, class T> __device__ __forceinline__ Arg<T> arg_step(Arg<T> a, T v,
+                                                                         long long at) {
+    return (a.at < 0 || better<IsMax>(v, a.value)) ? Arg<T>{v, at} : a;
+}
+
+struct Sum {
+    template <class T> __device__ T operator()(T a, T b) const { return add(a, b); }
+};
+struct Prod {
+    template <class T> __device__ T operator()(T a, T b) const { return mul(a, b); }
+};
+struct Max {
+    template <class T> __device__ T operator()(T a, T b) const { return maximum(a, b); }
+};
+struct Min {
+    template <class T> __device__ T operator()(T a, T b) const { return minimum(a, b); }
+};
+template <bool IsMax> struct ArgBest {   // combines two partial results in any order
+    template <class T> __device__ Arg<T> operator()(Arg<T> a, Arg<T> b) const {
+        if (a.at < 0) return b;
+        if (b.at < 0) return a;
+        const bool first = a.at < b.at;
+        const Arg<T> x = first ? a : b, y = first ? b : a;      // x came first
+        return better<IsMax>(y.value, x.value) ? y : x;
+    }
+};
+
+template <class T> __device__ __forceinline__ T shfl_down(T v, unsigned delta) {
+    return __shfl_down_sync(0xffffffffu, v, delta);
+}
+__device__ __forceinline__ bool shfl_down(bool v, unsigned delta) {
+    return __shfl_down_sync(0xffffffffu, (int)v, delta) != 0;
+}
+template <class T> __device__ __forceinline__ Arg<T> shfl_down(Arg<T> a, unsigned delta) {
+    return Arg<T>{shfl_down(a.value, delta), shfl_down(a.at, delta)};
+}
+
+// Combine every thread's `v` (blockDim.x a multiple of 32, every thread calling): a tree
+// of warp shuffles in each warp, the warps' results through `scratch` (__shared__,
+// 33 slots), a last tree in warp 0, and the total broadcast through scratch[32].
+template <class T, class Combine>
+__device__ T block_reduce(T v, Combine combine, T identity, T *scratch) {
+    const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const unsigned warps = (blockDim.x + 31) / 32;
+    for (unsigned d = 16; d > 0; d /= 2) v = combine(v, shfl_down(v, d));
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < warps ? scratch[lane] : identity;
+        for (unsigned d = 16; d > 0; d /= 2) v = combine(v, shfl_down(v, d));
+        if (lane == 0) scratch[32] = v;
+    }
+    __syncthreads();
+    return scratch[32];
+}
+
+}  // namespace gc

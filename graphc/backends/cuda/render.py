@@ -1,0 +1,668 @@
+"""Render graphc's loop IR (``graphc.codegen.loops``) to CUDA C.
+
+Each kernel becomes one ``extern "C" __global__`` function named after it, preceded by
+the IR ops it implements, taking its buffers as typed pointers (``float *``,
+``double *``, ``int *``, ``long long *``, ``unsigned char *`` for bool) and then
+``int *error_flag``.  Three shapes of kernel:
+
+- elementwise (no ``Reduce``, every ``Store`` without inner loops): a grid-stride loop
+  over the flattened parallel space, one element per thread per step;
+- reducing (any inner loops, or ``serial``): one block per parallel iteration, the
+  blocks grid-striding over the iterations.  The block's threads split each statement's
+  inner loops; a ``Reduce`` ends in ``gc::block_reduce`` (warp shuffles, then shared
+  memory across warps), which hands every thread the result, so later statements read
+  ``Acc`` values as locals.  A ``serial`` kernel is one block whose accumulating stores
+  run in order on thread 0, with a barrier between statements;
+- matmul: shared-memory tiles of A and B (``tile`` x ``tile`` threads, bounds-checked
+  for any m, n, k and strided or broadcast operands), then the fused epilogue per
+  output element.
+
+Scalars follow numpy through the helpers of ``prelude.cuh`` (pasted at the top of every
+program) and CUDA's libm (``expf``... for f32, ``exp``... for f64).  Every subexpression
+becomes a named ``const`` local, so the text reads like the loop IR it came from.  A
+``CheckedIndex`` is clamped and sets ``*error_flag`` to the kernel's code (its position
+in the program plus one).
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphc import dtypes
+from graphc.codegen import loops as L
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+PRELUDE_PATH = os.path.join(_HERE, "prelude.cuh")
+SHARED_SLOTS = 33          # block_reduce's scratch: one slot per warp, then the result
+
+
+@dataclass(frozen=True)
+class LaunchLimits:
+    """How large launches may be: ``threads`` per block (a multiple of 32), the matmul
+    ``tile`` edge (``tile * tile`` threads) and the most ``blocks`` of a grid (kernels
+    grid-stride over the rest)."""
+    threads: int = 256
+    tile: int = 16
+    blocks: int = 8192
+
+
+GPU = LaunchLimits()
+# The emulator runs every CUDA thread as a fiber: fewer of them keeps it quick while
+# still covering several warps per block and several grid-stride steps per block.
+EMULATION = LaunchLimits(threads=64, tile=8, blocks=4)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch: a 1-D grid of 1-D blocks; ``args`` are the buffer names in
+    parameter order (``error_flag`` follows them)."""
+    kernel: str
+    grid: int
+    block: int
+    args: tuple
+
+
+@dataclass
+class CudaSource:
+    """A rendered program: the ``.cu`` text (the prelude, then ``kernels``, one text per
+    kernel) and its launches in execution order."""
+    program: L.Program
+    text: str
+    kernels: list
+    launches: list
+    limits: LaunchLimits
+
+
+_VALUE = {dtypes.bool_: "bool", dtypes.int32: "int", dtypes.int64: "long long",
+          dtypes.float32: "float", dtypes.float64: "double"}
+_STORAGE = {**_VALUE, dtypes.bool_: "unsigned char"}
+
+
+def value_type(dtype) -> str:
+    return _VALUE[dtype]
+
+
+def storage_type(dtype) -> str:
+    """The C type of a buffer element (bool is one byte, as in numpy)."""
+    return _STORAGE[dtype]
+
+
+def prelude() -> str:
+    with open(PRELUDE_PATH) as f:
+        return f.read()
+
+
+# ---- literals ----------------------------------------------------------------------------------
+def literal(value, dtype) -> str:
+    """A C literal of exactly ``dtype``'s value (float32 constants keep their rounding)."""
+    if dtype is dtypes.bool_:
+        return "true" if bool(value) else "false"
+    if not dtype.is_floating_point:
+        v = int(np.asarray(value).astype(dtype.np))
+        suffix = "LL" if dtype is dtypes.int64 else ""
+        if v == np.iinfo(dtype.np).min:
+            return f"({v + 1}{suffix} - 1)"
+        return f"{v}{suffix}" if v >= 0 else f"({v}{suffix})"
+    x = dtype.np.type(value)
+    f = "f" if dtype is dtypes.float32 else ""
+    if np.isnan(x):
+        return f'__builtin_nan{f}("")'
+    if np.isinf(x):
+        return f"(-__builtin_huge_val{f}())" if x < 0 else f"__builtin_huge_val{f}()"
+    text = str(x) + f           # numpy prints the shortest text that reads back as x
+    return f"({text})" if text.startswith("-") else text
+
+
+def identity(kind, dtype) -> str:
+    if kind in ("sum", "prod"):
+        return literal(0 if kind == "sum" else 1, dtype)
+    low = kind in ("max", "argmax")
+    if dtype.is_floating_point:
+        return literal(-math.inf if low else math.inf, dtype)
+    if dtype is dtypes.bool_:
+        return literal(not low, dtype)
+    info = np.iinfo(dtype.np)
+    return literal(info.min if low else info.max, dtype)
+
+
+# ---- scalar ops ----------------------------------------------------------------------------------
+def _f(name):
+    """A libm function: ``expf`` for float32, ``exp`` for float64."""
+    return lambda a, dt: f"{name}{'f' if dt is dtypes.float32 else ''}({a})"
+
+
+def _infix(symbol, helper):
+    """Float arithmetic as an operator; integers through the prelude's wrapping helper."""
+    def rule(a, b, dt):
+        return f"({a} {symbol} {b})" if dt.is_floating_point else f"gc::{helper}({a}, {b})"
+    return rule
+
+
+UNARY = {
+    "neg": lambda a, dt: f"(-{a})" if dt.is_floating_point else f"gc::neg({a})",
+    "exp": _f("exp"), "log": _f("log"), "sqrt": _f("sqrt"), "sin": _f("sin"),
+    "cos": _f("cos"), "tanh": _f("tanh"), "erf": _f("erf"), "floor": _f("floor"),
+    "rsqrt": lambda a, dt: f"({literal(1, dt)} / {_f('sqrt')(a, dt)})",
+    "sigmoid": lambda a, dt: f"gc::sigmoid({a})",
+    "abs": lambda a, dt: _f("fabs")(a, dt) if dt.is_floating_point else f"gc::iabs({a})",
+    "sign": lambda a, dt: f"gc::sign({a})",
+    "logical_not": lambda a, dt: f"(!{a})",
+}
+_COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+BINARY = {
+    "add": _infix("+", "add"), "sub": _infix("-", "sub"), "mul": _infix("*", "mul"),
+    "div": lambda a, b, dt: f"({a} / {b})",
+    "pow": lambda a, b, dt: _f("pow")(f"{a}, {b}", dt) if dt.is_floating_point
+    else f"gc::ipow({a}, {b})",
+    "maximum": lambda a, b, dt: f"gc::maximum({a}, {b})",
+    "minimum": lambda a, b, dt: f"gc::minimum({a}, {b})",
+    "logical_and": lambda a, b, dt: f"({a} && {b})",
+    "logical_or": lambda a, b, dt: f"({a} || {b})",
+    **{op: (lambda s: lambda a, b, dt: f"({a} {s} {b})")(s) for op, s in _COMPARE.items()},
+}
+
+
+def cast(text, src, dst) -> str:
+    """numpy's ``astype``: anything -> bool is ``!= 0`` (NaN is True); float -> int
+    truncates (saturating, NaN -> 0)."""
+    if src is dst:
+        return text
+    if dst is dtypes.bool_:
+        return f"({text} != {literal(0, src)})"
+    if src.is_floating_point and not dst.is_floating_point:
+        return f"gc::to_{dst.short}({text})"
+    return f"({value_type(dst)})({text})"
+
+
+_INDEX_INFIX = {"add": "+", "sub": "-", "mul": "*", "floordiv": "/", "mod": "%", "lt": "<",
+                "le": "<=", "eq": "==", "and": "&&"}
+_ACC_UPDATE = {"sum": "add", "prod": "mul", "max": "maximum", "min": "minimum"}
+_COMBINE = {"sum": "gc::Sum()", "prod": "gc::Prod()", "max": "gc::Max()", "min": "gc::Min()",
+            "argmax": "gc::ArgBest<true>()", "argmin": "gc::ArgBest<false>()"}
+
+
+# ---- identifiers ---------------------------------------------------------------------------------
+_RESERVED = {"item", "step", "tile", "tx", "ty", "k0", "depth", "partial", "batch", "a_tile",
+             "b_tile", "a_base", "b_base", "error_flag", "gc", "p", "at", "i", "j", "acc"}
+
+
+class Names:
+    """C identifiers for loop IR names (buffers, variables, accumulators): non-word
+    characters become ``_``; a clash with another name or a reserved one gets a suffix."""
+
+    def __init__(self, reserved=()):
+        self.map: dict = {}
+        self.taken = set(_RESERVED) | set(reserved)
+
+    def __call__(self, name: str) -> str:
+        if name not in self.map:
+            base = re.sub(r"\W", "_", name)
+            base = base if base and not base[0].isdigit() else f"_{base}"
+            c, k = base, 1
+            while c in self.taken:
+                c, k = f"{base}_{k}", k + 1
+            self.taken.add(c)
+            self.map[name] = c
+        return self.map[name]
+
+
+def _loop_size(loops) -> int:
+    return math.prod(n for _, n in loops)
+
+
+def unravel(flat: str, loops) -> list:
+    """[(var, C expression)] of the loop variables at row-major position ``flat``."""
+    out, stride = [], _loop_size(loops)
+    if stride == 0:                             # the loop never runs
+        return [(name, "0") for name, _ in loops]
+    for k, (name, extent) in enumerate(loops):
+        stride //= extent
+        if extent == 1:
+            out.append((name, "0"))
+            continue
+        q = flat if stride == 1 else f"{flat} / {stride}"
+        out.append((name, q if k == 0 else f"{q} % {extent}"))
+    return out
+
+
+# ---- expressions ---------------------------------------------------------------------------------
+class Emitter:
+    """Writes one kernel's statements.  Subexpressions become ``const`` locals,
+    memoised by object identity in nested scopes that follow the C blocks, so a shared
+    subtree is computed once and never used outside the block that defines it."""
+
+    def __init__(self, names: Names, code: int, buffers: dict):
+        self.names = names
+        self.code = code
+        self.buffers = buffers                  # buffer name -> C name (the kernel's args)
+        self.lines: list = []
+        self.depth = 1
+        self.env: dict = {}                     # loop variable -> C name
+        self.accs: dict = {}                    # accumulator -> (C name, dtype)
+        self.used: set = set()                  # loop variables read so far
+        self._scopes: list = [{}]
+        self._count = 0
+
+    def line(self, text: str = ""):
+        self.lines.append("    " * self.depth + text if text else "")
+
+    @contextmanager
+    def scope(self):
+        self._scopes.append({})
+        yield
+        self._scopes.pop()
+
+    @contextmanager
+    def block(self, head: str):
+        self.line(f"{head} {{" if head else "{")
+        self.depth += 1
+        with self.scope():
+            yield
+        self.depth -= 1
+        self.line("}")
+
+    @contextmanager
+    def bind(self, loops, flat: str):
+        """Declare the loop variables of ``loops`` at position ``flat`` (only those the
+        body reads: nvcc warns about unused locals)."""
+        at = len(self.lines)
+        names = {name: self.names(name) for name, _ in loops}
+        saved = {name: self.env.get(name) for name in names}
+        self.env.update(names)
+        outer, self.used = self.used, set()
+        yield
+        decls = ["    " * self.depth + f"const long long {names[n]} = {expr};"
+                 for n, expr in unravel(flat, loops) if n in self.used]
+        self.lines[at:at] = decls
+        self.used = outer | (self.used - set(names))
+        for name, old in saved.items():
+            if old is None:
+                del self.env[name]
+            else:
+                self.env[name] = old
+
+    def temp(self, ctype: str, text: str, prefix="v") -> str:
+        name = f"{prefix}{self._count}"
+        self._count += 1
+        self.line(f"const {ctype} {name} = {text};")
+        return name
+
+    def _memo(self, e, render):
+        for scope in reversed(self._scopes):
+            hit = scope.get(id(e))
+            if hit is not None:
+                return hit[1]
+        text = render(e)
+        self._scopes[-1][id(e)] = (e, text)       # e stays alive: its id stays unique
+        return text
+
+    # index expressions: long long
+    def index(self, e) -> str:
+        if isinstance(e, L.Var):
+            if e.name not in self.env:
+                raise ValueError(f"loop variable {e.name!r} is not bound here")
+            self.used.add(e.name)
+            return self.env[e.name]
+        if isinstance(e, L.IConst):
+            return str(e.value) if e.value >= 0 else f"({e.value})"
+        return self._memo(e, self._index_node)
+
+    def _index_node(self, e) -> str:
+        if isinstance(e, L.CheckedIndex):
+            value = cast(self.scalar(e.value), e.value.dtype, dtypes.int64)
+            return self.temp("long long", f"gc::checked_index({value}, {e.size}LL, "
+                                          f"error_flag, {self.code})", "i")
+        if not isinstance(e, L.IOp):
+            raise TypeError(f"not a loop IR index expression: {e!r}")
+        a, b = self.index(e.a), self.index(e.b)
+        if e.op in ("min", "max"):
+            text = f"({a} {'<' if e.op == 'min' else '>'} {b} ? {a} : {b})"
+        else:
+            text = f"({a} {_INDEX_INFIX[e.op]} {b})"
+        return self.temp("long long", text, "i") if len(text) > 60 else text
+
+    # scalar expressions: value_type(dtype)
+    def scalar(self, e) -> str:
+        if isinstance(e, L.Const):
+            return literal(e.value, e.dtype)
+        if isinstance(e, L.Acc):
+            if e.name not in self.accs:
+                raise ValueError(f"accumulator {e.name!r} is read before its Reduce")
+            name, dtype = self.accs[e.name]
+            return cast(name, dtype, e.dtype)
+        return self._memo(e, self._scalar_node)
+
+    def _scalar_node(self, e) -> str:
+        if isinstance(e, L.Load):
+            ref = f"{self.buffer(e.buffer)}[{self.index(e.offset)}]"
+            text = f"{ref} != 0" if e.dtype is dtypes.bool_ else ref
+        elif isinstance(e, L.Op):
+            text = self._op(e)
+        elif isinstance(e, L.IndexValue):
+            text = cast(self.index(e.index), dtypes.int64, e.dtype)
+        elif isinstance(e, L.Uniform):
+            seed = cast(self.scalar(e.seed), e.seed.dtype, dtypes.int64)
+            text = f"gc::uniform_{e.dtype.short}({seed}, {self.index(e.counter)})"
+        else:
+            raise TypeError(f"not a loop IR scalar expression: {e!r}")
+        return self.temp(value_type(e.dtype), text)
+
+    def _op(self, e) -> str:
+        args = [self.scalar(a) for a in e.args]
+        dtype = e.args[0].dtype
+        if e.op == "cast":
+            return cast(args[0], dtype, e.dtype)
+        if e.op == "where":
+            return f"{args[0]} ? {args[1]} : {args[2]}"
+        rules = UNARY if len(args) == 1 else BINARY
+        if e.op not in rules:
+            raise ValueError(f"cuda backend: no scalar rule for {e.op} with {len(args)} "
+                             f"operands")
+        return rules[e.op](*args, dtype)
+
+    def buffer(self, name: str) -> str:
+        if name not in self.buffers:
+            raise ValueError(f"buffer {name!r} is not among the kernel's inputs/outputs")
+        return self.buffers[name]
+
+    def store(self, buffer: str, at: str, value, accumulate=False):
+        """``buffer[at] = value`` (``+=`` when accumulating: or for bool)."""
+        ref = f"{self.buffer(buffer)}[{at}]"
+        v = self.scalar(value)
+        dtype = value.dtype
+        if not accumulate:
+            self.line(f"{ref} = {v};")
+        elif dtype.is_floating_point:
+            self.line(f"{ref} += {v};")
+        else:
+            old = f"({ref} != 0)" if dtype is dtypes.bool_ else ref
+            self.line(f"{ref} = gc::add({old}, {v});")
+
+
+# ---- kernels -----------------------------------------------------------------------------------
+def _expr_children(e):
+    for attr in ("offset", "args", "a", "b", "value", "index", "seed", "counter"):
+        child = getattr(e, attr, None)
+        if isinstance(child, tuple):
+            yield from child
+        elif child is not None and not isinstance(child, (int, float, bool, str)):
+            yield child
+
+
+def loaded_buffers(expr, seen=None) -> set:
+    """Names of the buffers an expression loads (walking each shared node once)."""
+    seen = set() if seen is None else seen
+    out, stack = set(), [expr]
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, L.Load):
+            out.add(e.buffer)
+        stack.extend(_expr_children(e))
+    return out
+
+
+def statement_reads(stmt) -> set:
+    if isinstance(stmt, L.Store):
+        reads = loaded_buffers(stmt.value) | loaded_buffers(stmt.offset)
+        return reads | {stmt.buffer} if stmt.accumulate else reads
+    reads = set()
+    for acc in stmt.accumulators:
+        reads |= loaded_buffers(acc.value)
+        if acc.index is not None:
+            reads |= loaded_buffers(acc.index)
+    return reads
+
+
+def kernel_buffers(kernel) -> list:
+    """Buffers in parameter order: inputs, then outputs, then any other one the kernel
+    loads or stores."""
+    names = list(dict.fromkeys(kernel.inputs + kernel.outputs))
+    extra = set()
+    if isinstance(kernel, L.MatmulKernel):
+        extra |= {kernel.a.buffer, kernel.b.buffer}
+        for buffer, value in kernel.stores:
+            extra |= {buffer} | loaded_buffers(value)
+    else:
+        for stmt in kernel.body:
+            extra |= statement_reads(stmt)
+            if isinstance(stmt, L.Store):
+                extra.add(stmt.buffer)
+    return names + sorted(extra - set(names))
+
+
+def is_elementwise(kernel: L.LoopKernel) -> bool:
+    return not kernel.serial and all(isinstance(s, L.Store) and not s.loops
+                                     for s in kernel.body)
+
+
+class KernelRenderer:
+    """One kernel's function text and launch."""
+
+    def __init__(self, kernel, program: L.Program, code: int, limits: LaunchLimits,
+                 c_name: str):
+        self.k = kernel
+        self.program = program
+        self.limits = limits
+        self.names = Names()
+        self.args = kernel_buffers(kernel)
+        self.c_name = c_name
+        written = set(kernel.outputs)
+        if isinstance(kernel, L.LoopKernel):
+            written |= {s.buffer for s in kernel.body if isinstance(s, L.Store)}
+        else:
+            written |= {name for name, _ in kernel.stores}
+        self.params = []
+        buffers = {}
+        for name in self.args:
+            info = program.buffers[name]
+            c = buffers[name] = self.names(name)
+            const = "" if name in written else "const "
+            self.params.append(f"{const}{storage_type(info.dtype)} *{c}")
+        self.params.append("int *error_flag")
+        self.e = Emitter(self.names, code, buffers)
+        self.shared: list = []
+
+    def render(self) -> tuple:
+        if isinstance(self.k, L.MatmulKernel):
+            block, grid = self.matmul()
+        elif is_elementwise(self.k):
+            block, grid = self.elementwise()
+        else:
+            block, grid = self.reducing()
+        head = [f"// {self.k.name}"] + [f"//   {_comment(c)}" for c in self.k.comment]
+        signature = f'extern "C" __global__ void {self.c_name}({", ".join(self.params)})'
+        shared = ["    " + s for s in self.shared]
+        text = "\n".join(head + [signature + " {"] + shared + self.e.lines + ["}"])
+        return text, Launch(self.c_name, grid, block, tuple(self.args))
+
+    def grid(self, items: int) -> int:
+        return max(1, min(items, self.limits.blocks))
+
+    # ---- elementwise ------------------------------------------------------------------------
+    def elementwise(self):
+        e, k = self.e, self.k
+        total = _loop_size(k.parallel)
+        block = min(self.limits.threads, max(32, -(-total // 32) * 32))
+        with e.block(f"for (long long item = blockIdx.x * (long long)blockDim.x + threadIdx.x; "
+                     f"item < {total}LL; item += (long long)gridDim.x * blockDim.x)"), \
+                e.bind(k.parallel, "item"):
+            for stmt in k.body:
+                with e.scope():
+                    e.store(stmt.buffer, e.index(stmt.offset), stmt.value, stmt.accumulate)
+        return block, self.grid(-(-total // block))
+
+    # ---- one block per parallel iteration -------------------------------------------------------
+    def reducing(self):
+        e, k = self.e, self.k
+        total = _loop_size(k.parallel)
+        widest = max([_loop_size(s.loops) for s in k.body] + [1])
+        block = min(self.limits.threads, max(32, -(-widest // 32) * 32))
+        written: set = set()
+        with e.block(f"for (long long item = blockIdx.x; item < {total}LL; "
+                     f"item += gridDim.x)"), e.bind(k.parallel, "item"):
+            for n, stmt in enumerate(k.body):
+                if k.serial and n or statement_reads(stmt) & written:
+                    e.line("__syncthreads();")
+                with e.scope():
+                    self.statement(stmt, n)
+                if isinstance(stmt, L.Store):
+                    written.add(stmt.buffer)
+            if k.serial:
+                e.line("__syncthreads();")
+        return block, 1 if k.serial else self.grid(total)
+
+    def statement(self, stmt, n: int):
+        e = self.e
+        if isinstance(stmt, L.Reduce):
+            return self.reduce(stmt, n)
+        if stmt.accumulate and self.k.serial:     # in order, as the loop IR reads
+            with e.block("if (threadIdx.x == 0)"):
+                self.serial_store(stmt, list(stmt.loops))
+            return
+        if not stmt.loops:
+            with e.block("if (threadIdx.x == 0)"):
+                e.store(stmt.buffer, e.index(stmt.offset), stmt.value, stmt.accumulate)
+            return
+        with e.block(f"for (long long step = threadIdx.x; step < {_loop_size(stmt.loops)}LL; "
+                     f"step += blockDim.x)"), e.bind(stmt.loops, "step"):
+            e.store(stmt.buffer, e.index(stmt.offset), stmt.value, stmt.accumulate)
+
+    def serial_store(self, stmt, loops):
+        e = self.e
+        if not loops:
+            e.store(stmt.buffer, e.index(stmt.offset), stmt.value, stmt.accumulate)
+            return
+        (name, extent), rest = loops[0], loops[1:]
+        var = self.names(name)
+        with e.block(f"for (long long {var} = 0; {var} < {extent}LL; ++{var})"):
+            e.env[name] = var
+            self.serial_store(stmt, rest)
+            del e.env[name]
+
+    def reduce(self, stmt: L.Reduce, n: int):
+        """Each thread folds its share of the loops into its own accumulators; the block
+        then combines them and every thread gets the results."""
+        e = self.e
+        accs = []
+        for acc in stmt.accumulators:
+            c = self.names(acc.name)
+            is_arg = acc.kind in ("argmax", "argmin")
+            dtype = acc.value.dtype if is_arg else acc.dtype
+            ty = f"gc::Arg<{value_type(dtype)}>" if is_arg else value_type(dtype)
+            init = (f"{ty}{{{identity(acc.kind, dtype)}, -1LL}}" if is_arg
+                    else identity(acc.kind, dtype))
+            best = f"{c}_best" if is_arg else c
+            e.line(f"// {acc.name} = {acc.kind} over {', '.join(v for v, _ in stmt.loops)}")
+            e.line(f"{ty} {best} = {init};")
+            accs.append((acc, best, ty, init, dtype))
+        size = _loop_size(stmt.loops)
+        with e.block(f"for (long long step = threadIdx.x; step < {size}LL; "
+                     f"step += blockDim.x)"), e.bind(stmt.loops, "step"):
+            for acc, best, _, _, dtype in accs:
+                v = cast(e.scalar(acc.value), acc.value.dtype, dtype)
+                if acc.kind in ("argmax", "argmin"):
+                    e.line(f"{best} = gc::arg_step<{str(acc.kind == 'argmax').lower()}>"
+                           f"({best}, {v}, step);")
+                elif dtype.is_floating_point and acc.kind in ("sum", "prod"):
+                    e.line(f"{best} {'+' if acc.kind == 'sum' else '*'}= {v};")
+                else:
+                    e.line(f"{best} = gc::{_ACC_UPDATE[acc.kind]}({best}, {v});")
+        for k, (acc, best, ty, init, dtype) in enumerate(accs):
+            scratch = f"scratch{n}_{k}"
+            self.shared.append(f"__shared__ {ty} {scratch}[{SHARED_SLOTS}];")
+            e.line(f"{best} = gc::block_reduce({best}, {_COMBINE[acc.kind]}, {init}, "
+                   f"{scratch});")
+            if acc.kind in ("argmax", "argmin"):
+                self.arg_index(acc, best, stmt.loops)
+                e.accs[acc.name] = (self.names(acc.name), dtypes.int64)
+            else:
+                e.accs[acc.name] = (best, dtype)
+
+    def arg_index(self, acc, best, loops):
+        """The winner's index: its loop variables (from its position), then the
+        accumulator's index expression."""
+        e = self.e
+        c = self.names(acc.name)
+        e.line(f"long long {c};")
+        with e.block(""):
+            e.line(f"const long long at = {best}.at < 0 ? 0 : {best}.at;")
+            with e.bind(loops, "at"):
+                e.line(f"{c} = {e.index(acc.index) if acc.index is not None else '0'};")
+
+    # ---- matmul ------------------------------------------------------------------------------
+    def matmul(self):
+        e, k, t = self.e, self.k, self.limits.tile
+        ty = value_type(k.dtype)
+        a, b = (e.buffer(k.a.buffer), e.buffer(k.b.buffer))
+        tiles_m, tiles_n = -(-k.m // t), -(-k.n // t)
+        total = math.prod(k.batch) * tiles_m * tiles_n
+        zero = literal(0, k.dtype)
+        self.shared += [f"__shared__ {ty} a_tile[{t}][{t}];",
+                        f"__shared__ {ty} b_tile[{t}][{t}];"]
+        e.line(f"const long long ty = threadIdx.x / {t}, tx = threadIdx.x % {t};")
+        with e.block(f"for (long long tile = blockIdx.x; tile < {total}LL; tile += gridDim.x)"):
+            batch_vars = [(f"b{d}", n) for d, n in enumerate(k.batch)]
+            e.line(f"const long long batch = tile / {tiles_m * tiles_n};")
+            with e.bind(batch_vars, "batch"):
+                e.env["i"], e.env["j"] = "i", "j"
+                row = f"tile / {tiles_n}" if tiles_n > 1 else "tile"
+                row = f"{row} % {tiles_m} * {t} + ty" if tiles_m > 1 else "ty"
+                column = f"tile % {tiles_n} * {t} + tx" if tiles_n > 1 else "tx"
+                e.line(f"const long long i = {row};")
+                e.line(f"const long long j = {column};")
+                e.line(f"const long long a_base = {self.base(k.a, batch_vars)};")
+                e.line(f"const long long b_base = {self.base(k.b, batch_vars)};")
+                e.line(f"{ty} acc = {zero};")
+                with e.block(f"for (long long k0 = 0; k0 < {k.k}LL; k0 += {t})"):
+                    e.line(f"a_tile[ty][tx] = i < {k.m} && k0 + tx < {k.k} ? "
+                           f"{a}[a_base + i * {k.a.row_stride} + (k0 + tx) * "
+                           f"{k.a.col_stride}] : {zero};")
+                    e.line(f"b_tile[ty][tx] = k0 + ty < {k.k} && j < {k.n} ? "
+                           f"{b}[b_base + (k0 + ty) * {k.b.row_stride} + j * "
+                           f"{k.b.col_stride}] : {zero};")
+                    e.line("__syncthreads();")
+                    e.line(f"const long long depth = {k.k} - k0 < {t} ? {k.k} - k0 : {t};")
+                    e.line(f"{ty} partial = {zero};        // summed per tile: rounds less")
+                    e.line("for (long long p = 0; p < depth; ++p) "
+                           "partial += a_tile[ty][p] * b_tile[p][tx];")
+                    e.line("acc += partial;")
+                    e.line("__syncthreads();")
+                e.accs["acc"] = ("acc", k.dtype)
+                with e.block(f"if (i < {k.m} && j < {k.n})"):
+                    at = f"(batch * {k.m} + i) * {k.n} + j"
+                    for buffer, value in k.stores:
+                        e.store(buffer, at, value)
+        return t * t, self.grid(total)
+
+    def base(self, operand: L.Operand, batch_vars) -> str:
+        terms = [str(operand.offset)] if operand.offset else []
+        for (name, _), stride in zip(batch_vars, operand.batch_strides):
+            if stride:
+                terms.append(f"{self.e.index(L.Var(name))} * {stride}")
+        return " + ".join(terms) or "0"
+
+
+def _comment(text: str) -> str:
+    """One IR op as a C++ line comment (a backslash would continue it)."""
+    return text.replace("\\", "/")
+
+
+def render_program(program: L.Program, limits: LaunchLimits = GPU) -> CudaSource:
+    """The whole program as one ``.cu`` text, with its kernels' launches."""
+    head = [f"// graphc program {program.name}: CUDA C generated from its loop IR "
+            f"({len(program.kernels)} kernels)", prelude()]
+    names = Names(reserved=("run",))
+    kernels, launches = [], []
+    for code, kernel in enumerate(program.kernels, start=1):
+        text, launch = KernelRenderer(kernel, program, code, limits, names(kernel.name)).render()
+        kernels.append(text)
+        launches.append(launch)
+    return CudaSource(program, "\n\n".join(head + kernels) + "\n", kernels, launches, limits)

@@ -1,0 +1,551 @@
+"""The cuda backend on a machine without a GPU.
+
+- The generated CUDA C of every kind of kernel compiles with nvcc (skipped without nvcc).
+- The same CUDA C, compiled for the CPU against shim.h (backend ``cuda-emulate``), gives
+  the interpreter's results: every scalar op and dtype, every accumulator, the fused
+  composites, training graphs from ``graphc.compile``, dropout bit for bit.
+- The emulator itself: barriers, warp shuffles, a deadlock reported, the disk cache.
+- The PyCUDA runtime, run against a stand-in driver whose kernels are the emulator's,
+  and ``compile_graph_cuda``'s error where PyCUDA or a GPU is missing.
+"""
+import ctypes
+import shutil
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import graphc
+import graphc.composite as C
+from graphc import backends, dtypes, nn
+from graphc.backends.cuda import compile_graph_cuda, compile_graph_cuda_emulated, emulate, \
+    render, runtime
+from graphc.backends.interpreter import compile_graph
+from graphc.codegen.lower import lower
+from graphc.dispatch import bind
+from graphc.ops import REGISTRY as P
+from graphc.ops.random import _uniform_impl
+from graphc.passes import run_pipeline
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+F32 = dict(rtol=1e-5, atol=1e-6)
+F64 = dict(rtol=1e-11, atol=1e-12)
+SEED = np.array(1234567890123, np.int64)
+
+
+def tensor(values, dtype=None):
+    return graphc.tensor(np.asarray(values, dtype=dtype))
+
+
+def traced(fn, *inputs):
+    return run_pipeline(graphc.trace(fn, *inputs))
+
+
+def graph_inputs(graph, inputs) -> list:
+    """The traced inputs' arrays, then a fixed seed for each random-seed input."""
+    arrays = [t.numpy() for t in inputs]
+    return arrays + [SEED] * (len(graph.inputs) - len(arrays))
+
+
+def assert_same(got, expected):
+    got, expected = np.asarray(got), np.asarray(expected)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    if expected.dtype.kind == "f":
+        np.testing.assert_allclose(got, expected, **(F32 if expected.dtype == np.float32
+                                                     else F64))
+    else:
+        np.testing.assert_array_equal(got, expected)
+
+
+def check_emulated(fn, *inputs, fuse=True):
+    """fn traced on inputs: emulated CUDA == interpreter, output by output."""
+    graph = traced(fn, *inputs)
+    arrays = graph_inputs(graph, inputs)
+    expected = compile_graph(graph)(arrays)
+    got = compile_graph_cuda_emulated(graph, fuse=fuse)(arrays)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert_same(g, e)
+    return got
+
+
+# ---- sample programs: one per kind of kernel and scalar op -----------------------------------
+def _special(dtype):
+    """Values with the edge cases of each dtype, shaped (4, 6)."""
+    if dtype == np.bool_:
+        return np.array([True, False] * 12).reshape(4, 6)
+    if dtype.kind == "i":
+        info = np.iinfo(dtype)
+        return np.array([info.max, info.min, 0, 1, -1, 7, -9, 12, 100, -100, 3, 5] * 2,
+                        dtype).reshape(4, 6)
+    return np.array([-2.5, -1, -0.0, 0, 0.3, 1, 2.7, 40, -100, np.nan, np.inf, -np.inf,
+                     0.5, -0.5, 3, 1e-3, 88, -88, 1.5, 2, -3, 10, 0.1, 7], dtype).reshape(4, 6)
+
+
+def _float_ops(x, y):
+    unary = ["neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "erf",
+             "floor", "abs", "sign"]
+    binary = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt",
+              "le", "gt", "ge"]
+    return tuple([bind(P[n], x) for n in unary] + [bind(P[n], x, y) for n in binary]
+                 + [bind(P["where"], bind(P["lt"], x, y), x, y)])
+
+
+def _int_ops(x, y):
+    binary = ["add", "sub", "mul", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge"]
+    return tuple([bind(P[n], x) for n in ("neg", "abs", "sign")]
+                 + [bind(P[n], x, y) for n in binary]
+                 + [bind(P["pow"], x, bind(P["abs"], y))])      # numpy refuses x ** -1
+
+
+def _bool_ops(a, b):
+    return tuple([bind(P["logical_not"], a)]
+                 + [bind(P[n], a, b) for n in ("logical_and", "logical_or", "eq", "ne", "lt",
+                                               "ge")]
+                 + [graphc.where(a, b.float(), graphc.tensor(2.5))])
+
+
+def _casts(*xs):
+    return tuple(bind(P["cast"], x, dtype=d) for x in xs for d in dtypes.ALL)
+
+
+def _reductions(x):
+    outs = []
+    for name in ("sum", "prod", "amax", "amin"):
+        outs += [bind(P[name], x, axes=(1,), keepdim=False),
+                 bind(P[name], x, axes=(0,), keepdim=True)]
+    for name in ("argmax", "argmin"):
+        outs += [bind(P[name], x, axis=1, keepdim=False), bind(P[name], x, axis=0, keepdim=True)]
+    return tuple(outs)
+
+
+def _reduction_input(dtype, rng):
+    """(5, 70): rows longer than an emulated block (64 threads), ties, NaNs."""
+    if dtype == np.bool_:
+        return rng.random((5, 70)) < 0.5
+    if dtype.kind == "i":
+        return rng.integers(-5, 6, (5, 70)).astype(dtype)
+    x = rng.uniform(0.5, 1.5, (5, 70)).astype(dtype)
+    x[1, 10] = x[1, 40] = 3.0                        # a tie: the first wins
+    x[2, 20], x[2, 50] = np.nan, np.nan              # the first NaN wins
+    x[3, 69] = -1.0
+    return x
+
+
+def samples() -> dict:
+    """name -> (fn, input tensors)."""
+    rng = np.random.default_rng(0)
+
+    def randn(*shape, dtype=np.float32):
+        return tensor(rng.standard_normal(shape), dtype)
+
+    out = {
+        "broadcast_transposed": (lambda x, y: ((x.t() * 2 + y).exp(), x.t() - y.t().t()),
+                                 [randn(5, 3), randn(3, 1)]),
+        "sliced": (lambda x: x[1:, ::2] * x[:-1, 1::2] + x[2, 1:4], [randn(4, 6)]),
+        "softmax": (lambda x: (C.softmax(x, 1), C.log_softmax(x, 0)), [randn(6, 100)]),
+        "layer_norm": (lambda x, w, b: C.layer_norm(x, (40,), w, b),
+                       [randn(5, 40), randn(40), randn(40)]),
+        "cross_entropy": (lambda x, t: C.cross_entropy(x, t),
+                          [randn(8, 10), tensor(rng.integers(0, 10, 8), np.int64)]),
+        "conv_pool": (lambda x, w, b: C.max_pool2d(C.relu(C.conv2d(x, w, b, padding=1)), 2),
+                      [randn(2, 3, 8, 8), randn(4, 3, 3, 3), randn(4)]),
+        "matmul_epilogue": (lambda x, w, b: C.relu(C.linear(x, w, b)),
+                            [randn(2, 5, 19), randn(33, 19), randn(33)]),
+        "matmul_batched": (lambda a, b: (a @ b.transpose(-1, -2), a.transpose(-1, -2) @ a),
+                           [randn(2, 3, 17, 9), randn(3, 20, 9)]),
+        "matmul_degenerate": (lambda a, b, c: (a @ b, b.t() @ a.t(), c @ c.t()),
+                              [randn(1, 0), randn(0, 5), randn(3, 1)]),
+        "gather_scatter": (
+            lambda x, i, j: (x.gather(1, i), x.index_select(0, j),
+                             graphc.zeros(4, 6).scatter_add(1, i, x[:, :3]),
+                             graphc.zeros(5, 6).index_add(0, j, x)),
+            [randn(4, 6), tensor(rng.integers(0, 6, (4, 3)), np.int64),
+             tensor([3, 0, 3, 1], np.int64)]),
+        "dropout": (lambda x: C.dropout(x, 0.3, True), [randn(16, 33)]),
+        "uniform": (lambda x, s: (bind(P["uniform"], s, shape=(1000,),
+                                       dtype=dtypes.float32) + x,
+                                  bind(P["uniform"], s, shape=(7,), dtype=dtypes.float64)),
+                    [randn(1), tensor(SEED)]),
+        "zero_and_one_sized": (lambda x, y, z: ((x * 2).sum(0), (y.exp() + 1).sum(1),
+                                                z.amax(0), x.t() + 1),
+                               [randn(0, 3), randn(1, 3), randn(1, 1)]),
+        "constants_and_copies": (lambda x: (x + graphc.tensor([1.0, 2.0, 3.0]), x,
+                                            graphc.tensor([4.0, 5.0]), x * 2, x * 2),
+                                 [randn(2, 3)]),
+        "float32_ops": (_float_ops, [tensor(_special(np.dtype(np.float32))),
+                                     tensor(_special(np.dtype(np.float32))[1:2] * 0.7)]),
+        "float64_ops": (_float_ops, [tensor(_special(np.dtype(np.float64))),
+                                     tensor(_special(np.dtype(np.float64))[::-1] * 0.7)]),
+        "bool_ops": (_bool_ops, [tensor(_special(np.dtype(np.bool_))),
+                                 tensor(rng.random((4, 6)) < 0.5)]),
+        "casts": (_casts, [tensor(rng.uniform(-1e4, 1e4, 12).round(1)),
+                           tensor([-2.7, -0.5, 0.0, 0.4, 3.9, 1e4], np.float64),
+                           tensor([-(2 ** 31), 2 ** 31 - 1, 0, -3], np.int32),
+                           tensor([-(2 ** 40), 2 ** 35, 0, 2 ** 31], np.int64),
+                           tensor([True, False])]),
+        # NaN -> integer is left unspecified by numpy (the GPU gives 0)
+        "nan_casts": (lambda x: tuple(bind(P["cast"], x, dtype=d) for d in
+                                      (dtypes.bool_, dtypes.float32, dtypes.float64)),
+                      [tensor([np.nan, 0.0, -0.0, 1.0, -np.inf], np.float32)]),
+    }
+    for dtype in (np.int32, np.int64):
+        out[f"{np.dtype(dtype).name}_ops"] = (
+            _int_ops, [tensor(_special(np.dtype(dtype))),
+                       tensor(rng.integers(-3, 4, (4, 6)), dtype)])
+    for dtype in (np.float32, np.float64, np.int32, np.int64, np.bool_):
+        out[f"reductions_{np.dtype(dtype).name}"] = (
+            _reductions, [tensor(_reduction_input(np.dtype(dtype), rng))])
+    return out
+
+
+SAMPLES = samples()
+
+
+# ---- nvcc ------------------------------------------------------------------------------------
+def one_translation_unit(sources) -> str:
+    """Several programs' kernels behind one prelude, renamed apart: one nvcc call."""
+    parts = [render.prelude()]
+    for k, source in enumerate(sources):
+        for launch, text in zip(source.launches, source.kernels):
+            parts.append(text.replace(f" void {launch.kernel}(", f" void p{k}_{launch.kernel}("))
+    return "\n\n".join(parts)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_generated_cuda_compiles_with_nvcc(tmp_path):
+    sources = []
+    for fn, inputs in SAMPLES.values():
+        program, _ = lower(traced(fn, *inputs), True, "sample")
+        sources.append(render.render_program(program, render.GPU))
+    text = one_translation_unit(sources)
+    for construct in ("gc::block_reduce", "gc::ArgBest<true>", "gc::checked_index",
+                      "gc::uniform_f32", "a_tile", "+=", "gridDim.x * blockDim.x"):
+        assert construct in text, construct
+    path = tmp_path / "samples.cu"
+    path.write_text(text)
+    done = subprocess.run(["nvcc", "-cubin", "-arch=sm_80", "-o", str(tmp_path / "samples.o"),
+                           str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+# ---- the emulator against the interpreter ----------------------------------------------------
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_emulated_cuda_matches_interpreter(name):
+    fn, inputs = SAMPLES[name]
+    check_emulated(fn, *inputs)
+
+
+@pytest.mark.parametrize("name", ["softmax", "conv_pool", "gather_scatter", "float32_ops"])
+def test_emulated_cuda_unfused_matches_interpreter(name):
+    fn, inputs = SAMPLES[name]
+    check_emulated(fn, *inputs, fuse=False)
+
+
+def test_dropout_and_uniform_are_bit_exact():
+    fn, inputs = SAMPLES["dropout"]
+    (got,) = check_emulated(fn, *inputs)
+    expected = compile_graph(traced(fn, *inputs))(graph_inputs(traced(fn, *inputs), inputs))
+    np.testing.assert_array_equal(got, expected[0])
+    for seed in (0, -1, 2 ** 62 + 12345, -(2 ** 63)):
+        graph = traced(lambda s: bind(P["uniform"], s, shape=(3, 333), dtype=dtypes.float32),
+                       tensor(seed, np.int64))
+        (got,) = compile_graph_cuda_emulated(graph)([np.array(seed, np.int64)])
+        np.testing.assert_array_equal(got, _uniform_impl(seed, (3, 333), dtypes.float32))
+
+
+def test_many_rows_and_long_rows_use_every_block_and_warp():
+    """More rows than the emulated grid has blocks, rows longer than a block."""
+    x = tensor(np.random.default_rng(1).standard_normal((37, 300)), np.float32)
+    check_emulated(lambda x: (x.sum(1), x.amax(1), x.argmin(1), C.softmax(x, 1)), x)
+    check_emulated(lambda x: x.sum(), tensor(np.arange(5000) % 7, np.int64))
+
+
+def test_out_of_range_index_raises_and_reads_in_bounds():
+    graph = traced(lambda x, i: x.index_select(1, i) * 2, tensor(np.ones((3, 4)), np.float32),
+                   tensor([0, 1], np.int64))
+    program = compile_graph_cuda_emulated(graph)
+    with pytest.raises(IndexError, match="index out of bounds in CUDA kernel k0_"):
+        program([np.ones((3, 4), np.float32), np.array([0, 7])])
+    (ok,) = program([np.ones((3, 4), np.float32), np.array([3, 0])])
+    np.testing.assert_array_equal(ok, np.full((3, 2), 2, np.float32))
+
+
+def test_inputs_may_be_views_and_outputs_have_graph_shapes():
+    graph = traced(lambda x, y: (x + y, y), tensor(np.ones((3, 4)), np.float32),
+                   tensor(np.ones(4), np.float32))
+    program = compile_graph_cuda_emulated(graph)
+    x = np.arange(48, dtype=np.float32).reshape(6, 8)[1:4, ::2]     # strided
+    y = np.arange(8.0)[::2]                        # float64, strided: converted
+    s, same = program([x, y])
+    np.testing.assert_array_equal(s, x + y.astype(np.float32))
+    np.testing.assert_array_equal(same, y.astype(np.float32))
+    with pytest.raises(ValueError, match="needs 12 elements"):
+        program([np.ones(5, np.float32), y])
+
+
+# ---- graphc.compile with the emulated backend: training graphs -------------------------------
+@pytest.fixture
+def emulated(monkeypatch):
+    """backend="cuda-emulate" for graphc.compile (whether or not it is registered)."""
+    get = backends.get
+    monkeypatch.setattr(backends, "get", lambda name: compile_graph_cuda_emulated
+                        if name == "cuda-emulate" else get(name))
+    return "cuda-emulate"
+
+
+def _train(make_model, x, target, backend, steps=3):
+    graphc.manual_seed(0)
+    model = make_model()
+    compiled = graphc.compile(model, backend=backend)
+    opt = graphc.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = C.cross_entropy(compiled(x), target)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    return losses, [p.detach().numpy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("model", ["mlp", "conv"])
+def test_training_steps_match_interpreter(model, emulated):
+    rng = np.random.default_rng(2)
+    if model == "mlp":
+        def make():
+            return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.LayerNorm(16),
+                                 nn.Linear(16, 3))
+        x = tensor(rng.standard_normal((10, 6)), np.float32)
+    else:
+        def make():
+            return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Flatten(), nn.Linear(3 * 3 * 3, 3))
+        x = tensor(rng.standard_normal((4, 2, 6, 6)), np.float32)
+    target = tensor(rng.integers(0, 3, len(x)), np.int64)
+    expected_losses, expected = _train(make, x, target, "interpreter")
+    losses, params = _train(make, x, target, emulated)
+    np.testing.assert_allclose(losses, expected_losses, **F32)
+    for p, e in zip(params, expected, strict=True):
+        np.testing.assert_allclose(p, e, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_dropout_draws_what_the_interpreter_draws(emulated):
+    x = graphc.ones(64, 9)
+    results = []
+    for backend in ("interpreter", emulated):
+        graphc.manual_seed(3)
+        f = graphc.compile(lambda x: C.dropout(x, 0.5, True), backend=backend)
+        results.append([f(x).numpy() for _ in range(2)])
+    np.testing.assert_array_equal(results[0], results[1])
+    assert not np.array_equal(results[1][0], results[1][1])     # a new seed per call
+
+
+def test_dump_writes_fusion_loops_and_cuda_text():
+    stages = {}
+    graph = traced(lambda x: C.softmax(x, 1), tensor(np.ones((2, 3)), np.float32))
+    compile_graph_cuda_emulated(graph, dump=stages.__setitem__)
+    assert set(stages) == {"fusion", "loops", "cu"}
+    cu = stages["cu"]
+    assert 'extern "C" __global__ void k0_amax_sub_exp_sum(const float *' in cu
+    assert "//   %0 = amax(" in cu and "__shfl_down_sync" in cu
+
+
+# ---- the emulator itself ---------------------------------------------------------------------
+SHUFFLE_KERNEL = r"""
+extern "C" __global__ void shuffles(int *out, int *error_flag) {
+    __shared__ int seen[64];
+    const int t = threadIdx.x;
+    seen[t] = t * 10;
+    __syncthreads();
+    out[t] = seen[(t + 1) % blockDim.x];             // written by another thread
+    out[64 + t] = __shfl_down_sync(0xffffffffu, t, 5);
+    out[128 + t] = __shfl_down_sync(0xffffffffu, t, 3, 8);
+}
+extern "C" __global__ void diverges(int *out, int *error_flag) {
+    if (threadIdx.x == 3) return;
+    __syncthreads();
+    out[threadIdx.x] = 1;
+}
+extern "C" int run(void **buffers, int *error) { return 0; }
+static void body_shuffles(void *p) { shuffles(*(int **)((void **)p)[0], nullptr); }
+static void body_diverges(void *p) { diverges(*(int **)((void **)p)[0], nullptr); }
+extern "C" int launch(int which, unsigned block, int *out) {
+    void *args[] = {&out};
+    return graphc_emu::launch(dim3(2), dim3(block), which ? body_diverges : body_shuffles, args);
+}
+"""
+
+
+def test_emulator_barriers_shuffles_and_deadlocks():
+    lib = emulate.load_library(SHUFFLE_KERNEL)
+    lib.launch.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+    out = np.zeros(192, np.int32)
+    assert lib.launch(0, 64, out.ctypes.data) == 0
+    t = np.arange(64)
+    np.testing.assert_array_equal(out[:64], (t + 1) % 64 * 10)
+    lane = t % 32
+    np.testing.assert_array_equal(out[64:128], np.where(lane + 5 < 32, t + 5, t))
+    np.testing.assert_array_equal(out[128:], np.where(lane % 8 + 3 < 8, t + 3, t))
+    assert lib.launch(1, 32, out.ctypes.data) == 1              # a deadlock, reported
+
+
+def test_compiled_libraries_are_cached_and_a_corrupt_entry_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    graph = traced(lambda x: x * 3 + 1, tensor(np.ones(5), np.float32))
+    assert compile_graph_cuda_emulated(graph)([np.ones(5, np.float32)])[0][0] == 4
+    (entry,) = [p for p in (tmp_path / "cuda").iterdir() if p.suffix == ".so"]
+    data = entry.read_bytes()
+    entry.unlink()                       # (the loaded library keeps its own mapping)
+    entry.write_bytes(data[:100])                                # truncated
+    assert compile_graph_cuda_emulated(graph)([np.full(5, 2, np.float32)])[0][0] == 7
+    assert len(entry.read_bytes()) > 100
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", "")                   # off
+    assert compile_graph_cuda_emulated(graph)([np.ones(5, np.float32)])[0][0] == 4
+
+
+# ---- the GPU runtime -------------------------------------------------------------------------
+def test_compile_graph_cuda_says_what_is_missing():
+    reason = graphc.cuda.unavailable_reason()
+    if reason is None:
+        pytest.skip("CUDA is available here")
+    graph = traced(lambda x: x + 1, tensor(np.ones(2), np.float32))
+    with pytest.raises(RuntimeError, match="needs PyCUDA and a CUDA GPU") as info:
+        compile_graph_cuda(graph)
+    assert reason in str(info.value)
+    assert "pycuda" not in sys.modules or graphc.cuda.is_available()
+
+
+class FakeDriver:
+    """Just enough of pycuda.driver and pycuda.compiler for runtime.py: device memory
+    is host memory and a "cubin" is the source, whose kernels run on the emulator."""
+
+    def __init__(self, sources: dict):
+        self.sources = sources              # CUDA text -> CudaSource (rendered so far)
+        self.uploads = 0
+        self.memory = []
+
+    def modules(self) -> dict:
+        drv = types.SimpleNamespace(
+            init=lambda: None, Device=_Device, mem_alloc=self.mem_alloc,
+            memcpy_htod=self.htod, memcpy_dtoh=self.dtoh, memset_d32=self.memset,
+            module_from_buffer=self.module)
+        compiler = types.SimpleNamespace(compile=lambda text, **options: text.encode(),
+                                         get_nvcc_version=lambda nvcc: "fake nvcc")
+        return {"pycuda": types.SimpleNamespace(driver=drv, compiler=compiler),
+                "pycuda.driver": drv, "pycuda.compiler": compiler}
+
+    def mem_alloc(self, nbytes):
+        block = np.zeros(nbytes, np.uint8)
+        self.memory.append(block)
+        return _Address(block.ctypes.data)
+
+    def htod(self, dest, src):
+        self.uploads += 1
+        ctypes.memmove(int(dest), src.ctypes.data, src.nbytes)
+
+    @staticmethod
+    def dtoh(dest, src):
+        ctypes.memmove(dest.ctypes.data, int(src), dest.nbytes)
+
+    @staticmethod
+    def memset(dest, value, count):
+        ctypes.memmove(int(dest), np.full(count, value, np.int32).ctypes.data, 4 * count)
+
+    def module(self, data):
+        lib = emulate.load_library(emulate.library_source(self.sources[data.decode()]))
+        return types.SimpleNamespace(get_function=lambda name: _FakeFunction(lib, name))
+
+
+class _Device:
+    def __init__(self, index):
+        self.context = types.SimpleNamespace(push=lambda: None, pop=lambda: None)
+
+    @staticmethod
+    def count():
+        return 1
+
+    def compute_capability(self):
+        return (8, 0)
+
+    def retain_primary_context(self):
+        return self.context
+
+
+class _Address(int):
+    """A device allocation: an int address (as PyCUDA's converts to)."""
+
+
+class _FakeFunction:
+    def __init__(self, lib, name):
+        self.launch = getattr(lib, f"launch_{name}")
+        self.launch.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p]
+
+    def prepare(self, formats):
+        self.formats = formats
+
+    def prepared_call(self, grid, block, *args):
+        assert len(args) == len(self.formats) and grid[1:] == (1,) and block[1:] == (1, 1)
+        values = [ctypes.c_void_p(int(a)) for a in args]
+        params = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
+        assert self.launch(grid[0], block[0], params) == 0
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    sources = {}
+    render_program = render.render_program
+
+    def capture(program, limits=render.GPU):
+        source = render_program(program, limits)
+        sources[source.text] = source
+        return source
+    driver = FakeDriver(sources)
+    for name, module in driver.modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(render, "render_program", capture)
+    monkeypatch.setattr(graphc.cuda, "unavailable_reason", lambda: None)
+    runtime.device.cache_clear()
+    yield driver
+    runtime.device.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["softmax", "gather_scatter", "matmul_epilogue",
+                                  "zero_and_one_sized", "cross_entropy",
+                                  "constants_and_copies"])
+def test_gpu_runtime_on_a_stand_in_driver(name, fake_gpu, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    fn, inputs = SAMPLES[name]
+    graph = traced(fn, *inputs)
+    arrays = graph_inputs(graph, inputs)
+    program = compile_graph_cuda(graph)
+    for g, e in zip(program(arrays), compile_graph(graph)(arrays), strict=True):
+        assert_same(g, e)
+    assert any(p.suffix == ".cubin" for p in (tmp_path / "cuda").iterdir())
+
+
+def test_gpu_runtime_keeps_unchanged_inputs_resident(fake_gpu):
+    graph = traced(lambda x, w: (x @ w, w * 2), tensor(np.ones((2, 3)), np.float32),
+                   tensor(np.ones((3, 4)), np.float32))
+    program = compile_graph_cuda(graph)
+    x, w = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    before = fake_gpu.uploads
+    program([x, w], versions=[None, 7])
+    assert fake_gpu.uploads - before == 2
+    out, twice = program([x * 3, w], versions=[None, 7])         # w unchanged: resident
+    assert fake_gpu.uploads - before == 3
+    np.testing.assert_array_equal(out, np.full((2, 4), 9, np.float32))
+    w += 1
+    out, twice = program([x, w], versions=[None, 8])             # a new version: uploaded
+    assert fake_gpu.uploads - before == 5
+    np.testing.assert_array_equal(out, np.full((2, 4), 6, np.float32))
+    np.testing.assert_array_equal(twice, np.full((3, 4), 4, np.float32))
+    program([x, w.copy()], versions=[None, 8])                   # another array object
+    assert fake_gpu.uploads - before == 7
+    with pytest.raises(IndexError):
+        graph = traced(lambda x, i: x[i], tensor(np.ones(3), np.float32),
+                       tensor([0], np.int64))
+        compile_graph_cuda(graph)([np.ones(3, np.float32), np.array([5])])
