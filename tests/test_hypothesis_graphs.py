@@ -7,6 +7,8 @@ and gradients.
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+import pytest
+from conftest import CODEGEN_BACKENDS
 from test_compile import check_programs
 
 import graphc
@@ -227,10 +229,11 @@ def _tensors(program, requires_grad=False):
     return [graphc.tensor(a, requires_grad=requires_grad) for a in program.inputs]
 
 
+@pytest.mark.parametrize("backend", ["interpreter"] + CODEGEN_BACKENDS)
 @settings(max_examples=100)
 @given(programs())
-def test_random_programs_compute_what_eager_computes(program):
-    compiled = graphc.compile(program)
+def test_random_programs_compute_what_eager_computes(backend, program):
+    compiled = graphc.compile(program, backend=backend)
     expected = program(*_tensors(program))
     for _ in range(2):
         got = compiled(*_tensors(program))
@@ -240,9 +243,10 @@ def test_random_programs_compute_what_eager_computes(program):
     check_programs(compiled)
 
 
+@pytest.mark.parametrize("backend", ["interpreter"] + CODEGEN_BACKENDS)
 @settings(max_examples=100)
 @given(programs())
-def test_random_programs_differentiate_like_eager(program):
+def test_random_programs_differentiate_like_eager(backend, program):
     shape = tuple(program.values[-1].shape)
     weights = graphc.tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32))
 
@@ -252,7 +256,7 @@ def test_random_programs_differentiate_like_eager(program):
     expected = loss(*leaves)
     expected.backward()
     compiled_leaves = _tensors(program, requires_grad=True)
-    compiled = graphc.compile(loss)
+    compiled = graphc.compile(loss, backend=backend)
     got = compiled(*compiled_leaves)
     np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), **TOL)
     got.backward()
