@@ -549,3 +549,10 @@ def test_gpu_runtime_keeps_unchanged_inputs_resident(fake_gpu):
         graph = traced(lambda x, i: x[i], tensor(np.ones(3), np.float32),
                        tensor([0], np.int64))
         compile_graph_cuda(graph)([np.ones(3, np.float32), np.array([5])])
+
+
+def test_compile_with_cuda_fails_at_once_without_a_gpu():
+    if graphc.cuda.is_available():
+        pytest.skip("a GPU is here")
+    with pytest.raises(RuntimeError, match="PyCUDA"):
+        graphc.compile(lambda x: x * 2, backend="cuda")

@@ -20,7 +20,8 @@ def get(name: str):
         from graphc.backends.native import compile_graph_cpu
         return compile_graph_cpu
     if name == "cuda":
-        from graphc.backends.cuda import compile_graph_cuda
+        from graphc.backends.cuda import compile_graph_cuda, require_gpu
+        require_gpu()                  # graphc.compile(..., backend="cuda") fails at once
         return compile_graph_cuda
     if name == "cuda-emulate":
         from graphc.backends.cuda import compile_graph_cuda_emulated

@@ -33,9 +33,8 @@ def compile_graph_cuda_emulated(graph: Graph, fuse: bool = True, dump=None):
     return emulate.build(graph, source)
 
 
-def compile_graph_cuda(graph: Graph, fuse: bool = True, dump=None):
-    """Compile ``graph`` to CUDA C and run it on the GPU through PyCUDA (backend
-    ``cuda``)."""
+def require_gpu():
+    """Raise at once, saying what is missing, unless PyCUDA and a GPU are there."""
     from graphc import cuda
     reason = cuda.unavailable_reason()
     if reason is not None:
@@ -43,6 +42,12 @@ def compile_graph_cuda(graph: Graph, fuse: bool = True, dump=None):
                            f"Install it with pip install 'graphc[cuda]' on a machine with the "
                            f"CUDA driver, or use backend='cuda-emulate' to run the generated "
                            f"CUDA C on the CPU")
+
+
+def compile_graph_cuda(graph: Graph, fuse: bool = True, dump=None):
+    """Compile ``graph`` to CUDA C and run it on the GPU through PyCUDA (backend
+    ``cuda``)."""
+    require_gpu()
     from graphc.backends.cuda import render, runtime
     source = render.render_program(_lower(graph, fuse, dump), render.GPU)
     if dump is not None:
