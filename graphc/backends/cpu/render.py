@@ -713,8 +713,12 @@ class MatmulRenderer:
         emit = self.kf.emit
         emit.accs["acc"] = lambda: (acc, self.dtype)
         at = self.b.add(self.b.mul(row, i64(self.k.n), flags=("nsw",)), col, flags=("nsw",))
-        for buf, value in stores:
-            emit.store(emit.scalar(value), buf, at, value.dtype)
+        # Every value before any store: the stores may alias the loads (all buffers come
+        # from one pointer array), which would stop LLVM from sharing the subexpressions
+        # the values have in common (a fused epilogue recomputes them otherwise).
+        values = [emit.scalar(value) for _, value in stores]
+        for (buf, value), result in zip(stores, values):
+            emit.store(result, buf, at, value.dtype)
 
     def _zero_depth(self):
         """k == 0: every output is the epilogue of a zero sum."""
