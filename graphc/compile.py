@@ -153,6 +153,11 @@ class CompiledFunction:
         self.dump = dump if dump is not None else os.environ.get("GRAPHC_DUMP")
         self.fullgraph = fullgraph
         self.roots = _state_roots(fn)
+        # Walked on every call by the guards, so listed once (a module that gains
+        # submodules or parameters after compile() is not seen: compile it again).
+        self.root_modules = [(r, list(r.modules())) if hasattr(r, "modules") else (r, None)
+                             for r in self.roots]
+        self.params = _state_tensors(self.roots)
         self.cache: dict = {}
         self.compile_count = 0
         self._warned: set = set()
@@ -160,16 +165,15 @@ class CompiledFunction:
         self.name = getattr(fn, "__name__", type(fn).__name__)
 
     def guard_key(self, args) -> tuple:
-        from graphc.nn import Module
         key = [autograd.is_grad_enabled()]
         for a in args:
             if isinstance(a, Tensor):
-                key.append((tuple(a.shape), a.dtype, a._requires_grad))
+                key.append((a._data.shape, a.dtype, a._requires_grad))
             else:
                 key.append(("const", a))
-        for r in self.roots:
-            if isinstance(r, Module):
-                key.append(tuple(m.training for m in r.modules()))
+        for r, modules in self.root_modules:
+            if modules is not None:
+                key.append(tuple(m.training for m in modules))
             else:
                 key.append(_hyperparameters(r))
         if self.grad_sensitive:
@@ -180,7 +184,7 @@ class CompiledFunction:
         """Which parameters have no ``.grad`` now.  Code that touches gradients
         (``loss.backward()`` accumulates into an existing grad, or creates it) traces
         differently for each, so once a trace touches them this is part of the key."""
-        return tuple(p.grad is None for p in _state_tensors(self.roots))
+        return tuple(p.grad is None for p in self.params)
 
     def __call__(self, *args):
         key = self.guard_key(args)
@@ -227,7 +231,7 @@ class CompiledFunction:
             else:
                 tracers.append(a)
         arg_inputs = {i: tracers[i]._data for _, i in sources}    # to spot in-place writes
-        params = _state_tensors(self.roots)
+        params = self.params
         grads_before = [(p, p.grad) for p in params]
         optim_state = [(o, {p: dict(s) for p, s in o.state.items()})
                        for o in self.roots if _is_optimizer(o)]
