@@ -51,6 +51,7 @@ class Program:
     wrt: list = field(default_factory=list)     # graph input indices that get gradients
     n_saved: int = 0
     graphs: dict = field(default_factory=dict)  # stage name -> Graph, for printing
+    lifted: list = field(default_factory=list)  # (tensor, shape, requires_grad) as traced
 
 
 class CompiledNode:
@@ -317,7 +318,8 @@ class CompiledFunction:
             touches_grads=bool(grad_effects) or any(id(g) in tr.lifted
                                                     for _, g in grads_before),
             backward=backward, grad_outputs=grad_outputs, wrt=wrt, n_saved=n_saved,
-            graphs=graphs)
+            graphs=graphs, lifted=[(s[1], tuple(s[1]._data.shape), s[2]) for s in sources
+                                   if s[0] == "lifted"])
 
     @staticmethod
     def _input_requires_grad(source, args) -> bool:
@@ -359,10 +361,8 @@ class CompiledFunction:
     def _inputs_still_match(program) -> bool:
         """A lifted tensor replaced by one of another shape (p.data = ...), or frozen or
         unfrozen (requires_grad_), needs a recompile; the guard key cannot see it."""
-        graph = program.graphs["forward"]
-        return all(kind[0] != "lifted" or (tuple(kind[1]._data.shape) == v.shape
-                                           and kind[1]._requires_grad == kind[2])
-                   for kind, v in zip(program.sources, graph.inputs))
+        return all(t._data.shape == shape and t._requires_grad == requires_grad
+                   for t, shape, requires_grad in program.lifted)
 
     def _run(self, program: Program, args):
         arrays = []

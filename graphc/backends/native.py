@@ -14,18 +14,7 @@ def compile_graph_cpu(graph: Graph, fuse: bool = True, dump=None):
     if dump is not None:
         dump("fusion", fusion.report() + f"\npeak intermediate bytes: {peak_bytes(program)}")
         dump("loops", format_program(program))
-    native = compile_program(program)
+    native = compile_program(program, [v.shape for v in graph.outputs])
     if dump is not None:
         dump("ll", native.llvm_ir())
-    return ShapedProgram(native, [v.shape for v in graph.outputs])
-
-
-class ShapedProgram:
-    """A loop IR program's flat output buffers, reshaped to the graph's output types."""
-
-    def __init__(self, native, shapes):
-        self.native = native
-        self.shapes = shapes
-
-    def __call__(self, arrays):
-        return [a.reshape(s) for a, s in zip(self.native(arrays), self.shapes)]
+    return native

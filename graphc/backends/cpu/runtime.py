@@ -170,7 +170,11 @@ class CompiledProgram:
     outputs are fresh flat arrays (reshape them to the graph's shapes).  Calls are
     serialised: the arenas of temporaries are shared between calls."""
 
-    def __init__(self, program: L.Program, ir_text: str, native: NativeCode):
+    def __init__(self, program: L.Program, ir_text: str, native: NativeCode,
+                 output_shapes=None):
+        # The shape each output array gets (flat when not given: buffers have no shape).
+        self.output_shapes = output_shapes or [(program.buffers[name].size,)
+                                               for name in program.outputs]
         self.program = program
         self.name = program.name
         self._ir_text = ir_text
@@ -235,7 +239,8 @@ class CompiledProgram:
         for position, name in enumerate(self.program.outputs):
             info = self.program.buffers[name]
             if info.kind == "output" and name not in seen and name not in inputs:
-                self._fresh.append((position, self._slots[name], info.dtype.np, info.size))
+                self._fresh.append((position, self._slots[name], info.dtype.np,
+                                    self.output_shapes[position]))
             else:
                 self._copies.append((position, name, inputs.get(name)))
             seen.add(name)
@@ -272,14 +277,15 @@ class CompiledProgram:
                 inputs.append(a)
             for i in self._written_inputs:
                 self._check_writeable(arrays[i], inputs[i], self._inputs[i][3])
-            for position, slot, dtype, size in self._fresh:
-                out = outputs[position] = np.empty(size, dtype)
-                pointers[slot] = data_address(out) if size else dummy
+            for position, slot, dtype, shape in self._fresh:
+                out = outputs[position] = np.empty(shape, dtype)
+                pointers[slot] = data_address(out) if out.size else dummy
             self._error.value = 0
             self._entry(self._pointers_address, self._error_address)
             code = self._error.value
             for position, name, input_index in self._copies:
-                outputs[position] = self._copy_of(name, outputs, input_index, inputs)
+                outputs[position] = self._copy_of(name, outputs, input_index, inputs).reshape(
+                    self.output_shapes[position])
         if code:
             self._raise(code)
         return outputs
@@ -309,7 +315,8 @@ class CompiledProgram:
                 f"{len(self._inputs)} inputs, {self._n_outputs} outputs>")
 
 
-def compile_program(program: L.Program) -> CompiledProgram:
-    """Render, optimise and JIT ``program``; returns the callable."""
+def compile_program(program: L.Program, output_shapes=None) -> CompiledProgram:
+    """Render, optimise and JIT ``program``; returns the callable (its outputs get
+    ``output_shapes`` when given, else they are flat)."""
     ir_text = str(render.render_program(program))
-    return CompiledProgram(program, ir_text, load_native(ir_text))
+    return CompiledProgram(program, ir_text, load_native(ir_text), output_shapes)
