@@ -14,7 +14,11 @@ def main(argv=None) -> int:
     ir = sub.add_parser("ir", help="run a script and print the IR of what it compiles")
     ir.add_argument("script")
     ir.add_argument("args", nargs=argparse.REMAINDER)
+    from graphc import bench
+    bench.add_arguments(sub.add_parser("bench", help="run the compiled-graph benchmarks"))
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return bench.main(args)
     if args.command == "ir":
         if not os.path.isfile(args.script):
             parser.error(f"can't open file {args.script!r}: no such file")

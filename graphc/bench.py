@@ -1,0 +1,186 @@
+"""``python -m graphc bench``: run the compiled-graph benchmark suite and print its table.
+
+    python -m graphc bench                          # every workload, cpu backend
+    python -m graphc bench --only softmax sgemm     # some of them
+    python -m graphc bench --quick --backend interpreter --json out.json
+    python -m graphc bench --plot speedups.png      # also a bar chart (needs matplotlib)
+
+The suite itself is ``benchmarks/compiled.py`` in the source checkout (benchmarks are
+not part of the installed package); this module finds it next to the package, runs it
+and formats what it measured.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import sys
+import time
+
+HEADERS = {"numpy": "numpy", "eager": "eager", "unfused": "unfused", "fused": "fused",
+           "torch": "torch", "torch_compile": "torch.comp"}
+SCALE = {"ms": 1e3, "us": 1e6, "s": 1.0}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="also draw the speedups over numpy (needs matplotlib)")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run only these workloads (default: all)")
+    parser.add_argument("--backend", default="cpu", help="graphc.compile backend (cpu)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes and few repeats: checks that everything runs")
+    parser.add_argument("--repeat", type=int, help="interleaved timing rounds (default 7)")
+    parser.add_argument("--no-torch", action="store_true",
+                        help="leave PyTorch out even where it is importable")
+
+
+def load_suite():
+    """``benchmarks.compiled`` from the checkout this graphc package sits in."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(os.path.join(root, "benchmarks", "compiled.py")):
+        raise SystemExit(f"python -m graphc bench: the suite (benchmarks/compiled.py) is not "
+                         f"next to this graphc package ({root}); run it from a source "
+                         f"checkout of graphc")
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module("benchmarks.compiled")
+
+
+def matplotlib_pyplot():
+    """pyplot with a file-only backend, or None where matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def main(args=None) -> int:
+    """Run the suite; ``args`` is the parsed namespace (from ``python -m graphc``) or an
+    argument list.  Returns 1 when a compiled result did not match eager, else 0."""
+    if not isinstance(args, argparse.Namespace):
+        parser = argparse.ArgumentParser(prog="python -m graphc bench")
+        add_arguments(parser)
+        args = parser.parse_args(args)
+    if args.plot and matplotlib_pyplot() is None:
+        print("python -m graphc bench: --plot needs matplotlib, which is not installed "
+              "(pip install matplotlib); run without --plot, or install it", file=sys.stderr)
+        return 2
+    suite = load_suite()
+    try:
+        report = suite.run(args.only, backend=args.backend, quick=args.quick,
+                           repeat=args.repeat, use_torch=not args.no_torch,
+                           progress=progress_printer())
+    except ValueError as e:
+        print(f"python -m graphc bench: {e}", file=sys.stderr)
+        return 2
+    report["options"] = {k: v for k, v in vars(args).items() if k != "command"}
+    print(format_report(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    if args.plot:
+        plot(report, args.plot)
+    return 1 if failed_checks(report) else 0
+
+
+def progress_printer():
+    start = time.perf_counter()
+
+    def progress(row):
+        print(f"[{time.perf_counter() - start:7.1f} s] {row['name']} done", file=sys.stderr,
+              flush=True)
+    return progress
+
+
+def failed_checks(report) -> list:
+    return [(row["name"], mode, c["max_abs_err"]) for row in report["workloads"]
+            for mode, c in row.get("checks", {}).items() if not c["ok"]]
+
+
+# ---- the table ----------------------------------------------------------------------------
+def format_report(report) -> str:
+    m = report["machine"]
+    lines = [f"graphc {m['graphc']} ({report['backend']} backend), numpy {m['numpy']}, "
+             f"Python {m['python']}, {m['cpus']} CPUs ({m['processor']}), load average "
+             f"{m.get('load_average', '?')} before, {m.get('load_average_end', '?')} after; "
+             f"medians of {report['repeat']} interleaved rounds"
+             + (f", PyTorch {report['torch']}" if report["torch"] else ""), ""]
+    rows = [r for r in report["workloads"] if "times_s" in r]
+    if rows:
+        lines += times_table(rows, report["modes"]) + [""] + ratios_table(rows) + [""]
+    for row in rows:
+        if "gflops" in row:
+            lines.append(f"{row['name']} GFLOPS: " + ", ".join(
+                f"{mode} {g:.1f}" for mode, g in row["gflops"].items()))
+    for row in report["workloads"]:
+        if "compile_s" in row:
+            t = row["compile_s"]
+            lines.append(f"compile time of the MLP train step: cold {t['cold']:.3f} s, "
+                         f"cached {t['cached']:.3f} s (target {row['target']['goal']}: "
+                         f"{'met' if row['target']['met'] else 'NOT met'})")
+    for row in rows:
+        for mode, error in row.get("left_out", {}).items():
+            lines.append(f"{row['name']}: {HEADERS[mode]} left out ({error})")
+    for name, mode, err in failed_checks(report):
+        lines.append(f"CHECK FAILED: {name} {mode} differs from graphc eager "
+                     f"(max abs error {err:.3g})")
+    return "\n".join(lines)
+
+
+def times_table(rows, modes) -> list:
+    header = f"{'median time per call':<22}{'unit':>5}" + "".join(
+        f"{HEADERS[m]:>11}" for m in modes)
+    out = [header, "-" * len(header)]
+    for row in rows:
+        scale = SCALE[row["unit"]]
+        out.append(f"{row['name']:<22}{row['unit']:>5}" + "".join(
+            f"{row['times_s'][m] * scale:>11.3f}" if m in row["times_s"] else f"{'-':>11}"
+            for m in modes))
+    return out
+
+
+def ratios_table(rows) -> list:
+    header = (f"{'speedups, bandwidth':<22}{'fused/np':>9}{'fused/eager':>12}"
+              f"{'fused/unf':>10}{'GB/s np':>9}{'GB/s fused':>11}{'GB/s copy':>10}"
+              f"   target")
+    out = [header, "-" * len(header)]
+    for row in rows:
+        t = row["times_s"]
+        target = row.get("target")
+        met = "" if target is None else (
+            f"{target['goal']}: {'met' if target['met'] else 'NOT met'}")
+        out.append(f"{row['name']:<22}{row['speedup_vs_numpy']['fused']:>8.2f}x"
+                   f"{t['eager'] / t['fused']:>11.2f}x{row['fused_vs_unfused']:>9.2f}x"
+                   f"{row['gbps']['numpy']:>9.2f}{row['gbps']['fused']:>11.2f}"
+                   f"{row['copy_gbps']:>10.2f}   {met}")
+    return out
+
+
+# ---- the plot -----------------------------------------------------------------------------
+def plot(report, path) -> None:
+    """Grouped bars: each mode's speedup over numpy, per workload, on a log scale."""
+    plt = matplotlib_pyplot()
+    rows = [r for r in report["workloads"] if "times_s" in r]
+    modes = [m for m in report["modes"] if m != "numpy"]
+    width = 0.8 / max(1, len(modes))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4.5))
+    for k, mode in enumerate(modes):
+        xs = [i + (k - (len(modes) - 1) / 2) * width for i in range(len(rows))]
+        ys = [r["speedup_vs_numpy"].get(mode, math.nan) for r in rows]
+        ax.bar(xs, ys, width, label=HEADERS[mode])
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(rows)), [r["name"] for r in rows], rotation=30, ha="right")
+    ax.set_ylabel("speedup over numpy (higher is better)")
+    ax.set_title(f"graphc {report['machine']['graphc']}, {report['backend']} backend")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

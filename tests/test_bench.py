@@ -1,0 +1,179 @@
+"""``python -m graphc bench``: the suite runs (tiny sizes, interpreter backend), its JSON
+has the promised structure, and every workload's numpy, unfused and fused results equal
+graphc eager's.  Timings are not asserted: they depend on the machine."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from graphc import bench
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+suite = bench.load_suite()
+MODES = ["numpy", "eager", "unfused", "fused"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    code = bench.main(["--quick", "--backend", "interpreter", "--no-torch", "--json",
+                       str(path)])
+    assert code == 0
+    with open(path) as f:
+        return json.load(f)
+
+
+def timed(report):
+    return [w for w in report["workloads"] if "times_s" in w]
+
+
+def test_report_header(report):
+    assert report["backend"] == "interpreter"
+    assert report["quick"] is True
+    assert report["torch"] is None
+    assert report["modes"] == MODES
+    assert report["repeat"] == 3
+    assert report["machine"]["cpus"] == os.cpu_count()
+    assert report["options"]["only"] is None
+    assert [w["name"] for w in report["workloads"]] == suite.NAMES
+
+
+def test_every_result_matches_eager(report):
+    for w in timed(report):
+        assert sorted(w["checks"]) == ["fused", "numpy", "unfused"], w["name"]
+        for mode, c in w["checks"].items():
+            assert c["ok"], (w["name"], mode, c)
+            assert c["max_abs_err"] < 1e-3, (w["name"], mode, c)
+
+
+def test_times_and_derived_numbers(report):
+    for w in timed(report):
+        times = w["times_s"]
+        assert sorted(times) == sorted(MODES)
+        assert all(0 < t < 1 for t in times.values()), (w["name"], times)
+        for mode, t in times.items():
+            assert w["gbps"][mode] == pytest.approx(w["bytes"] / t / 1e9)
+            assert w["speedup_vs_numpy"][mode] == pytest.approx(times["numpy"] / t)
+        assert w["fused_vs_unfused"] == pytest.approx(times["unfused"] / times["fused"])
+        assert w["copy_gbps"] > 0
+        assert w["unit"] == ("us" if w["name"] == "chain10" else "ms")
+
+
+def test_bytes_and_flops(report):
+    rows = {w["name"]: w for w in report["workloads"]}
+    sizes = suite.QUICK
+    assert rows["gelu_chain"]["bytes"] == 2 * 4 * sizes["elements"]
+    assert rows["relu_chain"]["bytes"] == 2 * 4 * sizes["elements"]
+    assert rows["softmax"]["bytes"] == 2 * 4 * sizes["rows"] * sizes["cols"]
+    n = sizes["gemm"]
+    assert rows["sgemm"]["bytes"] == 3 * 4 * n * n
+    for mode, g in rows["sgemm"]["gflops"].items():
+        assert g == pytest.approx(2 * n ** 3 / rows["sgemm"]["times_s"][mode] / 1e9)
+    assert all("gflops" not in w for w in timed(report) if w["name"] != "sgemm")
+
+
+def test_targets(report):
+    rows = {w["name"]: w for w in report["workloads"]}
+    with_goal = {"gelu_chain", "relu_chain", "softmax", "layer_norm", "sgemm", "mlp_train",
+                 "quadrant", "chain10", "compile"}
+    assert {n for n, w in rows.items() if "target" in w} == with_goal
+    for name in with_goal:
+        assert isinstance(rows[name]["target"]["met"], bool)
+    r = rows["relu_chain"]
+    assert r["target"]["met"] == (r["gbps"]["fused"] >= 0.7 * r["copy_gbps"])
+    q = rows["quadrant"]
+    assert q["target"]["met"] == (q["speedup_vs_numpy"]["fused"] >= 5 and
+                                  q["times_s"]["eager"] / q["times_s"]["fused"] >= 20)
+    compile_s = rows["compile"]["compile_s"]
+    assert 0 < compile_s["cold"] < 60 and 0 < compile_s["cached"] < 60
+    assert rows["compile"]["target"]["met"] == (compile_s["cold"] < 2 and
+                                                compile_s["cached"] < 0.2)
+
+
+def test_table_names_every_workload(report):
+    text = bench.format_report(report)
+    for w in timed(report):
+        # A row in each table, and for sgemm a line of GFLOPS.
+        expected = 3 if w["name"] == "sgemm" else 2
+        assert sum(line.startswith(w["name"] + " ") for line in text.splitlines()) == expected
+    assert "compile time of the MLP train step: cold" in text
+    assert "CHECK FAILED" not in text
+
+
+def test_check_catches_a_wrong_result():
+    good = np.arange(4, dtype=np.float32)
+    case = suite.Case(calls={}, bytes=0, results={
+        "eager": lambda: [good], "fused": lambda: [good + 1e-3],
+        "unfused": lambda: [good[:3]], "numpy": lambda: [good + 1e-7]})
+    checks, left_out = suite.check(case)
+    assert left_out == {}
+    assert checks["numpy"]["ok"] and not checks["fused"]["ok"]
+    assert checks["fused"]["max_abs_err"] == pytest.approx(1e-3, rel=1e-3)
+    assert not checks["unfused"]["ok"] and math.isinf(checks["unfused"]["max_abs_err"])
+    report = {"workloads": [{"name": "w", "checks": checks}]}
+    assert [(n, m) for n, m, _ in bench.failed_checks(report)] == [("w", "fused"),
+                                                                   ("w", "unfused")]
+
+
+def test_check_leaves_out_a_failing_torch_mode_only():
+    good = [np.ones(2, np.float32)]
+
+    def broken():
+        raise RuntimeError("no C++ compiler")
+    case = suite.Case(calls={}, bytes=0, results={
+        "eager": lambda: good, "fused": lambda: good, "torch_compile": broken})
+    checks, left_out = suite.check(case)
+    assert checks == {"fused": {"ok": True, "max_abs_err": 0.0}}
+    assert left_out == {"torch_compile": "RuntimeError: no C++ compiler"}
+    case.results["fused"] = broken
+    with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
+        suite.check(case)
+
+
+def test_numpy_references_by_hand():
+    x = np.array([[0.0, 1.0, -2.0]], np.float32)
+    e = np.exp(x - 1)
+    np.testing.assert_allclose(suite.softmax_rows_numpy(x), e / e.sum(), rtol=1e-6)
+    np.testing.assert_allclose(suite.relu_chain_numpy(x), [[0.5, 1.75, 0.5]], rtol=1e-6)
+    # gelu_tanh(0.1) * sigmoid(0) for x = 0.
+    u = 0.1
+    gelu = 0.5 * u * (1 + math.tanh(math.sqrt(2 / math.pi) * (u + 0.044715 * u ** 3)))
+    assert suite.gelu_chain_numpy(np.zeros(1, np.float32))[0] == pytest.approx(gelu / 2)
+    loss, grad = suite.cross_entropy_numpy(np.zeros((2, 4), np.float32), np.array([0, 3]))
+    assert loss == pytest.approx(math.log(4))
+    np.testing.assert_allclose(grad, [[-0.375, 0.125, 0.125, 0.125],
+                                      [0.125, 0.125, 0.125, -0.375]])
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, "-m", "graphc", "bench", *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_runs_one_workload():
+    done = run_cli("--quick", "--backend", "interpreter", "--no-torch", "--only", "chain10")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines if line.startswith("chain10")] == ["chain10"] * 2
+    assert "compile time" not in done.stdout
+
+
+def test_cli_rejects_an_unknown_workload():
+    done = run_cli("--quick", "--backend", "interpreter", "--only", "nonesuch")
+    assert done.returncode == 2
+    assert "unknown workload(s) ['nonesuch']" in done.stderr
+
+
+def test_plot_needs_matplotlib_or_draws(tmp_path, report):
+    path = tmp_path / "speedups.png"
+    if bench.matplotlib_pyplot() is None:
+        assert bench.main(["--quick", "--plot", str(path)]) == 2
+        assert not path.exists()
+    else:
+        bench.plot(report, str(path))
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
