@@ -712,3 +712,19 @@ def test_compiled_module_api_is_the_original_modules():
     compiled.load_state_dict(other.state_dict())
     assert_close(compiled(x), other(x))
     assert compiled.compile_count == 1
+
+
+def test_compiled_outputs_are_freed_without_the_garbage_collector():
+    import gc
+    import weakref
+    f = graphc.compile(lambda x: x * 2 + 1)
+    x = graphc.randn(8)
+    f(x)
+    gc.disable()
+    try:
+        out = f(x)
+        ref = weakref.ref(out)
+        del out
+        assert ref() is None      # no reference cycle keeps a call's outputs alive
+    finally:
+        gc.enable()

@@ -169,3 +169,19 @@ def test_loop_ir_prints():
     program, _ = lower(traced(lambda x: torch.softmax(x, 1), torch.randn(8, 16)))
     text = format_program(program)
     assert "for p0 in 0..8:" in text and "max(" in text and "sum(exp(" in text
+
+
+def test_generated_code_is_the_same_in_every_process():
+    # Buffers are numbered in program order, not set order, so the LLVM IR (the disk
+    # cache key) does not change from one process to the next.
+    import subprocess
+    import sys
+    script = ("import hashlib, graphc as g; from graphc.codegen.lower import lower; "
+              "from graphc.codegen.loops import format_program; "
+              "from graphc.passes import run_pipeline; from graphc import nn; "
+              "g.manual_seed(0); m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)); "
+              "x = g.randn(5, 4); gr = run_pipeline(g.trace(lambda x: m(x).softmax(1), x)); "
+              "print(hashlib.sha256(format_program(lower(gr)[0]).encode()).hexdigest())")
+    runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)}
+    assert len(runs) == 1
