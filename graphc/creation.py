@@ -239,7 +239,8 @@ def next_seed(generator=None) -> Tensor:
 
 def _fill_random_(x: Tensor, name: str, sample) -> Tensor:
     """In-place random fill (``uniform_``, ``normal_``) through the in-place machinery."""
-    from graphc.functional import apply_inplace, cast
+    from graphc.functional import cast
+    from graphc.indexing import apply_inplace
     drawn = Tensor._wrap(np.asarray(sample(tuple(x.shape))), dtypes.float64)
     return apply_inplace(x, name, lambda s: cast(drawn, s.dtype))
 

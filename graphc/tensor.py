@@ -169,7 +169,7 @@ class Tensor:
         """A new tensor on the same storage (``detach``, ``.data``).  While tracing, a
         pre-existing tensor is lifted first, so the alias reads its value at run time
         rather than a constant; the alias remembers its owner, so an in-place write
-        through it updates the owner (``functional.apply_inplace``)."""
+        through it updates the owner (``indexing.apply_inplace``)."""
         from graphc.trace import active
         tr = active()
         if tr is not None and type(self._data) is np.ndarray and \
