@@ -24,6 +24,9 @@ import numpy as np
 
 import graphc
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.common import cpu_name  # noqa: E402  (run as a script from anywhere)
+
 # name -> (graphc call, numpy call); each takes the operands (x, y).
 OPS = {
     "add": (lambda x, y: x + y, lambda x, y: x + y),
@@ -85,18 +88,6 @@ def run(repeat, min_time):
                          "ratio": us["graphc"] / us["numpy"],
                          "ratio_grad": us["graphc+grad"] / us["numpy"]})
     return rows
-
-
-def cpu_name():
-    """The CPU model from /proc/cpuinfo where there is one (Linux), else the platform's."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine():
