@@ -12,6 +12,13 @@ accumulation of float sum/prod reductions, which lets the loop vectorizer keep s
 partial sums.  Their order differs from numpy's pairwise summation, within float rounding;
 the matmul accumulates with fused multiply-adds, as BLAS does.
 
+Aliasing: every buffer of a program is its own allocation (inputs are the caller's arrays,
+outputs fresh arrays, temporaries disjoint parts of an arena while live), so each is an
+LLVM alias scope and every access through a buffer pointer says it aliases no other
+buffer of its kernel.  Without that, LLVM must assume a store to one output may change
+any other buffer (all pointers come from one array): loops with several outputs would not
+vectorize and shared subexpressions would be recomputed after each store.
+
 Errors: a kernel sets ``*error_flag`` (compare-and-swap from 0: the first error wins) to
 its ``code`` when a CheckedIndex was out of range, or to ``-code`` when it could not
 allocate matmul scratch memory.
@@ -481,11 +488,23 @@ def _from_storage(b, value, dtype):
 
 
 # ---- loop kernels --------------------------------------------------------------------------------
+def alias_scopes(program: L.Program) -> dict:
+    """Buffer name -> its alias scope's name.  Inputs share one scope when a kernel
+    writes one of them: the caller may pass one array as two inputs, which is only
+    harmless while both are read."""
+    written = {name for kernel in program.kernels for name in kernel.outputs}
+    shared = any(name in written for name in program.inputs)
+    inputs = set(program.inputs)
+    return {name: "inputs" if shared and name in inputs else name
+            for name in program.buffers}
+
+
 class KernelFunction:
     """A kernel's function: an entry block (allocas, and the pointer of each buffer the
-    kernel uses, loaded once) that falls through to the body the builder ``b`` emits."""
+    kernel uses, loaded once) that falls through to the body the builder ``b`` emits.
+    ``scopes`` (from ``alias_scopes``) tags each buffer access with its scope."""
 
-    def __init__(self, module, name, slots):
+    def __init__(self, module, name, slots, scopes=None):
         if name in module.globals:        # kernel names need not be unique symbols
             name = f"{name}.{len(module.globals)}"
         self.fn = ir.Function(module, KERNEL_TYPE, name)
@@ -497,7 +516,7 @@ class KernelFunction:
         self.entry = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self.body = self.fn.append_basic_block("body")
         self.b = ir.IRBuilder(self.body)
-        self.slots, self._pointers = slots, {}
+        self.slots, self.scopes, self._pointers = slots, scopes, {}
         self.error = self.alloca(I1, name="index_error")
         self.entry.store(ir.Constant(I1, 0), self.error)
         self.emit = Emitter(self.b, self.pointer, self.error)
@@ -523,7 +542,42 @@ class KernelFunction:
         with b.if_then(b.load(self.error, typ=I1), likely=False):
             raise_flag(b, self.flag, code)
         b.ret_void()
+        if self.scopes is not None:
+            self._tag_accesses()
         return self.fn
+
+    def _tag_accesses(self):
+        """Give each load and store through a buffer pointer ``!alias.scope`` (its
+        buffer's scope) and ``!noalias`` (the scopes of the kernel's other buffers).
+        Other accesses (allocas, scratch memory, the error flag) stay untagged, which
+        LLVM treats as possibly aliasing anything."""
+        module = self.fn.module
+        domain = module.add_metadata(["graphc.buffers"])
+        buffer_of = {id(ptr): name for name, ptr in self._pointers.items()}
+        keys = sorted({self.scopes[name] for name in self._pointers})
+        scope = {key: module.add_metadata([f"graphc.buffer.{key}", domain]) for key in keys}
+        for block in self.fn.blocks:
+            for instr in block.instructions:
+                name = _accessed_buffer(instr, buffer_of)
+                if name is None:
+                    continue
+                key = self.scopes[name]
+                instr.set_metadata("alias.scope", module.add_metadata([scope[key]]))
+                others = [scope[k] for k in keys if k != key]
+                if others:
+                    instr.set_metadata("noalias", module.add_metadata(others))
+
+
+def _accessed_buffer(instr, buffer_of: dict):
+    """The buffer a load or store addresses through a GEP on its pointer, or None."""
+    if isinstance(instr, ir.LoadInstr):
+        ptr = instr.operands[0]
+    elif isinstance(instr, ir.StoreInstr):
+        ptr = instr.operands[1]
+    else:
+        return None
+    base = ptr.pointer if isinstance(ptr, ir.GEPInstr) else ptr
+    return buffer_of.get(id(base))
 
 
 def _accumulator(kf: KernelFunction, acc: L.Accumulator):
@@ -606,8 +660,9 @@ def _ranged(parallel) -> int:
     return next((d for d, (_, extent) in enumerate(parallel) if extent != 1), 0)
 
 
-def render_loop_kernel(module, kernel: L.LoopKernel, slots: dict, code: int) -> ir.Function:
-    kf = KernelFunction(module, kernel.name, slots)
+def render_loop_kernel(module, kernel: L.LoopKernel, slots: dict, code: int,
+                       scopes=None) -> ir.Function:
+    kf = KernelFunction(module, kernel.name, slots, scopes)
     parallel = kernel.parallel or (("p", 1),)
     d = _ranged(parallel)
     with ExitStack() as stack:
@@ -664,7 +719,7 @@ class MatmulRenderer:
     epilogue runs on a tile when its last depth block is done.  Without such an output
     (say only a bool result) the whole depth is one block."""
 
-    def __init__(self, module, kernel: L.MatmulKernel, slots: dict, code: int):
+    def __init__(self, module, kernel: L.MatmulKernel, slots: dict, code: int, scopes=None):
         if kernel.dtype is dtypes.bool_:
             raise ValueError(f"cpu backend: matmul {kernel.name} of bool operands is not "
                              f"supported")
@@ -686,7 +741,7 @@ class MatmulRenderer:
                       _round_up(kernel.n, self.nr))
         self.mc = min(max(A_BLOCK_BYTES // (self.kc * size) // self.mr, 1) * self.mr,
                       _round_up(self.rows, self.mr))
-        self.kf = KernelFunction(module, kernel.name, slots)
+        self.kf = KernelFunction(module, kernel.name, slots, scopes)
         self.b, self.code = self.kf.b, code
 
     def render(self) -> ir.Function:
@@ -713,9 +768,9 @@ class MatmulRenderer:
         emit = self.kf.emit
         emit.accs["acc"] = lambda: (acc, self.dtype)
         at = self.b.add(self.b.mul(row, i64(self.k.n), flags=("nsw",)), col, flags=("nsw",))
-        # Every value before any store: the stores may alias the loads (all buffers come
-        # from one pointer array), which would stop LLVM from sharing the subexpressions
-        # the values have in common (a fused epilogue recomputes them otherwise).
+        # Every value before any store: a store may go to the partial-sum buffer, which
+        # shares its alias scope with the accumulator's load, so loads after it could
+        # not share the subexpressions the values have in common.
         values = [emit.scalar(value) for _, value in stores]
         for (buf, value), result in zip(stores, values):
             emit.store(result, buf, at, value.dtype)
@@ -933,10 +988,10 @@ def runs_threaded(kernel) -> bool:
     return kernel.work >= threshold and kernel_extent(kernel) >= 2
 
 
-def render_kernel(module, kernel, slots: dict, code: int) -> ir.Function:
+def render_kernel(module, kernel, slots: dict, code: int, scopes=None) -> ir.Function:
     if isinstance(kernel, L.MatmulKernel):
-        return MatmulRenderer(module, kernel, slots, code).render()
-    return render_loop_kernel(module, kernel, slots, code)
+        return MatmulRenderer(module, kernel, slots, code, scopes).render()
+    return render_loop_kernel(module, kernel, slots, code, scopes)
 
 
 def render_program(program: L.Program) -> ir.Module:
@@ -945,13 +1000,14 @@ def render_program(program: L.Program) -> ir.Module:
     one pointer per ``program.buffers`` entry, in that order."""
     module = new_module(program.name)
     slots = {name: i for i, name in enumerate(program.buffers)}
+    scopes = alias_scopes(program)
     entry = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR]), ENTRY)
     buffers, flag = entry.args
     allocas = ir.IRBuilder(entry.append_basic_block("allocas"))
     body = entry.append_basic_block("body")
     b = ir.IRBuilder(body)
     for code, kernel in enumerate(program.kernels, 1):
-        fn = render_kernel(module, kernel, slots, code)
+        fn = render_kernel(module, kernel, slots, code, scopes)
         extent = kernel_extent(kernel)
         if runs_threaded(kernel):
             _call_on_two_threads(b, allocas, fn, buffers, flag, extent)
