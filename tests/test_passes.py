@@ -620,3 +620,32 @@ def test_a_graph_of_constants_folds_to_constants(seed):
     assert {op.name for op in out.ops} == {"constant"}
     for a, b in zip(run(g, arrays), run(out, []), strict=True):
         assert_bitwise_equal(a, b)
+
+
+def test_transposed_matmul_results_are_computed_in_the_reader_layout():
+    from graphc.passes.layout import matmul_in_reader_layout
+    before = ir.parse("""graph g(%x: f32[5,4], %gr: f32[5,3]) {
+  %0 = permute(%x, perm=(1, 0)) : f32[4,5]
+  %1 = matmul(%0, %gr) : f32[4,3]
+  %2 = permute(%1, perm=(1, 0)) : f32[3,4]
+  return %2
+}""")
+    after = run_pipeline(matmul_in_reader_layout(before), check=True)
+    assert [op.name for op in after.ops] == ["permute", "matmul"]
+    mm = after.ops[-1]
+    assert mm.out.name == "2" and mm.inputs[1].name == "x"     # (x^T g)^T = g^T x
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((5, 4)).astype(np.float32),
+              rng.standard_normal((5, 3)).astype(np.float32)]
+    np.testing.assert_allclose(compile_graph(after)(arrays)[0],
+                               compile_graph(before)(arrays)[0], rtol=1e-6)
+
+
+def test_a_matmul_with_another_use_is_not_computed_twice():
+    from graphc.passes.layout import matmul_in_reader_layout
+    g = ir.parse("""graph g(%a: f32[2,3], %b: f32[3,4]) {
+  %0 = matmul(%a, %b) : f32[2,4]
+  %1 = permute(%0, perm=(1, 0)) : f32[4,2]
+  return %0, %1
+}""")
+    assert str(matmul_in_reader_layout(g)) == str(g)
