@@ -5,7 +5,7 @@
 from graphc import dtypes as _dtypes
 from graphc.dtypes import DType as dtype
 from graphc.tensor import (Tensor, Size, FloatTensor, DoubleTensor, LongTensor, IntTensor,
-                           BoolTensor)
+                           BoolTensor, typename)
 from graphc import functional as _functional
 from graphc.functional import (
     add, sub, mul, div, true_divide, divide, floor_divide, remainder, pow, neg, negative,

@@ -263,17 +263,7 @@ class Tensor:
 
     def to(self, *args, **kwargs) -> "Tensor":
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)``."""
-        from graphc.cuda import device as Device, check_device
-        dtype = kwargs.get("dtype")
-        for a in list(args) + [kwargs.get("device")]:
-            if a is None:
-                continue
-            if isinstance(a, Tensor):
-                dtype = a.dtype
-            elif isinstance(a, (str, Device)):
-                check_device(a)
-            else:
-                dtype = dtypes.to_dtype(a)
+        dtype = to_arguments(args, kwargs)
         if dtype is None or dtype == self.dtype:
             return self
         from graphc import functional
@@ -336,6 +326,33 @@ class Tensor:
         if self._data.ndim == 0:
             return format(self.item(), spec)
         return format(repr(self), spec)
+
+
+def to_arguments(args, kwargs):
+    """The dtype asked for by ``.to(...)`` arguments (None if none), after checking any
+    device among them (``"cpu"``, ``device("cuda:0")``, a CUDA index); shared by
+    ``Tensor.to`` and ``Module.to``."""
+    from graphc.cuda import device as Device, check_device
+    dtype = kwargs.get("dtype")
+    for a in list(args) + [kwargs.get("device")]:
+        if a is None:
+            continue
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, (str, Device, int)) and not isinstance(a, bool):
+            check_device(a if not isinstance(a, int) else f"cuda:{a}")
+        else:
+            dtype = dtypes.to_dtype(a)
+    return None if dtype is None else dtypes.to_dtype(dtype)
+
+
+def typename(obj) -> str:
+    """PyTorch's ``torch.typename``: legacy names for tensors, qualified names otherwise."""
+    if isinstance(obj, Tensor):
+        return obj.type()
+    cls = type(obj)
+    return cls.__qualname__ if cls.__module__ == "builtins" else \
+        f"{cls.__module__}.{cls.__qualname__}"
 
 
 class Size(tuple):

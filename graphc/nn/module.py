@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 from graphc import autograd, dtypes
 from graphc.creation import empty
-from graphc.cuda import device as Device, check_device
-from graphc.tensor import Tensor
+from graphc.cuda import check_device
+from graphc.tensor import Tensor, to_arguments, typename
 
 
 class Parameter(Tensor):
@@ -60,14 +60,6 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
     __str__ = __repr__
 
 
-def _typename(value) -> str:
-    """PyTorch's ``torch.typename``: legacy names for tensors, qualified names otherwise."""
-    if isinstance(value, Tensor):
-        return value.type()
-    cls = type(value)
-    return cls.__qualname__ if cls.__module__ == "builtins" else \
-        f"{cls.__module__}.{cls.__qualname__}"
-
 
 def _addindent(text: str, spaces: int) -> str:
     first, *rest = text.split("\n")
@@ -78,7 +70,7 @@ def _addindent(text: str, spaces: int) -> str:
 
 def _check_member_name(kind: str, name) -> None:
     if not isinstance(name, str):
-        raise TypeError(f"{kind} name should be a string. Got {_typename(name)}")
+        raise TypeError(f"{kind} name should be a string. Got {typename(name)}")
     if "." in name:
         raise KeyError(f"{kind} name can't contain \".\"")
     if name == "":
@@ -125,7 +117,7 @@ class Module:
         if hasattr(self, name) and name not in self._buffers:
             raise KeyError(f"attribute '{name}' already exists")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
+            raise TypeError(f"cannot assign '{typename(tensor)}' object to buffer '{name}' "
                             f"(torch Tensor or None required)")
         self._buffers[name] = tensor
         if persistent:
@@ -140,7 +132,7 @@ class Module:
         if hasattr(self, name) and name not in self._parameters:
             raise KeyError(f"attribute '{name}' already exists")
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{_typename(param)}' object to parameter "
+            raise TypeError(f"cannot assign '{typename(param)}' object to parameter "
                             f"'{name}' (torch.nn.Parameter or None required)")
         if param is not None and param.grad_fn is not None:
             raise ValueError(f"Cannot assign non-leaf Tensor to parameter '{name}'. Model "
@@ -151,9 +143,9 @@ class Module:
 
     def add_module(self, name: str, module) -> None:
         if module is not None and not isinstance(module, Module):
-            raise TypeError(f"{_typename(module)} is not a Module subclass")
+            raise TypeError(f"{typename(module)} is not a Module subclass")
         if not isinstance(name, str):
-            raise TypeError(f"module name should be a string. Got {_typename(name)}")
+            raise TypeError(f"module name should be a string. Got {typename(name)}")
         if hasattr(self, name) and name not in self._modules:
             raise KeyError(f"attribute '{name}' already exists")
         if "." in name:
@@ -194,7 +186,7 @@ class Module:
             self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
-                raise TypeError(f"cannot assign '{_typename(value)}' as parameter '{name}' "
+                raise TypeError(f"cannot assign '{typename(value)}' as parameter '{name}' "
                                 f"(torch.nn.Parameter or None expected)")
             self.register_parameter(name, value)
         elif isinstance(value, Module):
@@ -204,12 +196,12 @@ class Module:
             modules[name] = value
         elif modules is not None and name in modules:
             if value is not None:
-                raise TypeError(f"cannot assign '{_typename(value)}' as child module "
+                raise TypeError(f"cannot assign '{typename(value)}' as child module "
                                 f"'{name}' (torch.nn.Module or None expected)")
             modules[name] = value
         elif buffers is not None and name in buffers:
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"cannot assign '{_typename(value)}' as buffer '{name}' "
+                raise TypeError(f"cannot assign '{typename(value)}' as buffer '{name}' "
                                 f"(torch.nn.Buffer, torch.Tensor or None expected)")
             buffers[name] = value
         else:
@@ -413,19 +405,9 @@ class Module:
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)``.  A dtype
         converts floating-point parameters in place (``p.data = ...``), keeping each
         Parameter object, and replaces floating-point buffers."""
-        dtype = kwargs.get("dtype")
-        for arg in list(args) + [kwargs.get("device")]:
-            if arg is None:
-                continue
-            if isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif isinstance(arg, (str, Device, int)) and not isinstance(arg, bool):
-                check_device(arg if not isinstance(arg, int) else f"cuda:{arg}")
-            else:
-                dtype = dtypes.to_dtype(arg)
+        dtype = to_arguments(args, kwargs)
         if dtype is None:
             return self
-        dtype = dtypes.to_dtype(dtype)
         if not dtype.is_floating_point:
             raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, "
                             f"but got desired dtype={dtype}")

@@ -24,7 +24,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.autograd import enable_grad, no_grad
-from graphc.tensor import Tensor
+from graphc.tensor import Tensor, typename
 
 
 class _RequiredParameter:
@@ -38,15 +38,6 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
-def _typename(obj) -> str:
-    """``torch.typename``: the legacy tensor type name, or the qualified class name."""
-    if isinstance(obj, Tensor):
-        return obj.type()
-    cls = type(obj)
-    return cls.__qualname__ if cls.__module__ == "builtins" else \
-        f"{cls.__module__}.{cls.__qualname__}"
-
-
 class Optimizer:
     """Base class of all optimizers.
 
@@ -57,7 +48,7 @@ class Optimizer:
     def __init__(self, params, defaults: dict):
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable "
-                            "of Tensors or dicts, but got " + _typename(params))
+                            "of Tensors or dicts, but got " + typename(params))
         self.defaults = defaults
         self.state = defaultdict(dict)
         self.param_groups = []
@@ -210,7 +201,7 @@ class Optimizer:
 def _check_optimizable(p):
     if not isinstance(p, Tensor):
         raise TypeError("optimizer can only optimize Tensors, but one of the params is "
-                        + _typename(p))
+                        + typename(p))
     if not (p.is_leaf or p.retains_grad):
         raise ValueError("can't optimize a non-leaf Tensor")
 
