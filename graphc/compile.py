@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graphc import autograd, backends, creation
+from graphc import autograd, backends, creation, residency
 from graphc.dtypes import TensorType
 from graphc.ir import Graph
 from graphc.passes import run_pipeline
@@ -84,8 +84,13 @@ class CompiledNode:
             shape = self.program.graphs["backward"].inputs[k].shape
             dtype = self.program.graphs["backward"].inputs[k].type.dtype
             cotangents.append(np.zeros(shape, dtype.np) if g is None else g._data)
-        results = _owned(self.program.backward(cotangents + self.saved))
+        results = _owned(_call(self.program.backward, cotangents + self.saved))
         return [Tensor._wrap(r, t.dtype) for r, t in zip(results, self.inputs)]
+
+
+def _call(program, arrays) -> list:
+    """Run a backend program; a device backend's outputs stay on the device until read."""
+    return getattr(program, "call_resident", program)(arrays)
 
 
 def _owned(arrays) -> list:
@@ -96,6 +101,7 @@ def _owned(arrays) -> list:
     seen, owned = set(), []
     for a in arrays:
         if not a.flags.writeable or id(a) in seen:
+            residency.claim(a)
             a = np.array(a)
         seen.add(id(a))
         owned.append(a)
@@ -169,7 +175,7 @@ class CompiledFunction:
         key = [autograd.is_grad_enabled()]
         for a in args:
             if isinstance(a, Tensor):
-                key.append((a._data.shape, a.dtype, a._requires_grad))
+                key.append((a._array.shape, a.dtype, a._requires_grad))
             else:
                 key.append(("const", a))
         for r, modules in self.root_modules:
@@ -231,7 +237,7 @@ class CompiledFunction:
                 sources.append(("arg", i))
             else:
                 tracers.append(a)
-        arg_inputs = {i: tracers[i]._data for _, i in sources}    # to spot in-place writes
+        arg_inputs = {i: tracers[i]._array for _, i in sources}    # to spot in-place writes
         params = self.params
         grads_before = [(p, p.grad) for p in params]
         optim_state = [(o, {p: dict(s) for p, s in o.state.items()})
@@ -242,12 +248,12 @@ class CompiledFunction:
                 result = self.fn(*tracers)
                 outs = flatten_tensors(result)
                 result_values = [tr.value_of(t) for t in outs]
-                arg_writes = [(i, tracers[i]._data) for i, v in arg_inputs.items()
-                              if tracers[i]._data is not v]
+                arg_writes = [(i, tracers[i]._array) for i, v in arg_inputs.items()
+                              if tracers[i]._array is not v]
                 grads_after = [(p, p.grad) for p in params]
                 grad_values = {id(p): tr.value_of(g) for p, g in grads_after
                                if g is not None and (g._serial >= tr.start_serial or
-                                                     type(g._data) is not np.ndarray)}
+                                                     type(g._array) is not np.ndarray)}
             self._check_no_escapes(optim_state)
             ok = True
         finally:
@@ -318,7 +324,7 @@ class CompiledFunction:
             touches_grads=bool(grad_effects) or any(id(g) in tr.lifted
                                                     for _, g in grads_before),
             backward=backward, grad_outputs=grad_outputs, wrt=wrt, n_saved=n_saved,
-            graphs=graphs, lifted=[(s[1], tuple(s[1]._data.shape), s[2]) for s in sources
+            graphs=graphs, lifted=[(s[1], tuple(s[1]._array.shape), s[2]) for s in sources
                                    if s[0] == "lifted"])
 
     @staticmethod
@@ -332,7 +338,7 @@ class CompiledFunction:
         for o, before in optim_state:
             for p, state in o.state.items():
                 for k, v in state.items():
-                    if isinstance(v, Tensor) and type(v._data) is not np.ndarray and (
+                    if isinstance(v, Tensor) and type(v._array) is not np.ndarray and (
                             p not in before or before[p].get(k) is not v):
                         raise RetraceLater("the optimizer creates its state on its first "
                                            "step; tracing from the next call")
@@ -361,22 +367,26 @@ class CompiledFunction:
     def _inputs_still_match(program) -> bool:
         """A lifted tensor replaced by one of another shape (p.data = ...), or frozen or
         unfrozen (requires_grad_), needs a recompile; the guard key cannot see it."""
-        return all(t._data.shape == shape and t._requires_grad == requires_grad
+        return all(t._array.shape == shape and t._requires_grad == requires_grad
                    for t, shape, requires_grad in program.lifted)
 
     def _run(self, program: Program, args):
+        # A device-resident backend reads the arrays' device copies itself
+        # (graphc.residency); any other reads the host arrays, brought up to date.
+        host = "_array" if hasattr(program.forward, "call_resident") else "_data"
         arrays = []
         for source in program.sources:
             if source[0] == "arg":
-                arrays.append(args[source[1]]._data)
+                arrays.append(getattr(args[source[1]], host))
             elif source[0] == "lifted":
-                arrays.append(source[1]._data)
+                arrays.append(getattr(source[1], host))
             else:
                 arrays.append(creation.next_seed()._data)
-        outs = _owned(program.forward(arrays))
+        self._release_replaced_grads(program)
+        outs = _owned(_call(program.forward, arrays))
         writes = program.writebacks + [(args[i], k) for i, k in program.arg_writebacks]
         for t, k in writes:
-            np.copyto(t._data, outs[k])
+            residency.assign(t._array, outs[k])
             t._version[0] += 1
         for p, k in program.grad_effects:
             p.grad = None if k is None else Tensor._wrap(outs[k], p.dtype)
@@ -394,6 +404,19 @@ class CompiledFunction:
                 r = results[k]
                 r._requires_grad, r.grad_fn, r._output_nr = True, node, k
         return unflatten_tensors(program.result_tree, results)
+
+    @staticmethod
+    def _release_replaced_grads(program):
+        """Drop the ``.grad`` tensors the program replaces without reading them (a step
+        that starts with ``zero_grad()``) before it runs, as the traced code did: a
+        device backend then need not save the old gradients' values from the buffers
+        the call overwrites."""
+        if not program.grad_effects:
+            return
+        read = {id(s[1]) for s in program.sources if s[0] == "lifted"}
+        for p, k in program.grad_effects:
+            if k is not None and p.grad is not None and id(p.grad) not in read:
+                p.grad = None
 
     # ---- inspection ----------------------------------------------------------------------------
     def graphs(self) -> list:

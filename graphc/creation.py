@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from graphc import dtypes
+from graphc import dtypes, residency
 from graphc.tensor import Tensor, _size_args, _to_numpy
 
 
@@ -53,6 +53,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     if array.dtype != dtype.np:
         raise TypeError(f"can't convert np.ndarray of type {array.dtype}; graphc supports "
                         f"float64, float32, int64, int32 and bool")
+    residency.escape(array)             # the caller keeps writing to it
     return Tensor._wrap(array, dtype)
 
 

@@ -20,14 +20,14 @@ VIEW_PRIMITIVES = frozenset({"reshape", "permute", "expand", "slice"})
 
 def bind(prim, *args, **attrs):
     """Apply primitive ``prim`` to tensors ``args``; returns the output tensor."""
-    out_type = prim.infer(*[TensorType(a._data.shape, a.dtype) for a in args], **attrs)
+    out_type = prim.infer(*[TensorType(a._array.shape, a.dtype) for a in args], **attrs)
     tracer = _traces[-1] if _traces else None
     data = tracer.record(prim, args, attrs, out_type) if tracer is not None else None
     if data is None:
         data = prim.impl(*[a._data for a in args], **attrs)
         if type(data) is not np.ndarray or data.dtype != out_type.dtype.np:
             data = np.asarray(data, dtype=out_type.dtype.np)
-        shares = prim.name in VIEW_PRIMITIVES and np.may_share_memory(data, args[0]._data)
+        shares = prim.name in VIEW_PRIMITIVES and np.may_share_memory(data, args[0]._array)
     else:
         shares = prim.name in VIEW_PRIMITIVES      # a traced view aliases its base too
     out = Tensor._wrap(data, out_type.dtype)

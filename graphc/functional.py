@@ -25,7 +25,7 @@ _Number = (int, float, bool, np.number, np.bool_)
 def is_concrete(x: Tensor) -> bool:
     """True when x's values are known now (eager), False for a symbolic (traced) value.
     Value-dependent checks and conveniences run only on concrete tensors."""
-    return type(x._data) is np.ndarray
+    return type(x._array) is np.ndarray
 
 
 def scalar_tensor(value, dtype) -> Tensor:
@@ -46,7 +46,7 @@ def result_type(*operands) -> dtypes.DType:
     dims, zero, scalars = [], [], []
     for x in operands:
         if isinstance(x, Tensor):
-            (dims if x._data.ndim else zero).append(x.dtype)
+            (dims if x._array.ndim else zero).append(x.dtype)
         else:
             scalars.append(dtypes.scalar_dtype(x))
     return dtypes.result_type(dims, zero, scalars)

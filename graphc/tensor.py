@@ -13,16 +13,17 @@ import itertools
 
 import numpy as np
 
-from graphc import autograd, dtypes
+from graphc import autograd, dtypes, residency
 from graphc.dtypes import DType
 
 # Every tensor gets a serial number at birth; a trace lifts tensors born before it began
 # (parameters, optimizer state) and treats the ones born during it as constants.
 _serials = itertools.count()
+_device_copies = residency.records
 
 
 class Tensor:
-    __slots__ = ("_data", "dtype", "_requires_grad", "grad", "grad_fn", "_version", "_base",
+    __slots__ = ("_array", "dtype", "_requires_grad", "grad", "grad_fn", "_version", "_base",
                  "_serial", "_output_nr", "__weakref__", "__dict__")
 
     def __init__(self, *args):
@@ -35,7 +36,7 @@ class Tensor:
         self._init(data, dtypes.default_float)
 
     def _init(self, data: np.ndarray, dtype: DType):
-        self._data = data
+        self._array = data
         self.dtype = dtype
         self._requires_grad = False
         self.grad = None
@@ -44,6 +45,19 @@ class Tensor:
         self._base = None
         self._serial = next(_serials)
         self._output_nr = 0           # which output of its grad_fn this tensor is
+
+    @property
+    def _data(self):
+        """The host array (while tracing, an ``ir.Value``).  Where device programs keep
+        copies of arrays (``graphc.residency``), the newest value is brought home first;
+        metadata (shape, size) reads ``_array`` directly and moves nothing."""
+        if _device_copies:
+            residency.claim(self._array)
+        return self._array
+
+    @_data.setter
+    def _data(self, value):
+        self._array = value
 
     @staticmethod
     def _next_serial() -> int:
@@ -65,20 +79,20 @@ class Tensor:
     # ---- metadata ----------------------------------------------------------------------
     @property
     def shape(self):
-        return Size(self._data.shape)
+        return Size(self._array.shape)
 
     def size(self, dim=None):
         if dim is None:
-            return Size(self._data.shape)
-        return self._data.shape[normalize_dim(dim, self._data.ndim)]
+            return Size(self._array.shape)
+        return self._array.shape[normalize_dim(dim, self._array.ndim)]
 
     def dim(self) -> int:
-        return self._data.ndim
+        return self._array.ndim
 
     ndim = property(dim)
 
     def numel(self) -> int:
-        return self._data.size
+        return self._array.size
 
     nelement = numel
 
@@ -97,7 +111,7 @@ class Tensor:
 
     def is_contiguous(self) -> bool:
         # A traced value has no layout yet: code generation decides it.
-        return type(self._data) is not np.ndarray or self._data.flags.c_contiguous
+        return type(self._array) is not np.ndarray or self._array.flags.c_contiguous
 
     def stride(self, dim=None):
         strides = tuple(s // self.dtype.itemsize
@@ -190,11 +204,16 @@ class Tensor:
         if self._requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
-        return self._concrete("Tensor.numpy()")
+        data = self._concrete("Tensor.numpy()")
+        residency.escape(data)          # shared with the caller, who may write to it
+        return data
 
     def __array__(self, dtype=None, copy=None):
         data = self._concrete("conversion of a tensor to a numpy array")
-        return data if dtype is None else data.astype(dtype)
+        if dtype is not None:
+            return data.astype(dtype)
+        residency.escape(data)
+        return data
 
     def item(self):
         if self._data.size != 1:
@@ -232,9 +251,9 @@ class Tensor:
         return int(self.item())
 
     def __len__(self):
-        if self._data.ndim == 0:
+        if self._array.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self._data.shape[0]
+        return self._array.shape[0]
 
     def __iter__(self):
         if self._data.ndim == 0:

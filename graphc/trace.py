@@ -72,10 +72,11 @@ class Trace:
 
     def lift(self, t: Tensor) -> Value:
         """Make a pre-existing concrete tensor a graph input (swapping in a Value)."""
-        v = self.add_input(TensorType(tuple(t._data.shape), t.dtype),
+        v = self.add_input(TensorType(tuple(t._array.shape), t.dtype),
                            self.names.get(id(t), "t"))
-        self.lifted[id(t)] = (t, t._data, v)
-        t._data = v
+        # The array is put back by restore(), unread: any device copy of it stays valid.
+        self.lifted[id(t)] = (t, t._array, v)
+        t._array = v
         return v
 
     def seed_input(self) -> Tensor:
@@ -88,14 +89,14 @@ class Trace:
         value changed during the trace, with their final Values (the write-backs)."""
         mutated = []
         for t, original, v in self.lifted.values():
-            if t._data is not v:
-                mutated.append((t, t._data))
-            t._data = original
+            if t._array is not v:
+                mutated.append((t, t._array))
+            t._array = original
         return mutated
 
     # ---- recording -------------------------------------------------------------------------
     def value_of(self, t: Tensor) -> Value:
-        data = t._data
+        data = t._array
         if type(data) is Value:
             if data in self.known:
                 return data
@@ -105,6 +106,7 @@ class Trace:
         if t._serial < self.start_serial:
             return self.lift(t)
         if id(t) not in self.constants:
+            data = t._data                      # its value, embedded: brought home
             self.constants[id(t)] = (t, self.emit("constant", (), (("value", Constant(data)),),
                                                   TensorType(tuple(data.shape), t.dtype)))
         return self.constants[id(t)][1]
@@ -119,7 +121,7 @@ class Trace:
     def record(self, prim, args, attrs, out_type):
         """Called by ``dispatch.bind``: the output Value, or None to compute eagerly
         (every operand is a constant made during the trace: fold it now)."""
-        if not any(type(a._data) is Value or a._serial < self.start_serial for a in args):
+        if not any(type(a._array) is Value or a._serial < self.start_serial for a in args):
             return None
         inputs = [self.value_of(a) for a in args]
         ordered = tuple((k, attrs[k]) for k in prim.attrs)
@@ -152,7 +154,7 @@ class tracing:
 
 
 def is_tracer(t) -> bool:
-    return isinstance(t, Tensor) and type(t._data) is Value
+    return isinstance(t, Tensor) and type(t._array) is Value
 
 
 def graph_break(what: str) -> GraphBreak:

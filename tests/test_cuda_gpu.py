@@ -53,15 +53,10 @@ def test_gpu_out_of_range_index_raises():
         compile_graph_cuda(graph)([np.ones(3, np.float32), np.array([5])])
 
 
-def test_gpu_resident_inputs_follow_their_versions():
-    graph = traced(lambda x, w: x @ w, tensor(np.ones((2, 3)), np.float32),
-                   tensor(np.ones((3, 4)), np.float32))
-    program = compile_graph_cuda(graph)
-    x, w = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
-    program([x, w], versions=[None, 1])
-    w[:] = 5                              # same version: the resident copy is used
-    np.testing.assert_array_equal(program([x, w], versions=[None, 1])[0], np.full((2, 4), 3))
-    np.testing.assert_array_equal(program([x, w], versions=[None, 2])[0], np.full((2, 4), 15))
+def test_gpu_training_keeps_values_on_the_device_and_the_host_sees_them():
+    from test_cuda_residency import assert_same_history, train_with_host_interactions
+    assert_same_history(train_with_host_interactions("cuda"),
+                        train_with_host_interactions("interpreter"))
 
 
 @pytest.fixture

@@ -50,14 +50,15 @@ class BufferPlan:
         if len(arrays) != len(self.inputs):
             raise TypeError(f"compiled program {self.name} takes {len(self.inputs)} inputs, "
                             f"got {len(arrays)}")
-        out = []
-        for a, (name, dtype, size) in zip(arrays, self.inputs):
-            a = np.ascontiguousarray(a, dtype=dtype)
-            if a.size != size:
-                raise ValueError(f"compiled program {self.name}: input {name} needs {size} "
-                                 f"elements of {dtype}, got an array of shape {a.shape}")
-            out.append(a)
-        return out
+        return [self.check_input(i, a) for i, a in enumerate(arrays)]
+
+    def check_input(self, position: int, a) -> np.ndarray:
+        name, dtype, size = self.inputs[position]
+        a = np.ascontiguousarray(a, dtype=dtype)
+        if a.size != size:
+            raise ValueError(f"compiled program {self.name}: input {name} needs {size} "
+                             f"elements of {dtype}, got an array of shape {a.shape}")
+        return a
 
     def temporaries(self) -> list:
         """Buffers that are neither inputs nor fresh outputs nor constants: (name,
@@ -75,4 +76,5 @@ class BufferPlan:
         return out
 
     def shaped(self, outputs: list) -> list:
-        return [np.asarray(a).reshape(shape) for a, shape in zip(outputs, self.shapes)]
+        return [a if a.shape == shape else a.reshape(shape)
+                for a, shape in zip(outputs, self.shapes)]

@@ -3,15 +3,21 @@ PyCUDA) for the GPU it runs on, and run a program's kernels there.
 
 Device memory is set up once per compiled program: constants are uploaded once,
 temporaries live in one arena per dtype (the memory plan), and every input and output
-has its own device buffer.  A call uploads the inputs, launches every kernel in order on
-the default stream, downloads the outputs into fresh arrays and reads the error flag.
+has its own device buffer.
 
-Inputs that have not changed stay resident: ``program(arrays, versions)`` takes, per
-input position, a version token (any value comparable with ``==``) or None.  An input
-is not uploaded again when the same array object comes back at the same position with
-an equal token; None (or no ``versions`` at all) always uploads.  The token must change
-whenever the array's contents may have changed: a tensor's version counter is such a
-token only if every write to the array bumps it.
+Values stay on the device between calls (``graphc.residency``):
+
+* an input whose array already has a device copy is not uploaded: if the copy is in
+  this program's buffer for that input nothing moves, otherwise it is copied device to
+  device; only an array with no device copy (a new batch) is uploaded;
+* outputs are not downloaded: each is a host array whose value is pending in the
+  output's device buffer, downloaded when the host reads it (``Tensor._data``);
+* before a buffer is overwritten, the value pending there (an output of the last call
+  still referenced, say) is downloaded.
+
+So a compiled training step moves only its batch in, and whatever the host reads (the
+loss) out: parameters and optimizer state are written back to their tensors as device
+copies (``residency.assign``) and come back as the next call's inputs.
 
 Cubins are cached on disk (``cache.py``) keyed by the source, the nvcc version and the
 device's compute capability.  PyCUDA is imported only here, when a program is built.
@@ -24,6 +30,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from graphc import residency
 from graphc.backends.cuda import cache
 from graphc.backends.cuda.plan import BufferPlan, arena_dtype, error_message
 from graphc.backends.cuda.render import CudaSource
@@ -71,9 +78,11 @@ def cubin(text: str, arch: str) -> bytes:
 
 
 class CudaProgram:
-    """A program on the GPU: ``program(arrays, versions=None) -> list of arrays`` (one per
-    graph output, in the graph's shapes).  Calls are serialised: device buffers are
-    allocated once and reused."""
+    """A program on the GPU: ``program(arrays) -> list of arrays`` (one per graph output,
+    in the graph's shapes), like every backend's; ``program.call_resident(arrays)`` leaves
+    the outputs' values on the device (pending, see the module docstring), for
+    ``graphc.compile``.  Calls are serialised: device buffers are allocated once and
+    reused."""
 
     def __init__(self, graph, source: CudaSource):
         import pycuda.driver as drv
@@ -81,7 +90,7 @@ class CudaProgram:
         self.source = source
         self.program = program = source.program
         self.plan = BufferPlan(graph, program)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         with active():
             self.module = drv.module_from_buffer(cubin(source.text, device()[2]))
             self._memory = []                 # every allocation, kept alive
@@ -98,7 +107,8 @@ class CudaProgram:
                 function.prepare("P" * (len(launch.args) + 1))
                 args = [self._address[name] for name in launch.args] + [self._error]
                 self._launches.append((function, (launch.grid, 1), (launch.block, 1, 1), args))
-        self._resident: list = [None] * len(self.plan.inputs)   # (array, token) uploaded
+        self._outputs = {name for _, name in self.plan.fresh}
+        self._occupant: dict = {}     # buffer name -> the DeviceCopy that lives there
 
     # ---- set-up --------------------------------------------------------------------------
     def _alloc(self, size: int, dtype) -> int:
@@ -127,54 +137,98 @@ class CudaProgram:
                                    else arenas[dtype] + offset * info.dtype.itemsize)
 
     # ---- calls -----------------------------------------------------------------------------
-    def __call__(self, arrays, versions=None) -> list:
-        inputs = self.plan.check_inputs(arrays)
-        if versions is not None and len(versions) != len(inputs):
-            raise TypeError(f"compiled program {self.program.name}: {len(versions)} versions "
-                            f"for {len(inputs)} inputs")
-        drv = self.drv
+    def __call__(self, arrays) -> list:
+        outputs = self.call_resident(arrays)
+        for a in outputs:
+            residency.claim(a)
+        return outputs
+
+    def call_resident(self, arrays) -> list:
+        if len(arrays) != len(self.plan.inputs):
+            raise TypeError(f"compiled program {self.program.name} takes "
+                            f"{len(self.plan.inputs)} inputs, got {len(arrays)}")
         outputs = [None] * len(self.program.outputs)
         error = np.zeros(1, np.int32)
         with self._lock, active():
-            for position, (a, original) in enumerate(zip(inputs, arrays)):
-                token = None if versions is None else versions[position]
-                self._upload(position, a, original, token)
-            drv.memset_d32(self._error, 0, 1)
+            for position, array in enumerate(arrays):
+                self._place_input(position, array)
+            for name in self._outputs:
+                self._vacate(name)
+            self.drv.memset_d32(self._error, 0, 1)
             for function, grid, block, args in self._launches:
                 function.prepared_call(grid, block, *args)
+            self.drv.memcpy_dtoh(error, self._error)
+            if error[0]:
+                raise IndexError(error_message(self.program, int(error[0])))
             for position, name in self.plan.fresh:
-                info = self.program.buffers[name]
-                outputs[position] = np.empty(info.size, info.dtype.np)
-                if info.size:
-                    drv.memcpy_dtoh(outputs[position], self._address[name])
-            drv.memcpy_dtoh(error, self._error)
-        for position, name, input_index in self.plan.copies:
-            outputs[position] = self._copy_of(name, inputs, input_index, outputs)
-        if error[0]:
-            raise IndexError(error_message(self.program, int(error[0])))
+                outputs[position] = self._pending_output(name, self.plan.shapes[position])
+            for position, name, input_index in self.plan.copies:
+                outputs[position] = self._copy_of(name, arrays, input_index, outputs)
         return self.plan.shaped(outputs)
 
-    def _upload(self, position: int, array: np.ndarray, original, token):
-        name = self.plan.inputs[position][0]
-        last = self._resident[position]
-        if token is not None and last is not None and last[0] is original and last[1] == token:
+    def _place_input(self, position: int, array):
+        """Make the input buffer at ``position`` hold ``array``'s value, moving as little
+        as its device copies allow."""
+        name, dtype, size = self.plan.inputs[position]
+        address = self._address[name]
+        copy = residency.find(array) if isinstance(array, np.ndarray) else None
+        stays = (isinstance(array, np.ndarray) and residency.can_stay_on_device(array)
+                 and array.dtype == dtype and array.size == size)
+        if copy is not None and stays:
+            if copy.owner is self and copy.buffer == name:
+                return                                          # already here
+            self._vacate(name)
+            if size:
+                self.drv.memcpy_dtod(address, copy.address, array.nbytes)
+            if copy.owner.holds_output(copy.buffer):           # about to be overwritten
+                self._settle(array, name, copy.pending)
             return
+        residency.claim(array)                     # the host holds the newest value
+        array = self.plan.check_input(position, array)
+        self._vacate(name)
+        if size:
+            self.drv.memcpy_htod(address, array)
+        if stays:
+            self._settle(array, name, pending=False)
+
+    def _settle(self, array: np.ndarray, name: str, pending: bool):
+        """Record buffer ``name`` as the device copy of ``array``."""
+        copy = residency.DeviceCopy(self, name, self._address[name], pending)
+        residency.place(array, copy)
+        self._occupant[name] = copy
+
+    def _vacate(self, name: str):
+        """Buffer ``name`` is about to be overwritten: save the value pending there."""
+        copy = self._occupant.pop(name, None)
+        if copy is not None:
+            residency.drop(copy)
+
+    def _pending_output(self, name: str, shape) -> np.ndarray:
+        """A host array for the output in buffer ``name``, its value left on the device."""
+        array = np.empty(shape, self.program.buffers[name].dtype.np)
         if array.size:
-            self.drv.memcpy_htod(self._address[name], array)
-        # The original object is held, so its identity cannot pass to another array.
-        self._resident[position] = None if token is None else (original, token)
+            self._settle(array, name, pending=True)
+        return array
+
+    def holds_output(self, name: str) -> bool:
+        return name in self._outputs
+
+    def download(self, copy, array: np.ndarray):
+        """Bring ``copy``'s value into ``array`` (called by ``graphc.residency``)."""
+        with active():
+            self.drv.memcpy_dtoh(array, copy.address)
 
     def _copy_of(self, name, inputs, input_index, outputs):
+        """An output that is an input, a constant or an earlier output, as a new array."""
         if input_index is not None:
-            return inputs[input_index].reshape(-1).copy()
+            residency.sync(inputs[input_index])
+            return self.plan.check_input(input_index, inputs[input_index]).reshape(-1).copy()
         if name in self.program.constants:
             info = self.program.buffers[name]
             return np.array(self.program.constants[name], dtype=info.dtype.np).reshape(-1)
-        return outputs[self.program.outputs.index(name)].copy()
-
-    def invalidate(self):
-        """Forget which inputs are resident: the next call uploads every input."""
-        self._resident = [None] * len(self.plan.inputs)
+        first = outputs[self.program.outputs.index(name)]
+        residency.sync(first)
+        return first.copy()
 
     def __repr__(self) -> str:
         return f"<graphc cuda program {self.program.name}: {len(self.program.kernels)} kernels>"
