@@ -59,10 +59,23 @@ def interleaved(calls: dict, repeat: int, min_time: float) -> dict:
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def copy_call(nbytes: int):
-    """A call that copies ``nbytes`` of float32 with ``np.copyto``: the plain memory copy
-    that bandwidth-bound kernels are measured against (it reads and writes ``nbytes``)."""
+def copy_call(nbytes: int, on_gpu: bool = False):
+    """A call that copies ``nbytes`` of float32: the plain memory copy that
+    bandwidth-bound kernels are measured against (it reads and writes ``nbytes``).  With
+    ``on_gpu``, a device-to-device copy on the GPU (the ``cuda`` backend's baseline),
+    waited for as a compiled call waits for its kernels."""
     n = max(1, nbytes // 4)
+    if on_gpu:
+        import pycuda.driver as drv
+        from graphc.backends.cuda import runtime
+        with runtime.active():
+            src, dst = drv.mem_alloc(4 * n), drv.mem_alloc(4 * n)
+
+        def device_copy():
+            with runtime.active():
+                drv.memcpy_dtod(dst, src, 4 * n)
+                drv.Context.synchronize()
+        return device_copy, 8 * n
     src = np.random.default_rng(0).standard_normal(n).astype(np.float32)
     dst = np.empty_like(src)
     return lambda: np.copyto(dst, src), 2 * src.nbytes

@@ -105,7 +105,9 @@ def stateless_case(program, numpy_fn, arrays, ctx, nbytes, flops=0, rtol=1e-4,
     """A workload that maps input arrays to an output: ``program(lib)`` returns the
     function for graphc or torch (the same source serves both)."""
     fns = {"numpy": numpy_fn, **graphc_calls(program(graphc), ctx)}
-    inputs = {mode: [graphc.from_numpy(a.copy()) for a in arrays] for mode in fns}
+    # graphc.tensor copies: an array shared with numpy (from_numpy) would never be kept
+    # on a GPU, so the cuda backend would time uploads instead of kernels.
+    inputs = {mode: [graphc.tensor(a) for a in arrays] for mode in fns}
     inputs["numpy"] = [a.copy() for a in arrays]
     if ctx.torch is not None:
         for mode, fn in torch_calls(program(ctx.torch), ctx).items():
@@ -414,7 +416,7 @@ def training_case(make_step, numpy_step, data, ctx, nbytes, steps=3, rtol=1e-4,
     calls, results = {}, {}
     for mode, (fn, params) in steps_by_mode.items():
         lib = {"numpy": np, "torch": ctx.torch, "torch_compile": ctx.torch}.get(mode, graphc)
-        args = [a.copy() if lib is np else lib.from_numpy(a.copy()) for a in data]
+        args = [a.copy() if lib is np else lib.tensor(a) for a in data]
         calls[mode] = _bind(fn, args)
         results[mode] = _trained(calls[mode], params, steps)
     return Case(calls, results, nbytes, rtol=rtol, atol=atol)
@@ -619,7 +621,7 @@ def measure(workload: Workload, sizes, ctx, repeat, min_time) -> dict:
         warnings.filterwarnings("ignore", "graphc.compile.*optimizer creates its state")
         checks, left_out = check(case)
     calls = {m: call for m, call in case.calls.items() if m not in left_out}
-    copy, copied = copy_call(case.bytes // 2)
+    copy, copied = copy_call(case.bytes // 2, on_gpu=ctx.backend == "cuda")
     times = interleaved({**calls, "copy": copy}, repeat, min_time)
     copy_s = times.pop("copy")
     row = {"name": workload.name, "title": workload.title, "unit": workload.unit,

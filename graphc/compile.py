@@ -372,8 +372,10 @@ class CompiledFunction:
 
     def _run(self, program: Program, args):
         # A device-resident backend reads the arrays' device copies itself
-        # (graphc.residency); any other reads the host arrays, brought up to date.
-        host = "_array" if hasattr(program.forward, "call_resident") else "_data"
+        # (graphc.residency); any other reads the host arrays, brought up to date (they
+        # are, when no device copies exist).
+        host = ("_array" if not residency.records or hasattr(program.forward, "call_resident")
+                else "_data")
         arrays = []
         for source in program.sources:
             if source[0] == "arg":

@@ -126,6 +126,9 @@ def assign(dest: np.ndarray, src: np.ndarray) -> None:
     """``np.copyto(dest, src)`` for the write-backs of a compiled call: when ``src``'s
     value exists only on a device and ``dest`` is a whole storage of the same size and
     dtype, ``dest`` takes over ``src``'s device copy and nothing is downloaded."""
+    if not records:                              # no device copies anywhere
+        np.copyto(dest, src)
+        return
     copy = records.get(id(src))
     if (copy is not None and copy.pending and can_stay_on_device(dest)
             and dest.dtype == src.dtype and dest.size == src.size):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from graphc import bench
+from test_cuda import fake_gpu  # noqa: F401  (a fixture: the stand-in GPU driver)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 suite = bench.load_suite()
@@ -177,3 +178,17 @@ def test_plot_needs_matplotlib_or_draws(tmp_path, report):
     else:
         bench.plot(report, str(path))
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_suite_runs_on_the_cuda_backend_with_a_device_copy_baseline(fake_gpu, tmp_path):
+    """On the stand-in GPU driver (kernels run on the emulator): every mode's results
+    equal eager's, and the copy baseline is a device-to-device copy."""
+    path = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--backend", "cuda", "--no-torch", "--only", "relu_chain",
+                       "softmax", "sgemm", "quadrant", "--json", str(path)]) == 0
+    with open(path) as f:
+        report = json.load(f)
+    assert report["backend"] == "cuda"
+    for w in timed(report):
+        assert all(c["ok"] for c in w["checks"].values()), w["name"]
+    assert fake_gpu.synchronized > 0       # the baseline: a device copy, waited for

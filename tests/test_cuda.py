@@ -426,13 +426,15 @@ class FakeDriver:
     def __init__(self, sources: dict):
         self.sources = sources              # CUDA text -> CudaSource (rendered so far)
         self.uploaded = self.downloaded = self.copied = 0      # bytes moved, each way
+        self.synchronized = 0                                 # Context.synchronize calls
         self.memory = []
 
     def modules(self) -> dict:
         drv = types.SimpleNamespace(
             init=lambda: None, Device=_Device, mem_alloc=self.mem_alloc,
             memcpy_htod=self.htod, memcpy_dtoh=self.dtoh, memcpy_dtod=self.dtod,
-            memset_d32=self.memset, module_from_buffer=self.module)
+            memset_d32=self.memset, module_from_buffer=self.module,
+            Context=types.SimpleNamespace(synchronize=self.synchronize))
         compiler = types.SimpleNamespace(compile=lambda text, **options: text.encode(),
                                          get_nvcc_version=lambda nvcc: "fake nvcc")
         return {"pycuda": types.SimpleNamespace(driver=drv, compiler=compiler),
@@ -452,6 +454,9 @@ class FakeDriver:
         assert dest.flags.c_contiguous
         self.downloaded += dest.nbytes
         ctypes.memmove(dest.ctypes.data, int(src), dest.nbytes)
+
+    def synchronize(self):
+        self.synchronized += 1
 
     def dtod(self, dest, src, nbytes):
         self.copied += nbytes
