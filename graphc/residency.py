@@ -56,13 +56,13 @@ def root_of(a: np.ndarray) -> np.ndarray:
 
 
 def find(a) -> DeviceCopy | None:
-    return records.get(id(root_of(a))) if type(a) is np.ndarray else None
+    return records.get(id(root_of(a))) if isinstance(a, np.ndarray) else None
 
 
 def claim(a) -> None:
     """The host is about to use ``a`` (read or write): bring its newest value home and
     forget the device copy."""
-    if type(a) is not np.ndarray:
+    if not isinstance(a, np.ndarray):
         return                                   # a tracer's ir.Value
     root = root_of(a)
     copy = records.pop(id(root), None)
@@ -73,7 +73,7 @@ def claim(a) -> None:
 def sync(a: np.ndarray) -> None:
     """Download a pending value of ``a`` but keep the (now equal) device copy: for a
     reader that will not write."""
-    if type(a) is not np.ndarray:
+    if not isinstance(a, np.ndarray):
         return
     root = root_of(a)
     copy = records.get(id(root))
@@ -84,7 +84,7 @@ def sync(a: np.ndarray) -> None:
 
 def escape(a) -> None:
     """``a`` is handed to code outside graphc: never keep a device copy of it."""
-    if type(a) is not np.ndarray:
+    if not isinstance(a, np.ndarray):
         return
     claim(a)
     root = root_of(a)
@@ -96,8 +96,8 @@ def escape(a) -> None:
 def can_stay_on_device(a: np.ndarray) -> bool:
     """Whether a device copy of ``a`` may be trusted across calls: ``a`` is a whole,
     contiguous, non-empty storage that never escaped graphc."""
-    return (a.base is None and a.flags.c_contiguous and a.size > 0
-            and id(a) not in _escaped)
+    return (type(a) is np.ndarray and a.base is None and a.flags.c_contiguous
+            and a.size > 0 and id(a) not in _escaped)
 
 
 def place(a: np.ndarray, copy: DeviceCopy) -> None:

@@ -7,6 +7,8 @@ read, write, view and ``.numpy()`` array sees what it would without the device.
 """
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import graphc
 from graphc import nn, residency
@@ -202,3 +204,47 @@ def test_arrays_handed_out_never_stay_on_a_device():
     assert not residency.can_stay_on_device(graphc.from_numpy(shared)._array)
     assert not residency.can_stay_on_device(graphc.zeros(4)[1:]._array)     # a view
     assert not residency.can_stay_on_device(graphc.zeros(0)._array)        # empty
+
+
+# ---- random interleavings of device calls and host uses --------------------------------------
+ACTIONS = ["step", "read", "write", "evaluate", "view", "escaped", "bump", "same_twice"]
+
+
+def interleaving(backend, actions) -> list:
+    """Run ``actions`` (names from ACTIONS) on a fresh model; returns what the host saw."""
+    model, opt, step = training(backend)
+    w = model[0].weight
+    row, escaped = w.detach()[2], w.detach().numpy()
+    evaluate = graphc.compile(model, backend=backend)
+    acc = graphc.ones(4)
+    bump = graphc.compile(lambda a: a.mul_(2).add_(1).sum(), backend=backend)
+    both = graphc.compile(lambda a, b: a * 2 + b, backend=backend)
+    seen = []
+    for i, action in enumerate(actions):
+        if action == "step":
+            seen.append(step(*batch(i)))
+        elif action == "read":
+            seen.append(w.sum().item())
+        elif action == "write":
+            with graphc.no_grad():
+                w.mul_(0.9)
+        elif action == "evaluate":
+            with graphc.no_grad():
+                seen.append(evaluate(batch(i)[0]))
+        elif action == "view":
+            seen.append(row.numpy().copy())
+        elif action == "escaped":
+            seen.append(escaped.copy())
+        elif action == "bump":
+            seen.append(bump(acc))
+        elif action == "same_twice":
+            seen.append(both(acc, acc))
+    seen += [acc] + list(model.parameters())
+    return [np.array(s.detach().numpy()) if isinstance(s, graphc.Tensor) else s for s in seen]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])   # the driver is stateless
+@given(st.lists(st.sampled_from(ACTIONS), min_size=1, max_size=12))
+def test_random_interleavings_see_what_the_interpreter_sees(fake_gpu, actions):
+    assert_same_history(interleaving("cuda", actions), interleaving("interpreter", actions))
