@@ -26,3 +26,12 @@ CODEGEN_BACKENDS = [name for name in backends.NAMES if name != "interpreter"
 def backend(request):
     """One code-generating backend's name; tests compare it with the interpreter."""
     return request.param
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """The cuda backend's GPU runtime on a stand-in PyCUDA driver whose kernels run on the
+    CPU emulator (``tests/fake_cuda.py``); the fixture's value is the driver, which
+    counts the bytes every transfer moves."""
+    import fake_cuda
+    yield from fake_cuda.installed(monkeypatch)

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from graphc import bench
-from test_cuda import fake_gpu  # noqa: F401  (a fixture: the stand-in GPU driver)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 suite = bench.load_suite()

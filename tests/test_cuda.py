@@ -5,14 +5,14 @@
   the interpreter's results: every scalar op and dtype, every accumulator, the fused
   composites, training graphs from ``graphc.compile``, dropout bit for bit.
 - The emulator itself: barriers, warp shuffles, a deadlock reported, the disk cache.
-- The PyCUDA runtime, run against a stand-in driver whose kernels are the emulator's,
-  and ``compile_graph_cuda``'s error where PyCUDA or a GPU is missing.
+- The PyCUDA runtime, run against a stand-in driver whose kernels are the emulator's
+  (``fake_cuda.py``), and ``compile_graph_cuda``'s error where PyCUDA or a GPU is
+  missing.
 """
 import ctypes
 import shutil
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -21,7 +21,7 @@ import graphc
 import graphc.composite as C
 from graphc import backends, dtypes, nn
 from graphc.backends.cuda import compile_graph_cuda, compile_graph_cuda_emulated, emulate, \
-    render, runtime
+    render
 from graphc.backends.interpreter import compile_graph
 from graphc.codegen.lower import lower
 from graphc.dispatch import bind
@@ -173,6 +173,12 @@ def samples() -> dict:
         "zero_and_one_sized": (lambda x, y, z: ((x * 2).sum(0), (y.exp() + 1).sum(1),
                                                 z.amax(0), x.t() + 1),
                                [randn(0, 3), randn(1, 3), randn(1, 1)]),
+        # Long reductions over few rows: two passes (codegen/split.py), on the GPU too.
+        "long_reductions": (lambda x, i, b: (x.sum(), x.amax(1) + b, x.t().amin(1).sum(),
+                                             (x > 0).sum(), (x > 3).any(), i.sum(),
+                                             (x[:, :600] * 1e-3 + 1).prod()),
+                            [randn(2, 9001), tensor(rng.integers(2 ** 30, 2 ** 31 - 1, 20000),
+                                                    np.int32), randn(2)]),
         "constants_and_copies": (lambda x: (x + graphc.tensor([1.0, 2.0, 3.0]), x,
                                             graphc.tensor([4.0, 5.0]), x * 2, x * 2),
                                  [randn(2, 3)]),
@@ -222,7 +228,7 @@ def test_generated_cuda_compiles_with_nvcc(tmp_path):
         program, _ = lower(traced(fn, *inputs), True, "sample")
         sources.append(render.render_program(program, render.GPU))
     text = one_translation_unit(sources)
-    for construct in ("gc::block_reduce", "gc::ArgBest<true>", "gc::checked_index",
+    for construct in ("gc::block_reduce", "gc::ArgBest<true>", "gc::checked_index", "_partial",
                       "gc::uniform_f32", "a_tile", "+=", "gridDim.x * blockDim.x"):
         assert construct in text, construct
     path = tmp_path / "samples.cu"
@@ -417,111 +423,6 @@ def test_compile_graph_cuda_says_what_is_missing():
         compile_graph_cuda(graph)
     assert reason in str(info.value)
     assert "pycuda" not in sys.modules or graphc.cuda.is_available()
-
-
-class FakeDriver:
-    """Just enough of pycuda.driver and pycuda.compiler for runtime.py: device memory
-    is host memory and a "cubin" is the source, whose kernels run on the emulator."""
-
-    def __init__(self, sources: dict):
-        self.sources = sources              # CUDA text -> CudaSource (rendered so far)
-        self.uploaded = self.downloaded = self.copied = 0      # bytes moved, each way
-        self.synchronized = 0                                 # Context.synchronize calls
-        self.memory = []
-
-    def modules(self) -> dict:
-        drv = types.SimpleNamespace(
-            init=lambda: None, Device=_Device, mem_alloc=self.mem_alloc,
-            memcpy_htod=self.htod, memcpy_dtoh=self.dtoh, memcpy_dtod=self.dtod,
-            memset_d32=self.memset, module_from_buffer=self.module,
-            Context=types.SimpleNamespace(synchronize=self.synchronize))
-        compiler = types.SimpleNamespace(compile=lambda text, **options: text.encode(),
-                                         get_nvcc_version=lambda nvcc: "fake nvcc")
-        return {"pycuda": types.SimpleNamespace(driver=drv, compiler=compiler),
-                "pycuda.driver": drv, "pycuda.compiler": compiler}
-
-    def mem_alloc(self, nbytes):
-        block = np.zeros(nbytes, np.uint8)
-        self.memory.append(block)
-        return _Address(block.ctypes.data)
-
-    def htod(self, dest, src):
-        assert src.flags.c_contiguous
-        self.uploaded += src.nbytes
-        ctypes.memmove(int(dest), src.ctypes.data, src.nbytes)
-
-    def dtoh(self, dest, src):
-        assert dest.flags.c_contiguous
-        self.downloaded += dest.nbytes
-        ctypes.memmove(dest.ctypes.data, int(src), dest.nbytes)
-
-    def synchronize(self):
-        self.synchronized += 1
-
-    def dtod(self, dest, src, nbytes):
-        self.copied += nbytes
-        ctypes.memmove(int(dest), int(src), nbytes)
-
-    @staticmethod
-    def memset(dest, value, count):
-        ctypes.memmove(int(dest), np.full(count, value, np.int32).ctypes.data, 4 * count)
-
-    def module(self, data):
-        lib = emulate.load_library(emulate.library_source(self.sources[data.decode()]))
-        return types.SimpleNamespace(get_function=lambda name: _FakeFunction(lib, name))
-
-
-class _Device:
-    def __init__(self, index):
-        self.context = types.SimpleNamespace(push=lambda: None, pop=lambda: None)
-
-    @staticmethod
-    def count():
-        return 1
-
-    def compute_capability(self):
-        return (8, 0)
-
-    def retain_primary_context(self):
-        return self.context
-
-
-class _Address(int):
-    """A device allocation: an int address (as PyCUDA's converts to)."""
-
-
-class _FakeFunction:
-    def __init__(self, lib, name):
-        self.launch = getattr(lib, f"launch_{name}")
-        self.launch.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p]
-
-    def prepare(self, formats):
-        self.formats = formats
-
-    def prepared_call(self, grid, block, *args):
-        assert len(args) == len(self.formats) and grid[1:] == (1,) and block[1:] == (1, 1)
-        values = [ctypes.c_void_p(int(a)) for a in args]
-        params = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
-        assert self.launch(grid[0], block[0], params) == 0
-
-
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    sources = {}
-    render_program = render.render_program
-
-    def capture(program, limits=render.GPU):
-        source = render_program(program, limits)
-        sources[source.text] = source
-        return source
-    driver = FakeDriver(sources)
-    for name, module in driver.modules().items():
-        monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(render, "render_program", capture)
-    monkeypatch.setattr(graphc.cuda, "unavailable_reason", lambda: None)
-    runtime.device.cache_clear()
-    yield driver
-    runtime.device.cache_clear()
 
 
 @pytest.mark.parametrize("name", ["softmax", "gather_scatter", "matmul_epilogue",

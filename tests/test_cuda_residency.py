@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import graphc
 from graphc import nn, residency
-from test_cuda import F32, _train, fake_gpu  # noqa: F401  (fake_gpu is a fixture)
+from test_cuda import F32, _train
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -20,7 +20,10 @@ Conventions
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from graphc.dtypes import DType
 
@@ -116,6 +119,20 @@ class Accumulator:
     value: object
     dtype: DType
     index: object = None
+
+
+def identity(kind: str, dtype: DType):
+    """The value an accumulator of ``kind`` starts from (and that leaves it unchanged),
+    as a Python number of ``dtype``."""
+    if kind in ("sum", "prod"):
+        return 0 if kind == "sum" else 1
+    low = kind in ("max", "argmax")
+    if dtype.is_floating_point:
+        return -math.inf if low else math.inf
+    if dtype.category == 0:                                  # bool
+        return not low
+    info = np.iinfo(dtype.np)
+    return int(info.min if low else info.max)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from contextlib import ExitStack, contextmanager
 
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
-import numpy as np
 
 from graphc import dtypes
 from graphc.backends.cpu import mathlib
@@ -586,7 +585,7 @@ def _accumulator(kf: KernelFunction, acc: L.Accumulator):
     is_arg = acc.kind in ("argmax", "argmin")
     dtype = acc.value.dtype if is_arg else acc.dtype
     slot = kf.alloca(value_type(dtype), name=acc.name)
-    b.store(_identity(acc.kind, dtype), slot)
+    b.store(constant(dtype, L.identity(acc.kind, dtype)), slot)
     if is_arg:
         index_slot = kf.alloca(I64, name=f"{acc.name}.index")
         b.store(i64(-1), index_slot)
@@ -604,17 +603,6 @@ def _accumulator(kf: KernelFunction, acc: L.Accumulator):
         v = cast(b, v, acc.value.dtype, dtype)
         b.store(_combine(b, acc.kind, b.load(slot, typ=slot.allocated_type), v, dtype), slot)
     return update, lambda: (b.load(slot, typ=slot.allocated_type), dtype)
-
-
-def _identity(kind, dtype) -> ir.Constant:
-    if kind in ("sum", "prod"):
-        return constant(dtype, 0 if kind == "sum" else 1)
-    low = kind in ("max", "argmax")
-    if dtype.is_floating_point:
-        return constant(dtype, -math.inf if low else math.inf)
-    if dtype is dtypes.bool_:
-        return constant(dtype, not low)
-    return constant(dtype, np.iinfo(dtype.np).min if low else np.iinfo(dtype.np).max)
 
 
 def _combine(b, kind, acc, v, dtype):

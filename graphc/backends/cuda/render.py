@@ -17,6 +17,9 @@ the IR ops it implements, taking its buffers as typed pointers (``float *``,
   for any m, n, k and strided or broadcast operands), then the fused epilogue per
   output element.
 
+Before rendering, long reductions over few rows are split into two reducing kernels
+(``codegen/split.py``), so they fill the GPU instead of a few blocks.
+
 Scalars follow numpy through the helpers of ``prelude.cuh`` (pasted at the top of every
 program) and CUDA's libm (``expf``... for f32, ``exp``... for f64).  Every subexpression
 becomes a named ``const`` local, so the text reads like the loop IR it came from.  A
@@ -35,6 +38,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.codegen import loops as L
+from graphc.codegen.split import SplitPolicy, split_reductions
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 PRELUDE_PATH = os.path.join(_HERE, "prelude.cuh")
@@ -45,16 +49,20 @@ SHARED_SLOTS = 33          # block_reduce's scratch: one slot per warp, then the
 class LaunchLimits:
     """How large launches may be: ``threads`` per block (a multiple of 32), the matmul
     ``tile`` edge (``tile * tile`` threads) and the most ``blocks`` of a grid (kernels
-    grid-stride over the rest)."""
+    grid-stride over the rest); ``split``: when a long reduction over few rows runs in
+    two passes (``codegen/split.py``)."""
     threads: int = 256
     tile: int = 16
     blocks: int = 8192
+    # 264 blocks: two per SM of an H100; a chunk is 32 elements per thread of a block.
+    split: SplitPolicy = SplitPolicy(busy=264, chunk=8192)
 
 
 GPU = LaunchLimits()
 # The emulator runs every CUDA thread as a fiber: fewer of them keeps it quick while
-# still covering several warps per block and several grid-stride steps per block.
-EMULATION = LaunchLimits(threads=64, tile=8, blocks=4)
+# still covering several warps per block and several grid-stride steps per block (and
+# two-pass reductions from a few hundred elements on).
+EMULATION = LaunchLimits(threads=64, tile=8, blocks=4, split=SplitPolicy(busy=4, chunk=128))
 
 
 @dataclass(frozen=True)
@@ -119,15 +127,7 @@ def literal(value, dtype) -> str:
 
 
 def identity(kind, dtype) -> str:
-    if kind in ("sum", "prod"):
-        return literal(0 if kind == "sum" else 1, dtype)
-    low = kind in ("max", "argmax")
-    if dtype.is_floating_point:
-        return literal(-math.inf if low else math.inf, dtype)
-    if dtype is dtypes.bool_:
-        return literal(not low, dtype)
-    info = np.iinfo(dtype.np)
-    return literal(info.min if low else info.max, dtype)
+    return literal(L.identity(kind, dtype), dtype)
 
 
 # ---- scalar ops ----------------------------------------------------------------------------------
@@ -656,7 +656,10 @@ def _comment(text: str) -> str:
 
 
 def render_program(program: L.Program, limits: LaunchLimits = GPU) -> CudaSource:
-    """The whole program as one ``.cu`` text, with its kernels' launches."""
+    """The whole program as one ``.cu`` text, with its kernels' launches.  Long, narrow
+    reductions are split in two passes first, so ``CudaSource.program`` may have more
+    kernels and buffers than ``program``."""
+    program = split_reductions(program, limits.split)
     head = [f"// graphc program {program.name}: CUDA C generated from its loop IR "
             f"({len(program.kernels)} kernels)", prelude()]
     names = Names(reserved=("run",))
