@@ -10,6 +10,7 @@
   missing.
 """
 import ctypes
+import re
 import shutil
 import subprocess
 import sys
@@ -173,6 +174,11 @@ def samples() -> dict:
         "zero_and_one_sized": (lambda x, y, z: ((x * 2).sum(0), (y.exp() + 1).sum(1),
                                                 z.amax(0), x.t() + 1),
                                [randn(0, 3), randn(1, 3), randn(1, 1)]),
+        # Elementwise kernels with vector loads and stores, a scalar tail (35 items),
+        # 2 lanes where a buffer is 8 bytes wide, broadcast and strided loads beside them.
+        "vectorised": (lambda x, y, b, d: ((x * 2 + b).exp(), x > y, x.double() * d,
+                                           x.t() + y.t(), (x > 0).logical_not()),
+                       [randn(5, 7), randn(5, 7), randn(7), randn(5, 7, dtype=np.float64)]),
         # Long reductions over few rows: two passes (codegen/split.py), on the GPU too.
         "long_reductions": (lambda x, i, b: (x.sum(), x.amax(1) + b, x.t().amin(1).sum(),
                                              (x > 0).sum(), (x > 3).any(), i.sum(),
@@ -229,6 +235,8 @@ def test_generated_cuda_compiles_with_nvcc(tmp_path):
         sources.append(render.render_program(program, render.GPU))
     text = one_translation_unit(sources)
     for construct in ("gc::block_reduce", "gc::ArgBest<true>", "gc::checked_index", "_partial",
+                      "reinterpret_cast<const float4 *>", "reinterpret_cast<double2 *>",
+                      "reinterpret_cast<uchar4 *>",
                       "gc::uniform_f32", "a_tile", "+=", "gridDim.x * blockDim.x"):
         assert construct in text, construct
     path = tmp_path / "samples.cu"
@@ -236,6 +244,50 @@ def test_generated_cuda_compiles_with_nvcc(tmp_path):
     done = subprocess.run(["nvcc", "-cubin", "-arch=sm_80", "-o", str(tmp_path / "samples.o"),
                            str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_elementwise_kernels_use_vector_memory_instructions(tmp_path):
+    """Contiguous elementwise kernels index with ``item`` (no division into loop
+    variables), and the PTX nvcc makes of them has 16-byte loads and stores."""
+    fn = lambda x, y: ((x * y).exp(), x.double() * 2, x > y)            # noqa: E731
+    program, _ = lower(traced(fn, tensor(np.ones((64, 100)), np.float32),
+                              tensor(np.ones((64, 100)), np.float32)), True, "vectorised")
+    source = render.render_program(program, render.GPU)
+    code = [line for kernel in source.kernels for line in kernel.splitlines()
+            if not line.lstrip().startswith("//")]
+    assert not any("/" in line or "%" in line for line in code)
+    path = tmp_path / "vectorised.cu"
+    path.write_text(source.text)
+    done = subprocess.run(["nvcc", "-ptx", "-arch=sm_80", "-o", str(tmp_path / "v.ptx"),
+                           str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ptx = (tmp_path / "v.ptx").read_text()
+    for instruction in (r"ld\.global(\.nc)?\.v4\.f32", r"st\.global\.v4\.f32",
+                        r"st\.global\.v2\.f64", r"st\.global\.v4\.u8"):
+        assert re.search(instruction, ptx), instruction
+
+
+def test_flat_positions_are_recognised():
+    from graphc.backends.cuda.render import is_flat
+    from graphc.codegen import loops as Lp
+
+    def v(name):
+        return Lp.Var(name)
+
+    def add(a, b):
+        return Lp.IOp("add", a, b)
+
+    def mul(a, c):
+        return Lp.IOp("mul", a, Lp.IConst(c))
+    loops = (("p0", 3), ("p1", 1), ("p2", 8))
+    assert is_flat(add(mul(v("p0"), 8), v("p2")), loops)
+    assert is_flat(add(add(mul(v("p0"), 8), mul(v("p1"), 99)), v("p2")), loops)   # p1 is 0
+    assert not is_flat(add(mul(v("p2"), 3), v("p0")), loops)                       # transposed
+    assert not is_flat(v("p2"), loops)                                             # broadcast
+    assert not is_flat(add(add(mul(v("p0"), 8), v("p2")), Lp.IConst(1)), loops)    # shifted
+    assert not is_flat(Lp.IOp("mod", v("p2"), Lp.IConst(8)), loops)
+    assert is_flat(Lp.IConst(0), ()) and is_flat(v("p0"), (("p0", 5),))
 
 
 # ---- the emulator against the interpreter ----------------------------------------------------

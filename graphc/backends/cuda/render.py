@@ -6,7 +6,9 @@ the IR ops it implements, taking its buffers as typed pointers (``float *``,
 ``int *error_flag``.  Three shapes of kernel:
 
 - elementwise (no ``Reduce``, every ``Store`` without inner loops): a grid-stride loop
-  over the flattened parallel space, one element per thread per step;
+  over the flattened parallel space; contiguous accesses index with ``item``, and when
+  every store is one, each thread handles 2 or 4 items per step with 16-byte vector
+  loads and stores;
 - reducing (any inner loops, or ``serial``): one block per parallel iteration, the
   blocks grid-striding over the iterations.  The block's threads split each statement's
   inner loops; a ``Reduce`` ends in ``gc::block_reduce`` (warp shuffles, then shared
@@ -187,7 +189,7 @@ _COMBINE = {"sum": "gc::Sum()", "prod": "gc::Prod()", "max": "gc::Max()", "min":
 
 
 # ---- identifiers ---------------------------------------------------------------------------------
-_RESERVED = {"item", "step", "tile", "tx", "ty", "k0", "depth", "partial", "batch", "a_tile",
+_RESERVED = {"item", "item4", "step", "tile", "tx", "ty", "k0", "depth", "partial", "batch", "a_tile",
              "b_tile", "a_base", "b_base", "error_flag", "gc", "p", "at", "i", "j", "acc"}
 
 
@@ -245,6 +247,10 @@ class Emitter:
         self.env: dict = {}                     # loop variable -> C name
         self.accs: dict = {}                    # accumulator -> (C name, dtype)
         self.used: set = set()                  # loop variables read so far
+        self.flat: set = set()                  # ids of offsets that are the flat position
+        self.flat_text = "item"                 # ... which is this C expression
+        self.vectors: dict = {}                 # buffer -> vector local holding its lanes
+        self.lane = None                        # that local's component ("x", "y", ...)
         self._scopes: list = [{}]
         self._count = 0
 
@@ -303,6 +309,8 @@ class Emitter:
 
     # index expressions: long long
     def index(self, e) -> str:
+        if id(e) in self.flat:
+            return self.flat_text
         if isinstance(e, L.Var):
             if e.name not in self.env:
                 raise ValueError(f"loop variable {e.name!r} is not bound here")
@@ -339,7 +347,10 @@ class Emitter:
 
     def _scalar_node(self, e) -> str:
         if isinstance(e, L.Load):
-            ref = f"{self.buffer(e.buffer)}[{self.index(e.offset)}]"
+            if self.lane is not None and e.buffer in self.vectors and id(e.offset) in self.flat:
+                ref = f"{self.vectors[e.buffer]}.{self.lane}"
+            else:
+                ref = f"{self.buffer(e.buffer)}[{self.index(e.offset)}]"
             text = f"{ref} != 0" if e.dtype is dtypes.bool_ else ref
         elif isinstance(e, L.Op):
             text = self._op(e)
@@ -396,17 +407,63 @@ def _expr_children(e):
 
 def loaded_buffers(expr, seen=None) -> set:
     """Names of the buffers an expression loads (walking each shared node once)."""
-    seen = set() if seen is None else seen
-    out, stack = set(), [expr]
+    return {load.buffer for load in loads_of(expr, set() if seen is None else seen)}
+
+
+def loads_of(expr, seen: set) -> list:
+    """The ``Load`` nodes of an expression not in ``seen`` (ids, updated), each once."""
+    out, stack = [], [expr]
     while stack:
         e = stack.pop()
         if id(e) in seen:
             continue
         seen.add(id(e))
         if isinstance(e, L.Load):
-            out.add(e.buffer)
+            out.append(e)
         stack.extend(_expr_children(e))
     return out
+
+
+def linear_terms(e) -> dict | None:
+    """An index expression as {loop variable: coefficient, None: constant}, or None when
+    it is not a sum of loop variables times constants."""
+    if isinstance(e, L.Var):
+        return {e.name: 1}
+    if isinstance(e, L.IConst):
+        return {None: e.value}
+    if not (isinstance(e, L.IOp) and e.op in ("add", "mul")):
+        return None
+    a, b = linear_terms(e.a), linear_terms(e.b)
+    if a is None or b is None:
+        return None
+    if e.op == "add":
+        return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
+    for const, other in ((a, b), (b, a)):
+        if set(const) <= {None}:
+            return {k: v * const.get(None, 0) for k, v in other.items()}
+    return None
+
+
+def is_flat(offset, loops) -> bool:
+    """Whether ``offset`` is the row-major position in ``loops``: the access is
+    contiguous in the loops' own order, so consecutive threads touch consecutive
+    elements and ``item`` is the offset."""
+    terms = linear_terms(offset)
+    if terms is None or terms.get(None, 0) != 0:
+        return False
+    strides, stride = {}, 1
+    for name, extent in reversed(loops):
+        strides[name] = stride if extent > 1 else 0      # a variable that is always 0
+        stride *= extent
+    return all(k is None or strides.get(k, -1) in (0, c) or c == 0
+               for k, c in terms.items()) and \
+        all(terms.get(name, 0) == s for name, s in strides.items() if s)
+
+
+_VECTOR = {("float", 4): "float4", ("float", 2): "float2", ("int", 4): "int4",
+           ("int", 2): "int2", ("double", 2): "double2", ("long long", 2): "longlong2",
+           ("unsigned char", 4): "uchar4", ("unsigned char", 2): "uchar2"}
+LANES = "xyzw"
 
 
 def statement_reads(stmt) -> set:
@@ -488,16 +545,72 @@ class KernelRenderer:
 
     # ---- elementwise ------------------------------------------------------------------------
     def elementwise(self):
+        """A grid-stride loop over the flattened parallel space.  Accesses at the flat
+        position index with ``item`` (no division into loop variables); when every store
+        is such an access, each thread handles ``lanes`` consecutive items per step with
+        16-byte vector loads and stores (the buffers are aligned: own allocations, arena
+        offsets in multiples of 16 elements), and a scalar loop takes the tail."""
         e, k = self.e, self.k
         total = _loop_size(k.parallel)
-        block = min(self.limits.threads, max(32, -(-total // 32) * 32))
-        with e.block(f"for (long long item = blockIdx.x * (long long)blockDim.x + threadIdx.x; "
-                     f"item < {total}LL; item += (long long)gridDim.x * blockDim.x)"), \
-                e.bind(k.parallel, "item"):
+        seen: set = set()
+        loads = [ld for s in k.body for ld in loads_of(s.value, seen) + loads_of(s.offset, seen)]
+        e.flat = {id(x.offset) for x in list(k.body) + loads if is_flat(x.offset, k.parallel)}
+        lanes = self.lanes(loads)
+        step = "(long long)gridDim.x * blockDim.x"
+        start = "blockIdx.x * (long long)blockDim.x + threadIdx.x"
+        groups = total // lanes if lanes > 1 else 0
+        block = min(self.limits.threads, max(32, -(-max(groups, total - groups * lanes) // 32)
+                                         * 32))
+        if groups:
+            self.vector_loop(groups, lanes, loads, start, step)
+        tail = groups * lanes
+        first = f"{tail}LL + {start}" if tail else start
+        if tail < total:
+            with e.block(f"for (long long item = {first}; item < {total}LL; item += {step})"), \
+                    e.bind(k.parallel, "item"):
+                for stmt in k.body:
+                    with e.scope():
+                        e.store(stmt.buffer, e.index(stmt.offset), stmt.value, stmt.accumulate)
+        return block, self.grid(-(-max(groups, total - tail, 1) // block))
+
+    def lanes(self, loads) -> int:
+        """Items per thread and step: 16 bytes of the widest vectorised buffer's dtype (at
+        most 4), or 1 where a store is not at the flat position or a stored buffer is
+        also read."""
+        k = self.k
+        stored = {s.buffer for s in k.body}
+        if any(s.accumulate or id(s.offset) not in self.e.flat for s in k.body) \
+                or stored & {ld.buffer for ld in loads}:
+            return 1
+        vectorised = stored | {ld.buffer for ld in loads if id(ld.offset) in self.e.flat}
+        return min(4, 16 // max(self.program.buffers[b].dtype.itemsize for b in vectorised))
+
+    def vector_loop(self, groups: int, lanes: int, loads, start: str, step: str):
+        e, k = self.e, self.k
+
+        def vector_type(buffer):
+            return _VECTOR[(storage_type(self.program.buffers[buffer].dtype), lanes)]
+        with e.block(f"for (long long item4 = {start}; item4 < {groups}LL; item4 += {step})"):
+            for buffer in dict.fromkeys(ld.buffer for ld in loads if id(ld.offset) in e.flat):
+                vt = vector_type(buffer)
+                e.vectors[buffer] = self.names(f"{buffer}.in")
+                e.line(f"const {vt} {e.vectors[buffer]} = "
+                       f"reinterpret_cast<const {vt} *>({e.buffer(buffer)})[item4];")
+            out = {}
             for stmt in k.body:
-                with e.scope():
-                    e.store(stmt.buffer, e.index(stmt.offset), stmt.value, stmt.accumulate)
-        return block, self.grid(-(-total // block))
+                out.setdefault(stmt.buffer, self.names(f"{stmt.buffer}.out"))
+            for buffer, name in out.items():
+                e.line(f"{vector_type(buffer)} {name};")
+            for lane in range(lanes):
+                e.lane, e.flat_text = LANES[lane], f"(item4 * {lanes} + {lane})"
+                with e.block(""), e.bind(k.parallel, e.flat_text):
+                    for stmt in k.body:
+                        with e.scope():
+                            e.line(f"{out[stmt.buffer]}.{e.lane} = {e.scalar(stmt.value)};")
+            e.lane, e.flat_text, e.vectors = None, "item", {}
+            for buffer, name in out.items():
+                e.line(f"reinterpret_cast<{vector_type(buffer)} *>({e.buffer(buffer)})[item4] = "
+                       f"{name};")
 
     # ---- one block per parallel iteration -------------------------------------------------------
     def reducing(self):

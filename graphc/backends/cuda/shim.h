@@ -56,6 +56,16 @@ struct dim3 {
         : x(x_), y(y_), z(z_) {}
 };
 
+// The vector types of vectorised loads and stores (CUDA aligns them to their size; the
+// runtime's buffers are aligned so, the emulator's inputs need not be).
+#define GRAPHC_VEC2(name, T) struct name { T x, y; };
+#define GRAPHC_VEC4(name, T) struct name { T x, y, z, w; };
+GRAPHC_VEC2(float2, float) GRAPHC_VEC4(float4, float) GRAPHC_VEC2(int2, int)
+GRAPHC_VEC4(int4, int) GRAPHC_VEC2(double2, double) GRAPHC_VEC2(longlong2, long long)
+GRAPHC_VEC2(uchar2, unsigned char) GRAPHC_VEC4(uchar4, unsigned char)
+#undef GRAPHC_VEC2
+#undef GRAPHC_VEC4
+
 namespace graphc_emu {
 
 constexpr unsigned kWarp = 32;
