@@ -22,7 +22,7 @@ import os
 import statistics
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
@@ -59,22 +59,9 @@ def driver(stack: ExitStack):
     import pytest
     import fake_cuda
     patch = stack.enter_context(pytest.MonkeyPatch.context())
-    stack.enter_context(_generator_context(fake_cuda.installed(patch)))
+    stack.enter_context(contextmanager(fake_cuda.installed)(patch))
     import pycuda.driver as drv           # the stand-in, now in sys.modules
     return drv, False
-
-
-class _generator_context:
-    """A generator that yields once, used as a context manager."""
-
-    def __init__(self, generator):
-        self.generator = generator
-
-    def __enter__(self):
-        return next(self.generator)
-
-    def __exit__(self, *exc):
-        next(self.generator, None)
 
 
 def training(batch: int, share_with_numpy: bool):

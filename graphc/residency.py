@@ -133,8 +133,7 @@ def assign(dest: np.ndarray, src: np.ndarray) -> None:
     if (copy is not None and copy.pending and can_stay_on_device(dest)
             and dest.dtype == src.dtype and dest.size == src.size):
         del records[id(src)]
-        records.pop(id(dest), None)
-        place(dest, copy)
+        place(dest, copy)                        # replaces dest's own record, if any
         return
     claim(src)
     claim(dest)

@@ -268,26 +268,22 @@ def test_elementwise_kernels_use_vector_memory_instructions(tmp_path):
         assert re.search(instruction, ptx), instruction
 
 
-def test_flat_positions_are_recognised():
-    from graphc.backends.cuda.render import is_flat
-    from graphc.codegen import loops as Lp
-
-    def v(name):
-        return Lp.Var(name)
-
-    def add(a, b):
-        return Lp.IOp("add", a, b)
-
-    def mul(a, c):
-        return Lp.IOp("mul", a, Lp.IConst(c))
-    loops = (("p0", 3), ("p1", 1), ("p2", 8))
-    assert is_flat(add(mul(v("p0"), 8), v("p2")), loops)
-    assert is_flat(add(add(mul(v("p0"), 8), mul(v("p1"), 99)), v("p2")), loops)   # p1 is 0
-    assert not is_flat(add(mul(v("p2"), 3), v("p0")), loops)                       # transposed
-    assert not is_flat(v("p2"), loops)                                             # broadcast
-    assert not is_flat(add(add(mul(v("p0"), 8), v("p2")), Lp.IConst(1)), loops)    # shifted
-    assert not is_flat(Lp.IOp("mod", v("p2"), Lp.IConst(8)), loops)
-    assert is_flat(Lp.IConst(0), ()) and is_flat(v("p0"), (("p0", 5),))
+def test_flat_positions_are_recognised_in_lowered_kernels():
+    from graphc.backends.cuda.render import is_flat, loads_of
+    x, b = tensor(np.ones((3, 1, 8)), np.float32), tensor(np.ones(8), np.float32)
+    y = tensor(np.ones((8, 3)), np.float32)
+    program, _ = lower(traced(lambda x, b, y: (x * 2 + b, y.t() + 1), x, b, y), True)
+    flat = {}
+    for kernel in program.kernels:
+        for stmt in kernel.body:
+            flat[stmt.buffer] = is_flat(stmt.offset, kernel.parallel)
+            for load in loads_of(stmt.value, set()):
+                flat[(kernel.name, load.buffer)] = is_flat(load.offset, kernel.parallel)
+    first, second = [k.name for k in program.kernels]
+    x_name, b_name, y_name = program.inputs
+    assert all(flat[o] for o in program.outputs)                     # every store contiguous
+    assert flat[(first, x_name)] and not flat[(first, b_name)]       # b is broadcast
+    assert not flat[(second, y_name)]                                # read transposed
 
 
 # ---- the emulator against the interpreter ----------------------------------------------------

@@ -22,9 +22,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
-
 from graphc import dtypes
 from graphc.codegen import loops as L
+from graphc.codegen.lower import linear, unravel
 
 SPLITTABLE = ("sum", "prod", "max", "min")
 
@@ -69,25 +69,14 @@ def substitute(expr, mapping: dict, memo: dict | None = None):
     return out
 
 
-def _flat(loops) -> object:
+def _flat(loops):
     """The row-major position of ``loops``' variables, as an index expression."""
-    flat, stride = L.IConst(0), 1
-    for name, extent in reversed(loops):
-        term = L.Var(name) if stride == 1 else L.IOp("mul", L.Var(name), L.IConst(stride))
-        flat = term if flat == L.IConst(0) else L.IOp("add", term, flat)
-        stride *= extent
-    return flat
+    return linear([L.Var(name) for name, _ in loops], [n for _, n in loops])
 
 
 def _unflatten(position, loops) -> dict:
-    """Each loop variable of ``loops`` at row-major ``position`` (an index expression
-    below the loops' size)."""
-    out, stride = {}, math.prod(n for _, n in loops)
-    for k, (name, extent) in enumerate(loops):
-        stride //= extent
-        q = position if stride == 1 else L.IOp("floordiv", position, L.IConst(stride))
-        out[name] = q if k == 0 else L.IOp("mod", q, L.IConst(extent))
-    return out
+    """Each loop variable of ``loops`` at row-major ``position``."""
+    return dict(zip((name for name, _ in loops), unravel(position, [n for _, n in loops])))
 
 
 def _splittable(k) -> bool:
@@ -115,9 +104,7 @@ def split_kernel(k: L.LoopKernel, splits: int, buffers: dict):
     padded = chunk * splits != n
     inside = L.IOp("min", position, L.IConst(n - 1)) if padded else position
     mapping = _unflatten(inside, reduce.loops)
-    row = _flat(k.parallel)
-    at = L.IOp("add", L.IOp("mul", row, L.IConst(splits)), L.Var(split)) if rows > 1 \
-        else L.Var(split)
+    at = _flat(k.parallel + ((split, splits),))        # the partial's place: [row, split]
     memo: dict = {}
     partial_accs, partial_stores, combine = [], [], []
     for acc in reduce.accumulators:
@@ -125,10 +112,11 @@ def split_kernel(k: L.LoopKernel, splits: int, buffers: dict):
         buffers[part] = L.BufferInfo(part, acc.dtype, rows * splits, "temp")
         value = substitute(acc.value, mapping, memo)
         if padded:
+            dtype = acc.value.dtype
             keep = L.Op("lt", (L.IndexValue(position, dtypes.int64),
                                L.Const(n, dtypes.int64)), dtypes.bool_)
-            value = L.Op("where", (keep, value, L.Const(L.identity(acc.kind, acc.value.dtype), acc.value.dtype)),
-                         acc.value.dtype)
+            value = L.Op("where", (keep, value, L.Const(L.identity(acc.kind, dtype), dtype)),
+                         dtype)
         partial_accs.append(dataclasses.replace(acc, value=value))
         partial_stores.append(L.Store((), part, at, L.Acc(acc.name, acc.dtype)))
         combine.append(dataclasses.replace(acc, value=L.Load(part, at, acc.dtype)))
@@ -154,7 +142,7 @@ def split_reductions(program: L.Program, policy: SplitPolicy) -> L.Program:
             rows = math.prod(n for _, n in k.parallel)
             n = math.prod(e for _, e in k.body[0].loops)
             if 0 < rows < policy.busy and n >= 2 * policy.chunk:
-                splits = max(2, min(-(-n // policy.chunk), policy.busy // max(rows, 1)))
+                splits = max(2, min(-(-n // policy.chunk), policy.busy // rows))
                 kernels += split_kernel(k, splits, buffers)
                 continue
         kernels.append(k)

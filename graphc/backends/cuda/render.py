@@ -40,6 +40,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.codegen import loops as L
+from graphc.codegen.lower import linear
 from graphc.codegen.split import SplitPolicy, split_reductions
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -189,8 +190,9 @@ _COMBINE = {"sum": "gc::Sum()", "prod": "gc::Prod()", "max": "gc::Max()", "min":
 
 
 # ---- identifiers ---------------------------------------------------------------------------------
-_RESERVED = {"item", "item4", "step", "tile", "tx", "ty", "k0", "depth", "partial", "batch", "a_tile",
-             "b_tile", "a_base", "b_base", "error_flag", "gc", "p", "at", "i", "j", "acc"}
+_RESERVED = {"item", "item4", "step", "tile", "tx", "ty", "k0", "depth", "partial", "batch",
+             "a_tile", "b_tile", "a_base", "b_base", "error_flag", "gc", "p", "at", "i", "j",
+             "acc"}
 
 
 class Names:
@@ -424,40 +426,11 @@ def loads_of(expr, seen: set) -> list:
     return out
 
 
-def linear_terms(e) -> dict | None:
-    """An index expression as {loop variable: coefficient, None: constant}, or None when
-    it is not a sum of loop variables times constants."""
-    if isinstance(e, L.Var):
-        return {e.name: 1}
-    if isinstance(e, L.IConst):
-        return {None: e.value}
-    if not (isinstance(e, L.IOp) and e.op in ("add", "mul")):
-        return None
-    a, b = linear_terms(e.a), linear_terms(e.b)
-    if a is None or b is None:
-        return None
-    if e.op == "add":
-        return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
-    for const, other in ((a, b), (b, a)):
-        if set(const) <= {None}:
-            return {k: v * const.get(None, 0) for k, v in other.items()}
-    return None
-
-
 def is_flat(offset, loops) -> bool:
-    """Whether ``offset`` is the row-major position in ``loops``: the access is
-    contiguous in the loops' own order, so consecutive threads touch consecutive
-    elements and ``item`` is the offset."""
-    terms = linear_terms(offset)
-    if terms is None or terms.get(None, 0) != 0:
-        return False
-    strides, stride = {}, 1
-    for name, extent in reversed(loops):
-        strides[name] = stride if extent > 1 else 0      # a variable that is always 0
-        stride *= extent
-    return all(k is None or strides.get(k, -1) in (0, c) or c == 0
-               for k, c in terms.items()) and \
-        all(terms.get(name, 0) == s for name, s in strides.items() if s)
+    """Whether ``offset`` is the row-major position in ``loops`` (built as lowering builds
+    a contiguous access in the loops' own shape): consecutive threads then touch
+    consecutive elements, and ``item`` is the offset."""
+    return offset == linear([L.Var(name) for name, _ in loops], [n for _, n in loops])
 
 
 _VECTOR = {("float", 4): "float4", ("float", 2): "float2", ("int", 4): "int4",
@@ -558,12 +531,12 @@ class KernelRenderer:
         lanes = self.lanes(loads)
         step = "(long long)gridDim.x * blockDim.x"
         start = "blockIdx.x * (long long)blockDim.x + threadIdx.x"
-        groups = total // lanes if lanes > 1 else 0
-        block = min(self.limits.threads, max(32, -(-max(groups, total - groups * lanes) // 32)
-                                         * 32))
+        groups = total // lanes if lanes > 1 else 0      # steps of the vector loop
+        tail = groups * lanes                            # where the scalar loop starts
+        steps = max(groups, total - tail, 1)             # of the longer loop
+        block = min(self.limits.threads, max(32, -(-steps // 32) * 32))
         if groups:
             self.vector_loop(groups, lanes, loads, start, step)
-        tail = groups * lanes
         first = f"{tail}LL + {start}" if tail else start
         if tail < total:
             with e.block(f"for (long long item = {first}; item < {total}LL; item += {step})"), \
@@ -571,7 +544,7 @@ class KernelRenderer:
                 for stmt in k.body:
                     with e.scope():
                         e.store(stmt.buffer, e.index(stmt.offset), stmt.value, stmt.accumulate)
-        return block, self.grid(-(-max(groups, total - tail, 1) // block))
+        return block, self.grid(-(-steps // block))
 
     def lanes(self, loads) -> int:
         """Items per thread and step: 16 bytes of the widest vectorised buffer's dtype (at

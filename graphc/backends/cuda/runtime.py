@@ -171,9 +171,9 @@ class CudaProgram:
         as its device copies allow."""
         name, dtype, size = self.plan.inputs[position]
         address = self._address[name]
-        copy = residency.find(array) if isinstance(array, np.ndarray) else None
-        stays = (isinstance(array, np.ndarray) and residency.can_stay_on_device(array)
-                 and array.dtype == dtype and array.size == size)
+        copy = residency.find(array)
+        stays = (residency.can_stay_on_device(array) and array.dtype == dtype
+                 and array.size == size)
         if copy is not None and stays:
             if copy.owner is self and copy.buffer == name:
                 return                                          # already here
