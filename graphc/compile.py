@@ -484,7 +484,7 @@ def explain(fn_or_module, *example_inputs, fuse=True) -> str:
         print(graphc.explain(lambda x: x.softmax(1), graphc.randn(8, 16)))
     """
     from graphc.codegen.lower import lower
-    from graphc.passes.memory import peak_bytes
+    from graphc.codegen.memory import peak_bytes
     from graphc.trace import trace
     graph = run_pipeline(trace(fn_or_module, *example_inputs))
     program, fusion = lower(graph, fuse)

@@ -10,8 +10,8 @@ from graphc.codegen.evaluate import run_program
 from graphc.codegen.loops import format_program
 from graphc.codegen.lower import lower
 from graphc.passes import run_pipeline
-from graphc.passes.fusion import fuse
-from graphc.passes.memory import peak_bytes
+from graphc.codegen.fusion import fuse
+from graphc.codegen.memory import peak_bytes
 
 
 def traced(fn, *args):

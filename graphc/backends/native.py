@@ -5,7 +5,7 @@ from __future__ import annotations
 from graphc.codegen.loops import format_program
 from graphc.codegen.lower import lower
 from graphc.ir import Graph
-from graphc.passes.memory import peak_bytes
+from graphc.codegen.memory import peak_bytes
 
 
 def compile_graph_cpu(graph: Graph, fuse: bool = True, dump=None):

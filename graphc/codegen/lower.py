@@ -14,8 +14,8 @@ import math
 from graphc import dtypes
 from graphc.codegen import loops as L
 from graphc.ir import Graph, Value
-from graphc.passes.fusion import Fusion, fuse
-from graphc.passes.memory import plan_memory
+from graphc.codegen.fusion import Fusion, fuse
+from graphc.codegen.memory import plan_memory
 
 ACC_KIND = {"sum": "sum", "prod": "prod", "amax": "max", "amin": "min", "argmax": "argmax",
             "argmin": "argmin"}
