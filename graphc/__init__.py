@@ -24,6 +24,7 @@ from graphc.creation import (
     seed, initial_seed, rand, randn, randint, randperm, rand_like, randn_like, randint_like,
     normal)
 from graphc.composite import softmax, log_softmax
+from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from graphc import autograd, cuda
 from graphc.cuda import device
@@ -35,7 +36,7 @@ int32 = int = _dtypes.int32
 int64 = long = _dtypes.int64
 bool = _dtypes.bool_
 
-__version__ = "0.1.0"
+from graphc.version import __version__  # noqa: E402,F401
 
 
 def get_default_dtype():
@@ -56,8 +57,8 @@ def is_floating_point(x) -> "bool":
 
 from graphc import nn  # noqa: E402  (nn needs the tensor API above)
 from graphc import ir  # noqa: E402
-from graphc.trace import trace, GraphBreak  # noqa: E402
-from graphc.compile import compile, explain  # noqa: E402
+from graphc.context import GraphBreak  # noqa: E402
+from graphc.compiler import compile, explain, trace  # noqa: E402
 from graphc import optim  # noqa: E402
 from graphc import utils  # noqa: E402
 from graphc.serialization import save, load  # noqa: E402

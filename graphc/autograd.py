@@ -8,61 +8,12 @@ pass is itself recorded and can be differentiated again.
 """
 from __future__ import annotations
 
-import contextlib
-import copy
 import weakref
 
-_grad_enabled = True
-
-
-def is_grad_enabled() -> bool:
-    return _grad_enabled
-
-
-class _GradMode(contextlib.ContextDecorator):
-    """Sets grad mode on entry and restores the previous mode on exit."""
-    mode = True
-
-    def __enter__(self):
-        global _grad_enabled
-        self.prev, _grad_enabled = _grad_enabled, self.mode
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self.prev
-        return False
-
-    def _recreate_cm(self):
-        return copy.copy(self)      # a fresh context per decorated call (recursion-safe)
-
-
-class _BareDecoratorGradMode(_GradMode):
-    """Also usable as a decorator without parentheses: ``@no_grad`` as ``@no_grad()``."""
-
-    def __new__(cls, orig_func=None):
-        if orig_func is None:
-            return super().__new__(cls)
-        return cls()(orig_func)
-
-
-class no_grad(_BareDecoratorGradMode):
-    mode = False
-
-
-class enable_grad(_BareDecoratorGradMode):
-    mode = True
-
-
-class set_grad_enabled(_GradMode):
-    """Like PyTorch, takes effect when called, and restores on leaving a ``with``."""
-
-    def __init__(self, mode: bool):
-        global _grad_enabled
-        self.mode = bool(mode)
-        self.prev, _grad_enabled = _grad_enabled, self.mode
-
-    def __enter__(self):
-        pass
+from graphc import context
+from graphc.context import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from graphc.creation import as_tensor
+from graphc.tensor import Tensor
 
 
 class Node:
@@ -175,7 +126,6 @@ def _version_error(t, producer, saved, now):
 
 def _run_node(node, g):
     """Apply a primitive node's VJP rules to the gradient ``g`` of its output."""
-    from graphc.tensor import Tensor
     if node.freed and node.prim.saves:
         raise RuntimeError(
             "Trying to backward through the graph a second time (or directly access saved "
@@ -189,7 +139,7 @@ def _run_node(node, g):
             raise _version_error(node.inputs[index], node.edges[index], saved, now)
     prim, inputs = node.prim, node.inputs
     out = Tensor._wrap(node.out_data, node.out_dtype) if node.out_data is not None else None
-    if out is not None and _grad_enabled:
+    if out is not None and context.grad_enabled:
         # create_graph: the saved value is this node's output, so its history is the node
         # (without this, d(tanh)/dx = 1 - out**2 would be a constant to double backward).
         out._requires_grad, out.grad_fn = True, node
@@ -237,7 +187,6 @@ def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
     ``capture`` (a list of tensors, for ``autograd.grad``) nothing accumulates and the
     gradients of the captured tensors are returned instead.
     """
-    global _grad_enabled
     node_grads: dict = {}
     leaf_grads: dict = {}
     roots = []
@@ -252,8 +201,7 @@ def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
             roots.append(t.grad_fn)
     captured = {(t.grad_fn, t._output_nr): t for t in capture or () if t.grad_fn is not None}
     results = {}
-    prev_mode, _grad_enabled = _grad_enabled, bool(create_graph)
-    try:
+    with context.grad_mode(create_graph):
         for node in _topological_order(roots):
             grads = node_grads.pop(node, None)
             if grads is None:
@@ -274,8 +222,6 @@ def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
                     _accumulate_output(node_grads, edge, gi)
             if not retain_graph:
                 node.freed = True
-    finally:
-        _grad_enabled = prev_mode
     if capture is not None:
         return [results.get(t, leaf_grads.get(t)) for t in capture]
     for leaf, g in leaf_grads.items():
@@ -312,7 +258,6 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
 
 def _as_list(tensors) -> list:
-    from graphc.tensor import Tensor
     return [tensors] if isinstance(tensors, Tensor) else list(tensors)
 
 
@@ -332,7 +277,6 @@ def _seeded(tensors, grads):
 
 
 def _as_grad(tensor, gradient):
-    from graphc.creation import as_tensor
     gradient = as_tensor(gradient, dtype=tensor.dtype)
     if gradient.shape != tensor.shape:
         raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
@@ -371,7 +315,6 @@ def retain(tensor):
 
 def Variable(data, requires_grad=False, volatile=False):
     """Legacy ``autograd.Variable``: today just a tensor (as in PyTorch >= 0.4)."""
-    from graphc.creation import as_tensor
     t = as_tensor(data)
     if requires_grad:
         t.requires_grad_(True)

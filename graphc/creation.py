@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from graphc import dtypes, residency
+from graphc import context, dtypes, residency
+from graphc.cuda import check_device
 from graphc.tensor import Tensor, _size_args, _to_numpy
 
 
@@ -59,7 +60,6 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 def _check_device(device):
     if device is not None:
-        from graphc.cuda import check_device
         check_device(device)
 
 
@@ -173,10 +173,10 @@ def initial_seed() -> int:
 def _rng(generator):
     """The generator's numpy RNG.  A draw made while tracing would be baked into the
     graph as a constant (the same numbers every call): that is a graph break."""
-    from graphc.trace import GraphBreak, active, user_source_line
-    if active() is not None:
-        raise GraphBreak(f"graphc cannot trace a random draw (rand, randn, randint, "
-                         f"randperm, normal) (at {user_source_line()}): it would be "
+    if context.active_trace() is not None:
+        raise context.GraphBreak(
+            f"graphc cannot trace a random draw (rand, randn, randint, randperm, normal) "
+            f"(at {context.user_source_line()}): it would be "
                          f"frozen into the graph, the same on every call")
     return (generator or default_generator)._rng
 
@@ -231,28 +231,8 @@ def normal(mean=0.0, std=1.0, size=None, generator=None) -> Tensor:
 def next_seed(generator=None) -> Tensor:
     """A fresh 0-dim int64 seed for the counter-based ``uniform`` primitive.  While
     tracing it is a graph input, so a compiled program draws new numbers each call."""
-    from graphc.trace import active
-    if active() is not None:
-        return active().seed_input()
+    tr = context.active_trace()
+    if tr is not None:
+        return tr.seed_input()
     return Tensor._wrap(np.array(_rng(generator).integers(0, 2 ** 62), np.int64),
                         dtypes.int64)
-
-
-def _fill_random_(x: Tensor, name: str, sample) -> Tensor:
-    """In-place random fill (``uniform_``, ``normal_``) through the in-place machinery."""
-    from graphc.functional import cast
-    from graphc.indexing import apply_inplace
-    drawn = Tensor._wrap(np.asarray(sample(tuple(x.shape))), dtypes.float64)
-    return apply_inplace(x, name, lambda s: cast(drawn, s.dtype))
-
-
-def uniform_(x: Tensor, a=0.0, b=1.0, generator=None) -> Tensor:
-    return _fill_random_(x, "uniform_", lambda shape: _rng(generator).uniform(a, b, shape))
-
-
-def normal_(x: Tensor, mean=0.0, std=1.0, generator=None) -> Tensor:
-    return _fill_random_(x, "normal_", lambda shape: _rng(generator).normal(mean, std, shape))
-
-
-Tensor.uniform_ = uniform_
-Tensor.normal_ = normal_

@@ -2,15 +2,15 @@
 
 ``bind(prim, *tensors, **attrs)`` checks shapes and dtypes with the primitive's rule
 (the one place error texts are written), then runs the numpy reference and, in grad
-mode, records an autograd node.  Tracing (``graphc.trace``) hooks in here too, so the
+mode, records an autograd node.  Tracing (``graphc.tracing``) hooks in here too, so the
 same front-end code runs eagerly or builds IR.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from graphc import autograd
-from graphc.trace import _active as _traces
+from graphc import autograd, context
+from graphc.context import traces as _traces
 from graphc.dtypes import TensorType
 from graphc.tensor import Tensor
 
@@ -35,7 +35,7 @@ def bind(prim, *args, **attrs):
         base = args[0]
         out._base = base._base if base._base is not None else base
         out._version = base._version
-    if (autograd._grad_enabled and prim.vjp is not None and out_type.dtype.category == 2
+    if (context.grad_enabled and prim.vjp is not None and out_type.dtype.category == 2
             and any(a._requires_grad for a in args)):
         out._requires_grad = True
         out.grad_fn = autograd.Node(prim, args, attrs, data, out_type.dtype, out._version)

@@ -3,7 +3,7 @@
 This layer does what PyTorch users expect and primitives should not care about: type
 promotion and Python scalars, ``dim``/``keepdim`` normalisation, 1-D matmul, views and
 indexing.  Every function here ends in ``bind`` calls, so it works eagerly, records
-autograd, and traces.  Each function is also attached as a ``Tensor`` method.
+autograd, and traces.  ``graphc.methods`` attaches them as ``Tensor`` methods.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from collections import namedtuple
 
 import numpy as np
 
-from graphc import dtypes
+from graphc import context, dtypes
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY as P
-from graphc.tensor import Tensor, normalize_dim, _size_args
+from graphc.tensor import Tensor, normalize_dim, _size_args, to_arguments
 
 _Number = (int, float, bool, np.number, np.bool_)
 
@@ -55,6 +55,12 @@ def result_type(*operands) -> dtypes.DType:
 def cast(x: Tensor, dtype) -> Tensor:
     dtype = dtypes.to_dtype(dtype)
     return x if x.dtype == dtype else bind(P["cast"], x, dtype=dtype)
+
+
+def to(x: Tensor, *args, **kwargs) -> Tensor:
+    """``x.to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)``."""
+    dtype = to_arguments(args, kwargs)
+    return x if dtype is None or dtype == x.dtype else cast(x, dtype)
 
 
 def _operand(x, dtype) -> Tensor:
@@ -274,16 +280,6 @@ def where(condition, x, y):
 
 def _where_method(self, condition, other):
     return where(condition, self, other)
-
-
-def _softmax_method(self, dim=None, dtype=None):
-    from graphc import composite        # composite is built on this module
-    return composite.softmax(self, dim, dtype)
-
-
-def _log_softmax_method(self, dim=None, dtype=None):
-    from graphc import composite
-    return composite.log_softmax(self, dim, dtype)
 
 
 def eq(a, b):
@@ -745,10 +741,9 @@ def contiguous(x):
 
 def clone(x):
     """A copy in fresh storage; under autograd ``x * 1`` keeps the history."""
-    from graphc import autograd
     if not is_concrete(x):
         return Tensor._wrap(x._data, x.dtype)   # SSA values are never written in place
-    if x._requires_grad and autograd._grad_enabled:
+    if x._requires_grad and context.grad_enabled:
         return mul(x, 1)
     return Tensor._wrap(np.array(x._data), x.dtype)
 
@@ -943,87 +938,3 @@ def one_hot(tensor, num_classes=-1):
                                f"({num_classes}).")
     classes = Tensor._wrap(np.arange(num_classes, dtype=np.int64), dtypes.int64)
     return cast(unsqueeze(tensor, -1) == classes, dtypes.int64)
-
-
-# ---- attaching methods ------------------------------------------------------------------------
-from graphc.indexing import (apply_inplace, copy_, fill_, getitem, setitem,  # noqa: E402
-                             zero_)
-
-
-def _inplace(name, fn):
-    def method(self, *args, **kwargs):
-        return apply_inplace(self, name, lambda s: fn(s, *args, **kwargs))
-    method.__name__ = name
-    return method
-
-
-_METHODS = [
-    add, sub, mul, div, floor_divide, remainder, pow, neg,
-    maximum, minimum, exp, log, log2, log10, log1p, expm1, sqrt, rsqrt, sin, cos, tan,
-    tanh, sigmoid, erf, floor, ceil, round, trunc, abs, sign, relu, clamp,
-    eq, ne, lt, le, gt, ge, equal, logical_not, logical_and, logical_or, logical_xor,
-    isnan, isinf, isfinite, sum, prod, mean, var, std, max, min, amax, amin, argmax,
-    argmin, all, any, count_nonzero, logsumexp, cumsum, norm, matmul, mm, bmm, dot, mv,
-    outer, reshape, view, view_as, reshape_as, flatten, unflatten, squeeze, unsqueeze,
-    permute, transpose, t, movedim, expand, expand_as, broadcast_to, repeat,
-    contiguous, clone, narrow, select, split, chunk, unbind, flip, index_select, gather,
-    scatter_add, index_add, masked_fill, tril, triu, diag,
-]
-for _fn in _METHODS:
-    setattr(Tensor, _fn.__name__, _fn)
-# Aliases share their function object, so its __name__ is the original's.
-for _name, _fn in [("true_divide", div), ("divide", div), ("negative", neg),
-                   ("absolute", abs), ("clip", clamp), ("swapaxes", transpose)]:
-    setattr(Tensor, _name, _fn)
-Tensor.where = _where_method
-Tensor.softmax = _softmax_method
-Tensor.log_softmax = _log_softmax_method
-Tensor.T = property(_T)
-Tensor.mT = property(_mT)
-Tensor._slice = _slice
-Tensor._pad = _pad
-Tensor._conv2d = _conv2d
-Tensor._reduce = _reduce
-Tensor.__getitem__ = getitem
-Tensor.__setitem__ = setitem
-for _name, _fn in [("add_", add), ("sub_", sub), ("mul_", mul), ("div_", div),
-                   ("pow_", pow), ("neg_", neg), ("clamp_", clamp), ("clip_", clamp),
-                   ("exp_", exp), ("sqrt_", sqrt), ("abs_", abs), ("relu_", relu),
-                   ("sigmoid_", sigmoid), ("tanh_", tanh), ("masked_fill_", masked_fill),
-                   ("floor_", floor), ("t_", t), ("squeeze_", squeeze),
-                   ("unsqueeze_", unsqueeze)]:
-    setattr(Tensor, _name, _inplace(_name, _fn))
-Tensor.zero_ = zero_
-Tensor.fill_ = fill_
-Tensor.copy_ = copy_
-
-_OPERATORS = {
-    "__add__": add, "__radd__": lambda a, b: add(b, a), "__sub__": sub,
-    "__rsub__": lambda a, b: sub(b, a), "__mul__": mul, "__rmul__": lambda a, b: mul(b, a),
-    "__truediv__": div, "__rtruediv__": lambda a, b: div(b, a),
-    "__floordiv__": floor_divide, "__rfloordiv__": lambda a, b: floor_divide(b, a),
-    "__mod__": remainder, "__rmod__": lambda a, b: remainder(b, a),
-    "__pow__": pow, "__rpow__": _rpow, "__matmul__": matmul,
-    "__rmatmul__": lambda a, b: matmul(b, a), "__neg__": neg, "__pos__": lambda a: a,
-    "__abs__": abs, "__eq__": eq, "__ne__": ne, "__lt__": lt, "__le__": le, "__gt__": gt,
-    "__ge__": ge, "__invert__": logical_not,
-    "__and__": lambda a, b: _bitwise("and", a, b), "__or__": lambda a, b: _bitwise("or", a, b),
-    "__xor__": lambda a, b: _bitwise("xor", a, b),
-    "__iadd__": _inplace("__iadd__", add), "__isub__": _inplace("__isub__", sub),
-    "__imul__": _inplace("__imul__", mul), "__itruediv__": _inplace("__itruediv__", div),
-}
-
-
-def _operator(fn):
-    """Binary dunders return NotImplemented for foreign operands, so Python can try the
-    other side (and ``tensor == "a"`` is False rather than an error)."""
-    def method(self, *other):
-        if other and not isinstance(other[0], (Tensor,) + _Number):
-            return NotImplemented
-        return fn(self, *other)
-    method.__name__ = fn.__name__
-    return method
-
-
-for _name, _fn in _OPERATORS.items():
-    setattr(Tensor, _name, _operator(_fn))

@@ -13,13 +13,13 @@ import math
 
 import numpy as np
 
-from graphc import dtypes
+from graphc import context, creation, dtypes
+from graphc.context import GraphBreak, active_trace
 from graphc.dispatch import bind
 from graphc.functional import (_index_tensor, _operand, _slice, cast, expand, is_concrete,
                                permute, reshape, where)
 from graphc.ops import REGISTRY as P
 from graphc.tensor import Tensor
-from graphc.trace import GraphBreak, active as active_trace
 
 
 # ---- indexing --------------------------------------------------------------------------------
@@ -158,10 +158,9 @@ def _numpy_key(key):
 
 def setitem(x, key, value):
     """x[key] = value, written into x's storage (and so into every view of it)."""
-    from graphc import autograd
     x._concrete("index assignment (x[i] = v)")
     value_t = value if isinstance(value, Tensor) else None
-    if autograd.is_grad_enabled() and (x._requires_grad or (value_t is not None
+    if context.grad_enabled and (x._requires_grad or (value_t is not None
                                                            and value_t._requires_grad)):
         if x._requires_grad and x.grad_fn is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
@@ -216,8 +215,7 @@ def apply_inplace(x, name, compute):
     recorded on a snapshot of x (so the recorded node keeps the old value) and x takes
     over the new node as its history.
     """
-    from graphc import autograd
-    recording = autograd._grad_enabled
+    recording = context.grad_enabled
     if recording and x._requires_grad and x.grad_fn is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an "
                            "in-place operation.")
@@ -285,3 +283,20 @@ def fill_(x, value):
 def copy_(x, src):
     return apply_inplace(x, "copy_", lambda s: expand(cast(src, s.dtype), s.shape)
                          if src.shape != s.shape else cast(src, s.dtype))
+
+
+# ---- in-place random fills ------------------------------------------------------------------
+def _fill_random_(x: Tensor, name: str, sample) -> Tensor:
+    """In-place random fill (``uniform_``, ``normal_``) through the in-place machinery."""
+    drawn = Tensor._wrap(np.asarray(sample(tuple(x.shape))), dtypes.float64)
+    return apply_inplace(x, name, lambda s: cast(drawn, s.dtype))
+
+
+def uniform_(x: Tensor, a=0.0, b=1.0, generator=None) -> Tensor:
+    return _fill_random_(x, "uniform_", lambda shape: creation._rng(generator).uniform(a, b, shape))
+
+
+def normal_(x: Tensor, mean=0.0, std=1.0, generator=None) -> Tensor:
+    return _fill_random_(x, "normal_", lambda shape: creation._rng(generator).normal(mean, std, shape))
+
+

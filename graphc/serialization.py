@@ -25,6 +25,7 @@ from collections import Counter, OrderedDict
 import numpy as np
 
 from graphc import dtypes
+from graphc.nn.module import Parameter
 from graphc.tensor import Tensor
 
 _FORMAT = "graphc"
@@ -210,5 +211,4 @@ def _restore_class(t: Tensor, class_name):
     """A saved ``nn.Parameter`` loads back as a Parameter (as torch.load gives)."""
     if class_name != "Parameter":
         return t
-    from graphc.nn import Parameter
     return Parameter(t, requires_grad=t.requires_grad)

@@ -4,8 +4,10 @@ Storage sharing comes from numpy: view primitives return numpy views, so a write
 through a view is seen by its base.  Views share their base's version counter (a
 one-element list), which autograd reads to catch in-place writes to saved values.
 
-Math methods (``x.add``, ``x.sum``, indexing, ...) are defined once as functions in
-``graphc.functional`` and attached to this class there.
+This module holds storage, metadata, conversions and autograd state.  Methods that
+compute (``x.add``, ``x.sum``, indexing, ``x.to``, ``x.backward``, ...) are defined once
+as functions in the front end's modules (``functional``, ``indexing``, ``autograd``...)
+and attached to the class in one place, ``graphc.methods``.
 """
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ import itertools
 
 import numpy as np
 
-from graphc import autograd, dtypes, residency
+from graphc import context, dtypes, residency
+from graphc.cuda import check_device, device as Device
 from graphc.dtypes import DType
+from graphc.printing import tensor_repr
 
 # Every tensor gets a serial number at birth; a trace lifts tensors born before it began
 # (parameters, optimizer state) and treats the ones born during it as constants.
@@ -66,8 +70,7 @@ class Tensor:
     def _concrete(self, what: str) -> np.ndarray:
         """The array, or a GraphBreak when this is a tracer (values unknown)."""
         if type(self._data) is not np.ndarray:
-            from graphc.trace import graph_break
-            raise graph_break(what)
+            raise context.graph_break(what)
         return self._data
 
     @classmethod
@@ -101,8 +104,7 @@ class Tensor:
 
     @property
     def device(self):
-        from graphc.cuda import device
-        return device("cpu")
+        return Device("cpu")
 
     is_cuda = False
 
@@ -149,17 +151,9 @@ class Tensor:
     def _version_count(self) -> int:
         return self._version[0]
 
-    def retain_grad(self):
-        if not self._requires_grad:
-            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-        autograd.retain(self)
-
     @property
     def retains_grad(self) -> bool:
         return self.grad_fn is not None and self.grad_fn.retained is not None
-
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        autograd.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def detach(self) -> "Tensor":
         """Same storage and version counter, no history."""
@@ -184,8 +178,7 @@ class Tensor:
         pre-existing tensor is lifted first, so the alias reads its value at run time
         rather than a constant; the alias remembers its owner, so an in-place write
         through it updates the owner (``indexing.apply_inplace``)."""
-        from graphc.trace import active
-        tr = active()
+        tr = context.active_trace()
         if tr is not None and type(self._data) is np.ndarray and \
                 self._serial < tr.start_serial:
             tr.lift(self)
@@ -280,14 +273,6 @@ class Tensor:
             memo[id(self)] = new
         return memo[id(self)]
 
-    def to(self, *args, **kwargs) -> "Tensor":
-        """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)``."""
-        dtype = to_arguments(args, kwargs)
-        if dtype is None or dtype == self.dtype:
-            return self
-        from graphc import functional
-        return functional.cast(self, dtype)
-
     def type(self, dtype=None):
         if dtype is None:
             return _LEGACY_NAMES[self.dtype]
@@ -314,13 +299,8 @@ class Tensor:
         return self
 
     def cuda(self, device=None):
-        from graphc.cuda import check_device
         check_device("cuda")
         return self
-
-    def new_tensor(self, data, dtype=None, requires_grad=False):
-        from graphc.creation import tensor
-        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
     def new_zeros(self, *size, dtype=None):
         return Tensor._wrap(np.zeros(_size_args(size), (dtype or self.dtype).np),
@@ -338,7 +318,6 @@ class Tensor:
         return self.new_zeros(*size, dtype=dtype)
 
     def __repr__(self):
-        from graphc.printing import tensor_repr
         return tensor_repr(self)
 
     def __format__(self, spec):
@@ -351,7 +330,6 @@ def to_arguments(args, kwargs):
     """The dtype asked for by ``.to(...)`` arguments (None if none), after checking any
     device among them (``"cpu"``, ``device("cuda:0")``, a CUDA index); shared by
     ``Tensor.to`` and ``Module.to``."""
-    from graphc.cuda import device as Device, check_device
     dtype = kwargs.get("dtype")
     for a in list(args) + [kwargs.get("device")]:
         if a is None:

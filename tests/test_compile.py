@@ -18,7 +18,7 @@ import graphc.optim
 from graphc import ir, nn
 from graphc.backends.interpreter import compile_graph
 from graphc.passes import PIPELINE
-from graphc.trace import GraphBreak
+from graphc.context import GraphBreak
 
 HERE = os.path.basename(__file__)
 # float32 agreement; the cpu backend sums in another order than numpy (vectorized
@@ -257,7 +257,7 @@ def test_compiled_optimizer_steps_match_eager(factory, name):
     assert step.compile_count in (1, 2)
     check_programs(step)
     for program in step.cache.values():           # the updates are in-place write-backs
-        written = {id(t) for t, _ in program.writebacks}
+        written = {id(t) for t, _ in program.capture.writebacks}
         assert {id(p) for p in model.parameters()} <= written
 
 

@@ -94,13 +94,9 @@ def _differential(fn, *args, fuse_ops=True):
                        else compiled).cache.values()))
     graph = entry.graphs["forward"]
     arrays = []
-    for source in entry.sources:
-        if source[0] == "arg":
-            arrays.append(args[source[1]].numpy())
-        elif source[0] == "lifted":
-            arrays.append(source[1].detach().numpy())
-        else:
-            arrays.append(np.array(1234, np.int64))
+    for source in entry.capture.sources:
+        tensor = source.tensor_of(args)
+        arrays.append(np.array(1234, np.int64) if tensor is None else tensor.detach().numpy())
     expected = compile_graph(graph)(arrays)
     program, _ = lower(graph, fuse_ops)
     got = run_program(program, arrays)

@@ -23,9 +23,9 @@ from graphc.passes.dce import eliminate_dead_code
 
 
 def check_graph(g: Graph) -> Graph:
-    """Verify ``g``; assert ``str(parse(str(g))) == str(g)`` and that the parsed graph has
-    the same inputs, ops (names, operands, attributes, types) and outputs.  Returns the
-    parsed graph."""
+    """Verify ``g``; assert ``str(parse(str(g))) == str(g)``, that the parsed graph has
+    the same inputs, ops (names, operands, attributes, types) and outputs, and that it
+    compares equal to ``g``.  Returns the parsed graph."""
     ir.verify(g)
     text = str(g)
     parsed = ir.parse(text)
@@ -39,6 +39,7 @@ def check_graph(g: Graph) -> Graph:
             (b.name, b.out.name, b.out.type, b.source)
         assert [v.name for v in a.inputs] == [v.name for v in b.inputs]
         assert a.attrs == b.attrs
+    assert parsed == g and g == parsed
     return parsed
 
 
@@ -364,3 +365,22 @@ def test_interpreter_errors_name_the_op_and_its_source_line():
         run([np.array([5, 0]), np.arange(3, dtype=np.float32)])
     with pytest.raises(TypeError, match="graph g takes 2 inputs, got 1"):
         run([np.arange(3, dtype=np.float32)])
+
+
+def test_graphs_compare_by_structure():
+    x = Value("x", TensorType((2,), dtypes.float32))
+    y = Value("y", TensorType((2,), dtypes.float32))
+    g = Graph([x], [Op("exp", (x,), (), y)], [y], "g")
+    same = ir.parse(str(g))
+    assert same == g and same is not g
+    renamed = Graph([x], [Op("exp", (x,), (), y)], [y], "h")
+    z = Value("y", TensorType((3,), dtypes.float32))
+    retyped = Graph([x], [Op("exp", (x,), (), z)], [z], "g")
+    other_op = Graph([x], [Op("neg", (x,), (), y)], [y], "g")
+    for different in (renamed, retyped, other_op):
+        assert different != g
+    nan_fill = ir.parse("graph f(%x: f32[2]) {\n  %0 = pad(%x, widths=((1, 0, 0),), "
+                        "value=nan) : f32[3]\n  return %0\n}")
+    assert ir.parse(str(nan_fill)) == nan_fill
+    with pytest.raises(TypeError):
+        hash(g)

@@ -19,7 +19,7 @@ from graphc.backends.interpreter import compile_graph
 from graphc.dtypes import TensorType
 from graphc.ir import Constant, Graph, Op
 from graphc.passes import run_pipeline
-from graphc.passes.autodiff import autodiff
+from graphc.tracing.autodiff import autodiff
 from graphc.passes.dce import eliminate_dead_code
 from graphc.passes.fold import SMALL_CONSTANT, fold_constants
 from graphc.passes.simplify import RULES, simplify

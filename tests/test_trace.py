@@ -17,9 +17,9 @@ from graphc import nn
 from graphc.backends.interpreter import compile_graph
 from graphc.dtypes import TensorType
 from graphc.ir import Graph
-from graphc.passes.autodiff import autodiff, differentiable_values
-from graphc.trace import (GraphBreak, Trace, flatten_tensors, is_tracer, tracing,
-                          unflatten_tensors)
+from graphc.context import GraphBreak, tracing
+from graphc.tracing.autodiff import autodiff, differentiable_values
+from graphc.tracing.trace import Trace, flatten_tensors, is_tracer, unflatten_tensors
 
 HERE = os.path.basename(__file__)
 

@@ -86,17 +86,36 @@ class Op:
         return (self.name, tuple(v.name for v in self.inputs), self.attrs)
 
 
-@dataclass
+@dataclass(eq=False)
 class Graph:
-    """A function from ``inputs`` to ``outputs``; ``ops`` are in definition order."""
+    """A function from ``inputs`` to ``outputs``; ``ops`` are in definition order.
+
+    Two graphs are equal when they have the same structure: the same name, input names
+    and types, ops (primitive, operand names, attributes, result name and type) in the
+    same order, and outputs.  Values themselves compare by identity (they are dict keys
+    everywhere), so ``graphc.ir.parse(str(g)) == g`` holds although the parsed graph has
+    new Value objects.  Source lines are not part of the structure.  ``str(g)`` is the
+    text form (``graphc.ir.text``; it is attached in ``graphc.ir``).
+    """
     inputs: list
     ops: list
     outputs: list
     name: str = "graph"
 
-    def __str__(self) -> str:
-        from graphc.ir.text import print_graph
-        return print_graph(self)
+    def structure(self) -> tuple:
+        """A hashable key that is equal for equal graphs (see the class docstring)."""
+        return (self.name,
+                tuple((v.name, v.type) for v in self.inputs),
+                tuple((op.name, tuple(v.name for v in op.inputs), _attrs_key(op.attrs),
+                       op.out.name, op.out.type) for op in self.ops),
+                tuple(v.name for v in self.outputs))
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        return self.structure() == other.structure()
+
+    __hash__ = None         # mutable: equal graphs may stop being equal
 
     def producers(self) -> dict:
         """Value -> the op that defines it."""
@@ -138,6 +157,16 @@ class Graph:
             lines.append(f'  "{v.name}" -> "out{i}";')
         lines.append("}")
         return "\n".join(lines)
+
+
+def _attrs_key(attrs):
+    """Attributes with every float NaN replaced by a marker: NaN != NaN, but two ops
+    with a NaN attribute (``masked_fill(value=nan)``) are the same op."""
+    if isinstance(attrs, tuple):
+        return tuple(_attrs_key(a) for a in attrs)
+    if isinstance(attrs, float) and attrs != attrs:
+        return ("nan",)
+    return attrs
 
 
 class Namer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from graphc.autograd import no_grad
+from graphc.creation import tensor
 from graphc.functional import stack
 
 
@@ -18,7 +19,6 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     returns the norm before clipping (a 0-dim tensor)."""
     grads = _grads(parameters)
     if not grads:
-        from graphc.creation import tensor
         return tensor(0.0)
     norm_type = float(norm_type)
     with no_grad():

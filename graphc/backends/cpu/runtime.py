@@ -25,6 +25,7 @@ import numpy as np
 from graphc import dtypes
 from graphc.backends.cpu import render
 from graphc.codegen import loops as L
+from graphc.version import __version__
 
 _MAGIC = b"graphc-object-1\n"
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -76,9 +77,8 @@ def cache_dir() -> str | None:
 
 def cache_key(ir_text: str) -> str:
     """sha256 of the IR, graphc's and LLVM's versions and the host CPU."""
-    import graphc
     h = hashlib.sha256()
-    for part in (ir_text, graphc.__version__, llvmlite.__version__,
+    for part in (ir_text, __version__, llvmlite.__version__,
                  ".".join(map(str, llvm.llvm_version_info)), llvm.get_host_cpu_name(),
                  render.host_features()):
         h.update(part.encode())

@@ -10,36 +10,19 @@ gradients) are *lifted*: they become graph inputs named after what they are
 recompiling.  An in-place write to a lifted tensor becomes a new SSA value plus a
 write-back to that tensor after the program runs.  Tensors created during the trace
 (``graphc.zeros`` inside the function) become constants.
+
+A ``Trace`` becomes active with ``graphc.context.tracing(trace)``; the front end never
+imports this module (``dispatch.bind`` finds the active trace in ``graphc.context``).
 """
 from __future__ import annotations
 
-import os
 import re
-import sys
 
 from graphc import dtypes
+from graphc.context import user_source_line
 from graphc.dtypes import TensorType
-from graphc.ir import Constant, Graph, Namer, Op, Value, verify
+from graphc.ir import Constant, Graph, Namer, Op, Value
 from graphc.tensor import Tensor
-
-_GRAPHC_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-class GraphBreak(RuntimeError):
-    """Code that cannot be traced into a static graph (data-dependent control flow,
-    ``.item()``, an op with no primitive).  The message names the op and the line."""
-
-
-def user_source_line() -> str | None:
-    """``file.py:LINE`` of the innermost frame outside graphc (the user's code)."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
-        if not path.startswith(_GRAPHC_DIR):
-            return f"{os.path.basename(path)}:{frame.f_lineno}"
-        frame = frame.f_back
-    return None
-
 
 class Trace:
     """The state of one trace: the graph being built and what was lifted into it."""
@@ -131,80 +114,8 @@ class Trace:
         return Graph(list(self.inputs), list(self.ops), list(outputs), self.name)
 
 
-_active: list = []
-
-
-def active() -> Trace | None:
-    return _active[-1] if _active else None
-
-
-class tracing:
-    """``with tracing(trace):`` routes primitive calls into ``trace``."""
-
-    def __init__(self, trace: Trace):
-        self.trace = trace
-
-    def __enter__(self):
-        _active.append(self.trace)
-        return self.trace
-
-    def __exit__(self, *exc):
-        _active.pop()
-        return False
-
-
 def is_tracer(t) -> bool:
     return isinstance(t, Tensor) and type(t._array) is Value
-
-
-def graph_break(what: str) -> GraphBreak:
-    line = user_source_line()
-    return GraphBreak(f"graphc cannot trace {what}" + (f" (at {line})" if line else "") +
-                      ": it depends on tensor values, which are unknown while tracing")
-
-
-def module_names(*roots) -> dict:
-    """id(tensor) -> name for the parameters and buffers of modules, the state of
-    optimizers and the gradients of both, found among ``roots``."""
-    from graphc.nn import Module
-    names = {}
-    for root in roots:
-        if isinstance(root, Module):
-            for n, t in list(root.named_parameters()) + list(root.named_buffers()):
-                names.setdefault(id(t), n)
-                if t.grad is not None:
-                    names.setdefault(id(t.grad), f"{n}.grad")
-        elif hasattr(root, "param_groups") and hasattr(root, "state"):
-            for i, (p, state) in enumerate(root.state.items()):
-                for k, v in state.items():
-                    if isinstance(v, Tensor):
-                        names.setdefault(id(v), f"opt.{names.get(id(p), i)}.{k}")
-    return names
-
-
-def trace(fn, *example_inputs) -> Graph:
-    """Trace ``fn`` (a function or an ``nn.Module``) on ``example_inputs``.
-
-    Returns the verified graph; parameters and buffers are graph inputs after the user
-    inputs, named after their place in the module ``fn`` is, or reaches through its
-    closure or globals.  Example::
-
-        g = graphc.trace(nn.Linear(2, 3), graphc.randn(4, 2))
-        print(g)
-    """
-    from graphc.compile import _state_roots
-    names = module_names(*_state_roots(fn))     # the modules fn is or reaches
-    tr = Trace(getattr(fn, "__name__", type(fn).__name__), names)
-    tracers = [tr.input_tensor(TensorType(tuple(x.shape), x.dtype), f"input{i}",
-                               x.requires_grad) if isinstance(x, Tensor) else x
-               for i, x in enumerate(example_inputs)]
-    try:
-        with tracing(tr):
-            result = fn(*tracers)
-            outs = [tr.value_of(t) for t in flatten_tensors(result)]
-    finally:
-        tr.restore()
-    return verify(tr.graph(outs))
 
 
 def flatten_tensors(tree) -> list:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from graphc import autograd
+from graphc.context import no_grad, tracing
 from graphc.ir import Graph, Namer, Op, Value, verify
 from graphc.ops import REGISTRY
 from graphc.tensor import Tensor
-from graphc.trace import Trace, tracing
+from graphc.tracing.trace import Trace
 
 
 @dataclass
@@ -56,7 +56,7 @@ def autodiff(fwd: Graph, wrt) -> Backward:
     def forward_value(v: Value) -> Tensor:
         return Tensor._wrap(v, v.type.dtype)
 
-    with tracing(tr), autograd.no_grad():
+    with tracing(tr), no_grad():
         ct = {v: sum(gs[1:], gs[0]) for v, gs in cotangents.items()}
         for op in reversed(fwd.ops):
             g = ct.pop(op.out, None)

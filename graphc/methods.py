@@ -1,0 +1,120 @@
+"""The one place ``Tensor`` gets its computing methods.
+
+``graphc.tensor`` defines storage, metadata and autograd state; the math, views,
+indexing, in-place ops, ``to``, ``backward`` and the operators are functions of the
+front end's modules, attached here as methods (PyTorch's ``x.add(y)`` is
+``functional.add(x, y)``).  Keeping every attachment in this module lets those modules
+import ``Tensor`` without ``Tensor`` importing them back.
+"""
+from __future__ import annotations
+
+from graphc import autograd, composite, creation
+from graphc import functional as F
+from graphc.indexing import (apply_inplace, copy_, fill_, getitem, normal_, setitem,
+                             uniform_, zero_)
+from graphc.tensor import Tensor
+
+
+def _backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    autograd.backward(self, gradient, retain_graph, create_graph, inputs)
+
+
+def _retain_grad(self):
+    if not self._requires_grad:
+        raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+    autograd.retain(self)
+
+
+def _new_tensor(self, data, dtype=None, requires_grad=False):
+    return creation.tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _inplace(name, fn):
+    def method(self, *args, **kwargs):
+        return apply_inplace(self, name, lambda s: fn(s, *args, **kwargs))
+    method.__name__ = name
+    return method
+
+
+_METHODS = [
+    F.add, F.sub, F.mul, F.div, F.floor_divide, F.remainder, F.pow, F.neg, F.maximum, F.minimum,
+    F.exp, F.log, F.log2, F.log10, F.log1p, F.expm1, F.sqrt, F.rsqrt, F.sin, F.cos, F.tan,
+    F.tanh, F.sigmoid, F.erf, F.floor, F.ceil, F.round, F.trunc, F.abs, F.sign, F.relu, F.clamp,
+    F.eq, F.ne, F.lt, F.le, F.gt, F.ge, F.equal, F.logical_not, F.logical_and, F.logical_or,
+    F.logical_xor, F.isnan, F.isinf, F.isfinite, F.sum, F.prod, F.mean, F.var, F.std, F.max,
+    F.min, F.amax, F.amin, F.argmax, F.argmin, F.all, F.any, F.count_nonzero, F.logsumexp,
+    F.cumsum, F.norm, F.matmul, F.mm, F.bmm, F.dot, F.mv, F.outer, F.reshape, F.view, F.view_as,
+    F.reshape_as, F.flatten, F.unflatten, F.squeeze, F.unsqueeze, F.permute, F.transpose, F.t,
+    F.movedim, F.expand, F.expand_as, F.broadcast_to, F.repeat, F.contiguous, F.clone, F.narrow,
+    F.select, F.split, F.chunk, F.unbind, F.flip, F.index_select, F.gather, F.scatter_add,
+    F.index_add, F.masked_fill, F.tril, F.triu, F.diag,
+]
+for _fn in _METHODS:
+    setattr(Tensor, _fn.__name__, _fn)
+# Aliases share their function object, so its __name__ is the original's.
+for _name, _fn in [("true_divide", F.div), ("divide", F.div), ("negative", F.neg),
+                   ("absolute", F.abs), ("clip", F.clamp), ("swapaxes", F.transpose)]:
+    setattr(Tensor, _name, _fn)
+Tensor.where = F._where_method
+Tensor.softmax = composite.softmax
+Tensor.log_softmax = composite.log_softmax
+Tensor.T = property(F._T)
+Tensor.mT = property(F._mT)
+Tensor._slice = F._slice
+Tensor._pad = F._pad
+Tensor._conv2d = F._conv2d
+Tensor._reduce = F._reduce
+Tensor.__getitem__ = getitem
+Tensor.__setitem__ = setitem
+for _name, _fn in [("add_", F.add), ("sub_", F.sub), ("mul_", F.mul), ("div_", F.div),
+                   ("pow_", F.pow), ("neg_", F.neg), ("clamp_", F.clamp), ("clip_", F.clamp),
+                   ("exp_", F.exp), ("sqrt_", F.sqrt), ("abs_", F.abs), ("relu_", F.relu),
+                   ("sigmoid_", F.sigmoid), ("tanh_", F.tanh), ("masked_fill_", F.masked_fill),
+                   ("floor_", F.floor), ("t_", F.t), ("squeeze_", F.squeeze),
+                   ("unsqueeze_", F.unsqueeze)]:
+    setattr(Tensor, _name, _inplace(_name, _fn))
+Tensor.zero_ = zero_
+Tensor.fill_ = fill_
+Tensor.copy_ = copy_
+
+_OPERATORS = {
+    "__add__": F.add, "__radd__": lambda a, b: F.add(b, a),
+    "__sub__": F.sub, "__rsub__": lambda a, b: F.sub(b, a),
+    "__mul__": F.mul, "__rmul__": lambda a, b: F.mul(b, a),
+    "__truediv__": F.div, "__rtruediv__": lambda a, b: F.div(b, a),
+    "__floordiv__": F.floor_divide, "__rfloordiv__": lambda a, b: F.floor_divide(b, a),
+    "__mod__": F.remainder, "__rmod__": lambda a, b: F.remainder(b, a),
+    "__pow__": F.pow, "__rpow__": F._rpow,
+    "__matmul__": F.matmul, "__rmatmul__": lambda a, b: F.matmul(b, a),
+    "__neg__": F.neg, "__pos__": lambda a: a, "__abs__": F.abs,
+    "__eq__": F.eq, "__ne__": F.ne, "__lt__": F.lt, "__le__": F.le, "__gt__": F.gt,
+    "__ge__": F.ge, "__invert__": F.logical_not,
+    "__and__": lambda a, b: F._bitwise("and", a, b),
+    "__or__": lambda a, b: F._bitwise("or", a, b),
+    "__xor__": lambda a, b: F._bitwise("xor", a, b),
+    "__iadd__": _inplace("__iadd__", F.add), "__isub__": _inplace("__isub__", F.sub),
+    "__imul__": _inplace("__imul__", F.mul), "__itruediv__": _inplace("__itruediv__", F.div),
+}
+
+
+def _operator(fn):
+    """Binary dunders return NotImplemented for foreign operands, so Python can try the
+    other side (and ``tensor == "a"`` is False rather than an error)."""
+    def method(self, *other):
+        if other and not isinstance(other[0], (Tensor,) + F._Number):
+            return NotImplemented
+        return fn(self, *other)
+    method.__name__ = fn.__name__
+    return method
+
+
+for _name, _fn in _OPERATORS.items():
+    setattr(Tensor, _name, _operator(_fn))
+
+
+Tensor.backward = _backward
+Tensor.retain_grad = _retain_grad
+Tensor.to = F.to
+Tensor.new_tensor = _new_tensor
+Tensor.uniform_ = uniform_
+Tensor.normal_ = normal_
