@@ -1,5 +1,7 @@
 """Command line: ``python -m graphc ir SCRIPT.py [ARGS...]`` runs a script and prints the
-traced, backward and optimised graphs of every program it compiles."""
+traced, backward and optimised graphs of every program it compiles; ``python -m graphc
+bench`` runs the benchmarks; ``python -m graphc cache info|clear`` shows or empties the
+disk cache of compiled code."""
 from __future__ import annotations
 
 import argparse
@@ -16,9 +18,14 @@ def main(argv=None) -> int:
     ir.add_argument("args", nargs=argparse.REMAINDER)
     from graphc import bench
     bench.add_arguments(sub.add_parser("bench", help="run the compiled-graph benchmarks"))
+    disk = sub.add_parser("cache", help="the disk cache of compiled code")
+    disk.add_argument("action", choices=["info", "clear"],
+                      help="info: where it is, its entries, size and limit; clear: empty it")
     args = parser.parse_args(argv)
     if args.command == "bench":
         return bench.main(args)
+    if args.command == "cache":
+        return cache_command(parser, args.action)
     if args.command == "ir":
         if not os.path.isfile(args.script):
             parser.error(f"can't open file {args.script!r}: no such file")
@@ -27,6 +34,21 @@ def main(argv=None) -> int:
         # As `python SCRIPT.py` does: the script's folder first on the import path.
         sys.path.insert(0, os.path.dirname(os.path.abspath(args.script)))
         runpy.run_path(args.script, run_name="__main__")
+    return 0
+
+
+def cache_command(parser, action: str) -> int:
+    """``cache info`` prints where the cache is, its entries, size and limit; ``cache
+    clear`` removes every entry."""
+    from graphc.backends import cache
+    try:
+        info = cache.info()
+    except ValueError as e:                     # a malformed GRAPHC_CACHE_SIZE
+        parser.error(str(e))
+    if action == "clear" and info.directory is not None:
+        print(f"removed {cache.clear()} entries from {info.directory}")
+    else:
+        print(info)
     return 0
 
 

@@ -1,5 +1,6 @@
-"""Shared test settings: one deterministic, CI-sized hypothesis profile, and tests/ on
-sys.path so test modules can import the ``gradcheck`` helper."""
+"""Shared test settings: one deterministic, CI-sized hypothesis profile, tests/ on
+sys.path so test modules can import the ``gradcheck`` helper, and a disk cache of
+compiled code of the session's own (never the user's)."""
 import os
 import sys
 
@@ -20,6 +21,17 @@ from graphc import backends  # noqa: E402
 # ("cuda" only where PyCUDA and a GPU are there; "cuda-emulate" runs its code anywhere).
 CODEGEN_BACKENDS = [name for name in backends.NAMES if name != "interpreter"
                     and (name != "cuda" or graphc.cuda.is_available())]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """Compiled code goes to a cache folder of this session's own, which starts empty, so
+    no test reads or fills the user's cache and every run starts from the same state.
+    Subprocesses that tests start inherit it.  Tests of the cache use folders of theirs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRAPHC_CACHE_DIR", str(tmp_path_factory.mktemp("graphc-cache")))
+        patch.delenv("GRAPHC_CACHE_SIZE", raising=False)
+        yield
 
 
 @pytest.fixture(params=CODEGEN_BACKENDS)

@@ -1,20 +1,28 @@
-"""The shared front half of code-generating backends: fuse, lower to the loop IR, plan
-memory, then hand the loop IR program to a renderer (``cpu``: LLVM)."""
+"""The shared front half of code-generating backends: fuse, lower to the loop IR and plan
+memory (``lower_graph``), then each backend renders the loop IR program and builds it
+(``cpu``: LLVM, here; ``cuda``: CUDA C, ``graphc.backends.cuda``)."""
 from __future__ import annotations
 
+from graphc.codegen import loops as L
 from graphc.codegen.loops import format_program
 from graphc.codegen.lower import lower
-from graphc.ir import Graph
 from graphc.codegen.memory import peak_bytes
+from graphc.ir import Graph
 
 
-def compile_graph_cpu(graph: Graph, fuse: bool = True, dump=None):
-    from graphc.backends.cpu.runtime import compile_program
+def lower_graph(graph: Graph, fuse: bool = True, dump=None) -> L.Program:
+    """``graph`` fused (unless ``fuse`` is False) and lowered to a loop IR program with its
+    memory planned; ``dump(stage, text)`` gets the fusion report and the loop IR."""
     program, fusion = lower(graph, fuse, name=graph.name)
     if dump is not None:
         dump("fusion", fusion.report() + f"\npeak intermediate bytes: {peak_bytes(program)}")
         dump("loops", format_program(program))
-    native = compile_program(program, [v.shape for v in graph.outputs])
+    return program
+
+
+def compile_graph_cpu(graph: Graph, fuse: bool = True, dump=None):
+    from graphc.backends.cpu.runtime import compile_program
+    native = compile_program(lower_graph(graph, fuse, dump), [v.shape for v in graph.outputs])
     if dump is not None:
         dump("ll", native.llvm_ir())
     return native

@@ -5,29 +5,24 @@ A call costs a few microseconds: the pointers of constants and temporaries (one 
 per dtype, allocated once per program) are written once into a pointer array, and each
 call only writes the inputs' and fresh outputs' pointers, then makes one ctypes call.
 
-Cache: ``$GRAPHC_CACHE_DIR`` (default ``~/.cache/graphc``; empty disables it) holds one
-file per module, named by the sha256 of the LLVM IR text, graphc's and LLVM's versions
-and the host CPU with its features.  A file carries its key and a checksum of the object
-code; an entry that is unreadable, corrupt or for another key is rebuilt and
-overwritten, never trusted.
+Object code is kept in graphc's disk cache (``graphc.backends.cache``), keyed by the LLVM
+IR text, graphc's and LLVM's versions and the host CPU with its features.  Buffers follow
+the shared plan (``graphc.backends.plan``) in host memory.
 """
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
 import threading
 
 import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
-from graphc import dtypes
+from graphc.backends import cache
 from graphc.backends.cpu import render
+from graphc.backends.plan import BufferPlan, HostMemory
 from graphc.codegen import loops as L
-from graphc.version import __version__
 
-_MAGIC = b"graphc-object-1\n"
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
 
@@ -68,73 +63,26 @@ class NativeCode:
 
 
 # ---- disk cache --------------------------------------------------------------------------------
-def cache_dir() -> str | None:
-    directory = os.environ.get("GRAPHC_CACHE_DIR")
-    if directory is None:
-        return os.path.join(os.path.expanduser("~"), ".cache", "graphc")
-    return directory or None
-
-
 def cache_key(ir_text: str) -> str:
-    """sha256 of the IR, graphc's and LLVM's versions and the host CPU."""
-    h = hashlib.sha256()
-    for part in (ir_text, __version__, llvmlite.__version__,
-                 ".".join(map(str, llvm.llvm_version_info)), llvm.get_host_cpu_name(),
-                 render.host_features()):
-        h.update(part.encode())
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def _read_cache(path: str, key: str) -> bytes | None:
-    """The object code in ``path`` if the file is intact and made for ``key``."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    header = len(_MAGIC) + 2 * 65
-    if len(data) < header or not data.startswith(_MAGIC):
-        return None
-    stored_key, checksum = data[len(_MAGIC):header].split(b"\n")[:2]
-    obj = data[header:]
-    if stored_key.decode(errors="replace") != key or \
-            hashlib.sha256(obj).hexdigest().encode() != checksum:
-        return None
-    return obj
-
-
-def _write_cache(path: str, key: str, obj: bytes):
-    """Write atomically (a reader never sees half a file); a cache that cannot be
-    written is skipped."""
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(_MAGIC + key.encode() + b"\n" + hashlib.sha256(obj).hexdigest().encode()
-                    + b"\n" + obj)
-        os.replace(tmp, path)
-    except OSError:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """The cache key of the object code for ``ir_text``: the IR, LLVM's version and the
+    host CPU with its features (and graphc's version, ``cache.key``)."""
+    return cache.key(ir_text, llvmlite.__version__,
+                     ".".join(map(str, llvm.llvm_version_info)), llvm.get_host_cpu_name(),
+                     render.host_features())
 
 
 def load_native(ir_text: str) -> NativeCode:
     """Object code for ``ir_text`` from the cache, or compiled (and cached)."""
-    directory = cache_dir()
     key = cache_key(ir_text)
-    path = None if directory is None else os.path.join(directory, f"{key}.o")
-    if path is not None:
-        obj = _read_cache(path, key)
-        if obj is not None:
-            try:
-                return NativeCode(obj)
-            except RuntimeError:
-                pass
+    obj = cache.load(key, "o")
+    if obj is not None:
+        try:
+            return NativeCode(obj)
+        except RuntimeError:
+            pass
     obj = compile_object(ir_text)
     native = NativeCode(obj)
-    if path is not None:
-        _write_cache(path, key, obj)
+    cache.store(key, "o", obj)
     return native
 
 
@@ -172,9 +120,8 @@ class CompiledProgram:
 
     def __init__(self, program: L.Program, ir_text: str, native: NativeCode,
                  output_shapes=None):
-        # The shape each output array gets (flat when not given: buffers have no shape).
-        self.output_shapes = output_shapes or [(program.buffers[name].size,)
-                                               for name in program.outputs]
+        plan = BufferPlan(program, output_shapes)
+        self.output_shapes = plan.shapes
         self.program = program
         self.name = program.name
         self._ir_text = ir_text
@@ -188,72 +135,21 @@ class CompiledProgram:
         self._lock = threading.Lock()
         self._dummy = np.zeros(8, np.int64)     # what a zero-size buffer points at
         self._dummy_address = data_address(self._dummy)
-        self._storage = {}                      # buffer name -> array held for the program
-        self._inputs = [(self._slots[n], program.buffers[n].dtype.np, program.buffers[n].size,
-                         n) for n in program.inputs]
-        written = {name for kernel in program.kernels for name in kernel.outputs}
-        self._written_inputs = [i for i, name in enumerate(program.inputs) if name in written]
-        self._plan_outputs()
-        self._place_constants()
-        self._place_temporaries()
-
-    # ---- set-up -------------------------------------------------------------------------------
-    def _hold(self, name: str, array: np.ndarray, address: int | None = None):
-        self._storage[name] = array
-        size = self.program.buffers[name].size
-        self._pointers[self._slots[name]] = (self._dummy_address if size == 0 else
-                                             address if address is not None else
-                                             data_address(array))
-
-    def _place_constants(self):
-        for name, value in self.program.constants.items():
-            info = self.program.buffers[name]
-            array = np.array(value, dtype=info.dtype.np).reshape(-1)
-            if array.size != info.size:
-                raise ValueError(f"constant {name} has {array.size} elements, its buffer "
-                                 f"{info.size}")
-            self._hold(name, array)
-
-    def _place_temporaries(self):
-        """Temporaries share one arena per dtype (the memory plan); any other buffer
-        that is neither an input nor a fresh output gets its own array, once."""
-        arenas = {dtypes.from_name(name): np.zeros(max(size, 1), dtypes.from_name(name).np)
-                  for name, size in self.program.arena_sizes.items()}
-        fresh = {self.program.outputs[position] for position, *_ in self._fresh}
-        for name, info in self.program.buffers.items():
-            if info.kind == "input" or name in fresh or name in self._storage:
-                continue
-            if name in self.program.arena:
-                offset = self.program.arena[name]
-                arena = arenas[info.dtype]      # a view keeps its arena alive
-                self._hold(name, arena[offset:offset + info.size],
-                           data_address(arena) + offset * arena.itemsize)
-            else:
-                self._hold(name, np.zeros(info.size, info.dtype.np))
-
-    def _plan_outputs(self):
-        """Each output is a fresh array the kernels write, or (an input, a constant, a
-        repeated output) a copy of that buffer after the call."""
-        self._fresh, self._copies, seen = [], [], set()
-        inputs = {name: i for i, name in enumerate(self.program.inputs)}
-        for position, name in enumerate(self.program.outputs):
-            info = self.program.buffers[name]
-            if info.kind == "output" and name not in seen and name not in inputs:
-                self._fresh.append((position, self._slots[name], info.dtype.np,
-                                    self.output_shapes[position]))
-            else:
-                self._copies.append((position, name, inputs.get(name)))
-            seen.add(name)
-        self._n_outputs = len(self.program.outputs)
+        # The call path's own records, derived once from the plan (see __call__).
+        self._plan = plan
+        self._inputs = [(self._slots[name], dtype, size, position)
+                        for position, (name, dtype, size) in enumerate(plan.inputs)]
+        self._written_inputs = plan.written_inputs
+        self._fresh = [(position, self._slots[name], program.buffers[name].dtype.np,
+                        plan.shapes[position]) for position, name in plan.fresh]
+        self._copies = plan.copies
+        self._n_outputs = len(program.outputs)
+        self._storage = plan.place(HostMemory)  # buffer name -> array held for the program
+        for name, array in self._storage.items():
+            self._pointers[self._slots[name]] = (data_address(array) if array.size
+                                                 else self._dummy_address)
 
     # ---- calls ----------------------------------------------------------------------------------
-    def _input(self, a, dtype, size, name):
-        a = np.ascontiguousarray(a, dtype=dtype)
-        if a.size != size:
-            raise ValueError(f"compiled program {self.name}: input {name} needs {size} "
-                             f"elements of {dtype}, got an array of shape {a.shape}")
-        return a
-
     def _check_writeable(self, given, used, name):
         """An input the program updates in place must be the caller's array itself."""
         if used is not given or not used.flags.writeable:
@@ -263,20 +159,19 @@ class CompiledProgram:
 
     def __call__(self, arrays):
         if len(arrays) != len(self._inputs):
-            raise TypeError(f"compiled program {self.name} takes {len(self._inputs)} inputs, "
-                            f"got {len(arrays)}")
+            self._plan.check_count(arrays)                  # raises, naming the counts
         inputs, outputs = [], [None] * self._n_outputs
         dummy = self._dummy_address
         with self._lock:
             pointers = self._pointers
-            for a, (slot, dtype, size, name) in zip(arrays, self._inputs):
+            for a, (slot, dtype, size, position) in zip(arrays, self._inputs):
                 if type(a) is not np.ndarray or a.dtype != dtype or a.size != size or \
                         not a.flags.c_contiguous:
-                    a = self._input(a, dtype, size, name)
+                    a = self._plan.check_input(position, a)
                 pointers[slot] = data_address(a) if size else dummy
                 inputs.append(a)
             for i in self._written_inputs:
-                self._check_writeable(arrays[i], inputs[i], self._inputs[i][3])
+                self._check_writeable(arrays[i], inputs[i], self._plan.inputs[i][0])
             for position, slot, dtype, shape in self._fresh:
                 out = outputs[position] = np.empty(shape, dtype)
                 pointers[slot] = data_address(out) if out.size else dummy

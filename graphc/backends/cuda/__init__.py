@@ -4,30 +4,21 @@
 once, saying what is missing, without PyCUDA or a GPU);
 ``compile_graph_cuda_emulated(graph, fuse=True, dump=None)`` compiles the same CUDA C
 for the CPU against ``shim.h`` and runs it there, so the generated code is tested on
-machines without a GPU.  Both return ``program(arrays) -> list of arrays``.  See
-docs/cuda.md.
+machines without a GPU.  Both return ``program(arrays) -> list of arrays``.  Fusion and
+lowering are the shared ``native.lower_graph``; the renderer splits long reductions
+itself.  See docs/cuda.md.
 """
 from __future__ import annotations
 
-from graphc.codegen.loops import format_program
-from graphc.codegen.lower import lower
+from graphc.backends.native import lower_graph
 from graphc.ir import Graph
-from graphc.codegen.memory import peak_bytes
-
-
-def _lower(graph: Graph, fuse: bool, dump):
-    program, fusion = lower(graph, fuse, name=graph.name)
-    if dump is not None:
-        dump("fusion", fusion.report() + f"\npeak intermediate bytes: {peak_bytes(program)}")
-        dump("loops", format_program(program))
-    return program
 
 
 def compile_graph_cuda_emulated(graph: Graph, fuse: bool = True, dump=None):
     """Compile ``graph`` to CUDA C and run it on the CPU emulator (backend
     ``cuda-emulate``)."""
     from graphc.backends.cuda import emulate, render
-    source = render.render_program(_lower(graph, fuse, dump), render.EMULATION)
+    source = render.render_program(lower_graph(graph, fuse, dump), render.EMULATION)
     if dump is not None:
         dump("cu", source.text)
     return emulate.build(graph, source)
@@ -49,7 +40,7 @@ def compile_graph_cuda(graph: Graph, fuse: bool = True, dump=None):
     ``cuda``)."""
     require_gpu()
     from graphc.backends.cuda import render, runtime
-    source = render.render_program(_lower(graph, fuse, dump), render.GPU)
+    source = render.render_program(lower_graph(graph, fuse, dump), render.GPU)
     if dump is not None:
         dump("cu", source.text)
     return runtime.build(graph, source)

@@ -12,8 +12,9 @@ blocks, few of them, the same code paths) followed by a generated launcher:
   ``8 * kernel code + status`` for a launch the emulator could not finish (status 1: the
   block's threads deadlocked at barriers; 2: no memory for the threads' stacks).
 
-Compiling takes a while, so libraries are cached on disk (``cache.py``) keyed by the
-full source, the shim, the compiler's version and its flags.
+Compiling takes a while, so libraries are kept in graphc's disk cache
+(``graphc.backends.cache``) keyed by the full source, the shim, the compiler's version and
+its flags.  Buffers follow the shared plan (``graphc.backends.plan``) in host memory.
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ import threading
 
 import numpy as np
 
-from graphc.backends.cuda import cache
-from graphc.backends.cuda.plan import BufferPlan, arena_dtype, error_message
+from graphc.backends import cache
+from graphc.backends.plan import BufferPlan, HostMemory
 from graphc.backends.cuda.render import CudaSource, storage_type
 
 SHIM_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.h")
@@ -109,30 +110,30 @@ def compile_library(text: str, out_path: str, cxx: str):
 
 
 _build_lock = threading.Lock()
-# The emulator's state lives in each library, and programs with the same source share
-# one library: calls run one at a time.
+# The emulator's state lives in globals of each library: calls run one at a time.
 _run_lock = threading.Lock()
 
 
 def load_library(text: str) -> ctypes.CDLL:
-    """The shared library for a library source, from the cache or compiled (and cached)."""
+    """The shared library for a library source, from the cache or compiled (and cached).
+    It is loaded from a private copy of the checked bytes, never from the cache's file,
+    which another process may replace meanwhile."""
     cxx = compiler()
-    key = cache.key_of(text, _shim_text(), _compiler_version(cxx), " ".join(FLAGS + LIBS))
-    path = cache.path_for(key, ".so")
-    with _build_lock:
-        if path is not None and cache.is_valid(path, key):
+    key = cache.key(text, _shim_text(), _compiler_version(cxx), " ".join(FLAGS + LIBS))
+    with _build_lock, tempfile.TemporaryDirectory(prefix="graphc-emulate-") as tmp:
+        path = os.path.join(tmp, "program.so")
+        data = cache.load(key, "so")
+        if data is not None:
+            with open(path, "wb") as f:
+                f.write(data)
             try:
-                return ctypes.CDLL(path)
+                return ctypes.CDLL(path)         # stays mapped after the file is removed
             except OSError:
                 pass
-        with tempfile.TemporaryDirectory(prefix="graphc-emulate-") as tmp:
-            built = os.path.join(tmp, "program.so")
-            compile_library(text, built, cxx)
-            with open(built, "rb") as f:
-                data = f.read()
-            if path is not None and cache.write(path, key, data):
-                return ctypes.CDLL(path)
-            return ctypes.CDLL(built)        # stays mapped after the file is removed
+        compile_library(text, path, cxx)
+        with open(path, "rb") as f:
+            cache.store(key, "so", f.read())
+        return ctypes.CDLL(path)
 
 
 class EmulatedProgram:
@@ -143,7 +144,7 @@ class EmulatedProgram:
     def __init__(self, graph, source: CudaSource, library: ctypes.CDLL):
         self.source = source
         self.program = source.program
-        self.plan = BufferPlan(graph, self.program)
+        self.plan = BufferPlan(self.program, [v.shape for v in graph.outputs])
         self._library = library
         self._run = library.run
         self._run.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
@@ -151,15 +152,8 @@ class EmulatedProgram:
         self._slots = {name: i for i, name in enumerate(self.program.buffers)}
         self._pointers = (ctypes.c_void_p * max(len(self._slots), 1))()
         self._held: dict = {}
-        for name, value in self.program.constants.items():
-            info = self.program.buffers[name]
-            self._place(name, np.array(value, dtype=info.dtype.np).reshape(-1))
-        arenas = {arena_dtype(k): np.zeros(max(n, 1), arena_dtype(k).np)
-                  for k, n in self.program.arena_sizes.items()}
-        for name, dtype, offset in self.plan.temporaries():
-            info = self.program.buffers[name]
-            self._place(name, np.zeros(max(info.size, 1), info.dtype.np) if dtype is None
-                        else arenas[dtype][offset:offset + max(info.size, 1)])
+        for name, array in self.plan.place(HostMemory).items():
+            self._place(name, array)
 
     def _place(self, name: str, array: np.ndarray):
         """Point the buffer's slot at ``array`` (at least one element, so a zero-size
@@ -192,7 +186,8 @@ class EmulatedProgram:
             raise RuntimeError(f"emulated CUDA kernel {self.program.kernels[code - 1].name} "
                                f"could not finish: {_STATUS[reason]}")
         if error.value:
-            raise IndexError(error_message(self.program, error.value))
+            raise IndexError(f"index out of bounds in CUDA kernel "
+                             f"{self.program.kernels[error.value - 1].name}")
         return self.plan.shaped(outputs)
 
     def __repr__(self) -> str:

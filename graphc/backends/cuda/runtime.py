@@ -19,8 +19,10 @@ So a compiled training step moves only its batch in, and whatever the host reads
 loss) out: parameters and optimizer state are written back to their tensors as device
 copies (``residency.assign``) and come back as the next call's inputs.
 
-Cubins are cached on disk (``cache.py``) keyed by the source, the nvcc version and the
-device's compute capability.  PyCUDA is imported only here, when a program is built.
+Buffers follow the shared plan (``graphc.backends.plan``), in device memory
+(``DeviceMemory``).  Cubins are kept in graphc's disk cache (``graphc.backends.cache``)
+keyed by the source, the nvcc version and the device's compute capability.  PyCUDA is
+imported only here, when a program is built.
 """
 from __future__ import annotations
 
@@ -30,10 +32,11 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from graphc import residency
-from graphc.backends.cuda import cache
-from graphc.backends.cuda.plan import BufferPlan, arena_dtype, error_message
+from graphc import dtypes, residency
+from graphc.backends import cache
+from graphc.backends.plan import BufferPlan
 from graphc.backends.cuda.render import CudaSource
+
 
 @functools.lru_cache(maxsize=1)
 def device():
@@ -67,14 +70,40 @@ def _nvcc_version() -> str:
 def cubin(text: str, arch: str) -> bytes:
     """Device code for ``text`` from the cache, or compiled by nvcc (and cached)."""
     from pycuda.compiler import compile as nvcc_compile
-    key = cache.key_of(text, arch, _nvcc_version())
-    path = cache.path_for(key, ".cubin")
-    data = None if path is None else cache.read(path, key)
+    key = cache.key(text, arch, _nvcc_version())
+    data = cache.load(key, "cubin")
     if data is None:
         data = nvcc_compile(text, no_extern_c=True, arch=arch, cache_dir=False)
-        if path is not None:
-            cache.write(path, key, data)
+        cache.store(key, "cubin", data)
     return data
+
+
+class DeviceMemory:
+    """Where a GPU program's constants and temporaries live: device allocations (at least
+    one element each, so every buffer has an address; cuMemAlloc aligns them to 256
+    bytes), kept alive in ``allocations``; a buffer is its device address."""
+
+    def __init__(self, drv):
+        self.drv = drv
+        self.allocations = []
+
+    def _alloc(self, size: int, itemsize: int) -> int:
+        allocation = self.drv.mem_alloc(max(size, 1) * itemsize)
+        self.allocations.append(allocation)
+        return int(allocation)
+
+    def block(self, size: int, dtype) -> int:
+        return self._alloc(size, dtype.itemsize)
+
+    def constant(self, array: np.ndarray) -> int:
+        address = self._alloc(array.size, array.itemsize)
+        if array.size:
+            self.drv.memcpy_htod(address, array)
+        return address
+
+    @staticmethod
+    def part(block: int, offset: int, size: int, dtype) -> int:
+        return block + offset * dtype.itemsize
 
 
 class CudaProgram:
@@ -89,18 +118,16 @@ class CudaProgram:
         self.drv = drv
         self.source = source
         self.program = program = source.program
-        self.plan = BufferPlan(graph, program)
+        self.plan = BufferPlan(program, [v.shape for v in graph.outputs])
         self._lock = threading.RLock()
         with active():
             self.module = drv.module_from_buffer(cubin(source.text, device()[2]))
-            self._memory = []                 # every allocation, kept alive
-            self._address: dict = {}          # buffer name -> device address
-            self._place_constants()
-            self._place_temporaries()
+            self._memory = DeviceMemory(drv)
+            self._address = self.plan.place(self._memory)   # buffer name -> device address
             for name in [n for n, _, _ in self.plan.inputs] + [n for _, n in self.plan.fresh]:
-                self._address.setdefault(name, self._alloc(program.buffers[name].size,
-                                                           program.buffers[name].dtype.np))
-            self._error = self._alloc(1, np.int32)
+                info = program.buffers[name]
+                self._address.setdefault(name, self._memory.block(info.size, info.dtype))
+            self._error = self._memory.block(1, dtypes.int32)
             self._launches = []
             for launch in source.launches:
                 function = self.module.get_function(launch.kernel)
@@ -110,32 +137,6 @@ class CudaProgram:
         self._outputs = {name for _, name in self.plan.fresh}
         self._occupant: dict = {}     # buffer name -> the DeviceCopy that lives there
 
-    # ---- set-up --------------------------------------------------------------------------
-    def _alloc(self, size: int, dtype) -> int:
-        """A device block of ``size`` elements (at least one, so every buffer has an
-        address); returns its address."""
-        allocation = self.drv.mem_alloc(max(size, 1) * np.dtype(dtype).itemsize)
-        self._memory.append(allocation)
-        return int(allocation)
-
-    def _place_constants(self):
-        for name, value in self.program.constants.items():
-            info = self.program.buffers[name]
-            array = np.ascontiguousarray(np.asarray(value, dtype=info.dtype.np).reshape(-1))
-            self._address[name] = self._alloc(info.size, info.dtype.np)
-            if array.size:
-                self.drv.memcpy_htod(self._address[name], array)
-
-    def _place_temporaries(self):
-        arenas = {arena_dtype(k): self._alloc(n, arena_dtype(k).np)
-                  for k, n in self.program.arena_sizes.items()}
-        for name, dtype, offset in self.plan.temporaries():
-            info = self.program.buffers[name]
-            if name in self._address:
-                continue
-            self._address[name] = (self._alloc(info.size, info.dtype.np) if dtype is None
-                                   else arenas[dtype] + offset * info.dtype.itemsize)
-
     # ---- calls -----------------------------------------------------------------------------
     def __call__(self, arrays) -> list:
         outputs = self.call_resident(arrays)
@@ -144,9 +145,7 @@ class CudaProgram:
         return outputs
 
     def call_resident(self, arrays) -> list:
-        if len(arrays) != len(self.plan.inputs):
-            raise TypeError(f"compiled program {self.program.name} takes "
-                            f"{len(self.plan.inputs)} inputs, got {len(arrays)}")
+        self.plan.check_count(arrays)
         outputs = [None] * len(self.program.outputs)
         error = np.zeros(1, np.int32)
         with self._lock, active():
@@ -159,7 +158,8 @@ class CudaProgram:
                 function.prepared_call(grid, block, *args)
             self.drv.memcpy_dtoh(error, self._error)
             if error[0]:
-                raise IndexError(error_message(self.program, int(error[0])))
+                raise IndexError(f"index out of bounds in CUDA kernel "
+                                 f"{self.program.kernels[int(error[0]) - 1].name}")
             for position, name in self.plan.fresh:
                 outputs[position] = self._pending_output(name, self.plan.shapes[position])
             for position, name, input_index in self.plan.copies:
@@ -224,8 +224,7 @@ class CudaProgram:
             residency.sync(inputs[input_index])
             return self.plan.check_input(input_index, inputs[input_index]).reshape(-1).copy()
         if name in self.program.constants:
-            info = self.program.buffers[name]
-            return np.array(self.program.constants[name], dtype=info.dtype.np).reshape(-1)
+            return self.plan.constant(name)
         first = outputs[self.program.outputs.index(name)]
         residency.sync(first)
         return first.copy()

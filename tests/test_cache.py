@@ -1,0 +1,191 @@
+"""The disk cache of compiled code (``graphc.backends.cache``): hits and misses, damaged
+entries, least-recently-used eviction, where it lives, ``python -m graphc cache``, and
+atomic writes under concurrent writers.  The backends' use of it is tested with them
+(``test_cpu_render.py``, ``test_cuda.py``)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from graphc.backends import cache
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEY_A, KEY_B, KEY_C, KEY_D = (cache.key(name) for name in "abcd")
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A cache folder of the test's own."""
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("GRAPHC_CACHE_SIZE", raising=False)
+    return tmp_path
+
+
+def entry_names(folder) -> list:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_the_test_suite_has_a_cache_of_its_own(tmp_path_factory):
+    base = str(tmp_path_factory.getbasetemp())
+    assert os.environ["GRAPHC_CACHE_DIR"].startswith(base)
+
+
+def test_keys_depend_on_every_part_and_on_graphc_version(monkeypatch):
+    assert cache.key("ir", "sm_80") == cache.key("ir", "sm_80")
+    assert len({cache.key("ir", "sm_80"), cache.key("ir", "sm_90"), cache.key("ir2", "sm_80"),
+                cache.key("ir", "sm_80", "")}) == 4
+    before = cache.key("ir")
+    monkeypatch.setattr(cache, "__version__", cache.__version__ + ".post1")
+    assert cache.key("ir") != before
+
+
+def test_miss_store_then_hit(folder):
+    assert cache.load(KEY_A, "o") is None
+    assert cache.store(KEY_A, "o", b"object code")
+    assert cache.load(KEY_A, "o") == b"object code"
+    assert cache.load(KEY_A, "so") is None and cache.load(KEY_B, "o") is None
+    assert entry_names(folder) == [f"{KEY_A}.o"]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "header_only", "garbage", "empty",
+                                    "other_key"])
+def test_a_damaged_entry_is_a_miss_and_is_rewritten(folder, damage):
+    cache.store(KEY_A, "o", b"x" * 100)
+    path = folder / f"{KEY_A}.o"
+    data = path.read_bytes()
+    path.write_bytes({"flip": data[:-1] + b"y", "truncate": data[:-1],
+                      "header_only": data[:-100], "garbage": b"\xff" * len(data),
+                      "empty": b"", "other_key": data.replace(KEY_A.encode(), KEY_B.encode())
+                      }[damage])
+    assert cache.load(KEY_A, "o") is None
+    assert cache.store(KEY_A, "o", b"x" * 100)
+    assert path.read_bytes() == data and cache.load(KEY_A, "o") == b"x" * 100
+
+
+def test_an_unwritable_cache_is_skipped(folder):
+    (folder / f"{KEY_A}.o").mkdir()                   # cannot be read nor replaced
+    assert not cache.store(KEY_A, "o", b"code")
+    assert cache.load(KEY_A, "o") is None
+    assert entry_names(folder) == [f"{KEY_A}.o"]     # no temporary file left behind
+
+
+def test_least_recently_used_entries_are_evicted_first(folder, monkeypatch):
+    payload = b"p" * 1000
+    for age, entry_key in enumerate([KEY_A, KEY_B, KEY_C]):
+        cache.store(entry_key, "o", payload)
+        os.utime(folder / f"{entry_key}.o", ns=(10**18 + age * 10**9,) * 2)  # A oldest
+    entry_size = os.path.getsize(folder / f"{KEY_A}.o")
+    assert cache.load(KEY_A, "o") == payload              # a hit: A is now the newest
+    monkeypatch.setenv("GRAPHC_CACHE_SIZE", str(3 * entry_size))
+    cache.store(KEY_D, "o", payload)                      # 4 entries: one must go
+    assert entry_names(folder) == sorted(f"{k}.o" for k in (KEY_A, KEY_C, KEY_D))
+    monkeypatch.setenv("GRAPHC_CACHE_SIZE", str(entry_size))
+    cache.store(KEY_B, "o", payload)                      # room for the newest alone
+    assert entry_names(folder) == [f"{KEY_B}.o"]
+
+
+def test_eviction_leaves_other_files_alone(folder, monkeypatch):
+    (folder / "notes.txt").write_bytes(b"n" * 5000)
+    monkeypatch.setenv("GRAPHC_CACHE_SIZE", "2K")
+    cache.store(KEY_A, "o", b"a" * 1000)
+    assert entry_names(folder) == sorted([f"{KEY_A}.o", "notes.txt"])
+
+
+@pytest.mark.parametrize("text, size", [("", 1 << 30), ("1048576", 1 << 20), ("500M", 500 << 20),
+                                        ("2G", 2 << 30), ("64k", 64 << 10), ("1GiB", 1 << 30),
+                                        (" 3 MB ", 3 << 20)])
+def test_size_limit_from_the_environment(monkeypatch, text, size):
+    monkeypatch.setenv("GRAPHC_CACHE_SIZE", text)
+    assert cache.size_limit() == size
+
+
+@pytest.mark.parametrize("text", ["big", "1.5G", "-1", "10T"])
+def test_a_malformed_size_limit_is_an_error(monkeypatch, text):
+    monkeypatch.setenv("GRAPHC_CACHE_SIZE", text)
+    with pytest.raises(ValueError, match="GRAPHC_CACHE_SIZE"):
+        cache.size_limit()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="XDG_CACHE_HOME is Linux's convention")
+def test_default_location_follows_xdg_cache_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("GRAPHC_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.directory() == str(tmp_path / "xdg" / "graphc")
+    cache.store(KEY_A, "o", b"code")
+    assert [p.name for p in (tmp_path / "xdg" / "graphc").iterdir()] == [f"{KEY_A}.o"]
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.directory() == str(tmp_path / "home" / ".cache" / "graphc")
+
+
+def test_graphc_cache_dir_overrides_and_empty_turns_the_cache_off(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache.directory() == str(tmp_path / "mine")
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", "")
+    monkeypatch.chdir(tmp_path)
+    assert cache.directory() is None and not cache.store(KEY_A, "o", b"code")
+    assert cache.load(KEY_A, "o") is None and os.listdir(tmp_path) == []
+    assert cache.info().directory is None and cache.clear() == 0
+
+
+def graphc_cli(folder, *args, **env):
+    environment = dict(os.environ, GRAPHC_CACHE_DIR=str(folder), PYTHONPATH=REPO, **env)
+    return subprocess.run([sys.executable, "-m", "graphc", "cache", *args], env=environment,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cache_info_and_clear_commands(folder):
+    cache.store(KEY_A, "o", b"a" * 2000)
+    cache.store(KEY_B, "cubin", b"b" * 3000)
+    (folder / f"{KEY_C}.o.123.456.tmp").write_bytes(b"half an entry")
+    (folder / "notes.txt").write_text("not the cache's")
+    total = sum(os.path.getsize(folder / f) for f in (f"{KEY_A}.o", f"{KEY_B}.cubin"))
+    info = graphc_cli(folder, "info", GRAPHC_CACHE_SIZE="10M")
+    assert info.returncode == 0, info.stderr
+    assert info.stdout.splitlines() == [f"cache: {folder}", "entries: 2",
+                                        f"size: {total / 1024:.1f} KiB ({total} bytes)",
+                                        "limit: 10.0 MiB (10485760 bytes)"]
+    cleared = graphc_cli(folder, "clear")
+    assert cleared.returncode == 0, cleared.stderr
+    assert cleared.stdout == f"removed 2 entries from {folder}\n"
+    assert entry_names(folder) == ["notes.txt"]
+    assert "entries: 0" in graphc_cli(folder, "info").stdout
+
+
+def test_cache_commands_when_off_or_misconfigured(tmp_path):
+    off = graphc_cli("", "clear")
+    assert off.returncode == 0 and off.stdout == "cache: off (GRAPHC_CACHE_DIR is set empty)\n"
+    bad = graphc_cli(tmp_path, "info", GRAPHC_CACHE_SIZE="lots")
+    assert bad.returncode == 2 and "GRAPHC_CACHE_SIZE='lots'" in bad.stderr
+    assert graphc_cli(tmp_path, "prune").returncode == 2
+
+
+WRITER = textwrap.dedent("""\
+    import sys
+    from graphc.backends import cache
+    key, rounds = sys.argv[1], int(sys.argv[2])
+    for _ in range(rounds):
+        cache.store(key, "so", bytes(range(256)) * 16384)
+    """)
+
+
+def test_concurrent_writers_of_one_entry_never_expose_half_of_it(folder):
+    """Two processes rewrite one 4 MiB entry again and again while this one reads it:
+    every read finds the whole entry (a write in place would be seen half done)."""
+    payload = bytes(range(256)) * 16384
+    cache.store(KEY_A, "so", payload)
+    path = folder / f"{KEY_A}.so"
+    whole = path.stat().st_size
+    env = dict(os.environ, PYTHONPATH=REPO)
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, KEY_A, "40"], env=env)
+               for _ in range(2)]
+    reads = 0
+    while any(w.poll() is None for w in writers) or reads < 20:
+        assert cache.load(KEY_A, "so") == payload
+        assert path.stat().st_size == whole
+        reads += 1
+    assert [w.wait() for w in writers] == [0, 0]
+    assert entry_names(folder) == [f"{KEY_A}.so"]          # no temporary file left behind
