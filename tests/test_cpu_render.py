@@ -8,6 +8,7 @@ import pytest
 
 from graphc import dtypes
 from graphc.backends.cpu import compile_program, render, runtime
+from graphc.backends.cpu import matmul as matmul_renderer
 from graphc.codegen import loops as L
 from graphc.ops import REGISTRY
 from graphc.ops.random import _uniform_impl
@@ -408,7 +409,7 @@ def test_matmul_sizes_and_transposes(m, n, k, trans_a, trans_b):
 
 @pytest.mark.parametrize("m,n,k", [(7, 5, 3), (13, 30, 40), (20, 70, 300)])
 def test_matmul_with_avx2_tiles(monkeypatch, m, n, k):
-    monkeypatch.setattr(render, "vector_bytes", lambda: 32)     # 6 x 16 tiles, ymm
+    monkeypatch.setattr(matmul_renderer, "vector_bytes", lambda: 32)     # 6 x 16 tiles, ymm
     rng = np.random.default_rng(8)
     a = rng.normal(size=(m, k)).astype(np.float32)
     b = rng.normal(size=(k, n)).astype(np.float32)

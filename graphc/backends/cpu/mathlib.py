@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-NAMES = frozenset({"exp", "log", "tanh", "sigmoid", "erf", "sin", "cos"})
 
 
 @dataclass(frozen=True)
@@ -403,6 +402,7 @@ def _cos(m: _Math, x):
 # ---- definitions ---------------------------------------------------------------------------
 _BODIES = {"exp": _exp, "log": _log, "tanh": _tanh, "sigmoid": _sigmoid, "sin": _sin,
            "cos": _cos, "erf": _erf}
+NAMES = frozenset(_BODIES)
 
 
 def _format_of(ty: ir.Type) -> _Format:
@@ -419,19 +419,22 @@ def _define(module: ir.Module, name: str, fmt: _Format, ftype: ir.Type) -> ir.Fu
     fn = module.globals.get(symbol)
     if fn is not None:
         return fn
-    fn = ir.Function(module, ir.FunctionType(ftype, [ftype]), symbol)
+    body = _BODIES[name]
+    arity = body.__code__.co_argcount - 1
+    fn = ir.Function(module, ir.FunctionType(ftype, [ftype] * arity), symbol)
     fn.linkage = "internal"
     fn.attributes.add("alwaysinline")
     fn.attributes.add("nounwind")
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
-    builder.ret(_BODIES[name](_Math(builder, fmt, ftype), fn.args[0]))
+    builder.ret(body(_Math(builder, fmt, ftype), *fn.args))
     return fn
 
 
-def emit(builder: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
-    """``name(x)`` for an f32 or f64 ``x``, as a call to an always-inlined helper."""
+def emit(builder: ir.IRBuilder, name: str, *args: ir.Value) -> ir.Value:
+    """``name(*args)`` for f32 or f64 operands of one type, as a call to an
+    always-inlined helper (``atan2(y, x)`` takes two, the others one)."""
     if name not in NAMES:
         raise ValueError(f"graphc.mathlib: unknown function {name!r}; "
                          f"available: {', '.join(sorted(NAMES))}")
-    fmt = _format_of(x.type)
-    return builder.call(_define(builder.module, name, fmt, x.type), [x])
+    fmt = _format_of(args[0].type)
+    return builder.call(_define(builder.module, name, fmt, args[0].type), list(args))
