@@ -9,7 +9,8 @@ from graphc.tensor import (Tensor, Size, FloatTensor, DoubleTensor, LongTensor, 
 from graphc import functional as _functional
 from graphc.functional import (
     add, sub, mul, div, true_divide, divide, floor_divide, remainder, pow, neg, negative,
-    maximum, minimum, exp, log, log2, log10, log1p, expm1, sqrt, rsqrt, sin, cos, tan, tanh,
+    maximum, minimum, exp, log, log2, log10, log1p, expm1, logaddexp, sqrt, rsqrt, sin, cos,
+    tan, atan2, tanh,
     sigmoid, erf, floor, ceil, round, trunc, abs, absolute, sign, relu, clamp, clip, where,
     eq, ne, lt, le, gt, ge, equal, logical_not, logical_and, logical_or, logical_xor, isnan,
     isinf, isfinite, sum, prod, mean, var, std, max, min, amax, amin, argmax, argmin, all,

@@ -173,11 +173,19 @@ def log10(x):
 
 
 def log1p(x):
-    return log(x + 1)
+    """log(1 + x), accurate for tiny x (where log(x + 1) loses every digit)."""
+    return _unary_float("log1p", x)
 
 
 def expm1(x):
-    return exp(x) - 1
+    """exp(x) - 1, accurate for tiny x."""
+    return _unary_float("expm1", x)
+
+
+def logaddexp(input, other):
+    """log(exp(input) + exp(other)) without overflow (``graphc.composite.logaddexp``)."""
+    from graphc import composite        # composite is built on this module
+    return composite.logaddexp(input, other)
 
 
 def sqrt(x):
@@ -198,6 +206,11 @@ def cos(x):
 
 def tan(x):
     return sin(x) / cos(x)
+
+
+def atan2(input, other):
+    """The angle of the point (other, input) in (-pi, pi]: ``torch.atan2(y, x)``."""
+    return _binary("atan2", input, other, floating=True)
 
 
 def tanh(x):
@@ -959,8 +972,8 @@ def _inplace(name, fn):
 
 _METHODS = [
     add, sub, mul, div, floor_divide, remainder, pow, neg,
-    maximum, minimum, exp, log, log2, log10, log1p, expm1, sqrt, rsqrt, sin, cos, tan,
-    tanh, sigmoid, erf, floor, ceil, round, trunc, abs, sign, relu, clamp,
+    maximum, minimum, exp, log, log2, log10, log1p, expm1, logaddexp, sqrt, rsqrt, sin, cos,
+    tan, atan2, tanh, sigmoid, erf, floor, ceil, round, trunc, abs, sign, relu, clamp,
     eq, ne, lt, le, gt, ge, equal, logical_not, logical_and, logical_or, logical_xor,
     isnan, isinf, isfinite, sum, prod, mean, var, std, max, min, amax, amin, argmax,
     argmin, all, any, count_nonzero, logsumexp, cumsum, norm, matmul, mm, bmm, dot, mv,

@@ -82,4 +82,5 @@ class Emitter:
     def op(self, e: L.Op):
         """The primitive's scalar rule over the operands' rendered values."""
         args = [self.scalar(a) for a in e.args]
-        return REGISTRY[e.op].scalar(self.scalar_ops(e.args[0].dtype, e.dtype), *args)
+        ops = self.scalar_ops(e.args[-1].dtype, e.dtype)     # where: its branches' dtype
+        return REGISTRY[e.op].scalar(ops, *args)

@@ -62,6 +62,8 @@ unary("log", np.log, lambda g, out, x: g / x, saves=(0,))
 unary("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), saves=("out",))
 unary("rsqrt", _rsqrt, lambda g, out, x: g * (-0.5) * out * out * out,
       saves=("out",), scalar=lambda ops, x: ops.div(ops.const(1), ops.sqrt(x)))
+unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves=("out",))
+unary("log1p", np.log1p, lambda g, out, x: g / (x + 1), saves=(0,))
 unary("sin", np.sin, lambda g, out, x: g * x.cos(), saves=(0,))
 unary("cos", np.cos, lambda g, out, x: -g * x.sin(), saves=(0,))
 unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves=("out",))
@@ -100,6 +102,17 @@ def _pow_grad_exponent(g, out, x, y):
 
 binary("pow", np.power, (_pow_grad_base, _pow_grad_exponent),
              saves=(0, 1, "out"), allowed=(1, 2))
+
+
+def _atan2_grad(g, out, y, x, wrt_y):
+    """d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)."""
+    scale = g / (x * x + y * y)
+    return unbroadcast(scale * x, y.shape) if wrt_y else unbroadcast(-scale * y, x.shape)
+
+
+binary("atan2", np.arctan2, (lambda g, out, y, x: _atan2_grad(g, out, y, x, True),
+                             lambda g, out, y, x: _atan2_grad(g, out, y, x, False)),
+       saves=(0, 1), allowed=(2,))
 
 
 def _max_grad(g, mine, other, winning):
