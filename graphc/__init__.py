@@ -9,8 +9,8 @@ from graphc.tensor import (Tensor, Size, FloatTensor, DoubleTensor, LongTensor, 
 from graphc import functional as _functional
 from graphc.functional import (
     add, sub, mul, div, true_divide, divide, floor_divide, remainder, pow, neg, negative,
-    maximum, minimum, exp, log, log2, log10, log1p, expm1, sqrt, rsqrt, sin, cos, tan, tanh,
-    sigmoid, erf, floor, ceil, round, trunc, abs, absolute, sign, relu, clamp, clip, where,
+    maximum, minimum, exp, log, log2, log10, log1p, expm1, sqrt, rsqrt, sin, cos, tan, atan2,
+    tanh, sigmoid, erf, floor, ceil, round, trunc, abs, absolute, sign, relu, clamp, clip, where,
     eq, ne, lt, le, gt, ge, equal, logical_not, logical_and, logical_or, logical_xor, isnan,
     isinf, isfinite, sum, prod, mean, var, std, max, min, amax, amin, argmax, argmin, all,
     any, count_nonzero, logsumexp, cumsum, norm, matmul, mm, bmm, dot, mv, outer, reshape,
@@ -23,7 +23,7 @@ from graphc.creation import (
     empty_like, full_like, arange, linspace, eye, Generator, default_generator, manual_seed,
     seed, initial_seed, rand, randn, randint, randperm, rand_like, randn_like, randint_like,
     normal)
-from graphc.composite import softmax, log_softmax
+from graphc.composite import softmax, log_softmax, logaddexp
 from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from graphc import autograd, cuda

@@ -203,6 +203,27 @@ def softplus(input, beta=1.0, threshold=20.0):
     return F.where(scaled > threshold, input, soft)
 
 
+def hardswish(input, inplace=False):
+    """x * relu6(x + 3) / 6.  The clamp passes gradient at its bounds, which gives
+    PyTorch's -0.5 at x = -3 and 1.5 at x = 3."""
+    if not input.dtype.is_floating_point:
+        input = input.to(dtypes.default_float)
+    return input * F.clamp(input + 3, 0.0, 6.0) / 6
+
+
+def logaddexp(input, other):
+    """log(e^a + e^b) as max(a, b) + log1p(e^-|a - b|): no overflow, and no loss for a
+    small term.  Where a == b the difference is taken as 0 (two equal infinities would
+    give NaN): the result is a + log(2) (+-inf for infinities) and each side gets half
+    the gradient, as in PyTorch.  Integer inputs give floats."""
+    dtype = F.result_type(input, other)
+    if not dtype.is_floating_point:
+        dtype = dtypes.default_float
+    a, b = input.to(dtype), other.to(dtype)
+    diff = F.where(a == b, 0.0, a - b)
+    return F.maximum(a, b) + F.log1p(F.exp(-F.abs(diff)))
+
+
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """clamp, except that (as PyTorch) no gradient passes at the boundaries."""
     clamped = F.clamp(input, min_val, max_val)

@@ -12,10 +12,11 @@ import numpy as np
 from graphc import autograd, context
 from graphc.context import traces as _traces
 from graphc.dtypes import TensorType
+from graphc.ops import REGISTRY
 from graphc.tensor import Tensor
 
 # Movement primitives whose numpy implementation returns a view of the input.
-VIEW_PRIMITIVES = frozenset({"reshape", "permute", "expand", "slice"})
+VIEW_PRIMITIVES = frozenset(p.name for p in REGISTRY.values() if p.view)
 
 
 def bind(prim, *args, **attrs):

@@ -179,11 +179,13 @@ def log10(x):
 
 
 def log1p(x):
-    return log(x + 1)
+    """log(1 + x), accurate for tiny x (where log(x + 1) loses every digit)."""
+    return _unary_float("log1p", x)
 
 
 def expm1(x):
-    return exp(x) - 1
+    """exp(x) - 1, accurate for tiny x."""
+    return _unary_float("expm1", x)
 
 
 def sqrt(x):
@@ -204,6 +206,11 @@ def cos(x):
 
 def tan(x):
     return sin(x) / cos(x)
+
+
+def atan2(input, other):
+    """The angle of the point (other, input) in (-pi, pi]: ``torch.atan2(y, x)``."""
+    return _binary("atan2", input, other, floating=True)
 
 
 def tanh(x):

@@ -39,15 +39,15 @@ def _inplace(name, fn):
 _METHODS = [
     F.add, F.sub, F.mul, F.div, F.floor_divide, F.remainder, F.pow, F.neg, F.maximum, F.minimum,
     F.exp, F.log, F.log2, F.log10, F.log1p, F.expm1, F.sqrt, F.rsqrt, F.sin, F.cos, F.tan,
-    F.tanh, F.sigmoid, F.erf, F.floor, F.ceil, F.round, F.trunc, F.abs, F.sign, F.relu, F.clamp,
-    F.eq, F.ne, F.lt, F.le, F.gt, F.ge, F.equal, F.logical_not, F.logical_and, F.logical_or,
-    F.logical_xor, F.isnan, F.isinf, F.isfinite, F.sum, F.prod, F.mean, F.var, F.std, F.max,
-    F.min, F.amax, F.amin, F.argmax, F.argmin, F.all, F.any, F.count_nonzero, F.logsumexp,
-    F.cumsum, F.norm, F.matmul, F.mm, F.bmm, F.dot, F.mv, F.outer, F.reshape, F.view, F.view_as,
-    F.reshape_as, F.flatten, F.unflatten, F.squeeze, F.unsqueeze, F.permute, F.transpose, F.t,
-    F.movedim, F.expand, F.expand_as, F.broadcast_to, F.repeat, F.contiguous, F.clone, F.narrow,
-    F.select, F.split, F.chunk, F.unbind, F.flip, F.index_select, F.gather, F.scatter_add,
-    F.index_add, F.masked_fill, F.tril, F.triu, F.diag,
+    F.atan2, F.tanh, F.sigmoid, F.erf, F.floor, F.ceil, F.round, F.trunc, F.abs, F.sign, F.relu,
+    F.clamp, F.eq, F.ne, F.lt, F.le, F.gt, F.ge, F.equal, F.logical_not, F.logical_and,
+    F.logical_or, F.logical_xor, F.isnan, F.isinf, F.isfinite, F.sum, F.prod, F.mean, F.var,
+    F.std, F.max, F.min, F.amax, F.amin, F.argmax, F.argmin, F.all, F.any, F.count_nonzero,
+    F.logsumexp, F.cumsum, F.norm, F.matmul, F.mm, F.bmm, F.dot, F.mv, F.outer, F.reshape,
+    F.view, F.view_as, F.reshape_as, F.flatten, F.unflatten, F.squeeze, F.unsqueeze, F.permute,
+    F.transpose, F.t, F.movedim, F.expand, F.expand_as, F.broadcast_to, F.repeat, F.contiguous,
+    F.clone, F.narrow, F.select, F.split, F.chunk, F.unbind, F.flip, F.index_select, F.gather,
+    F.scatter_add, F.index_add, F.masked_fill, F.tril, F.triu, F.diag,
 ]
 for _fn in _METHODS:
     setattr(Tensor, _fn.__name__, _fn)
@@ -58,6 +58,7 @@ for _name, _fn in [("true_divide", F.div), ("divide", F.div), ("negative", F.neg
 Tensor.where = F._where_method
 Tensor.softmax = composite.softmax
 Tensor.log_softmax = composite.log_softmax
+Tensor.logaddexp = composite.logaddexp
 Tensor.T = property(F._T)
 Tensor.mT = property(F._mT)
 Tensor._slice = F._slice

@@ -5,12 +5,17 @@ cases) is compiled fused and unfused on each backend; values and gradients must 
 the interpreter's.  Hypothesis-generated programs run in tests/test_hypothesis_graphs.py
 with the same ``backend`` fixture.
 """
+import llvmlite.binding as llvm
+import llvmlite.ir as ir
 import numpy as np
 import pytest
 
 import graphc
+from graphc import dtypes
+from graphc.backends.cpu import kernel as cpu_kernel
+from graphc.backends.cuda import render as cuda_render
 from graphc.dispatch import bind
-from graphc.ops import REGISTRY
+from graphc.ops import REGISTRY, SCALAR_OPS
 from test_grad import GRAD_CASES, PRIMITIVE_SAMPLES
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -75,6 +80,49 @@ def test_composite_values_and_gradients_match_interpreter(name, fuse, backend):
         assert (g is None) == (e is None)
         if e is not None:
             _assert_same(g, e)
+
+
+SCALAR_OPS_HANDLERS = {"cpu": cpu_kernel.ScalarOps, "cuda": cuda_render.ScalarOps}
+
+
+@pytest.mark.parametrize("handler", sorted(SCALAR_OPS_HANDLERS))
+def test_every_scalar_op_has_a_method_in_every_code_generator(handler):
+    missing = [op for op in SCALAR_OPS if not callable(getattr(SCALAR_OPS_HANDLERS[handler],
+                                                               op, None))]
+    assert not missing, f"{handler} backend lacks scalar ops {missing}"
+
+
+def _accepted_dtypes(prim, n):
+    """(operand dtypes, result dtype) for each dtype the primitive accepts."""
+    for dt in dtypes.ALL:
+        operands = [dtypes.bool_ if prim.name == "where" and i == 0 else dt for i in range(n)]
+        attrs = {"dtype": dtypes.float64} if prim.name == "cast" else {}
+        try:
+            out = prim.infer(*[dtypes.TensorType((2,), d) for d in operands], **attrs)
+        except RuntimeError:
+            continue
+        yield operands, out.dtype
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in REGISTRY.items()
+                                        if p.kind == "elementwise"))
+def test_every_elementwise_primitive_renders_in_every_code_generator(name):
+    """Each primitive's scalar rule, at each dtype it accepts, in LLVM IR (verified by
+    llvmlite's parser) and as CUDA C text."""
+    prim = REGISTRY[name]
+    n = len(PRIMITIVE_SAMPLES[name][0][0])
+    module = ir.Module(name)
+    variants = list(_accepted_dtypes(prim, n))
+    assert variants, name
+    for k, (operands, out) in enumerate(variants):
+        types = [cpu_kernel.value_type(d) for d in operands]
+        fn = ir.Function(module, ir.FunctionType(cpu_kernel.value_type(out), types), f"f{k}")
+        b = ir.IRBuilder(fn.append_basic_block())
+        b.ret(prim.scalar(cpu_kernel.ScalarOps(b, operands[-1], out), *fn.args))
+        text = prim.scalar(cuda_render.ScalarOps(operands[-1], out),
+                           *[f"a{i}" for i in range(n)])
+        assert all(f"a{i}" in text for i in range(n)), text
+    llvm.parse_assembly(str(module)).verify()
 
 
 def test_out_of_bounds_index_raises_instead_of_reading(backend):

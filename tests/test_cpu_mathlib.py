@@ -35,24 +35,31 @@ def _target_machine():
 TM = _target_machine()
 
 
+ARITY = {"atan2": 2}       # the others take one operand
+
+
 def loop_module(name, dtype):
-    """``out[i] = name(in[i])`` for i < n, as an llvmlite module."""
+    """``out[i] = name(in[i])`` (``name(in0[i], in1[i])`` for atan2) for i < n, as an
+    llvmlite module."""
     ty = ir.FloatType() if dtype == np.float32 else ir.DoubleType()
     module = ir.Module(name=f"mathlib_{name}")
     module.triple = llvm.get_process_triple()
     i64 = ir.IntType(64)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ty.as_pointer()] * 2 + [i64]),
+    arity = ARITY.get(name, 1)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(),
+                                             [ty.as_pointer()] * (arity + 1) + [i64]),
                      "kernel")
-    src, dst, n = fn.args
-    src.add_attribute("noalias")
-    dst.add_attribute("noalias")
+    *srcs, dst, n = fn.args
+    for arg in srcs + [dst]:
+        arg.add_attribute("noalias")
     entry, body, done = (fn.append_basic_block(b) for b in ("entry", "body", "done"))
     b = ir.IRBuilder(entry)
     b.cbranch(b.icmp_signed(">", n, i64(0)), body, done)
     b.position_at_end(body)
     i = b.phi(i64)
     i.add_incoming(i64(0), entry)
-    b.store(mathlib.emit(b, name, b.load(b.gep(src, [i]))), b.gep(dst, [i]))
+    b.store(mathlib.emit(b, name, *[b.load(b.gep(src, [i])) for src in srcs]),
+            b.gep(dst, [i]))
     following = b.add(i, i64(1))
     i.add_incoming(following, body)
     b.cbranch(b.icmp_signed("<", following, n), body, done)
@@ -81,13 +88,15 @@ def kernel(name, dtype):
         engine = llvm.create_mcjit_compiler(optimised(name, dtype), TM)
         engine.finalize_object()
         address = engine.get_function_address("kernel")
-        native = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p,
+        arity = ARITY.get(name, 1)
+        native = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * (arity + 1),
                                   ctypes.c_int64)(address)
 
-        def run(x, out=None):
-            x = np.ascontiguousarray(x, dtype=dtype)
-            out = np.empty_like(x) if out is None else out
-            native(x.ctypes.data, out.ctypes.data, x.size)
+        def run(*xs, out=None):
+            xs = np.broadcast_arrays(*[np.ascontiguousarray(x, dtype=dtype) for x in xs])
+            xs = [np.ascontiguousarray(x) for x in xs]
+            out = np.empty_like(xs[0]) if out is None else out
+            native(*[x.ctypes.data for x in xs], out.ctypes.data, xs[0].size)
             return out
 
         _KERNELS[key] = (run, engine)
@@ -97,13 +106,14 @@ def kernel(name, dtype):
 # ---- references and error measures ---------------------------------------------------------
 _erf = np.frompyfunc(math.erf, 1, 1)
 REFERENCE = {"exp": np.exp, "log": np.log, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
-             "sigmoid": _sigmoid, "erf": lambda x: _erf(x).astype(np.float64)}
+             "sigmoid": _sigmoid, "erf": lambda x: _erf(x).astype(np.float64),
+             "expm1": np.expm1, "log1p": np.log1p, "atan2": np.arctan2}
 
 
-def reference(name, x):
-    """name(x) computed in float64 and rounded to x's dtype."""
+def reference(name, *xs):
+    """name(*xs) computed in float64 and rounded to the inputs' dtype."""
     with np.errstate(all="ignore"):
-        return REFERENCE[name](x.astype(np.float64)).astype(x.dtype)
+        return REFERENCE[name](*[x.astype(np.float64) for x in xs]).astype(xs[0].dtype)
 
 
 def ordered(a):
@@ -139,19 +149,37 @@ def inputs(name, dtype):
             [2.0 ** u(-1074, 1024), u(0.5, 2.0), 2.0 ** u(-1074, -1022)]
     elif name in ("sin", "cos"):
         parts = [u(-1e4, 1e4), u(-4, 4)]
+    elif name == "expm1":       # past +-40 it is exp(x) - 1; up to overflow
+        parts = [u(-1, 1), u(-50, 89 if f32 else 710), u(-0.4, 0.4)]
+    elif name == "log1p":       # from -1 up, and huge
+        parts = [u(-1, 1), 2.0 ** u(-60, 100 if f32 else 1000), u(-1, -0.5)]
     else:
         tiny = 10.0 ** u(-30, 0)
         parts = [u(-12, 12), u(-1, 1), np.where(RNG.random(tiny.size) < 0.5, -tiny, tiny)]
+    if name in ("expm1", "log1p"):   # and tiny magnitudes of either sign
+        tiny = 10.0 ** u(-30 if f32 else -300, 0)
+        parts.append(np.where(RNG.random(tiny.size) < 0.5, -tiny, tiny))
     if name == "erf":            # math.erf runs in Python: fewer points
         parts = [p[:70_000] for p in parts]
     with np.errstate(over="ignore"):
         return np.concatenate(parts).astype(dtype)
 
 
+def atan2_inputs(dtype):
+    """(y, x) pairs: every octant, magnitudes far apart and near each other."""
+    n = 400_000
+    angle = RNG.uniform(-np.pi, np.pi, n)
+    radius = 10.0 ** RNG.uniform(-20, 20, n)
+    y, x = radius * np.sin(angle), radius * np.cos(angle)
+    spread = 10.0 ** RNG.uniform(-30, 30, (2, n)) * RNG.choice([-1, 1], (2, n))
+    return (np.concatenate([y, spread[0]]).astype(dtype),
+            np.concatenate([x, spread[1]]).astype(dtype))
+
+
 # ---- accuracy ------------------------------------------------------------------------------
-# Measured on x86-64 with FMA: exp, log, erf 1 ulp; tanh 2 (f64); sigmoid 3 (its formula
-# rounds three times).  One ulp of slack for targets without FMA.
-ULP_LIMIT = {"exp": 2, "log": 2, "erf": 2, "tanh": 3, "sigmoid": 4}
+# Measured on x86-64 with FMA: exp, log, erf, log1p 1 ulp; tanh 2 (f64); expm1 2 (f64);
+# sigmoid 3 (its formula rounds three times).  One ulp of slack for targets without FMA.
+ULP_LIMIT = {"exp": 2, "log": 2, "erf": 2, "tanh": 3, "sigmoid": 4, "expm1": 3, "log1p": 2}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -161,6 +189,24 @@ def test_ulp_error(name, dtype):
     errors = ulp_error(kernel(name, dtype)(x), reference(name, x))
     worst = int(errors.argmax())
     assert errors[worst] <= ULP_LIMIT[name], f"{name}({x[worst]!r}) is {errors[worst]} ulp off"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_atan2_ulp_error(dtype):
+    y, x = atan2_inputs(dtype)
+    errors = ulp_error(kernel("atan2", dtype)(y, x), reference("atan2", y, x))
+    worst = int(errors.argmax())
+    assert errors[worst] <= ATAN2_ULP_LIMIT, f"atan2({y[worst]!r}, {x[worst]!r}) is " \
+                                             f"{errors[worst]} ulp off"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_expm1_and_log1p_are_exact_for_tiny_x(dtype):
+    """Where exp(x) - 1 and log(1 + x) lose every digit, these keep them all."""
+    x = np.array([1e-7, -1e-7, 1e-20, -3e-30, 2.0 ** -60], dtype)
+    for name, ref in (("expm1", math.expm1), ("log1p", math.log1p)):
+        want = np.array([ref(float(v)) for v in x], dtype)
+        assert ulp_error(kernel(name, dtype)(x), want).max() <= 1, name
 
 
 def test_sin_cos_f32_absolute_error_up_to_1e4():
@@ -199,7 +245,19 @@ SPECIAL = {
     "erf": [(INF, 1.0), (-INF, -1.0), (NAN, NAN), (0.0, 0.0), (10.0, 1.0), (-10.0, -1.0)],
     "sin": [(INF, NAN), (-INF, NAN), (NAN, NAN), (0.0, 0.0)],
     "cos": [(INF, NAN), (-INF, NAN), (NAN, NAN), (0.0, 1.0)],
+    "expm1": [(-INF, -1.0), (INF, INF), (NAN, NAN), (0.0, 0.0), (1e4, INF), (-1e4, -1.0)],
+    "log1p": [(-1.0, -INF), (-2.0, NAN), (-INF, NAN), (INF, INF), (NAN, NAN), (0.0, 0.0)],
 }
+# atan2(y, x): (y, x, expected), as numpy (C99 Annex F)
+ATAN2_SPECIAL = [
+    (0.0, 0.0, 0.0), (-0.0, 0.0, -0.0), (0.0, -0.0, math.pi), (-0.0, -0.0, -math.pi),
+    (0.0, -1.0, math.pi), (-0.0, -1.0, -math.pi), (1.0, 0.0, math.pi / 2),
+    (-1.0, -0.0, -math.pi / 2), (INF, INF, math.pi / 4), (INF, -INF, 3 * math.pi / 4),
+    (-INF, INF, -math.pi / 4), (-INF, -INF, -3 * math.pi / 4), (1.0, INF, 0.0),
+    (1.0, -INF, math.pi), (-1.0, -INF, -math.pi), (INF, 5.0, math.pi / 2), (NAN, 1.0, NAN),
+    (1.0, NAN, NAN), (1.0, 1.0, math.pi / 4), (-2.0, -2.0, -3 * math.pi / 4),
+]
+ATAN2_ULP_LIMIT = 4       # measured 3 (the reflections round twice); 1 of slack without FMA
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -210,8 +268,17 @@ def test_special_values(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_atan2_special_values(dtype):
+    y, x, want = (np.array(column, dtype) for column in zip(*ATAN2_SPECIAL))
+    got = kernel("atan2", dtype)(y, x)
+    np.testing.assert_array_equal(got, want)
+    assert list(np.signbit(got)) == list(np.signbit(want))
+    np.testing.assert_array_equal(want, reference("atan2", y, x))     # the table is numpy's
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_odd_functions_keep_the_sign_of_zero(dtype):
-    for name in ("tanh", "erf", "sin"):
+    for name in ("tanh", "erf", "sin", "expm1", "log1p"):
         got = kernel(name, dtype)(np.array([-0.0, 0.0], dtype))
         assert list(np.signbit(got)) == [True, False], name
 
@@ -264,7 +331,8 @@ def test_unknown_name_and_type_are_rejected():
         mathlib.emit(b, "exp", fn.args[0])
 
 
-@pytest.mark.parametrize("name", ["exp", "tanh", "erf", "log", "sin"])
+@pytest.mark.parametrize("name", ["exp", "tanh", "erf", "log", "sin", "expm1", "log1p",
+                                  "atan2"])
 def test_f32_loops_are_vectorized_and_fully_inlined(name):
     module = optimised(name, np.float32)
     text = str(module)
@@ -276,7 +344,8 @@ def test_f32_loops_are_vectorized_and_fully_inlined(name):
 
 
 def test_names():
-    assert mathlib.NAMES == {"exp", "log", "tanh", "sigmoid", "erf", "sin", "cos"}
+    assert mathlib.NAMES == {"exp", "log", "tanh", "sigmoid", "erf", "sin", "cos", "expm1",
+                             "log1p", "atan2"}
 
 
 # ---- speed (python3 tests/test_cpu_mathlib.py) ---------------------------------------------
@@ -294,7 +363,7 @@ def _report_speed(n=16 * 2 ** 20):
     out = np.empty_like(x)
     for name, numpy_fn in (("exp", np.exp), ("tanh", np.tanh), ("erf", None)):
         run = kernel(name, np.float32)
-        ours = n / _best_seconds(lambda: run(x, out))
+        ours = n / _best_seconds(lambda: run(x, out=out))
         line = f"f32 {name:5s} graphc {ours / 1e9:5.2f} Gelem/s"
         if numpy_fn is not None:
             theirs = n / _best_seconds(lambda: numpy_fn(x, out=out))

@@ -8,6 +8,7 @@ import pytest
 
 from graphc import dtypes
 from graphc.backends.cpu import compile_program, render, runtime
+from graphc.backends.cpu import matmul as matmul_renderer
 from graphc.codegen import loops as L
 from graphc.ops import REGISTRY
 from graphc.ops.random import _uniform_impl
@@ -87,7 +88,7 @@ def test_elementwise_kernel_is_vectorized():
 
 
 UNARY_FLOAT = ["neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "erf",
-               "floor", "abs", "sign"]
+               "floor", "abs", "sign", "log1p", "expm1"]
 EXACT = {"neg", "sqrt", "rsqrt", "floor", "abs", "sign"}
 
 
@@ -107,7 +108,7 @@ def test_unary_float_ops_match_numpy(dtype):
             np.testing.assert_allclose(got[op], want, err_msg=op, **tol)
 
 
-BINARY_FLOAT = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"]
+BINARY_FLOAT = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "atan2"]
 COMPARE = ["eq", "ne", "lt", "le", "gt", "ge"]
 
 
@@ -120,7 +121,7 @@ def test_binary_float_ops_match_numpy(dtype):
     got = elementwise(exprs, x.size, {"x": x, "y": y})
     for op in BINARY_FLOAT + COMPARE:
         want = np.asarray(REGISTRY[op].impl(x, y))
-        if op == "pow":
+        if op in ("pow", "atan2"):      # libm's pow; mathlib's atan2 is within 3 ulp
             np.testing.assert_allclose(got[op], want, rtol=1e-6, err_msg=op)
         else:
             np.testing.assert_array_equal(got[op], want, err_msg=op)
@@ -408,7 +409,7 @@ def test_matmul_sizes_and_transposes(m, n, k, trans_a, trans_b):
 
 @pytest.mark.parametrize("m,n,k", [(7, 5, 3), (13, 30, 40), (20, 70, 300)])
 def test_matmul_with_avx2_tiles(monkeypatch, m, n, k):
-    monkeypatch.setattr(render, "vector_bytes", lambda: 32)     # 6 x 16 tiles, ymm
+    monkeypatch.setattr(matmul_renderer, "vector_bytes", lambda: 32)     # 6 x 16 tiles, ymm
     rng = np.random.default_rng(8)
     a = rng.normal(size=(m, k)).astype(np.float32)
     b = rng.normal(size=(k, n)).astype(np.float32)

@@ -11,7 +11,7 @@ import graphc
 import graphc.composite as C
 from graphc import dtypes
 from graphc.dispatch import bind
-from graphc.ops import KINDS, REGISTRY
+from graphc.ops import ACCUMULATIONS, KINDS, REGISTRY, SCALAR_OPS
 
 from gradcheck import gradcheck
 
@@ -33,6 +33,7 @@ X23, Y3 = rand(2, 3), rand(3)
 PRIMITIVE_SAMPLES = {
     "neg": [([X23], {})], "exp": [([X23], {})], "log": [([rand(2, 3, low=0.5)], {})],
     "sqrt": [([rand(2, 3, low=0.5)], {})], "rsqrt": [([rand(2, 3, low=0.5)], {})],
+    "expm1": [([X23], {})], "log1p": [([rand(2, 3, low=-0.5)], {})],
     "sin": [([X23], {})], "cos": [([X23], {})], "tanh": [([X23], {})],
     "sigmoid": [([X23], {})], "erf": [([X23], {})], "floor": [([X23], {})],
     "abs": [([X23], {})], "sign": [([X23], {})],
@@ -40,6 +41,7 @@ PRIMITIVE_SAMPLES = {
     "add": [([X23, Y3], {})], "sub": [([X23, Y3], {})], "mul": [([X23, Y3], {})],
     "div": [([X23, rand(3, low=0.5)], {})],
     "pow": [([rand(2, 3, low=0.5), rand(1, 3, low=0.0, high=2.5)], {})],
+    "atan2": [([X23, rand(3)], {}), ([rand(2, 1), -rand(3, low=0.5)], {})],
     "maximum": [([X23, Y3], {})], "minimum": [([X23, Y3], {})],
     "eq": [([X23, Y3], {})], "ne": [([X23, Y3], {})], "lt": [([X23, Y3], {})],
     "le": [([X23, Y3], {})], "gt": [([X23, Y3], {})], "ge": [([X23, Y3], {})],
@@ -99,6 +101,42 @@ def test_every_primitive_has_samples_and_complete_fields():
             assert all(rule is None or callable(rule) for rule in prim.vjp), name
         assert all(s == "out" or 0 <= s < len(arrays) for s in prim.saves), name
         assert set(prim.attrs) == set(PRIMITIVE_SAMPLES[name][0][1]), name
+
+
+class _ScalarOpsUsed:
+    """An ops handler that records which scalar ops a primitive's scalar rule calls."""
+
+    def __init__(self):
+        self.used = []
+
+    def const(self, value):
+        return "const"
+
+    def __getattr__(self, name):
+        def op(*operands):
+            self.used.append((name, len(operands)))
+            return name
+        return op
+
+
+def test_every_primitive_carries_what_its_lowering_needs():
+    for name, prim in REGISTRY.items():
+        arrays, _ = PRIMITIVE_SAMPLES[name][0]
+        if prim.kind == "elementwise":
+            ops = _ScalarOpsUsed()
+            prim.scalar(ops, *[f"x{i}" for i in range(len(arrays))])
+            assert ops.used, name
+            for op, arity in ops.used:
+                assert SCALAR_OPS.get(op) == arity, (name, op)
+        else:
+            assert prim.scalar is None, name
+        if prim.kind == "reduction":
+            assert prim.accumulation in ACCUMULATIONS.values(), name
+            for dt in dtypes.ALL:
+                assert prim.accumulation.identity(dt) is not None, name
+        if prim.kind == "movement":      # read through an index map, or a kernel of its own
+            assert (prim.index_map is not None) != prim.scatter, name
+        assert not prim.view or prim.index_map is not None, name
 
 
 # Inputs whose dtype is fixed by the op (indices, conditions, seeds): never converted.
@@ -239,6 +277,10 @@ GRAD_CASES = {
     "trig": (lambda x: x.sin() * x.cos() + graphc.tan(x * 0.3), [rand(5)]),
     "tanh_sigmoid": (lambda x: x.tanh() + x.sigmoid() * 2, [rand(2, 3)]),
     "erf_expm1": (lambda x: graphc.erf(x) + graphc.expm1(x), [rand(2, 3)]),
+    "atan2": (lambda y, x: graphc.atan2(y, x.t()) + y.atan2(2.0 * y), [rand(2, 3), rand(3, 2)]),
+    "log1p_expm1_tiny": (lambda x: graphc.log1p(x * 1e-3) + (x * 1e-3).expm1(), [rand(5)]),
+    "logaddexp": (lambda a, b: graphc.logaddexp(a, b) + a.logaddexp(a * 30),
+                  [rand(2, 3), rand(3)]),
     "abs_neg": (lambda x: -x.abs(), [_away_from([0], 2, 3)]),
     "maximum_minimum": (lambda x, y: graphc.maximum(x, y) - graphc.minimum(x, y) * 2,
                         [_distinct(2, 3), _distinct(3) + 0.1]),
@@ -312,6 +354,7 @@ GRAD_CASES = {
     "silu_softplus": (lambda x: C.silu(x) + C.softplus(x) + C.softplus(x * 20, beta=2),
                       [_away_from([0, 0.5], 8)]),
     "hardtanh": (lambda x: C.hardtanh(x, -0.5, 0.5), [_away_from([-0.5, 0.5], 8)]),
+    "hardswish": (lambda x: C.hardswish(x * 3), [_away_from([-1, 1], 8)]),
     "layer_norm": (lambda x, w, b: C.layer_norm(x, (3,), w, b), [rand(2, 3), rand(3), rand(3)]),
     "layer_norm_2d": (lambda x: C.layer_norm(x.transpose(0, 2), (2, 4)), [rand(4, 2, 3)]),
     "batch_norm_train": (lambda x, w, b: C.batch_norm(x, None, None, w, b, training=True),
@@ -384,6 +427,10 @@ CONVENTIONS = [
     ("hardtanh blocks at the bounds", lambda x: C.hardtanh(x, 0.0, 2.0), KINKS,
      [0, 0, 1, 0, 0]),
     ("relu is 0 at 0", C.relu, KINKS, [0, 0, 1, 1, 1]),
+    ("hardswish at its kinks", lambda x: C.hardswish(x * 3), [-1.0, 0.0, 1.0, 2.0],
+     [-1.5, 1.5, 4.5, 3.0]),
+    ("logaddexp splits ties", lambda x: graphc.logaddexp(x, graphc.tensor([1.0, 0.0])),
+     [1.0, 2.0], [0.5, 0.8807970779778823]),
     ("leaky_relu is slope at 0", lambda x: C.leaky_relu(x), KINKS,
      [0.01, 0.01, 1, 1, 1]),
     ("abs is 0 at 0", lambda x: x.abs(), KINKS, [-1, 0, 1, 1, 1]),

@@ -523,6 +523,14 @@ def test_pools_match_numpy(k, s, p):
     close(nn.AvgPool2d(k, s, p)(t(x)), numpy_pool(x, k, stride, p, np.mean, 0.0))
 
 
+def test_hardswish_module():
+    assert repr(nn.Hardswish()) == "Hardswish()"
+    assert repr(nn.Hardswish(inplace=True)) == "Hardswish(inplace=True)"
+    x = graphc.tensor([-4.0, -1.0, 0.5, 3.5])
+    np.testing.assert_allclose(nn.Hardswish()(x).numpy(), [0.0, -1 / 3, 0.5 * 3.5 / 6, 3.5],
+                               rtol=1e-6)
+
+
 def test_flatten_and_identity():
     x = t(f32(2, 3, 4, 5))
     assert nn.Flatten()(x).shape == (2, 60)

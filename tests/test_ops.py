@@ -179,6 +179,43 @@ def test_unary_dtype_preserving_functions(dtype):
         check(graphc.floor(t), np.floor(ref), dtype)
 
 
+def test_log1p_and_expm1_are_accurate_for_tiny_x():
+    """Unlike log(x + 1) and exp(x) - 1, which lose every digit there."""
+    for dtype in FLOATS:
+        x = T([1e-7, -1e-7, 1e-30, 0.25], dtype)
+        check(graphc.log1p(x), [math.log1p(v) for v in x.tolist()], dtype, rtol=1e-7)
+        check(x.expm1(), [math.expm1(v) for v in x.tolist()], dtype, rtol=1e-7)
+    assert abs(graphc.log1p(T([1e-7])).item() - math.log1p(1e-7)) < 1e-7 * 2 ** -23
+    check(graphc.log1p(T([-1.0, -2.0, math.inf])), [-math.inf, math.nan, math.inf])
+    check(graphc.expm1(T([-math.inf, math.inf, 100.0])), [-1.0, math.inf, math.inf])
+    check(graphc.log1p(T([1, 3])), [math.log1p(1), math.log1p(3)], graphc.float32)
+
+
+def test_atan2():
+    pairs = [(1.0, 2.0), (-1.0, 2.0), (1.0, -2.0), (-1.0, -2.0), (3.0, 0.0), (0.0, -1.0),
+             (-0.0, -1.0), (math.inf, -math.inf), (0.0, 0.0)]
+    y, x = (T([p[i] for p in pairs], graphc.float64) for i in (0, 1))
+    check(graphc.atan2(y, x), [math.atan2(a, b) for a, b in pairs], graphc.float64)
+    check(y.atan2(x), [math.atan2(a, b) for a, b in pairs])
+    check(graphc.atan2(T([1, -1]), T([1, 0])), [math.pi / 4, -math.pi / 2], graphc.float32)
+    a, b = sample((2, 3), graphc.float32), sample((3,), graphc.float64)
+    check(graphc.atan2(T(a), T(b)), np.arctan2(a.astype(np.float64), b), graphc.float64)
+    for t, ref in variants(sample((3, 4), graphc.float32)):
+        check(graphc.atan2(t, 0.5), np.arctan2(ref, np.float32(0.5)), graphc.float32)
+
+
+def test_logaddexp():
+    a, b = sample((3, 4), graphc.float64, -50, 50), sample((4,), graphc.float64, -50, 50)
+    check(graphc.logaddexp(T(a), T(b)), np.logaddexp(a, b), graphc.float64)
+    big = T([1000.0, -1000.0, 0.0])
+    check(big.logaddexp(big), [1000.0 + math.log(2), -1000.0 + math.log(2), math.log(2)])
+    inf = T([-math.inf, math.inf, -math.inf, math.inf, 1.0])
+    other = T([-math.inf, math.inf, math.inf, -math.inf, -math.inf])
+    check(graphc.logaddexp(inf, other), [-math.inf, math.inf, math.inf, math.inf, 1.0])
+    check(graphc.logaddexp(T([1, 2]), T([3, 4])), np.logaddexp([1.0, 2.0], [3.0, 4.0]),
+          graphc.float32)
+
+
 def test_special_values_follow_ieee():
     check(graphc.log(T([0.0, -1.0])), [-np.inf, np.nan])
     check(graphc.sqrt(T([-1.0])), [np.nan])
@@ -483,6 +520,14 @@ def test_softmax_log_softmax(dim):
     rounded = a.astype(np.float32).astype(np.float64)
     check(C.softmax(T(a, graphc.float32), dim, dtype=graphc.float64),
           _np_softmax(rounded, dim), graphc.float64)
+
+
+def test_hardswish():
+    x = T([-4.0, -3.0, -1.5, 0.0, 1.0, 3.0, 4.5])
+    want = [v * min(max(v + 3, 0), 6) / 6 for v in x.tolist()]
+    check(C.hardswish(x), want, graphc.float32)
+    check(graphc.nn.functional.hardswish(T([-1, 2])), [-1 / 3, 5 / 3], graphc.float32)
+    check(graphc.nn.Hardswish()(x), want)
 
 
 def test_activations():

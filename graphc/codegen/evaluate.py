@@ -12,16 +12,8 @@ import itertools
 import numpy as np
 
 from graphc.codegen import loops as L
-from graphc.ops import REGISTRY
+from graphc.ops import ACCUMULATIONS, REGISTRY
 from graphc.ops.random import hash32
-
-_INDEX_OPS = {
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-    "floordiv": lambda a, b: a // b, "mod": lambda a, b: a % b, "min": min, "max": max,
-    "lt": lambda a, b: int(a < b), "le": lambda a, b: int(a <= b),
-    "eq": lambda a, b: int(a == b), "and": lambda a, b: int(bool(a) and bool(b)),
-}
-
 
 class _Kernel:
     def __init__(self, buffers, env, error):
@@ -35,7 +27,7 @@ class _Kernel:
         if isinstance(e, L.IConst):
             return e.value
         if isinstance(e, L.IOp):
-            return _INDEX_OPS[e.op](self.index(e.a), self.index(e.b))
+            return L.INDEX_OPS[e.op].fn(self.index(e.a), self.index(e.b))
         if isinstance(e, L.CheckedIndex):
             j = int(self.scalar(e.value))
             if not 0 <= j < e.size:
@@ -80,22 +72,19 @@ class _Kernel:
                 buf[at] = buf[at] + value if s.accumulate else value
             return
         for acc in s.accumulators:
+            accumulation = ACCUMULATIONS[acc.kind]
             best, best_index = None, 0
             for _ in self.loop(s.loops):
                 v = self.scalar(acc.value)
                 if best is None:
                     best, best_index = v, self.index(acc.index) if acc.index else 0
-                elif acc.kind == "sum":
-                    best = best + v
-                elif acc.kind == "prod":
-                    best = best * v
-                elif acc.kind in ("max", "min"):
-                    best = REGISTRY["maximum" if acc.kind == "max" else "minimum"].impl(best, v)
+                elif not accumulation.is_arg:
+                    best = REGISTRY[accumulation.combine].impl(best, v)
                 elif _better(acc.kind, v, best):
                     best, best_index = v, self.index(acc.index)
             if best is None:       # an empty reduction: the identity
-                best = np.array(1 if acc.kind == "prod" else 0, acc.dtype.np)[()]
-            value = best_index if acc.kind in ("argmax", "argmin") else best
+                best = np.array(accumulation.identity(acc.dtype), acc.dtype.np)[()]
+            value = best_index if accumulation.is_arg else best
             self.env[acc.name] = np.asarray(value).astype(acc.dtype.np)[()]
 
 

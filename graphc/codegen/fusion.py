@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from graphc.ir import Graph, Op, Value
+from graphc.ops import REGISTRY
 
-INDEX_MAPS = frozenset({"reshape", "permute", "expand", "slice", "pad", "concat", "take",
-                        "gather"})
-REDUCTIONS = frozenset({"sum", "prod", "amax", "amin", "argmax", "argmin"})
+INDEX_MAPS = frozenset(p.name for p in REGISTRY.values() if p.index_map is not None)
+REDUCTIONS = frozenset(p.name for p in REGISTRY.values() if p.kind == "reduction")
 # Between a reduction and an in-kernel consumer only these keep the reduced value at the
 # current parallel index (they add/remove unit dims or broadcast).
 _SAFE_AFTER_REDUCTION = frozenset({"reshape", "expand"})
@@ -108,13 +108,14 @@ class Fusion:
 
 
 def _kind(op: Op) -> str:
-    if op.name in REDUCTIONS:
-        return "reduction"
-    if op.name in ("matmul", "conv2d"):
+    """The kind of kernel an op that starts a group makes: a contraction's own (matmul,
+    conv2d), reduction, scatter, or pointwise (elementwise, random, index maps)."""
+    prim = REGISTRY[op.name]
+    if prim.kind == "contraction":
         return op.name
-    if op.name in ("scatter_add", "index_add"):
-        return "scatter"
-    return "pointwise"
+    if prim.kind == "reduction":
+        return "reduction"
+    return "scatter" if prim.scatter else "pointwise"
 
 
 class _Fuser:
@@ -185,11 +186,11 @@ class _Fuser:
 
     @staticmethod
     def axes(op: Op) -> tuple:
-        if op.name in ("argmax", "argmin"):
+        if op.name not in REDUCTIONS:
+            return ()
+        if REGISTRY[op.name].accumulation.is_arg:
             return (op.attr_dict["axis"],)
-        if op.name in REDUCTIONS:
-            return tuple(op.attr_dict["axes"])
-        return ()
+        return tuple(op.attr_dict["axes"])
 
     def join(self, op: Op, g: Group, sources):
         g.ops.append(op)

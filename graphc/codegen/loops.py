@@ -20,12 +20,11 @@ Conventions
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import Callable
 
 from graphc.dtypes import DType
+from graphc.ops import ACCUMULATIONS
 
 
 # ---- index expressions (int64) ---------------------------------------------------------------
@@ -42,12 +41,32 @@ class IConst:
 
 @dataclass(frozen=True)
 class IOp:
-    """Index arithmetic: ``add``, ``sub``, ``mul``, ``floordiv``, ``mod`` (operands are
-    non-negative where floordiv/mod are used), ``min``, ``max``, or a comparison ``lt``,
-    ``le``, ``eq``, ``and`` giving 0/1."""
+    """Index arithmetic: ``op`` is one of ``INDEX_OPS``."""
     op: str
     a: object
     b: object
+
+
+@dataclass(frozen=True)
+class IndexOp:
+    """The meaning of an index op, defined once for every stage: ``fn``, its value on
+    Python ints (folding, the loop IR evaluator), and ``infix``, its C operator (the
+    printed loop IR, CUDA C; None: written as a call).  Operands are non-negative where
+    floordiv and mod are used, so C's truncating ``/`` and ``%`` agree with Python's."""
+    fn: Callable
+    infix: str | None
+
+
+INDEX_OPS = {
+    "add": IndexOp(lambda a, b: a + b, "+"), "sub": IndexOp(lambda a, b: a - b, "-"),
+    "mul": IndexOp(lambda a, b: a * b, "*"),
+    "floordiv": IndexOp(lambda a, b: a // b if b else 0, "/"),
+    "mod": IndexOp(lambda a, b: a % b if b else 0, "%"),
+    "min": IndexOp(min, None), "max": IndexOp(max, None),
+    "lt": IndexOp(lambda a, b: int(a < b), "<"), "le": IndexOp(lambda a, b: int(a <= b), "<="),
+    "eq": IndexOp(lambda a, b: int(a == b), "=="),
+    "and": IndexOp(lambda a, b: int(bool(a) and bool(b)), "&&"),
+}
 
 
 # ---- scalar expressions ----------------------------------------------------------------------
@@ -110,8 +129,8 @@ class Uniform:
 # ---- statements and kernels --------------------------------------------------------------------
 @dataclass(frozen=True)
 class Accumulator:
-    """One reduction: ``kind`` is ``sum``, ``prod``, ``max``, ``min``, ``argmax`` or
-    ``argmin``; ``value`` is evaluated for each point of the Reduce's loops.  For the
+    """One reduction: ``kind`` is one of ``graphc.ops.ACCUMULATIONS`` (``sum``, ``prod``,
+    ``max``, ``min``, ``argmax``, ``argmin``); ``value`` is evaluated for each point of the Reduce's loops.  For the
     arg kinds ``index`` is the candidate's index (first occurrence wins ties) and the
     accumulator's value (``Acc``) is that int64 index."""
     name: str
@@ -124,15 +143,7 @@ class Accumulator:
 def identity(kind: str, dtype: DType):
     """The value an accumulator of ``kind`` starts from (and that leaves it unchanged),
     as a Python number of ``dtype``."""
-    if kind in ("sum", "prod"):
-        return 0 if kind == "sum" else 1
-    low = kind in ("max", "argmax")
-    if dtype.is_floating_point:
-        return -math.inf if low else math.inf
-    if dtype.category == 0:                                  # bool
-        return not low
-    info = np.iinfo(dtype.np)
-    return int(info.min if low else info.max)
+    return ACCUMULATIONS[kind].identity(dtype)
 
 
 @dataclass(frozen=True)
@@ -246,10 +257,6 @@ class Program:
 
 
 # ---- printing ------------------------------------------------------------------------------------
-_INFIX = {"add": "+", "sub": "-", "mul": "*", "floordiv": "//", "mod": "%", "lt": "<",
-          "le": "<=", "eq": "==", "and": "&&"}
-
-
 def format_expr(e) -> str:
     """Readable C-like text of an index or scalar expression."""
     if isinstance(e, Var):
@@ -257,8 +264,9 @@ def format_expr(e) -> str:
     if isinstance(e, IConst):
         return str(e.value)
     if isinstance(e, IOp):
-        if e.op in _INFIX:
-            return f"({format_expr(e.a)} {_INFIX[e.op]} {format_expr(e.b)})"
+        infix = INDEX_OPS[e.op].infix
+        if infix is not None:
+            return f"({format_expr(e.a)} {infix} {format_expr(e.b)})"
         return f"{e.op}({format_expr(e.a)}, {format_expr(e.b)})"
     if isinstance(e, Load):
         return f"{e.buffer}[{format_expr(e.offset)}]"

@@ -16,19 +16,13 @@ from graphc.codegen import loops as L
 from graphc.ir import Graph, Value
 from graphc.codegen.fusion import Fusion, fuse
 from graphc.codegen.memory import plan_memory
-
-ACC_KIND = {"sum": "sum", "prod": "prod", "amax": "max", "amin": "min", "argmax": "argmax",
-            "argmin": "argmin"}
+from graphc.ops import REGISTRY
 
 
 # ---- index arithmetic with folding -----------------------------------------------------------
 def iop(op, a, b):
     if isinstance(a, L.IConst) and isinstance(b, L.IConst):
-        x, y = a.value, b.value
-        return L.IConst({"add": x + y, "sub": x - y, "mul": x * y,
-                         "floordiv": x // y if y else 0, "mod": x % y if y else 0,
-                         "min": min(x, y), "max": max(x, y), "lt": int(x < y),
-                         "le": int(x <= y), "eq": int(x == y), "and": int(bool(x and y))}[op])
+        return L.IConst(L.INDEX_OPS[op].fn(a.value, b.value))
     zero_a = isinstance(a, L.IConst) and a.value == 0
     zero_b = isinstance(b, L.IConst) and b.value == 0
     one_b = isinstance(b, L.IConst) and b.value == 1
@@ -96,8 +90,36 @@ def broadcast_index(index, out_shape, in_shape) -> tuple:
                  for k, d in enumerate(in_shape))
 
 
-def _bool(cond) -> L.IndexValue:
-    return L.IndexValue(cond, dtypes.bool_)
+class IndexMapper:
+    """What a movement primitive's ``index_map`` builds with (see ``graphc.ops.movement``):
+    reads of the op's inputs inside the current kernel, folded index arithmetic, and a
+    few scalar expressions."""
+
+    iop = staticmethod(iop)
+    reshape_index = staticmethod(reshape_index)
+    broadcast_index = staticmethod(broadcast_index)
+
+    def __init__(self, lowering, op):
+        self.lowering = lowering
+        self.op = op
+        self.shapes = [v.shape for v in op.inputs]
+
+    def read(self, k: int, index):
+        return self.lowering.value(self.op.inputs[k], index)
+
+    @staticmethod
+    def const(n: int) -> L.IConst:
+        return L.IConst(n)
+
+    @staticmethod
+    def checked(value, size: int) -> L.CheckedIndex:
+        return L.CheckedIndex(value, size)
+
+    def fill(self, value) -> L.Const:
+        return L.Const(value, self.op.out.type.dtype)
+
+    def select(self, cond, a, b) -> L.Op:
+        return L.Op("where", (L.IndexValue(cond, dtypes.bool_), a, b), self.op.out.type.dtype)
 
 
 # ---- lowering --------------------------------------------------------------------------------
@@ -156,7 +178,7 @@ class Lowering:
                 return self.load(v, index)
             flat = op.attr_dict["value"].array.reshape(-1)
             return L.Const(flat[0].item() if flat.size else 0, v.type.dtype)
-        if op.name in ACC_KIND or op.name in ("matmul", "conv2d"):
+        if REGISTRY[op.name].kind in ("reduction", "contraction"):
             return L.Acc(self.acc_name(v), v.type.dtype)
         return self.apply(op, index)
 
@@ -164,84 +186,19 @@ class Lowering:
         return "acc" if self.producer[v].name == "matmul" else f"acc_{v.name}"
 
     def apply(self, op, index):
-        attrs = op.attr_dict
+        """An elementwise op on its operands' values at the (broadcast) index, or an index
+        map, or a random draw."""
+        prim = REGISTRY[op.name]
         out_shape = op.out.shape
-        if op.name == "uniform":
+        if prim.index_map is not None:
+            return prim.index_map(IndexMapper(self, op), index, **op.attr_dict)
+        if prim.kind == "random":
             return L.Uniform(self.value(op.inputs[0], ()), linear(index, out_shape),
                              op.out.type.dtype)
-        method = getattr(self, f"map_{op.name}", None)
-        if method is not None:
-            return method(op, index, **attrs)
+        assert prim.kind == "elementwise", op
         args = tuple(self.value(v, broadcast_index(index, out_shape, v.shape))
                      for v in op.inputs)
-        if op.name == "cast":
-            return L.Op("cast", args, attrs["dtype"])
         return L.Op(op.name, args, op.out.type.dtype)
-
-    # index maps: each returns the value of its input at the mapped index
-    def map_reshape(self, op, index, shape):
-        x = op.inputs[0]
-        return self.value(x, reshape_index(index, shape, x.shape))
-
-    def map_permute(self, op, index, perm):
-        mapped = [None] * len(perm)
-        for i, p in enumerate(perm):
-            mapped[p] = index[i]
-        return self.value(op.inputs[0], tuple(mapped))
-
-    def map_expand(self, op, index, shape):
-        return self.value(op.inputs[0], broadcast_index(index, shape, op.inputs[0].shape))
-
-    def map_slice(self, op, index, starts, stops, steps):
-        return self.value(op.inputs[0], tuple(
-            iop("add", L.IConst(a), iop("mul", i, L.IConst(s)))
-            for i, a, s in zip(index, starts, steps)))
-
-    def map_pad(self, op, index, widths, value):
-        x = op.inputs[0]
-        inside, mapped = L.IConst(1), []
-        for i, d, (lo, _, inner) in zip(index, x.shape, widths):
-            shifted = iop("sub", i, L.IConst(lo))
-            span = max(d - 1, 0) * (inner + 1) + 1
-            ok = iop("and", iop("le", L.IConst(lo), i),
-                     iop("lt", i, L.IConst(lo + span)) if d else L.IConst(0))
-            if inner:
-                ok = iop("and", ok, iop("eq", iop("mod", iop("max", shifted, L.IConst(0)),
-                                                  L.IConst(inner + 1)), L.IConst(0)))
-            inside = iop("and", inside, ok)
-            # Clamped so the (unselected) load stays in bounds.
-            at = iop("floordiv", iop("max", shifted, L.IConst(0)), L.IConst(inner + 1))
-            mapped.append(iop("min", at, L.IConst(max(d - 1, 0))))
-        if any(d == 0 for d in x.shape):
-            return L.Const(value, op.out.type.dtype)
-        return L.Op("where", (_bool(inside), self.value(x, tuple(mapped)),
-                              L.Const(value, op.out.type.dtype)), op.out.type.dtype)
-
-    def map_concat(self, op, index, axis):
-        pieces, start = [], 0
-        for x in op.inputs:
-            n = x.shape[axis]
-            if n:
-                at = iop("min", iop("max", iop("sub", index[axis], L.IConst(start)),
-                                    L.IConst(0)), L.IConst(n - 1))
-                pieces.append((start + n, self.value(x, index[:axis] + (at,) + index[axis + 1:])))
-            start += n
-        result = pieces[-1][1]
-        for end, piece in reversed(pieces[:-1]):
-            result = L.Op("where", (_bool(iop("lt", index[axis], L.IConst(end))), piece, result),
-                          op.out.type.dtype)
-        return result
-
-    def map_take(self, op, index, axis):
-        x, idx = op.inputs
-        k = len(idx.shape)
-        j = L.CheckedIndex(self.value(idx, index[axis:axis + k]), x.shape[axis])
-        return self.value(x, index[:axis] + (j,) + index[axis + k:])
-
-    def map_gather(self, op, index, axis):
-        x, idx = op.inputs
-        j = L.CheckedIndex(self.value(idx, index), x.shape[axis])
-        return self.value(x, index[:axis] + (j,) + index[axis + 1:])
 
     # ---- kernels -----------------------------------------------------------------------------------
     def stored_values(self, group) -> list:
@@ -286,7 +243,7 @@ class Lowering:
         kept = tuple(L.Var(f"p{d}") for d, _ in enumerate(shape) if d not in axes)
         body = []
         for op in group.ops:
-            if op.name in ACC_KIND:
+            if REGISTRY[op.name].kind == "reduction":
                 body.append(self.reduce(op, full, red, shape))
             v = op.out
             if v not in self.buffer_of:
@@ -307,12 +264,13 @@ class Lowering:
         x = op.inputs[0]
         value = self.value(x, full)
         dtype = op.out.type.dtype
-        if value.dtype != dtype and op.name in ("sum", "prod"):
-            value = L.Op("cast", (value,), dtype)
+        accumulation = REGISTRY[op.name].accumulation
         index = None
-        if op.name in ("argmax", "argmin"):
+        if accumulation.is_arg:
             index = L.Var(red[0][0])
-        return L.Reduce(tuple(red), (L.Accumulator(self.acc_name(op.out), ACC_KIND[op.name],
+        elif value.dtype != dtype:                  # sum and prod of ints accumulate in int64
+            value = L.Op("cast", (value,), dtype)
+        return L.Reduce(tuple(red), (L.Accumulator(self.acc_name(op.out), accumulation.kind,
                                                    value, dtype, index),))
 
     def lower_conv(self, group):

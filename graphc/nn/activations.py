@@ -83,6 +83,18 @@ class ELU(Module):
         return f"alpha={self.alpha}" + _inplace_repr(self.inplace, ", ")
 
 
+class Hardswish(Module):
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.hardswish(input)
+
+    def extra_repr(self) -> str:
+        return _inplace_repr(self.inplace)
+
+
 class Softplus(Module):
     """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold."""
 

@@ -2,14 +2,15 @@
 the composites in ``graphc.composite``, plus ``flatten``."""
 from graphc.composite import (
     linear, conv2d, max_pool2d, avg_pool2d, dropout, layer_norm, batch_norm, relu,
-    leaky_relu, elu, gelu, silu, softplus, hardtanh, sigmoid, tanh, softmax, log_softmax,
+    leaky_relu, elu, gelu, silu, softplus, hardtanh, hardswish, sigmoid, tanh, softmax, log_softmax,
     mse_loss, l1_loss, smooth_l1_loss, nll_loss, cross_entropy, binary_cross_entropy,
     binary_cross_entropy_with_logits, one_hot, embedding, pad, normalize, cosine_similarity)
 from graphc.functional import flatten
 
 __all__ = [
     "linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "layer_norm", "batch_norm",
-    "relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "hardtanh", "sigmoid", "tanh",
+    "relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "hardtanh", "hardswish",
+    "sigmoid", "tanh",
     "softmax", "log_softmax", "mse_loss", "l1_loss", "smooth_l1_loss", "nll_loss",
     "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "one_hot",
     "embedding", "pad", "normalize", "cosine_similarity", "flatten",

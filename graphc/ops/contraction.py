@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.dtypes import TensorType
-from graphc.ops import Primitive, broadcast_shapes, op_error, register, unbroadcast
+from graphc.ops.primitive import Primitive, broadcast_shapes, op_error, register, unbroadcast
 
 
 def _matmul_infer(a: TensorType, b: TensorType) -> TensorType:

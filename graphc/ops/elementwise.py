@@ -2,7 +2,8 @@
 
 Binary ops broadcast their operands (numpy rules); all operands of one op share a dtype,
 because the front end promotes and casts before binding.  Each op lowers to one scalar
-expression, named after the primitive.
+expression over the scalar ops (``graphc.ops.scalar``): by default the scalar op of the
+same name, else the ``scalar`` rule given.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.dtypes import TensorType
-from graphc.ops import Primitive, broadcast_shapes, op_error, register, unbroadcast
+from graphc.ops.primitive import Primitive, broadcast_shapes, op_error, register, unbroadcast
+from graphc.ops.scalar import scalar_op
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
@@ -27,19 +29,21 @@ def _check_dtype(op, allowed, *types):
         raise op_error(op, "operands must share one dtype", *types)
 
 
-def unary(name, impl, vjp=None, saves=(), allowed=(2,), out_dtype=None):
+def unary(name, impl, vjp=None, saves=(), allowed=(2,), out_dtype=None, scalar=None):
     def infer(x: TensorType) -> TensorType:
         _check_dtype(name, allowed, x)
         return TensorType(x.shape, out_dtype or x.dtype)
     return register(Primitive(name, "elementwise", infer, impl,
-                              vjp=None if vjp is None else (vjp,), saves=saves))
+                              vjp=None if vjp is None else (vjp,), saves=saves,
+                              scalar=scalar or scalar_op(name)))
 
 
-def binary(name, impl, vjps=None, saves=(), allowed=(1, 2), out_dtype=None):
+def binary(name, impl, vjps=None, saves=(), allowed=(1, 2), out_dtype=None, scalar=None):
     def infer(x: TensorType, y: TensorType) -> TensorType:
         _check_dtype(name, allowed, x, y)
         return TensorType(broadcast_shapes(name, x, y), out_dtype or x.dtype)
-    return register(Primitive(name, "elementwise", infer, impl, vjp=vjps, saves=saves))
+    return register(Primitive(name, "elementwise", infer, impl, vjp=vjps, saves=saves,
+                              scalar=scalar or scalar_op(name)))
 
 
 def _sigmoid(x):
@@ -57,7 +61,9 @@ unary("exp", np.exp, lambda g, out, x: g * out, saves=("out",))
 unary("log", np.log, lambda g, out, x: g / x, saves=(0,))
 unary("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), saves=("out",))
 unary("rsqrt", _rsqrt, lambda g, out, x: g * (-0.5) * out * out * out,
-              saves=("out",))
+      saves=("out",), scalar=lambda ops, x: ops.div(ops.const(1), ops.sqrt(x)))
+unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves=("out",))
+unary("log1p", np.log1p, lambda g, out, x: g / (x + 1), saves=(0,))
 unary("sin", np.sin, lambda g, out, x: g * x.cos(), saves=(0,))
 unary("cos", np.cos, lambda g, out, x: -g * x.sin(), saves=(0,))
 unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves=("out",))
@@ -96,6 +102,17 @@ def _pow_grad_exponent(g, out, x, y):
 
 binary("pow", np.power, (_pow_grad_base, _pow_grad_exponent),
              saves=(0, 1, "out"), allowed=(1, 2))
+
+
+def _atan2_grad(g, out, y, x, wrt_y):
+    """d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)."""
+    scale = g / (x * x + y * y)
+    return unbroadcast(scale * x, y.shape) if wrt_y else unbroadcast(-scale * y, x.shape)
+
+
+binary("atan2", np.arctan2, (lambda g, out, y, x: _atan2_grad(g, out, y, x, True),
+                             lambda g, out, y, x: _atan2_grad(g, out, y, x, False)),
+       saves=(0, 1), allowed=(2,))
 
 
 def _max_grad(g, mine, other, winning):
@@ -138,7 +155,7 @@ register(Primitive(
     vjp=(None,
          lambda g, out, c, x, y: unbroadcast(g.where(c, 0), x.shape),
          lambda g, out, c, x, y: unbroadcast(g.where(c.logical_not(), 0), y.shape)),
-    saves=(0,)))
+    saves=(0,), scalar=scalar_op("where")))
 
 
 def _cast_grad(g, out, x, dtype):
@@ -149,4 +166,4 @@ register(Primitive(
     "cast", "elementwise",
     lambda x, dtype: TensorType(x.shape, dtype),
     lambda x, dtype: x.astype(dtype.np),
-    vjp=(_cast_grad,), attrs=("dtype",)))
+    vjp=(_cast_grad,), attrs=("dtype",), scalar=scalar_op("cast")))

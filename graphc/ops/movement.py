@@ -4,6 +4,19 @@
 which is how graphc's views share storage with their base.  ``pad`` (with XLA-style
 interior padding) is the adjoint of a strided slice; ``take``/``index_add`` and
 ``gather``/``scatter_add`` are adjoint pairs for integer indexing.
+
+Each op but the two scatters carries its index map, which lowering composes into every
+consumer (no data moves).  A map is ``map(m, index, **attrs)``: the output's value at
+``index`` (a tuple of index expressions) in terms of the inputs' values, built with the
+mapper ``m`` (``graphc.codegen.lower.IndexMapper``):
+
+- ``m.read(k, index)``: input ``k``'s value at ``index``; ``m.shapes``: the inputs' shapes;
+- ``m.iop(op, a, b)``, ``m.const(n)``: index arithmetic (``graphc.codegen.loops.INDEX_OPS``);
+- ``m.reshape_index``, ``m.broadcast_index``: the index of the same element in another
+  shape;
+- ``m.checked(value, size)``: a value read from an index tensor used as an index;
+- ``m.select(cond, a, b)``: ``a`` where the index condition holds, else ``b``;
+  ``m.fill(value)``: a constant of the output's dtype.
 """
 from __future__ import annotations
 
@@ -13,7 +26,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.dtypes import TensorType
-from graphc.ops import Primitive, op_error, register, unbroadcast
+from graphc.ops.primitive import Primitive, op_error, register, unbroadcast
 
 
 # ---- reshape / permute / expand ----------------------------------------------------------
@@ -24,9 +37,14 @@ def _reshape_infer(x: TensorType, shape) -> TensorType:
     return TensorType(tuple(shape), x.dtype)
 
 
+def _reshape_map(m, index, shape):
+    return m.read(0, m.reshape_index(index, shape, m.shapes[0]))
+
+
 register(Primitive(
     "reshape", "movement", _reshape_infer, lambda x, shape: np.reshape(x, shape),
-    vjp=(lambda g, out, x, shape: g.reshape(x.shape),), attrs=("shape",)))
+    vjp=(lambda g, out, x, shape: g.reshape(x.shape),), attrs=("shape",),
+    index_map=_reshape_map, view=True))
 
 
 def _permute_infer(x: TensorType, perm) -> TensorType:
@@ -43,9 +61,16 @@ def _permute_grad(g, out, x, perm):
     return g.permute(*inverse)
 
 
+def _permute_map(m, index, perm):
+    mapped = [None] * len(perm)
+    for i, p in enumerate(perm):
+        mapped[p] = index[i]
+    return m.read(0, tuple(mapped))
+
+
 register(Primitive(
     "permute", "movement", _permute_infer, lambda x, perm: np.transpose(x, perm),
-    vjp=(_permute_grad,), attrs=("perm",)))
+    vjp=(_permute_grad,), attrs=("perm",), index_map=_permute_map, view=True))
 
 
 def _expand_infer(x: TensorType, shape) -> TensorType:
@@ -55,9 +80,14 @@ def _expand_infer(x: TensorType, shape) -> TensorType:
     return TensorType(tuple(shape), x.dtype)
 
 
+def _expand_map(m, index, shape):
+    return m.read(0, m.broadcast_index(index, shape, m.shapes[0]))
+
+
 register(Primitive(
     "expand", "movement", _expand_infer, lambda x, shape: np.broadcast_to(x, shape),
-    vjp=(lambda g, out, x, shape: unbroadcast(g, x.shape),), attrs=("shape",)))
+    vjp=(lambda g, out, x, shape: unbroadcast(g, x.shape),), attrs=("shape",),
+    index_map=_expand_map, view=True))
 
 
 # ---- slice and pad (adjoint pair) --------------------------------------------------------
@@ -99,9 +129,14 @@ def _slice_grad(g, out, x, starts, stops, steps):
     return g._pad(widths, 0)
 
 
+def _slice_map(m, index, starts, stops, steps):
+    return m.read(0, tuple(m.iop("add", m.const(a), m.iop("mul", i, m.const(s)))
+                           for i, a, s in zip(index, starts, steps)))
+
+
 register(Primitive(
     "slice", "movement", _slice_infer, _slice_impl, vjp=(_slice_grad,),
-    attrs=("starts", "stops", "steps")))
+    attrs=("starts", "stops", "steps"), index_map=_slice_map, view=True))
 
 
 def _pad_infer(x: TensorType, widths, value) -> TensorType:
@@ -128,8 +163,28 @@ def _pad_grad(g, out, x, widths, value):
                     [inner + 1 for _, _, inner in widths])
 
 
+def _pad_map(m, index, widths, value):
+    shape = m.shapes[0]
+    if any(d == 0 for d in shape):
+        return m.fill(value)
+    inside, mapped = m.const(1), []
+    for i, d, (lo, _, inner) in zip(index, shape, widths):
+        shifted = m.iop("sub", i, m.const(lo))
+        span = (d - 1) * (inner + 1) + 1
+        ok = m.iop("and", m.iop("le", m.const(lo), i), m.iop("lt", i, m.const(lo + span)))
+        if inner:
+            ok = m.iop("and", ok, m.iop("eq", m.iop("mod", m.iop("max", shifted, m.const(0)),
+                                                    m.const(inner + 1)), m.const(0)))
+        inside = m.iop("and", inside, ok)
+        # Clamped so the (unselected) read stays in bounds.
+        at = m.iop("floordiv", m.iop("max", shifted, m.const(0)), m.const(inner + 1))
+        mapped.append(m.iop("min", at, m.const(d - 1)))
+    return m.select(inside, m.read(0, tuple(mapped)), m.fill(value))
+
+
 register(Primitive(
-    "pad", "movement", _pad_infer, _pad_impl, vjp=(_pad_grad,), attrs=("widths", "value")))
+    "pad", "movement", _pad_infer, _pad_impl, vjp=(_pad_grad,), attrs=("widths", "value"),
+    index_map=_pad_map))
 
 
 # ---- concat ------------------------------------------------------------------------------
@@ -153,9 +208,25 @@ def _concat_grad(g, out, *xs, index, axis):
     return g.narrow(axis, start, xs[index].shape[axis])
 
 
+def _concat_map(m, index, axis):
+    """Each input's value at the clamped position, chosen by where ``index`` falls."""
+    pieces, start = [], 0
+    for k, shape in enumerate(m.shapes):
+        n = shape[axis]
+        if n:
+            at = m.iop("min", m.iop("max", m.iop("sub", index[axis], m.const(start)),
+                                    m.const(0)), m.const(n - 1))
+            pieces.append((start + n, m.read(k, index[:axis] + (at,) + index[axis + 1:])))
+        start += n
+    result = pieces[-1][1]
+    for end, piece in reversed(pieces[:-1]):
+        result = m.select(m.iop("lt", index[axis], m.const(end)), piece, result)
+    return result
+
+
 register(Primitive(
     "concat", "movement", _concat_infer, lambda *xs, axis: np.concatenate(xs, axis=axis),
-    vjp=(_concat_grad,), attrs=("axis",), variadic=True))
+    vjp=(_concat_grad,), attrs=("axis",), variadic=True, index_map=_concat_map))
 
 
 # ---- integer indexing: take / index_add and gather / scatter_add -------------------------
@@ -189,9 +260,15 @@ def _take_grad(g, out, x, idx, axis):
     return x.new_zeros(x.shape).index_add(axis, idx.reshape(-1), flat)
 
 
+def _take_map(m, index, axis):
+    k = len(m.shapes[1])
+    j = m.checked(m.read(1, index[axis:axis + k]), m.shapes[0][axis])
+    return m.read(0, index[:axis] + (j,) + index[axis + k:])
+
+
 register(Primitive(
     "take", "movement", _take_infer, _take_impl, vjp=(_take_grad, None), saves=(1,),
-    attrs=("axis",)))
+    attrs=("axis",), index_map=_take_map))
 
 
 def _index_add_infer(x: TensorType, idx: TensorType, src: TensorType, axis) -> TensorType:
@@ -214,7 +291,7 @@ register(Primitive(
     "index_add", "movement", _index_add_infer, _index_add_impl,
     vjp=(lambda g, out, x, idx, src, axis: g, None,
          lambda g, out, x, idx, src, axis: g.index_select(axis, idx)),
-    saves=(1,), attrs=("axis",)))
+    saves=(1,), attrs=("axis",), scatter=True))
 
 
 def _gather_infer(x: TensorType, idx: TensorType, axis) -> TensorType:
@@ -238,10 +315,15 @@ def _gather_impl(x, idx, axis):
     return x[_grid(idx, axis)]
 
 
+def _gather_map(m, index, axis):
+    j = m.checked(m.read(1, index), m.shapes[0][axis])
+    return m.read(0, index[:axis] + (j,) + index[axis + 1:])
+
+
 register(Primitive(
     "gather", "movement", _gather_infer, _gather_impl,
     vjp=(lambda g, out, x, idx, axis: x.new_zeros(x.shape).scatter_add(axis, idx, g), None),
-    saves=(1,), attrs=("axis",)))
+    saves=(1,), attrs=("axis",), index_map=_gather_map))
 
 
 def _scatter_add_infer(x: TensorType, idx: TensorType, src: TensorType, axis) -> TensorType:
@@ -272,4 +354,4 @@ def _scatter_add_src_grad(g, out, x, idx, src, axis):
 register(Primitive(
     "scatter_add", "movement", _scatter_add_infer, _scatter_add_impl,
     vjp=(lambda g, out, x, idx, src, axis: g, None, _scatter_add_src_grad),
-    saves=(1,), attrs=("axis",)))
+    saves=(1,), attrs=("axis",), scatter=True))

@@ -10,7 +10,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.dtypes import TensorType
-from graphc.ops import Primitive, op_error, register
+from graphc.ops.primitive import Primitive, op_error, register
 
 _M1 = np.uint32(0x7FEB352D)
 _M2 = np.uint32(0x846CA68B)

@@ -1,7 +1,8 @@
 """Reduction primitives: sum, prod, amax, amin over a set of axes; argmax/argmin over one.
 
 Attributes are normalised by the front end: ``axes`` is a sorted tuple of non-negative
-axes, ``keepdim`` a bool.  Each lowers to an identity and a combine function.
+axes, ``keepdim`` a bool.  Each lowers to an accumulation (``graphc.ops.scalar``): an
+identity and a combining scalar op, or for argmax/argmin a comparison keeping the index.
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.dtypes import TensorType
-from graphc.ops import Primitive, op_error, register
+from graphc.ops.primitive import Primitive, op_error, register
+from graphc.ops.scalar import ACCUMULATIONS
 
 
 def _reduced_shape(shape, axes, keepdim):
@@ -43,7 +45,7 @@ register(Primitive(
     lambda x, axes, keepdim: np.sum(
         x, axis=axes, keepdims=keepdim,
         dtype=None if x.dtype.kind == "f" else np.int64),
-    vjp=(_sum_grad,), attrs=("axes", "keepdim")))
+    vjp=(_sum_grad,), attrs=("axes", "keepdim"), accumulation=ACCUMULATIONS["sum"]))
 
 
 def _prod_grad(g, out, x, axes, keepdim):
@@ -64,10 +66,11 @@ register(Primitive(
     lambda x, axes, keepdim: np.prod(
         x, axis=axes, keepdims=keepdim,
         dtype=None if x.dtype.kind == "f" else np.int64),
-    vjp=(_prod_grad,), saves=(0,), attrs=("axes", "keepdim")))
+    vjp=(_prod_grad,), saves=(0,), attrs=("axes", "keepdim"),
+    accumulation=ACCUMULATIONS["prod"]))
 
 
-def _extremum(name, np_fn):
+def _extremum(name, np_fn, kind):
     def infer(x: TensorType, axes, keepdim) -> TensorType:
         _check_axes(name, x, axes)
         if any(x.shape[a] == 0 for a in axes):
@@ -84,11 +87,12 @@ def _extremum(name, np_fn):
     return register(Primitive(
         name, "reduction", infer, lambda x, axes, keepdim: np_fn(x, axis=axes,
                                                                 keepdims=keepdim),
-        vjp=(grad,), saves=(0, "out"), attrs=("axes", "keepdim")))
+        vjp=(grad,), saves=(0, "out"), attrs=("axes", "keepdim"),
+        accumulation=ACCUMULATIONS[kind]))
 
 
-_extremum("amax", np.max)
-_extremum("amin", np.min)
+_extremum("amax", np.max, "max")
+_extremum("amin", np.min, "min")
 
 
 def _arg_extremum(name, np_fn):
@@ -101,7 +105,8 @@ def _arg_extremum(name, np_fn):
     def impl(x, axis, keepdim):
         return np_fn(x, axis=axis, keepdims=keepdim).astype(np.int64, copy=False)
 
-    return register(Primitive(name, "reduction", infer, impl, attrs=("axis", "keepdim")))
+    return register(Primitive(name, "reduction", infer, impl, attrs=("axis", "keepdim"),
+                              accumulation=ACCUMULATIONS[name]))
 
 
 _arg_extremum("argmax", np.argmax)

@@ -30,10 +30,11 @@ import numpy as np
 from graphc import dtypes
 from graphc.dtypes import TensorType
 from graphc.ir import Constant, Graph, Namer, Op, Value
+from graphc.ops import REGISTRY
 from graphc.passes.fold import fold_op
 
 # Ops whose interpreter result can share memory with their first operand.
-VIEWS = ("reshape", "permute", "expand", "slice")
+VIEWS = frozenset(p.name for p in REGISTRY.values() if p.view)
 
 
 class Producers(dict):

@@ -18,7 +18,9 @@ Accuracy against correctly rounded results, measured over millions of inputs in 
 precisions (tests/test_cpu_mathlib.py): exp, log and erf within 1 ulp, tanh within 2,
 sigmoid within 3 (its formula rounds three times); f64 sin/cos within 2 ulp for
 |x| <= 1e4 and f32 sin/cos within 1e-7 absolute there (the ulp error grows near their
-zeros).  Denormal inputs and results, overflow, infinities and NaN follow numpy.
+zeros); expm1 within 2 ulp, log1p within 1 (exact for tiny x, where exp(x) - 1 and
+log(1 + x) lose every digit); atan2 within 3.  Denormal inputs and results, overflow,
+infinities, signed zeros and NaN follow numpy.
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-NAMES = frozenset({"exp", "log", "tanh", "sigmoid", "erf", "sin", "cos"})
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ def _tanh(m: _Math, x):
 def _sigmoid(m: _Math, x):
     """graphc's formula (ops/elementwise.py): e = exp(-|x|), then 1 / (1 + e) for x >= 0
     and e / (1 + e) otherwise, which never overflows."""
-    e = m.b.call(_define(m.b.module, "exp", m.fmt, m.ty), [m.sub(0.0, m.fabs(x))])
+    e = _call(m, "exp", m.sub(0.0, m.fabs(x)))
     inv = m.div(1.0, m.add(e, 1.0))
     return m.select(m.cmp(">=", x, 0.0), inv, m.mul(e, inv))
 
@@ -400,9 +401,90 @@ def _cos(m: _Math, x):
     return _sincos(m, x, 1)
 
 
+# ---- expm1 and log1p -------------------------------------------------------------------------
+_EXPM1_RANGE = 40.0      # beyond, exp(x) - 1 rounds as well as expm1 does (or is -1)
+_EXPM1_POLY = {   # expm1(r) = r + r^2 P(r), Taylor: below 2**-60 relative on |r| <= ln2/2
+    "f32": tuple(1.0 / math.factorial(n) for n in range(2, 10)),
+    "f64": tuple(1.0 / math.factorial(n) for n in range(2, 16)),
+}
+
+
+def _call(m: _Math, name: str, *args):
+    """Another helper of this library (inlined like the caller)."""
+    return m.b.call(_define(m.b.module, name, m.fmt, m.ty), list(args))
+
+
+def _expm1(m: _Math, x):
+    """x = k ln2 + r with |r| <= ln2/2 (as exp), then expm1(x) = 2**k expm1(r) + (2**k - 1)
+    in one fused multiply-add: for k = 0 that is r + r^2 P(r) with nothing cancelling,
+    so tiny x come out exact.  Past |x| = 40, exp(x) - 1 (which also overflows, and
+    gives -1 and inf at the infinities); zeros keep their sign, NaN stays NaN."""
+    xc = m.select(m.cmp("<", x, _EXPM1_RANGE), x, _EXPM1_RANGE)
+    xc = m.select(m.cmp(">", xc, -_EXPM1_RANGE), xc, -_EXPM1_RANGE)
+    k = m.floor(m.fma(xc, 1.4426950408889634, 0.5))
+    neg_k = m.sub(0.0, k)
+    r = m.fma(neg_k, m.fmt.ln2_hi, xc)
+    r = m.fma(neg_k, m.fmt.ln2_lo, r)
+    expm1_r = m.fma(m.mul(r, r), m.poly(r, _EXPM1_POLY[m.fmt.suffix]), r)
+    two_k = m.pow2(m.b.fptosi(k, m.ity))
+    inside = m.fma(two_k, expm1_r, m.sub(two_k, 1.0))
+    y = m.select(m.cmp(">", m.fabs(x), _EXPM1_RANGE), m.sub(_call(m, "exp", x), 1.0), inside)
+    y = m.select(m.cmp("==", x, 0.0), x, y)
+    return m.select(m.is_nan(x), x, y)
+
+
+def _log1p(m: _Math, x):
+    """log(u) + (x - (u - 1)) / u with u = 1 + x rounded: the quotient is the first-order
+    correction for what rounding u lost (Goldberg), and u == 1 (tiny x) gives x itself.
+    -1 gives -inf, below it NaN, +inf stays."""
+    u = m.add(x, 1.0)
+    y = m.add(_call(m, "log", u), m.div(m.sub(x, m.sub(u, 1.0)), u))
+    y = m.select(m.cmp("==", u, 1.0), x, y)
+    y = m.select(m.cmp("==", x, -1.0), float("-inf"), y)
+    return m.select(m.cmp("==", x, float("inf")), x, y)
+
+
+# ---- atan2 ---------------------------------------------------------------------------------
+_TAN_PI_8 = 0.41421356237309503
+_ATAN_POLY = {
+    # atan(z) = z + z^3 P(z^2) on |z| <= tan(pi/8); Chebyshev fits of the Taylor series
+    # (relative error 2.6e-9 in f32, 5.7e-17 in f64).
+    "f32": (-0.3333333182862901, 0.19999550984252945, -0.14264245870382447,
+            0.10746357306198003, -0.06459413195655732),
+    "f64": (-0.33333333333333365, 0.20000000000008725, -0.14285714286389, 0.11111111118652243,
+            -0.09090907997711573, 0.0769225123841317, -0.06665360236262925,
+            0.058648308194213385, -0.05117673022667821, 0.04010043912451621,
+            -0.020179563703999304),
+}
+
+
+def _atan2(m: _Math, y, x):
+    """The angle of (x, y): atan of t = min(|x|, |y|) / max(|x|, |y|) in [0, 1] (past
+    tan(pi/8) as pi/4 + atan((t - 1) / (t + 1))), then reflected into the octant:
+    pi/2 - a when |y| > |x|, pi - a when x is negative (-0.0 included), and the sign of
+    y.  Two infinities count as equal magnitudes; two zeros give t = 0.  NaN in, NaN out."""
+    b = m.b
+    ay, ax = m.fabs(y), m.fabs(x)
+    both_inf = b.and_(m.cmp("==", ay, float("inf")), m.cmp("==", ax, float("inf")))
+    ay, ax = m.select(both_inf, 1.0, ay), m.select(both_inf, 1.0, ax)
+    steep = m.cmp(">", ay, ax)
+    low, high = m.select(steep, ax, ay), m.select(steep, ay, ax)
+    t = m.select(m.cmp("==", high, 0.0), 0.0, m.div(low, high))
+    past = m.cmp(">", t, _TAN_PI_8)
+    z = m.select(past, m.div(m.sub(t, 1.0), m.add(t, 1.0)), t)
+    s = m.mul(z, z)
+    a = m.fma(m.mul(z, s), m.poly(s, _ATAN_POLY[m.fmt.suffix]), z)
+    a = m.select(past, m.add(a, math.pi / 4), a)
+    a = m.select(steep, m.sub(math.pi / 2, a), a)
+    negative_x = b.icmp_signed("<", m.to_bits(x), m.ival(0))
+    a = m.select(negative_x, m.sub(math.pi, a), a)
+    return m.select(b.or_(m.is_nan(x), m.is_nan(y)), m.add(x, y), m.copysign(a, y))
+
+
 # ---- definitions ---------------------------------------------------------------------------
 _BODIES = {"exp": _exp, "log": _log, "tanh": _tanh, "sigmoid": _sigmoid, "sin": _sin,
-           "cos": _cos, "erf": _erf}
+           "cos": _cos, "erf": _erf, "expm1": _expm1, "log1p": _log1p, "atan2": _atan2}
+NAMES = frozenset(_BODIES)
 
 
 def _format_of(ty: ir.Type) -> _Format:
@@ -419,19 +501,22 @@ def _define(module: ir.Module, name: str, fmt: _Format, ftype: ir.Type) -> ir.Fu
     fn = module.globals.get(symbol)
     if fn is not None:
         return fn
-    fn = ir.Function(module, ir.FunctionType(ftype, [ftype]), symbol)
+    body = _BODIES[name]
+    arity = body.__code__.co_argcount - 1
+    fn = ir.Function(module, ir.FunctionType(ftype, [ftype] * arity), symbol)
     fn.linkage = "internal"
     fn.attributes.add("alwaysinline")
     fn.attributes.add("nounwind")
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
-    builder.ret(_BODIES[name](_Math(builder, fmt, ftype), fn.args[0]))
+    builder.ret(body(_Math(builder, fmt, ftype), *fn.args))
     return fn
 
 
-def emit(builder: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
-    """``name(x)`` for an f32 or f64 ``x``, as a call to an always-inlined helper."""
+def emit(builder: ir.IRBuilder, name: str, *args: ir.Value) -> ir.Value:
+    """``name(*args)`` for f32 or f64 operands of one type, as a call to an
+    always-inlined helper (``atan2(y, x)`` takes two, the others one)."""
     if name not in NAMES:
         raise ValueError(f"graphc.mathlib: unknown function {name!r}; "
                          f"available: {', '.join(sorted(NAMES))}")
-    fmt = _format_of(x.type)
-    return builder.call(_define(builder.module, name, fmt, x.type), [x])
+    fmt = _format_of(args[0].type)
+    return builder.call(_define(builder.module, name, fmt, args[0].type), list(args))

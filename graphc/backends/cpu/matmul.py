@@ -4,7 +4,7 @@ Blocks of A and B are packed into aligned scratch (so any strides work: transpos
 broadcast operands included), a register-tiled micro-kernel accumulates a tile of C in
 vector registers, and the fused epilogue runs on each tile when its last depth block is
 done.  ``MatmulRenderer(module, kernel, slots, code, scopes).render()`` returns the
-kernel's function, with the signature of every kernel (see ``render.py``).
+kernel's function, with the signature of every kernel (see ``kernel.py``).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import llvmlite.ir as ir
 
 from graphc import dtypes
-from graphc.backends.cpu.render import (F32, F64, I32, I64, PTR, VOID, KernelFunction,
+from graphc.backends.cpu.kernel import (F32, F64, I32, I64, PTR, VOID, KernelFunction,
                                         _suffix, declare, for_range, i64, imax, imin,
                                         intrinsic, raise_flag, value_type, vector_bytes)
 from graphc.codegen import loops as L

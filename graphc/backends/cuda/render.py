@@ -39,9 +39,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphc import dtypes
+from graphc.backends.emitter import Emitter as BaseEmitter
 from graphc.codegen import loops as L
 from graphc.codegen.lower import linear
 from graphc.codegen.split import SplitPolicy, split_reductions
+from graphc.ops import ACCUMULATIONS
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 PRELUDE_PATH = os.path.join(_HERE, "prelude.cuh")
@@ -134,40 +136,125 @@ def identity(kind, dtype) -> str:
 
 
 # ---- scalar ops ----------------------------------------------------------------------------------
-def _f(name):
-    """A libm function: ``expf`` for float32, ``exp`` for float64."""
-    return lambda a, dt: f"{name}{'f' if dt is dtypes.float32 else ''}({a})"
+class ScalarOps:
+    """The scalar ops (``graphc.ops.SCALAR_OPS``) as C expressions: operands are texts of
+    ``dtype``, ``cast`` converts to ``out``.  Scalars follow numpy through the prelude's
+    helpers and CUDA's libm (``expf``... for f32, ``exp``... for f64)."""
 
+    def __init__(self, dtype, out):
+        self.dtype, self.out = dtype, out
+        self.is_float = dtype.is_floating_point
 
-def _infix(symbol, helper):
-    """Float arithmetic as an operator; integers through the prelude's wrapping helper."""
-    def rule(a, b, dt):
-        return f"({a} {symbol} {b})" if dt.is_floating_point else f"gc::{helper}({a}, {b})"
-    return rule
+    def _f(self, name, *args):
+        """A libm function: ``expf`` for float32, ``exp`` for float64."""
+        return f"{name}{'f' if self.dtype is dtypes.float32 else ''}({', '.join(args)})"
 
+    def _infix(self, symbol, helper, a, b):
+        """Float arithmetic as an operator; integers through the prelude's wrapping
+        helper."""
+        return f"({a} {symbol} {b})" if self.is_float else f"gc::{helper}({a}, {b})"
 
-UNARY = {
-    "neg": lambda a, dt: f"(-{a})" if dt.is_floating_point else f"gc::neg({a})",
-    "exp": _f("exp"), "log": _f("log"), "sqrt": _f("sqrt"), "sin": _f("sin"),
-    "cos": _f("cos"), "tanh": _f("tanh"), "erf": _f("erf"), "floor": _f("floor"),
-    "rsqrt": lambda a, dt: f"({literal(1, dt)} / {_f('sqrt')(a, dt)})",
-    "sigmoid": lambda a, dt: f"gc::sigmoid({a})",
-    "abs": lambda a, dt: _f("fabs")(a, dt) if dt.is_floating_point else f"gc::iabs({a})",
-    "sign": lambda a, dt: f"gc::sign({a})",
-    "logical_not": lambda a, dt: f"(!{a})",
-}
-_COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-BINARY = {
-    "add": _infix("+", "add"), "sub": _infix("-", "sub"), "mul": _infix("*", "mul"),
-    "div": lambda a, b, dt: f"({a} / {b})",
-    "pow": lambda a, b, dt: _f("pow")(f"{a}, {b}", dt) if dt.is_floating_point
-    else f"gc::ipow({a}, {b})",
-    "maximum": lambda a, b, dt: f"gc::maximum({a}, {b})",
-    "minimum": lambda a, b, dt: f"gc::minimum({a}, {b})",
-    "logical_and": lambda a, b, dt: f"({a} && {b})",
-    "logical_or": lambda a, b, dt: f"({a} || {b})",
-    **{op: (lambda s: lambda a, b, dt: f"({a} {s} {b})")(s) for op, s in _COMPARE.items()},
-}
+    def const(self, value):
+        return literal(value, self.dtype)
+
+    def cast(self, a):
+        return cast(a, self.dtype, self.out)
+
+    def exp(self, a):
+        return self._f("exp", a)
+
+    def expm1(self, a):
+        return self._f("expm1", a)
+
+    def log(self, a):
+        return self._f("log", a)
+
+    def log1p(self, a):
+        return self._f("log1p", a)
+
+    def sqrt(self, a):
+        return self._f("sqrt", a)
+
+    def sin(self, a):
+        return self._f("sin", a)
+
+    def cos(self, a):
+        return self._f("cos", a)
+
+    def tanh(self, a):
+        return self._f("tanh", a)
+
+    def erf(self, a):
+        return self._f("erf", a)
+
+    def floor(self, a):
+        return self._f("floor", a)
+
+    def atan2(self, y, x):
+        return self._f("atan2", y, x)
+
+    def sigmoid(self, a):
+        return f"gc::sigmoid({a})"
+
+    def neg(self, a):
+        return f"(-{a})" if self.is_float else f"gc::neg({a})"
+
+    def abs(self, a):
+        return self._f("fabs", a) if self.is_float else f"gc::iabs({a})"
+
+    def sign(self, a):
+        return f"gc::sign({a})"
+
+    def logical_not(self, a):
+        return f"(!{a})"
+
+    def add(self, a, b):
+        return self._infix("+", "add", a, b)
+
+    def sub(self, a, b):
+        return self._infix("-", "sub", a, b)
+
+    def mul(self, a, b):
+        return self._infix("*", "mul", a, b)
+
+    def div(self, a, b):
+        return f"({a} / {b})"
+
+    def pow(self, a, b):
+        return self._f("pow", a, b) if self.is_float else f"gc::ipow({a}, {b})"
+
+    def maximum(self, a, b):
+        return f"gc::maximum({a}, {b})"
+
+    def minimum(self, a, b):
+        return f"gc::minimum({a}, {b})"
+
+    def logical_and(self, a, b):
+        return f"({a} && {b})"
+
+    def logical_or(self, a, b):
+        return f"({a} || {b})"
+
+    def eq(self, a, b):
+        return f"({a} == {b})"
+
+    def ne(self, a, b):
+        return f"({a} != {b})"
+
+    def lt(self, a, b):
+        return f"({a} < {b})"
+
+    def le(self, a, b):
+        return f"({a} <= {b})"
+
+    def gt(self, a, b):
+        return f"({a} > {b})"
+
+    def ge(self, a, b):
+        return f"({a} >= {b})"
+
+    def where(self, c, a, b):
+        return f"{c} ? {a} : {b}"
 
 
 def cast(text, src, dst) -> str:
@@ -182,9 +269,6 @@ def cast(text, src, dst) -> str:
     return f"({value_type(dst)})({text})"
 
 
-_INDEX_INFIX = {"add": "+", "sub": "-", "mul": "*", "floordiv": "/", "mod": "%", "lt": "<",
-                "le": "<=", "eq": "==", "and": "&&"}
-_ACC_UPDATE = {"sum": "add", "prod": "mul", "max": "maximum", "min": "minimum"}
 _COMBINE = {"sum": "gc::Sum()", "prod": "gc::Prod()", "max": "gc::Max()", "min": "gc::Min()",
             "argmax": "gc::ArgBest<true>()", "argmin": "gc::ArgBest<false>()"}
 
@@ -235,35 +319,27 @@ def unravel(flat: str, loops) -> list:
 
 
 # ---- expressions ---------------------------------------------------------------------------------
-class Emitter:
-    """Writes one kernel's statements.  Subexpressions become ``const`` locals,
-    memoised by object identity in nested scopes that follow the C blocks, so a shared
-    subtree is computed once and never used outside the block that defines it."""
+class Emitter(BaseEmitter):
+    """Writes one kernel's statements.  Subexpressions become ``const`` locals, memoised
+    in nested scopes that follow the C blocks (see ``graphc.backends.emitter``), so a
+    shared subtree is computed once and never used outside the block that defines it."""
 
     def __init__(self, names: Names, code: int, buffers: dict):
+        super().__init__()
         self.names = names
         self.code = code
         self.buffers = buffers                  # buffer name -> C name (the kernel's args)
         self.lines: list = []
         self.depth = 1
-        self.env: dict = {}                     # loop variable -> C name
-        self.accs: dict = {}                    # accumulator -> (C name, dtype)
         self.used: set = set()                  # loop variables read so far
         self.flat: set = set()                  # ids of offsets that are the flat position
         self.flat_text = "item"                 # ... which is this C expression
         self.vectors: dict = {}                 # buffer -> vector local holding its lanes
         self.lane = None                        # that local's component ("x", "y", ...)
-        self._scopes: list = [{}]
         self._count = 0
 
     def line(self, text: str = ""):
         self.lines.append("    " * self.depth + text if text else "")
-
-    @contextmanager
-    def scope(self):
-        self._scopes.append({})
-        yield
-        self._scopes.pop()
 
     @contextmanager
     def block(self, head: str):
@@ -300,83 +376,59 @@ class Emitter:
         self.line(f"const {ctype} {name} = {text};")
         return name
 
-    def _memo(self, e, render):
-        for scope in reversed(self._scopes):
-            hit = scope.get(id(e))
-            if hit is not None:
-                return hit[1]
-        text = render(e)
-        self._scopes[-1][id(e)] = (e, text)       # e stays alive: its id stays unique
-        return text
-
     # index expressions: long long
     def index(self, e) -> str:
         if id(e) in self.flat:
             return self.flat_text
-        if isinstance(e, L.Var):
-            if e.name not in self.env:
-                raise ValueError(f"loop variable {e.name!r} is not bound here")
-            self.used.add(e.name)
-            return self.env[e.name]
-        if isinstance(e, L.IConst):
-            return str(e.value) if e.value >= 0 else f"({e.value})"
-        return self._memo(e, self._index_node)
+        return super().index(e)
 
-    def _index_node(self, e) -> str:
-        if isinstance(e, L.CheckedIndex):
-            value = cast(self.scalar(e.value), e.value.dtype, dtypes.int64)
-            return self.temp("long long", f"gc::checked_index({value}, {e.size}LL, "
-                                          f"error_flag, {self.code})", "i")
-        if not isinstance(e, L.IOp):
-            raise TypeError(f"not a loop IR index expression: {e!r}")
-        a, b = self.index(e.a), self.index(e.b)
-        if e.op in ("min", "max"):
-            text = f"({a} {'<' if e.op == 'min' else '>'} {b} ? {a} : {b})"
+    def var(self, name) -> str:
+        self.used.add(name)
+        return self.env[name]
+
+    def iconst(self, value) -> str:
+        return str(value) if value >= 0 else f"({value})"
+
+    def index_op(self, op, a, b) -> str:
+        infix = L.INDEX_OPS[op].infix
+        if infix is None:
+            text = f"({a} {'<' if op == 'min' else '>'} {b} ? {a} : {b})"
         else:
-            text = f"({a} {_INDEX_INFIX[e.op]} {b})"
+            text = f"({a} {infix} {b})"
         return self.temp("long long", text, "i") if len(text) > 60 else text
 
-    # scalar expressions: value_type(dtype)
-    def scalar(self, e) -> str:
-        if isinstance(e, L.Const):
-            return literal(e.value, e.dtype)
-        if isinstance(e, L.Acc):
-            if e.name not in self.accs:
-                raise ValueError(f"accumulator {e.name!r} is read before its Reduce")
-            name, dtype = self.accs[e.name]
-            return cast(name, dtype, e.dtype)
-        return self._memo(e, self._scalar_node)
+    def checked(self, e) -> str:
+        value = cast(self.scalar(e.value), e.value.dtype, dtypes.int64)
+        return self.temp("long long", f"gc::checked_index({value}, {e.size}LL, "
+                                      f"error_flag, {self.code})", "i")
 
+    # scalar expressions: value_type(dtype), each node a const local
     def _scalar_node(self, e) -> str:
-        if isinstance(e, L.Load):
-            if self.lane is not None and e.buffer in self.vectors and id(e.offset) in self.flat:
-                ref = f"{self.vectors[e.buffer]}.{self.lane}"
-            else:
-                ref = f"{self.buffer(e.buffer)}[{self.index(e.offset)}]"
-            text = f"{ref} != 0" if e.dtype is dtypes.bool_ else ref
-        elif isinstance(e, L.Op):
-            text = self._op(e)
-        elif isinstance(e, L.IndexValue):
-            text = cast(self.index(e.index), dtypes.int64, e.dtype)
-        elif isinstance(e, L.Uniform):
-            seed = cast(self.scalar(e.seed), e.seed.dtype, dtypes.int64)
-            text = f"gc::uniform_{e.dtype.short}({seed}, {self.index(e.counter)})"
-        else:
-            raise TypeError(f"not a loop IR scalar expression: {e!r}")
-        return self.temp(value_type(e.dtype), text)
+        return self.temp(value_type(e.dtype), super()._scalar_node(e))
 
-    def _op(self, e) -> str:
-        args = [self.scalar(a) for a in e.args]
-        dtype = e.args[0].dtype
-        if e.op == "cast":
-            return cast(args[0], dtype, e.dtype)
-        if e.op == "where":
-            return f"{args[0]} ? {args[1]} : {args[2]}"
-        rules = UNARY if len(args) == 1 else BINARY
-        if e.op not in rules:
-            raise ValueError(f"cuda backend: no scalar rule for {e.op} with {len(args)} "
-                             f"operands")
-        return rules[e.op](*args, dtype)
+    def constant(self, value, dtype) -> str:
+        return literal(value, dtype)
+
+    def acc(self, e) -> str:
+        name, dtype = self.accs[e.name]
+        return cast(name, dtype, e.dtype)
+
+    def load(self, e) -> str:
+        if self.lane is not None and e.buffer in self.vectors and id(e.offset) in self.flat:
+            ref = f"{self.vectors[e.buffer]}.{self.lane}"
+        else:
+            ref = f"{self.buffer(e.buffer)}[{self.index(e.offset)}]"
+        return f"{ref} != 0" if e.dtype is dtypes.bool_ else ref
+
+    def index_value(self, e) -> str:
+        return cast(self.index(e.index), dtypes.int64, e.dtype)
+
+    def uniform(self, e) -> str:
+        seed = cast(self.scalar(e.seed), e.seed.dtype, dtypes.int64)
+        return f"gc::uniform_{e.dtype.short}({seed}, {self.index(e.counter)})"
+
+    def scalar_ops(self, dtype, out) -> ScalarOps:
+        return ScalarOps(dtype, out)
 
     def buffer(self, name: str) -> str:
         if name not in self.buffers:
@@ -660,7 +712,7 @@ class KernelRenderer:
                 elif dtype.is_floating_point and acc.kind in ("sum", "prod"):
                     e.line(f"{best} {'+' if acc.kind == 'sum' else '*'}= {v};")
                 else:
-                    e.line(f"{best} = gc::{_ACC_UPDATE[acc.kind]}({best}, {v});")
+                    e.line(f"{best} = gc::{ACCUMULATIONS[acc.kind].combine}({best}, {v});")
         for k, (acc, best, ty, init, dtype) in enumerate(accs):
             scratch = f"scratch{n}_{k}"
             self.shared.append(f"__shared__ {ty} {scratch}[{SHARED_SLOTS}];")

@@ -34,10 +34,13 @@
    compile time than the program itself). */
 #define GRAPHC_LIBM(name) extern "C" float name##f(float); extern "C" double name(double);
 GRAPHC_LIBM(exp) GRAPHC_LIBM(log) GRAPHC_LIBM(sqrt) GRAPHC_LIBM(sin) GRAPHC_LIBM(cos)
-GRAPHC_LIBM(tanh) GRAPHC_LIBM(erf) GRAPHC_LIBM(floor) GRAPHC_LIBM(fabs)
+GRAPHC_LIBM(tanh) GRAPHC_LIBM(erf) GRAPHC_LIBM(floor) GRAPHC_LIBM(fabs) GRAPHC_LIBM(log1p)
+GRAPHC_LIBM(expm1)
 #undef GRAPHC_LIBM
 extern "C" float powf(float, float);
 extern "C" double pow(double, double);
+extern "C" float atan2f(float, float);
+extern "C" double atan2(double, double);
 
 #define __global__
 #define __device__

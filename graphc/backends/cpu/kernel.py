@@ -1,0 +1,570 @@
+"""The LLVM building blocks of every cpu kernel (loop kernels in ``render.py``, the matmul
+in ``matmul.py``): types, the target machine, builder helpers, the scalar ops, the
+expression ``Emitter`` and ``KernelFunction``.
+
+Every kernel is ``void NAME(ptr buffers, i64 start, i64 stop, ptr error_flag)``
+(``KERNEL_TYPE``); see ``render.py`` for what the arguments mean.
+"""
+from __future__ import annotations
+
+import functools
+from contextlib import contextmanager
+
+import llvmlite.binding as llvm
+import llvmlite.ir as ir
+
+from graphc import dtypes
+from graphc.backends.cpu import mathlib
+from graphc.backends.emitter import Emitter as BaseEmitter
+from graphc.codegen import loops as L
+
+VOID = ir.VoidType()
+I1, I8, I32, I64 = (ir.IntType(w) for w in (1, 8, 32, 64))
+F32, F64 = ir.FloatType(), ir.DoubleType()
+PTR = ir.PointerType()
+KERNEL_TYPE = ir.FunctionType(VOID, [PTR, I64, I64, PTR])
+
+_VALUE_TYPES = {dtypes.bool_: I1, dtypes.int32: I32, dtypes.int64: I64,
+                dtypes.float32: F32, dtypes.float64: F64}
+
+
+def value_type(dtype) -> ir.Type:
+    """The type a scalar of ``dtype`` has in registers (bool is i1)."""
+    return _VALUE_TYPES[dtype]
+
+
+def storage_type(dtype) -> ir.Type:
+    """The type of one element in memory (bool is one byte, as in numpy)."""
+    return I8 if dtype is dtypes.bool_ else _VALUE_TYPES[dtype]
+
+
+def i64(value) -> ir.Value:
+    return value if isinstance(value, ir.Value) else ir.Constant(I64, value)
+
+
+def constant(dtype, value) -> ir.Constant:
+    if dtype.is_floating_point:
+        return ir.Constant(value_type(dtype), float(dtype.np.type(value)))
+    if dtype is dtypes.bool_:
+        return ir.Constant(I1, int(bool(value)))
+    return ir.Constant(value_type(dtype), int(value))
+
+
+# ---- target --------------------------------------------------------------------------------
+@functools.cache
+def target_machine() -> llvm.TargetMachine:
+    """The host CPU with all its features, optimising at O3 (shared: never give it to a
+    JIT engine, which would own and free it)."""
+    return create_target_machine()
+
+
+def create_target_machine() -> llvm.TargetMachine:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                        features=host_features(), opt=3)
+
+
+@functools.cache
+def host_features() -> str:
+    return llvm.get_host_cpu_features().flatten()
+
+
+def vector_bytes() -> int:
+    """Width of the widest vector registers (64 with AVX-512, else 32)."""
+    return 64 if "+avx512f" in host_features().split(",") else 32
+
+
+def new_module(name: str) -> ir.Module:
+    module = ir.Module(name)
+    module.triple = llvm.get_process_triple()
+    module.data_layout = str(target_machine().target_data)
+    return module
+
+
+# ---- small builder helpers -------------------------------------------------------------------
+@contextmanager
+def for_range(b: ir.IRBuilder, start, stop, step=1, name="i"):
+    """``for (i = start; i < stop; i += step)`` over i64, in the preheader / header /
+    latch form the loop passes expect; yields ``i``."""
+    fn = b.function
+    header = fn.append_basic_block(f"{name}.header")
+    body = fn.append_basic_block(f"{name}.body")
+    done = fn.append_basic_block(f"{name}.done")
+    pre = b.block
+    b.branch(header)
+    b.position_at_end(header)
+    i = b.phi(I64, name=name)
+    i.add_incoming(i64(start), pre)
+    b.cbranch(b.icmp_signed("<", i, i64(stop)), body, done)
+    b.position_at_end(body)
+    yield i
+    i.add_incoming(b.add(i, i64(step), name=f"{name}.next", flags=("nsw",)), b.block)
+    b.branch(header)
+    b.position_at_end(done)
+
+
+def _suffix(ty) -> str:
+    if isinstance(ty, ir.VectorType):
+        return f"v{ty.count}{_suffix(ty.element)}"
+    if isinstance(ty, ir.FloatType):
+        return "f32"
+    if isinstance(ty, ir.DoubleType):
+        return "f64"
+    return f"i{ty.width}"
+
+
+def declare(module, name, ret, args) -> ir.Function:
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, ir.FunctionType(ret, args), name)
+
+
+def intrinsic(b, name, *args) -> ir.Value:
+    """Call the overloaded intrinsic ``llvm.NAME`` on operands of one type."""
+    ty = args[0].type
+    fn = declare(b.module, f"llvm.{name}.{_suffix(ty)}", ty, [a.type for a in args])
+    return b.call(fn, args)
+
+
+def imin(b, x, y):
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def imax(b, x, y):
+    return b.select(b.icmp_signed(">", x, y), x, y)
+
+
+def raise_flag(b, flag, code: int):
+    """Record error ``code`` unless an earlier error is already recorded."""
+    b.cmpxchg(flag, ir.Constant(I32, 0), ir.Constant(I32, code), "monotonic", "monotonic")
+
+
+# ---- scalar ops ----------------------------------------------------------------------------
+def _category(dtype) -> str:
+    return "f" if dtype.is_floating_point else "b" if dtype is dtypes.bool_ else "i"
+
+
+def cast(b, x, src, dst):
+    """numpy's ``astype``: float -> int truncates, anything -> bool is ``!= 0``."""
+    if src is dst:
+        return x
+    to, s, d = value_type(dst), _category(src), _category(dst)
+    if d == "b":
+        return (b.fcmp_unordered("!=", x, ir.Constant(x.type, 0.0)) if s == "f"
+                else b.icmp_unsigned("!=", x, ir.Constant(x.type, 0)))
+    if s == "b":
+        return b.uitofp(x, to) if d == "f" else b.zext(x, to)
+    if s == "f" and d == "f":
+        return b.fpext(x, to) if dst.itemsize > src.itemsize else b.fptrunc(x, to)
+    if s == "f":
+        # Out of range (and NaN) is poison for fptosi; numpy on x86 gives the minimum
+        # integer there, so do that (the unselected poison is harmless).
+        limit = float(2 ** (8 * dst.itemsize - 1))
+        inside = b.and_(b.fcmp_ordered(">=", x, ir.Constant(x.type, -limit)),
+                        b.fcmp_ordered("<", x, ir.Constant(x.type, limit)))
+        return b.select(inside, b.fptosi(x, to), ir.Constant(to, -int(limit)))
+    if d == "f":
+        return b.sitofp(x, to)
+    return b.sext(x, to) if dst.itemsize > src.itemsize else b.trunc(x, to)
+
+
+def extremum(b, kind, x, y, dtype):
+    """numpy's maximum/minimum: NaN propagates; for bool, or/and."""
+    c = _category(dtype)
+    if c == "f":
+        return intrinsic(b, "maximum" if kind == "max" else "minimum", x, y)
+    if c == "b":
+        return b.or_(x, y) if kind == "max" else b.and_(x, y)
+    return intrinsic(b, "smax" if kind == "max" else "smin", x, y)
+
+
+def _sign(b, x, dtype):
+    if dtype.is_floating_point:
+        one = ir.Constant(x.type, 1.0)
+        # +0.0 for either zero (as numpy), NaN stays NaN: both are x + 0.0.
+        rest = b.select(b.fcmp_ordered("<", x, ir.Constant(x.type, 0.0)), b.fneg(one),
+                        b.fadd(x, ir.Constant(x.type, 0.0)))
+        return b.select(b.fcmp_ordered(">", x, ir.Constant(x.type, 0.0)), one, rest)
+    zero = ir.Constant(x.type, 0)
+    return b.sub(b.zext(b.icmp_signed(">", x, zero), x.type),
+                 b.zext(b.icmp_signed("<", x, zero), x.type))
+
+
+def _abs(b, x, dtype):
+    if dtype.is_floating_point:
+        return intrinsic(b, "fabs", x)
+    return b.select(b.icmp_signed("<", x, ir.Constant(x.type, 0)), b.neg(x), x)
+
+
+def _pow(b, x, y, dtype):
+    if dtype.is_floating_point:
+        return intrinsic(b, "pow", x, y)
+    return b.call(_ipow_function(b.module, x.type), [x, y])
+
+
+def _ipow_function(module, ty) -> ir.Function:
+    """Integer power by squaring, wrapping like numpy.  A negative exponent (numpy
+    raises) gives the truncated quotient: 1 for x == 1, +-1 for x == -1, else 0."""
+    name = f"graphc.ipow.{_suffix(ty)}"
+    if name in module.globals:
+        return module.globals[name]
+    fn = ir.Function(module, ir.FunctionType(ty, [ty, ty]), name)
+    fn.linkage = "internal"
+    x, e = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    zero, one = ir.Constant(ty, 0), ir.Constant(ty, 1)
+    negative = fn.append_basic_block("negative")
+    loop = fn.append_basic_block("loop")
+    done = fn.append_basic_block("done")
+    b.cbranch(b.icmp_signed("<", e, zero), negative, loop)
+    b.position_at_end(negative)
+    odd = b.trunc(e, I1)
+    minus_one = b.select(odd, ir.Constant(ty, -1), one)
+    b.ret(b.select(b.icmp_signed("==", x, one), one,
+                   b.select(b.icmp_signed("==", x, ir.Constant(ty, -1)), minus_one, zero)))
+    b.position_at_end(loop)
+    result, base, rest = (b.phi(ty) for _ in range(3))
+    result.add_incoming(one, fn.entry_basic_block)
+    base.add_incoming(x, fn.entry_basic_block)
+    rest.add_incoming(e, fn.entry_basic_block)
+    step = b.select(b.trunc(rest, I1), b.mul(result, base), result)
+    next_rest = b.lshr(rest, one)
+    result.add_incoming(step, loop)
+    base.add_incoming(b.mul(base, base), loop)
+    rest.add_incoming(next_rest, loop)
+    b.cbranch(b.icmp_signed("==", next_rest, zero), done, loop)
+    b.position_at_end(done)
+    b.ret(step)
+    return fn
+
+
+_COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+class ScalarOps:
+    """The scalar ops (``graphc.ops.SCALAR_OPS``) as instructions at the builder's position:
+    operands are register values of ``dtype``, ``cast`` converts to ``out``.  The
+    transcendental functions are built inline by the mathlib, so loops vectorize."""
+
+    def __init__(self, b: ir.IRBuilder, dtype, out):
+        self.b, self.dtype, self.out = b, dtype, out
+        self.is_float = dtype.is_floating_point
+
+    def const(self, value):
+        return constant(self.dtype, value)
+
+    def cast(self, x):
+        return cast(self.b, x, self.dtype, self.out)
+
+    def _math(self, name, *args):
+        return mathlib.emit(self.b, name, *args)
+
+    def exp(self, x):
+        return self._math("exp", x)
+
+    def expm1(self, x):
+        return self._math("expm1", x)
+
+    def log(self, x):
+        return self._math("log", x)
+
+    def log1p(self, x):
+        return self._math("log1p", x)
+
+    def sin(self, x):
+        return self._math("sin", x)
+
+    def cos(self, x):
+        return self._math("cos", x)
+
+    def tanh(self, x):
+        return self._math("tanh", x)
+
+    def sigmoid(self, x):
+        return self._math("sigmoid", x)
+
+    def erf(self, x):
+        return self._math("erf", x)
+
+    def atan2(self, y, x):
+        return self._math("atan2", y, x)
+
+    def sqrt(self, x):
+        return intrinsic(self.b, "sqrt", x)
+
+    def floor(self, x):
+        return intrinsic(self.b, "floor", x)
+
+    def neg(self, x):
+        return self.b.fneg(x) if self.is_float else self.b.neg(x)
+
+    def abs(self, x):
+        return _abs(self.b, x, self.dtype)
+
+    def sign(self, x):
+        return _sign(self.b, x, self.dtype)
+
+    def logical_not(self, x):
+        return self.b.not_(x)
+
+    def add(self, x, y):
+        return self.b.fadd(x, y) if self.is_float else self.b.add(x, y)
+
+    def sub(self, x, y):
+        return self.b.fsub(x, y) if self.is_float else self.b.sub(x, y)
+
+    def mul(self, x, y):
+        return self.b.fmul(x, y) if self.is_float else self.b.mul(x, y)
+
+    def div(self, x, y):
+        return self.b.fdiv(x, y)
+
+    def pow(self, x, y):
+        return _pow(self.b, x, y, self.dtype)
+
+    def maximum(self, x, y):
+        return extremum(self.b, "max", x, y, self.dtype)
+
+    def minimum(self, x, y):
+        return extremum(self.b, "min", x, y, self.dtype)
+
+    def logical_and(self, x, y):
+        return self.b.and_(x, y)
+
+    def logical_or(self, x, y):
+        return self.b.or_(x, y)
+
+    def _compare(self, op, x, y):
+        b = self.b
+        if self.is_float:           # numpy: NaN != anything is True, other tests False
+            return (b.fcmp_unordered("!=", x, y) if op == "ne"
+                    else b.fcmp_ordered(_COMPARE[op], x, y))
+        if self.dtype is dtypes.bool_:
+            return b.icmp_unsigned(_COMPARE[op], x, y)
+        return b.icmp_signed(_COMPARE[op], x, y)
+
+    def eq(self, x, y):
+        return self._compare("eq", x, y)
+
+    def ne(self, x, y):
+        return self._compare("ne", x, y)
+
+    def lt(self, x, y):
+        return self._compare("lt", x, y)
+
+    def le(self, x, y):
+        return self._compare("le", x, y)
+
+    def gt(self, x, y):
+        return self._compare("gt", x, y)
+
+    def ge(self, x, y):
+        return self._compare("ge", x, y)
+
+    def where(self, c, x, y):
+        return self.b.select(c, x, y)
+
+
+# The index ops (``loops.INDEX_OPS``) on i64 values.
+INDEX_OPS = {
+    "add": lambda b, x, y: b.add(x, y, flags=("nsw",)),
+    "sub": lambda b, x, y: b.sub(x, y, flags=("nsw",)),
+    "mul": lambda b, x, y: b.mul(x, y, flags=("nsw",)),
+    "floordiv": lambda b, x, y: b.sdiv(x, y), "mod": lambda b, x, y: b.srem(x, y),
+    "min": imin, "max": imax,
+    "lt": lambda b, x, y: b.zext(b.icmp_signed("<", x, y), I64),
+    "le": lambda b, x, y: b.zext(b.icmp_signed("<=", x, y), I64),
+    "eq": lambda b, x, y: b.zext(b.icmp_signed("==", x, y), I64),
+    "and": lambda b, x, y: b.zext(b.and_(b.icmp_signed("!=", x, i64(0)),
+                                         b.icmp_signed("!=", y, i64(0))), I64),
+}
+
+
+def hash32(b, x):
+    """lowbias32, as graphc.ops.random.hash32 (i32 arithmetic wraps like uint32)."""
+    for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B), (16, None)):
+        x = b.xor(x, b.lshr(x, ir.Constant(I32, shift)))
+        if multiplier is not None:
+            x = b.mul(x, ir.Constant(I32, multiplier))
+    return x
+
+
+# ---- expressions -------------------------------------------------------------------------------
+class Emitter(BaseEmitter):
+    """Renders index expressions (i64) and scalar expressions (``value_type(dtype)``) at
+    the builder's position (see ``graphc.backends.emitter``).
+
+    ``pointer(name)`` gives a buffer's base pointer; ``env`` binds loop variables to
+    i64 values and ``accs`` accumulator names to functions giving (value, dtype)."""
+
+    def __init__(self, b: ir.IRBuilder, pointer, error: ir.Value):
+        super().__init__()
+        self.b = b
+        self.pointer = pointer
+        self.error = error        # i1 alloca: an index was out of range
+
+    @contextmanager
+    def bind(self, name, value):
+        self.env[name] = value
+        with self.scope():
+            yield
+        del self.env[name]
+
+    @contextmanager
+    def loops(self, loops):
+        """Nested loops over ((var, extent), ...), outermost first."""
+        if not loops:
+            with self.scope():
+                yield
+            return
+        (name, extent), rest = loops[0], loops[1:]
+        with for_range(self.b, 0, extent, name=name) as i, self.bind(name, i), \
+                self.loops(rest):
+            yield
+
+    # the leaves of expressions
+    def var(self, name):
+        return self.env[name]
+
+    def iconst(self, value):
+        return i64(value)
+
+    def index_op(self, op, a, b):
+        return INDEX_OPS[op](self.b, a, b)
+
+    def checked(self, e):
+        b = self.b
+        v = cast(b, self.scalar(e.value), e.value.dtype, dtypes.int64)
+        outside = b.or_(b.icmp_signed("<", v, i64(0)), b.icmp_signed(">=", v, i64(e.size)))
+        b.store(b.or_(b.load(self.error, typ=I1), outside), self.error)
+        return imin(b, imax(b, v, i64(0)), i64(max(e.size - 1, 0)))
+
+    def constant(self, value, dtype):
+        return constant(dtype, value)
+
+    def acc(self, e):
+        value, dtype = self.accs[e.name]()
+        return cast(self.b, value, dtype, e.dtype)
+
+    def load(self, e):
+        value = self.b.load(self.address(e.buffer, e.offset, e.dtype), typ=storage_type(e.dtype))
+        return _from_storage(self.b, value, e.dtype)
+
+    def index_value(self, e):
+        return cast(self.b, self.index(e.index), dtypes.int64, e.dtype)
+
+    def scalar_ops(self, dtype, out) -> ScalarOps:
+        return ScalarOps(self.b, dtype, out)
+
+    def uniform(self, e):
+        b = self.b
+        seed = cast(b, self.scalar(e.seed), e.seed.dtype, dtypes.int64)
+        low, high = b.trunc(seed, I32), b.trunc(b.lshr(seed, i64(32)), I32)
+        key = hash32(b, b.xor(low, hash32(b, high)))
+        bits = hash32(b, b.xor(b.trunc(self.index(e.counter), I32), key))
+        mantissa = b.uitofp(b.lshr(bits, ir.Constant(I32, 8)), value_type(e.dtype))
+        return b.fmul(mantissa, ir.Constant(value_type(e.dtype), 2.0 ** -24))
+
+    def address(self, buffer, offset, dtype) -> ir.Value:
+        """Pointer to element ``offset`` (a loop IR index or an i64 value)."""
+        at = offset if isinstance(offset, ir.Value) else self.index(offset)
+        return self.b.gep(self.pointer(buffer), [at], inbounds=True,
+                          source_etype=storage_type(dtype))
+
+    def store(self, value, buffer, offset, dtype, accumulate=False):
+        b = self.b
+        ptr = self.address(buffer, offset, dtype)
+        if accumulate:
+            old = _from_storage(b, b.load(ptr, typ=storage_type(dtype)), dtype)
+            value = b.or_(old, value) if dtype is dtypes.bool_ else \
+                ScalarOps(b, dtype, dtype).add(old, value)
+        b.store(b.zext(value, I8) if dtype is dtypes.bool_ else value, ptr)
+
+
+def _from_storage(b, value, dtype):
+    """A loaded element as a register value: any nonzero byte is True."""
+    return b.icmp_unsigned("!=", value, ir.Constant(I8, 0)) if dtype is dtypes.bool_ else value
+
+
+# ---- kernel functions ----------------------------------------------------------------------------
+class KernelFunction:
+    """A kernel's function: an entry block (allocas, and the pointer of each buffer the
+    kernel uses, loaded once) that falls through to the body the builder ``b`` emits.
+    ``scopes`` (from ``alias_scopes``) tags each buffer access with its scope."""
+
+    def __init__(self, module, name, slots, scopes=None):
+        if name in module.globals:        # kernel names need not be unique symbols
+            name = f"{name}.{len(module.globals)}"
+        self.fn = ir.Function(module, KERNEL_TYPE, name)
+        self.fn.attributes.add("nounwind")
+        # Kept out of ``entry``: inlining every kernel into one huge function makes the
+        # optimiser superlinearly slow, and a call per kernel costs nothing.
+        self.fn.attributes.add("noinline")
+        self.buffers_arg, self.start, self.stop, self.flag = self.fn.args
+        self.entry = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.body = self.fn.append_basic_block("body")
+        self.b = ir.IRBuilder(self.body)
+        self.slots, self.scopes, self._pointers = slots, scopes, {}
+        self.error = self.alloca(I1, name="index_error")
+        self.entry.store(ir.Constant(I1, 0), self.error)
+        self.emit = Emitter(self.b, self.pointer, self.error)
+
+    def pointer(self, buffer: str) -> ir.Value:
+        if buffer not in self._pointers:
+            if buffer not in self.slots:
+                raise ValueError(f"kernel {self.fn.name} uses {buffer!r}, which is not a "
+                                 f"buffer of the program")
+            slot = self.entry.gep(self.buffers_arg, [i64(self.slots[buffer])], inbounds=True,
+                                  source_etype=PTR)
+            self._pointers[buffer] = self.entry.load(slot, name=buffer, typ=PTR)
+        return self._pointers[buffer]
+
+    def alloca(self, ty, count=None, name="", align=None):
+        slot = self.entry.alloca(ty, size=None if count is None else i64(count), name=name)
+        slot.align = align
+        return slot
+
+    def finish(self, code: int) -> ir.Function:
+        b = self.b
+        self.entry.branch(self.body)
+        with b.if_then(b.load(self.error, typ=I1), likely=False):
+            raise_flag(b, self.flag, code)
+        b.ret_void()
+        if self.scopes is not None:
+            self._tag_accesses()
+        return self.fn
+
+    def _tag_accesses(self):
+        """Give each load and store through a buffer pointer ``!alias.scope`` (its
+        buffer's scope) and ``!noalias`` (the scopes of the kernel's other buffers).
+        Other accesses (allocas, scratch memory, the error flag) stay untagged, which
+        LLVM treats as possibly aliasing anything."""
+        module = self.fn.module
+        domain = module.add_metadata(["graphc.buffers"])
+        buffer_of = {id(ptr): name for name, ptr in self._pointers.items()}
+        keys = sorted({self.scopes[name] for name in self._pointers})
+        scope = {key: module.add_metadata([f"graphc.buffer.{key}", domain]) for key in keys}
+        for block in self.fn.blocks:
+            for instr in block.instructions:
+                name = _accessed_buffer(instr, buffer_of)
+                if name is None:
+                    continue
+                key = self.scopes[name]
+                instr.set_metadata("alias.scope", module.add_metadata([scope[key]]))
+                others = [scope[k] for k in keys if k != key]
+                if others:
+                    instr.set_metadata("noalias", module.add_metadata(others))
+
+
+def _accessed_buffer(instr, buffer_of: dict):
+    """The buffer a load or store addresses through a GEP on its pointer, or None."""
+    if isinstance(instr, ir.LoadInstr):
+        ptr = instr.operands[0]
+    elif isinstance(instr, ir.StoreInstr):
+        ptr = instr.operands[1]
+    else:
+        return None
+    base = ptr.pointer if isinstance(ptr, ir.GEPInstr) else ptr
+    return buffer_of.get(id(base))
+

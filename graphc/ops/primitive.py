@@ -1,0 +1,119 @@
+"""The primitive record and the registry it goes into (a leaf: the definition modules
+import it, and ``graphc.ops`` re-exports it after importing them).
+
+A :class:`Primitive` holds everything any stage needs to know about an op; what a
+backend needs depends on its ``kind``:
+
+- elementwise: ``scalar(ops, *operands)``, the op as an expression over the scalar ops
+  of ``graphc.ops.scalar`` (which every code generator implements);
+- reduction: ``accumulation``, its accumulator kind, identity and combining op;
+- movement: ``index_map(m, index, **attrs)``, the value at output ``index`` in terms of
+  the inputs' values at mapped indices (lowering reads through it: no data moves), or
+  ``scatter``: a serial kernel accumulating into a copy of the first input.  ``view``
+  marks the maps whose eager result is a numpy view of the first input;
+- contraction and random: backends implement each one as a kernel of its own.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+from graphc.dtypes import TensorType
+
+# numpy reports inf/nan from float math as RuntimeWarnings; PyTorch makes them silently
+# (log(0) = -inf).  A filter on graphc's own modules costs nothing per call, unlike
+# np.errstate.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"graphc\.")
+
+KINDS = ("elementwise", "reduction", "movement", "contraction", "random")
+
+
+@dataclass(frozen=True, eq=False)
+class Primitive:
+    name: str
+    kind: str
+    infer: Callable[..., TensorType]
+    impl: Callable
+    vjp: tuple | None = None          # one rule (or None) per input; None: not differentiable
+    saves: tuple = ()                 # input indices and/or "out" whose values the VJP reads
+    attrs: tuple = ()                 # attribute names, in printing order
+    variadic: bool = False            # takes any number of inputs (concat)
+    scalar: Callable | None = None    # elementwise: scalar(ops, *operands) over SCALAR_OPS
+    accumulation: object = None       # reduction: a scalar.Accumulation
+    index_map: Callable | None = None  # movement: index_map(m, index, **attrs)
+    view: bool = False                # movement: the eager result is a view of input 0
+    scatter: bool = False             # movement: lowered as a serial scatter kernel
+    doc: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+REGISTRY: dict[str, Primitive] = {}
+
+
+def register(prim: Primitive) -> Primitive:
+    """Add ``prim``, checking it carries what its kind's lowering needs."""
+    assert prim.kind in KINDS, prim
+    assert (prim.scalar is not None) == (prim.kind == "elementwise"), prim
+    assert (prim.accumulation is not None) == (prim.kind == "reduction"), prim
+    assert prim.kind != "movement" or (prim.index_map is None) == prim.scatter, prim
+    assert not prim.view or prim.index_map is not None, prim
+    assert prim.name not in REGISTRY, f"primitive {prim.name} defined twice"
+    REGISTRY[prim.name] = prim
+    return prim
+
+
+def fmt_types(*types: TensorType) -> str:
+    return ", ".join(f"{t.dtype.name}{list(t.shape)}" for t in types)
+
+
+def op_error(op: str, message: str, *types: TensorType) -> RuntimeError:
+    """The one spelling of a shape/dtype error: op name, problem, operand types."""
+    suffix = f" (operands: {fmt_types(*types)})" if types else ""
+    return RuntimeError(f"{op}: {message}{suffix}")
+
+
+def broadcast_shapes(op: str, *types: TensorType) -> tuple:
+    """numpy/PyTorch broadcasting of the operands' shapes, with PyTorch's error text."""
+    shapes = [t.shape for t in types]
+    out = shapes[0]
+    for s in shapes[1:]:                     # fast paths: equal shapes, scalar operands
+        if s == out or not s:
+            continue
+        if not out:
+            out = s
+            continue
+        break
+    else:
+        return out
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for axis in range(-ndim, 0):
+        size = 1
+        for s in shapes:
+            if -axis <= len(s):
+                d = s[axis]
+                if d != 1:
+                    if size != 1 and d != size:
+                        raise op_error(op, f"the size of tensor a ({size}) must match the size "
+                                           f"of tensor b ({d}) at non-singleton dimension "
+                                           f"{ndim + axis}", *types)
+                    size = d
+        out.append(size)
+    return tuple(out)
+
+
+def unbroadcast(g, shape: tuple):
+    """Sum ``g`` down to ``shape``: the VJP of implicit broadcasting."""
+    if g.shape == shape:
+        return g
+    lead = g.dim() - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape)
+                                      if d == 1 and g.shape[lead + i] != 1)
+    if axes:
+        g = g.sum(dim=axes, keepdim=True)
+    return g.reshape(shape)
+
+
