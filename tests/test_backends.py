@@ -11,7 +11,7 @@ import pytest
 import graphc
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY
-from test_grad import GRAD_CASES, PRIMITIVE_SAMPLES
+from samples import GRAD_CASES, PRIMITIVE_SAMPLES
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

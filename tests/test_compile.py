@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from test_ir import check_graph
+from graph_checks import check_graph, check_programs
 
 import graphc
 import graphc.nn.functional as F
@@ -25,17 +25,6 @@ HERE = os.path.basename(__file__)
 # accumulators), so values near zero get an absolute tolerance.
 TOL = dict(rtol=1e-5, atol=1e-5)
 STEPS_TOL = dict(rtol=1e-4, atol=1e-5)
-
-
-def check_programs(compiled):
-    """check_graph on every graph of every cached program of ``compiled``."""
-    fn = getattr(compiled, "_compiled", compiled)
-    programs = fn.graphs()
-    assert programs
-    for stages in programs:
-        for graph in stages.values():
-            check_graph(graph)
-    return programs
 
 
 def _array(t):

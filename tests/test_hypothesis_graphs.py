@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import pytest
 from conftest import CODEGEN_BACKENDS
-from test_compile import check_programs
+from graph_checks import check_programs
 
 import graphc
 import graphc.nn.functional as F
