@@ -9,7 +9,7 @@ import textwrap
 from graphc import ir
 from graphc.passes import PIPELINE
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SCRIPT = textwrap.dedent("""\
     import sys

@@ -12,7 +12,7 @@ import pytest
 
 from graphc import bench
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 suite = bench.load_suite()
 MODES = ["numpy", "eager", "unfused", "fused"]
 

@@ -2,8 +2,8 @@
 
 Every primitive (the registry's sample calls) and every composite (the gradient-check
 cases) is compiled fused and unfused on each backend; values and gradients must match
-the interpreter's.  Hypothesis-generated programs run in tests/test_hypothesis_graphs.py
-with the same ``backend`` fixture.
+the interpreter's.  Hypothesis-generated programs run in
+tests/compile/test_hypothesis_graphs.py with the same ``backend`` fixture.
 """
 import numpy as np
 import pytest
