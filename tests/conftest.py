@@ -22,9 +22,11 @@ CODEGEN_BACKENDS = [name for name in backends.NAMES if name != "interpreter"
                     and (name != "cuda" or graphc.cuda.is_available())]
 
 
-@pytest.fixture(params=CODEGEN_BACKENDS)
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.slow) if name == "cuda-emulate"
+                        else name for name in CODEGEN_BACKENDS])
 def backend(request):
-    """One code-generating backend's name; tests compare it with the interpreter."""
+    """One code-generating backend's name; tests compare it with the interpreter.  The CPU
+    emulation of CUDA compiles every program with a C++ compiler: marked slow."""
     return request.param
 
 

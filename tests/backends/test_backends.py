@@ -53,7 +53,8 @@ def test_primitive_matches_interpreter(case, fuse, backend):
         _assert_same(got.numpy(), expected.numpy())
 
 
-@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "unfused"])
+@pytest.mark.parametrize("fuse", [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["fused", "unfused"])
 @pytest.mark.parametrize("name", sorted(GRAD_CASES))
 def test_composite_values_and_gradients_match_interpreter(name, fuse, backend):
     fn, arrays = GRAD_CASES[name]

@@ -57,6 +57,7 @@ def one_translation_unit(sources) -> str:
     return "\n\n".join(parts)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
 def test_generated_cuda_compiles_with_nvcc(tmp_path):
     sources = []
@@ -117,12 +118,18 @@ def test_flat_positions_are_recognised_in_lowered_kernels():
 
 
 # ---- the emulator against the interpreter ----------------------------------------------------
-@pytest.mark.parametrize("name", sorted(SAMPLES))
+# About a second or more each in the emulator: marked slow.
+SLOW_SAMPLES = {"long_reductions"} | {name for name in SAMPLES if name.startswith("reductions_")}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_SAMPLES
+                                  else n for n in sorted(SAMPLES)])
 def test_emulated_cuda_matches_interpreter(name):
     fn, inputs = SAMPLES[name]
     check_emulated(fn, *inputs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["softmax", "conv_pool", "gather_scatter", "float32_ops"])
 def test_emulated_cuda_unfused_matches_interpreter(name):
     fn, inputs = SAMPLES[name]
@@ -181,6 +188,7 @@ def emulated(monkeypatch):
     return "cuda-emulate"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["mlp", "conv"])
 def test_training_steps_match_interpreter(model, emulated):
     rng = np.random.default_rng(2)

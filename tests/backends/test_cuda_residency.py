@@ -18,6 +18,7 @@ from residency_training import assert_same_history, batch, train_with_host_inter
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
+@pytest.mark.slow
 def test_a_compiled_training_step_moves_only_its_batch(fake_gpu):
     model, opt, step = training("cuda")
     for i in range(3):                     # eager first Adam step, then trace + compile
@@ -189,6 +190,7 @@ def interleaving(backend, actions) -> list:
     return [np.array(s.detach().numpy()) if isinstance(s, graphc.Tensor) else s for s in seen]
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])   # the driver is stateless
 @given(st.lists(st.sampled_from(ACTIONS), min_size=1, max_size=12))
