@@ -34,9 +34,11 @@ def session_cache(tmp_path_factory):
         yield
 
 
-@pytest.fixture(params=CODEGEN_BACKENDS)
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.slow) if name == "cuda-emulate"
+                        else name for name in CODEGEN_BACKENDS])
 def backend(request):
-    """One code-generating backend's name; tests compare it with the interpreter."""
+    """One code-generating backend's name; tests compare it with the interpreter.  The CPU
+    emulation of CUDA compiles every program with a C++ compiler: marked slow."""
     return request.param
 
 

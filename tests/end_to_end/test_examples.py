@@ -14,7 +14,7 @@ import pytest
 
 import graphc
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 
@@ -39,6 +39,7 @@ def test_two_layer_backprop_gradients_agree_with_autograd():
         np.testing.assert_allclose(auto.numpy(), hand.numpy(), rtol=1e-5, atol=1e-6 * scale)
 
 
+@pytest.mark.slow
 def test_two_layer_backprop_trains_both_ways_in_step():
     result = load_example("two_layer_backprop").main(steps=200, quiet=True)
     hand, auto = result["hand_losses"], result["autograd_losses"]
@@ -47,6 +48,7 @@ def test_two_layer_backprop_trains_both_ways_in_step():
     assert hand[-1] < 1e-5 * hand[0]
 
 
+@pytest.mark.slow
 def test_regression_adam_loss_drops_by_orders_of_magnitude():
     losses = load_example("regression_adam").main(steps=300, quiet=True)["losses"]
     assert len(losses) == 300
@@ -54,6 +56,7 @@ def test_regression_adam_loss_drops_by_orders_of_magnitude():
     assert max(losses[200:]) < 1e-2 * losses[0]
 
 
+@pytest.mark.slow
 def test_quadrants_all_three_ways_fit():
     accuracies = load_example("quadrants").main(quiet=True)
     assert set(accuracies) == {"raw", "module", "sequential"}
@@ -76,6 +79,7 @@ def test_quadrants_data_and_raw_network_shapes():
     assert example.raw_forward(params, X).shape == (20, 4)
 
 
+@pytest.mark.slow
 def test_digits_mlp_and_cnn_accuracy():
     pytest.importorskip("sklearn")
     accuracies = load_example("digits").main(epochs=20, cnn_epochs=3, quiet=True)
@@ -83,6 +87,7 @@ def test_digits_mlp_and_cnn_accuracy():
     assert accuracies["cnn"] >= 0.9
 
 
+@pytest.mark.slow
 def test_demo_trains_and_compiled_run_matches_eager():
     pytest.importorskip("sklearn")
     result = load_example("demo").main(epochs=3, quiet=True)
@@ -99,6 +104,7 @@ def test_demo_trains_and_compiled_run_matches_eager():
     assert result["speedup"] == pytest.approx(eager["ms_per_step"] / compiled["ms_per_step"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script, args", [
     ("two_layer_backprop.py", ["--steps", "3"]),
     ("regression_adam.py", ["--steps", "3"]),

@@ -4,7 +4,7 @@ compared with numpy's float64 results (math.erf for erf) on a million inputs acr
 ranges, plus the IEEE special values; and the optimised loops must be vectorized.
 
 Run as a script for the speed of the f32 loops against numpy on 16M floats:
-``PYTHONPATH=. python3 tests/test_cpu_mathlib.py``.
+``PYTHONPATH=. python3 tests/backends/test_cpu_mathlib.py``.
 """
 import ctypes
 import math
@@ -348,7 +348,7 @@ def test_names():
                              "log1p", "atan2"}
 
 
-# ---- speed (python3 tests/test_cpu_mathlib.py) ---------------------------------------------
+# ---- speed (python3 tests/backends/test_cpu_mathlib.py) ------------------------------------
 def _best_seconds(fn, repeats=5):
     times = []
     for _ in range(repeats):

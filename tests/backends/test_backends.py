@@ -2,8 +2,8 @@
 
 Every primitive (the registry's sample calls) and every composite (the gradient-check
 cases) is compiled fused and unfused on each backend; values and gradients must match
-the interpreter's.  Hypothesis-generated programs run in tests/test_hypothesis_graphs.py
-with the same ``backend`` fixture.
+the interpreter's.  Hypothesis-generated programs run in
+tests/compile/test_hypothesis_graphs.py with the same ``backend`` fixture.
 """
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
@@ -16,7 +16,7 @@ from graphc.backends.cpu import kernel as cpu_kernel
 from graphc.backends.cuda import render as cuda_render
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY, SCALAR_OPS
-from test_grad import GRAD_CASES, PRIMITIVE_SAMPLES
+from samples import GRAD_CASES, PRIMITIVE_SAMPLES
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -58,7 +58,8 @@ def test_primitive_matches_interpreter(case, fuse, backend):
         _assert_same(got.numpy(), expected.numpy())
 
 
-@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "unfused"])
+@pytest.mark.parametrize("fuse", [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["fused", "unfused"])
 @pytest.mark.parametrize("name", sorted(GRAD_CASES))
 def test_composite_values_and_gradients_match_interpreter(name, fuse, backend):
     fn, arrays = GRAD_CASES[name]

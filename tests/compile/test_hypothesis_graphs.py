@@ -9,12 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import pytest
 from conftest import CODEGEN_BACKENDS
-from test_compile import check_programs
+from graph_checks import check_programs
 
 import graphc
 import graphc.nn.functional as F
 
 MAX_NUMEL = 48          # keeps every intermediate small
+# Seconds of code generation per backend for 100 programs: the interpreter runs in the fast tier.
+SLOW_BACKENDS = [pytest.param(name, marks=pytest.mark.slow) for name in CODEGEN_BACKENDS]
 TOL = dict(rtol=1e-5, atol=1e-6)
 
 UNARY = {
@@ -229,7 +231,7 @@ def _tensors(program, requires_grad=False):
     return [graphc.tensor(a, requires_grad=requires_grad) for a in program.inputs]
 
 
-@pytest.mark.parametrize("backend", ["interpreter"] + CODEGEN_BACKENDS)
+@pytest.mark.parametrize("backend", ["interpreter"] + SLOW_BACKENDS)
 @settings(max_examples=100)
 @given(programs())
 def test_random_programs_compute_what_eager_computes(backend, program):
@@ -243,7 +245,7 @@ def test_random_programs_compute_what_eager_computes(backend, program):
     check_programs(compiled)
 
 
-@pytest.mark.parametrize("backend", ["interpreter"] + CODEGEN_BACKENDS)
+@pytest.mark.parametrize("backend", ["interpreter"] + SLOW_BACKENDS)
 @settings(max_examples=100)
 @given(programs())
 def test_random_programs_differentiate_like_eager(backend, program):

@@ -11,7 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from test_ir import check_graph
+from graph_checks import check_graph
 
 import graphc
 from graphc import ir

@@ -6,10 +6,12 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from graphc import ir
 from graphc.passes import PIPELINE
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SCRIPT = textwrap.dedent("""\
     import sys
@@ -44,6 +46,7 @@ def _sections(stdout):
     return {stage: body.strip() for stage, body in zip(parts[1::2], parts[2::2])}
 
 
+@pytest.mark.slow
 def test_ir_command_prints_traced_and_backward_graphs(tmp_path):
     result = run_cli(tmp_path, "ir", "proj/train_tiny.py", "--epochs", "2")
     assert result.returncode == 0, result.stderr

@@ -1,9 +1,9 @@
 """The IR: text round trip, parser and verifier errors, graph views (networkx, dot),
 naming, and the DCE/CSE passes.
 
-``check_graph`` is the helper every IR-producing test calls (the trace, compile and
-hypothesis tests import it): it verifies a graph and checks that its text form parses
-back to a graph that prints the same and has the same structure.
+``check_graph`` (in graph_checks.py) is the helper every IR-producing test calls: it
+verifies a graph and checks that its text form parses back to a graph that prints the
+same and has the same structure.
 """
 import re
 
@@ -21,26 +21,7 @@ from graphc.passes import PIPELINE, run_pipeline
 from graphc.passes.dce import eliminate_dead_code
 from graphc.passes.simplify import simplify
 
-
-def check_graph(g: Graph) -> Graph:
-    """Verify ``g``; assert ``str(parse(str(g))) == str(g)``, that the parsed graph has
-    the same inputs, ops (names, operands, attributes, types) and outputs, and that it
-    compares equal to ``g``.  Returns the parsed graph."""
-    ir.verify(g)
-    text = str(g)
-    parsed = ir.parse(text)
-    assert str(parsed) == text
-    ir.verify(parsed)
-    assert parsed.name == g.name
-    assert [(v.name, v.type) for v in parsed.inputs] == [(v.name, v.type) for v in g.inputs]
-    assert [v.name for v in parsed.outputs] == [v.name for v in g.outputs]
-    for a, b in zip(parsed.ops, g.ops, strict=True):
-        assert (a.name, a.out.name, a.out.type, a.source) == \
-            (b.name, b.out.name, b.out.type, b.source)
-        assert [v.name for v in a.inputs] == [v.name for v in b.inputs]
-        assert a.attrs == b.attrs
-    assert parsed == g and g == parsed
-    return parsed
+from graph_checks import check_graph
 
 
 def _constant(name, array, dtype) -> Op:

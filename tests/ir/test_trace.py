@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 import pytest
-from test_ir import check_graph
+from graph_checks import check_graph
 
 import graphc
 import graphc.nn.functional as F

@@ -12,7 +12,7 @@ import pytest
 
 from graphc import bench
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 suite = bench.load_suite()
 MODES = ["numpy", "eager", "unfused", "fused"]
 
@@ -179,6 +179,7 @@ def test_plot_needs_matplotlib_or_draws(tmp_path, report):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_the_suite_runs_on_the_cuda_backend_with_a_device_copy_baseline(fake_gpu, tmp_path):
     """On the stand-in GPU driver (kernels run on the emulator): every mode's results
     equal eager's, and the copy baseline is a device-to-device copy."""

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from test_ir import check_graph
+from graph_checks import check_graph, check_programs
 
 import graphc
 import graphc.nn.functional as F
@@ -25,17 +25,6 @@ HERE = os.path.basename(__file__)
 # accumulators), so values near zero get an absolute tolerance.
 TOL = dict(rtol=1e-5, atol=1e-5)
 STEPS_TOL = dict(rtol=1e-4, atol=1e-5)
-
-
-def check_programs(compiled):
-    """check_graph on every graph of every cached program of ``compiled``."""
-    fn = getattr(compiled, "_compiled", compiled)
-    programs = fn.graphs()
-    assert programs
-    for stages in programs:
-        for graph in stages.values():
-            check_graph(graph)
-    return programs
 
 
 def _array(t):
@@ -115,6 +104,7 @@ def grads(model):
     return [p.grad.numpy().copy() for p in model.parameters()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factory", MODELS, ids=IDS)
 def test_traced_forward_and_compiled_backward_match_eager(factory):
     model, x, loss_fn, _ = make(factory)
@@ -153,6 +143,7 @@ def _sgd_step(model, loss_fn, lr):
     return step
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factory", MODELS, ids=IDS)
 def test_fifty_compiled_training_steps_end_at_the_eager_parameters(factory):
     eager_model, x, loss_fn, lr = make(factory)
@@ -176,6 +167,7 @@ def test_fifty_compiled_training_steps_end_at_the_eager_parameters(factory):
     assert traced.count("\n") > 10 and "sub(%" in traced
 
 
+@pytest.mark.slow
 def test_compiled_module_sees_optimizer_updates_made_outside():
     eager_model, x, loss_fn, lr = make(_mlp)
     model, _, _, _ = make(_mlp)
@@ -193,6 +185,7 @@ def test_compiled_module_sees_optimizer_updates_made_outside():
     assert compiled.compile_count == 1
 
 
+@pytest.mark.slow
 def test_train_mode_dropout_block_trains_like_eager_with_the_same_seed():
     def factory():
         model = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.GELU(), nn.Dropout(0.3),
@@ -243,6 +236,7 @@ def _optimizer_run(factory, make_optimizer, compile_it, steps=15, scheduler=Fals
     return model, losses, fn
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:graphc.compile")
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("factory", [_mlp, _cnn], ids=["mlp", "cnn"])
@@ -261,6 +255,7 @@ def test_compiled_optimizer_steps_match_eager(factory, name):
         assert {id(p) for p in model.parameters()} <= written
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:graphc.compile")
 def test_learning_rate_schedule_changes_are_seen():
     eager, eager_losses, _ = _optimizer_run(_mlp, OPTIMIZERS["adam"], False, scheduler=True)
@@ -277,6 +272,7 @@ def _dropout_net():
     return nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 3))
 
 
+@pytest.mark.slow
 def test_same_shapes_hit_the_cache_and_a_new_batch_size_recompiles():
     model = _dropout_net().eval()
     compiled = graphc.compile(model)
@@ -294,6 +290,7 @@ def test_same_shapes_hit_the_cache_and_a_new_batch_size_recompiles():
     assert shapes == [(3, 4), (5, 4)]
 
 
+@pytest.mark.slow
 def test_train_and_eval_compile_separately():
     model = _dropout_net()
     compiled = graphc.compile(model)
@@ -351,6 +348,7 @@ def test_requires_grad_and_grad_mode_changes_recompile():
     assert programs[0]["traced"].name == "_lambda_"
 
 
+@pytest.mark.slow
 def test_freezing_and_unfreezing_parameters_recompiles():
     graphc.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))

@@ -2,6 +2,7 @@
 program, run by the reference loop-IR evaluator, gives the unsplit program's results for
 random shapes, kinds, dtypes and chunk sizes; what is and is not split."""
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +39,7 @@ def assert_close(got, expected):
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(rows=st.integers(1, 4), n=st.integers(1, 300), chunk=st.integers(1, 40),
        kind=st.sampled_from(sorted(REDUCTIONS)),

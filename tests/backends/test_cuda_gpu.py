@@ -8,7 +8,7 @@ import graphc.composite as C
 from graphc import backends
 from graphc.backends.cuda import compile_graph_cuda, compile_graph_cuda_emulated
 from graphc.backends.interpreter import compile_graph
-from test_cuda import SAMPLES, _train, assert_same, graph_inputs, tensor, traced
+from cuda_samples import SAMPLES, _train, assert_same, graph_inputs, tensor, traced
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not graphc.cuda.is_available(),
@@ -54,7 +54,7 @@ def test_gpu_out_of_range_index_raises():
 
 
 def test_gpu_training_keeps_values_on_the_device_and_the_host_sees_them():
-    from test_cuda_residency import assert_same_history, train_with_host_interactions
+    from residency_training import assert_same_history, train_with_host_interactions
     assert_same_history(train_with_host_interactions("cuda"),
                         train_with_host_interactions("interpreter"))
 

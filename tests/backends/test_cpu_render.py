@@ -483,6 +483,7 @@ def test_matmul_with_zero_depth_runs_the_epilogue_on_zero():
 
 
 # ---- threads -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_threaded_kernels_match_single_threaded(monkeypatch):
     rng = np.random.default_rng(7)
     x = rng.normal(size=(300, 513)).astype(np.float32)

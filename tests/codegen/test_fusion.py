@@ -136,6 +136,7 @@ def test_lowered_program_matches_interpreter(name, fuse_ops):
     _differential(fn, torch.randn(*shape), fuse_ops=fuse_ops)
 
 
+@pytest.mark.slow
 def test_models_lower_correctly():
     torch.manual_seed(0)
     mlp = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
@@ -167,6 +168,7 @@ def test_loop_ir_prints():
     assert "for p0 in 0..8:" in text and "max(" in text and "sum(exp(" in text
 
 
+@pytest.mark.slow
 def test_generated_code_is_the_same_in_every_process():
     # Buffers are numbered in program order, not set order, so the LLVM IR (the disk
     # cache key) does not change from one process to the next.

@@ -12,37 +12,13 @@ from hypothesis import strategies as st
 
 import graphc
 from graphc import nn, residency
-from test_cuda import F32, _train
+from cuda_samples import F32, _train
+from residency_training import assert_same_history, batch, train_with_host_interactions, training
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def make_model():
-    graphc.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
-
-
-def batch(i):
-    rng = np.random.default_rng(i)
-    return (graphc.tensor(rng.standard_normal((10, 6)).astype(np.float32)),
-            graphc.tensor(rng.integers(0, 3, 10)))
-
-
-def training(backend):
-    """A model, its Adam optimizer and the whole training step compiled."""
-    model = make_model()
-    opt = graphc.optim.Adam(model.parameters(), lr=0.01)
-    loss_fn = nn.CrossEntropyLoss()
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return model, opt, graphc.compile(step, backend=backend)
-
-
+@pytest.mark.slow
 def test_a_compiled_training_step_moves_only_its_batch(fake_gpu):
     model, opt, step = training("cuda")
     for i in range(3):                     # eager first Adam step, then trace + compile
@@ -61,35 +37,6 @@ def test_a_compiled_training_step_moves_only_its_batch(fake_gpu):
     assert fake_gpu.downloaded - down == 4
     # Parameters and Adam's state stayed on the device: each moved device to device.
     assert fake_gpu.copied > 0
-
-
-def train_with_host_interactions(backend) -> list:
-    """Training steps with host reads and writes in between; returns everything the
-    host saw, then the final parameters."""
-    model, opt, step = training(backend)
-    w = model[0].weight
-    escaped = w.detach().numpy()          # handed out before training: kept current
-    row = w.detach()[1]                   # a view made before training
-    seen = []
-    for i in range(7):
-        loss = step(*batch(i))
-        seen += [float(loss), escaped.copy(), row.numpy().copy()]
-        if i == 2:
-            seen.append(w.sum().item())                   # an eager read
-        if i == 3:
-            with graphc.no_grad():
-                w.mul_(0.5)                               # an eager write
-        if i == 4:
-            model[2].bias.data = graphc.full((3,), 0.25)  # new storage
-        if i == 5:
-            seen.append(opt.state[w]["exp_avg"].abs().sum().item())
-    return seen + [p.detach().numpy().copy() for p in model.parameters()]
-
-
-def assert_same_history(got, expected):
-    assert len(got) == len(expected)
-    for g, e in zip(got, expected):
-        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
 
 
 def test_host_reads_and_writes_between_steps_see_the_device_values(fake_gpu):
@@ -243,6 +190,7 @@ def interleaving(backend, actions) -> list:
     return [np.array(s.detach().numpy()) if isinstance(s, graphc.Tensor) else s for s in seen]
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])   # the driver is stateless
 @given(st.lists(st.sampled_from(ACTIONS), min_size=1, max_size=12))
