@@ -59,6 +59,7 @@ from graphc import nn  # noqa: E402  (nn needs the tensor API above)
 from graphc import ir  # noqa: E402
 from graphc.context import GraphBreak  # noqa: E402
 from graphc.compiler import compile, explain, trace  # noqa: E402
+from graphc.logs import set_logs  # noqa: E402
 from graphc import optim  # noqa: E402
 from graphc import utils  # noqa: E402
 from graphc.serialization import save, load  # noqa: E402

@@ -190,6 +190,9 @@ def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
     node_grads: dict = {}
     leaf_grads: dict = {}
     roots = []
+    trace = context.active_trace()
+    if trace is not None:
+        trace.ran_backward = True   # the compiled program then has no backward of its own
     for t, g in zip(tensors, grad_tensors):
         if not t._requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not "

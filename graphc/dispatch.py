@@ -40,4 +40,6 @@ def bind(prim, *args, **attrs):
             and any(a._requires_grad for a in args)):
         out._requires_grad = True
         out.grad_fn = autograd.Node(prim, args, attrs, data, out_type.dtype, out._version)
+        if tracer is not None and type(data) is not np.ndarray:
+            tracer.differentiable.add(data)     # autodiff differentiates only these
     return out

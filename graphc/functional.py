@@ -46,7 +46,10 @@ def result_type(*operands) -> dtypes.DType:
     dims, zero, scalars = [], [], []
     for x in operands:
         if isinstance(x, Tensor):
-            (dims if x._array.ndim else zero).append(x.dtype)
+            if getattr(x, "python_number", False):  # a traced Python number (Trace.number_input)
+                scalars.append(x.dtype)
+            else:
+                (dims if x._array.ndim else zero).append(x.dtype)
         else:
             scalars.append(dtypes.scalar_dtype(x))
     return dtypes.result_type(dims, zero, scalars)

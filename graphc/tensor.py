@@ -182,7 +182,10 @@ class Tensor:
         if tr is not None and type(self._data) is np.ndarray and \
                 self._serial < tr.start_serial:
             tr.lift(self)
-        t = Tensor._wrap(self._data, self.dtype)
+        data = self._data
+        if tr is not None and self._requires_grad and type(data) is not np.ndarray:
+            data = tr.detached(self)         # the alias must not carry the gradient
+        t = Tensor._wrap(data, self.dtype)
         if tr is not None:
             t.__dict__["_alias_of"] = self
         return t

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from graphc.codegen.lower import lower
-from graphc.codegen.memory import peak_bytes
-from graphc.compiler.capture import Capture, LiftedInput, trace
+from graphc.compiler.capture import Capture, LiftedInput
+from graphc.context import GraphBreak
 from graphc.ir import Graph
 from graphc.passes import run_pipeline
 from graphc.tracing.autodiff import autodiff
@@ -48,16 +47,18 @@ class Program:
 
 def differentiate(cap: Capture, input_requires_grad, grad_enabled: bool) -> Differentiated:
     """The backward graph of ``cap`` when grad mode is on and a result requires grad
-    (and the traced code did not set gradients itself: a whole training step has no
-    backward).  ``input_requires_grad(i)`` says whether graph input ``i`` does."""
+    (and the traced code did not touch gradients itself: a whole training step, whose
+    backward already ran inside it, has none).  ``input_requires_grad(i)`` says whether graph input ``i`` does."""
     graph = cap.graph
-    if not (grad_enabled and cap.results_require_grad and not cap.grad_effects):
+    if not (grad_enabled and cap.results_require_grad and not cap.touches_grads):
         return Differentiated(graph)
     wrt = [i for i in range(len(graph.inputs)) if input_requires_grad(i)]
-    bwd = autodiff(graph, wrt)
+    bwd = autodiff(graph, wrt, cap.differentiable)
     grad_outputs = [i for i in bwd.grad_outputs if i < cap.n_results]
-    if len(grad_outputs) != len(bwd.grad_outputs):     # a write-back needs a gradient
-        return Differentiated(graph)
+    if len(grad_outputs) != len(bwd.grad_outputs):
+        raise GraphBreak(f"graphc cannot compile {graph.name}: it writes a value that "
+                         f"requires grad into a tensor that existed before the call (an "
+                         f"in-place update of a buffer or parameter with grad enabled)")
     forward = Graph(graph.inputs, graph.ops, graph.outputs + bwd.saved, graph.name)
     return Differentiated(forward, bwd.graph, grad_outputs, bwd.wrt, len(bwd.saved))
 
@@ -86,15 +87,3 @@ def build(cap: Capture, diff: Differentiated, backend, dump) -> Program:
         graphs=graphs,
         lifted=[(s.tensor, tuple(s.tensor._array.shape), s.requires_grad)
                 for s in cap.sources if isinstance(s, LiftedInput)])
-
-
-def explain(fn_or_module, *example_inputs, fuse=True) -> str:
-    """The fusion report for ``fn_or_module`` on ``example_inputs``: the kernels, the ops
-    in each, why each unfused edge is a kernel boundary, and the peak bytes of
-    intermediate buffers.  Example::
-
-        print(graphc.explain(lambda x: x.softmax(1), graphc.randn(8, 16)))
-    """
-    graph = run_pipeline(trace(fn_or_module, *example_inputs))
-    program, fusion = lower(graph, fuse)
-    return fusion.report() + f"\npeak intermediate bytes: {peak_bytes(program)}"

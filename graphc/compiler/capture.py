@@ -8,11 +8,15 @@ state and gradients are *lifted*: they become graph inputs read afresh on every 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from graphc import creation
+from graphc.compiler.guards import (Guard, Guards, MembersGuard, Recorder, attribute_guards,
+                                    closure_guards, global_guards, is_constant,
+                                    optimizer_guards)
 from graphc.context import GraphBreak, tracing
 from graphc.dtypes import TensorType
 from graphc.ir import Graph, verify
@@ -26,17 +30,61 @@ class RetraceLater(GraphBreak):
     step creates its state): run this call eagerly and trace the next one."""
 
 
+# ---- the arguments of a call -----------------------------------------------------------------
+def flatten_args(tree, leaves: list):
+    """Append the leaves of a call's arguments (nested tuples, lists and dicts) to
+    ``leaves``; returns the structure (hashable, holding no tensor).  Tensors and Python
+    numbers are leaves whose metadata or value goes into the cache key; other constants
+    are part of the structure; any other object is a leaf compared by identity."""
+    if isinstance(tree, Tensor):
+        leaves.append(tree)
+        return _TENSOR
+    if type(tree) in (int, float):
+        leaves.append(tree)
+        return _NUMBER
+    if isinstance(tree, (tuple, list)):
+        return (type(tree), tuple(flatten_args(x, leaves) for x in tree))
+    if isinstance(tree, dict):
+        return (type(tree), tuple(tree), tuple(flatten_args(x, leaves) for x in tree.values()))
+    if is_constant(tree):
+        return ("constant", type(tree), tree)
+    leaves.append(tree)
+    return _OBJECT
+
+
+_TENSOR, _NUMBER, _OBJECT = "tensor", "number", "object"
+
+
+def unflatten_args(spec, leaves):
+    """The inverse of ``flatten_args``: ``spec`` with its leaves taken from ``leaves``."""
+    it = iter(leaves)
+
+    def build(node):
+        if node in (_TENSOR, _NUMBER, _OBJECT):
+            return next(it)
+        kind = node[0]
+        if kind == "constant":
+            return node[2]
+        if issubclass(kind, dict):
+            return kind(zip(node[1], map(build, node[2])))
+        items = [build(x) for x in node[1]]
+        return kind(*items) if hasattr(kind, "_fields") else kind(items)
+    result = build(spec)
+    del build                   # a recursive closure is a cycle holding the leaves
+    return result
+
+
 # ---- where each graph input comes from ------------------------------------------------------
 @dataclass(frozen=True)
 class ArgInput:
-    """The ``index``-th positional argument of the call."""
+    """The ``index``-th leaf of the call's arguments (a tensor)."""
     index: int
 
-    def array(self, args, host: str):
-        return getattr(args[self.index], host)
+    def array(self, leaves, host: str):
+        return getattr(leaves[self.index], host)
 
-    def tensor_of(self, args) -> Tensor:
-        return args[self.index]
+    def tensor_of(self, leaves) -> Tensor:
+        return leaves[self.index]
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,10 +94,10 @@ class LiftedInput:
     tensor: Tensor
     requires_grad: bool
 
-    def array(self, args, host: str):
+    def array(self, leaves, host: str):
         return getattr(self.tensor, host)
 
-    def tensor_of(self, args) -> Tensor:
+    def tensor_of(self, leaves) -> Tensor:
         return self.tensor
 
 
@@ -57,11 +105,33 @@ class LiftedInput:
 class SeedInput:
     """A fresh random seed for the counter-based ``uniform`` primitive, drawn per call."""
 
-    def array(self, args, host: str):
+    def array(self, leaves, host: str):
         return creation.next_seed()._data
 
-    def tensor_of(self, args) -> None:
+    def tensor_of(self, leaves) -> None:
         return None
+
+
+@dataclass(frozen=True, eq=False)
+class NumberInput:
+    """A Python number read afresh on every call: a number argument that changes from
+    call to call, or an optimizer hyperparameter.  ``read(leaves)`` gives its value."""
+    read: object
+    dtype: object
+
+    def array(self, leaves, host: str):
+        return np.array(self.read(leaves), self.dtype.np)
+
+    def tensor_of(self, leaves) -> None:
+        return None
+
+
+def _leaf(index, leaves):
+    return leaves[index]
+
+
+def _ignore_leaves(read, leaves):
+    return read()
 
 
 # ---- the capture ----------------------------------------------------------------------------------
@@ -71,39 +141,52 @@ class Capture:
 
     ``graph``'s outputs are the user's ``n_results`` tensors, then the new values of
     mutated lifted tensors (``writebacks``: (tensor, output index)) and arguments
-    (``arg_writebacks``: (argument index, output index)), then new gradients
-    (``grad_effects``: (parameter, output index, or None to clear ``.grad``))."""
+    (``arg_writebacks``: (leaf index, output index)), then new gradients
+    (``grad_effects``: (parameter, output index, or None to clear ``.grad``)).
+    ``differentiable`` holds the values that required grad when traced (values computed
+    under ``no_grad``, such as BatchNorm's running statistics, are not);
+    ``guards`` say when the capture is stale."""
     graph: Graph
-    sources: list                   # per graph input: ArgInput | LiftedInput | SeedInput
+    sources: list                   # per graph input: ArgInput | LiftedInput | SeedInput | NumberInput
     result_tree: object             # the traced return value (for its structure)
     n_results: int
     results_require_grad: bool      # some result requires grad (a backward may follow)
     writebacks: list
     arg_writebacks: list
     grad_effects: list
-    touches_grads: bool             # the traced code read or set some parameter's .grad
+    touches_grads: bool             # the traced code ran backward, or read or set a .grad
+    differentiable: set
+    guards: Guards
 
 
-def capture(fn, args, roots, params, name) -> Capture:
-    """Trace ``fn(*args)``; ``roots`` are the modules and optimizers it reaches and
-    ``params`` the parameters whose ``.grad`` it may change."""
-    tr = Trace(name, module_names(*roots))
+def capture(fn, args, kwargs, leaves, spec, dynamic: set, name) -> Capture:
+    """Trace ``fn(*args, **kwargs)``.  ``leaves``/``spec`` are the flattened arguments;
+    the number leaves at the positions in ``dynamic`` become runtime inputs."""
+    roots = state_roots(fn) + [(f"argument {i}", x) for i, x in enumerate(leaves)
+                               if isinstance(x, Module) or is_optimizer(x)]
+    labels = module_labels(roots)
+    params = state_tensors([r for _, r in roots])
+    tr = Trace(name, module_names(*[r for _, r in roots]))
     sources, tracers = [], []
-    for i, a in enumerate(args):
+    for i, a in enumerate(leaves):
         if isinstance(a, Tensor):
             tracers.append(tr.input_tensor(TensorType(tuple(a.shape), a.dtype),
                                            f"input{i}", a._requires_grad))
             sources.append(ArgInput(i))
+        elif i in dynamic:
+            tracers.append(tr.number_input(("argument", i), a,
+                                           functools.partial(_leaf, i), f"number{i}"))
         else:
             tracers.append(a)
     arg_inputs = {s.index: tracers[s.index]._array for s in sources}   # to spot writes
     grads_before = [(p, p.grad) for p in params]
-    optim_state = [(o, {p: dict(s) for p, s in o.state.items()})
-                   for o in roots if is_optimizer(o)]
+    optimizers = [o for _, o in roots if is_optimizer(o)]
+    optim_state = [(o, {p: dict(s) for p, s in o.state.items()}) for o in optimizers]
+    t_args, t_kwargs = unflatten_args(spec, tracers)
     ok = False
     try:
-        with tracing(tr):
-            result = fn(*tracers)
+        with tracing(tr), Recorder() as recorder:
+            result = fn(*t_args, **t_kwargs)
             outs = flatten_tensors(result)
             result_values = [tr.value_of(t) for t in outs]
             arg_writes = [(i, tracers[i]._array) for i, v in arg_inputs.items()
@@ -127,6 +210,11 @@ def capture(fn, args, roots, params, name) -> Capture:
     for v in tr.inputs[len(sources):]:
         if v in seeds:
             sources.append(SeedInput())
+        elif v in tr.numbers:
+            key, read = tr.numbers[v]
+            if key[0] != "argument":
+                read = functools.partial(_ignore_leaves, read)
+            sources.append(NumberInput(read, v.type.dtype))
         else:
             t = lifted_by_value[v]
             sources.append(LiftedInput(t, t._requires_grad))
@@ -144,12 +232,50 @@ def capture(fn, args, roots, params, name) -> Capture:
         elif id(p) in grad_values:
             grad_effects.append((p, len(outputs)))
             outputs.append(grad_values[id(p)])
+    touches_grads = (bool(grad_effects) or tr.ran_backward
+                     or any(id(g) in tr.lifted for _, g in grads_before))
+    dynamic_hyper = {key[:2] for key, _ in tr.numbers.values() if key[0] != "argument"}
+    guards = _guards(fn, roots, labels, recorder, sources, dynamic_hyper,
+                     params if touches_grads else [])
     return Capture(
         graph=tr.graph(outputs), sources=sources, result_tree=result,
         n_results=len(result_values),
         results_require_grad=any(t._requires_grad for t in outs),
         writebacks=writebacks, arg_writebacks=arg_writebacks, grad_effects=grad_effects,
-        touches_grads=bool(grad_effects) or any(id(g) in tr.lifted for _, g in grads_before))
+        touches_grads=touches_grads, differentiable=set(tr.differentiable), guards=guards)
+
+
+def _guards(fn, roots, labels, recorder, sources, dynamic_hyper, params) -> Guards:
+    """The guards of a capture: see ``graphc.compiler.guards``."""
+    always = global_guards(recorder) + closure_guards(fn)
+    for s in sources:
+        if isinstance(s, LiftedInput):
+            t = s.tensor
+            always.append(Guard(f"{labels.get(id(t), 'tensor')}: shape, requires_grad",
+                                functools.partial(_shape_and_requires_grad, t),
+                                (tuple(t._array.shape), t._requires_grad)))
+    for label, root in roots:
+        if is_optimizer(root):
+            always += optimizer_guards(label, root, dynamic_hyper)
+    if params:
+        always.append(Guard("which parameters have a .grad",
+                            functools.partial(_grad_presence, params),
+                            _grad_presence(params)))
+    on_modules = [MembersGuard(label, root) for label, root in roots
+                  if isinstance(root, Module)]
+    on_modules += attribute_guards(recorder, labels)
+    return Guards(always, on_modules)
+
+
+def _shape_and_requires_grad(t):
+    return tuple(t._array.shape), t._requires_grad
+
+
+def _grad_presence(params) -> tuple:
+    """Which parameters have no ``.grad``: code that touches gradients
+    (``loss.backward()`` accumulates into an existing grad, or creates it) traces
+    differently for each."""
+    return tuple(p.grad is None for p in params)
 
 
 def _check_no_escapes(optim_state):
@@ -164,19 +290,38 @@ def _check_no_escapes(optim_state):
 
 # ---- what a function reaches -------------------------------------------------------------------
 def state_roots(fn) -> list:
-    """Modules and optimizers a function can reach: itself, its bound ``self``, its
-    closure and the globals it names."""
-    roots = [fn, getattr(fn, "__self__", None)]
-    code = getattr(fn, "__code__", None)
-    for cell in getattr(fn, "__closure__", None) or ():
-        try:
-            roots.append(cell.cell_contents)
-        except ValueError:
-            pass
+    """(label, object) for the modules and optimizers a function can reach: itself, its
+    bound ``self``, its closure and the globals it names."""
+    roots = [(getattr(fn, "__name__", type(fn).__name__), fn),
+             ("self", getattr(fn, "__self__", None))]
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
     if code is not None:
+        cells = getattr(getattr(fn, "__func__", fn), "__closure__", None) or ()
+        for name, cell in zip(code.co_freevars, cells):
+            try:
+                roots.append((name, cell.cell_contents))
+            except ValueError:
+                pass
         g = getattr(fn, "__globals__", {})
-        roots += [g[n] for n in code.co_names if n in g]
-    return [r for r in roots if isinstance(r, Module) or is_optimizer(r)]
+        roots += [(n, g[n]) for n in code.co_names if n in g]
+    seen, out = set(), []
+    for label, r in roots:
+        if (isinstance(r, Module) or is_optimizer(r)) and id(r) not in seen:
+            seen.add(id(r))
+            out.append((label, r))
+    return out
+
+
+def module_labels(roots) -> dict:
+    """id(module) -> its dotted path from the root it was found under (``model.fc``)."""
+    labels = {}
+    for label, root in roots:
+        if isinstance(root, Module):
+            for path, m in root.named_modules():
+                labels.setdefault(id(m), f"{label}.{path}" if path else label)
+            for path, t in list(root.named_parameters()) + list(root.named_buffers()):
+                labels.setdefault(id(t), f"{label}.{path}")
+    return labels
 
 
 def is_optimizer(obj) -> bool:
@@ -224,7 +369,7 @@ def trace(fn, *example_inputs) -> Graph:
         g = graphc.trace(nn.Linear(2, 3), graphc.randn(4, 2))
         print(g)
     """
-    names = module_names(*state_roots(fn))     # the modules fn is or reaches
+    names = module_names(*[r for _, r in state_roots(fn)])   # the modules fn is or reaches
     tr = Trace(getattr(fn, "__name__", type(fn).__name__), names)
     tracers = [tr.input_tensor(TensorType(tuple(x.shape), x.dtype), f"input{i}",
                                x.requires_grad) if isinstance(x, Tensor) else x

@@ -1,42 +1,57 @@
-"""The compiled callable: guards, the program cache, graph-break fallback, running a
-program, and the autograd node that runs its compiled backward.
+"""The compiled callable: the program cache, guards and recompiles, graph-break
+fallback, running a program, and the autograd node that runs its compiled backward.
 
-A compiled callable keeps a cache of programs keyed by guards (input shapes, dtypes,
-requires_grad, train/eval mode of the modules involved, grad mode, optimizer
-hyperparameters); a call that fails every guard captures and builds again
-(``capture`` -> ``differentiate`` -> ``optimise`` -> ``build``).  In-place updates made
-by the traced code are written back after each run.  Code that cannot be traced raises
-(``fullgraph=True``) or runs eagerly for that call with a one-time warning.
+A call flattens its arguments (nested tuples, lists, dicts, keyword arguments) and
+looks up the programs compiled for their structure and metadata (shapes, dtypes,
+requires_grad, Python number values, grad mode); the first whose guards
+(``graphc.compiler.guards``) all pass runs.  When none does, the function is traced and
+built again (``capture`` -> ``differentiate`` -> ``optimise`` -> ``build``), and the
+``recompiles`` log says which guard failed.  A number argument whose value changed
+becomes a runtime input ("automatic dynamic"), so a third value compiles nothing.
+After ``recompile_limit`` recompiles, new cases run eagerly with one warning.
+
+In-place updates made by the traced code are written back after each run.  Code that
+cannot be traced raises (``fullgraph=True``) or runs eagerly with a one-time warning.
 """
 from __future__ import annotations
 
 import functools
 import os
+import types
 import warnings
 
 import numpy as np
 
-from graphc import backends, context, residency
+from graphc import backends, context, dispatch, residency
 from graphc.compiler.build import Program, build, differentiate
-from graphc.compiler.capture import (ArgInput, LiftedInput, RetraceLater, capture, state_roots,
-                                     state_tensors)
+from graphc.compiler.capture import (ArgInput, LiftedInput, RetraceLater, capture,
+                                     flatten_args)
+from graphc.compiler.guards import Guards
 from graphc.context import GraphBreak
 from graphc.ir import Graph
+from graphc.logs import logger
 from graphc.nn import Module
+from graphc.ops import REGISTRY
 from graphc.tensor import Tensor
 from graphc.tracing.trace import unflatten_tensors
 
-_EAGER = "eager"          # cache entry: this guard key runs eagerly (after a graph break)
+EAGER = "eager"            # a cache entry's program after a graph break: run the function eagerly
+RECOMPILE_LIMIT = int(os.environ.get("GRAPHC_RECOMPILE_LIMIT", "8"))
+MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+OPTIONS = ("recompile_limit", "fuse", "dump")
 
 
 class CompiledNode:
-    """The autograd node of a compiled call's outputs: runs the backward program."""
+    """The autograd node of a compiled call's outputs: runs the backward program, or
+    under ``create_graph`` replays forward and backward graphs op by op, so the
+    gradients it returns are themselves differentiable."""
 
-    def __init__(self, program: Program, inputs, saved, n_outputs):
+    def __init__(self, program: Program, inputs, saved, n_outputs, replay_inputs):
         self.program = program
         self.inputs = inputs                       # tensors that receive gradients
         self.saved = saved
         self.n_outputs = n_outputs
+        self.replay_inputs = replay_inputs         # every graph input, as a tensor
         self.versions = [t._version[0] for t in inputs]
         self.freed = False
         self.retained = None
@@ -56,9 +71,35 @@ class CompiledNode:
         cotangents = []
         for i, type_ in zip(self.program.grad_outputs, self.program.cotangent_types):
             g = grads[i] if i < len(grads) else None
-            cotangents.append(np.zeros(type_.shape, type_.dtype.np) if g is None else g._data)
-        results = _owned(_call(self.program.backward, cotangents + self.saved))
+            cotangents.append(Tensor._wrap(np.zeros(type_.shape, type_.dtype.np),
+                                           type_.dtype) if g is None else g)
+        if context.grad_enabled:                   # create_graph=True
+            return self._replay(cotangents)
+        results = _owned(_call(self.program.backward, [c._data for c in cotangents] +
+                               self.saved))
         return [Tensor._wrap(r, t.dtype) for r, t in zip(results, self.inputs)]
+
+    def _replay(self, cotangents):
+        """Double backward: the forward graph re-run on the call's input tensors (so the
+        saved values have a history), then the backward graph on those."""
+        graphs = self.program.graphs
+        forward = replay(graphs["forward"], self.replay_inputs)
+        saved = forward[len(forward) - self.program.n_saved:] if self.program.n_saved else []
+        return replay(graphs["backward"], list(cotangents) + saved)
+
+
+def replay(graph: Graph, inputs: list) -> list:
+    """Run ``graph`` op by op on tensors through the eager front end (so autograd
+    records it): the reference semantics of a graph, used for double backward."""
+    env = dict(zip(graph.inputs, inputs))
+    for op in graph.ops:
+        if op.name == "constant":
+            value = op.attr_dict["value"].array
+            env[op.out] = Tensor._wrap(np.array(value), op.out.type.dtype)
+        else:
+            env[op.out] = dispatch.bind(REGISTRY[op.name], *[env[v] for v in op.inputs],
+                                        **op.attr_dict)
+    return [env[v] for v in graph.outputs]
 
 
 def _call(program, arrays) -> list:
@@ -81,99 +122,196 @@ def _owned(arrays) -> list:
     return owned
 
 
-def _hyperparameters(optimizer) -> tuple:
-    return tuple(tuple((k, v) for k, v in sorted(group.items())
-                       if k != "params" and isinstance(v, (int, float, bool, str, tuple)))
-                 for group in optimizer.param_groups)
+class CacheEntry:
+    """One compiled specialisation: valid while ``guards`` pass."""
+    __slots__ = ("key", "guards", "program")
+
+    def __init__(self, key, guards: Guards, program):
+        self.key, self.guards, self.program = key, guards, program
+
+
+def _number_key(x):
+    return x if x == x else "nan"          # NaN != NaN would miss the cache every time
 
 
 class CompiledFunction:
-    """What ``graphc.compile`` returns: call it like the original function."""
+    """What ``graphc.compile`` returns for a function: call it like the function."""
 
-    def __init__(self, fn, backend="cpu", fuse=True, dump=None, fullgraph=False):
+    def __init__(self, fn, backend="cpu", fuse=True, dump=None, fullgraph=False,
+                 dynamic=None, recompile_limit=None):
         self.fn = fn
         self.backend = backend
         self.compile_backend = backends.get(backend)
         self.fuse = fuse
         self.dump = dump if dump is not None else os.environ.get("GRAPHC_DUMP")
         self.fullgraph = fullgraph
-        self.roots = state_roots(fn)
-        # Walked on every call by the guards, so listed once (a module that gains
-        # submodules or parameters after compile() is not seen: compile it again).
-        self.root_modules = [(r, list(r.modules())) if hasattr(r, "modules") else (r, None)
-                             for r in self.roots]
-        self.params = state_tensors(self.roots)
-        self.cache: dict = {}
+        self.dynamic = dynamic          # None: automatic; True: numbers always; False: never
+        self.recompile_limit = RECOMPILE_LIMIT if recompile_limit is None else recompile_limit
+        self.cache: dict = {}           # argument key -> [CacheEntry], newest first
+        self.history: list = []         # every CacheEntry, oldest first
+        self.dynamic_numbers: dict = {}  # argument structure -> number leaves read per call
+        self.static_numbers: dict = {}   # argument structure -> leaves that must stay constant
         self.compile_count = 0
+        self.recompiles = 0
         self._warned: set = set()
-        self.grad_sensitive = False     # a trace touched .grad: guard on which grads exist
         self.name = getattr(fn, "__name__", type(fn).__name__)
+        functools.update_wrapper(self, fn, updated=())
 
-    def guard_key(self, args) -> tuple:
-        key = [context.grad_enabled]
-        for a in args:
-            if isinstance(a, Tensor):
-                key.append((a._array.shape, a.dtype, a._requires_grad))
+    def __get__(self, obj, objtype=None):
+        """``@graphc.compile`` on a method: bound, the instance is the first argument."""
+        return self if obj is None else types.MethodType(self, obj)
+
+    def __call__(self, *args, **kwargs):
+        if context.traces:              # called from code being traced: trace through it
+            return self.fn(*args, **kwargs)
+        leaves: list = []
+        spec = flatten_args((args, kwargs), leaves)
+        key = self._key(spec, leaves)
+        for entry in self.cache.get(key, ()):
+            if entry.guards.check():
+                break
+        else:
+            entry = self._miss(key, spec, leaves, args, kwargs)
+        if entry is None or entry.program is EAGER:
+            return self.fn(*args, **kwargs)
+        return self._run(entry.program, leaves)
+
+    def _key(self, spec, leaves) -> tuple:
+        """What a program is specialised to, from the arguments alone: structure, each
+        tensor's shape, dtype and requires_grad, each constant number's value."""
+        dynamic = self.dynamic_numbers.get(spec, ())
+        key = [context.grad_enabled, spec]
+        for i, x in enumerate(leaves):
+            if isinstance(x, Tensor):
+                key.append((x._array.shape, x.dtype, x._requires_grad))
+            elif type(x) in (int, float):
+                key.append(type(x) if i in dynamic else (type(x), _number_key(x)))
             else:
-                key.append(("const", a))
-        for r, modules in self.root_modules:
-            if modules is not None:
-                key.append(tuple(m.training for m in modules))
-            else:
-                key.append(_hyperparameters(r))
-        if self.grad_sensitive:
-            key.append(self._grad_presence())
+                key.append(id(x))        # an object: the same one (its guards check it lives)
         return tuple(key)
 
-    def _grad_presence(self) -> tuple:
-        """Which parameters have no ``.grad`` now.  Code that touches gradients
-        (``loss.backward()`` accumulates into an existing grad, or creates it) traces
-        differently for each, so once a trace touches them this is part of the key."""
-        return tuple(p.grad is None for p in self.params)
+    # ---- a call no program fits ----------------------------------------------------------------
+    def _miss(self, key, spec, leaves, args, kwargs):
+        reason = self._why_miss(key, spec, leaves)
+        if reason is not None and self._make_dynamic(key, spec, leaves):
+            key = self._key(spec, leaves)
+            for entry in self.cache.get(key, ()):
+                if entry.guards.check():
+                    return entry
+        if reason is not None:
+            if self.recompiles >= self.recompile_limit:
+                self._warn_limit(reason)
+                return None
+            self.recompiles += 1
+            logger("recompiles").info("Recompiling %s (%s): %s", self.name,
+                                      self._where(), reason)
+        return self._compile(key, spec, leaves, args, kwargs)
 
-    def __call__(self, *args):
-        key = self.guard_key(args)
-        program = self.cache.get(key)
-        if program is None:
-            program = self._compile(args, key)
-        if program is _EAGER:
-            return self.fn(*args)
-        if not self._inputs_still_match(program):
-            del self.cache[key]
-            return self(*args)
-        return self._run(program, args)
+    def _where(self) -> str:
+        code = getattr(getattr(self.fn, "__func__", self.fn), "__code__", None)
+        if code is None:
+            code = getattr(getattr(self.fn, "forward", None), "__code__", None)
+        return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}" if code else "?"
 
-    # ---- compilation -------------------------------------------------------------------------
-    def _compile(self, args, key):
-        presence = self._grad_presence()
+    def _why_miss(self, key, spec, leaves) -> str | None:
+        """Why no cached program fits (None for the first compile): the first failing
+        guard of the newest program for these arguments, or what changed in them."""
+        if not self.history:
+            return None
+        same = self.cache.get(key)
+        if same:
+            return same[0].guards.first_failure() or "guards changed while checking"
+        similar = [e for e in self.history if e.key[1] == spec]
+        if not similar:
+            return "the structure of the arguments changed"
+        old = similar[-1].key
+        if old[0] != key[0]:
+            return f"grad mode: {'enabled' if old[0] else 'disabled'} -> " \
+                   f"{'enabled' if key[0] else 'disabled'}"
+        paths = _leaf_paths(spec)
+        for path, a, b in zip(paths, old[2:], key[2:]):
+            if a != b:
+                return f"{path}: {_describe_leaf(a)} -> {_describe_leaf(b)}"
+        return "the arguments changed"
+
+    def _make_dynamic(self, key, spec, leaves) -> bool:
+        """Automatic dynamic: number arguments whose value differs from the newest
+        program for this structure become runtime inputs.  True when any did."""
+        if self.dynamic is False:
+            return False
+        similar = [e for e in self.history if e.key[1] == spec]
+        if not similar:
+            return False
+        old = similar[-1].key
+        dynamic = self.dynamic_numbers.setdefault(spec, set())
+        static = self.static_numbers.get(spec, set())
+        changed = {i for i, (a, b) in enumerate(zip(old[2:], key[2:]))
+                   if type(leaves[i]) in (int, float) and a != b and i not in static
+                   and i not in dynamic and isinstance(a, tuple) and a[0] is type(leaves[i])}
+        dynamic |= changed
+        return bool(changed)
+
+    def _warn_limit(self, reason):
+        if "limit" not in self._warned:
+            self._warned.add("limit")
+            message = (f"graphc.compile({self.name}) reached its recompile limit "
+                       f"({self.recompile_limit}); the last recompile was needed because "
+                       f"{reason}. New cases run eagerly from now on (raise the limit with "
+                       f"graphc.compile(..., options={{'recompile_limit': N}}))")
+            logger("recompiles").warning(message)
+            warnings.warn(message, stacklevel=4)
+
+    # ---- compilation ---------------------------------------------------------------------------
+    def _compile(self, key, spec, leaves, args, kwargs):
+        dynamic = self.dynamic_numbers.get(spec, set())
+        if self.dynamic is True and not dynamic:
+            dynamic |= {i for i, x in enumerate(leaves) if type(x) in (int, float)}
+            self.dynamic_numbers[spec] = dynamic
+            key = self._key(spec, leaves)
         try:
-            program = self._build(args)
+            program = self._build(spec, leaves, args, kwargs, dynamic)
         except RetraceLater:
-            return _EAGER              # expected warm-up, not cached: the next call traces
-        except GraphBreak as e:
+            return None               # expected warm-up, not cached: the next call traces
+        except Exception as e:
+            if dynamic:
+                # The code uses a number as a Python value (range(n), if x > 1, math.exp):
+                # keep those numbers constant, as PyTorch does when a symbol fails.
+                logger("perf_hints").info(
+                    "%s: number arguments %s stay constants (%s: %s); each new value "
+                    "recompiles", self.name, [_leaf_paths(spec)[i] for i in sorted(dynamic)],
+                    type(e).__name__, e)
+                self.static_numbers.setdefault(spec, set()).update(dynamic)
+                self.dynamic_numbers[spec] = set()
+                return self._compile(self._key(spec, leaves), spec, leaves, args, kwargs)
+            if not isinstance(e, GraphBreak):
+                raise
             if self.fullgraph:
                 raise
+            logger("graph_breaks").info("%s: %s", self.name, e)
             if (type(e), str(e)) not in self._warned:
                 self._warned.add((type(e), str(e)))
                 warnings.warn(f"graphc.compile({self.name}): running eagerly: {e}",
-                              stacklevel=3)
-            program = _EAGER
-        if program is not _EAGER and program.capture.touches_grads \
-                and not self.grad_sensitive:
-            self.grad_sensitive = True
-            key = key + (presence,)
-        self.cache[key] = program
-        return program
+                              stacklevel=4)
+            entry = CacheEntry(key, Guards([], []), EAGER)
+        else:
+            entry = CacheEntry(key, program.capture.guards, program)
+            log = logger("guards")
+            if log.isEnabledFor(10):
+                log.debug("%s: %d guards\n    %s", self.name, len(entry.guards),
+                          "\n    ".join(map(str, entry.guards)))
+        self.cache.setdefault(key, []).insert(0, entry)
+        self.history.append(entry)
+        return entry
 
-    def _build(self, args) -> Program:
+    def _build(self, spec, leaves, args, kwargs, dynamic) -> Program:
         """capture -> differentiate -> optimise -> build."""
-        cap = capture(self.fn, args, self.roots, self.params, self.name)
+        cap = capture(self.fn, args, kwargs, leaves, spec, dynamic, self.name)
         self._dump("traced", cap.graph)
 
         def input_requires_grad(i):
             source = cap.sources[i]
             if isinstance(source, ArgInput):
-                return args[source.index]._requires_grad
+                return leaves[source.index]._requires_grad
             return isinstance(source, LiftedInput) and source.tensor._requires_grad
 
         diff = differentiate(cap, input_requires_grad, context.grad_enabled)
@@ -188,37 +326,36 @@ class CompiledFunction:
                                     dump=lambda name, text: self._dump(f"{stage}.{name}", text))
 
     def _dump(self, stage, content):
-        """Print (GRAPHC_PRINT_IR) and/or write (dump dir) one stage's text: a graph, a
-        report, or generated code (stages ending in ``ll``/``cu`` keep that extension)."""
+        """Print (GRAPHC_PRINT_IR), log (``output_code``) and/or write (dump dir) one
+        stage's text: a graph, a report, or generated code (stages ending in ``ll``/``cu``
+        keep that extension)."""
         if os.environ.get("GRAPHC_PRINT_IR") and isinstance(content, Graph):
             print(f"# graphc: {self.name}: {stage}\n{content}\n")
+        code_stage = stage.endswith((".ll", ".cu"))
+        if code_stage:
+            logger("output_code").debug("%s: %s (compile %d):\n%s", self.name, stage,
+                                        self.compile_count + 1, content)
         if self.dump:
             os.makedirs(self.dump, exist_ok=True)
-            ext = stage.rsplit(".", 1)[-1] if stage.endswith((".ll", ".cu")) else "txt"
+            ext = stage.rsplit(".", 1)[-1] if code_stage else "txt"
             base = stage[: -len(ext) - 1] if ext != "txt" else stage
-            path = os.path.join(self.dump, f"{self.name}.{self.compile_count}.{base}.{ext}")
+            path = os.path.join(self.dump, f"{_file_name(self.name)}.{self.compile_count}."
+                                           f"{base}.{ext}")
             with open(path, "w") as f:
                 f.write(str(content) + "\n")
 
     # ---- running -------------------------------------------------------------------------------
-    @staticmethod
-    def _inputs_still_match(program) -> bool:
-        """A lifted tensor replaced by one of another shape (p.data = ...), or frozen or
-        unfrozen (requires_grad_), needs a recompile; the guard key cannot see it."""
-        return all(t._array.shape == shape and t._requires_grad == requires_grad
-                   for t, shape, requires_grad in program.lifted)
-
-    def _run(self, program: Program, args):
+    def _run(self, program: Program, leaves):
         cap = program.capture
         # A device-resident backend reads the arrays' device copies itself
         # (graphc.residency); any other reads the host arrays, brought up to date (they
         # are, when no device copies exist).
         host = ("_array" if not residency.records or hasattr(program.forward, "call_resident")
                 else "_data")
-        arrays = [source.array(args, host) for source in cap.sources]
+        arrays = [source.array(leaves, host) for source in cap.sources]
         self._release_replaced_grads(cap)
         outs = _owned(_call(program.forward, arrays))
-        writes = cap.writebacks + [(args[i], k) for i, k in cap.arg_writebacks]
+        writes = cap.writebacks + [(leaves[i], k) for i, k in cap.arg_writebacks]
         for t, k in writes:
             residency.assign(t._array, outs[k])
             t._version[0] += 1
@@ -228,8 +365,11 @@ class CompiledFunction:
         results = [Tensor._wrap(outs[k], outputs[k].type.dtype) for k in range(cap.n_results)]
         if program.backward is not None:
             saved = outs[len(outs) - program.n_saved:] if program.n_saved else []
-            inputs = [cap.sources[i].tensor_of(args) for i in program.wrt]
-            node = CompiledNode(program, inputs, saved, cap.n_results)
+            inputs = [cap.sources[i].tensor_of(leaves) for i in program.wrt]
+            replay_inputs = [s.tensor_of(leaves) if isinstance(s, (ArgInput, LiftedInput))
+                             else Tensor._wrap(a, v.type.dtype)
+                             for s, a, v in zip(cap.sources, arrays, cap.graph.inputs)]
+            node = CompiledNode(program, inputs, saved, cap.n_results, replay_inputs)
             for k in program.grad_outputs:
                 r = results[k]
                 r._requires_grad, r.grad_fn, r._output_nr = True, node, k
@@ -251,53 +391,154 @@ class CompiledFunction:
     # ---- inspection ----------------------------------------------------------------------------
     def graphs(self) -> list:
         """The graphs of every cached program: [{stage: Graph}, ...]."""
-        return [p.graphs for p in self.cache.values() if p is not _EAGER]
+        return [e.program.graphs for e in self.history if e.program is not EAGER]
+
+    def programs(self) -> list:
+        return [e.program for e in self.history if e.program is not EAGER]
 
 
-class CompiledModule:
-    """A compiled ``nn.Module``: calls run the compiled program; everything else
-    (parameters, train/eval, state_dict, ...) is the original module's."""
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
 
-    def __init__(self, module, **options):
-        object.__setattr__(self, "_orig_mod", module)
-        object.__setattr__(self, "_compiled", CompiledFunction(module, **options))
 
-    def __call__(self, *args):
-        return self._compiled(*args)
+def _leaf_paths(spec) -> list:
+    """Readable names of the leaves of an argument structure: ``args[0]``,
+    ``kwargs['mask']``, ``args[1][0]``."""
+    paths = []
+
+    def walk(node, path):
+        if node in ("tensor", "number", "object"):
+            paths.append(path)
+        elif node[0] != "constant":
+            if issubclass(node[0], dict):
+                for k, child in zip(node[1], node[2]):
+                    walk(child, f"{path}[{k!r}]")
+            else:
+                for i, child in enumerate(node[1]):
+                    walk(child, f"{path}[{i}]")
+    args, kwargs = spec[1]
+    walk(args, "args")
+    walk(kwargs, "kwargs")
+    del walk
+    return paths
+
+
+def _describe_leaf(key_part) -> str:
+    if isinstance(key_part, tuple) and len(key_part) == 3:
+        shape, dtype, requires_grad = key_part
+        return f"Tensor(shape={list(shape)}, dtype={dtype}, requires_grad={requires_grad})"
+    if isinstance(key_part, tuple):
+        return repr(key_part[1])
+    if isinstance(key_part, type):
+        return f"any {key_part.__name__}"
+    return f"<object at {key_part:#x}>"
+
+
+class OptimizedModule(Module):
+    """A compiled ``nn.Module``, like PyTorch's: an ``nn.Module`` whose forward runs the
+    compiled program.  The original is its submodule ``_orig_mod``, so
+    ``state_dict()`` keys start with ``_orig_mod.`` (as in PyTorch); parameters,
+    ``train``/``eval`` and every other attribute reach the original."""
+
+    def __init__(self, module: Module, compiled: CompiledFunction):
+        super().__init__()
+        self._orig_mod = module
+        object.__setattr__(self, "_compiled", compiled)
+
+    def forward(self, *args, **kwargs):
+        return self._compiled(*args, **kwargs)
+
+    @property
+    def training(self) -> bool:
+        return self._modules["_orig_mod"].training if "_orig_mod" in self._modules else True
+
+    @training.setter
+    def training(self, value: bool) -> None:
+        if "_orig_mod" in self.__dict__.get("_modules", ()):
+            self._orig_mod.training = value
 
     def __getattr__(self, name):
-        attr = getattr(self._orig_mod, name)
-        if callable(attr) and getattr(attr, "__self__", None) is self._orig_mod:
-            return functools.partial(self._call_method, attr)
-        return attr
-
-    def _call_method(self, method, *args, **kwargs):
-        """Methods that return the module (``train``, ``eval``, ``to``) return the
-        compiled module, as PyTorch's do: ``model = graphc.compile(net).to(device)``."""
-        result = method(*args, **kwargs)
-        return self if result is self._orig_mod else result
+        if name == "_orig_mod":
+            return self._modules["_orig_mod"]
+        return getattr(self._modules["_orig_mod"], name)
 
     def __setattr__(self, name, value):
+        if name in ("_orig_mod", "training") or hasattr(type(self), name) \
+                or "_orig_mod" not in self.__dict__.get("_modules", ()):
+            return super().__setattr__(name, value)
         setattr(self._orig_mod, name, value)
+
+    def __delattr__(self, name):
+        if name in self.__dict__ or name in self._modules:
+            return super().__delattr__(name)
+        delattr(self._orig_mod, name)
+
+    def __len__(self):
+        return len(self._orig_mod)
+
+    def __dir__(self):
+        return sorted(set(dir(self._orig_mod)) | set(super().__dir__()))
 
     @property
     def compile_count(self) -> int:
         return self._compiled.compile_count
 
-    def __repr__(self):
-        return f"Compiled({self._orig_mod!r})"
+    def graphs(self) -> list:
+        return self._compiled.graphs()
 
 
-def compile(fn_or_module, backend="cpu", fuse=True, dump=None, fullgraph=False):
-    """Compile a function or ``nn.Module``; returns a callable with the same signature.
+def compile(model=None, *, fullgraph=False, dynamic=None, backend="cpu", mode=None,
+            options=None, disable=False, fuse=True, dump=None):
+    """Compile a function, method or ``nn.Module``, as ``torch.compile`` does.
 
-    Example::
+    Use it as a function, a decorator, or a decorator factory::
 
-        model = graphc.compile(MyNet())
-        loss = loss_fn(model(x), y)
-        loss.backward()          # runs the compiled backward graph
+        model = graphc.compile(MyNet())           # an nn.Module wrapping MyNet
+
+        @graphc.compile
+        def step(x, y): ...
+
+        @graphc.compile(fullgraph=True, backend="interpreter")
+        def step(x, y): ...
+
+    ``fullgraph`` raises on code that cannot be traced instead of running it eagerly.
+    ``dynamic``: None makes a number argument a runtime input once its value changed,
+    True from the first call, False never (shapes are always specialised).  ``mode``
+    is accepted for PyTorch programs (graphc has one mode).  ``options``:
+    ``recompile_limit`` (default 8, or ``GRAPHC_RECOMPILE_LIMIT``), ``fuse``, ``dump``.
+    ``disable=True`` returns ``model`` unchanged.
     """
-    options = dict(backend=backend, fuse=fuse, dump=dump, fullgraph=fullgraph)
-    if isinstance(fn_or_module, Module):
-        return CompiledModule(fn_or_module, **options)
-    return CompiledFunction(fn_or_module, **options)
+    if mode not in MODES:
+        raise RuntimeError(f"Unrecognized mode={mode!r}, should be one of: "
+                           f"{', '.join(m for m in MODES if m)}")
+    if mode is not None and options is not None:
+        raise RuntimeError("Either mode or options can be specified, but both can't be "
+                           "specified at the same time.")
+    options = dict(options or {})
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise RuntimeError(f"Unexpected optimization option {sorted(unknown)[0]}, known "
+                           f"options are {list(OPTIONS)}")
+    if dynamic not in (None, True, False):
+        raise TypeError(f"graphc.compile: dynamic must be None, True or False, not "
+                        f"{dynamic!r}")
+    if not isinstance(backend, str):
+        raise TypeError(f"graphc.compile: backend must be a name ({', '.join(backends.NAMES)}), "
+                        f"not {type(backend).__name__}")
+    settings = dict(backend=backend, fuse=options.get("fuse", fuse),
+                    dump=options.get("dump", dump), fullgraph=fullgraph, dynamic=dynamic,
+                    recompile_limit=options.get("recompile_limit"))
+    if model is None:
+        return functools.partial(_compile_one, disable=disable, settings=settings)
+    return _compile_one(model, disable=disable, settings=settings)
+
+
+def _compile_one(model, disable, settings):
+    if not callable(model):
+        raise RuntimeError(f"graphc.compile: model must be callable, not "
+                           f"{type(model).__name__}")
+    if disable:
+        return model
+    if isinstance(model, Module):
+        return OptimizedModule(model, CompiledFunction(model, **settings))
+    return CompiledFunction(model, **settings)

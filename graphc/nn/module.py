@@ -17,6 +17,45 @@ from graphc.cuda import check_device
 from graphc.tensor import Tensor, to_arguments, typename
 
 
+_changes = 0
+
+
+def changes() -> int:
+    """How many times any module's attributes or member tables were changed.  The
+    compiler's guards on modules are checked again only after this moves."""
+    return _changes
+
+
+def _changed() -> None:
+    global _changes
+    _changes += 1
+
+
+class _Members(OrderedDict):
+    """A module's table of parameters, buffers or submodules: an ``OrderedDict`` that
+    counts its changes (``changes()``), however they are made (``setattr``,
+    ``ModuleList.append``, ``del``)."""
+
+    def __setitem__(self, key, value):
+        _changed()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        _changed()
+        super().__delitem__(key)
+
+    def _mutator(name):
+        def method(self, *args, **kwargs):
+            _changed()
+            return getattr(OrderedDict, name)(self, *args, **kwargs)
+        method.__name__ = name
+        return method
+
+    pop, popitem, clear, update, setdefault, move_to_end = map(
+        _mutator, ("pop", "popitem", "clear", "update", "setdefault", "move_to_end"))
+    del _mutator
+
+
 class Parameter(Tensor):
     """A leaf tensor that a ``Module`` registers as one of its parameters.
 
@@ -95,10 +134,10 @@ class Module:
     def __init__(self):
         # object.__setattr__ bypasses Module.__setattr__, which needs these tables.
         object.__setattr__(self, "training", True)
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_parameters", _Members())
+        object.__setattr__(self, "_buffers", _Members())
         object.__setattr__(self, "_non_persistent_buffers_set", set())
-        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_modules", _Members())
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required "
@@ -205,6 +244,7 @@ class Module:
                                 f"(torch.nn.Buffer, torch.Tensor or None expected)")
             buffers[name] = value
         else:
+            _changed()
             object.__setattr__(self, name, value)
 
     def _remove_member(self, name, *tables):
@@ -222,6 +262,7 @@ class Module:
         elif name in self._modules:
             del self._modules[name]
         else:
+            _changed()
             object.__delattr__(self, name)
 
     # ---- traversal -----------------------------------------------------------------------

@@ -29,21 +29,25 @@ class Backward:
     wrt: list
 
 
-def differentiable_values(fwd: Graph, wrt) -> set:
-    """Forward values that depend differentiably on the inputs ``wrt``."""
+def differentiable_values(fwd: Graph, wrt, requires_grad=None) -> set:
+    """Forward values that depend differentiably on the inputs ``wrt``; when given,
+    only values in ``requires_grad`` (those that required grad when traced: a value
+    computed under ``no_grad`` or from a ``detach()`` carries no gradient)."""
     live = {fwd.inputs[i] for i in wrt}
     for op in fwd.ops:
         prim = REGISTRY.get(op.name)
         if prim is not None and prim.vjp is not None and op.out.type.dtype.is_floating_point \
-                and any(v in live for v in op.inputs):
+                and any(v in live for v in op.inputs) \
+                and (requires_grad is None or op.out in requires_grad):
             live.add(op.out)
     return live
 
 
-def autodiff(fwd: Graph, wrt) -> Backward:
-    """Differentiate every floating output of ``fwd`` w.r.t. the inputs ``wrt``."""
+def autodiff(fwd: Graph, wrt, requires_grad=None) -> Backward:
+    """Differentiate every floating output of ``fwd`` w.r.t. the inputs ``wrt``
+    (through the values in ``requires_grad`` only, when given)."""
     wrt = list(wrt)
-    live = differentiable_values(fwd, wrt)
+    live = differentiable_values(fwd, wrt, requires_grad)
     tr = Trace(f"{fwd.name}_backward")
     cotangents: dict = {}           # a value returned twice gets the sum of both
     grad_outputs = []

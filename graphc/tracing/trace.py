@@ -36,6 +36,10 @@ class Trace:
         self.lifted: dict = {}          # id(tensor) -> (tensor, original data, input Value)
         self.external: dict = {}        # Value of another graph -> input Value (autodiff)
         self.seeds: list = []           # input Values that take a fresh random seed per call
+        self.numbers: dict = {}         # input Value -> (key, read) of a runtime Python number
+        self._number_tracers: dict = {}  # key -> its tracer
+        self.differentiable: set = set()  # Values that required grad when recorded
+        self.ran_backward = False       # the traced code ran a backward pass
         self.constants: dict = {}       # id(tensor) -> (tensor, Value)
         self.names = names or {}        # id(tensor) -> a name hint
         self.start_serial = Tensor._next_serial()
@@ -51,7 +55,23 @@ class Trace:
     def input_tensor(self, type_: TensorType, hint=None, requires_grad=False) -> Tensor:
         t = Tensor._wrap(self.add_input(type_, hint), type_.dtype)
         t._requires_grad = requires_grad
+        if requires_grad:
+            self.differentiable.add(t._array)
         return t
+
+    def number_input(self, key, value, read, hint="number") -> Tensor:
+        """A Python number that the program reads afresh on every call (an optimizer's
+        learning rate, a float argument that changes): a 0-dim input that promotes like
+        the Python number it stands for.  ``read`` gives its value at run time; the same
+        ``key`` gives the same input."""
+        if key not in self._number_tracers:
+            dtype = dtypes.scalar_dtype(value)
+            dtype = dtypes.float64 if dtype.is_floating_point else dtype
+            t = self.input_tensor(TensorType((), dtype), hint)
+            t.__dict__["python_number"] = True
+            self.numbers[t._array] = (key, read)
+            self._number_tracers[key] = t
+        return self._number_tracers[key]
 
     def lift(self, t: Tensor) -> Value:
         """Make a pre-existing concrete tensor a graph input (swapping in a Value)."""
@@ -59,6 +79,8 @@ class Trace:
                            self.names.get(id(t), "t"))
         # The array is put back by restore(), unread: any device copy of it stays valid.
         self.lifted[id(t)] = (t, t._array, v)
+        if t._requires_grad:
+            self.differentiable.add(v)
         t._array = v
         return v
 
@@ -109,6 +131,13 @@ class Trace:
         inputs = [self.value_of(a) for a in args]
         ordered = tuple((k, attrs[k]) for k in prim.attrs)
         return self.emit(prim.name, inputs, ordered, out_type)
+
+    def detached(self, t: Tensor) -> Value:
+        """A new Value equal to tracer ``t`` that carries no gradient (``detach()``):
+        an identity reshape outside ``differentiable``, removed by the graph passes
+        after autodiff has seen it."""
+        v = self.value_of(t)
+        return self.emit("reshape", [v], (("shape", v.type.shape),), v.type)
 
     def graph(self, outputs) -> Graph:
         return Graph(list(self.inputs), list(self.ops), list(outputs), self.name)

@@ -250,7 +250,7 @@ def test_compiled_optimizer_steps_match_eager(factory, name):
     # an optimizer that makes its state on its first step runs that step eagerly
     assert step.compile_count in (1, 2)
     check_programs(step)
-    for program in step.cache.values():           # the updates are in-place write-backs
+    for program in step.programs():              # the updates are in-place write-backs
         written = {id(t) for t, _ in program.capture.writebacks}
         assert {id(p) for p in model.parameters()} <= written
 
@@ -686,28 +686,31 @@ def test_inplace_change_between_forward_and_backward_is_caught():
 
 
 # ---- the compiled module's API -------------------------------------------------------------
-def test_compiled_module_api_is_the_original_modules():
+def test_compiled_module_is_an_nn_module_around_the_original_as_in_pytorch():
     model, x, _, _ = make(_mlp)
     compiled = graphc.compile(model)
-    assert compiled._orig_mod is model
+    assert isinstance(compiled, nn.Module) and compiled._orig_mod is model
     assert [id(p) for p in compiled.parameters()] == [id(p) for p in model.parameters()]
-    assert [n for n, _ in compiled.named_parameters()] == ["0.weight", "0.bias", "2.weight",
-                                                           "2.bias"]
+    # PyTorch's OptimizedModule registers the original as submodule ``_orig_mod``.
+    assert [n for n, _ in compiled.named_parameters()] == [
+        "_orig_mod.0.weight", "_orig_mod.0.bias", "_orig_mod.2.weight", "_orig_mod.2.bias"]
     state = compiled.state_dict()
-    assert list(state) == list(model.state_dict())
+    assert list(state) == ["_orig_mod." + k for k in model.state_dict()]
     for a, b in zip(state.values(), model.state_dict().values()):
         assert np.array_equal(a.numpy(), b.numpy())
     assert compiled.eval() is compiled and not model.training and not model[2].training
-    assert compiled.train() is compiled and model.training
+    assert not compiled.training
+    assert compiled.train() is compiled and model.training and compiled.training
     assert compiled.to("cpu").float() is compiled
-    assert list(compiled.modules()) == list(model.modules())
-    assert repr(compiled) == f"Compiled({model!r})"
+    assert list(compiled.modules())[1:] == list(model.modules())
+    assert repr(compiled).startswith("OptimizedModule(\n  (_orig_mod): Sequential(")
+    assert len(compiled) == 3 and compiled._orig_mod[0] is model[0]
     compiled.extra = 5
     assert model.extra == 5
     compiled(x)
     graphc.manual_seed(1)
     other = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
-    compiled.load_state_dict(other.state_dict())
+    compiled._orig_mod.load_state_dict(other.state_dict())
     assert_close(compiled(x), other(x))
     assert compiled.compile_count == 1
 

@@ -1,0 +1,287 @@
+"""Guards: the conditions under which a compiled program is still the program to run.
+
+A trace follows Python: it reads globals, closure variables and module attributes,
+takes branches on them, and bakes what it read into the graph.  So, as PyTorch's
+compiler does, every such read becomes a guard checked before each call; when one
+fails, the function is traced again (and the ``recompiles`` log says which guard).
+
+- Python constants (numbers, bools, strings, enums, None, tuples of them) read from a
+  global, a closure cell or a module's ``__dict__`` are guarded by value;
+- anything else read from a global or a closure cell (a module, a tensor, a function)
+  by identity;
+- each module the function reaches by the identity of its submodules, parameters and
+  buffers; each optimizer by its parameter groups and state tensors;
+- each lifted tensor by its shape and ``requires_grad``.
+
+Which globals a trace read is found by watching the frames it ran (``sys.setprofile``:
+the ``LOAD_GLOBAL`` names of each user frame); which module attributes, by a
+``Module.__getattribute__`` that records reads while a trace runs.  The checks on
+modules run again only after some module changed (``graphc.nn.module.changes()``), so a
+call on an unchanged model pays for none of them.
+"""
+from __future__ import annotations
+
+import dis
+import enum
+import functools
+import os
+import sys
+import sysconfig
+
+from graphc.dtypes import DType
+from graphc.nn import Module
+from graphc.nn import module as module_state
+from graphc.tensor import Tensor
+
+MISSING = object()          # what a read returns for a name that no longer exists
+
+_CONSTANT_TYPES = (int, float, bool, str, bytes, complex, type(None), enum.Enum, DType)
+
+
+def is_constant(value) -> bool:
+    """A value a trace may bake in, guarded by equality."""
+    if isinstance(value, (tuple, frozenset)):
+        return all(is_constant(v) for v in value)
+    return isinstance(value, _CONSTANT_TYPES)
+
+
+def same_constant(a, b) -> bool:
+    """Equal and of the same type (1 and 1.0 and True trace differently); NaN equals NaN."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(map(same_constant, a, b))
+    return a == b or (a != a and b != b)
+
+
+def show(value) -> str:
+    if value is MISSING:
+        return "<missing>"
+    if isinstance(value, Tensor):
+        return f"Tensor(shape={tuple(value.shape)}, dtype={value.dtype}) at {id(value):#x}"
+    if is_constant(value):
+        return repr(value)
+    return f"<{type(value).__name__} object at {id(value):#x}>"
+
+
+class Guard:
+    """``read()`` must still give ``expected`` (by identity when ``identity``)."""
+    __slots__ = ("source", "read", "expected", "identity")
+
+    def __init__(self, source: str, read, expected, identity: bool = False):
+        self.source, self.read, self.expected, self.identity = source, read, expected, identity
+
+    def check(self) -> bool:
+        now = self.read()
+        return now is self.expected if self.identity else same_constant(now, self.expected)
+
+    def failure(self) -> str:
+        return f"{self.source}: {show(self.expected)} -> {show(self.read())}"
+
+    def __str__(self):
+        return f"{self.source} {'is' if self.identity else '=='} {show(self.expected)}"
+
+
+class Guards:
+    """The guards of one program.  ``on_modules`` only read module state: they are
+    skipped while no module has changed since they last passed."""
+
+    def __init__(self, always: list, on_modules: list):
+        self.always = always
+        self.on_modules = on_modules
+        self.passed_at = -1        # module_state.changes() when on_modules last passed
+
+    def check(self) -> bool:
+        for g in self.always:
+            if not g.check():
+                return False
+        changes = module_state.changes()
+        if changes != self.passed_at:
+            for g in self.on_modules:
+                if not g.check():
+                    return False
+            self.passed_at = changes
+        return True
+
+    def first_failure(self) -> str | None:
+        for g in self.always + self.on_modules:
+            if not g.check():
+                return g.failure()
+        return None
+
+    def __iter__(self):
+        return iter(self.always + self.on_modules)
+
+    def __len__(self):
+        return len(self.always) + len(self.on_modules)
+
+
+# ---- recording what a trace reads ------------------------------------------------------------
+_GRAPHC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LIBRARY_DIRS = tuple({sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]})
+_recorders: list = []
+
+
+@functools.lru_cache(maxsize=4096)
+def global_names(code) -> tuple:
+    """The globals a code object reads (``LOAD_GLOBAL``), or () for graphc's own code
+    and the standard library, whose globals are not the user's to change."""
+    path = os.path.abspath(code.co_filename)
+    if path.startswith(_GRAPHC_DIR) or path.startswith(_LIBRARY_DIRS):
+        return ()
+    return tuple(dict.fromkeys(i.argval for i in dis.get_instructions(code)
+                               if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")))
+
+
+def _recording_getattribute(self, name):
+    value = object.__getattribute__(self, name)
+    if _recorders and is_constant(value) and name in object.__getattribute__(self, "__dict__"):
+        _recorders[-1].attributes.setdefault((id(self), name), (self, name, value))
+    return value
+
+
+class Recorder:
+    """``with Recorder() as r:`` notes the globals every user frame read
+    (``r.frames``: code -> its globals) and the constant attributes read from modules
+    (``r.attributes``)."""
+
+    def __init__(self):
+        self.frames: dict = {}
+        self.attributes: dict = {}
+
+    def _profile(self, frame, event, arg):
+        if event == "call":
+            self.frames.setdefault(frame.f_code, frame.f_globals)
+
+    def __enter__(self):
+        self._previous = sys.getprofile()
+        _recorders.append(self)
+        sys.setprofile(self._profile)
+        if len(_recorders) == 1:
+            Module.__getattribute__ = _recording_getattribute
+        return self
+
+    def __exit__(self, *exc):
+        sys.setprofile(self._previous)
+        _recorders.pop()
+        if not _recorders:
+            del Module.__getattribute__
+        return False
+
+
+# ---- building the guards of one capture ------------------------------------------------------
+def _value_guard(source, read, value) -> Guard:
+    return Guard(source, read, value, identity=not is_constant(value))
+
+
+def global_guards(recorder: Recorder) -> list:
+    guards, seen = [], set()
+    for code, g in recorder.frames.items():
+        for name in global_names(code):
+            if name in g and (id(g), name) not in seen:
+                seen.add((id(g), name))
+                guards.append(_value_guard(f"global {name}",
+                                           functools.partial(g.get, name, MISSING), g[name]))
+    return guards
+
+
+def closure_guards(fn) -> list:
+    """The closure cells of ``fn`` (of the function under a bound method)."""
+    fn = getattr(fn, "__func__", fn)
+    code, cells = getattr(fn, "__code__", None), getattr(fn, "__closure__", None) or ()
+    if code is None:
+        return []
+    guards = []
+    for name, cell in zip(code.co_freevars, cells):
+        try:
+            value = cell.cell_contents
+        except ValueError:                       # not assigned yet
+            continue
+        guards.append(_value_guard(f"closure variable {name}",
+                                   functools.partial(_cell_value, cell), value))
+    return guards
+
+
+def _cell_value(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return MISSING
+
+
+def attribute_guards(recorder: Recorder, names: dict) -> list:
+    """One value guard per constant attribute the trace read from a module;
+    ``names`` maps id(module) to a readable path."""
+    return [Guard(f"{names.get(id(m), type(m).__name__)}.{name}",
+                  functools.partial(_instance_attribute, m, name), value)
+            for m, name, value in recorder.attributes.values()]
+
+
+def _instance_attribute(obj, name):
+    return obj.__dict__.get(name, MISSING)
+
+
+def members(module: Module) -> tuple:
+    """(dotted name, type, id) of every submodule, parameter and buffer of ``module``."""
+    out = []
+    for prefix, m in module.named_modules(remove_duplicate=False):
+        out.append((prefix, type(m), id(m)))
+        for table in (m._parameters, m._buffers):
+            out.extend((f"{prefix}.{n}" if prefix else n, type(t), id(t))
+                       for n, t in table.items())
+    return tuple(out)
+
+
+class MembersGuard(Guard):
+    """The submodules, parameters and buffers of a module are the same objects."""
+    __slots__ = ()
+
+    def __init__(self, label: str, module: Module):
+        super().__init__(f"{label} (submodules, parameters, buffers)",
+                         functools.partial(members, module), members(module))
+
+    def check(self) -> bool:
+        return self.read() == self.expected
+
+    def failure(self) -> str:
+        before = {name: (t, i) for name, t, i in self.expected}
+        now = {name: (t, i) for name, t, i in self.read()}
+        changed = [n or "<root>" for n in before.keys() | now.keys()
+                   if before.get(n) != now.get(n)]
+        return f"{self.source}: replaced or added/removed: {', '.join(sorted(changed))}"
+
+
+def optimizer_layout(opt) -> tuple:
+    """The identity of an optimizer's parameter groups, their parameters and its state
+    tensors (``load_state_dict`` replaces them all)."""
+    groups = tuple((id(g), tuple(map(id, g["params"]))) for g in opt.param_groups)
+    state = tuple((id(p), k, id(v)) for p, s in opt.state.items() for k, v in s.items()
+                  if isinstance(v, Tensor))
+    return groups, state
+
+
+def optimizer_guards(label: str, opt, dynamic: set) -> list:
+    """The layout of ``opt``, and each hyperparameter: exact, or when it is a runtime
+    input of the program (``dynamic`` holds (id(group), key)), only whether it is 0,
+    which is all the update rules branch on."""
+    guards = [Guard(f"{label} (parameter groups and state)",
+                    functools.partial(optimizer_layout, opt), optimizer_layout(opt))]
+    for i, group in enumerate(opt.param_groups):
+        for key, value in group.items():
+            if key in ("params", "param_names"):
+                continue
+            source = f"{label}.param_groups[{i}][{key!r}]"
+            if (id(group), key) in dynamic:
+                guards.append(Guard(f"{source} == 0", functools.partial(_is_zero, group, key),
+                                    _is_zero(group, key)))
+            else:
+                guards.append(_value_guard(source, functools.partial(group.get, key, MISSING),
+                                           value))
+    return guards
+
+
+def _is_zero(group, key):
+    value = group.get(key)
+    if isinstance(value, tuple):
+        return tuple(v == 0 for v in value)
+    return value == 0
