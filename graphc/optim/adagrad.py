@@ -1,8 +1,8 @@
 """Adagrad: per-coordinate steps shrinking with the accumulated squared gradients."""
 from __future__ import annotations
 
-from graphc.optim.optimizer import (Optimizer, grad_of, increment, scalar_for, step_count,
-                                    zeros_state)
+from graphc.optim.optimizer import (Optimizer, grad_of, hyper, increment, scalar_for,
+                                    step_count, zeros_state)
 from graphc.optim.sgd import _check_not_differentiable
 
 
@@ -40,7 +40,7 @@ class Adagrad(Optimizer):
         state = self.state[p]
         g = grad_of(p, group)
         step = increment(state["step"])
-        clr = scalar_for(p, float(group["lr"]) / ((step - 1) * float(group["lr_decay"]) + 1))
+        clr = scalar_for(p, hyper(group, "lr") / ((step - 1) * hyper(group, "lr_decay") + 1))
         acc = state["sum"]
         acc.add_(g * g)
-        p.add_(g / (acc.sqrt() + float(group["eps"])) * -clr)
+        p.add_(g / (acc.sqrt() + hyper(group, "eps")) * -clr)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from graphc.functional import maximum
-from graphc.optim.optimizer import (Optimizer, grad_of, increment, lerp_, scalar_for,
-                                    step_count, zeros_state)
+from graphc.optim.optimizer import (Optimizer, grad_of, hyper, increment, lerp_,
+                                    scalar_for, step_count, zeros_state)
 from graphc.optim.sgd import _check_not_differentiable
 
 
@@ -35,10 +35,10 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = zeros_state(p)
         g = grad_of(p, group)
         step = increment(state["step"])
-        lr, wd, eps = float(group["lr"]), float(group["weight_decay"]), float(group["eps"])
-        beta1, beta2 = group["betas"]
-        if wd != 0 and group["decoupled_weight_decay"]:
-            p.mul_(1 - lr * wd)
+        lr, eps = hyper(group, "lr"), hyper(group, "eps")
+        beta1, beta2 = hyper(group, "betas", 0), hyper(group, "betas", 1)
+        if group["weight_decay"] != 0 and group["decoupled_weight_decay"]:
+            p.mul_(1 - lr * hyper(group, "weight_decay"))
         m, v = state["exp_avg"], state["exp_avg_sq"]
         lerp_(m, g, 1 - beta1)
         v.mul_(beta2).add_(g * (1 - beta2) * g)

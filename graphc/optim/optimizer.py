@@ -22,8 +22,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from graphc import dtypes
+from graphc import context, dtypes
 from graphc.autograd import enable_grad, no_grad
+from graphc.functional import where
 from graphc.tensor import Tensor, typename
 
 
@@ -221,6 +222,21 @@ def _cast_state(param: Tensor, value, key=None):
 
 
 # ---- helpers for the update rules (tensor ops, run under no_grad) ---------------------------
+def hyper(group: dict, key: str, index: int | None = None):
+    """``group[key]`` (or ``group[key][index]``) as the update's arithmetic should see
+    it: the number, or while a compiled step is being traced, a runtime input of the
+    program holding it, so that a learning-rate scheduler (or anything else that
+    changes a hyperparameter) never recompiles.  Branch on ``group[key]`` itself: the
+    compiled step is guarded on whether each such value is zero."""
+    value = group[key] if index is None else group[key][index]
+    trace = context.active_trace()
+    if trace is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    return trace.number_input((id(group), key, index), value,
+                              lambda: group[key] if index is None else group[key][index],
+                              key if index is None else f"{key}{index}")
+
+
 def grad_of(p: Tensor, group: dict) -> Tensor:
     """The gradient an update rule sees: negated under ``maximize``, plus L2 weight decay
     (``grad + weight_decay * param``) unless the rule decouples it.  A new tensor when it
@@ -228,9 +244,8 @@ def grad_of(p: Tensor, group: dict) -> Tensor:
     g = p.grad
     if group.get("maximize"):
         g = -g
-    wd = float(group.get("weight_decay", 0))
-    if wd != 0 and not group.get("decoupled_weight_decay"):
-        g = g + p * wd
+    if group.get("weight_decay", 0) != 0 and not group.get("decoupled_weight_decay"):
+        g = g + p * hyper(group, "weight_decay")
     return g
 
 
@@ -257,10 +272,13 @@ def scalar_for(p: Tensor, value: Tensor) -> Tensor:
     return value.to(p.dtype)
 
 
-def lerp_(a: Tensor, b: Tensor, weight: float):
+def lerp_(a: Tensor, b: Tensor, weight):
     """``a.lerp_(b, weight)`` with PyTorch's two-sided formula, which is exact at both
-    ends (weight 0 gives a, weight 1 gives b)."""
-    if abs(weight) < 0.5:
+    ends (weight 0 gives a, weight 1 gives b).  A tensor weight (a traced
+    hyperparameter) selects the side per call instead of at trace time."""
+    if isinstance(weight, Tensor):
+        a.copy_(where(weight.abs() < 0.5, a + (b - a) * weight, b - (b - a) * (1 - weight)))
+    elif abs(weight) < 0.5:
         a.add_((b - a) * weight)
     else:
         a.copy_(b - (b - a) * (1 - weight))

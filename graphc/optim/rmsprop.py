@@ -1,7 +1,8 @@
 """RMSprop (Hinton's lecture 6e), optionally centered and with momentum."""
 from __future__ import annotations
 
-from graphc.optim.optimizer import Optimizer, grad_of, increment, lerp_, step_count, zeros_state
+from graphc.optim.optimizer import (Optimizer, grad_of, hyper, increment, lerp_, step_count,
+                                    zeros_state)
 from graphc.optim.sgd import _check_not_differentiable
 
 
@@ -27,11 +28,11 @@ class RMSprop(Optimizer):
 
     def _update(self, p, group):
         state = self.state[p]
-        momentum, alpha = float(group["momentum"]), float(group["alpha"])
+        alpha = hyper(group, "alpha")
         if not state:
             state["step"] = step_count()
             state["square_avg"] = zeros_state(p)
-            if momentum > 0:
+            if group["momentum"] > 0:
                 state["momentum_buffer"] = zeros_state(p)
             if group["centered"]:
                 state["grad_avg"] = zeros_state(p)
@@ -45,11 +46,11 @@ class RMSprop(Optimizer):
             avg = (v - mean * mean).sqrt()
         else:
             avg = v.sqrt()
-        avg = avg + float(group["eps"])
-        lr = float(group["lr"])
-        if momentum > 0:
+        avg = avg + hyper(group, "eps")
+        lr = hyper(group, "lr")
+        if group["momentum"] > 0:
             buf = state["momentum_buffer"]
-            buf.mul_(momentum).add_(g / avg)
+            buf.mul_(hyper(group, "momentum")).add_(g / avg)
             p.add_(buf * -lr)
         else:
             p.add_(g / avg * -lr)

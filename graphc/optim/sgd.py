@@ -1,7 +1,7 @@
 """Stochastic gradient descent, with optional momentum, dampening and Nesterov momentum."""
 from __future__ import annotations
 
-from graphc.optim.optimizer import Optimizer, grad_of
+from graphc.optim.optimizer import Optimizer, grad_of, hyper
 
 
 class SGD(Optimizer):
@@ -32,16 +32,16 @@ class SGD(Optimizer):
 
     def _update(self, p, group):
         g = grad_of(p, group)
-        momentum = float(group["momentum"])
-        if momentum != 0:
+        if group["momentum"] != 0:
+            momentum = hyper(group, "momentum")
             state = self.state[p]
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = g.clone()
             else:
-                buf.mul_(momentum).add_(g * (1 - float(group["dampening"])))
+                buf.mul_(momentum).add_(g * (1 - hyper(group, "dampening")))
             g = g + buf * momentum if group["nesterov"] else buf
-        p.add_(g * -float(group["lr"]))
+        p.add_(g * -hyper(group, "lr"))
 
 
 def _check_not_differentiable(differentiable):
