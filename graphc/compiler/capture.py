@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphc import creation
-from graphc.compiler.guards import (Guard, Guards, MembersGuard, Recorder, attribute_guards,
-                                    closure_guards, global_guards, is_constant,
-                                    optimizer_guards)
+from graphc.compiler.guards import (Guard, Guards, LiftedGuard, MembersGuard, Recorder,
+                                    attribute_guards, closure_guards, global_guards,
+                                    is_constant, optimizer_guards)
 from graphc.context import GraphBreak, tracing
 from graphc.dtypes import TensorType
 from graphc.ir import Graph, verify
@@ -248,12 +248,9 @@ def capture(fn, args, kwargs, leaves, spec, dynamic: set, name) -> Capture:
 def _guards(fn, roots, labels, recorder, sources, dynamic_hyper, params) -> Guards:
     """The guards of a capture: see ``graphc.compiler.guards``."""
     always = global_guards(recorder) + closure_guards(fn)
-    for s in sources:
-        if isinstance(s, LiftedInput):
-            t = s.tensor
-            always.append(Guard(f"{labels.get(id(t), 'tensor')}: shape, requires_grad",
-                                functools.partial(_shape_and_requires_grad, t),
-                                (tuple(t._array.shape), t._requires_grad)))
+    lifted = [s.tensor for s in sources if isinstance(s, LiftedInput)]
+    if lifted:
+        always.append(LiftedGuard(lifted, [labels.get(id(t), "tensor") for t in lifted]))
     for label, root in roots:
         if is_optimizer(root):
             always += optimizer_guards(label, root, dynamic_hyper)
@@ -265,10 +262,6 @@ def _guards(fn, roots, labels, recorder, sources, dynamic_hyper, params) -> Guar
                   if isinstance(root, Module)]
     on_modules += attribute_guards(recorder, labels)
     return Guards(always, on_modules)
-
-
-def _shape_and_requires_grad(t):
-    return tuple(t._array.shape), t._requires_grad
 
 
 def _grad_presence(params) -> tuple:

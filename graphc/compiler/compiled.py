@@ -46,12 +46,12 @@ class CompiledNode:
     under ``create_graph`` replays forward and backward graphs op by op, so the
     gradients it returns are themselves differentiable."""
 
-    def __init__(self, program: Program, inputs, saved, n_outputs, replay_inputs):
+    def __init__(self, program: Program, inputs, saved, n_outputs, call):
         self.program = program
         self.inputs = inputs                       # tensors that receive gradients
         self.saved = saved
         self.n_outputs = n_outputs
-        self.replay_inputs = replay_inputs         # every graph input, as a tensor
+        self.call = call                           # (argument leaves, input arrays) of the call
         self.versions = [t._version[0] for t in inputs]
         self.freed = False
         self.retained = None
@@ -83,7 +83,11 @@ class CompiledNode:
         """Double backward: the forward graph re-run on the call's input tensors (so the
         saved values have a history), then the backward graph on those."""
         graphs = self.program.graphs
-        forward = replay(graphs["forward"], self.replay_inputs)
+        cap, (leaves, arrays) = self.program.capture, self.call
+        inputs = [s.tensor_of(leaves) if isinstance(s, (ArgInput, LiftedInput))
+                  else Tensor._wrap(a, v.type.dtype)
+                  for s, a, v in zip(cap.sources, arrays, cap.graph.inputs)]
+        forward = replay(graphs["forward"], inputs)
         saved = forward[len(forward) - self.program.n_saved:] if self.program.n_saved else []
         return replay(graphs["backward"], list(cotangents) + saved)
 
@@ -164,8 +168,11 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if context.traces:              # called from code being traced: trace through it
             return self.fn(*args, **kwargs)
-        leaves: list = []
-        spec = flatten_args((args, kwargs), leaves)
+        if not kwargs and all(type(a) is Tensor for a in args):     # the common case
+            leaves, spec = args, _all_tensors_spec(len(args))
+        else:
+            leaves = []
+            spec = flatten_args((args, kwargs), leaves)
         key = self._key(spec, leaves)
         for entry in self.cache.get(key, ()):
             if entry.guards.check():
@@ -366,10 +373,7 @@ class CompiledFunction:
         if program.backward is not None:
             saved = outs[len(outs) - program.n_saved:] if program.n_saved else []
             inputs = [cap.sources[i].tensor_of(leaves) for i in program.wrt]
-            replay_inputs = [s.tensor_of(leaves) if isinstance(s, (ArgInput, LiftedInput))
-                             else Tensor._wrap(a, v.type.dtype)
-                             for s, a, v in zip(cap.sources, arrays, cap.graph.inputs)]
-            node = CompiledNode(program, inputs, saved, cap.n_results, replay_inputs)
+            node = CompiledNode(program, inputs, saved, cap.n_results, (leaves, arrays))
             for k in program.grad_outputs:
                 r = results[k]
                 r._requires_grad, r.grad_fn, r._output_nr = True, node, k
@@ -395,6 +399,12 @@ class CompiledFunction:
 
     def programs(self) -> list:
         return [e.program for e in self.history if e.program is not EAGER]
+
+
+@functools.lru_cache(maxsize=64)
+def _all_tensors_spec(n: int):
+    """What ``flatten_args((args, {}), ...)`` returns for ``n`` positional tensors."""
+    return (tuple, ((tuple, ("tensor",) * n), (dict, (), ())))
 
 
 def _file_name(name: str) -> str:

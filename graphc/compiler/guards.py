@@ -47,9 +47,11 @@ def is_constant(value) -> bool:
 
 def same_constant(a, b) -> bool:
     """Equal and of the same type (1 and 1.0 and True trace differently); NaN equals NaN."""
+    if a is b:
+        return True
     if type(a) is not type(b):
         return False
-    if isinstance(a, tuple):
+    if type(a) is tuple:
         return len(a) == len(b) and all(map(same_constant, a, b))
     return a == b or (a != a and b != b)
 
@@ -80,6 +82,33 @@ class Guard:
 
     def __str__(self):
         return f"{self.source} {'is' if self.identity else '=='} {show(self.expected)}"
+
+
+class LiftedGuard(Guard):
+    """The lifted tensors (parameters, buffers, optimizer state) keep the shape and
+    ``requires_grad`` they were traced with (``p.data = ...`` or ``requires_grad_()``
+    change them without any other trace): one guard for all, checked on every call."""
+    __slots__ = ("names",)
+
+    def __init__(self, tensors: list, names: list):
+        super().__init__("lifted tensors: shape, requires_grad",
+                         functools.partial(_shapes_and_flags, tensors),
+                         _shapes_and_flags(tensors))
+        self.names = names
+
+    def check(self) -> bool:
+        return self.read() == self.expected
+
+    def failure(self) -> str:
+        for name, old, new in zip(self.names, self.expected, self.read()):
+            if old != new:
+                return (f"{name}: shape {list(old[0])}, requires_grad={old[1]} -> "
+                        f"shape {list(new[0])}, requires_grad={new[1]}")
+        return f"{self.source}: unchanged"
+
+
+def _shapes_and_flags(tensors) -> list:
+    return [(t._array.shape, t._requires_grad) for t in tensors]
 
 
 class Guards:
