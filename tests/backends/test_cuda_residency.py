@@ -24,10 +24,14 @@ def test_a_compiled_training_step_moves_only_its_batch(fake_gpu):
     for i in range(3):                     # eager first Adam step, then trace + compile
         loss = step(*batch(i))
     up, down = fake_gpu.uploaded, fake_gpu.downloaded
+    # Adam's lr, betas and eps are runtime inputs (a scheduler may change them): 8 bytes each.
+    (program,) = step.programs()
+    hyperparameters = sum(type(s).__name__ == "NumberInput" for s in program.capture.sources)
+    assert hyperparameters == 4
     for i in range(3, 6):
         x, y = batch(i)
         loss = step(x, y)
-        assert fake_gpu.uploaded - up == x.numel() * 4 + y.numel() * 8
+        assert fake_gpu.uploaded - up == x.numel() * 4 + y.numel() * 8 + hyperparameters * 8
         # The kernels' error flag, and the last step's loss: still referenced (by
         # ``loss``) when this call overwrote its buffer.
         assert fake_gpu.downloaded - down == 4 + 4
