@@ -449,3 +449,26 @@ def test_explain_reports_a_graph_break_with_its_line():
 
     report = graphc.explain(f, graphc.ones(2))
     assert "graph break" in report and "test_guards.py:" in report
+
+
+def test_log_channels_guards_graph_breaks_and_output_code(caplog):
+    channels = ("guards", "graph_breaks", "output_code")
+    graphc.set_logs(**{c: True for c in channels})
+    loggers = [logging.getLogger(f"graphc.{c}") for c in channels]
+    for log in loggers:
+        log.addHandler(caplog.handler)
+    try:
+        graphc.compile(lambda x: x * SCALE)(graphc.ones(2))
+        with pytest.warns(UserWarning, match="running eagerly"):
+            graphc.compile(lambda x: x if x.sum() > 0 else -x)(graphc.ones(2))
+    finally:
+        for log in loggers:
+            log.removeHandler(caplog.handler)
+        graphc.set_logs(**{c: False for c in channels})
+    by_channel = {c: [r.getMessage() for r in caplog.records if r.name == f"graphc.{c}"]
+                  for c in channels}
+    assert any("global SCALE == 2.0" in m for m in by_channel["guards"])
+    assert any("test_guards.py:" in m for m in by_channel["graph_breaks"])
+    assert any("define" in m for m in by_channel["output_code"])    # LLVM IR
+    with pytest.raises(ValueError, match="unknown graphc log channel"):
+        graphc.set_logs(bogus=True)
