@@ -747,11 +747,13 @@ def contiguous(x):
 
 
 def clone(x):
-    """A copy in fresh storage; under autograd ``x * 1`` keeps the history."""
-    if not is_concrete(x):
-        return Tensor._wrap(x._data, x.dtype)   # SSA values are never written in place
+    """A copy in fresh storage; under autograd ``x * 1`` keeps the history (eager and
+    traced alike: a traced copy must carry ``requires_grad`` or the autodiff pass never
+    sees the path through it)."""
     if x._requires_grad and context.grad_enabled:
         return mul(x, 1)
+    if not is_concrete(x):
+        return Tensor._wrap(x._data, x.dtype)   # SSA values are never written in place
     return Tensor._wrap(np.array(x._data), x.dtype)
 
 
