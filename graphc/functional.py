@@ -788,14 +788,20 @@ def select(x, dim, index):
 
 
 def cat(tensors, dim=0):
-    tensors = [t for t in tensors if not (t.dim() == 1 and t.shape[0] == 0)] or list(tensors)
+    """PyTorch's cat: the dtype is promoted over every piece, and 1-D empty pieces
+    (shape ``(0,)``, the legacy rule that lets them join any shape) are joined as empty
+    pieces of the others' shape, so they still get their (empty) gradient."""
+    tensors = list(tensors)
     if not tensors:
         raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
     dtype = result_type(*tensors)
-    tensors = [cast(t, dtype) for t in tensors]
-    if len(tensors) == 1:
-        return tensors[0]
-    return bind(P["concat"], *tensors, axis=normalize_dim(dim, tensors[0].dim()))
+    legacy = [t.dim() == 1 and t.shape[0] == 0 for t in tensors]
+    like = next((t.shape for t, skip in zip(tensors, legacy) if not skip), (0,))
+    axis = normalize_dim(dim, len(like))
+    empty = like[:axis] + (0,) + like[axis + 1:]
+    tensors = [cast(reshape(t, empty) if skip else t, dtype)
+               for t, skip in zip(tensors, legacy)]
+    return bind(P["concat"], *tensors, axis=axis)
 
 
 concat = concatenate = cat
