@@ -354,9 +354,11 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
                                      pos_weight=None):
-    """Numerically stable sigmoid + BCE: (1-y) x + (1+(pw-1) y) log(1+exp(-x))."""
+    """Numerically stable sigmoid + BCE: (1-y) x + (1+(pw-1) y) log(1+exp(-x)).
+    log(1+exp(-x)) = log1p(exp(-|x|)) + max(-x, 0); at x = 0 the first term's gradient
+    is 0 (abs'(0) = 0), so max's tie split (-1/2) gives sigmoid(0) = 1/2, as PyTorch."""
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
-    log_sig_neg = F.log1p(F.exp(-F.abs(input))) + F.relu(-input)    # log(1 + exp(-x))
+    log_sig_neg = F.log1p(F.exp(-F.abs(input))) + F.maximum(-input, 0)
     scale = 1 if pos_weight is None else (pos_weight - 1) * target + 1
     loss = (1 - target) * input + scale * log_sig_neg
     if weight is not None:

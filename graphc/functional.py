@@ -107,13 +107,42 @@ def mul(a, b):
     return _binary("mul", a, b, dtype=dtype)
 
 
+def _detached(x):
+    return x.detach() if isinstance(x, Tensor) else x
+
+
+def _zero_gradient(result, *operands):
+    """``result`` (computed from detached operands) joined to the operands with a zero
+    gradient, as PyTorch's rounding ops: ``where(True, result, operand)`` passes none
+    back, where chaining the rounding's ``0 * g`` through ``div`` would give ``0 / 0``."""
+    if not result.dtype.is_floating_point:
+        return result
+    true = scalar_tensor(True, dtypes.bool_)
+    for x in operands:
+        if isinstance(x, Tensor) and x._requires_grad:
+            result = where(true, result, cast(x, result.dtype))
+    return result
+
+
+def _check_integer_divisor(b):
+    """Integer division by zero raises, as PyTorch (numpy would return garbage)."""
+    if isinstance(b, Tensor) and is_concrete(b) and (b._data == 0).any() \
+            or not isinstance(b, Tensor) and b == 0:
+        raise RuntimeError("ZeroDivisionError")
+
+
 def div(a, b, rounding_mode=None):
-    if rounding_mode == "floor":
-        return floor(_binary("div", a, b, floating=True)).to(result_type(a, b))
-    if rounding_mode == "trunc":
-        q = _binary("div", a, b, floating=True)
-        return (sign(q) * floor(abs(q))).to(result_type(a, b))
-    return _binary("div", a, b, floating=True)
+    if rounding_mode is None:
+        return _binary("div", a, b, floating=True)
+    if rounding_mode not in ("floor", "trunc"):
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or "
+                           f"'floor' but found '{rounding_mode}'")
+    dtype = result_type(a, b)
+    if not dtype.is_floating_point:
+        _check_integer_divisor(b)
+    q = _binary("div", _detached(a), _detached(b), floating=True)
+    q = floor(q) if rounding_mode == "floor" else trunc(q)
+    return _zero_gradient(q.to(dtype), a, b)
 
 
 true_divide = divide = div
@@ -244,7 +273,8 @@ def round(x):
 
 
 def trunc(x):
-    return sign(x) * floor(abs(x))
+    d = _detached(x)
+    return _zero_gradient(sign(d) * floor(abs(d)), x)
 
 
 def abs(x):
@@ -264,15 +294,18 @@ def relu(x):
 
 
 def clamp(x, min=None, max=None):
-    """Clamp into [min, max]; the gradient passes where min <= x <= max (as PyTorch)."""
+    """Clamp into [min, max].  As PyTorch, x's gradient passes only where
+    min <= x <= max (never at NaN); a tensor bound's where x is beyond it."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    out = x
+    out, inside = _detached(x), None
     if min is not None:
         out = where(out < min, _operand(min, result_type(x, min)), out)
+        inside = x >= min
     if max is not None:
         out = where(out > max, _operand(max, result_type(out, max)), out)
-    return out
+        inside = x <= max if inside is None else inside.logical_and(x <= max)
+    return where(inside, x, out) if x._requires_grad else out
 
 
 clip = clamp

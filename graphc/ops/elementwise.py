@@ -115,19 +115,19 @@ binary("atan2", np.arctan2, (lambda g, out, y, x: _atan2_grad(g, out, y, x, True
        saves=(0, 1), allowed=(2,))
 
 
-def _max_grad(g, mine, other, winning):
-    """Gradient of maximum/minimum: the winner takes it; ties split it (as PyTorch)."""
-    share = g.where(winning, 0) + (g * 0.5).where(mine == other, 0)
-    return share
+def _max_grad(g, mine, other, losing):
+    """Gradient of maximum/minimum, as PyTorch: the operand that does not lose takes
+    it, ties split it, and at a NaN (nothing loses) both take it."""
+    return g.where(mine != other, g * 0.5).where(losing.logical_not(), 0)
 
 
 binary("maximum", np.maximum,
-                 (lambda g, out, x, y: unbroadcast(_max_grad(g, x, y, x > y), x.shape),
-                  lambda g, out, x, y: unbroadcast(_max_grad(g, y, x, y > x), y.shape)),
-                 saves=(0, 1))
-binary("minimum", np.minimum,
                  (lambda g, out, x, y: unbroadcast(_max_grad(g, x, y, x < y), x.shape),
                   lambda g, out, x, y: unbroadcast(_max_grad(g, y, x, y < x), y.shape)),
+                 saves=(0, 1))
+binary("minimum", np.minimum,
+                 (lambda g, out, x, y: unbroadcast(_max_grad(g, x, y, x > y), x.shape),
+                  lambda g, out, x, y: unbroadcast(_max_grad(g, y, x, y > x), y.shape)),
                  saves=(0, 1))
 
 # ---- comparisons and logic (no gradient) -------------------------------------------------
