@@ -160,8 +160,9 @@ def pow(a, b):
     dtype = result_type(a, b)
     if not isinstance(b, Tensor) and isinstance(a, Tensor) and b == 2 and dtype == a.dtype:
         return mul(a, a)   # the common square: exact, and its VJP needs no pow
-    if not dtype.is_floating_point and (
-            b < 0 if not isinstance(b, Tensor) else is_concrete(b) and (b._data < 0).any()):
+    if not dtype.is_floating_point and not isinstance(b, Tensor) and b < 0:
+        # PyTorch refuses only a negative Python exponent; a tensor of exponents gives
+        # the truncated quotient (see the pow primitive).
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     return _binary("pow", a, b)
 

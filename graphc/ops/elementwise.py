@@ -100,7 +100,17 @@ def _pow_grad_exponent(g, out, x, y):
     return unbroadcast((g * out * x.log()).where(safe.logical_not(), 0), y.shape)
 
 
-binary("pow", np.power, (_pow_grad_base, _pow_grad_exponent),
+def _pow_impl(x, y):
+    """numpy's power, except an integer to a negative power (numpy raises): PyTorch's
+    and the kernels' truncated quotient, 1 for x == 1, +-1 for x == -1, else 0."""
+    if x.dtype.kind != "i" or not (np.asarray(y) < 0).any():
+        return np.power(x, y)
+    negative = y < 0
+    inverse = np.where(x == 1, 1, np.where(x == -1, np.where(y % 2 == 1, -1, 1), 0))
+    return np.where(negative, inverse, np.power(x, np.where(negative, 0, y))).astype(x.dtype)
+
+
+binary("pow", _pow_impl, (_pow_grad_base, _pow_grad_exponent),
              saves=(0, 1, "out"), allowed=(1, 2))
 
 
