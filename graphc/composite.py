@@ -243,8 +243,7 @@ def softmax(input, dim=None, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     dim = _softmax_dim(input, dim)
-    shifted = input - input.amax(dim, keepdim=True).detach()
-    e = shifted.exp()
+    e = _shifted(input, dim).exp()
     return e / e.sum(dim, keepdim=True)
 
 
@@ -252,8 +251,17 @@ def log_softmax(input, dim=None, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     dim = _softmax_dim(input, dim)
-    shifted = input - input.amax(dim, keepdim=True).detach()
+    shifted = _shifted(input, dim)
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
+
+
+def _shifted(input, dim):
+    """input - max along dim (so exp cannot overflow), row-major as PyTorch's softmax
+    output; a dim of size 0 has no max, and nothing to shift."""
+    input = F.contiguous(input)
+    if input.dim() and input.shape[dim] == 0:
+        return input
+    return input - input.amax(dim, keepdim=True).detach()
 
 
 def _softmax_dim(input, dim):

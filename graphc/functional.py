@@ -528,8 +528,11 @@ def count_nonzero(x, dim=None):
 
 def logsumexp(x, dim, keepdim=False):
     axes = _axes(x, dim)
-    m = _reduce(x, "amax", axes, True).detach()
-    m = where(isinf(m), 0.0, m)
+    if builtins.any(x.shape[a] == 0 for a in axes):    # log of an empty sum: -inf
+        m = scalar_tensor(0, x.dtype if x.dtype.is_floating_point else dtypes.default_float)
+    else:
+        m = _reduce(x, "amax", axes, True).detach()
+        m = where(isinf(m), 0.0, m)
     out = log(_reduce(exp(x - m), "sum", axes, True)) + m
     return out if keepdim else out.reshape(tuple(d for i, d in enumerate(x.shape)
                                                  if i not in axes))
@@ -547,10 +550,12 @@ def cumsum(x, dim):
         summed = matmul(moved, tri)
     else:                           # matmul is floating point only: multiply and sum
         summed = sum(unsqueeze(moved, -1) * tri, -2)
-    return movedim(summed, -1, dim).reshape(x.shape)
+    return contiguous(movedim(summed, -1, dim).reshape(x.shape))   # row-major, as PyTorch
 
 
 def norm(x, p=2, dim=None, keepdim=False):
+    if p == 0:
+        return sum(cast(x != 0, x.dtype), dim, keepdim)
     if p == 2 or p == "fro":
         # At a zero norm the gradient is 0, as PyTorch's, not sqrt's 0 * inf = nan.
         squares = sum(x * x, dim, keepdim)
@@ -678,7 +683,10 @@ def flatten(x, start_dim=0, end_dim=-1):
     if x.dim() == 0:
         return x.reshape(1)
     s, e = normalize_dim(start_dim, x.dim()), normalize_dim(end_dim, x.dim())
-    return reshape(x, x.shape[:s] + (-1,) + x.shape[e + 1:]) if s <= e else x
+    if s > e:
+        return x
+    # The merged size spelled out: -1 is ambiguous when another dim is 0.
+    return reshape(x, x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
 
 
 def unflatten(x, dim, sizes):
@@ -898,11 +906,16 @@ def unbind(x, dim=0):
 
 
 def flip(x, dims):
+    """A reversed copy in x's layout, as PyTorch's (the reversed slice alone is a view:
+    writes would reach ``x``, and ``view`` would refuse its negative strides)."""
     dims = {normalize_dim(d, x.dim()) for d in (dims if isinstance(dims, (list, tuple))
                                                   else (dims,))}
-    return _slice(x, [d - 1 if i in dims and d else 0 for i, d in enumerate(x.shape)],
-                  [-1 if i in dims else d for i, d in enumerate(x.shape)],
-                  [-1 if i in dims else 1 for i in range(x.dim())])
+    dims = {d for d in dims if x.shape[d] > 1}        # nothing to reverse in the others
+    if dims:
+        x = _slice(x, [d - 1 if i in dims else 0 for i, d in enumerate(x.shape)],
+                   [-1 if i in dims else d for i, d in enumerate(x.shape)],
+                   [-1 if i in dims else 1 for i in range(x.dim())])
+    return clone(x)
 
 
 def _index_tensor(index, name) -> Tensor:
@@ -961,12 +974,12 @@ def diag(x, diagonal=0):
     if x.dim() == 1:
         n = x.shape[0] + builtins.abs(diagonal)
         eye_ = Tensor._wrap(np.eye(n, k=diagonal, dtype=bool), dtypes.bool_)
-        src = x.reshape(-1, 1) if diagonal >= 0 else x.reshape(1, -1)
-        padded = _pad(src, [(builtins.max(-diagonal, 0), builtins.max(diagonal, 0), 0),
-                            (0, n - 1, 0)] if diagonal >= 0 else
-                      [(0, n - 1, 0), (0, -diagonal, 0)], 0)
-        return where(eye_, expand(padded.sum(1, keepdim=True) if diagonal >= 0 else
-                                  padded.sum(0, keepdim=True), (n, n)), _operand(0, x.dtype))
+        # Above the diagonal, out[i, i + k] = x[i]: x as a column (padded to n rows)
+        # broadcast along rows; below it, x as a row.  The dtype stays x's.
+        k = builtins.abs(diagonal)
+        line = (_pad(x.reshape(-1, 1), [(0, k, 0), (0, 0, 0)], 0) if diagonal >= 0 else
+                _pad(x.reshape(1, -1), [(0, 0, 0), (0, k, 0)], 0))
+        return where(eye_, expand(line, (n, n)), _operand(0, x.dtype))
     idx = np.arange(builtins.min(x.shape[0], x.shape[1] - diagonal) if diagonal >= 0
                     else builtins.min(x.shape[0] + diagonal, x.shape[1]))
     rows = idx + builtins.max(-diagonal, 0)
