@@ -10,7 +10,9 @@ import math
 
 from graphc import autograd, creation, dtypes
 from graphc import functional as F
+from graphc.dtypes import TensorType
 from graphc.ops import REGISTRY as P
+from graphc.ops.primitive import broadcast_shapes
 from graphc.dispatch import bind
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -399,7 +401,12 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
 
 
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
-    num = (x1 * x2).sum(dim)
-    den = F.clamp(F.norm(x1, 2, dim) * F.norm(x2, 2, dim), min=eps)
-    return num / den
+    """PyTorch's formula: sum((x1 / |x1|) * (x2 / |x2|)), each norm at least eps, over
+    the broadcast operands.  Dividing first keeps the product of two large norms from
+    overflowing (x1 . x2 / (|x1| |x2|) is inf / inf = nan at 1e20 in float32)."""
+    shape = broadcast_shapes("cosine_similarity", TensorType(x1.shape, x1.dtype),
+                             TensorType(x2.shape, x2.dtype))
+    x1, x2 = F.expand(x1, shape), F.expand(x2, shape)
+    return ((x1 / F.clamp(F.norm(x1, 2, dim, keepdim=True), min=eps))
+            * (x2 / F.clamp(F.norm(x2, 2, dim, keepdim=True), min=eps))).sum(dim)
 

@@ -554,18 +554,23 @@ def cumsum(x, dim):
 
 
 def norm(x, p=2, dim=None, keepdim=False):
+    """The p-norm as PyTorch's: squares and powers are summed in x's dtype (so they
+    overflow as PyTorch's do), except that the norm of a single element is its
+    magnitude, exactly (PyTorch's ``norm(tensor([1e20]))`` is 1e20, not inf)."""
     if p == 0:
         return sum(cast(x != 0, x.dtype), dim, keepdim)
-    if p == 2 or p == "fro":
-        # At a zero norm the gradient is 0, as PyTorch's, not sqrt's 0 * inf = nan.
-        squares = sum(x * x, dim, keepdim)
-        zero = squares == 0
-        return where(zero, 0.0, sqrt(where(zero, 1.0, squares)))
+    if math.prod(x.shape[a] for a in _axes(x, dim)) == 1:
+        return sum(abs(x), dim, keepdim)
     if p == 1:
         return sum(abs(x), dim, keepdim)
     if p in (math.inf, "inf"):
         return amax(abs(x), dim, keepdim)
-    return sum(abs(x) ** p, dim, keepdim) ** (1.0 / p)
+    p = 2 if p == "fro" else p
+    powers = sum(x * x if p == 2 else abs(x) ** p, dim, keepdim)
+    # At a zero norm the gradient is 0, as PyTorch's, not the root's 0 * inf = nan.
+    zero = powers == 0
+    safe = where(zero, 1.0, powers)
+    return where(zero, 0.0, sqrt(safe) if p == 2 else safe ** (1.0 / p))
 
 
 # ---- contractions ------------------------------------------------------------------------
