@@ -910,11 +910,10 @@ def unbind(x, dim=0):
     return tuple(select(x, dim, i) for i in range(x.shape[normalize_dim(dim, x.dim())]))
 
 
-def flip(x, dims):
+def flip(x, *dims):
     """A reversed copy in x's layout, as PyTorch's (the reversed slice alone is a view:
     writes would reach ``x``, and ``view`` would refuse its negative strides)."""
-    dims = {normalize_dim(d, x.dim()) for d in (dims if isinstance(dims, (list, tuple))
-                                                  else (dims,))}
+    dims = {normalize_dim(d, x.dim()) for d in _shape_arg(dims)}
     dims = {d for d in dims if x.shape[d] > 1}        # nothing to reverse in the others
     if dims:
         x = _slice(x, [d - 1 if i in dims else 0 for i, d in enumerate(x.shape)],
