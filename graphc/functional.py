@@ -107,15 +107,12 @@ def mul(a, b):
     return _binary("mul", a, b, dtype=dtype)
 
 
-def _detached(x):
-    return x.detach() if isinstance(x, Tensor) else x
-
-
 def _zero_gradient(result, *operands):
-    """``result`` (computed from detached operands) joined to the operands with a zero
-    gradient, as PyTorch's rounding ops: ``where(True, result, operand)`` passes none
-    back, where chaining the rounding's ``0 * g`` through ``div`` would give ``0 / 0``."""
-    if not result.dtype.is_floating_point:
+    """``result`` of a piecewise-constant op (``floor`` and ``sign`` have no VJP, so no
+    cotangent reaches what they were computed from) joined to ``operands`` with
+    PyTorch's zero gradient: ``where(True, result, operand)`` passes exact zeros, where a
+    ``0 * g`` VJP chained through ``div`` would give ``0 / 0 = nan``."""
+    if not (result.dtype.is_floating_point and context.grad_enabled):
         return result
     true = scalar_tensor(True, dtypes.bool_)
     for x in operands:
@@ -140,8 +137,8 @@ def div(a, b, rounding_mode=None):
     dtype = result_type(a, b)
     if not dtype.is_floating_point:
         _check_integer_divisor(b)
-    q = _binary("div", _detached(a), _detached(b), floating=True)
-    q = floor(q) if rounding_mode == "floor" else trunc(q)
+    q = _binary("div", a, b, floating=True)
+    q = bind(P["floor"], q) if rounding_mode == "floor" else _trunc(q)
     return _zero_gradient(q.to(dtype), a, b)
 
 
@@ -256,7 +253,7 @@ def erf(x):
 
 
 def floor(x):
-    return bind(P["floor"], x) if x.dtype.is_floating_point else x
+    return _zero_gradient(bind(P["floor"], x), x) if x.dtype.is_floating_point else x
 
 
 def ceil(x):
@@ -273,9 +270,13 @@ def round(x):
     return where(tie.logical_and(odd), r - 1, r)
 
 
+def _trunc(x):
+    """Rounding toward zero, with no gradient path (see ``_zero_gradient``)."""
+    return bind(P["sign"], x) * bind(P["floor"], abs(x))
+
+
 def trunc(x):
-    d = _detached(x)
-    return _zero_gradient(sign(d) * floor(abs(d)), x)
+    return _zero_gradient(_trunc(x), x) if x.dtype.is_floating_point else x
 
 
 def abs(x):
@@ -286,7 +287,7 @@ absolute = abs
 
 
 def sign(x):
-    return bind(P["sign"], x)
+    return _zero_gradient(bind(P["sign"], x), x)
 
 
 def relu(x):
@@ -295,18 +296,18 @@ def relu(x):
 
 
 def clamp(x, min=None, max=None):
-    """Clamp into [min, max].  As PyTorch, x's gradient passes only where
-    min <= x <= max (never at NaN); a tensor bound's where x is beyond it."""
+    """Clamp into [min, max]; the gradient passes where min <= x <= max, bounds and
+    infinite bounds included, and never at a NaN x (as PyTorch)."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    out, inside = _detached(x), None
+    out = x
     if min is not None:
         out = where(out < min, _operand(min, result_type(x, min)), out)
-        inside = x >= min
     if max is not None:
         out = where(out > max, _operand(max, result_type(out, max)), out)
-        inside = x <= max if inside is None else inside.logical_and(x <= max)
-    return where(inside, x, out) if x._requires_grad else out
+    if x._requires_grad:     # NaN compares false, so it passed both wheres: stop it
+        out = where(isnan(x), _operand(math.nan, out.dtype), out)
+    return out
 
 
 clip = clamp

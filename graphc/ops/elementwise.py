@@ -70,9 +70,11 @@ unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves=("out",))
 unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out), saves=("out",))
 unary("erf", lambda x: np.asarray(_erf(x), dtype=x.dtype),   # 0-dim: frompyfunc gives a float
             lambda g, out, x: g * (2 / math.sqrt(math.pi)) * (-(x * x)).exp(), saves=(0,))
-unary("floor", np.floor, lambda g, out, x: g * 0)
+# floor and sign are piecewise constant: no VJP, so no cotangent flows on to what they
+# read; the front end gives their PyTorch zero gradient (functional._zero_gradient).
+unary("floor", np.floor)
 unary("abs", np.abs, lambda g, out, x: g * x.sign(), saves=(0,), allowed=(1, 2))
-unary("sign", np.sign, lambda g, out, x: g * 0, allowed=(1, 2))
+unary("sign", np.sign, allowed=(1, 2))
 unary("logical_not", np.logical_not, allowed=(0,))
 
 # ---- binary arithmetic -------------------------------------------------------------------
