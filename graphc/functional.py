@@ -560,9 +560,7 @@ def norm(x, p=2, dim=None, keepdim=False):
     magnitude, exactly (PyTorch's ``norm(tensor([1e20]))`` is 1e20, not inf)."""
     if p == 0:
         return sum(cast(x != 0, x.dtype), dim, keepdim)
-    if math.prod(x.shape[a] for a in _axes(x, dim)) == 1:
-        return sum(abs(x), dim, keepdim)
-    if p == 1:
+    if p == 1 or math.prod(x.shape[a] for a in _axes(x, dim)) == 1:
         return sum(abs(x), dim, keepdim)
     if p in (math.inf, "inf"):
         return amax(abs(x), dim, keepdim)
