@@ -113,7 +113,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "unfused"])
+@pytest.mark.parametrize("fuse", [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["fused", "unfused"])     # unfused: more kernels, ~1 s
 @pytest.mark.parametrize("name", list(CASES))
 def test_semantics_compiled(backend, fuse, name):
     fn, arrays = CASES[name]
