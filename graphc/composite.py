@@ -10,7 +10,9 @@ import math
 
 from graphc import autograd, creation, dtypes
 from graphc import functional as F
+from graphc.dtypes import TensorType
 from graphc.ops import REGISTRY as P
+from graphc.ops.primitive import broadcast_shapes
 from graphc.dispatch import bind
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -243,8 +245,7 @@ def softmax(input, dim=None, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     dim = _softmax_dim(input, dim)
-    shifted = input - input.amax(dim, keepdim=True).detach()
-    e = shifted.exp()
+    e = _shifted(input, dim).exp()
     return e / e.sum(dim, keepdim=True)
 
 
@@ -252,8 +253,17 @@ def log_softmax(input, dim=None, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     dim = _softmax_dim(input, dim)
-    shifted = input - input.amax(dim, keepdim=True).detach()
+    shifted = _shifted(input, dim)
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
+
+
+def _shifted(input, dim):
+    """input - max along dim (so exp cannot overflow), row-major as PyTorch's softmax
+    output; a dim of size 0 has no max, and nothing to shift."""
+    input = F.contiguous(input)
+    if input.dim() and input.shape[dim] == 0:
+        return input
+    return input - input.amax(dim, keepdim=True).detach()
 
 
 def _softmax_dim(input, dim):
@@ -354,9 +364,11 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
                                      pos_weight=None):
-    """Numerically stable sigmoid + BCE: (1-y) x + (1+(pw-1) y) log(1+exp(-x))."""
+    """Numerically stable sigmoid + BCE: (1-y) x + (1+(pw-1) y) log(1+exp(-x)).
+    log(1+exp(-x)) = log1p(exp(-|x|)) + max(-x, 0); at x = 0 the first term's gradient
+    is 0 (abs'(0) = 0), so max's tie split (-1/2) gives sigmoid(0) = 1/2, as PyTorch."""
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
-    log_sig_neg = F.log1p(F.exp(-F.abs(input))) + F.relu(-input)    # log(1 + exp(-x))
+    log_sig_neg = F.log1p(F.exp(-F.abs(input))) + F.maximum(-input, 0)
     scale = 1 if pos_weight is None else (pos_weight - 1) * target + 1
     loss = (1 - target) * input + scale * log_sig_neg
     if weight is not None:
@@ -389,7 +401,12 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
 
 
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
-    num = (x1 * x2).sum(dim)
-    den = F.clamp(F.norm(x1, 2, dim) * F.norm(x2, 2, dim), min=eps)
-    return num / den
+    """PyTorch's formula: sum((x1 / |x1|) * (x2 / |x2|)), each norm at least eps, over
+    the broadcast operands.  Dividing first keeps the product of two large norms from
+    overflowing (x1 . x2 / (|x1| |x2|) is inf / inf = nan at 1e20 in float32)."""
+    shape = broadcast_shapes("cosine_similarity", TensorType(x1.shape, x1.dtype),
+                             TensorType(x2.shape, x2.dtype))
+    x1, x2 = F.expand(x1, shape), F.expand(x2, shape)
+    return ((x1 / F.clamp(F.norm(x1, 2, dim, keepdim=True), min=eps))
+            * (x2 / F.clamp(F.norm(x2, 2, dim, keepdim=True), min=eps))).sum(dim)
 

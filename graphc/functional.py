@@ -110,13 +110,39 @@ def mul(a, b):
     return _binary("mul", a, b, dtype=dtype)
 
 
+def _zero_gradient(result, *operands):
+    """``result`` of a piecewise-constant op (``floor`` and ``sign`` have no VJP, so no
+    cotangent reaches what they were computed from) joined to ``operands`` with
+    PyTorch's zero gradient: ``where(True, result, operand)`` passes exact zeros, where a
+    ``0 * g`` VJP chained through ``div`` would give ``0 / 0 = nan``."""
+    if not (result.dtype.is_floating_point and context.grad_enabled):
+        return result
+    true = scalar_tensor(True, dtypes.bool_)
+    for x in operands:
+        if isinstance(x, Tensor) and x._requires_grad:
+            result = where(true, result, cast(x, result.dtype))
+    return result
+
+
+def _check_integer_divisor(b):
+    """Integer division by zero raises, as PyTorch (numpy would return garbage)."""
+    if isinstance(b, Tensor) and is_concrete(b) and (b._data == 0).any() \
+            or not isinstance(b, Tensor) and b == 0:
+        raise RuntimeError("ZeroDivisionError")
+
+
 def div(a, b, rounding_mode=None):
-    if rounding_mode == "floor":
-        return floor(_binary("div", a, b, floating=True)).to(result_type(a, b))
-    if rounding_mode == "trunc":
-        q = _binary("div", a, b, floating=True)
-        return (sign(q) * floor(abs(q))).to(result_type(a, b))
-    return _binary("div", a, b, floating=True)
+    if rounding_mode is None:
+        return _binary("div", a, b, floating=True)
+    if rounding_mode not in ("floor", "trunc"):
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or "
+                           f"'floor' but found '{rounding_mode}'")
+    dtype = result_type(a, b)
+    if not dtype.is_floating_point:
+        _check_integer_divisor(b)
+    q = _binary("div", a, b, floating=True)
+    q = bind(P["floor"], q) if rounding_mode == "floor" else _trunc(q)
+    return _zero_gradient(q.to(dtype), a, b)
 
 
 true_divide = divide = div
@@ -134,8 +160,9 @@ def pow(a, b):
     dtype = result_type(a, b)
     if not isinstance(b, Tensor) and isinstance(a, Tensor) and b == 2 and dtype == a.dtype:
         return mul(a, a)   # the common square: exact, and its VJP needs no pow
-    if not dtype.is_floating_point and (
-            b < 0 if not isinstance(b, Tensor) else is_concrete(b) and (b._data < 0).any()):
+    if not dtype.is_floating_point and not isinstance(b, Tensor) and b < 0:
+        # PyTorch refuses only a negative Python exponent; a tensor of exponents gives
+        # the truncated quotient (see the pow primitive).
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     return _binary("pow", a, b)
 
@@ -229,7 +256,7 @@ def erf(x):
 
 
 def floor(x):
-    return bind(P["floor"], x) if x.dtype.is_floating_point else x
+    return _zero_gradient(bind(P["floor"], x), x) if x.dtype.is_floating_point else x
 
 
 def ceil(x):
@@ -246,8 +273,13 @@ def round(x):
     return where(tie.logical_and(odd), r - 1, r)
 
 
+def _trunc(x):
+    """Rounding toward zero, with no gradient path (see ``_zero_gradient``)."""
+    return bind(P["sign"], x) * bind(P["floor"], abs(x))
+
+
 def trunc(x):
-    return sign(x) * floor(abs(x))
+    return _zero_gradient(_trunc(x), x) if x.dtype.is_floating_point else x
 
 
 def abs(x):
@@ -258,7 +290,7 @@ absolute = abs
 
 
 def sign(x):
-    return bind(P["sign"], x)
+    return _zero_gradient(bind(P["sign"], x), x)
 
 
 def relu(x):
@@ -267,7 +299,8 @@ def relu(x):
 
 
 def clamp(x, min=None, max=None):
-    """Clamp into [min, max]; the gradient passes where min <= x <= max (as PyTorch)."""
+    """Clamp into [min, max]; the gradient passes where min <= x <= max, bounds and
+    infinite bounds included, and never at a NaN x (as PyTorch)."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     out = x
@@ -275,6 +308,8 @@ def clamp(x, min=None, max=None):
         out = where(out < min, _operand(min, result_type(x, min)), out)
     if max is not None:
         out = where(out > max, _operand(max, result_type(out, max)), out)
+    if x._requires_grad:     # NaN compares false, so it passed both wheres: stop it
+        out = where(isnan(x), _operand(math.nan, out.dtype), out)
     return out
 
 
@@ -497,8 +532,11 @@ def count_nonzero(x, dim=None):
 
 def logsumexp(x, dim, keepdim=False):
     axes = _axes(x, dim)
-    m = _reduce(x, "amax", axes, True).detach()
-    m = where(isinf(m), 0.0, m)
+    if builtins.any(x.shape[a] == 0 for a in axes):    # log of an empty sum: -inf
+        m = scalar_tensor(0, x.dtype if x.dtype.is_floating_point else dtypes.default_float)
+    else:
+        m = _reduce(x, "amax", axes, True).detach()
+        m = where(isinf(m), 0.0, m)
     out = log(_reduce(exp(x - m), "sum", axes, True)) + m
     return out if keepdim else out.reshape(tuple(d for i, d in enumerate(x.shape)
                                                  if i not in axes))
@@ -516,20 +554,25 @@ def cumsum(x, dim):
         summed = matmul(moved, tri)
     else:                           # matmul is floating point only: multiply and sum
         summed = sum(unsqueeze(moved, -1) * tri, -2)
-    return movedim(summed, -1, dim).reshape(x.shape)
+    return contiguous(movedim(summed, -1, dim).reshape(x.shape))   # row-major, as PyTorch
 
 
 def norm(x, p=2, dim=None, keepdim=False):
-    if p == 2 or p == "fro":
-        # At a zero norm the gradient is 0, as PyTorch's, not sqrt's 0 * inf = nan.
-        squares = sum(x * x, dim, keepdim)
-        zero = squares == 0
-        return where(zero, 0.0, sqrt(where(zero, 1.0, squares)))
-    if p == 1:
+    """The p-norm as PyTorch's: squares and powers are summed in x's dtype (so they
+    overflow as PyTorch's do), except that the norm of a single element is its
+    magnitude, exactly (PyTorch's ``norm(tensor([1e20]))`` is 1e20, not inf)."""
+    if p == 0:
+        return sum(cast(x != 0, x.dtype), dim, keepdim)
+    if p == 1 or math.prod(x.shape[a] for a in _axes(x, dim)) == 1:
         return sum(abs(x), dim, keepdim)
     if p in (math.inf, "inf"):
         return amax(abs(x), dim, keepdim)
-    return sum(abs(x) ** p, dim, keepdim) ** (1.0 / p)
+    p = 2 if p == "fro" else p
+    powers = sum(x * x if p == 2 else abs(x) ** p, dim, keepdim)
+    # At a zero norm the gradient is 0, as PyTorch's, not the root's 0 * inf = nan.
+    zero = powers == 0
+    safe = where(zero, 1.0, powers)
+    return where(zero, 0.0, sqrt(safe) if p == 2 else safe ** (1.0 / p))
 
 
 # ---- contractions ------------------------------------------------------------------------
@@ -647,7 +690,10 @@ def flatten(x, start_dim=0, end_dim=-1):
     if x.dim() == 0:
         return x.reshape(1)
     s, e = normalize_dim(start_dim, x.dim()), normalize_dim(end_dim, x.dim())
-    return reshape(x, x.shape[:s] + (-1,) + x.shape[e + 1:]) if s <= e else x
+    if s > e:
+        return x
+    # The merged size spelled out: -1 is ambiguous when another dim is 0.
+    return reshape(x, x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
 
 
 def unflatten(x, dim, sizes):
@@ -750,11 +796,13 @@ def contiguous(x):
 
 
 def clone(x):
-    """A copy in fresh storage; under autograd ``x * 1`` keeps the history."""
-    if not is_concrete(x):
-        return Tensor._wrap(x._data, x.dtype)   # SSA values are never written in place
+    """A copy in fresh storage; under autograd ``x * 1`` keeps the history (eager and
+    traced alike: a traced copy must carry ``requires_grad`` or the autodiff pass never
+    sees the path through it)."""
     if x._requires_grad and context.grad_enabled:
         return mul(x, 1)
+    if not is_concrete(x):
+        return Tensor._wrap(x._data, x.dtype)   # SSA values are never written in place
     return Tensor._wrap(np.array(x._data), x.dtype)
 
 
@@ -789,14 +837,20 @@ def select(x, dim, index):
 
 
 def cat(tensors, dim=0):
-    tensors = [t for t in tensors if not (t.dim() == 1 and t.shape[0] == 0)] or list(tensors)
+    """PyTorch's cat: the dtype is promoted over every piece, and 1-D empty pieces
+    (shape ``(0,)``, the legacy rule that lets them join any shape) are joined as empty
+    pieces of the others' shape, so they still get their (empty) gradient."""
+    tensors = list(tensors)
     if not tensors:
         raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
     dtype = result_type(*tensors)
-    tensors = [cast(t, dtype) for t in tensors]
-    if len(tensors) == 1:
-        return tensors[0]
-    return bind(P["concat"], *tensors, axis=normalize_dim(dim, tensors[0].dim()))
+    legacy = [t.dim() == 1 and t.shape[0] == 0 for t in tensors]
+    like = next((t.shape for t, skip in zip(tensors, legacy) if not skip), (0,))
+    axis = normalize_dim(dim, len(like))
+    empty = like[:axis] + (0,) + like[axis + 1:]
+    tensors = [cast(reshape(t, empty) if skip else t, dtype)
+               for t, skip in zip(tensors, legacy)]
+    return bind(P["concat"], *tensors, axis=axis)
 
 
 concat = concatenate = cat
@@ -858,12 +912,16 @@ def unbind(x, dim=0):
     return tuple(select(x, dim, i) for i in range(x.shape[normalize_dim(dim, x.dim())]))
 
 
-def flip(x, dims):
-    dims = {normalize_dim(d, x.dim()) for d in (dims if isinstance(dims, (list, tuple))
-                                                  else (dims,))}
-    return _slice(x, [d - 1 if i in dims and d else 0 for i, d in enumerate(x.shape)],
-                  [-1 if i in dims else d for i, d in enumerate(x.shape)],
-                  [-1 if i in dims else 1 for i in range(x.dim())])
+def flip(x, *dims):
+    """A reversed copy in x's layout, as PyTorch's (the reversed slice alone is a view:
+    writes would reach ``x``, and ``view`` would refuse its negative strides)."""
+    dims = {normalize_dim(d, x.dim()) for d in _shape_arg(dims)}
+    dims = {d for d in dims if x.shape[d] > 1}        # nothing to reverse in the others
+    if dims:
+        x = _slice(x, [d - 1 if i in dims else 0 for i, d in enumerate(x.shape)],
+                   [-1 if i in dims else d for i, d in enumerate(x.shape)],
+                   [-1 if i in dims else 1 for i in range(x.dim())])
+    return clone(x)
 
 
 def _index_tensor(index, name) -> Tensor:
@@ -922,12 +980,12 @@ def diag(x, diagonal=0):
     if x.dim() == 1:
         n = x.shape[0] + builtins.abs(diagonal)
         eye_ = Tensor._wrap(np.eye(n, k=diagonal, dtype=bool), dtypes.bool_)
-        src = x.reshape(-1, 1) if diagonal >= 0 else x.reshape(1, -1)
-        padded = _pad(src, [(builtins.max(-diagonal, 0), builtins.max(diagonal, 0), 0),
-                            (0, n - 1, 0)] if diagonal >= 0 else
-                      [(0, n - 1, 0), (0, -diagonal, 0)], 0)
-        return where(eye_, expand(padded.sum(1, keepdim=True) if diagonal >= 0 else
-                                  padded.sum(0, keepdim=True), (n, n)), _operand(0, x.dtype))
+        # Above the diagonal, out[i, i + k] = x[i]: x as a column (padded to n rows)
+        # broadcast along rows; below it, x as a row.  The dtype stays x's.
+        k = builtins.abs(diagonal)
+        line = (_pad(x.reshape(-1, 1), [(0, k, 0), (0, 0, 0)], 0) if diagonal >= 0 else
+                _pad(x.reshape(1, -1), [(0, 0, 0), (0, k, 0)], 0))
+        return where(eye_, expand(line, (n, n)), _operand(0, x.dtype))
     idx = np.arange(builtins.min(x.shape[0], x.shape[1] - diagonal) if diagonal >= 0
                     else builtins.min(x.shape[0] + diagonal, x.shape[1]))
     rows = idx + builtins.max(-diagonal, 0)

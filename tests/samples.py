@@ -217,6 +217,8 @@ GRAD_CASES = {
     "bce": (lambda p, y: C.binary_cross_entropy(p.sigmoid(), y), [rand(2, 3), _pos(2, 3) / 2]),
     "bce_logits": (lambda x, y, pw: C.binary_cross_entropy_with_logits(x, y, pos_weight=pw),
                    [rand(2, 3) * 5, _pos(2, 3) / 2, _pos(3)]),
+    # cosine similarity over operands broadcast along the reduced dim
+    "cosine_broadcast": (lambda x, y: C.cosine_similarity(x, y), [rand(3, 1), rand(1, 4)]),
 }
 RAMP = graphc.tensor(np.arange(24.0).reshape(3, 2, 4) / 10)
 ZERO_MASK = graphc.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]], dtype=graphc.float64)

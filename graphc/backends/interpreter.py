@@ -29,6 +29,10 @@ class Program:
             impl = None if op.name == "constant" else REGISTRY[op.name].impl
             dead = [v for v in dict.fromkeys(op.inputs) if last_use[v] == i and v not in keep]
             self.steps.append((op, impl, op.inputs, op.attr_dict, dead))
+        # Outputs that may alias an input, a constant or another value (views) are
+        # copied, so writing to a result (``f = lambda x: x.clone()``) never reaches them.
+        self.fresh = {op.out for op in graph.ops
+                      if op.name != "constant" and not REGISTRY[op.name].view}
 
     def __call__(self, arrays):
         graph = self.graph
@@ -49,7 +53,7 @@ class Program:
             env[op.out] = np.asarray(result, dtype=op.out.type.dtype.np)
             for v in dead:
                 del env[v]
-        return [env[v] for v in graph.outputs]
+        return [env[v] if v in self.fresh else np.array(env[v]) for v in graph.outputs]
 
 
 def compile_graph(graph: Graph, fuse: bool = True, dump=None) -> Program:

@@ -382,8 +382,10 @@ class Lowering:
 
     def materialize(self, v: Value):
         """A copy kernel that stores v contiguously (a matmul operand that no strided
-        view can express)."""
+        view can express), made once however many operands read v (``c @ c``)."""
         name = f"tmp_{v.name}_copy"
+        if name in self.buffers:
+            return name, contiguous_strides(v.shape), 0
         self.buffers[name] = L.BufferInfo(name, v.type.dtype, math.prod(v.shape), "temp")
         index = tuple(L.Var(f"p{d}") for d in range(len(v.shape)))
         group, self.group = self.group, None

@@ -70,9 +70,11 @@ unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves=("out",))
 unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out), saves=("out",))
 unary("erf", lambda x: np.asarray(_erf(x), dtype=x.dtype),   # 0-dim: frompyfunc gives a float
             lambda g, out, x: g * (2 / math.sqrt(math.pi)) * (-(x * x)).exp(), saves=(0,))
-unary("floor", np.floor, lambda g, out, x: g * 0)
+# floor and sign are piecewise constant: no VJP, so no cotangent flows on to what they
+# read; the front end gives their PyTorch zero gradient (functional._zero_gradient).
+unary("floor", np.floor)
 unary("abs", np.abs, lambda g, out, x: g * x.sign(), saves=(0,), allowed=(1, 2))
-unary("sign", np.sign, lambda g, out, x: g * 0, allowed=(1, 2))
+unary("sign", np.sign, allowed=(1, 2))
 unary("logical_not", np.logical_not, allowed=(0,))
 
 # ---- binary arithmetic -------------------------------------------------------------------
@@ -100,7 +102,17 @@ def _pow_grad_exponent(g, out, x, y):
     return unbroadcast((g * out * x.log()).where(safe.logical_not(), 0), y.shape)
 
 
-binary("pow", np.power, (_pow_grad_base, _pow_grad_exponent),
+def _pow_impl(x, y):
+    """numpy's power, except an integer to a negative power (numpy raises): PyTorch's
+    and the kernels' truncated quotient, 1 for x == 1, +-1 for x == -1, else 0."""
+    if x.dtype.kind != "i" or not (np.asarray(y) < 0).any():
+        return np.power(x, y)
+    negative = y < 0
+    inverse = np.where(x == 1, 1, np.where(x == -1, np.where(y % 2 == 1, -1, 1), 0))
+    return np.where(negative, inverse, np.power(x, np.where(negative, 0, y))).astype(x.dtype)
+
+
+binary("pow", _pow_impl, (_pow_grad_base, _pow_grad_exponent),
              saves=(0, 1, "out"), allowed=(1, 2))
 
 
@@ -115,19 +127,19 @@ binary("atan2", np.arctan2, (lambda g, out, y, x: _atan2_grad(g, out, y, x, True
        saves=(0, 1), allowed=(2,))
 
 
-def _max_grad(g, mine, other, winning):
-    """Gradient of maximum/minimum: the winner takes it; ties split it (as PyTorch)."""
-    share = g.where(winning, 0) + (g * 0.5).where(mine == other, 0)
-    return share
+def _max_grad(g, mine, other, losing):
+    """Gradient of maximum/minimum, as PyTorch: the operand that does not lose takes
+    it, ties split it, and at a NaN (nothing loses) both take it."""
+    return g.where(mine != other, g * 0.5).where(losing.logical_not(), 0)
 
 
 binary("maximum", np.maximum,
-                 (lambda g, out, x, y: unbroadcast(_max_grad(g, x, y, x > y), x.shape),
-                  lambda g, out, x, y: unbroadcast(_max_grad(g, y, x, y > x), y.shape)),
-                 saves=(0, 1))
-binary("minimum", np.minimum,
                  (lambda g, out, x, y: unbroadcast(_max_grad(g, x, y, x < y), x.shape),
                   lambda g, out, x, y: unbroadcast(_max_grad(g, y, x, y < x), y.shape)),
+                 saves=(0, 1))
+binary("minimum", np.minimum,
+                 (lambda g, out, x, y: unbroadcast(_max_grad(g, x, y, x > y), x.shape),
+                  lambda g, out, x, y: unbroadcast(_max_grad(g, y, x, y > x), y.shape)),
                  saves=(0, 1))
 
 # ---- comparisons and logic (no gradient) -------------------------------------------------

@@ -218,6 +218,8 @@ def _concat_map(m, index, axis):
                                     m.const(0)), m.const(n - 1))
             pieces.append((start + n, m.read(k, index[:axis] + (at,) + index[axis + 1:])))
         start += n
+    if not pieces:                  # every piece is empty, so is the result: never read
+        return m.fill(0)
     result = pieces[-1][1]
     for end, piece in reversed(pieces[:-1]):
         result = m.select(m.iop("lt", index[axis], m.const(end)), piece, result)

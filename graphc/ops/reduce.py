@@ -25,6 +25,15 @@ def _check_axes(op, x, axes):
         raise op_error(op, f"invalid reduction axes {axes}", x)
 
 
+def _row_major(fn):
+    """A numpy reduction whose result is row-major, as PyTorch's (numpy keeps the
+    input's layout, so a reduction of a transposed tensor could not be ``view``-ed)."""
+    def impl(x, **attrs):
+        out = np.asarray(fn(x, **attrs))
+        return out if out.flags.c_contiguous else np.ascontiguousarray(out)
+    return impl
+
+
 def _with_kept_dims(t, x_shape, axes, keepdim):
     """``t`` (a reduction result) reshaped so it broadcasts against the input."""
     return t if keepdim else t.reshape(_reduced_shape(x_shape, axes, True))
@@ -42,9 +51,9 @@ def _sum_grad(g, out, x, axes, keepdim):
 
 register(Primitive(
     "sum", "reduction", _sum_infer,
-    lambda x, axes, keepdim: np.sum(
+    _row_major(lambda x, axes, keepdim: np.sum(
         x, axis=axes, keepdims=keepdim,
-        dtype=None if x.dtype.kind == "f" else np.int64),
+        dtype=None if x.dtype.kind == "f" else np.int64)),
     vjp=(_sum_grad,), attrs=("axes", "keepdim"), accumulation=ACCUMULATIONS["sum"]))
 
 
@@ -63,9 +72,9 @@ def _prod_grad(g, out, x, axes, keepdim):
 
 register(Primitive(
     "prod", "reduction", lambda x, axes, keepdim: _sum_infer(x, axes, keepdim),
-    lambda x, axes, keepdim: np.prod(
+    _row_major(lambda x, axes, keepdim: np.prod(
         x, axis=axes, keepdims=keepdim,
-        dtype=None if x.dtype.kind == "f" else np.int64),
+        dtype=None if x.dtype.kind == "f" else np.int64)),
     vjp=(_prod_grad,), saves=(0,), attrs=("axes", "keepdim"),
     accumulation=ACCUMULATIONS["prod"]))
 
@@ -85,8 +94,8 @@ def _extremum(name, np_fn, kind):
         return (_with_kept_dims(g, x.shape, axes, keepdim) / count).where(hit, 0)
 
     return register(Primitive(
-        name, "reduction", infer, lambda x, axes, keepdim: np_fn(x, axis=axes,
-                                                                keepdims=keepdim),
+        name, "reduction", infer,
+        _row_major(lambda x, axes, keepdim: np_fn(x, axis=axes, keepdims=keepdim)),
         vjp=(grad,), saves=(0, "out"), attrs=("axes", "keepdim"),
         accumulation=ACCUMULATIONS[kind]))
 
@@ -102,6 +111,7 @@ def _arg_extremum(name, np_fn):
             raise op_error(name, "cannot take the index over a zero-size dimension", x)
         return TensorType(_reduced_shape(x.shape, (axis,), keepdim), dtypes.int64)
 
+    @_row_major
     def impl(x, axis, keepdim):
         return np_fn(x, axis=axis, keepdims=keepdim).astype(np.int64, copy=False)
 
