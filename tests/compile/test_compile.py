@@ -257,13 +257,13 @@ def test_compiled_optimizer_steps_match_eager(factory, name):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:graphc.compile")
-def test_learning_rate_schedule_changes_are_seen():
+def test_learning_rate_schedule_changes_are_seen_without_recompiling():
     eager, eager_losses, _ = _optimizer_run(_mlp, OPTIMIZERS["adam"], False, scheduler=True)
     model, losses, step = _optimizer_run(_mlp, OPTIMIZERS["adam"], True, scheduler=True)
     np.testing.assert_allclose(losses, eager_losses, **TOL)
     for p, q in zip(model.parameters(), eager.parameters(), strict=True):
         assert_close(p, q)
-    assert step.compile_count >= 3                # lr 0.01, 0.005, 0.0025 (guarded)
+    assert step.compile_count == 1                # lr is a runtime input of the program
 
 
 # ---- guards ----------------------------------------------------------------------------------
