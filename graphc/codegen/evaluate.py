@@ -31,7 +31,7 @@ class _Kernel:
         if isinstance(e, L.CheckedIndex):
             j = int(self.scalar(e.value))
             if not 0 <= j < e.size:
-                self.error.append(j)
+                self.error.append((e.site, j))
                 return min(max(j, 0), e.size - 1)
             return j
         raise TypeError(f"not an index expression: {e!r}")
@@ -140,5 +140,5 @@ def run_program(program: L.Program, inputs):
     for kernel in program.kernels:
         run_kernel(kernel, buffers, error)
         if error:
-            raise IndexError(f"index {error[0]} out of bounds in kernel {kernel.name}")
+            raise program.error(*error[0])
     return [buffers[name].copy() for name in program.outputs]

@@ -102,12 +102,31 @@ class IndexValue:
 
 
 @dataclass(frozen=True)
+class Site:
+    """Where generated code can fail at run time, so the runtime can say what PyTorch
+    says plus graphc's op and the user's line: an index read from data (``axis``,
+    ``size``) out of range."""
+    op: str
+    source: str | None
+    axis: int
+    size: int
+
+    def error(self, value: int) -> Exception:
+        """The exception for a run that met ``value`` here."""
+        where = f" ({self.source})" if self.source else ""
+        return IndexError(f"{self.op}: index {value} is out of bounds for dimension "
+                          f"{self.axis} with size {self.size}{where}")
+
+
+@dataclass(frozen=True)
 class CheckedIndex:
     """A scalar integer ``value`` used as an index into a dimension of ``size``: it is
-    clamped into [0, size) and an out-of-range value raises the kernel's error flag, so
-    generated code never reads or writes out of bounds.  It is an index expression."""
+    clamped into [0, size) and an out-of-range value raises the kernel's error flag with
+    ``site`` (a 1-based position in ``Program.sites``) and the value, so generated code
+    never reads or writes out of bounds.  It is an index expression."""
     value: object
     size: int
+    site: int
 
 
 @dataclass(frozen=True)
@@ -254,6 +273,15 @@ class Program:
     constants: dict
     arena: dict = field(default_factory=dict)
     arena_sizes: dict = field(default_factory=dict)
+    sites: list = field(default_factory=list)     # loops.Site of each CheckedIndex.site
+
+    def error(self, code: int, value: int) -> Exception:
+        """The exception for a kernel's error record: ``code`` > 0 is a site (and
+        ``value`` what it met), < 0 a kernel (by position) that could not allocate."""
+        if code > 0:
+            return self.sites[code - 1].error(value)
+        return MemoryError(f"compiled kernel {self.kernels[-code - 1].name} could not "
+                           f"allocate its scratch memory")
 
 
 # ---- printing ------------------------------------------------------------------------------------
@@ -278,7 +306,7 @@ def format_expr(e) -> str:
     if isinstance(e, IndexValue):
         return f"{e.dtype.short}({format_expr(e.index)})"
     if isinstance(e, CheckedIndex):
-        return f"checked({format_expr(e.value)}, {e.size})"
+        return f"checked({format_expr(e.value)}, {e.size}, site={e.site})"
     if isinstance(e, Acc):
         return e.name
     if isinstance(e, Uniform):

@@ -135,9 +135,13 @@ def imax(b, x, y):
     return b.select(b.icmp_signed(">", x, y), x, y)
 
 
-def raise_flag(b, flag, code: int):
-    """Record error ``code`` unless an earlier error is already recorded."""
-    b.cmpxchg(flag, ir.Constant(I32, 0), ir.Constant(I32, code), "monotonic", "monotonic")
+def raise_flag(b, flag, code: int, value=None):
+    """Record error ``code`` (and the i64 ``value`` it met) in the error record
+    ``{i64 code, i64 value}`` unless an earlier error is already recorded."""
+    swapped = b.extract_value(b.cmpxchg(flag, i64(0), i64(code), "monotonic", "monotonic"), 1)
+    if value is not None:
+        with b.if_then(swapped):
+            b.store(value, b.gep(flag, [i64(1)], inbounds=True, source_etype=I64))
 
 
 # ---- scalar ops ----------------------------------------------------------------------------
@@ -398,11 +402,11 @@ class Emitter(BaseEmitter):
     ``pointer(name)`` gives a buffer's base pointer; ``env`` binds loop variables to
     i64 values and ``accs`` accumulator names to functions giving (value, dtype)."""
 
-    def __init__(self, b: ir.IRBuilder, pointer, error: ir.Value):
+    def __init__(self, b: ir.IRBuilder, pointer, extremes):
         super().__init__()
         self.b = b
         self.pointer = pointer
-        self.error = error        # i1 alloca: an index was out of range
+        self.extremes = extremes  # site -> i64 allocas (least, greatest index met)
 
     @contextmanager
     def bind(self, name, value):
@@ -436,8 +440,9 @@ class Emitter(BaseEmitter):
     def checked(self, e):
         b = self.b
         v = cast(b, self.scalar(e.value), e.value.dtype, dtypes.int64)
-        outside = b.or_(b.icmp_signed("<", v, i64(0)), b.icmp_signed(">=", v, i64(e.size)))
-        b.store(b.or_(b.load(self.error, typ=I1), outside), self.error)
+        least, greatest = self.extremes(e.site, e.size)  # min/max reductions vectorize
+        b.store(imin(b, b.load(least, typ=I64), v), least)
+        b.store(imax(b, b.load(greatest, typ=I64), v), greatest)
         return imin(b, imax(b, v, i64(0)), i64(max(e.size - 1, 0)))
 
     def constant(self, value, dtype):
@@ -506,9 +511,20 @@ class KernelFunction:
         self.body = self.fn.append_basic_block("body")
         self.b = ir.IRBuilder(self.body)
         self.slots, self.scopes, self._pointers = slots, scopes, {}
-        self.error = self.alloca(I1, name="index_error")
-        self.entry.store(ir.Constant(I1, 0), self.error)
-        self.emit = Emitter(self.b, self.pointer, self.error)
+        self._extremes = {}                 # site -> (least, greatest, size)
+        self.emit = Emitter(self.b, self.pointer, self.extremes)
+
+    def extremes(self, site: int, size: int):
+        """The allocas holding the least and the greatest index met at ``site`` (a
+        dimension of ``size``): they start at 0 and -1, so only indices met can make
+        them leave [0, size)."""
+        if site not in self._extremes:
+            least, greatest = self.alloca(I64, name=f"least{site}"), \
+                self.alloca(I64, name=f"greatest{site}")
+            self.entry.store(i64(0), least)
+            self.entry.store(i64(-1), greatest)
+            self._extremes[site] = least, greatest, size
+        return self._extremes[site][:2]
 
     def pointer(self, buffer: str) -> ir.Value:
         if buffer not in self._pointers:
@@ -525,11 +541,18 @@ class KernelFunction:
         slot.align = align
         return slot
 
-    def finish(self, code: int) -> ir.Function:
+    def finish(self) -> ir.Function:
+        """Close the function; a checked site that met an index outside [0, size)
+        records itself and the out-of-range extreme in the error record."""
         b = self.b
         self.entry.branch(self.body)
-        with b.if_then(b.load(self.error, typ=I1), likely=False):
-            raise_flag(b, self.flag, code)
+        for site, (least, greatest, size) in self._extremes.items():
+            low, high = b.load(least, typ=I64), b.load(greatest, typ=I64)
+            bad = b.select(b.icmp_signed("<", low, i64(0)), low, high)
+            outside = b.or_(b.icmp_signed("<", low, i64(0)),
+                            b.icmp_signed(">=", high, i64(size)))
+            with b.if_then(outside, likely=False):
+                raise_flag(b, self.flag, site, bad)
         b.ret_void()
         if self.scopes is not None:
             self._tag_accesses()
