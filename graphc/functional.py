@@ -95,8 +95,8 @@ def add(a, b, alpha=1):
 def sub(a, b, alpha=1):
     if isinstance(a, Tensor) and a.dtype == dtypes.bool_ and \
             (not isinstance(b, Tensor) or b.dtype == dtypes.bool_):
-        raise TypeError("Subtraction, the `-` operator, with two bool tensors is not "
-                        "supported. Use the `^` or `logical_xor()` operator instead.")
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
+                           "supported. Use the `^` or `logical_xor()` operator instead.")
     return _binary("sub", a, b if alpha == 1 else b * alpha)
 
 
@@ -139,7 +139,9 @@ def pow(a, b):
 
 def neg(x):
     if x.dtype == dtypes.bool_:
-        raise TypeError("Negation, the `-` operator, on a bool tensor is not supported.")
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If "
+                           "you are trying to invert a mask, use the `~` or `logical_not()` "
+                           "operator instead.")
     return bind(P["neg"], x)
 
 
@@ -281,7 +283,9 @@ clip = clamp
 def where(condition, x, y):
     dtype = result_type(x, y)
     if not isinstance(condition, Tensor) or condition.dtype != dtypes.bool_:
-        raise RuntimeError("where expected condition to be a boolean tensor")
+        got = f"{condition.dtype.name}{list(condition.shape)}" \
+            if isinstance(condition, Tensor) else type(condition).__name__
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got {got}")
     return bind(P["where"], condition, _operand(x, dtype), _operand(y, dtype))
 
 
@@ -366,7 +370,12 @@ def _axes(x, dim) -> tuple:
         for d in dims:
             normalize_dim(d, 0)
         return ()
-    return tuple(sorted({normalize_dim(d, x.dim()) for d in dims}))
+    axes = [normalize_dim(d, x.dim()) for d in dims]
+    for a in axes:
+        if axes.count(a) > 1:
+            raise RuntimeError(f"dim {a} appears multiple times in the list of dims "
+                               f"{list(dims)} (input {x.dtype.name}{list(x.shape)})")
+    return tuple(sorted(axes))
 
 
 def _reduce(x, name, axes, keepdim):
@@ -644,6 +653,10 @@ def flatten(x, start_dim=0, end_dim=-1):
     if x.dim() == 0:
         return x.reshape(1)
     s, e = normalize_dim(start_dim, x.dim()), normalize_dim(end_dim, x.dim())
+    if s > e:
+        raise RuntimeError(f"flatten() has invalid args: start_dim cannot come after end_dim "
+                           f"(start_dim={start_dim}, end_dim={end_dim}, input "
+                           f"{x.dtype.name}{list(x.shape)})")
     return reshape(x, x.shape[:s] + (-1,) + x.shape[e + 1:]) if s <= e else x
 
 
@@ -712,8 +725,10 @@ def expand(x, *sizes):
     if lead < 0:
         raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be "
                            f"greater or equal to the number of dimensions in the tensor "
-                           f"({x.dim()})")
-    shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+                           f"({x.dim()}) (size {list(sizes)}, input "
+                           f"{x.dtype.name}{list(x.shape)})")
+    shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s
+                  for i, s in enumerate(sizes))
     if shape == x.shape:
         return x
     return bind(P["expand"], x, shape=shape)
@@ -729,6 +744,10 @@ def broadcast_to(x, shape):
 
 def repeat(x, *sizes):
     sizes = _shape_arg(sizes)
+    if len(sizes) < x.dim():
+        raise RuntimeError(f"repeat: Number of dimensions of repeat dims {list(sizes)} can not "
+                           f"be smaller than number of dimensions of tensor "
+                           f"{x.dtype.name}{list(x.shape)}")
     x = x.reshape((1,) * (len(sizes) - x.dim()) + x.shape)
     # Interleave a broadcast axis before each axis, then merge.
     expanded = x.reshape(tuple(v for d in x.shape for v in (1, d)))
@@ -768,8 +787,9 @@ def narrow(x, dim, start, length):
     if start < 0:
         start += x.shape[dim]
     if not (0 <= start and start + length <= x.shape[dim]):
-        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
-                           f"({x.shape[dim]}).")
+        raise RuntimeError(f"narrow(): start ({start}) + length ({length}) exceeds dimension "
+                           f"size ({x.shape[dim]}) (input {x.dtype.name}{list(x.shape)}, "
+                           f"dim {dim})")
     starts = [0] * x.dim()
     stops = list(x.shape)
     starts[dim], stops[dim] = start, start + length
@@ -788,7 +808,7 @@ def select(x, dim, index):
 def cat(tensors, dim=0):
     tensors = [t for t in tensors if not (t.dim() == 1 and t.shape[0] == 0)] or list(tensors)
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     dtype = result_type(*tensors)
     tensors = [cast(t, dtype) for t in tensors]
     if len(tensors) == 1:
@@ -868,7 +888,7 @@ def _index_tensor(index, name) -> Tensor:
         index = Tensor._wrap(np.asarray(index, dtype=np.int64), dtypes.int64)
     if index.dtype.category != 1:
         raise RuntimeError(f"{name}(): Expected dtype int64 for index, got "
-                           f"{index.dtype.name}")
+                           f"{index.dtype.name}{list(index.shape)}")
     return cast(index, dtypes.int64)
 
 

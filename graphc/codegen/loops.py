@@ -25,6 +25,7 @@ from typing import Callable
 
 from graphc.dtypes import DType
 from graphc.ops import ACCUMULATIONS
+from graphc.ops.movement import out_of_bounds
 
 
 # ---- index expressions (int64) ---------------------------------------------------------------
@@ -113,9 +114,7 @@ class Site:
 
     def error(self, value: int) -> Exception:
         """The exception for a run that met ``value`` here."""
-        where = f" ({self.source})" if self.source else ""
-        return IndexError(f"{self.op}: index {value} is out of bounds for dimension "
-                          f"{self.axis} with size {self.size}{where}")
+        return out_of_bounds(self.op, value, self.axis, self.size, self.source)
 
 
 @dataclass(frozen=True)

@@ -69,14 +69,16 @@ def fmt_types(*types: TensorType) -> str:
     return ", ".join(f"{t.dtype.name}{list(t.shape)}" for t in types)
 
 
-def op_error(op: str, message: str, *types: TensorType) -> RuntimeError:
-    """The one spelling of a shape/dtype error: op name, problem, operand types."""
+def op_error(op: str, message: str, *types: TensorType, exc=RuntimeError) -> Exception:
+    """The one spelling of a shape/dtype error: op name, problem, operand types; ``exc``
+    is the type PyTorch raises for it (RuntimeError unless it says otherwise)."""
     suffix = f" (operands: {fmt_types(*types)})" if types else ""
-    return RuntimeError(f"{op}: {message}{suffix}")
+    return exc(f"{op}: {message}{suffix}")
 
 
-def broadcast_shapes(op: str, *types: TensorType) -> tuple:
-    """numpy/PyTorch broadcasting of the operands' shapes, with PyTorch's error text."""
+def broadcast_shapes(op: str, *types: TensorType, operands=None) -> tuple:
+    """numpy/PyTorch broadcasting of the operands' shapes, with PyTorch's error text;
+    the error names ``operands`` when given (matmul broadcasts its batch dimensions)."""
     shapes = [t.shape for t in types]
     out = shapes[0]
     for s in shapes[1:]:                     # fast paths: equal shapes, scalar operands
@@ -99,7 +101,7 @@ def broadcast_shapes(op: str, *types: TensorType) -> tuple:
                     if size != 1 and d != size:
                         raise op_error(op, f"the size of tensor a ({size}) must match the size "
                                            f"of tensor b ({d}) at non-singleton dimension "
-                                           f"{ndim + axis}", *types)
+                                           f"{ndim + axis}", *(operands or types))
                     size = d
         out.append(size)
     return tuple(out)
