@@ -108,6 +108,11 @@ def mul(a, b):
 
 
 def div(a, b, rounding_mode=None):
+    if rounding_mode is not None and result_type(a, b).category < 2 and (
+            not isinstance(b, Tensor) or is_concrete(b)) and np.any(np.asarray(
+            b._data if isinstance(b, Tensor) else b) == 0):
+        raise RuntimeError(f"ZeroDivisionError: div(rounding_mode={rounding_mode!r}): integer "
+                           f"division by zero ({context.user_source_line()})")
     if rounding_mode == "floor":
         return floor(_binary("div", a, b, floating=True)).to(result_type(a, b))
     if rounding_mode == "trunc":

@@ -45,6 +45,12 @@ class _Kernel:
             return np.array(self.index(e.index)).astype(e.dtype.np)[()]
         if isinstance(e, L.Acc):
             return self.env[e.name]
+        if isinstance(e, L.NonZero):
+            v = self.scalar(e.value)
+            if v == 0:
+                self.error.append((e.site, 0))
+                return np.ones((), e.dtype.np)[()]
+            return v
         if isinstance(e, L.Uniform):
             seed = int(self.scalar(e.seed)) & 0xFFFFFFFFFFFFFFFF
             key = hash32(np.uint32(seed & 0xFFFFFFFF) ^ hash32(np.uint32(seed >> 32)))

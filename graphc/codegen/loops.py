@@ -106,14 +106,18 @@ class IndexValue:
 class Site:
     """Where generated code can fail at run time, so the runtime can say what PyTorch
     says plus graphc's op and the user's line: an index read from data (``axis``,
-    ``size``) out of range."""
+    ``size``) out of range, or (``size`` None) an integer divisor that is zero."""
     op: str
     source: str | None
-    axis: int
-    size: int
+    axis: int = 0
+    size: int | None = None
 
     def error(self, value: int) -> Exception:
         """The exception for a run that met ``value`` here."""
+        if self.size is None:
+            where = f" ({self.source})" if self.source else ""
+            return RuntimeError(f"ZeroDivisionError: {self.op}: integer division by "
+                                f"zero{where}")
         return out_of_bounds(self.op, value, self.axis, self.size, self.source)
 
 
@@ -126,6 +130,19 @@ class CheckedIndex:
     value: object
     size: int
     site: int
+
+
+@dataclass(frozen=True)
+class NonZero:
+    """An integer divisor: its ``value``, except that a zero records ``site`` in the
+    kernel's error record and becomes 1, so a division never traps.  A scalar
+    expression."""
+    value: object
+    site: int
+
+    @property
+    def dtype(self):
+        return self.value.dtype
 
 
 @dataclass(frozen=True)
@@ -306,6 +323,8 @@ def format_expr(e) -> str:
         return f"{e.dtype.short}({format_expr(e.index)})"
     if isinstance(e, CheckedIndex):
         return f"checked({format_expr(e.value)}, {e.size}, site={e.site})"
+    if isinstance(e, NonZero):
+        return f"nonzero({format_expr(e.value)}, site={e.site})"
     if isinstance(e, Acc):
         return e.name
     if isinstance(e, Uniform):

@@ -205,6 +205,11 @@ class Lowering:
         assert prim.kind == "elementwise", op
         args = tuple(self.value(v, broadcast_index(index, out_shape, v.shape))
                      for v in op.inputs)
+        k = prim.divisor
+        if k is not None and not op.inputs[k].type.dtype.is_floating_point:
+            site = L.Site(op.name, op.source)
+            args = args[:k] + (L.NonZero(args[k], self.sites.setdefault(
+                site, len(self.sites) + 1)),) + args[k + 1:]
         return L.Op(op.name, args, op.out.type.dtype)
 
     # ---- kernels -----------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ class Primitive:
     attrs: tuple = ()                 # attribute names, in printing order
     variadic: bool = False            # takes any number of inputs (concat)
     scalar: Callable | None = None    # elementwise: scalar(ops, *operands) over SCALAR_OPS
+    divisor: int | None = None        # elementwise: the input that, when an integer, must
+    #                                   not be 0 (PyTorch: RuntimeError ZeroDivisionError)
     accumulation: object = None       # reduction: a scalar.Accumulation
     index_map: Callable | None = None  # movement: index_map(m, index, **attrs)
     view: bool = False                # movement: the eager result is a view of input 0
@@ -60,6 +62,7 @@ def register(prim: Primitive) -> Primitive:
     assert (prim.accumulation is not None) == (prim.kind == "reduction"), prim
     assert prim.kind != "movement" or (prim.index_map is None) == prim.scatter, prim
     assert not prim.view or prim.index_map is not None, prim
+    assert prim.divisor is None or prim.kind == "elementwise", prim
     assert prim.name not in REGISTRY, f"primitive {prim.name} defined twice"
     REGISTRY[prim.name] = prim
     return prim

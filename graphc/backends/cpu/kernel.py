@@ -402,11 +402,12 @@ class Emitter(BaseEmitter):
     ``pointer(name)`` gives a buffer's base pointer; ``env`` binds loop variables to
     i64 values and ``accs`` accumulator names to functions giving (value, dtype)."""
 
-    def __init__(self, b: ir.IRBuilder, pointer, extremes):
+    def __init__(self, b: ir.IRBuilder, pointer, extremes, zeros):
         super().__init__()
         self.b = b
         self.pointer = pointer
         self.extremes = extremes  # site -> i64 allocas (least, greatest index met)
+        self.zeros = zeros        # site -> i1 alloca (a zero divisor met)
 
     @contextmanager
     def bind(self, name, value):
@@ -444,6 +445,14 @@ class Emitter(BaseEmitter):
         b.store(imin(b, b.load(least, typ=I64), v), least)
         b.store(imax(b, b.load(greatest, typ=I64), v), greatest)
         return imin(b, imax(b, v, i64(0)), i64(max(e.size - 1, 0)))
+
+    def nonzero(self, e):
+        b = self.b
+        v = self.scalar(e.value)
+        zero = b.icmp_signed("==", v, ir.Constant(v.type, 0))
+        met = self.zeros(e.site)                     # an or-reduction: it vectorizes
+        b.store(b.or_(b.load(met, typ=I1), zero), met)
+        return b.select(zero, ir.Constant(v.type, 1), v)
 
     def constant(self, value, dtype):
         return constant(dtype, value)
@@ -512,7 +521,15 @@ class KernelFunction:
         self.b = ir.IRBuilder(self.body)
         self.slots, self.scopes, self._pointers = slots, scopes, {}
         self._extremes = {}                 # site -> (least, greatest, size)
-        self.emit = Emitter(self.b, self.pointer, self.extremes)
+        self._zeros = {}                    # site -> i1 alloca
+        self.emit = Emitter(self.b, self.pointer, self.extremes, self.zeros)
+
+    def zeros(self, site: int):
+        """The alloca that says whether a zero divisor was met at ``site``."""
+        if site not in self._zeros:
+            self._zeros[site] = self.alloca(I1, name=f"zero{site}")
+            self.entry.store(ir.Constant(I1, 0), self._zeros[site])
+        return self._zeros[site]
 
     def extremes(self, site: int, size: int):
         """The allocas holding the least and the greatest index met at ``site`` (a
@@ -553,6 +570,9 @@ class KernelFunction:
                             b.icmp_signed(">=", high, i64(size)))
             with b.if_then(outside, likely=False):
                 raise_flag(b, self.flag, site, bad)
+        for site, met in self._zeros.items():
+            with b.if_then(b.load(met, typ=I1), likely=False):
+                raise_flag(b, self.flag, site, i64(0))
         b.ret_void()
         if self.scopes is not None:
             self._tag_accesses()

@@ -114,6 +114,13 @@ __device__ __forceinline__ long long checked_index(long long i, long long size,
         error_flag[1] = i;
     return i < 0 || size == 0 ? 0 : size - 1;
 }
+// An integer divisor: a zero records {site, 0} and becomes 1, so nothing traps.
+template <class T>
+__device__ __forceinline__ T nonzero(T divisor, long long *error_flag, long long site) {
+    if (divisor != 0) return divisor;
+    atomicCAS((unsigned long long *)error_flag, 0ULL, (unsigned long long)site);
+    return 1;
+}
 
 // ---- reductions -------------------------------------------------------------------------
 // An arg-reduction candidate: `at` is its position in the Reduce's flattened loops

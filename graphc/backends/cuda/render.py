@@ -423,6 +423,9 @@ class Emitter(BaseEmitter):
     def index_value(self, e) -> str:
         return cast(self.index(e.index), dtypes.int64, e.dtype)
 
+    def nonzero(self, e) -> str:
+        return f"gc::nonzero({self.scalar(e.value)}, error_flag, {e.site})"
+
     def uniform(self, e) -> str:
         seed = cast(self.scalar(e.seed), e.seed.dtype, dtypes.int64)
         return f"gc::uniform_{e.dtype.short}({seed}, {self.index(e.counter)})"
