@@ -176,3 +176,11 @@ def test_a_primitive_with_a_divisor_is_checked_in_compiled_code(backend, monkeyp
         compiled(a, graphc.tensor([2, 0, 5]))
     floats = graphc.compile(fn, backend=backend, fullgraph=True)
     assert floats(a.float(), graphc.tensor([0.0, 0.0, 0.0])).tolist() == [2.0, 3.0, 4.0]
+
+
+def test_an_index_into_an_empty_dimension_is_out_of_range(backend):
+    compiled = graphc.compile(take_twice, backend=backend)
+    assert compiled(graphc.zeros(0), graphc.tensor([], dtype=graphc.int64)).tolist() == []
+    with pytest.raises(IndexError, match="take: index 0 is out of bounds for dimension 0 "
+                                         "with size 0"):
+        compiled(graphc.zeros(0), graphc.tensor([0]))

@@ -402,12 +402,11 @@ class Emitter(BaseEmitter):
     ``pointer(name)`` gives a buffer's base pointer; ``env`` binds loop variables to
     i64 values and ``accs`` accumulator names to functions giving (value, dtype)."""
 
-    def __init__(self, b: ir.IRBuilder, pointer, extremes, zeros):
+    def __init__(self, b: ir.IRBuilder, pointer, errors):
         super().__init__()
         self.b = b
         self.pointer = pointer
-        self.extremes = extremes  # site -> i64 allocas (least, greatest index met)
-        self.zeros = zeros        # site -> i1 alloca (a zero divisor met)
+        self.errors = errors      # the KernelFunction: what each error site has met
 
     @contextmanager
     def bind(self, name, value):
@@ -441,16 +440,18 @@ class Emitter(BaseEmitter):
     def checked(self, e):
         b = self.b
         v = cast(b, self.scalar(e.value), e.value.dtype, dtypes.int64)
-        least, greatest = self.extremes(e.site, e.size)  # min/max reductions vectorize
-        b.store(imin(b, b.load(least, typ=I64), v), least)
-        b.store(imax(b, b.load(greatest, typ=I64), v), greatest)
+        worst = self.errors.worst(e.site, e.size)   # an unsigned max reduction
+        old = b.load(worst, typ=I64)
+        b.store(b.select(b.icmp_unsigned(">", v, old), v, old), worst)
+        if e.size == 0:                              # any index met is out of range
+            b.store(ir.Constant(I1, 1), self.errors.met(e.site))
         return imin(b, imax(b, v, i64(0)), i64(max(e.size - 1, 0)))
 
     def nonzero(self, e):
         b = self.b
         v = self.scalar(e.value)
         zero = b.icmp_signed("==", v, ir.Constant(v.type, 0))
-        met = self.zeros(e.site)                     # an or-reduction: it vectorizes
+        met = self.errors.met(e.site)                # an or-reduction: it vectorizes
         b.store(b.or_(b.load(met, typ=I1), zero), met)
         return b.select(zero, ir.Constant(v.type, 1), v)
 
@@ -520,28 +521,27 @@ class KernelFunction:
         self.body = self.fn.append_basic_block("body")
         self.b = ir.IRBuilder(self.body)
         self.slots, self.scopes, self._pointers = slots, scopes, {}
-        self._extremes = {}                 # site -> (least, greatest, size)
-        self._zeros = {}                    # site -> i1 alloca
-        self.emit = Emitter(self.b, self.pointer, self.extremes, self.zeros)
+        self._worst = {}                    # index site -> (i64 alloca, size)
+        self._met = {}                      # site -> i1 alloca
+        self.emit = Emitter(self.b, self.pointer, self)
 
-    def zeros(self, site: int):
-        """The alloca that says whether a zero divisor was met at ``site``."""
-        if site not in self._zeros:
-            self._zeros[site] = self.alloca(I1, name=f"zero{site}")
-            self.entry.store(ir.Constant(I1, 0), self._zeros[site])
-        return self._zeros[site]
+    def met(self, site: int):
+        """The alloca that says whether ``site`` met an error: a zero divisor, or any
+        index into a dimension of size 0."""
+        if site not in self._met:
+            self._met[site] = self.alloca(I1, name=f"met{site}")
+            self.entry.store(ir.Constant(I1, 0), self._met[site])
+        return self._met[site]
 
-    def extremes(self, site: int, size: int):
-        """The allocas holding the least and the greatest index met at ``site`` (a
-        dimension of ``size``): they start at 0 and -1, so only indices met can make
-        them leave [0, size)."""
-        if site not in self._extremes:
-            least, greatest = self.alloca(I64, name=f"least{site}"), \
-                self.alloca(I64, name=f"greatest{site}")
-            self.entry.store(i64(0), least)
-            self.entry.store(i64(-1), greatest)
-            self._extremes[site] = least, greatest, size
-        return self._extremes[site][:2]
+    def worst(self, site: int, size: int):
+        """The alloca holding the greatest index met at ``site`` (a dimension of
+        ``size``) read as unsigned, so a negative index is greater than any in range:
+        it is out of range exactly when it is >= size.  It starts at 0 (for a size-0
+        dimension, where 0 is out of range too, ``met`` says whether any was met)."""
+        if site not in self._worst:
+            self._worst[site] = self.alloca(I64, name=f"worst{site}"), size
+            self.entry.store(i64(0), self._worst[site][0])
+        return self._worst[site][0]
 
     def pointer(self, buffer: str) -> ir.Value:
         if buffer not in self._pointers:
@@ -563,16 +563,16 @@ class KernelFunction:
         records itself and the out-of-range extreme in the error record."""
         b = self.b
         self.entry.branch(self.body)
-        for site, (least, greatest, size) in self._extremes.items():
-            low, high = b.load(least, typ=I64), b.load(greatest, typ=I64)
-            bad = b.select(b.icmp_signed("<", low, i64(0)), low, high)
-            outside = b.or_(b.icmp_signed("<", low, i64(0)),
-                            b.icmp_signed(">=", high, i64(size)))
+        for site, (worst, size) in self._worst.items():
+            bad = b.load(worst, typ=I64)
+            outside = b.load(self.met(site), typ=I1) if size == 0 else \
+                b.icmp_unsigned(">=", bad, i64(size))
             with b.if_then(outside, likely=False):
                 raise_flag(b, self.flag, site, bad)
-        for site, met in self._zeros.items():
-            with b.if_then(b.load(met, typ=I1), likely=False):
-                raise_flag(b, self.flag, site, i64(0))
+        for site, met in self._met.items():
+            if site not in self._worst:                 # a zero divisor
+                with b.if_then(b.load(met, typ=I1), likely=False):
+                    raise_flag(b, self.flag, site, i64(0))
         b.ret_void()
         if self.scopes is not None:
             self._tag_accesses()
