@@ -139,8 +139,11 @@ class Lowering:
         """``value`` as an index into ``op``'s first input along its ``axis``, checked at
         run time; the error names the op and the user's line."""
         site = L.Site(op.name, op.source, op.attr_dict.get("axis", 0), size)
-        number = self.sites.setdefault(site, len(self.sites) + 1)
-        return L.CheckedIndex(value, size, number)
+        return L.CheckedIndex(value, size, self.site_number(site))
+
+    def site_number(self, site: L.Site) -> int:
+        """``site``'s position (from 1) in the program's ``sites``, added if new."""
+        return self.sites.setdefault(site, len(self.sites) + 1)
 
     # ---- buffers ----------------------------------------------------------------------------
     def add_buffer(self, v: Value, name: str, kind: str) -> str:
@@ -207,9 +210,8 @@ class Lowering:
                      for v in op.inputs)
         k = prim.divisor
         if k is not None and not op.inputs[k].type.dtype.is_floating_point:
-            site = L.Site(op.name, op.source)
-            args = args[:k] + (L.NonZero(args[k], self.sites.setdefault(
-                site, len(self.sites) + 1)),) + args[k + 1:]
+            divisor = L.NonZero(args[k], self.site_number(L.Site(op.name, op.source)))
+            args = args[:k] + (divisor,) + args[k + 1:]
         return L.Op(op.name, args, op.out.type.dtype)
 
     # ---- kernels -----------------------------------------------------------------------------------

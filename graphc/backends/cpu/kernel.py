@@ -559,8 +559,9 @@ class KernelFunction:
         return slot
 
     def finish(self) -> ir.Function:
-        """Close the function; a checked site that met an index outside [0, size)
-        records itself and the out-of-range extreme in the error record."""
+        """Close the function; an index site that met an index outside [0, size)
+        records itself and that index (the greatest, read as unsigned) in the error
+        record, a divisor site that met a zero records itself."""
         b = self.b
         self.entry.branch(self.body)
         for site, (worst, size) in self._worst.items():
