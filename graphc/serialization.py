@@ -62,8 +62,9 @@ class DamagedFileError(RuntimeError, pickle.UnpicklingError):
 
 # A graphc file stores its members uncompressed, so they add up to less than the file.
 # Other zip tools may compress them (zeros shrink ~1000x), so a member may declare up to
-# _RATIO times the file's size, and the members together at most _RATIO times the file
-# or _FLOOR bytes, whichever is more: a zip bomb declares (or inflates to) far more.
+# _RATIO times its compressed size (plus 1 MiB), and the members together at most _RATIO
+# times the file or _FLOOR bytes, whichever is more: a zip bomb declares far more, and no
+# member is read beyond what it declares.
 _RATIO = 64
 _FLOOR = 64 << 20
 _MAX_DEPTH = 100                   # a state dict nests a few levels; the manifest's limit
@@ -114,9 +115,9 @@ def _check_sizes(archive, name, size):
     for member in archive.infolist():
         total += member.file_size
         stored = member.compress_type == zipfile.ZIP_STORED
-        if member.compress_size > size or (stored and member.file_size != member.compress_size) \
-                or member.file_size > _RATIO * max(member.compress_size, 1) + (1 << 20) \
-                or total > bound:
+        if member.compress_size > size or total > bound \
+                or (stored and member.file_size != member.compress_size) \
+                or member.file_size > _RATIO * max(member.compress_size, 1) + (1 << 20):
             raise DamagedFileError(
                 f"graphc.load: {name} is corrupt or a zip bomb: member {member.filename!r} "
                 f"declares {member.file_size} bytes ({member.compress_size} compressed; "
