@@ -7,6 +7,7 @@ re-exports these under PyTorch's names.
 from __future__ import annotations
 
 import math
+import warnings
 
 from graphc import autograd, creation, dtypes
 from graphc import functional as F
@@ -35,6 +36,15 @@ def _check_same_shape(op, input, target):
                          f"supported")
 
 
+def _warn_if_broadcast(op, input, target):
+    """PyTorch warns, then broadcasts (a RuntimeError when the shapes do not broadcast)."""
+    if input.shape != target.shape:
+        warnings.warn(f"{op}: Using a target size ({list(target.shape)}) that is different "
+                      f"to the input size ({list(input.shape)}). This will likely lead to "
+                      f"incorrect results due to broadcasting. Please ensure they have the "
+                      f"same size.", UserWarning, stacklevel=3)
+
+
 # ---- layers ------------------------------------------------------------------------------
 def linear(input, weight, bias=None):
     """y = x W^T + b."""
@@ -57,6 +67,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if input.dim() == 3:
         return conv2d(input.unsqueeze(0), weight, bias, stride, padding, dilation).squeeze(0)
     stride, dilation = _pair(stride), _pair(dilation)
+    if min(stride) <= 0 or min(dilation) <= 0:
+        raise RuntimeError(f"conv2d: non-positive stride is not supported (stride={stride}, "
+                           f"dilation={dilation})")
+    if bias is not None and (bias.dim() != 1 or bias.shape[0] != weight.shape[0]):
+        raise RuntimeError(f"conv2d: Given weight of size {list(weight.shape)}, expected bias "
+                           f"to be 1-dimensional with {weight.shape[0]} elements, but got "
+                           f"bias of size {list(bias.shape)} instead")
     if padding == "valid":
         padding = (0, 0)
     elif padding == "same":
@@ -65,6 +82,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         widths = [(t // 2, t - t // 2, 0) for t in total]
     if padding is not None:
         ph, pw = _pair(padding)
+        if ph < 0 or pw < 0:
+            raise RuntimeError(f"conv2d: negative padding is not supported (padding="
+                               f"{padding})")
         widths = [(ph, ph, 0), (pw, pw, 0)]
     if any(lo or hi for lo, hi, _ in widths):
         input = F._pad(input, [(0, 0, 0), (0, 0, 0)] + widths, 0)
@@ -74,6 +94,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 def _pool_windows(input, kernel_size, stride, padding, pad_value):
     """The kh*kw strided slices of a pooling window, stacked on a new last axis."""
+    if input.dim() not in (3, 4) or not input.numel():
+        raise RuntimeError(f"pooling: non-empty 3D or 4D (batch mode) tensor expected for "
+                           f"input, got {input.dtype.name}{list(input.shape)}")
     kh, kw = _pair(kernel_size)
     sh, sw = _pair(stride if stride is not None and stride != [] else kernel_size)
     ph, pw = _pair(padding)
@@ -267,6 +290,9 @@ def _shifted(input, dim):
 
 
 def _softmax_dim(input, dim):
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f"softmax: not implemented for {input.dtype.name} input "
+                                  f"{list(input.shape)}; pass dtype= a floating dtype")
     # PyTorch's legacy implicit dim: 0 for 0-, 1- and 3-D input, else 1.
     if dim is None:
         return 0 if input.dim() in (0, 1, 3) else 1
@@ -275,18 +301,23 @@ def _softmax_dim(input, dim):
 
 # ---- losses ---------------------------------------------------------------------------------
 def mse_loss(input, target, reduction="mean"):
-    _check_same_shape("mse_loss", input, target)
+    _warn_if_broadcast("mse_loss", input, target)
     diff = input - target
     return _reduce_loss(diff * diff, reduction, "mse_loss")
 
 
 def l1_loss(input, target, reduction="mean"):
-    _check_same_shape("l1_loss", input, target)
+    _warn_if_broadcast("l1_loss", input, target)
     return _reduce_loss(F.abs(input - target), reduction, "l1_loss")
 
 
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    if beta < 0:
+        raise RuntimeError(f"smooth_l1_loss does not support negative values for beta "
+                           f"(got {beta})")
     diff = F.abs(input - target)
+    if beta == 0:                                  # PyTorch: the l1 loss
+        return _reduce_loss(diff, reduction, "smooth_l1_loss")
     loss = F.where(diff < beta, diff * diff * (0.5 / beta), diff - 0.5 * beta)
     return _reduce_loss(loss, reduction, "smooth_l1_loss")
 

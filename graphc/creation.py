@@ -111,6 +111,9 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))
     if step == 0:
         raise RuntimeError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError(f"arange: upper bound and lower bound inconsistent with step sign "
+                           f"(start={start}, end={end}, step={step})")
     is_float = any(isinstance(v, float) for v in (start, end, step))
     d = _dtype(dtype, dtypes.default_float if is_float else dtypes.int64)
     n = max(math.ceil((end - start) / step), 0)
@@ -121,11 +124,16 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
     d = _dtype(dtype)
+    if steps < 0:
+        raise RuntimeError(f"linspace: number of steps must be non-negative, got {steps}")
     return _make(np.linspace(start, end, int(steps)).astype(d.np), d, requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     d = _dtype(dtype)
+    for name, size in (("n", n), ("m", m)):
+        if size is not None and size < 0:
+            raise RuntimeError(f"eye: {name} must be greater or equal to 0, got {size}")
     return _make(np.eye(n, m, dtype=d.np), d, requires_grad)
 
 

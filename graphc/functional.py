@@ -98,8 +98,8 @@ def add(a, b, alpha=1):
 def sub(a, b, alpha=1):
     if isinstance(a, Tensor) and a.dtype == dtypes.bool_ and \
             (not isinstance(b, Tensor) or b.dtype == dtypes.bool_):
-        raise TypeError("Subtraction, the `-` operator, with two bool tensors is not "
-                        "supported. Use the `^` or `logical_xor()` operator instead.")
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
+                           "supported. Use the `^` or `logical_xor()` operator instead.")
     return _binary("sub", a, b if alpha == 1 else b * alpha)
 
 
@@ -124,11 +124,12 @@ def _zero_gradient(result, *operands):
     return result
 
 
-def _check_integer_divisor(b):
+def _check_integer_divisor(b, op: str):
     """Integer division by zero raises, as PyTorch (numpy would return garbage)."""
     if isinstance(b, Tensor) and is_concrete(b) and (b._data == 0).any() \
             or not isinstance(b, Tensor) and b == 0:
-        raise RuntimeError("ZeroDivisionError")
+        raise RuntimeError(f"ZeroDivisionError: {op}: integer division by zero "
+                           f"({context.user_source_line()})")
 
 
 def div(a, b, rounding_mode=None):
@@ -139,7 +140,7 @@ def div(a, b, rounding_mode=None):
                            f"'floor' but found '{rounding_mode}'")
     dtype = result_type(a, b)
     if not dtype.is_floating_point:
-        _check_integer_divisor(b)
+        _check_integer_divisor(b, f"div(rounding_mode={rounding_mode!r})")
     q = _binary("div", a, b, floating=True)
     q = bind(P["floor"], q) if rounding_mode == "floor" else _trunc(q)
     return _zero_gradient(q.to(dtype), a, b)
@@ -169,7 +170,9 @@ def pow(a, b):
 
 def neg(x):
     if x.dtype == dtypes.bool_:
-        raise TypeError("Negation, the `-` operator, on a bool tensor is not supported.")
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If "
+                           "you are trying to invert a mask, use the `~` or `logical_not()` "
+                           "operator instead.")
     return bind(P["neg"], x)
 
 
@@ -319,7 +322,9 @@ clip = clamp
 def where(condition, x, y):
     dtype = result_type(x, y)
     if not isinstance(condition, Tensor) or condition.dtype != dtypes.bool_:
-        raise RuntimeError("where expected condition to be a boolean tensor")
+        got = f"{condition.dtype.name}{list(condition.shape)}" \
+            if isinstance(condition, Tensor) else type(condition).__name__
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got {got}")
     return bind(P["where"], condition, _operand(x, dtype), _operand(y, dtype))
 
 
@@ -404,7 +409,12 @@ def _axes(x, dim) -> tuple:
         for d in dims:
             normalize_dim(d, 0)
         return ()
-    return tuple(sorted({normalize_dim(d, x.dim()) for d in dims}))
+    axes = [normalize_dim(d, x.dim()) for d in dims]
+    for a in axes:
+        if axes.count(a) > 1:
+            raise RuntimeError(f"dim {a} appears multiple times in the list of dims "
+                               f"{list(dims)} (input {x.dtype.name}{list(x.shape)})")
+    return tuple(sorted(axes))
 
 
 def _reduce(x, name, axes, keepdim):
@@ -691,7 +701,9 @@ def flatten(x, start_dim=0, end_dim=-1):
         return x.reshape(1)
     s, e = normalize_dim(start_dim, x.dim()), normalize_dim(end_dim, x.dim())
     if s > e:
-        return x
+        raise RuntimeError(f"flatten() has invalid args: start_dim cannot come after end_dim "
+                           f"(start_dim={start_dim}, end_dim={end_dim}, input "
+                           f"{x.dtype.name}{list(x.shape)})")
     # The merged size spelled out: -1 is ambiguous when another dim is 0.
     return reshape(x, x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
 
@@ -761,8 +773,10 @@ def expand(x, *sizes):
     if lead < 0:
         raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be "
                            f"greater or equal to the number of dimensions in the tensor "
-                           f"({x.dim()})")
-    shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+                           f"({x.dim()}) (size {list(sizes)}, input "
+                           f"{x.dtype.name}{list(x.shape)})")
+    shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s
+                  for i, s in enumerate(sizes))
     if shape == x.shape:
         return x
     return bind(P["expand"], x, shape=shape)
@@ -778,6 +792,10 @@ def broadcast_to(x, shape):
 
 def repeat(x, *sizes):
     sizes = _shape_arg(sizes)
+    if len(sizes) < x.dim():
+        raise RuntimeError(f"repeat: Number of dimensions of repeat dims {list(sizes)} can not "
+                           f"be smaller than number of dimensions of tensor "
+                           f"{x.dtype.name}{list(x.shape)}")
     x = x.reshape((1,) * (len(sizes) - x.dim()) + x.shape)
     # Interleave a broadcast axis before each axis, then merge.
     expanded = x.reshape(tuple(v for d in x.shape for v in (1, d)))
@@ -819,8 +837,9 @@ def narrow(x, dim, start, length):
     if start < 0:
         start += x.shape[dim]
     if not (0 <= start and start + length <= x.shape[dim]):
-        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
-                           f"({x.shape[dim]}).")
+        raise RuntimeError(f"narrow(): start ({start}) + length ({length}) exceeds dimension "
+                           f"size ({x.shape[dim]}) (input {x.dtype.name}{list(x.shape)}, "
+                           f"dim {dim})")
     starts = [0] * x.dim()
     stops = list(x.shape)
     starts[dim], stops[dim] = start, start + length
@@ -842,7 +861,7 @@ def cat(tensors, dim=0):
     pieces of the others' shape, so they still get their (empty) gradient."""
     tensors = list(tensors)
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     dtype = result_type(*tensors)
     legacy = [t.dim() == 1 and t.shape[0] == 0 for t in tensors]
     like = next((t.shape for t, skip in zip(tensors, legacy) if not skip), (0,))
@@ -929,7 +948,7 @@ def _index_tensor(index, name) -> Tensor:
         index = Tensor._wrap(np.asarray(index, dtype=np.int64), dtypes.int64)
     if index.dtype.category != 1:
         raise RuntimeError(f"{name}(): Expected dtype int64 for index, got "
-                           f"{index.dtype.name}")
+                           f"{index.dtype.name}{list(index.shape)}")
     return cast(index, dtypes.int64)
 
 

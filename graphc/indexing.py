@@ -102,6 +102,10 @@ def getitem(x, key):
             out_shape.append(len(range(a, b, s)))
         elif has_advanced:       # ints count as 0-dim index tensors here, as in numpy
             starts.append(0), stops.append(size), steps.append(1)
+            if isinstance(k, Tensor) and k.dtype.is_floating_point:
+                raise IndexError(f"index: tensors used as indices must be long, int, byte or "
+                                 f"bool tensors (got {k.dtype.name}{list(k.shape)} indexing "
+                                 f"{x.dtype.name}{list(x.shape)})")
             advanced.append((dim, _index_tensor(k, "index")))
         else:
             if not isinstance(k, (int, np.integer)):

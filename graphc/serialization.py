@@ -19,7 +19,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle                      # only for its exception type: nothing is unpickled
+import struct
 import zipfile
+import zlib
 from collections import Counter, OrderedDict
 
 import numpy as np
@@ -51,26 +54,86 @@ def save(obj, f) -> None:
             archive.writestr(f"tensors/{i}.npy", buffer.getvalue())
 
 
+class DamagedFileError(RuntimeError, pickle.UnpicklingError):
+    """What ``graphc.load`` raises for a file it cannot read back: a RuntimeError, as
+    torch.load raises for a damaged zip, and an ``UnpicklingError``, as it raises for a
+    damaged pickle, so code written for either catches it (nothing is unpickled)."""
+
+
+# A graphc file stores its members uncompressed, so they add up to less than the file.
+# Other zip tools may compress them (zeros shrink ~1000x), so a member may declare up to
+# _RATIO times its compressed size (plus 1 MiB), and the members together at most _RATIO
+# times the file or _FLOOR bytes, whichever is more: a zip bomb declares far more, and no
+# member is read beyond what it declares.
+_RATIO = 64
+_FLOOR = 64 << 20
+_MAX_DEPTH = 100                   # a state dict nests a few levels; the manifest's limit
+_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, TypeError, ValueError,
+           AttributeError, IndexError, OverflowError, EOFError, OSError, MemoryError,
+           RecursionError, NotImplementedError, RuntimeError, struct.error, zlib.error)
+
+
 def load(f, map_location=None, weights_only=None):
     """Read an object written by ``graphc.save`` from a path or a binary file object.
 
     ``map_location`` and ``weights_only`` are accepted for PyTorch compatibility: graphc
-    tensors live on the host and graphc files only ever hold data.
+    tensors live on the host and graphc files only ever hold data.  A file that is not a
+    graphc file, or is damaged, raises :class:`DamagedFileError` naming the file and the
+    problem; a missing file raises ``FileNotFoundError``.
     """
-    name = f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "<file>")
+    if isinstance(f, (str, os.PathLike)):
+        with open(f, "rb") as opened:
+            return _load(opened, os.fspath(f))
+    return _load(f, getattr(f, "name", "<file>"))
+
+
+def _load(f, name):
     try:
-        archive = zipfile.ZipFile(f)
-    except zipfile.BadZipFile:
-        raise RuntimeError(f"graphc.load: {name} is not a graphc file (not a zip "
-                           f"archive)") from None
-    with archive:
-        manifest = _read_manifest(archive, name)
-        reader = _Reader(archive, name)
+        size = f.seek(0, os.SEEK_END) - f.seek(0)
         try:
-            return reader.decode(manifest["object"])
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise RuntimeError(f"graphc.load: {name} is corrupt ({type(e).__name__}: "
-                               f"{e})") from None
+            archive = zipfile.ZipFile(f)
+        except zipfile.BadZipFile:
+            raise DamagedFileError(f"graphc.load: {name} is not a graphc file (not a zip "
+                                   f"archive)") from None
+        with archive:
+            _check_sizes(archive, name, size)
+            manifest = _read_manifest(archive, name)
+            return _Reader(archive, name).decode(manifest["object"])
+    except DamagedFileError:
+        raise
+    except _DAMAGE as e:
+        what = "it is nested too deeply" if isinstance(e, RecursionError) else \
+            f"{type(e).__name__}: {e}"
+        raise DamagedFileError(f"graphc.load: {name} is corrupt ({what})") from None
+
+
+def _check_sizes(archive, name, size):
+    """Refuse a zip bomb before inflating anything: members declaring far more bytes than
+    a checkpoint of this file's size holds (see ``_RATIO``)."""
+    bound = max(_RATIO * size, _FLOOR)
+    total = 0
+    for member in archive.infolist():
+        total += member.file_size
+        stored = member.compress_type == zipfile.ZIP_STORED
+        if member.compress_size > size or total > bound \
+                or (stored and member.file_size != member.compress_size) \
+                or member.file_size > _RATIO * max(member.compress_size, 1) + (1 << 20):
+            raise DamagedFileError(
+                f"graphc.load: {name} is corrupt or a zip bomb: member {member.filename!r} "
+                f"declares {member.file_size} bytes ({member.compress_size} compressed; "
+                f"{total} in all so far) in a file of {size} bytes")
+
+
+def _read(archive, member: str) -> bytes:
+    """A member's bytes, never more than its declared size (which ``_check_sizes``
+    bounded): a member that inflates beyond it is damaged."""
+    info = archive.getinfo(member)
+    with archive.open(info) as stream:
+        data = stream.read(info.file_size + 1)
+    if len(data) != info.file_size:
+        raise ValueError(f"member {member!r} holds {len(data)} bytes, its header says "
+                         f"{info.file_size}")
+    return data
 
 
 def _read_manifest(archive, name) -> dict:
@@ -79,18 +142,22 @@ def _read_manifest(archive, name) -> dict:
         hint = " (it looks like a PyTorch checkpoint, which graphc does not read: it " \
                "holds pickled Python objects)" if any(n.endswith("data.pkl") for n in names) \
             else ""
-        raise RuntimeError(f"graphc.load: {name} is not a graphc file: no "
-                           f"{_MANIFEST}{hint}")
+        raise DamagedFileError(f"graphc.load: {name} is not a graphc file: no "
+                               f"{_MANIFEST}{hint}")
     try:
-        manifest = json.loads(archive.read(_MANIFEST))
+        manifest = json.loads(_read(archive, _MANIFEST))
     except (ValueError, UnicodeDecodeError) as e:
-        raise RuntimeError(f"graphc.load: {name} has an unreadable manifest ({e})") from None
+        raise DamagedFileError(f"graphc.load: {name} has an unreadable manifest "
+                               f"({e})") from None
+    except RecursionError:
+        raise DamagedFileError(f"graphc.load: {name} has an unreadable manifest (nested "
+                               f"too deeply)") from None
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
-        raise RuntimeError(f"graphc.load: {name} is not a graphc file")
+        raise DamagedFileError(f"graphc.load: {name} is not a graphc file")
     if manifest.get("version") != _VERSION:
-        raise RuntimeError(f"graphc.load: {name} has format version "
-                           f"{manifest.get('version')}; this graphc reads version "
-                           f"{_VERSION}")
+        raise DamagedFileError(f"graphc.load: {name} has format version "
+                               f"{manifest.get('version')}; this graphc reads version "
+                               f"{_VERSION}")
     return manifest
 
 
@@ -155,20 +222,23 @@ class _Reader:
         self._arrays = {}
         self._tensors = {}
 
-    def decode(self, node):
+    def decode(self, node, depth=0):
         if node is None or isinstance(node, (bool, str)):
             return node
         if not isinstance(node, dict) or not node:
-            raise ValueError(f"bad manifest node {node!r}")
+            raise ValueError(f"bad manifest node {node!r:.80}")
+        if depth > _MAX_DEPTH:
+            raise ValueError(f"the object is nested more than {_MAX_DEPTH} levels deep")
         tag = "tensor" if "tensor" in node else next(iter(node))
         value = node[tag]
         if tag in self._SCALARS:
             return self._SCALARS[tag](value)
         if tag in ("list", "tuple"):
-            items = [self.decode(v) for v in value]
+            items = [self.decode(v, depth + 1) for v in value]
             return items if tag == "list" else tuple(items)
         if tag in _MAPPING_TYPES:
-            items = dict((self.decode(k), self.decode(v)) for k, v in value)
+            items = dict((self.decode(k, depth + 1), self.decode(v, depth + 1))
+                         for k, v in value)
             return items if tag == "dict" else _MAPPING_TYPES[tag](items)
         if tag == "tensor":
             return self._tensor(node)
@@ -195,16 +265,33 @@ class _Reader:
     def _array(self, index) -> np.ndarray:
         if index not in self._arrays:
             try:
-                with self.archive.open(f"tensors/{index}.npy") as member:
-                    self._arrays[index] = np.load(io.BytesIO(member.read()),
-                                                  allow_pickle=False)
+                self._arrays[index] = _npy(_read(self.archive, f"tensors/{index}.npy"))
             except KeyError:
-                raise RuntimeError(f"graphc.load: {self.name} is corrupt: tensor {index} "
-                                   f"is missing") from None
-            except (ValueError, OSError, zipfile.BadZipFile) as e:
-                raise RuntimeError(f"graphc.load: {self.name} is corrupt: tensor {index} "
-                                   f"cannot be read ({e})") from None
+                raise DamagedFileError(f"graphc.load: {self.name} is corrupt: tensor "
+                                       f"{index} is missing") from None
+            except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
+                raise DamagedFileError(f"graphc.load: {self.name} is corrupt: tensor "
+                                       f"{index} cannot be read ({e})") from None
         return self._arrays[index]
+
+
+def _npy(data: bytes) -> np.ndarray:
+    """An array from ``.npy`` bytes whose header must describe exactly the data that
+    follows (numpy would allocate whatever shape the header claims before reading)."""
+    stream = io.BytesIO(data)
+    fmt = np.lib.format
+    header = fmt.read_array_header_1_0 if fmt.read_magic(stream) == (1, 0) else \
+        fmt.read_array_header_2_0
+    shape, fortran, dtype = header(stream)
+    if dtype.hasobject:
+        raise ValueError("it holds Python objects, which graphc never unpickles")
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if len(data) - stream.tell() != expected:
+        raise ValueError(f"its header says {dtype}{list(shape)} ({expected} bytes), but "
+                         f"{len(data) - stream.tell()} bytes follow")
+    array = np.frombuffer(data, dtype, offset=stream.tell()).reshape(
+        shape, order="F" if fortran else "C")
+    return array.copy()
 
 
 def _restore_class(t: Tensor, class_name):

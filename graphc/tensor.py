@@ -386,8 +386,10 @@ def _size_args(args) -> tuple:
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = args[0]
     shape = tuple(int(a) for a in args)
-    if any(d < 0 for d in shape):
-        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
+    for d in shape:
+        if d < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {d}: "
+                               f"{list(shape)}")
     return shape
 
 
@@ -398,13 +400,29 @@ def _to_numpy(data, dtype: DType | None) -> np.ndarray:
     elif isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
         arr = np.array([_to_numpy(x, None) for x in data])
     else:
-        arr = np.asarray(data)
+        try:
+            arr = np.asarray(data)
+        except ValueError:
+            raise ValueError(_ragged(data) or f"can't convert {type(data).__name__} of "
+                             f"ragged content to a tensor") from None
         if arr.dtype == object:
             raise TypeError(f"can't convert {type(data).__name__} of mixed or ragged "
                             f"content to a tensor")
     if dtype is None:
         dtype = _default_dtype_of(arr, data)
     return np.array(arr, dtype=dtype.np)
+
+
+def _ragged(data) -> str | None:
+    """PyTorch's message for nested sequences of unequal lengths, or None."""
+    level, dim = [data], 0
+    while level and all(isinstance(s, (list, tuple)) for s in level):
+        for s in level:
+            if len(s) != len(level[0]):
+                return f"expected sequence of length {len(level[0])} at dim {dim} " \
+                       f"(got {len(s)})"
+        level, dim = [x for s in level for x in s], dim + 1
+    return None
 
 
 def _default_dtype_of(arr: np.ndarray, data) -> DType:

@@ -3,13 +3,17 @@ code, the cuda backend's cubins and its emulator's shared libraries.
 
 Where: ``$GRAPHC_CACHE_DIR`` when set (an empty value turns the cache off), else the
 platform's user cache folder (``platformdirs.user_cache_dir("graphc")``: on Linux
-``$XDG_CACHE_HOME/graphc``, by default ``~/.cache/graphc``).
+``$XDG_CACHE_HOME/graphc``, by default ``~/.cache/graphc``).  The folder is created
+private (0700).  As ssh treats its key files, a folder that another user owns or that
+group or others may write is refused with one warning, and compiling goes on without the
+cache: whoever can write there could plant code that graphc would load and run.
 
 An entry is one file, ``KEY.KIND`` (``KIND``: ``o``, ``cubin``, ``so``), whose key is a
 sha256 of everything that shaped the code (``key()``: the generated source, graphc's
 version, the compiler's version and flags, the target).  The file starts with a header
 holding the key and a sha256 of the payload, so an entry that is unreadable, truncated,
-corrupt or made for another key is rebuilt and overwritten, never trusted.  Writes go to
+corrupt, made for another key or by another cache format (even a folder where the file
+should be) is rebuilt and overwritten, never trusted.  Writes go to
 a temporary file renamed into place: a concurrent reader sees the old entry or the new
 one, never half of one.
 
@@ -22,7 +26,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
+import stat
 import threading
+import warnings
 from dataclasses import dataclass
 
 import platformdirs
@@ -37,12 +44,41 @@ _TEMPORARY = re.compile(r"[0-9a-f]{64}\.[a-z]+\.\d+\.\d+\.tmp")
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
+_refused: set = set()                     # folders already warned about
+
+
 def directory() -> str | None:
     """The cache's folder, or None when ``GRAPHC_CACHE_DIR`` is set empty (cache off)."""
     chosen = os.environ.get("GRAPHC_CACHE_DIR")
     if chosen is None:
         return platformdirs.user_cache_dir("graphc")
     return chosen or None
+
+
+def _usable(folder: str) -> bool:
+    """Create ``folder`` private (0700) if it is missing; False (after one warning per
+    folder) when it is not a folder, belongs to another user, or group or others may
+    write it, so nobody else can put code there that graphc would run."""
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.stat(folder)
+    except OSError as e:
+        problem = f"cannot be created or read ({e.strerror})"
+    else:
+        if not stat.S_ISDIR(info.st_mode):
+            problem = "is not a folder"
+        elif hasattr(os, "getuid") and info.st_uid != os.getuid():
+            problem = f"belongs to another user (uid {info.st_uid})"
+        elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            problem = (f"may be written by its group or by others (mode "
+                       f"{stat.S_IMODE(info.st_mode):04o}); run chmod go-w on it")
+        else:
+            return True
+    if folder not in _refused:
+        _refused.add(folder)
+        warnings.warn(f"graphc's cache folder {folder} {problem}: compiling without the "
+                      f"disk cache", RuntimeWarning, stacklevel=3)
+    return False
 
 
 def size_limit() -> int:
@@ -69,8 +105,11 @@ def key(*parts: str) -> str:
 
 
 def _path(entry_key: str, kind: str) -> str | None:
+    """Where the entry lives, or None when the cache is off or its folder is refused."""
     folder = directory()
-    return None if folder is None else os.path.join(folder, f"{entry_key}.{kind}")
+    if folder is None or not _usable(folder):
+        return None
+    return os.path.join(folder, f"{entry_key}.{kind}")
 
 
 def load(entry_key: str, kind: str) -> bytes | None:
@@ -95,12 +134,11 @@ def load(entry_key: str, kind: str) -> bytes | None:
 
 def _payload(data: bytes, entry_key: str) -> bytes | None:
     """The payload of an entry file's bytes, if they are intact and made for the key."""
-    if len(data) < _HEADER or not data.startswith(_MAGIC):
+    header = _MAGIC + entry_key.encode() + b"\n"
+    if not data.startswith(header) or data[_HEADER - 1:_HEADER] != b"\n":
         return None
-    stored_key, checksum = data[len(_MAGIC):_HEADER].split(b"\n")[:2]
     payload = data[_HEADER:]
-    if stored_key != entry_key.encode() or \
-            hashlib.sha256(payload).hexdigest().encode() != checksum:
+    if hashlib.sha256(payload).hexdigest().encode() != data[len(header):_HEADER - 1]:
         return None
     return payload
 
@@ -112,8 +150,9 @@ def store(entry_key: str, kind: str, payload: bytes) -> bool:
     if path is None:
         return False
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)   # a damaged entry: a folder in its place
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(tmp, "wb") as f:
             f.write(_MAGIC + entry_key.encode() + b"\n"
                     + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)

@@ -9,8 +9,8 @@ the backend's scalar-op handler (one method per op of ``graphc.ops.SCALAR_OPS``)
 backend spells each scalar op once and never dispatches on primitive names.
 
 A backend subclasses ``Emitter`` and supplies the leaves: ``var``, ``iconst``,
-``index_op``, ``checked``, ``constant``, ``acc``, ``load``, ``index_value``, ``uniform``
-and ``scalar_ops(dtype, out_dtype)``.
+``index_op``, ``checked``, ``constant``, ``acc``, ``load``, ``index_value``, ``uniform``,
+``nonzero`` and ``scalar_ops(dtype, out_dtype)``.
 """
 from __future__ import annotations
 
@@ -77,6 +77,8 @@ class Emitter:
             return self.index_value(e)
         if isinstance(e, L.Uniform):
             return self.uniform(e)
+        if isinstance(e, L.NonZero):
+            return self.nonzero(e)
         raise TypeError(f"not a loop IR scalar expression: {e!r}")
 
     def op(self, e: L.Op):

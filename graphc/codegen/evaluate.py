@@ -31,7 +31,7 @@ class _Kernel:
         if isinstance(e, L.CheckedIndex):
             j = int(self.scalar(e.value))
             if not 0 <= j < e.size:
-                self.error.append(j)
+                self.error.append((e.site, j))
                 return min(max(j, 0), e.size - 1)
             return j
         raise TypeError(f"not an index expression: {e!r}")
@@ -45,6 +45,12 @@ class _Kernel:
             return np.array(self.index(e.index)).astype(e.dtype.np)[()]
         if isinstance(e, L.Acc):
             return self.env[e.name]
+        if isinstance(e, L.NonZero):
+            v = self.scalar(e.value)
+            if v == 0:
+                self.error.append((e.site, 0))
+                return np.ones((), e.dtype.np)[()]
+            return v
         if isinstance(e, L.Uniform):
             seed = int(self.scalar(e.seed)) & 0xFFFFFFFFFFFFFFFF
             key = hash32(np.uint32(seed & 0xFFFFFFFF) ^ hash32(np.uint32(seed >> 32)))
@@ -140,5 +146,5 @@ def run_program(program: L.Program, inputs):
     for kernel in program.kernels:
         run_kernel(kernel, buffers, error)
         if error:
-            raise IndexError(f"index {error[0]} out of bounds in kernel {kernel.name}")
+            raise program.error(*error[0])
     return [buffers[name].copy() for name in program.outputs]

@@ -25,6 +25,7 @@ from typing import Callable
 
 from graphc.dtypes import DType
 from graphc.ops import ACCUMULATIONS
+from graphc.ops.movement import out_of_bounds
 
 
 # ---- index expressions (int64) ---------------------------------------------------------------
@@ -102,12 +103,46 @@ class IndexValue:
 
 
 @dataclass(frozen=True)
+class Site:
+    """Where generated code can fail at run time, so the runtime can say what PyTorch
+    says plus graphc's op and the user's line: an index read from data (``axis``,
+    ``size``) out of range, or (``size`` None) an integer divisor that is zero."""
+    op: str
+    source: str | None
+    axis: int = 0
+    size: int | None = None
+
+    def error(self, value: int) -> Exception:
+        """The exception for a run that met ``value`` here."""
+        if self.size is None:
+            where = f" ({self.source})" if self.source else ""
+            return RuntimeError(f"ZeroDivisionError: {self.op}: integer division by "
+                                f"zero{where}")
+        return out_of_bounds(self.op, value, self.axis, self.size, self.source)
+
+
+@dataclass(frozen=True)
 class CheckedIndex:
     """A scalar integer ``value`` used as an index into a dimension of ``size``: it is
-    clamped into [0, size) and an out-of-range value raises the kernel's error flag, so
-    generated code never reads or writes out of bounds.  It is an index expression."""
+    clamped into [0, size) and an out-of-range value raises the kernel's error flag with
+    ``site`` (a 1-based position in ``Program.sites``) and the value, so generated code
+    never reads or writes out of bounds.  It is an index expression."""
     value: object
     size: int
+    site: int
+
+
+@dataclass(frozen=True)
+class NonZero:
+    """An integer divisor: its ``value``, except that a zero records ``site`` in the
+    kernel's error record and becomes 1, so a division never traps.  A scalar
+    expression."""
+    value: object
+    site: int
+
+    @property
+    def dtype(self):
+        return self.value.dtype
 
 
 @dataclass(frozen=True)
@@ -254,6 +289,15 @@ class Program:
     constants: dict
     arena: dict = field(default_factory=dict)
     arena_sizes: dict = field(default_factory=dict)
+    sites: list = field(default_factory=list)     # loops.Site of each CheckedIndex.site
+
+    def error(self, code: int, value: int) -> Exception:
+        """The exception for a kernel's error record: ``code`` > 0 is a site (and
+        ``value`` what it met), < 0 a kernel (by position) that could not allocate."""
+        if code > 0:
+            return self.sites[code - 1].error(value)
+        return MemoryError(f"compiled kernel {self.kernels[-code - 1].name} could not "
+                           f"allocate its scratch memory")
 
 
 # ---- printing ------------------------------------------------------------------------------------
@@ -278,7 +322,9 @@ def format_expr(e) -> str:
     if isinstance(e, IndexValue):
         return f"{e.dtype.short}({format_expr(e.index)})"
     if isinstance(e, CheckedIndex):
-        return f"checked({format_expr(e.value)}, {e.size})"
+        return f"checked({format_expr(e.value)}, {e.size}, site={e.site})"
+    if isinstance(e, NonZero):
+        return f"nonzero({format_expr(e.value)}, site={e.site})"
     if isinstance(e, Acc):
         return e.name
     if isinstance(e, Uniform):

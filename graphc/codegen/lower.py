@@ -111,9 +111,8 @@ class IndexMapper:
     def const(n: int) -> L.IConst:
         return L.IConst(n)
 
-    @staticmethod
-    def checked(value, size: int) -> L.CheckedIndex:
-        return L.CheckedIndex(value, size)
+    def checked(self, value, size: int) -> L.CheckedIndex:
+        return self.lowering.checked(self.op, value, size)
 
     def fill(self, value) -> L.Const:
         return L.Const(value, self.op.out.type.dtype)
@@ -133,7 +132,18 @@ class Lowering:
         self.buffer_of: dict = {}
         self.constants: dict = {}
         self.kernels: list = []
+        self.sites: dict = {}                  # loops.Site -> its number
         self.group = None
+
+    def checked(self, op, value, size: int) -> L.CheckedIndex:
+        """``value`` as an index into ``op``'s first input along its ``axis``, checked at
+        run time; the error names the op and the user's line."""
+        site = L.Site(op.name, op.source, op.attr_dict.get("axis", 0), size)
+        return L.CheckedIndex(value, size, self.site_number(site))
+
+    def site_number(self, site: L.Site) -> int:
+        """``site``'s position (from 1) in the program's ``sites``, added if new."""
+        return self.sites.setdefault(site, len(self.sites) + 1)
 
     # ---- buffers ----------------------------------------------------------------------------
     def add_buffer(self, v: Value, name: str, kind: str) -> str:
@@ -198,6 +208,10 @@ class Lowering:
         assert prim.kind == "elementwise", op
         args = tuple(self.value(v, broadcast_index(index, out_shape, v.shape))
                      for v in op.inputs)
+        k = prim.divisor
+        if k is not None and not op.inputs[k].type.dtype.is_floating_point:
+            divisor = L.NonZero(args[k], self.site_number(L.Site(op.name, op.source)))
+            args = args[:k] + (divisor,) + args[k + 1:]
         return L.Op(op.name, args, op.out.type.dtype)
 
     # ---- kernels -----------------------------------------------------------------------------------
@@ -308,11 +322,11 @@ class Lowering:
         if op.name == "index_add":
             loop_shape = src.shape
             s = tuple(L.Var(f"s{d}") for d in range(len(loop_shape)))
-            j = L.CheckedIndex(self.value(idx, (s[axis],)), x.shape[axis])
+            j = self.checked(op, self.value(idx, (s[axis],)), x.shape[axis])
         else:
             loop_shape = idx.shape
             s = tuple(L.Var(f"s{d}") for d in range(len(loop_shape)))
-            j = L.CheckedIndex(self.value(idx, s), x.shape[axis])
+            j = self.checked(op, self.value(idx, s), x.shape[axis])
         target = s[:axis] + (j,) + s[axis + 1:]
         add = L.Store(tuple((f"s{d}", n) for d, n in enumerate(loop_shape)), out,
                       linear(target, x.shape), self.value(src, s), accumulate=True)
@@ -405,7 +419,7 @@ class Lowering:
         inputs = [self.buffer_of[v] for v in self.graph.inputs]
         outputs = [self.buffer_of[v] for v in self.graph.outputs]
         program = L.Program(self.name, self.buffers, self.kernels, inputs, outputs,
-                            self.constants)
+                            self.constants, sites=list(self.sites))
         return plan_memory(program)
 
 

@@ -57,7 +57,9 @@ def substitute(expr, mapping: dict, memo: dict | None = None):
     elif isinstance(e, L.IndexValue):
         out = L.IndexValue(substitute(e.index, mapping, memo), e.dtype)
     elif isinstance(e, L.CheckedIndex):
-        out = L.CheckedIndex(substitute(e.value, mapping, memo), e.size)
+        out = L.CheckedIndex(substitute(e.value, mapping, memo), e.size, e.site)
+    elif isinstance(e, L.NonZero):
+        out = L.NonZero(substitute(e.value, mapping, memo), e.site)
     elif isinstance(e, L.Uniform):
         out = L.Uniform(substitute(e.seed, mapping, memo),
                         substitute(e.counter, mapping, memo), e.dtype)

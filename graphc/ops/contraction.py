@@ -22,7 +22,7 @@ def _matmul_infer(a: TensorType, b: TensorType) -> TensorType:
                                  f"({'x'.join(map(str, a.shape))} and "
                                  f"{'x'.join(map(str, b.shape))})", a, b)
     batch = broadcast_shapes("matmul", TensorType(a.shape[:-2], a.dtype),
-                             TensorType(b.shape[:-2], b.dtype))
+                             TensorType(b.shape[:-2], b.dtype), operands=(a, b))
     return TensorType(batch + (a.shape[-2], b.shape[-1]), a.dtype)
 
 

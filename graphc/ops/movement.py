@@ -75,6 +75,10 @@ register(Primitive(
 
 def _expand_infer(x: TensorType, shape) -> TensorType:
     lead = len(shape) - len(x.shape)
+    if any(s < 0 for s in shape):
+        raise op_error("expand", f"the expanded size {list(shape)} has a negative size "
+                                 f"(-1 keeps a size, and is not allowed in a new leading "
+                                 f"dimension)", x)
     if lead < 0 or any(d != s and d != 1 for d, s in zip(x.shape, shape[lead:])):
         raise op_error("expand", f"the input cannot be expanded to size {list(shape)}", x)
     return TensorType(tuple(shape), x.dtype)
@@ -239,12 +243,23 @@ def _check_index(op, x: TensorType, idx: TensorType, axis, *others):
         raise op_error(op, f"dimension {axis} out of range", x, idx, *others)
 
 
+# PyTorch raises RuntimeError for gather and scatter indices out of range, IndexError for
+# the others (indexing, index_select, index_add, embedding).
+_BOUNDS_ERRORS = {"gather": RuntimeError, "scatter_add": RuntimeError}
+
+
+def out_of_bounds(op: str, value: int, axis: int, size: int, source=None) -> Exception:
+    """The error for index ``value`` met by ``op`` in a dimension of ``size``: eager
+    (here) and in generated code (``codegen.loops.Site``), with the user's line."""
+    where = f" ({source})" if source else ""
+    return _BOUNDS_ERRORS.get(op, IndexError)(
+        f"{op}: index {value} is out of bounds for dimension {axis} with size {size}{where}")
+
+
 def _bounds(op, idx, size, axis):
     """Generated code never reads out of bounds, and neither does the reference."""
     if idx.size and (idx.min() < 0 or idx.max() >= size):
-        bad = idx[(idx < 0) | (idx >= size)].flat[0]
-        raise IndexError(f"{op}: index {bad} is out of bounds for dimension {axis} "
-                         f"with size {size}")
+        raise out_of_bounds(op, idx[(idx < 0) | (idx >= size)].flat[0], axis, size)
 
 
 def _take_infer(x: TensorType, idx: TensorType, axis) -> TensorType:

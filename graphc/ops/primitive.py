@@ -40,6 +40,8 @@ class Primitive:
     attrs: tuple = ()                 # attribute names, in printing order
     variadic: bool = False            # takes any number of inputs (concat)
     scalar: Callable | None = None    # elementwise: scalar(ops, *operands) over SCALAR_OPS
+    divisor: int | None = None        # elementwise: the input that, when an integer, must
+    #                                   not be 0 (PyTorch: RuntimeError ZeroDivisionError)
     accumulation: object = None       # reduction: a scalar.Accumulation
     index_map: Callable | None = None  # movement: index_map(m, index, **attrs)
     view: bool = False                # movement: the eager result is a view of input 0
@@ -60,6 +62,7 @@ def register(prim: Primitive) -> Primitive:
     assert (prim.accumulation is not None) == (prim.kind == "reduction"), prim
     assert prim.kind != "movement" or (prim.index_map is None) == prim.scatter, prim
     assert not prim.view or prim.index_map is not None, prim
+    assert prim.divisor is None or prim.kind == "elementwise", prim
     assert prim.name not in REGISTRY, f"primitive {prim.name} defined twice"
     REGISTRY[prim.name] = prim
     return prim
@@ -69,14 +72,16 @@ def fmt_types(*types: TensorType) -> str:
     return ", ".join(f"{t.dtype.name}{list(t.shape)}" for t in types)
 
 
-def op_error(op: str, message: str, *types: TensorType) -> RuntimeError:
-    """The one spelling of a shape/dtype error: op name, problem, operand types."""
+def op_error(op: str, message: str, *types: TensorType, exc=RuntimeError) -> Exception:
+    """The one spelling of a shape/dtype error: op name, problem, operand types; ``exc``
+    is the type PyTorch raises for it (RuntimeError unless it says otherwise)."""
     suffix = f" (operands: {fmt_types(*types)})" if types else ""
-    return RuntimeError(f"{op}: {message}{suffix}")
+    return exc(f"{op}: {message}{suffix}")
 
 
-def broadcast_shapes(op: str, *types: TensorType) -> tuple:
-    """numpy/PyTorch broadcasting of the operands' shapes, with PyTorch's error text."""
+def broadcast_shapes(op: str, *types: TensorType, operands=None) -> tuple:
+    """numpy/PyTorch broadcasting of the operands' shapes, with PyTorch's error text;
+    the error names ``operands`` when given (matmul broadcasts its batch dimensions)."""
     shapes = [t.shape for t in types]
     out = shapes[0]
     for s in shapes[1:]:                     # fast paths: equal shapes, scalar operands
@@ -99,7 +104,7 @@ def broadcast_shapes(op: str, *types: TensorType) -> tuple:
                     if size != 1 and d != size:
                         raise op_error(op, f"the size of tensor a ({size}) must match the size "
                                            f"of tensor b ({d}) at non-singleton dimension "
-                                           f"{ndim + axis}", *types)
+                                           f"{ndim + axis}", *(operands or types))
                     size = d
         out.append(size)
     return tuple(out)

@@ -84,7 +84,7 @@ def _extremum(name, np_fn, kind):
         _check_axes(name, x, axes)
         if any(x.shape[a] == 0 for a in axes):
             raise op_error(name, "cannot reduce over a zero-size dimension (it has no "
-                                 "identity)", x)
+                                 "identity)", x, exc=IndexError)
         return TensorType(_reduced_shape(x.shape, axes, keepdim), x.dtype)
 
     def grad(g, out, x, axes, keepdim):
@@ -108,7 +108,8 @@ def _arg_extremum(name, np_fn):
     def infer(x: TensorType, axis, keepdim) -> TensorType:
         _check_axes(name, x, (axis,))
         if x.shape[axis] == 0:
-            raise op_error(name, "cannot take the index over a zero-size dimension", x)
+            raise op_error(name, "cannot take the index over a zero-size dimension", x,
+                           exc=IndexError)
         return TensorType(_reduced_shape(x.shape, (axis,), keepdim), dtypes.int64)
 
     @_row_major

@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 
+import graphc
 from graphc.backends import cache
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,26 +51,111 @@ def test_miss_store_then_hit(folder):
     assert entry_names(folder) == [f"{KEY_A}.o"]
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "header_only", "garbage", "empty",
-                                    "other_key"])
+DAMAGES = {
+    "flip": lambda data: data[:-1] + b"y",
+    "truncate": lambda data: data[:-1],
+    "header_only": lambda data: data[:-100],
+    "garbage": lambda data: b"\xff" * len(data),
+    "empty": lambda data: b"",
+    "other_key": lambda data: data.replace(KEY_A.encode(), KEY_B.encode()),
+    "header_without_newlines": lambda data: data.replace(b"\n", b" "),
+    "short_checksum": lambda data: data.replace(data[len(cache._MAGIC) + 65:cache._HEADER],
+                                                b"0" * 10 + b"\n"),
+    "other_version": lambda data: data.replace(b"graphc-cache-1", b"graphc-cache-2"),
+    "magic_only": lambda data: cache._MAGIC,
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_a_damaged_entry_is_a_miss_and_is_rewritten(folder, damage):
     cache.store(KEY_A, "o", b"x" * 100)
     path = folder / f"{KEY_A}.o"
     data = path.read_bytes()
-    path.write_bytes({"flip": data[:-1] + b"y", "truncate": data[:-1],
-                      "header_only": data[:-100], "garbage": b"\xff" * len(data),
-                      "empty": b"", "other_key": data.replace(KEY_A.encode(), KEY_B.encode())
-                      }[damage])
+    path.write_bytes(DAMAGES[damage](data))
     assert cache.load(KEY_A, "o") is None
     assert cache.store(KEY_A, "o", b"x" * 100)
     assert path.read_bytes() == data and cache.load(KEY_A, "o") == b"x" * 100
 
 
-def test_an_unwritable_cache_is_skipped(folder):
-    (folder / f"{KEY_A}.o").mkdir()                   # cannot be read nor replaced
-    assert not cache.store(KEY_A, "o", b"code")
+def test_a_folder_in_place_of_an_entry_is_replaced(folder):
+    (folder / f"{KEY_A}.o").mkdir()
+    (folder / f"{KEY_A}.o" / "inside").write_bytes(b"junk")
     assert cache.load(KEY_A, "o") is None
+    assert cache.store(KEY_A, "o", b"code")
+    assert cache.load(KEY_A, "o") == b"code"
     assert entry_names(folder) == [f"{KEY_A}.o"]     # no temporary file left behind
+
+
+def test_an_unwritable_cache_is_skipped(folder):
+    if os.geteuid() == 0:
+        pytest.skip("root writes anywhere")
+    folder.chmod(0o500)
+    try:
+        assert not cache.store(KEY_A, "o", b"code")
+        assert cache.load(KEY_A, "o") is None
+        assert entry_names(folder) == []
+    finally:
+        folder.chmod(0o700)
+
+
+def test_the_folder_is_created_private(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "new" / "cache"))
+    assert cache.store(KEY_A, "o", b"code")
+    assert (tmp_path / "new" / "cache").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o777, 0o1777])
+def test_a_folder_others_may_write_is_refused_with_one_warning(folder, mode):
+    folder.chmod(mode)
+    with pytest.warns(RuntimeWarning, match=f"{folder}.*may be written by its group or by "
+                                            f"others \\(mode {mode:04o}\\)"):
+        assert not cache.store(KEY_A, "o", b"code")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")               # said once, not on every compile
+        assert cache.load(KEY_A, "o") is None and not cache.store(KEY_A, "o", b"code")
+    assert entry_names(folder) == []
+    folder.chmod(0o700)                              # fixed: used again
+    assert cache.store(KEY_A, "o", b"code") and cache.load(KEY_A, "o") == b"code"
+
+
+def test_a_folder_of_another_user_is_refused(folder, monkeypatch):
+    monkeypatch.setattr(os, "getuid", lambda: folder.stat().st_uid + 1)
+    with pytest.warns(RuntimeWarning, match="belongs to another user"):
+        assert not cache.store(KEY_A, "o", b"code")
+    assert cache.load(KEY_A, "o") is None and entry_names(folder) == []
+
+
+def test_a_file_as_the_folder_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "file").write_bytes(b"")
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "file"))
+    with pytest.warns(RuntimeWarning, match="compiling without the disk cache"):
+        assert not cache.store(KEY_A, "o", b"code")
+
+
+def test_compiling_goes_on_in_a_refused_folder(folder):
+    folder.chmod(0o777)
+    with pytest.warns(RuntimeWarning, match="compiling without the disk cache"):
+        f = graphc.compile(lambda x: x * 3 + 1, backend="cpu")
+        out = f(graphc.tensor([1.0, 2.0]))
+    assert out.tolist() == [4.0, 7.0] and entry_names(folder) == []
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES) + ["folder"])
+def test_the_cpu_backend_rebuilds_a_damaged_entry(folder, damage):
+    """Every later compile works, and the first one after the damage repairs the entry."""
+    def run():
+        return graphc.compile(lambda x: x * 5 - 2, backend="cpu")(graphc.tensor([1.0]))
+    assert run().tolist() == [3.0]
+    (path,) = folder.iterdir()
+    data = path.read_bytes()
+    path.unlink()
+    if damage == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(DAMAGES[damage](data))
+    for _ in range(2):
+        assert run().tolist() == [3.0]
+    assert path.read_bytes() == data
 
 
 def test_least_recently_used_entries_are_evicted_first(folder, monkeypatch):

@@ -159,7 +159,8 @@ def test_out_of_range_index_raises_and_reads_in_bounds():
     graph = traced(lambda x, i: x.index_select(1, i) * 2, tensor(np.ones((3, 4)), np.float32),
                    tensor([0, 1], np.int64))
     program = compile_graph_cuda_emulated(graph)
-    with pytest.raises(IndexError, match="index out of bounds in CUDA kernel k0_"):
+    with pytest.raises(IndexError, match=r"^take: index 7 is out of bounds for "
+                                         r"dimension 1 with size 4 \(test_cuda.py:\d+\)$"):
         program([np.ones((3, 4), np.float32), np.array([0, 7])])
     (ok,) = program([np.ones((3, 4), np.float32), np.array([3, 0])])
     np.testing.assert_array_equal(ok, np.full((3, 2), 2, np.float32))
@@ -312,7 +313,8 @@ def test_gpu_runtime_on_a_stand_in_driver(name, fake_gpu, tmp_path, monkeypatch)
 
 def test_gpu_runtime_raises_for_an_out_of_range_index(fake_gpu):
     graph = traced(lambda x, i: x[i], tensor(np.ones(3), np.float32), tensor([0], np.int64))
-    with pytest.raises(IndexError, match="index out of bounds in CUDA kernel"):
+    with pytest.raises(IndexError, match=r"take: index 5 is out of bounds for dimension 0 "
+                                         r"with size 3 \(test_cuda.py:\d+\)"):
         compile_graph_cuda(graph)([np.ones(3, np.float32), np.array([5])])
 
 

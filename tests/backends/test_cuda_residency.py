@@ -34,7 +34,7 @@ def test_a_compiled_training_step_moves_only_its_batch(fake_gpu):
         assert fake_gpu.uploaded - up == x.numel() * 4 + y.numel() * 8 + hyperparameters * 8
         # The kernels' error flag, and the last step's loss: still referenced (by
         # ``loss``) when this call overwrote its buffer.
-        assert fake_gpu.downloaded - down == 4 + 4
+        assert fake_gpu.downloaded - down == 8 + 4
         up, down = fake_gpu.uploaded, fake_gpu.downloaded
     assert step.compile_count == 1
     float(loss)                                         # reading the loss downloads it
@@ -62,7 +62,7 @@ def test_a_second_program_reads_parameters_from_the_first(fake_gpu):
     with graphc.no_grad():
         out = evaluate(x)
     assert fake_gpu.uploaded - up == x.numel() * 4     # parameters came device to device
-    assert fake_gpu.downloaded - down == 4             # the error flag
+    assert fake_gpu.downloaded - down == 8             # the error record's code
     with graphc.no_grad():
         expected = model(x).numpy()                    # eager: brings the parameters home
     assert all(residency.find(p._array) is None for p in model.parameters())

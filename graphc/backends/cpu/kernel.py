@@ -135,9 +135,13 @@ def imax(b, x, y):
     return b.select(b.icmp_signed(">", x, y), x, y)
 
 
-def raise_flag(b, flag, code: int):
-    """Record error ``code`` unless an earlier error is already recorded."""
-    b.cmpxchg(flag, ir.Constant(I32, 0), ir.Constant(I32, code), "monotonic", "monotonic")
+def raise_flag(b, flag, code: int, value=None):
+    """Record error ``code`` (and the i64 ``value`` it met) in the error record
+    ``{i64 code, i64 value}`` unless an earlier error is already recorded."""
+    swapped = b.extract_value(b.cmpxchg(flag, i64(0), i64(code), "monotonic", "monotonic"), 1)
+    if value is not None:
+        with b.if_then(swapped):
+            b.store(value, b.gep(flag, [i64(1)], inbounds=True, source_etype=I64))
 
 
 # ---- scalar ops ----------------------------------------------------------------------------
@@ -398,11 +402,11 @@ class Emitter(BaseEmitter):
     ``pointer(name)`` gives a buffer's base pointer; ``env`` binds loop variables to
     i64 values and ``accs`` accumulator names to functions giving (value, dtype)."""
 
-    def __init__(self, b: ir.IRBuilder, pointer, error: ir.Value):
+    def __init__(self, b: ir.IRBuilder, pointer, errors):
         super().__init__()
         self.b = b
         self.pointer = pointer
-        self.error = error        # i1 alloca: an index was out of range
+        self.errors = errors      # the KernelFunction: what each error site has met
 
     @contextmanager
     def bind(self, name, value):
@@ -436,9 +440,20 @@ class Emitter(BaseEmitter):
     def checked(self, e):
         b = self.b
         v = cast(b, self.scalar(e.value), e.value.dtype, dtypes.int64)
-        outside = b.or_(b.icmp_signed("<", v, i64(0)), b.icmp_signed(">=", v, i64(e.size)))
-        b.store(b.or_(b.load(self.error, typ=I1), outside), self.error)
+        worst = self.errors.worst(e.site, e.size)   # an unsigned max reduction
+        old = b.load(worst, typ=I64)
+        b.store(b.select(b.icmp_unsigned(">", v, old), v, old), worst)
+        if e.size == 0:                              # any index met is out of range
+            b.store(ir.Constant(I1, 1), self.errors.met(e.site))
         return imin(b, imax(b, v, i64(0)), i64(max(e.size - 1, 0)))
+
+    def nonzero(self, e):
+        b = self.b
+        v = self.scalar(e.value)
+        zero = b.icmp_signed("==", v, ir.Constant(v.type, 0))
+        met = self.errors.met(e.site)                # an or-reduction: it vectorizes
+        b.store(b.or_(b.load(met, typ=I1), zero), met)
+        return b.select(zero, ir.Constant(v.type, 1), v)
 
     def constant(self, value, dtype):
         return constant(dtype, value)
@@ -506,9 +521,27 @@ class KernelFunction:
         self.body = self.fn.append_basic_block("body")
         self.b = ir.IRBuilder(self.body)
         self.slots, self.scopes, self._pointers = slots, scopes, {}
-        self.error = self.alloca(I1, name="index_error")
-        self.entry.store(ir.Constant(I1, 0), self.error)
-        self.emit = Emitter(self.b, self.pointer, self.error)
+        self._worst = {}                    # index site -> (i64 alloca, size)
+        self._met = {}                      # site -> i1 alloca
+        self.emit = Emitter(self.b, self.pointer, self)
+
+    def met(self, site: int):
+        """The alloca that says whether ``site`` met an error: a zero divisor, or any
+        index into a dimension of size 0."""
+        if site not in self._met:
+            self._met[site] = self.alloca(I1, name=f"met{site}")
+            self.entry.store(ir.Constant(I1, 0), self._met[site])
+        return self._met[site]
+
+    def worst(self, site: int, size: int):
+        """The alloca holding the greatest index met at ``site`` (a dimension of
+        ``size``) read as unsigned, so a negative index is greater than any in range:
+        it is out of range exactly when it is >= size.  It starts at 0 (for a size-0
+        dimension, where 0 is out of range too, ``met`` says whether any was met)."""
+        if site not in self._worst:
+            self._worst[site] = self.alloca(I64, name=f"worst{site}"), size
+            self.entry.store(i64(0), self._worst[site][0])
+        return self._worst[site][0]
 
     def pointer(self, buffer: str) -> ir.Value:
         if buffer not in self._pointers:
@@ -525,11 +558,22 @@ class KernelFunction:
         slot.align = align
         return slot
 
-    def finish(self, code: int) -> ir.Function:
+    def finish(self) -> ir.Function:
+        """Close the function; an index site that met an index outside [0, size)
+        records itself and that index (the greatest, read as unsigned) in the error
+        record, a divisor site that met a zero records itself."""
         b = self.b
         self.entry.branch(self.body)
-        with b.if_then(b.load(self.error, typ=I1), likely=False):
-            raise_flag(b, self.flag, code)
+        for site, (worst, size) in self._worst.items():
+            bad = b.load(worst, typ=I64)
+            outside = b.load(self.met(site), typ=I1) if size == 0 else \
+                b.icmp_unsigned(">=", bad, i64(size))
+            with b.if_then(outside, likely=False):
+                raise_flag(b, self.flag, site, bad)
+        for site, met in self._met.items():
+            if site not in self._worst:                 # a zero divisor
+                with b.if_then(b.load(met, typ=I1), likely=False):
+                    raise_flag(b, self.flag, site, i64(0))
         b.ret_void()
         if self.scopes is not None:
             self._tag_accesses()

@@ -88,7 +88,7 @@ class MatmulRenderer:
         k = self.k
         if k.n and k.m and all(k.batch):
             (self._blocked if k.k else self._zero_depth)()
-        return self.kf.finish(self.code)
+        return self.kf.finish()
 
     # ---- the epilogue -------------------------------------------------------------------
     @contextmanager

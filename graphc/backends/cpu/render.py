@@ -19,9 +19,10 @@ buffer of its kernel.  Without that, LLVM must assume a store to one output may 
 any other buffer (all pointers come from one array): loops with several outputs would not
 vectorize and shared subexpressions would be recomputed after each store.
 
-Errors: a kernel sets ``*error_flag`` (compare-and-swap from 0: the first error wins) to
-its ``code`` when a CheckedIndex was out of range, or to ``-code`` when it could not
-allocate matmul scratch memory.
+Errors: ``error_flag`` points at a record ``{i64 code, i64 value}``.  A kernel sets
+``code`` (compare-and-swap from 0: the first error wins) to a CheckedIndex's site, with
+the out-of-range index it met in ``value``, or to ``-code`` (its position) when it could
+not allocate matmul scratch memory; ``loops.Program.error`` turns it into the exception.
 """
 from __future__ import annotations
 
@@ -133,8 +134,7 @@ def _ranged(parallel) -> int:
     return next((d for d, (_, extent) in enumerate(parallel) if extent != 1), 0)
 
 
-def render_loop_kernel(module, kernel: L.LoopKernel, slots: dict, code: int,
-                       scopes=None) -> ir.Function:
+def render_loop_kernel(module, kernel: L.LoopKernel, slots: dict, scopes=None) -> ir.Function:
     kf = KernelFunction(module, kernel.name, slots, scopes)
     parallel = kernel.parallel or (("p", 1),)
     d = _ranged(parallel)
@@ -148,7 +148,7 @@ def render_loop_kernel(module, kernel: L.LoopKernel, slots: dict, code: int,
         for stmt in kernel.body:
             with kf.emit.scope():
                 _render_statement(kf, stmt)
-    return kf.finish(code)
+    return kf.finish()
 
 
 # ---- the program ---------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ def runs_threaded(kernel) -> bool:
 def render_kernel(module, kernel, slots: dict, code: int, scopes=None) -> ir.Function:
     if isinstance(kernel, L.MatmulKernel):
         return MatmulRenderer(module, kernel, slots, code, scopes).render()
-    return render_loop_kernel(module, kernel, slots, code, scopes)
+    return render_loop_kernel(module, kernel, slots, scopes)
 
 
 def render_program(program: L.Program) -> ir.Module:

@@ -130,7 +130,7 @@ class CompiledProgram:
         self._slots = {name: i for i, name in enumerate(program.buffers)}
         self._pointers = (ctypes.c_void_p * max(len(self._slots), 1))()
         self._pointers_address = ctypes.addressof(self._pointers)
-        self._error = ctypes.c_int32(0)
+        self._error = (ctypes.c_int64 * 2)()     # {code, value}: see cpu/render.py
         self._error_address = ctypes.addressof(self._error)
         self._lock = threading.Lock()
         self._dummy = np.zeros(8, np.int64)     # what a zero-size buffer points at
@@ -175,14 +175,14 @@ class CompiledProgram:
             for position, slot, dtype, shape in self._fresh:
                 out = outputs[position] = np.empty(shape, dtype)
                 pointers[slot] = data_address(out) if out.size else dummy
-            self._error.value = 0
+            self._error[0] = 0
             self._entry(self._pointers_address, self._error_address)
-            code = self._error.value
+            code = self._error[0]
             for position, name, input_index in self._copies:
                 outputs[position] = self._copy_of(name, outputs, input_index, inputs).reshape(
                     self.output_shapes[position])
         if code:
-            self._raise(code)
+            raise self.program.error(code, self._error[1])
         return outputs
 
     def _copy_of(self, name, outputs, input_index, inputs):
@@ -192,13 +192,6 @@ class CompiledProgram:
             return self._storage[name].copy()
         first = self.program.outputs.index(name)
         return outputs[first].copy()
-
-    def _raise(self, code: int):
-        kernel = self.program.kernels[abs(code) - 1].name
-        if code > 0:
-            raise IndexError(f"index out of bounds in compiled kernel {kernel}")
-        raise MemoryError(f"compiled kernel {kernel} could not allocate its matmul scratch "
-                          f"memory")
 
     # ---- inspection -----------------------------------------------------------------------------
     def llvm_ir(self, optimized: bool = False) -> str:

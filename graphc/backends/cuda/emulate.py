@@ -6,11 +6,12 @@ blocks, few of them, the same code paths) followed by a generated launcher:
 
 - ``int launch_NAME(unsigned grid, unsigned block, void **params)`` per kernel, with
   ``params`` pointing at each argument as ``cuLaunchKernel`` takes them;
-- ``int run(void **buffers, int *error)``, which launches every kernel in order with
-  its grid and block.  ``buffers[i]`` is the i-th buffer of ``program.buffers``; kernels
-  set ``*error`` to their code when an index was out of range.  It returns 0, or
-  ``8 * kernel code + status`` for a launch the emulator could not finish (status 1: the
-  block's threads deadlocked at barriers; 2: no memory for the threads' stacks).
+- ``int run(void **buffers, long long *error)``, which launches every kernel in order
+  with its grid and block.  ``buffers[i]`` is the i-th buffer of ``program.buffers``;
+  kernels record an out-of-range index in the error record ``{site, index}``.  It
+  returns 0, or ``8 * kernel code + status`` for a launch the emulator could not finish
+  (status 1: the block's threads deadlocked at barriers; 2: no memory for the threads'
+  stacks).
 
 Compiling takes a while, so libraries are kept in graphc's disk cache
 (``graphc.backends.cache``) keyed by the full source, the shim, the compiler's version and
@@ -56,7 +57,7 @@ def launcher(source: CudaSource) -> str:
     for launch in source.launches:
         types = [storage_type(program.buffers[b].dtype) for b in launch.args]
         casts = [f"*({t} **)params[{i}]" for i, t in enumerate(types)]
-        casts.append(f"*(int **)params[{len(types)}]")
+        casts.append(f"*(long long **)params[{len(types)}]")
         lines += [f"static void body_{launch.kernel}(void *arg) {{",
                   "    void **params = (void **)arg;",
                   f"    {launch.kernel}({', '.join(casts)});",
@@ -66,7 +67,7 @@ def launcher(source: CudaSource) -> str:
                   f"    return graphc_emu::launch(dim3(grid), dim3(block), "
                   f"body_{launch.kernel}, params);",
                   "}"]
-    lines.append('extern "C" int run(void **buffers, int *error) {')
+    lines.append('extern "C" int run(void **buffers, long long *error) {')
     for code, launch in enumerate(source.launches, start=1):
         params = [f"&buffers[{slots[b]}]" for b in launch.args] + ["&error"]
         lines += [f"    {{  // {code}: {launch.kernel}",
@@ -147,7 +148,7 @@ class EmulatedProgram:
         self.plan = BufferPlan(self.program, [v.shape for v in graph.outputs])
         self._library = library
         self._run = library.run
-        self._run.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+        self._run.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)]
         self._run.restype = ctypes.c_int
         self._slots = {name: i for i, name in enumerate(self.program.buffers)}
         self._pointers = (ctypes.c_void_p * max(len(self._slots), 1))()
@@ -173,8 +174,8 @@ class EmulatedProgram:
                 info = self.program.buffers[name]
                 outputs[position] = np.empty(info.size, info.dtype.np)
                 self._place(name, outputs[position])
-            error = ctypes.c_int(0)
-            status = self._run(self._pointers, ctypes.byref(error))
+            error = (ctypes.c_int64 * 2)()
+            status = self._run(self._pointers, error)
             for position, name, input_index in self.plan.copies:
                 outputs[position] = (inputs[input_index] if input_index is not None
                                      else self._held[name][:self.program.buffers[name].size]
@@ -185,9 +186,8 @@ class EmulatedProgram:
             code, reason = divmod(status, 8)
             raise RuntimeError(f"emulated CUDA kernel {self.program.kernels[code - 1].name} "
                                f"could not finish: {_STATUS[reason]}")
-        if error.value:
-            raise IndexError(f"index out of bounds in CUDA kernel "
-                             f"{self.program.kernels[error.value - 1].name}")
+        if error[0]:
+            raise self.program.error(error[0], error[1])
         return self.plan.shaped(outputs)
 
     def __repr__(self) -> str:

@@ -106,11 +106,20 @@ __device__ __forceinline__ double uniform_f64(long long seed, long long counter)
 }
 
 // ---- indices from data ------------------------------------------------------------------
-__device__ __forceinline__ long long checked_index(long long i, long long size, int *error_flag,
-                                                   int code) {
+// Out of range: record {site, i} in the error record unless an earlier error is there.
+__device__ __forceinline__ long long checked_index(long long i, long long size,
+                                                   long long *error_flag, long long site) {
     if (i >= 0 && i < size) return i;
-    atomicCAS(error_flag, 0, code);
+    if (atomicCAS((unsigned long long *)error_flag, 0ULL, (unsigned long long)site) == 0ULL)
+        error_flag[1] = i;
     return i < 0 || size == 0 ? 0 : size - 1;
+}
+// An integer divisor: a zero records {site, 0} and becomes 1, so nothing traps.
+template <class T>
+__device__ __forceinline__ T nonzero(T divisor, long long *error_flag, long long site) {
+    if (divisor != 0) return divisor;
+    atomicCAS((unsigned long long *)error_flag, 0ULL, (unsigned long long)site);
+    return 1;
 }
 
 // ---- reductions -------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Each kernel becomes one ``extern "C" __global__`` function named after it, preceded by
 the IR ops it implements, taking its buffers as typed pointers (``float *``,
 ``double *``, ``int *``, ``long long *``, ``unsigned char *`` for bool) and then
-``int *error_flag``.  Three shapes of kernel:
+``long long *error_flag`` (the error record ``{code, value}``).  Three shapes of kernel:
 
 - elementwise (no ``Reduce``, every ``Store`` without inner loops): a grid-stride loop
   over the flattened parallel space; contiguous accesses index with ``item``, and when
@@ -25,8 +25,9 @@ Before rendering, long reductions over few rows are split into two reducing kern
 Scalars follow numpy through the helpers of ``prelude.cuh`` (pasted at the top of every
 program) and CUDA's libm (``expf``... for f32, ``exp``... for f64).  Every subexpression
 becomes a named ``const`` local, so the text reads like the loop IR it came from.  A
-``CheckedIndex`` is clamped and sets ``*error_flag`` to the kernel's code (its position
-in the program plus one).
+``CheckedIndex`` is clamped and, out of range, records its site (in ``program.sites``)
+and the index it met in the error record, unless an earlier error is recorded
+(``loops.Program.error`` turns the record into the exception).
 """
 from __future__ import annotations
 
@@ -324,10 +325,9 @@ class Emitter(BaseEmitter):
     in nested scopes that follow the C blocks (see ``graphc.backends.emitter``), so a
     shared subtree is computed once and never used outside the block that defines it."""
 
-    def __init__(self, names: Names, code: int, buffers: dict):
+    def __init__(self, names: Names, buffers: dict):
         super().__init__()
         self.names = names
-        self.code = code
         self.buffers = buffers                  # buffer name -> C name (the kernel's args)
         self.lines: list = []
         self.depth = 1
@@ -400,7 +400,7 @@ class Emitter(BaseEmitter):
     def checked(self, e) -> str:
         value = cast(self.scalar(e.value), e.value.dtype, dtypes.int64)
         return self.temp("long long", f"gc::checked_index({value}, {e.size}LL, "
-                                      f"error_flag, {self.code})", "i")
+                                      f"error_flag, {e.site})", "i")
 
     # scalar expressions: value_type(dtype), each node a const local
     def _scalar_node(self, e) -> str:
@@ -422,6 +422,9 @@ class Emitter(BaseEmitter):
 
     def index_value(self, e) -> str:
         return cast(self.index(e.index), dtypes.int64, e.dtype)
+
+    def nonzero(self, e) -> str:
+        return f"gc::nonzero({self.scalar(e.value)}, error_flag, {e.site})"
 
     def uniform(self, e) -> str:
         seed = cast(self.scalar(e.seed), e.seed.dtype, dtypes.int64)
@@ -528,8 +531,7 @@ def is_elementwise(kernel: L.LoopKernel) -> bool:
 class KernelRenderer:
     """One kernel's function text and launch."""
 
-    def __init__(self, kernel, program: L.Program, code: int, limits: LaunchLimits,
-                 c_name: str):
+    def __init__(self, kernel, program: L.Program, limits: LaunchLimits, c_name: str):
         self.k = kernel
         self.program = program
         self.limits = limits
@@ -548,8 +550,8 @@ class KernelRenderer:
             c = buffers[name] = self.names(name)
             const = "" if name in written else "const "
             self.params.append(f"{const}{storage_type(info.dtype)} *{c}")
-        self.params.append("int *error_flag")
-        self.e = Emitter(self.names, code, buffers)
+        self.params.append("long long *error_flag")
+        self.e = Emitter(self.names, buffers)
         self.shared: list = []
 
     def render(self) -> tuple:
@@ -802,8 +804,8 @@ def render_program(program: L.Program, limits: LaunchLimits = GPU) -> CudaSource
             f"({len(program.kernels)} kernels)", prelude()]
     names = Names(reserved=("run",))
     kernels, launches = [], []
-    for code, kernel in enumerate(program.kernels, start=1):
-        text, launch = KernelRenderer(kernel, program, code, limits, names(kernel.name)).render()
+    for kernel in program.kernels:
+        text, launch = KernelRenderer(kernel, program, limits, names(kernel.name)).render()
         kernels.append(text)
         launches.append(launch)
     return CudaSource(program, "\n\n".join(head + kernels) + "\n", kernels, launches, limits)

@@ -127,7 +127,7 @@ class CudaProgram:
             for name in [n for n, _, _ in self.plan.inputs] + [n for _, n in self.plan.fresh]:
                 info = program.buffers[name]
                 self._address.setdefault(name, self._memory.block(info.size, info.dtype))
-            self._error = self._memory.block(1, dtypes.int32)
+            self._error = self._memory.block(2, dtypes.int64)    # {site, index}
             self._launches = []
             for launch in source.launches:
                 function = self.module.get_function(launch.kernel)
@@ -147,19 +147,20 @@ class CudaProgram:
     def call_resident(self, arrays) -> list:
         self.plan.check_count(arrays)
         outputs = [None] * len(self.program.outputs)
-        error = np.zeros(1, np.int32)
+        error = np.zeros(1, np.int64)          # the record's code; its value on error
         with self._lock, active():
             for position, array in enumerate(arrays):
                 self._place_input(position, array)
             for name in self._outputs:
                 self._vacate(name)
-            self.drv.memset_d32(self._error, 0, 1)
+            self.drv.memset_d32(self._error, 0, 4)
             for function, grid, block, args in self._launches:
                 function.prepared_call(grid, block, *args)
             self.drv.memcpy_dtoh(error, self._error)
             if error[0]:
-                raise IndexError(f"index out of bounds in CUDA kernel "
-                                 f"{self.program.kernels[int(error[0]) - 1].name}")
+                record = np.zeros(2, np.int64)
+                self.drv.memcpy_dtoh(record, self._error)
+                raise self.program.error(int(record[0]), int(record[1]))
             for position, name in self.plan.fresh:
                 outputs[position] = self._pending_output(name, self.plan.shapes[position])
             for position, name, input_index in self.plan.copies:

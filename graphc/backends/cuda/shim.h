@@ -230,8 +230,9 @@ inline T __shfl_down_sync(unsigned /*mask*/, T value, unsigned delta, int width 
     return out;
 }
 
-inline int atomicCAS(int *address, int compare, int value) {
-    const int old = *address;
+template <class T>
+inline T atomicCAS(T *address, T compare, T value) {
+    const T old = *address;
     if (old == compare) *address = value;
     return old;
 }
