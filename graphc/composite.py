@@ -15,6 +15,7 @@ from graphc.dtypes import TensorType
 from graphc.ops import REGISTRY as P
 from graphc.ops.primitive import broadcast_shapes
 from graphc.dispatch import bind
+from graphc.tensor import normalize_dim
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -296,7 +297,7 @@ def _softmax_dim(input, dim):
     # PyTorch's legacy implicit dim: 0 for 0-, 1- and 3-D input, else 1.
     if dim is None:
         return 0 if input.dim() in (0, 1, 3) else 1
-    return dim
+    return normalize_dim(dim, input.dim())
 
 
 # ---- losses ---------------------------------------------------------------------------------
