@@ -235,6 +235,17 @@ def where_same_branches(op, producers):
     return _as_result(x, op) if x is y else None
 
 
+def where_constant_condition(op, producers):
+    """``where(True, x, y) -> x`` and ``where(False, x, y) -> y`` (the front end joins a
+    piecewise-constant result to its operands with ``where(True, r, x)`` for its zero
+    gradient; after autodiff only ``r`` is left)."""
+    c, x, y = op.inputs
+    splat = _splat(c, producers)
+    if splat is None:
+        return None
+    return _as_result(x if splat else y, op)
+
+
 RULES = {
     "add": (add_zero,),
     "sub": (sub_zero, integer_sub_self),
@@ -247,7 +258,7 @@ RULES = {
     "cast": (same_type_is_identity, cast_round_trip),
     "slice": (slice_everything,),
     "sum": (sum_over_no_axes,),
-    "where": (where_same_branches,),
+    "where": (where_same_branches, where_constant_condition),
 }
 
 

@@ -422,6 +422,20 @@ CASES = [
           %1 = neg(%0) : f32[2,3]
           return %1
         }"""),
+    ("where_constant_condition", """
+        graph g(%x: f32[3], %y: f32[2,3]) {
+          %0 = constant(value=True) : b8[]
+          %1 = where(%0, %x, %y) : f32[2,3]
+          %2 = constant(value=False) : b8[]
+          %3 = where(%2, %x, %y) : f32[2,3]
+          %4 = add(%1, %3) : f32[2,3]
+          return %4
+        }""", """
+        graph g(%x: f32[3], %y: f32[2,3]) {
+          %1 = expand(%x, shape=(2, 3)) : f32[2,3]
+          %4 = add(%1, %y) : f32[2,3]
+          return %4
+        }"""),
 ]
 
 
@@ -649,3 +663,25 @@ def test_a_matmul_with_another_use_is_not_computed_twice():
   return %0, %1
 }""")
     assert str(matmul_in_reader_layout(g)) == str(g)
+
+
+def test_where_with_a_constant_condition_is_the_branch_it_picks():
+    def f(x, y):
+        return graphc.where(graphc.tensor(True), x, y) * 2 + graphc.where(
+            graphc.zeros(3, dtype=graphc.bool), x, y)
+
+    x, y = graphc.randn(3), graphc.randn(3)
+    g = simplify(graphc.trace(f, x, y))
+    assert "where" not in [op.name for op in g.ops]
+    np.testing.assert_allclose(compile_graph(g)([x.numpy(), y.numpy()])[0],
+                               f(x, y).numpy())
+
+
+def test_a_rounding_division_leaves_no_where_after_the_passes():
+    x = graphc.randn(4, requires_grad=True)
+    compiled = graphc.compile(lambda x: graphc.div(x, 3, rounding_mode="floor") + x)
+    compiled(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.ones(4))
+    (stages,) = compiled.graphs()
+    for stage in ("forward",):
+        assert "where" not in [op.name for op in stages[stage].ops]
