@@ -99,6 +99,9 @@ class LiftedGuard(Guard):
     def check(self) -> bool:
         return self.read() == self.expected
 
+    def __str__(self):
+        return f"{len(self.names)} lifted tensors keep their shape and requires_grad"
+
     def failure(self) -> str:
         for name, old, new in zip(self.names, self.expected, self.read()):
             if old != new:
@@ -154,12 +157,23 @@ _recorders: list = []
 @functools.lru_cache(maxsize=4096)
 def global_names(code) -> tuple:
     """The globals a code object reads (``LOAD_GLOBAL``), or () for graphc's own code
-    and the standard library, whose globals are not the user's to change."""
+    and the standard library's, whose globals are not the user's to change."""
     path = os.path.abspath(code.co_filename)
-    if path.startswith(_GRAPHC_DIR) or path.startswith(_LIBRARY_DIRS):
+    if path.startswith(_GRAPHC_DIR) or path.startswith(_LIBRARY_DIRS) \
+            or code.co_filename.startswith("<frozen "):
         return ()
     return tuple(dict.fromkeys(i.argval for i in dis.get_instructions(code)
                                if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")))
+
+
+def _library_globals(g: dict) -> bool:
+    """Globals of graphc, the standard library, or a namedtuple's generated methods."""
+    module = str(g.get("__name__", ""))
+    top = module.split(".")[0]
+    return top == "graphc" or top in _STDLIB or module.startswith("namedtuple_")
+
+
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
 
 
 def _recording_getattribute(self, name):
@@ -206,6 +220,8 @@ def _value_guard(source, read, value) -> Guard:
 def global_guards(recorder: Recorder) -> list:
     guards, seen = [], set()
     for code, g in recorder.frames.items():
+        if _library_globals(g):
+            continue
         for name in global_names(code):
             if name in g and (id(g), name) not in seen:
                 seen.add((id(g), name))
@@ -272,12 +288,29 @@ class MembersGuard(Guard):
     def check(self) -> bool:
         return self.read() == self.expected
 
+    def __str__(self):
+        return f"{self.source} are the same {len(self.expected)} objects"
+
     def failure(self) -> str:
         before = {name: (t, i) for name, t, i in self.expected}
         now = {name: (t, i) for name, t, i in self.read()}
         changed = [n or "<root>" for n in before.keys() | now.keys()
                    if before.get(n) != now.get(n)]
         return f"{self.source}: replaced or added/removed: {', '.join(sorted(changed))}"
+
+
+class LayoutGuard(Guard):
+    """An optimizer's groups, parameters and state tensors are the same objects."""
+    __slots__ = ()
+
+    def check(self) -> bool:
+        return self.read() == self.expected
+
+    def __str__(self):
+        return f"{self.source} are the same objects"
+
+    def failure(self) -> str:
+        return f"{self.source}: replaced (load_state_dict, add_param_group, or new state)"
 
 
 def optimizer_layout(opt) -> tuple:
@@ -293,20 +326,34 @@ def optimizer_guards(label: str, opt, dynamic: set) -> list:
     """The layout of ``opt``, and each hyperparameter: exact, or when it is a runtime
     input of the program (``dynamic`` holds (id(group), key)), only whether it is 0,
     which is all the update rules branch on."""
-    guards = [Guard(f"{label} (parameter groups and state)",
-                    functools.partial(optimizer_layout, opt), optimizer_layout(opt))]
+    guards = [LayoutGuard(f"{label} (parameter groups and state)",
+                          functools.partial(optimizer_layout, opt), optimizer_layout(opt))]
     for i, group in enumerate(opt.param_groups):
         for key, value in group.items():
             if key in ("params", "param_names"):
                 continue
             source = f"{label}.param_groups[{i}][{key!r}]"
             if (id(group), key) in dynamic:
-                guards.append(Guard(f"{source} == 0", functools.partial(_is_zero, group, key),
-                                    _is_zero(group, key)))
+                guards.append(ZeroGuard(source, functools.partial(_is_zero, group, key),
+                                        _is_zero(group, key)))
             else:
                 guards.append(_value_guard(source, functools.partial(group.get, key, MISSING),
                                            value))
     return guards
+
+
+class ZeroGuard(Guard):
+    """A runtime-input hyperparameter is still zero, or still not (all the update rules
+    branch on)."""
+    __slots__ = ()
+
+    def __str__(self):
+        if isinstance(self.expected, tuple):
+            return f"{self.source}: which are 0 == {self.expected}"
+        return f"{self.source} {'==' if self.expected else '!='} 0"
+
+    def failure(self) -> str:
+        return f"{str(self)} no longer holds"
 
 
 def _is_zero(group, key):

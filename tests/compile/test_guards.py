@@ -438,7 +438,7 @@ def test_explain_has_no_side_effects_and_covers_the_whole_step():
     for p, b in zip(model.parameters(), before):
         close(p, b)
     assert "kernels" in report and "guards" in report and "matmul" in report
-    assert "param_groups[0]['lr'] == 0" in report
+    assert "param_groups[0]['lr'] != 0" in report
     step(x, y)                                   # eager still works afterwards
     assert all(p.grad is not None for p in model.parameters())
 
