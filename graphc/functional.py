@@ -109,7 +109,7 @@ def mul(a, b):
 
 def div(a, b, rounding_mode=None):
     if rounding_mode == "floor":
-        return floor(_binary("div", a, b, floating=True)).to(result_type(a, b))
+        return floor_divide(a, b)
     if rounding_mode == "trunc":
         q = _binary("div", a, b, floating=True)
         return (sign(q) * floor(abs(q))).to(result_type(a, b))
@@ -120,11 +120,11 @@ true_divide = divide = div
 
 
 def floor_divide(a, b):
-    return div(a, b, rounding_mode="floor")
+    return _binary("floor_divide", a, b)
 
 
 def remainder(a, b):
-    return a - floor_divide(a, b) * b
+    return _binary("remainder", a, b)
 
 
 def pow(a, b):

@@ -437,7 +437,7 @@ def _reduce_pio2(m: _Math, ax):
     j0 = b.select(b.icmp_unsigned(">", j0, last), last, j0)
     scaled = m.from_bits(b.sub(bits, b.shl(b.mul(j0, m.ival(_CHUNK)), m.ival(52))))
     hi = m.from_bits(b.and_(m.to_bits(scaled), m.ival(-(1 << 27))))
-    table = _table(m, "graphc.two_over_pi.f64", m.ty, [float(c) for c in _CHUNKS])
+    table = _table(m, "mathlib.two_over_pi.f64", m.ty, [float(c) for c in _CHUNKS])
     s, err = m.val(0.0), m.val(0.0)
     for k in range(7):
         chunk = m.mul(_lookup(m, table, b.add(j0, m.ival(k)), m.ty),
@@ -467,7 +467,7 @@ def _reduce_pio2_f32(m: _Math, ax32, ax):
     significant bits, 9 more than float32 needs."""
     b, i64 = m.b, m.ity
     xi = b.zext(b.bitcast(ax32, I32), i64)
-    table = _table(m, "graphc.two_over_pi.f32", i64, _WINDOWS)
+    table = _table(m, "mathlib.two_over_pi.f32", i64, _WINDOWS)
     first = b.and_(b.lshr(xi, m.ival(26)), m.ival(15))
     mant = b.shl(b.or_(b.and_(xi, m.ival(0xFFFFFF)), m.ival(0x800000)),
                  b.and_(b.lshr(xi, m.ival(23)), m.ival(7)))
