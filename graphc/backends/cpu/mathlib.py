@@ -16,9 +16,9 @@ exactly are exact either way.
 
 Accuracy against correctly rounded results, measured over millions of inputs in both
 precisions (tests/test_cpu_mathlib.py): exp, log and erf within 1 ulp, tanh within 2,
-sigmoid within 3 (its formula rounds three times); f64 sin/cos within 2 ulp for
-|x| <= 1e4 and f32 sin/cos within 1e-7 absolute there (the ulp error grows near their
-zeros); expm1 within 2 ulp, log1p within 1 (exact for tiny x, where exp(x) - 1 and
+sigmoid within 3 (its formula rounds three times); sin/cos over the whole finite
+range: f64 within 2 ulp (but for a few constructed arguments within 2**-45 of a
+multiple of pi/2, see _reduce_pio2), f32 within 1 (computed in f64); expm1 within 2 ulp, log1p within 1 (exact for tiny x, where exp(x) - 1 and
 log(1 + x) lose every digit); atan2 within 3.  Denormal inputs and results, overflow,
 infinities, signed zeros and NaN follow numpy.
 """
@@ -372,7 +372,10 @@ _CHUNKS = tuple((_two_over_pi_bits(_CHUNK * _NCHUNKS) >> (_CHUNK * (_NCHUNKS - 1
 # float32 (_reduce_pio2_f32): 32-bit windows of 2/pi ending at bit 8 (i + 1).
 _WINDOWS = tuple((_two_over_pi_bits(8 * 24) >> (8 * (23 - i))) & 0xFFFFFFFF for i in range(24))
 _PIO2 = (1.5707963267948966, 6.123233995736766e-17)     # pi/2 = hi + lo
-_PIO2_CW = (1.57079632673412561417e+00, 6.07710050650619224932e-11)   # fdlibm: 33-bit hi
+# pi/2 in parts for Cody-Waite: the first three have 33 bits (fdlibm's), so n times each
+# is exact for n < 2**20, and the sum carries pi/2 to about 2**-150.
+_PIO2_CW = (1.5707963267341256, 6.077100506303966e-11, 2.0222662487111665e-21,
+            8.4784276603689e-32)
 _SIN_POLY = (-1.66666666666666324348e-01, 8.33333333332248946124e-03,   # fdlibm k_sin
              -1.98412698298579493134e-04, 2.75573137070700676789e-06,
              -2.50507602534068634195e-08, 1.58969099521155010221e-10)
@@ -480,11 +483,14 @@ def _reduce_pio2_f32(m: _Math, ax32, ax):
 
 
 def _reduce_pio2_small(m: _Math, ax):
-    """Cody-Waite for ax < limit (n < 2**20): ax - n pi/2 with a 33-bit first part of
-    pi/2, so n times it is exact; returns (n mod 4, r)."""
+    """Cody-Waite for ax < 120: ax - n pi/2, subtracting n times each part of pi/2
+    (exact products, so cancellation near a multiple of pi/2 loses nothing);
+    returns (n mod 4, r)."""
     n = m.floor(m.fma(ax, 2 / math.pi, 0.5))
     neg_n = m.sub(0.0, n)
-    r = m.fma(neg_n, _PIO2_CW[1], m.fma(neg_n, _PIO2_CW[0], ax))
+    r = ax
+    for part in _PIO2_CW:
+        r = m.fma(neg_n, part, r)
     return _mod4(m, n), r
 
 

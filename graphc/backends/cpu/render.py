@@ -9,8 +9,15 @@ in order.
 
 Numerics are numpy's, so there is no global fast-math: the only flag is ``reassoc`` on the
 accumulation of float sum/prod reductions, which lets the loop vectorizer keep several
-partial sums.  Their order differs from numpy's pairwise summation, within float rounding;
-the matmul accumulates with fused multiply-adds, as BLAS does.
+partial sums.  Float sums are added in blocks (``SUM_BLOCKS``): the vectorised loop sums
+4096 elements into a fresh partial, partials are added in order into a partial per 2**20
+elements, and those into the accumulator, so the error bound grows like 4096 / lanes +
+256 + n / 2**20 additions instead of n / lanes (numpy's pairwise summation: 16 +
+log2(n / 128)); float32 sums accumulate in float64 (lowering's ``accumulator_dtype``), so
+they are within float64 rounding of the exact sum before the one float32 rounding.  A
+smaller first block would be more accurate but LLVM then unrolls the block loop fully and
+reassociates its partial sums into one dependent chain, which is latency bound (measured
+1.5-2x slower).  The matmul accumulates with fused multiply-adds, as BLAS does.
 
 Aliasing: every buffer of a program is its own allocation (inputs are the caller's arrays,
 outputs fresh arrays, temporaries disjoint parts of an arena while live), so each is an
@@ -151,12 +158,10 @@ def _render_statement(kf: KernelFunction, stmt):
         emit.accs[a.acc.name] = a.value
 
 
-# Float sums are added in blocks (sizes in elements, innermost first): the vectorised
-# loop sums SUM_BLOCKS[0] elements into a fresh partial (several partial sums, one per
-# vector lane and unrolled copy: ``reassoc``), each partial is added in order to the
-# next level's, and so on up to the accumulator.  The rounding error of a sum of n
-# elements then grows like 1024 / lanes + 64 + n / 65536 additions instead of n / lanes
-# (numpy's pairwise summation: 16 + log2(n / 128)).
+# Float sums are added in blocks (sizes in elements, innermost first; see the module
+# docstring): the vectorised loop sums SUM_BLOCKS[0] elements into a fresh partial
+# (several partial sums, one per vector lane and unrolled copy: ``reassoc``), each
+# partial is added in order to the next level's, and so on up to the accumulator.
 SUM_BLOCKS = (4096, 1 << 20)
 
 
