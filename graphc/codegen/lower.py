@@ -6,6 +6,9 @@ input (views never move data), an elementwise op on its operands' expressions, o
 accumulator of the kernel's own reductions.  Broadcasting is index arithmetic: a size-1
 dimension reads index 0.  Index expressions are folded as they are built, so the common
 case (same shapes, contiguous) is a plain ``buffer[i]``.
+
+Reductions accumulate in ``accumulator_dtype``: float32 sums in float64 (so their result
+does not depend on the order a backend adds in), integer sums and products in int64.
 """
 from __future__ import annotations
 
