@@ -27,9 +27,9 @@ def accumulator_dtype(kind: str, dtype):
     in float64, so a sum (and mean, var, softmax's denominator, layer_norm's statistics)
     is within float64 rounding of the exact sum before it is rounded once to float32,
     whatever order a backend adds in (a constant row of 3.7 has mean exactly 3.7, as in
-    PyTorch, where float32 accumulation in any order drifts by 1e-4 relative and more); integer sums and products in int64
-    (their result dtype already).  Readers of the accumulator (``Acc``) carry the
-    reduction's dtype and round to it."""
+    PyTorch, where float32 accumulation drifts by 1e-4 relative and more); integer sums
+    and products in int64 (their result dtype already).  Readers of the accumulator
+    (``Acc``) carry the reduction's dtype and round to it."""
     return dtypes.float64 if kind == "sum" and dtype is dtypes.float32 else dtype
 
 

@@ -27,8 +27,9 @@ Accuracy against correctly rounded results, measured over millions of inputs in 
 precisions (tests/test_cpu_mathlib.py): exp, log and erf within 1 ulp, tanh within 2,
 sigmoid within 3 (its formula rounds three times); sin/cos over the whole finite
 range: f64 within 2 ulp (but for a few constructed arguments within 2**-45 of a
-multiple of pi/2, see _reduce_pio2), f32 within 1 (computed in f64); expm1 within 2 ulp, log1p within 1 (exact for tiny x, where exp(x) - 1 and
-log(1 + x) lose every digit); atan2 within 3.  Denormal inputs and results, overflow,
+multiple of pi/2, see _reduce_pio2), f32 within 1 (computed in f64); expm1 within 2
+ulp, log1p within 1 (exact for tiny x, where exp(x) - 1 and log(1 + x) lose every
+digit); atan2 within 3.  Denormal inputs and results, overflow,
 infinities, signed zeros and NaN follow numpy.
 """
 from __future__ import annotations
@@ -470,9 +471,9 @@ def _reduce_pio2(m: _Math, ax):
     return _mod4(m, n), r
 
 
-def _reduce_pio2_f32(m: _Math, ax32, ax):
-    """Payne-Hanek for float32 (after ARM's optimized-routines sinf): ax32 >= 2 (its
-    float64 copy ax) as (n + f) pi/2; returns (n, f pi/2) in float64.  The 24-bit
+def _reduce_pio2_f32(m: _Math, ax32):
+    """Payne-Hanek for float32 (after ARM's optimized-routines sinf): ax32 >= 2 as
+    (n + f) pi/2; returns (n, f pi/2) in float64.  The 24-bit
     mantissa, shifted by the exponent's low 3 bits, times a 96-bit window of 2/pi chosen
     by the exponent's high bits (three 32 x 32 -> 64-bit integer products) gives
     ax 2/pi mod 4 as an exact 2.62-bit fixed-point number; f keeps at least 33
@@ -484,8 +485,8 @@ def _reduce_pio2_f32(m: _Math, ax32, ax):
     mant = b.shl(b.or_(b.and_(xi, m.ival(0xFFFFFF)), m.ival(0x800000)),
                  b.and_(b.lshr(xi, m.ival(23)), m.ival(7)))
     w0, w4, w8 = (_lookup(m, table, b.add(first, m.ival(k)), i64) for k in (0, 4, 8))
-    fixed = b.add(b.or_(b.lshr(b.mul(mant, w8), m.ival(32)), b.shl(b.mul(mant, w0), m.ival(32))),
-                  b.mul(mant, w4))
+    top = b.shl(b.mul(mant, w0), m.ival(32))          # only its low 32 bits survive
+    fixed = b.add(b.or_(b.lshr(b.mul(mant, w8), m.ival(32)), top), b.mul(mant, w4))
     n = b.lshr(b.add(fixed, m.ival(1 << 61)), m.ival(62))
     fixed = b.sub(fixed, b.shl(n, m.ival(62)))
     return b.uitofp(n, m.ty), m.mul(b.sitofp(fixed, m.ty), math.pi / 2 * 2.0 ** -62)
@@ -515,7 +516,7 @@ def _sincos(m: _Math, x, cosine: bool):
     ax_in = m.fabs(x)
     ax = m.b.fpext(ax_in, w.ty) if narrow else ax_in
     n_small, r_small = _reduce_pio2_small(w, ax)
-    n_big, r_big = _reduce_pio2_f32(w, ax_in, ax) if narrow else _reduce_pio2(w, ax)
+    n_big, r_big = _reduce_pio2_f32(w, ax_in) if narrow else _reduce_pio2(w, ax)
     small = w.cmp("<", ax, 120.0)
     r, q = w.select(small, r_small, r_big), w.select(small, n_small, n_big)
     z = w.mul(r, r)
