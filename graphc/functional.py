@@ -138,23 +138,31 @@ def div(a, b, rounding_mode=None):
     if rounding_mode not in ("floor", "trunc"):
         raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or "
                            f"'floor' but found '{rounding_mode}'")
+    if rounding_mode == "floor":
+        return floor_divide(a, b)
     dtype = result_type(a, b)
     if not dtype.is_floating_point:
-        _check_integer_divisor(b, f"div(rounding_mode={rounding_mode!r})")
-    q = _binary("div", a, b, floating=True)
-    q = bind(P["floor"], q) if rounding_mode == "floor" else _trunc(q)
-    return _zero_gradient(q.to(dtype), a, b)
+        # Exact integers: the floored quotient, one more where a remainder is left and
+        # the operands' signs differ.
+        _check_integer_divisor(b, "div(rounding_mode='trunc')")
+        q, r = floor_divide(a, b), remainder(a, b)      # r has b's sign
+        return q + logical_and(r != 0, (r < 0) != (a < 0)).to(dtype)
+    return _zero_gradient(_trunc(_binary("div", a, b, floating=True)).to(dtype), a, b)
 
 
 true_divide = divide = div
 
 
 def floor_divide(a, b):
-    return div(a, b, rounding_mode="floor")
+    if not result_type(a, b).is_floating_point:
+        _check_integer_divisor(b, "floor_divide")
+    return _binary("floor_divide", a, b)
 
 
 def remainder(a, b):
-    return a - floor_divide(a, b) * b
+    if not result_type(a, b).is_floating_point:
+        _check_integer_divisor(b, "remainder")
+    return _binary("remainder", a, b)
 
 
 def pow(a, b):

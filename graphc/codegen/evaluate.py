@@ -44,7 +44,7 @@ class _Kernel:
         if isinstance(e, L.IndexValue):
             return np.array(self.index(e.index)).astype(e.dtype.np)[()]
         if isinstance(e, L.Acc):
-            return self.env[e.name]
+            return np.asarray(self.env[e.name]).astype(e.dtype.np)[()]
         if isinstance(e, L.NonZero):
             v = self.scalar(e.value)
             if v == 0:

@@ -6,6 +6,9 @@ input (views never move data), an elementwise op on its operands' expressions, o
 accumulator of the kernel's own reductions.  Broadcasting is index arithmetic: a size-1
 dimension reads index 0.  Index expressions are folded as they are built, so the common
 case (same shapes, contiguous) is a plain ``buffer[i]``.
+
+Reductions accumulate in ``accumulator_dtype``: float32 sums in float64 (so their result
+does not depend on the order a backend adds in), integer sums and products in int64.
 """
 from __future__ import annotations
 
@@ -17,6 +20,17 @@ from graphc.ir import Graph, Value
 from graphc.codegen.fusion import Fusion, fuse
 from graphc.codegen.memory import plan_memory
 from graphc.ops import REGISTRY
+
+
+def accumulator_dtype(kind: str, dtype):
+    """The dtype a reduction of ``kind`` producing ``dtype`` accumulates in: float32 sums
+    in float64, so a sum (and mean, var, softmax's denominator, layer_norm's statistics)
+    is within float64 rounding of the exact sum before it is rounded once to float32,
+    whatever order a backend adds in (a constant row of 3.7 has mean exactly 3.7, as in
+    PyTorch, where float32 accumulation drifts by 1e-4 relative and more); integer sums
+    and products in int64 (their result dtype already).  Readers of the accumulator
+    (``Acc``) carry the reduction's dtype and round to it."""
+    return dtypes.float64 if kind == "sum" and dtype is dtypes.float32 else dtype
 
 
 # ---- index arithmetic with folding -----------------------------------------------------------
@@ -282,8 +296,10 @@ class Lowering:
         index = None
         if accumulation.is_arg:
             index = L.Var(red[0][0])
-        elif value.dtype != dtype:                  # sum and prod of ints accumulate in int64
-            value = L.Op("cast", (value,), dtype)
+        else:
+            dtype = accumulator_dtype(accumulation.kind, dtype)
+            if value.dtype != dtype:
+                value = L.Op("cast", (value,), dtype)
         return L.Reduce(tuple(red), (L.Accumulator(self.acc_name(op.out), accumulation.kind,
                                                    value, dtype, index),))
 

@@ -38,12 +38,13 @@ def unary(name, impl, vjp=None, saves=(), allowed=(2,), out_dtype=None, scalar=N
                               scalar=scalar or scalar_op(name)))
 
 
-def binary(name, impl, vjps=None, saves=(), allowed=(1, 2), out_dtype=None, scalar=None):
+def binary(name, impl, vjps=None, saves=(), allowed=(1, 2), out_dtype=None, scalar=None,
+           divisor=None):
     def infer(x: TensorType, y: TensorType) -> TensorType:
         _check_dtype(name, allowed, x, y)
         return TensorType(broadcast_shapes(name, x, y), out_dtype or x.dtype)
     return register(Primitive(name, "elementwise", infer, impl, vjp=vjps, saves=saves,
-                              scalar=scalar or scalar_op(name)))
+                              scalar=scalar or scalar_op(name), divisor=divisor))
 
 
 def _sigmoid(x):
@@ -89,6 +90,47 @@ binary("div", np.divide,
              (lambda g, out, x, y: unbroadcast(g / y, x.shape),
               lambda g, out, x, y: unbroadcast(-g * out / y, y.shape)),
              saves=(1, "out"), allowed=(2,))
+
+
+def _fmod_sign_fix(x, y):
+    """PyTorch's floored remainder (``x % y``, the sign of y) and the fmod it starts
+    from: fmod is exact, and adding y once when the signs differ is the only rounding.
+    A zero remainder keeps fmod's sign (-4.0 % 2.0 is -0.0); x % inf is x for x >= 0
+    and inf for x < 0; inf % y and x % 0 are NaN."""
+    mod = np.fmod(x, y)
+    fix = (mod != 0) & ((y < 0) != (mod < 0))
+    return np.where(fix, mod + y, mod).astype(x.dtype, copy=False), mod, fix
+
+
+def _remainder(x, y):
+    """Floored remainder; integers exactly (numpy's integer % is Python's)."""
+    if x.dtype.kind != "f":
+        return np.remainder(x, y)
+    return _fmod_sign_fix(x, y)[0]
+
+
+def _floor_divide(x, y):
+    """Floored quotient; integers exactly (numpy's // is Python's), floats as PyTorch's
+    div_floor: (x - fmod(x, y)) / y, one less when the remainder's sign differs from
+    y's, then floor (rounding up when the quotient was rounded just below an integer):
+    1.0 // 0.1 is 9.0, where floor(1.0 / 0.1) is 10.0.  y == 0 gives x / y."""
+    if x.dtype.kind != "f":
+        return np.floor_divide(x, y)
+    _, mod, fix = _fmod_sign_fix(x, y)
+    div = (x - mod) / y - fix
+    floored = np.floor(div)
+    floored = floored + (div - floored > 0.5)
+    q = np.where(div != 0, floored, np.copysign(np.zeros_like(div), x / y))
+    return np.where(y == 0, x / y, q).astype(x.dtype, copy=False)
+
+
+binary("floor_divide", _floor_divide,
+       (lambda g, out, x, y: unbroadcast(g * 0, x.shape),
+        lambda g, out, x, y: unbroadcast(g * 0, y.shape)), divisor=1)
+binary("remainder", _remainder,
+       (lambda g, out, x, y: unbroadcast(g, x.shape),
+        lambda g, out, x, y: unbroadcast(-g * x.floor_divide(y), y.shape)),
+       saves=(0, 1), divisor=1)
 
 
 def _pow_grad_base(g, out, x, y):

@@ -51,9 +51,12 @@ def _sum_grad(g, out, x, axes, keepdim):
 
 register(Primitive(
     "sum", "reduction", _sum_infer,
-    _row_major(lambda x, axes, keepdim: np.sum(
+    # float32 accumulates in float64, as every code generator does (codegen/lower.py's
+    # accumulator_dtype): the float32 result is then the same on every backend.
+    _row_major(lambda x, axes, keepdim: np.asarray(np.sum(
         x, axis=axes, keepdims=keepdim,
-        dtype=None if x.dtype.kind == "f" else np.int64)),
+        dtype=np.float64 if x.dtype.kind == "f" else np.int64)).astype(
+            x.dtype if x.dtype.kind == "f" else np.int64, copy=False)),
     vjp=(_sum_grad,), attrs=("axes", "keepdim"), accumulation=ACCUMULATIONS["sum"]))
 
 

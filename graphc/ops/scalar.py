@@ -23,6 +23,7 @@ SCALAR_OPS = {
     **dict.fromkeys(("neg", "exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tanh",
                      "sigmoid", "erf", "floor", "abs", "sign", "logical_not", "cast"), 1),
     **dict.fromkeys(("add", "sub", "mul", "div", "pow", "maximum", "minimum", "atan2",
+                     "floor_divide", "remainder",
                      "logical_and", "logical_or", "eq", "ne", "lt", "le", "gt", "ge"), 2),
     "where": 3,
 }

@@ -243,6 +243,58 @@ def _ipow_function(module, ty) -> ir.Function:
     return fn
 
 
+def _integer_division(b, x, y):
+    """Truncated quotient and remainder of signed integers, defined for every divisor:
+    y == -1 (where sdiv overflows on the minimum) and y == 0 (undefined; numpy gives 0)
+    divide by 1 instead, and the caller patches the quotient.  An error for y == 0
+    belongs here too: it is the one place integer division is emitted."""
+    zero, minus_one = ir.Constant(x.type, 0), ir.Constant(x.type, -1)
+    special = b.or_(b.icmp_signed("==", y, zero), b.icmp_signed("==", y, minus_one))
+    d = b.select(special, ir.Constant(x.type, 1), y)
+    return b.sdiv(x, d), b.srem(x, d)
+
+
+def _floor_divide(b, x, y, dtype):
+    """Python's and PyTorch's x // y: exact for integers (x // -1 wraps as numpy, x // 0
+    is 0 as numpy); floats as PyTorch's div_floor (see ops/elementwise.py)."""
+    if not dtype.is_floating_point:
+        q, r = _integer_division(b, x, y)
+        zero = ir.Constant(x.type, 0)
+        q = b.sub(q, b.zext(_signs_differ(b, r, y, dtype), x.type))
+        q = b.select(b.icmp_signed("==", y, ir.Constant(x.type, -1)), b.neg(x), q)
+        return b.select(b.icmp_signed("==", y, zero), zero, q)
+    zero, one = ir.Constant(x.type, 0.0), ir.Constant(x.type, 1.0)
+    mod = b.frem(x, y)
+    div = b.fdiv(b.fsub(x, mod), y)
+    div = b.select(_signs_differ(b, mod, y, dtype), b.fsub(div, one), div)
+    floored = intrinsic(b, "floor", div)
+    up = b.fcmp_ordered(">", b.fsub(div, floored), ir.Constant(x.type, 0.5))
+    floored = b.select(up, b.fadd(floored, one), floored)
+    quotient = b.fdiv(x, y)
+    q = b.select(b.fcmp_unordered("!=", div, zero), floored,
+                 intrinsic(b, "copysign", zero, quotient))
+    return b.select(b.fcmp_ordered("==", y, zero), quotient, q)
+
+
+def _remainder(b, x, y, dtype):
+    """PyTorch's x % y (the divisor's sign): the truncated remainder (srem; frem is C's
+    fmod, exact) plus y when it is nonzero and its sign differs from y's.  A zero keeps
+    fmod's sign; x % inf is x for x >= 0 and inf for x < 0, as PyTorch."""
+    r = b.frem(x, y) if dtype.is_floating_point else _integer_division(b, x, y)[1]
+    add = b.fadd if dtype.is_floating_point else b.add
+    return b.select(_signs_differ(b, r, y, dtype), add(r, y), r)
+
+
+def _signs_differ(b, r, y, dtype):
+    """r != 0 and r, y on different sides of 0 (NaN: false)."""
+    if dtype.is_floating_point:
+        zero = ir.Constant(r.type, 0.0)
+        return b.and_(b.fcmp_ordered("!=", r, zero),
+                      b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", r, zero)))
+    zero = ir.Constant(r.type, 0)
+    return b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("<", b.xor(r, y), zero))
+
+
 _COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
 
@@ -326,6 +378,12 @@ class ScalarOps:
 
     def pow(self, x, y):
         return _pow(self.b, x, y, self.dtype)
+
+    def floor_divide(self, x, y):
+        return _floor_divide(self.b, x, y, self.dtype)
+
+    def remainder(self, x, y):
+        return _remainder(self.b, x, y, self.dtype)
 
     def maximum(self, x, y):
         return extremum(self.b, "max", x, y, self.dtype)

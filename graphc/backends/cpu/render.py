@@ -9,8 +9,15 @@ in order.
 
 Numerics are numpy's, so there is no global fast-math: the only flag is ``reassoc`` on the
 accumulation of float sum/prod reductions, which lets the loop vectorizer keep several
-partial sums.  Their order differs from numpy's pairwise summation, within float rounding;
-the matmul accumulates with fused multiply-adds, as BLAS does.
+partial sums.  Float sums are added in blocks (``SUM_BLOCKS``): the vectorised loop sums
+4096 elements into a fresh partial, partials are added in order into a partial per 2**20
+elements, and those into the accumulator, so the error bound grows like 4096 / lanes +
+256 + n / 2**20 additions instead of n / lanes (numpy's pairwise summation: 16 +
+log2(n / 128)); float32 sums accumulate in float64 (lowering's ``accumulator_dtype``), so
+they are within float64 rounding of the exact sum before the one float32 rounding.  A
+smaller first block would be more accurate but LLVM then unrolls the block loop fully and
+reassociates its partial sums into one dependent chain, which is latency bound (measured
+1.5-2x slower).  The matmul accumulates with fused multiply-adds, as BLAS does.
 
 Aliasing: every buffer of a program is its own allocation (inputs are the caller's arrays,
 outputs fresh arrays, temporaries disjoint parts of an arena while live), so each is an
@@ -34,7 +41,7 @@ import llvmlite.ir as ir
 from graphc import dtypes
 from graphc.backends.cpu.kernel import (I32, I64, PTR, VOID, KernelFunction, ScalarOps,
                                         cast, constant, create_target_machine, declare,
-                                        for_range, host_features, i64, new_module,
+                                        for_range, host_features, i64, imin, new_module,
                                         target_machine, value_type)
 from graphc.backends.cpu.matmul import MatmulRenderer
 from graphc.codegen import loops as L
@@ -65,30 +72,44 @@ def alias_scopes(program: L.Program) -> dict:
             for name in program.buffers}
 
 
-def _accumulator(kf: KernelFunction, acc: L.Accumulator):
-    """Allocate and initialise one accumulator; returns (update(), value())."""
-    b, emit = kf.b, kf.emit
-    is_arg = acc.kind in ("argmax", "argmin")
-    dtype = acc.value.dtype if is_arg else acc.dtype
-    slot = kf.alloca(value_type(dtype), name=acc.name)
-    b.store(constant(dtype, L.identity(acc.kind, dtype)), slot)
-    if is_arg:
-        index_slot = kf.alloca(I64, name=f"{acc.name}.index")
-        b.store(i64(-1), index_slot)
+class _Accumulator:
+    """One accumulator's slot, initialised to its identity: ``update(into)`` folds the
+    next value into ``into`` (its own slot, or a block's partial sum), ``value()`` reads
+    the result."""
 
-        def update():
-            v, best, at = emit.scalar(acc.value), b.load(slot, typ=slot.allocated_type), \
-                b.load(index_slot, typ=I64)
-            take = b.or_(b.icmp_signed("<", at, i64(0)), _better(b, acc.kind, v, best, dtype))
-            b.store(b.select(take, v, best), slot)
-            b.store(b.select(take, emit.index(acc.index), at), index_slot)
-        return update, lambda: (b.load(index_slot, typ=I64), dtypes.int64)
+    def __init__(self, kf: KernelFunction, acc: L.Accumulator):
+        b = kf.b
+        self.kf, self.acc = kf, acc
+        self.is_arg = acc.kind in ("argmax", "argmin")
+        self.dtype = acc.value.dtype if self.is_arg else acc.dtype
+        self.blocked = acc.kind == "sum" and self.dtype.is_floating_point
+        self.slot = kf.alloca(value_type(self.dtype), name=acc.name)
+        b.store(self.identity(), self.slot)
+        if self.is_arg:
+            self.index_slot = kf.alloca(I64, name=f"{acc.name}.index")
+            b.store(i64(-1), self.index_slot)
 
-    def update():
+    def identity(self):
+        return constant(self.dtype, L.identity(self.acc.kind, self.dtype))
+
+    def update(self, into):
+        b, emit, acc, dtype = self.kf.b, self.kf.emit, self.acc, self.dtype
         v = emit.scalar(acc.value)
-        v = cast(b, v, acc.value.dtype, dtype)
-        b.store(_combine(b, acc.kind, b.load(slot, typ=slot.allocated_type), v, dtype), slot)
-    return update, lambda: (b.load(slot, typ=slot.allocated_type), dtype)
+        best = b.load(into, typ=into.allocated_type)
+        if not self.is_arg:
+            v = cast(b, v, acc.value.dtype, dtype)
+            b.store(_combine(b, acc.kind, best, v, dtype), into)
+            return
+        at = b.load(self.index_slot, typ=I64)
+        take = b.or_(b.icmp_signed("<", at, i64(0)), _better(b, acc.kind, v, best, dtype))
+        b.store(b.select(take, v, best), into)
+        b.store(b.select(take, emit.index(acc.index), at), self.index_slot)
+
+    def value(self):
+        b = self.kf.b
+        if self.is_arg:
+            return b.load(self.index_slot, typ=I64), dtypes.int64
+        return b.load(self.slot, typ=self.slot.allocated_type), self.dtype
 
 
 def _combine(b, kind, acc, v, dtype):
@@ -120,12 +141,58 @@ def _render_statement(kf: KernelFunction, stmt):
             emit.store(emit.scalar(stmt.value), stmt.buffer, stmt.offset, stmt.value.dtype,
                        stmt.accumulate)
         return
-    accumulators = [(acc, _accumulator(kf, acc)) for acc in stmt.accumulators]
-    with emit.loops(stmt.loops):
-        for _, (update, _) in accumulators:
-            update()
-    for acc, (_, value) in accumulators:
-        emit.accs[acc.name] = value
+    accs = [_Accumulator(kf, acc) for acc in stmt.accumulators]
+    extents = [extent for _, extent in stmt.loops]
+    d = next((d for d in reversed(range(len(extents)))
+              if math.prod(extents[d:]) >= SUM_BLOCKS[0]), None)
+    if d is None or not any(a.blocked for a in accs):
+        with emit.loops(stmt.loops):
+            for a in accs:
+                a.update(a.slot)
+    else:
+        with emit.loops(stmt.loops[:d]):
+            inner = math.prod(extents[d + 1:])
+            steps = [max(1, -(-size // inner)) for size in reversed(SUM_BLOCKS)]
+            _blocked_loop(kf, accs, stmt.loops[d], stmt.loops[d + 1:], 0, steps,
+                          {a: a.slot for a in accs})
+    for a in accs:
+        emit.accs[a.acc.name] = a.value
+
+
+# Float sums are added in blocks (sizes in elements, innermost first; see the module
+# docstring): the vectorised loop sums SUM_BLOCKS[0] elements into a fresh partial
+# (several partial sums, one per vector lane and unrolled copy: ``reassoc``), each
+# partial is added in order to the next level's, and so on up to the accumulator.
+SUM_BLOCKS = (4096, 1 << 20)
+
+
+def _blocked_loop(kf, accs, loop, rest, start, steps, into):
+    """Loop ``loop`` = (var, extent) from ``start`` in blocks of ``steps[0]`` iterations
+    (``steps``: outermost level first), with the ``rest``
+    of the reduction's loops inside; each block of a blocked (float sum) accumulator
+    starts a partial from 0 and adds it to ``into[acc]`` when done."""
+    b, emit = kf.b, kf.emit
+    (name, extent), step = loop, steps[0]
+    with for_range(b, start, extent, step=step, name=f"{name}.block{len(steps)}") as first:
+        partial = {}
+        for a in accs:
+            if a.blocked:
+                partial[a] = kf.alloca(a.slot.allocated_type, name=f"{a.acc.name}.block")
+                b.store(a.identity(), partial[a])
+            else:
+                partial[a] = into[a]
+        stop = imin(b, b.add(first, i64(step)), i64(extent))
+        if len(steps) > 1:
+            _blocked_loop(kf, accs, (name, stop), rest, first, steps[1:], partial)
+        else:
+            with for_range(b, first, stop, name=name) as i, emit.bind(name, i), \
+                    emit.loops(rest):
+                for a in accs:
+                    a.update(partial[a])
+        for a in accs:
+            if a.blocked:
+                total = b.load(into[a], typ=a.slot.allocated_type)
+                b.store(b.fadd(total, b.load(partial[a], typ=a.slot.allocated_type)), into[a])
 
 
 def _ranged(parallel) -> int:

@@ -50,6 +50,52 @@ template <class T> __device__ __forceinline__ T ipow(T x, T e) {
     return result;
 }
 
+// ---- floored division and remainder: Python's and PyTorch's // and % -------------------
+// Integers exactly; a divisor of -1 or 0 divides by 1 instead (no overflow, no trap) and
+// the quotient is patched: x // -1 wraps, x // 0 and x % 0 are 0 (as numpy).  This is
+// where a division-by-zero error would be raised.
+template <class T> __device__ __forceinline__ T int_divisor(T b) {
+    return (b == 0 || b == -1) ? (T)1 : b;
+}
+template <class T> __device__ __forceinline__ T floor_divide(T a, T b) {
+    const T d = int_divisor(b), q = a / d, r = a % d;
+    return b == -1 ? neg(a) : b == 0 ? (T)0 : (T)(q - (r != 0 && (r ^ b) < 0));
+}
+template <class T> __device__ __forceinline__ T remainder(T a, T b) {
+    const T r = a % int_divisor(b);
+    return (r != 0 && (r ^ b) < 0) ? (T)(r + b) : r;
+}
+// Floats as PyTorch: the remainder is fmod (exact) plus b when their signs differ (a zero
+// keeps fmod's sign, x % inf is x for x >= 0 and inf below); the quotient is div_floor:
+// (a - fmod) / b, one less when the signs differ, floored (rounded up past .5).
+__device__ __forceinline__ float fmod_(float a, float b) { return fmodf(a, b); }
+__device__ __forceinline__ double fmod_(double a, double b) { return fmod(a, b); }
+__device__ __forceinline__ float floor_(float a) { return floorf(a); }
+__device__ __forceinline__ double floor_(double a) { return floor(a); }
+__device__ __forceinline__ float copysign_(float a, float b) { return copysignf(a, b); }
+__device__ __forceinline__ double copysign_(double a, double b) { return copysign(a, b); }
+template <class F> __device__ __forceinline__ bool signs_differ(F r, F b) {
+    return r != 0 && ((b < 0) != (r < 0));
+}
+template <class F> __device__ __forceinline__ F float_remainder(F a, F b) {
+    const F m = fmod_(a, b);
+    return signs_differ(m, b) ? m + b : m;
+}
+template <class F> __device__ __forceinline__ F float_floor_divide(F a, F b) {
+    if (b == 0) return a / b;
+    const F m = fmod_(a, b);
+    const F div = (a - m) / b - (signs_differ(m, b) ? (F)1 : (F)0);
+    if (div == 0) return copysign_((F)0, a / b);
+    const F fl = floor_(div);
+    return div - fl > (F)0.5 ? fl + (F)1 : fl;
+}
+__device__ __forceinline__ float floor_divide(float a, float b) { return float_floor_divide(a, b); }
+__device__ __forceinline__ double floor_divide(double a, double b) {
+    return float_floor_divide(a, b);
+}
+__device__ __forceinline__ float remainder(float a, float b) { return float_remainder(a, b); }
+__device__ __forceinline__ double remainder(double a, double b) { return float_remainder(a, b); }
+
 // ---- maximum / minimum (NaN propagates), sign, sigmoid ----------------------------------
 template <class T> __device__ __forceinline__ T maximum(T a, T b) {
     return (a != a || a > b) ? a : b;

@@ -224,6 +224,12 @@ class ScalarOps:
     def pow(self, a, b):
         return self._f("pow", a, b) if self.is_float else f"gc::ipow({a}, {b})"
 
+    def floor_divide(self, a, b):
+        return f"gc::floor_divide({a}, {b})"
+
+    def remainder(self, a, b):
+        return f"gc::remainder({a}, {b})"
+
     def maximum(self, a, b):
         return f"gc::maximum({a}, {b})"
 

@@ -41,6 +41,10 @@ extern "C" float powf(float, float);
 extern "C" double pow(double, double);
 extern "C" float atan2f(float, float);
 extern "C" double atan2(double, double);
+extern "C" float fmodf(float, float);
+extern "C" double fmod(double, double);
+extern "C" float copysignf(float, float);
+extern "C" double copysign(double, double);
 
 #define __global__
 #define __device__
