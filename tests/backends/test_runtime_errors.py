@@ -184,3 +184,28 @@ def test_an_index_into_an_empty_dimension_is_out_of_range(backend):
     with pytest.raises(IndexError, match="take: index 0 is out of bounds for dimension 0 "
                                          "with size 0"):
         compiled(graphc.zeros(0), graphc.tensor([0]))
+
+
+def test_compiled_integer_floor_divide_and_remainder_by_zero_raise(backend):
+    def fn(a, b):
+        return a // b + a % b
+
+    compiled = graphc.compile(fn, backend=backend)
+    a = graphc.tensor([7, -7, 2 ** 62 + 1])
+    assert compiled(a, graphc.tensor([2, 2, 3])).tolist() == (a // 2 * 0 + fn(
+        a, graphc.tensor([2, 2, 3]))).tolist()
+    with pytest.raises(RuntimeError, match=rf"^ZeroDivisionError: (floor_divide|remainder): "
+                                           rf"integer division by zero \({line_of(fn)}\)$"):
+        compiled(a, graphc.tensor([2, 0, 3]))
+
+
+def test_integer_trunc_division_is_exact_above_2_to_the_53():
+    torch = pytest.importorskip("torch")
+    a, b = [7, -7, 7, -7, 2 ** 62 + 1, -(2 ** 62 + 1)], [2, 2, -2, -2, 3, 3]
+    for x, y in ((a, b), (a, 3), (7, b)):
+        gx = graphc.tensor(x) if isinstance(x, list) else x
+        gy = graphc.tensor(y) if isinstance(y, list) else y
+        tx = torch.tensor(x) if isinstance(x, list) else x
+        ty = torch.tensor(y) if isinstance(y, list) else y
+        assert graphc.div(gx, gy, rounding_mode="trunc").tolist() == \
+            torch.div(tx, ty, rounding_mode="trunc").tolist()
