@@ -148,12 +148,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     shape = (1, -1) + (1,) * (input.dim() - 2)
     if training:
         n = math.prod(input.shape[a] for a in axes)
-        if n <= 1:
+        if n == 1:                  # an empty batch is fine (PyTorch: nan statistics)
             raise ValueError(f"Expected more than 1 value per channel when training, got "
                              f"input size {list(input.shape)}")
         mu = input.mean(axes, keepdim=True)
         var = ((input - mu) ** 2).mean(axes, keepdim=True)
-        if running_mean is not None:
+        if running_mean is not None and n:     # an empty batch leaves them as they are
             with autograd.no_grad():
                 running_mean.mul_(1 - momentum).add_(mu.reshape(-1).detach() * momentum)
                 running_var.mul_(1 - momentum).add_(
