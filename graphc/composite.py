@@ -176,7 +176,10 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
 
 
 def elu(input, alpha=1.0, inplace=False):
-    return F.where(input > 0, input, (input.exp() - 1) * alpha)
+    """The exponential sees only x <= 0: exp of a large x would be inf, and the gradient of
+    the branch not taken 0 * inf = nan."""
+    positive = input > 0
+    return F.where(positive, input, (F.where(positive, 0.0, input).exp() - 1) * alpha)
 
 
 def gelu(input, approximate="none"):

@@ -135,3 +135,80 @@ def program(ns, F, x0):
 ''', [
         Input(np.array([[1.0, -1e30], [1.0, 1.0]], dtype=np.float32).reshape((2, 2)))])
     assert_agrees(program, backends=())
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="diag of an empty vector pads by n - 1 = -1: "
+                   "'pad: needs one non-negative (low, high, interior) per dimension' "
+                   "(PyTorch: a (k, k) matrix of zeros for diagonal k)")
+def test_diag_of_an_empty_vector():
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = ns.diag(x0, 0)
+    v1 = ns.diag(x0, -2)
+    return [v0, v1]
+''', [
+        Input(np.array([], dtype=np.float32).reshape((0,)), grad=True)])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+def test_elu_gradient_of_a_large_input():
+    # found as: eager: grad of x0: 1 of 1 differ, at []: nan != 1.1369616873214543
+    # (exp(1e300) = inf in the branch not taken: 0 * inf)
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = F.elu(x0, alpha=1.0)
+    return [v0]
+''', [
+        Input(np.array([1e+300, 1000.0, -0.5, 0.5], dtype=np.float64).reshape((4,)), grad=True)])
+    assert_agrees(program)
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="conv2d computes the zeros of padding (and of "
+                   "dilation) times the input: inf * 0 = nan where PyTorch skips them")
+def test_conv2d_padding_times_inf():
+    program = parse_program('''
+def program(ns, F, x0, x1):
+    v0 = F.conv2d(x0, x1, None, stride=2, padding=1, dilation=1)
+    return [v0]
+''', [
+        Input(np.array([[[[1.0]]], [[[1.0]]]], dtype=np.float32).reshape((2, 1, 1, 1))),
+        Input(np.array([[[[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]], [[[0.0, 1.0], [1.0, 1.0],
+                                                                 [inf, 1.0]]]],
+                       dtype=np.float32).reshape((2, 1, 3, 2)))])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="index_add into a bool tensor with alpha=2: graphc "
+                   "multiplies the source by alpha (int64) and then rejects the dtype with "
+                   "a misleading 'needs a 1-D index and a source of shape [4]'; PyTorch "
+                   "adds (logical or)")
+def test_index_add_into_bool_with_alpha():
+    program = parse_program('''
+def program(ns, F, x0, x1, x2):
+    v0 = ns.index_add(x2, 0, x0, x1, alpha=2)
+    return [v0]
+''', [
+        Input(np.array([0, 2, 3, 2], dtype=np.int64).reshape((4,))),
+        Input(np.array([True, False, False, True], dtype=np.bool).reshape((4,))),
+        Input(np.array([False, False, False, False], dtype=np.bool).reshape((4,)))])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="the emulated CUDA program of mv + select with "
+                   "gradients defines the copy kernel copy_2 twice ('redefinition of void "
+                   "copy_2'): g++ fails")
+def test_cuda_emulate_mv_select_defines_a_copy_kernel_twice():
+    program = parse_program('''
+def program(ns, F, x0, x1):
+    v0 = ns.mv(x0, x1)
+    v1 = ns.select(v0, -1, 1)
+    return [v1]
+''', [
+        Input(np.array([[1.0, 1.0], [1.0, 1.0]], dtype=np.float64).reshape((2, 2)), grad=True),
+        Input(np.array([1.0, 1.0], dtype=np.float64).reshape((2,)), grad=True)])
+    assert_agrees(program, backends=["cuda-emulate"], fuse=True)
