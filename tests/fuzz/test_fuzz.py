@@ -114,11 +114,11 @@ def test_compare_tolerates_error_mismatches_only_while_the_known_issue_is_open(m
 
 @pytest.mark.slow
 def test_short_fuzz_run():
-    """96 programs of a fixed seed, in batches of 24: eager and the interpreter on all,
-    each code-generating config (cpu, cuda-emulate; fused, unfused) on one batch."""
+    """144 programs of a fixed seed, in batches of 24: eager and the interpreter on all,
+    each code-generating config (cpu, cuda-emulate; fused, unfused) in turn on a batch."""
     torch = fuzz.torch_or_none()
     out = io.StringIO()
-    failures = fuzz.fuzz(seed=1000, programs=96, batch=24, torch=torch, out=out,
+    failures = fuzz.fuzz(seed=1000, programs=144, batch=24, torch=torch, out=out,
                          minimise_budget=10)
     assert failures == [], out.getvalue()
 
