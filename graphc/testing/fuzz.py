@@ -1277,8 +1277,10 @@ def _finite_difference_failures(programs) -> list:
     failures = []
     for p in programs:
         if any(s.op in NONSMOOTH for s in p.steps) or not any(
-                i.grad and i.dtype == "float64" for i in p.inputs):
-            continue
+                i.grad and i.dtype == "float64" for i in p.inputs) or any(
+                i.dtype in FLOATS and not np.all(np.abs(i.data) < 1e6) for i in p.inputs):
+            continue        # differences of a huge loss lose the small terms
+
         ref = run(graphc, [p])[0]
 
         def loss(inputs):
@@ -1286,7 +1288,7 @@ def _finite_difference_failures(programs) -> list:
             return sum(float(np.sum(o * output_weights(o.shape, j)))
                        for j, o in enumerate(r.outs) if o.dtype.kind == "f")
         for i, inp in enumerate(p.inputs):
-            if not (inp.grad and inp.dtype == "float64" and np.all(np.isfinite(inp.data))):
+            if not (inp.grad and inp.dtype == "float64"):
                 continue
             fd = np.zeros(inp.data.shape)
             for idx in np.ndindex(inp.data.shape):

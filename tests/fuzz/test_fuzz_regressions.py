@@ -241,3 +241,23 @@ def program(ns, F, x0):
 ''', [
         Input(np.array([[0.0, 1.0], [0.0, -2.0]], dtype=np.float32).reshape((2, 2)), grad=True)])
     assert_agrees(program, backends=())
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="fusion joins an elementwise consumer at the full "
+                   "shape to a reduction's kernel although the reduced value is broadcast "
+                   "along another axis (x.sum(1) of shape (2,) against x (2, 2) aligns with "
+                   "the columns, the kernel's accumulator is per row): fused cpu and "
+                   "cuda-emulate compute s[i] - x[i, j] instead of s[j] - x[i, j]")
+@pytest.mark.parametrize("backend", ["cpu", "cuda-emulate"])
+def test_fused_reduction_broadcast_along_another_axis(backend):
+    # found as: cpu, cuda-emulate: output 0: 1 of 9 differ: False != True, for
+    # ns.le(ns.var(x0, dim=(1, 2)), x0) with x0 of shape (3, 1, 3, 1)
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = ns.sum(x0, dim=1, keepdim=False)
+    v1 = ns.sub(v0, x0)
+    return [v1]
+''', [
+        Input(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32).reshape((2, 2)), grad=True)])
+    assert_agrees(program, backends=[backend], fuse=True)
