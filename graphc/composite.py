@@ -174,12 +174,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     shape = (1, -1) + (1,) * (input.dim() - 2)
     if training:
         n = math.prod(input.shape[a] for a in axes)
-        if n <= 1:
+        if n == 1:                  # an empty batch is fine (PyTorch: nan statistics)
             raise ValueError(f"Expected more than 1 value per channel when training, got "
                              f"input size {list(input.shape)}")
         mu = input.mean(axes, keepdim=True)
         var = ((input - mu) ** 2).mean(axes, keepdim=True)
-        if running_mean is not None:
+        if running_mean is not None and n:     # an empty batch leaves them as they are
             with autograd.no_grad():
                 running_mean.mul_(1 - momentum).add_(mu.reshape(-1).detach() * momentum)
                 running_var.mul_(1 - momentum).add_(
@@ -202,7 +202,10 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
 
 
 def elu(input, alpha=1.0, inplace=False):
-    return F.where(input > 0, input, (input.exp() - 1) * alpha)
+    """The exponential sees only x <= 0: exp of a large x would be inf, and the gradient of
+    the branch not taken 0 * inf = nan."""
+    positive = input > 0
+    return F.where(positive, input, (F.where(positive, 0.0, input).exp() - 1) * alpha)
 
 
 def gelu(input, approximate="none"):

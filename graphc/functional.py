@@ -471,7 +471,11 @@ def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
-    return sqrt(var(x, dim, unbiased, keepdim, correction))
+    """sqrt(var); at a zero variance the gradient is 0, as PyTorch's, not sqrt's
+    0 * inf = nan (as in ``norm``)."""
+    v = var(x, dim, unbiased, keepdim, correction)
+    zero = v == 0
+    return where(zero, 0.0, sqrt(where(zero, 1.0, v)))
 
 
 MinMax = namedtuple("MinMax", ["values", "indices"])

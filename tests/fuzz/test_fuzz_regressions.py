@@ -1,0 +1,263 @@
+"""Minimised programs the fuzzer (``python -m graphc.testing.fuzz``) found, as printed by
+it.  Each runs in graphc eager and compiled (interpreter, cpu, cuda-emulate; fused and
+unfused) and is compared with PyTorch (or graphc eager where PyTorch is missing).  Open
+bugs are ``xfail(strict=True)``: the test fails once the bug is fixed, so the mark goes."""
+from math import inf, nan  # noqa: F401  (printed inputs spell special values so)
+
+import numpy as np
+import pytest
+
+from graphc.testing.fuzz import Input, assert_agrees, parse_program
+
+needs_torch = pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is None,
+                                 reason="PyTorch is the reference")
+
+
+@needs_torch
+def test_std_gradient_at_zero_variance_is_zero():
+    # found as: eager: grad of x0: 1 of 1 differ, at []: nan != 0.0 (sqrt'(0) = inf)
+    program = parse_program('''
+def program(ns, F, x0, x1):
+    v0 = ns.std(x0, dim=None, unbiased=False, keepdim=True)
+    v1 = ns.std(x1, dim=1, unbiased=True, keepdim=False)
+    v2 = ns.tanh(v0)
+    return [v2, v1]
+''', [
+        Input(np.array(0.0, dtype=np.float32).reshape(()), grad=True),
+        Input(np.array([[2.0, 2.0], [1.0, 3.0]], dtype=np.float32).reshape((2, 2)),
+              layout="t", grad=True)])
+    assert_agrees(program)
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="binary_cross_entropy's gradient at a saturated "
+                   "probability (sigmoid(19) == 1 in float32) is nan, PyTorch's is finite "
+                   "(it clamps p(1-p) at 1e-12): clamp(log(1-p)) has 0 * inf in its VJP")
+def test_binary_cross_entropy_gradient_at_probability_one():
+    program = parse_program('''
+def program(ns, F, x0, x1):
+    v0 = F.binary_cross_entropy(ns.sigmoid(x1), ns.sigmoid(x0), reduction='sum')
+    return [v0]
+''', [
+        Input(np.array([1.0, 1.0, 1.0], dtype=np.float32).reshape((3,))),
+        Input(np.array([1.0, 1.0, 19.0], dtype=np.float32).reshape((3,)), grad=True)])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="cosine_similarity takes each norm before "
+                   "broadcasting: x2 of shape (1,) against x1 of shape (3,) gives "
+                   "sqrt(3) instead of 1 (PyTorch broadcasts x1 and x2 first)")
+def test_cosine_similarity_broadcasts_before_the_norms():
+    program = parse_program('''
+def program(ns, F, x0, x1):
+    v0 = F.cosine_similarity(x0, x1, dim=-1)
+    return [v0]
+''', [
+        Input(np.array([1.0, 1.0, 1.0], dtype=np.float32).reshape((3,))),
+        Input(np.array([1.0], dtype=np.float32).reshape((1,)))])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="cumsum is a matmul with a triangle of ones and "
+                   "zeros, so an inf or nan element makes every later-or-earlier sum nan "
+                   "(inf * 0); PyTorch's cumsum gives inf only from that element on")
+def test_cumsum_of_inf():
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = ns.cumsum(x0, dim=0)
+    return [v0]
+''', [
+        Input(np.array([1.0, -inf, 1.0, 2.0], dtype=np.float32).reshape((4,)))])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+def test_batch_norm_training_on_an_empty_batch():
+    # found as: eager: crash in forward: ValueError: Expected more than 1 value per channel
+    # when training, got input size [0, 1, 1, 1]
+    program = parse_program('''
+def program(ns, F, x0, x1, x2):
+    v0 = F.batch_norm(x0, None, None, x1, x2, training=True)
+    return [v0]
+''', [
+        Input(np.array([], dtype=np.float32).reshape((0, 1, 1, 1)), grad=True),
+        Input(np.array([1.0], dtype=np.float32).reshape((1,)), grad=True),
+        Input(np.array([0.5], dtype=np.float32).reshape((1,)), grad=True)])
+    assert_agrees(program)
+
+
+def test_batch_norm_on_an_empty_batch_leaves_the_running_statistics():
+    import graphc
+    mean, var = graphc.zeros(2), graphc.ones(2)
+    graphc.nn.functional.batch_norm(graphc.zeros(0, 2), mean, var, training=True)
+    assert mean.tolist() == [0.0, 0.0] and var.tolist() == [1.0, 1.0]
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="sign(nan) is nan in graphc (numpy's sign), 0 in "
+                   "PyTorch")
+def test_sign_of_nan():
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = ns.sign(x0)
+    return [v0]
+''', [
+        Input(np.array([nan, -0.0, 2.0], dtype=np.float32).reshape((3,)))])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="detach() in compiled code does not stop the "
+                   "gradient: the traced alias is the same IR value, so the autodiff pass "
+                   "differentiates through it (x * x.detach() gets 2x); F.hardtanh, which "
+                   "detaches outside its range, passes gradient there")
+def test_detach_in_compiled_code_stops_the_gradient():
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = x0 * x0.detach()
+    v1 = F.hardtanh(x0, min_val=-0.5, max_val=2.0)
+    return [v0, v1]
+''', [
+        Input(np.array([1.0, 3.0, 2.0, 0.0], dtype=np.float32).reshape((4,)), grad=True)])
+    assert_agrees(program, backends=["interpreter"], fuse=True)
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="var and std square the centred values in the "
+                   "input dtype: in float32 |x| > 1.8e19 overflows to inf (PyTorch: 5e29)")
+def test_std_of_huge_float32_values():
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = ns.std(x0, dim=(0,), unbiased=False, keepdim=False)
+    return [v0]
+''', [
+        Input(np.array([[1.0, -1e30], [1.0, 1.0]], dtype=np.float32).reshape((2, 2)))])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="diag of an empty vector pads by n - 1 = -1: "
+                   "'pad: needs one non-negative (low, high, interior) per dimension' "
+                   "(PyTorch: a (k, k) matrix of zeros for diagonal k)")
+def test_diag_of_an_empty_vector():
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = ns.diag(x0, 0)
+    v1 = ns.diag(x0, -2)
+    return [v0, v1]
+''', [
+        Input(np.array([], dtype=np.float32).reshape((0,)), grad=True)])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+def test_elu_gradient_of_a_large_input():
+    # found as: eager: grad of x0: 1 of 1 differ, at []: nan != 1.1369616873214543
+    # (exp(1e300) = inf in the branch not taken: 0 * inf)
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = F.elu(x0, alpha=1.0)
+    return [v0]
+''', [
+        Input(np.array([1e+300, 1000.0, -0.5, 0.5], dtype=np.float64).reshape((4,)), grad=True)])
+    assert_agrees(program)
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="conv2d computes the zeros of padding (and of "
+                   "dilation) times the input: inf * 0 = nan where PyTorch skips them")
+def test_conv2d_padding_times_inf():
+    program = parse_program('''
+def program(ns, F, x0, x1):
+    v0 = F.conv2d(x0, x1, None, stride=2, padding=1, dilation=1)
+    return [v0]
+''', [
+        Input(np.array([[[[1.0]]], [[[1.0]]]], dtype=np.float32).reshape((2, 1, 1, 1))),
+        Input(np.array([[[[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]], [[[0.0, 1.0], [1.0, 1.0],
+                                                                 [inf, 1.0]]]],
+                       dtype=np.float32).reshape((2, 1, 3, 2)))])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="index_add into a bool tensor with alpha=2: graphc "
+                   "multiplies the source by alpha (int64) and then rejects the dtype with "
+                   "a misleading 'needs a 1-D index and a source of shape [4]'; PyTorch "
+                   "adds (logical or)")
+def test_index_add_into_bool_with_alpha():
+    program = parse_program('''
+def program(ns, F, x0, x1, x2):
+    v0 = ns.index_add(x2, 0, x0, x1, alpha=2)
+    return [v0]
+''', [
+        Input(np.array([0, 2, 3, 2], dtype=np.int64).reshape((4,))),
+        Input(np.array([True, False, False, True], dtype=np.bool).reshape((4,))),
+        Input(np.array([False, False, False, False], dtype=np.bool).reshape((4,)))])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="the emulated CUDA program of mv + select with "
+                   "gradients defines the copy kernel copy_2 twice ('redefinition of void "
+                   "copy_2'): lower.materialize copies a value used by two matmuls twice "
+                   "(likely the open 'matmul input used twice (CUDA)' issue)")
+def test_cuda_emulate_mv_select_defines_a_copy_kernel_twice():
+    program = parse_program('''
+def program(ns, F, x0, x1):
+    v0 = ns.mv(x0, x1)
+    v1 = ns.select(v0, -1, 1)
+    return [v1]
+''', [
+        Input(np.array([[1.0, 1.0], [1.0, 1.0]], dtype=np.float64).reshape((2, 2)), grad=True),
+        Input(np.array([1.0, 1.0], dtype=np.float64).reshape((2,)), grad=True)])
+    assert_agrees(program, backends=["cuda-emulate"], fuse=True)
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="cross_entropy/nll_loss weight ignored targets by 0, "
+                   "so an inf log-probability in an ignored row makes the loss nan (inf * 0); "
+                   "PyTorch leaves ignored rows out")
+def test_cross_entropy_ignores_an_infinite_row():
+    program = parse_program('''
+def program(ns, F, x0, x1):
+    v0 = F.cross_entropy(x0, x1, reduction='sum', label_smoothing=0.0)
+    return [v0]
+''', [
+        Input(np.array([[1.0, 2.0, 0.5], [1.0, 1.0, inf]], dtype=np.float32).reshape((2, 3))),
+        Input(np.array([2, -100], dtype=np.int64).reshape((2,)))])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="norm(p=3) of a zero vector: the gradient of "
+                   "s ** (1/3) at s = 0 is inf, times 0 = nan (PyTorch: 0; p=2 is handled)")
+def test_norm_p3_gradient_at_zero():
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = ns.norm(x0, p=3, dim=(0,), keepdim=False)
+    return [v0]
+''', [
+        Input(np.array([[0.0, 1.0], [0.0, -2.0]], dtype=np.float32).reshape((2, 2)), grad=True)])
+    assert_agrees(program, backends=())
+
+
+@needs_torch
+@pytest.mark.xfail(strict=True, reason="fusion joins an elementwise consumer at the full "
+                   "shape to a reduction's kernel although the reduced value is broadcast "
+                   "along another axis (x.sum(1) of shape (2,) against x (2, 2) aligns with "
+                   "the columns, the kernel's accumulator is per row): fused cpu and "
+                   "cuda-emulate compute s[i] - x[i, j] instead of s[j] - x[i, j]")
+@pytest.mark.parametrize("backend", ["cpu", "cuda-emulate"])
+def test_fused_reduction_broadcast_along_another_axis(backend):
+    # found as: cpu, cuda-emulate: output 0: 1 of 9 differ: False != True, for
+    # ns.le(ns.var(x0, dim=(1, 2)), x0) with x0 of shape (3, 1, 3, 1)
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = ns.sum(x0, dim=1, keepdim=False)
+    v1 = ns.sub(v0, x0)
+    return [v1]
+''', [
+        Input(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32).reshape((2, 2)), grad=True)])
+    assert_agrees(program, backends=[backend], fuse=True)
