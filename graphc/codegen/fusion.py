@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, field
 
 import networkx as nx
+import numpy as np
 
 from graphc.ir import Graph, Op, Value
 from graphc.ops import REGISTRY
@@ -226,6 +227,8 @@ class _Fuser:
             if g.kind == "reduction" and math.prod(v.shape) != math.prod(g.shape):
                 if any(name not in _SAFE_AFTER_REDUCTION for name in via):
                     return "reads the reduced value through a reordering index map"
+                if shape == g.shape and not self.reads_kept_index(op, v, g):
+                    return "broadcasts the reduced value along other axes than it kept"
             elif via and (g.kind != "reduction" or any(
                     name not in _SAFE_AFTER_REDUCTION for name in via)):
                 return "reads a value of the kernel at another index (through an index map)"
@@ -236,6 +239,34 @@ class _Fuser:
             g.kind, g.axes = "reduction", self.axes(op)
         return None
 
+
+    def reads_kept_index(self, op: Op, v: Value, g: Group) -> bool:
+        """Whether ``op``, run at every index of the reduction kernel ``g``, reads the
+        reduced value ``v`` at the index the kernel keeps (its non-reduced axes): the
+        only place the fused kernel has it.  ``x.sum(1) - x`` on [n, n] broadcasts the
+        sums along axis 0, not 1, and so may not fuse.  Checked by running the index
+        maps between ``v`` and ``op`` on the kept positions themselves."""
+        kept_shape = tuple(1 if a in g.axes else d for a, d in enumerate(g.shape))
+        want = np.broadcast_to(np.arange(g.kept_size).reshape(kept_shape), g.shape)
+        for u in op.inputs:
+            for chain in self.chains(u, v):
+                got = np.arange(math.prod(v.shape)).reshape(v.shape)
+                for p in chain:
+                    got = np.asarray(REGISTRY[p.name].impl(got, **p.attr_dict))
+                got = np.broadcast_to(got.reshape((1,) * (len(g.shape) - got.ndim)
+                                                  + got.shape), g.shape)
+                if not np.array_equal(got, want):
+                    return False
+        return True
+
+    def chains(self, u: Value, v: Value, chain=()):
+        """The inline index-map ops from ``v`` to ``u`` (one tuple per path)."""
+        if u is v:
+            yield chain
+        elif u in self.inline:
+            p = self.producer[u]
+            for w in p.inputs:
+                yield from self.chains(w, v, (p,) + chain)
 
     def merge_into_consumers(self):
         """A pointwise kernel that started on its own (its inputs were all graph inputs,

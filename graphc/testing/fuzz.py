@@ -240,7 +240,8 @@ for _name in ("log2", "log10", "tan", "isnan", "isinf", "isfinite"):
 for _name in ("ceil", "round", "trunc", "relu"):
     op(_name, f"ns.{_name}({{0}})", _unary(NUMERIC))
 for _name in ("floor_divide", "remainder", "true_divide"):
-    op(_name, f"ns.{_name}({{0}}, {{1}})", _binary(NUMERIC))
+    if _name not in OPS:                         # a primitive of that name came first
+        op(_name, f"ns.{_name}({{0}}, {{1}})", _binary(NUMERIC))
 op("logical_xor", "ns.logical_xor({0}, {1})", _binary(ALL))
 op("logaddexp", "ns.logaddexp({0}, {1})", _binary(FLOATS))
 op("div_mode", "ns.div({0}, {1}, rounding_mode={mode})",

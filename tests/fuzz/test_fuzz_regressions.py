@@ -45,9 +45,6 @@ def program(ns, F, x0, x1):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="cosine_similarity takes each norm before "
-                   "broadcasting: x2 of shape (1,) against x1 of shape (3,) gives "
-                   "sqrt(3) instead of 1 (PyTorch broadcasts x1 and x2 first)")
 def test_cosine_similarity_broadcasts_before_the_norms():
     program = parse_program('''
 def program(ns, F, x0, x1):
@@ -109,10 +106,6 @@ def program(ns, F, x0):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="detach() in compiled code does not stop the "
-                   "gradient: the traced alias is the same IR value, so the autodiff pass "
-                   "differentiates through it (x * x.detach() gets 2x); F.hardtanh, which "
-                   "detaches outside its range, passes gradient there")
 def test_detach_in_compiled_code_stops_the_gradient():
     program = parse_program('''
 def program(ns, F, x0):
@@ -138,9 +131,6 @@ def program(ns, F, x0):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="diag of an empty vector pads by n - 1 = -1: "
-                   "'pad: needs one non-negative (low, high, interior) per dimension' "
-                   "(PyTorch: a (k, k) matrix of zeros for diagonal k)")
 def test_diag_of_an_empty_vector():
     program = parse_program('''
 def program(ns, F, x0):
@@ -199,10 +189,6 @@ def program(ns, F, x0, x1, x2):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="the emulated CUDA program of mv + select with "
-                   "gradients defines the copy kernel copy_2 twice ('redefinition of void "
-                   "copy_2'): lower.materialize copies a value used by two matmuls twice "
-                   "(likely the open 'matmul input used twice (CUDA)' issue)")
 def test_cuda_emulate_mv_select_defines_a_copy_kernel_twice():
     program = parse_program('''
 def program(ns, F, x0, x1):
@@ -231,8 +217,6 @@ def program(ns, F, x0, x1):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="norm(p=3) of a zero vector: the gradient of "
-                   "s ** (1/3) at s = 0 is inf, times 0 = nan (PyTorch: 0; p=2 is handled)")
 def test_norm_p3_gradient_at_zero():
     program = parse_program('''
 def program(ns, F, x0):
@@ -244,11 +228,6 @@ def program(ns, F, x0):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="fusion joins an elementwise consumer at the full "
-                   "shape to a reduction's kernel although the reduced value is broadcast "
-                   "along another axis (x.sum(1) of shape (2,) against x (2, 2) aligns with "
-                   "the columns, the kernel's accumulator is per row): fused cpu and "
-                   "cuda-emulate compute s[i] - x[i, j] instead of s[j] - x[i, j]")
 @pytest.mark.parametrize("backend", ["cpu", "cuda-emulate"])
 def test_fused_reduction_broadcast_along_another_axis(backend):
     # found as: cpu, cuda-emulate: output 0: 1 of 9 differ: False != True, for
