@@ -184,3 +184,16 @@ def test_generated_code_is_the_same_in_every_process():
     runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                            check=True).stdout for _ in range(2)}
     assert len(runs) == 1
+
+
+def test_a_reduced_value_broadcast_along_another_axis_is_not_fused():
+    """x.sum(1) of shape (n,) against x of (n, n) broadcasts along rows: the reduction
+    kernel holds the sums per row, so the consumer needs its own kernel."""
+    x = torch.randn(4, 4)
+    f = kernels(lambda x: x.sum(1) - x, x)
+    assert len(f.groups) == 2
+    assert any("broadcasts the reduced value" in reason for _, _, reason in f.boundaries)
+    kept = kernels(lambda x: x.sum(1, keepdim=True) - x, x)
+    assert len(kept.groups) == 1
+    same = kernels(lambda x: x.sum(0) - x, x)       # sums per column, read per column
+    assert len(same.groups) == 1
