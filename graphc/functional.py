@@ -561,18 +561,23 @@ def logsumexp(x, dim, keepdim=False):
 
 
 def cumsum(x, dim):
-    """Cumulative sum as a contraction with a triangular ones matrix (no new primitive)."""
+    """Cumulative sum as a log-step scan (Hillis-Steele: add the sums so far shifted by 1,
+    2, 4... with zeros padded in).  Every position adds only the terms before it, so an
+    inf or nan reaches later positions only, as PyTorch's (a contraction with a triangle
+    of ones and zeros would give inf * 0 = nan everywhere)."""
     dim = normalize_dim(dim, x.dim())
     if not x.dtype.is_floating_point:
         x = cast(x, dtypes.int64)                # PyTorch sums integers and bools in int64
-    n = x.shape[dim] if x.dim() else 1
-    tri = Tensor._wrap(np.triu(np.ones((n, n), x.dtype.np)), x.dtype)
-    moved = movedim(x.reshape(x.shape or (1,)), dim, -1)
-    if x.dtype.is_floating_point:
-        summed = matmul(moved, tri)
-    else:                           # matmul is floating point only: multiply and sum
-        summed = sum(unsqueeze(moved, -1) * tri, -2)
-    return contiguous(movedim(summed, -1, dim).reshape(x.shape))   # row-major, as PyTorch
+    summed = x.reshape(x.shape or (1,))
+    n, shift = summed.shape[dim], 1
+    while shift < n:
+        stops = list(summed.shape)
+        stops[dim] = n - shift
+        widths = [(shift if a == dim else 0, 0, 0) for a in range(summed.dim())]
+        summed = summed + _pad(_slice(summed, [0] * summed.dim(), stops, [1] * summed.dim()),
+                               widths, 0)
+        shift *= 2
+    return summed.reshape(x.shape) if n > 1 else clone(x)    # a new tensor, as PyTorch's
 
 
 def norm(x, p=2, dim=None, keepdim=False):

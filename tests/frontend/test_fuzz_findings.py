@@ -1,0 +1,51 @@
+"""Regression tests for what the differential fuzzer found: each compares graphc with
+PyTorch (values and gradients), eagerly and compiled on every code-generating backend."""
+import numpy as np
+import pytest
+
+import graphc
+import graphc.nn.functional as GF
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def _run(fn, arrays, backend=None):
+    """``fn``'s value and the gradients of its sum for the floating point ``arrays``, in
+    graphc (eager, or compiled on ``backend``) and in PyTorch (``fn`` takes the module)."""
+    results = []
+    for lib in (graphc, torch):
+        xs = [lib.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+        run = (lambda *t: fn(graphc, *t)) if lib is torch or backend is None else \
+            graphc.compile(lambda *t: fn(graphc, *t), backend=backend)
+        out = fn(torch, *xs) if lib is torch else run(*xs)
+        if out.requires_grad:
+            out.sum().backward()
+        results.append((out.detach().numpy(),
+                        [x.grad.numpy() for x in xs if x.grad is not None]))
+    return results
+
+
+def _check(fn, *arrays, backend=None, rtol=1e-6):
+    (value, grads), (expected, expected_grads) = _run(fn, arrays, backend)
+    np.testing.assert_allclose(value, expected, rtol=rtol)
+    assert value.dtype == expected.dtype and value.shape == expected.shape
+    assert len(grads) == len(expected_grads)
+    for g, e in zip(grads, expected_grads):
+        np.testing.assert_allclose(g, e, rtol=rtol)
+
+
+@pytest.fixture(params=["eager", "interpreter", "codegen"])
+def mode(request, backend):
+    """Eager, compiled on the interpreter, compiled on ``backend``."""
+    return {"eager": None, "interpreter": "interpreter", "codegen": backend}[request.param]
+
+
+F32 = np.float32
+
+
+def test_cumsum_inf_reaches_later_positions_only(mode):
+    x = np.array([1, -np.inf, 1, 2], F32)
+    _check(lambda m, t: m.cumsum(t, 0), x, backend=mode)
+    _check(lambda m, t: m.cumsum(t, 1), np.array([[np.nan, 1, 2], [3, np.inf, 4]]),
+           backend=mode)
