@@ -347,7 +347,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     w = valid.to(input.dtype)
     if weight is not None:
         w = w * F.index_select(weight, 0, safe.reshape(-1)).reshape(safe.shape)
-    loss = -picked * w
+    # Ignored targets are left out (a where, not a zero weight: inf * 0 would be nan).
+    loss = F.where(valid, -picked * w, 0)
     if reduction == "mean":
         return loss.sum() / w.sum()
     return _reduce_loss(loss, reduction, "nll_loss")
@@ -369,7 +370,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         w = 1 if weight is None else weight.reshape((-1,) + (1,) * (input.dim() - 2))
         smooth = -(logp * w).sum(dim) / input.shape[dim]
         valid = (target != ignore_index).to(input.dtype)
-        smooth = smooth * valid
+        smooth = F.where(valid > 0, smooth, 0)
         if reduction == "mean":
             # Normalised like nll_loss: by the total weight of the valid targets.
             total = valid if weight is None else valid * F.index_select(

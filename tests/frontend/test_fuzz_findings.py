@@ -49,3 +49,17 @@ def test_cumsum_inf_reaches_later_positions_only(mode):
     _check(lambda m, t: m.cumsum(t, 0), x, backend=mode)
     _check(lambda m, t: m.cumsum(t, 1), np.array([[np.nan, 1, 2], [3, np.inf, 4]]),
            backend=mode)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "none"])
+def test_losses_leave_ignored_rows_out(mode, reduction):
+    """A row whose target is ignore_index adds nothing, even when it holds an inf."""
+    x = np.array([[1, 2, 3], [np.inf, 0, 1], [0, -1, 2]], F32)
+    target = np.array([0, -100, 2])
+    _check(lambda m, t, y: m.nn.functional.cross_entropy(t, y, reduction=reduction),
+           x, target, backend=mode, rtol=1e-5)
+    _check(lambda m, t, y: m.nn.functional.cross_entropy(t, y, reduction=reduction,
+                                                        label_smoothing=0.1),
+           x, target, backend=mode, rtol=1e-5)
+    _check(lambda m, t, y: m.nn.functional.nll_loss(t, y, reduction=reduction),
+           x, target, backend=mode)
