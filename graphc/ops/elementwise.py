@@ -52,6 +52,11 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
+def _sign(x):
+    """PyTorch's sign: 0 at nan (so abs's gradient there is 0 too), where numpy's is nan."""
+    return np.where(x != x, np.zeros_like(x), np.sign(x))
+
+
 def _rsqrt(x):
     return (1 / np.sqrt(x)).astype(x.dtype, copy=False)
 
@@ -75,7 +80,8 @@ unary("erf", lambda x: np.asarray(_erf(x), dtype=x.dtype),   # 0-dim: frompyfunc
 # read; the front end gives their PyTorch zero gradient (functional._zero_gradient).
 unary("floor", np.floor)
 unary("abs", np.abs, lambda g, out, x: g * x.sign(), saves=(0,), allowed=(1, 2))
-unary("sign", np.sign, allowed=(1, 2))
+unary("sign", _sign, allowed=(1, 2),
+      scalar=lambda ops, x: ops.where(ops.ne(x, x), ops.const(0), ops.sign(x)))
 unary("logical_not", np.logical_not, allowed=(0,))
 
 # ---- binary arithmetic -------------------------------------------------------------------

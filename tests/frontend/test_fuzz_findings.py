@@ -63,3 +63,11 @@ def test_losses_leave_ignored_rows_out(mode, reduction):
            x, target, backend=mode, rtol=1e-5)
     _check(lambda m, t, y: m.nn.functional.nll_loss(t, y, reduction=reduction),
            x, target, backend=mode)
+
+
+def test_sign_of_nan_is_zero(mode):
+    """PyTorch's sign(nan) is 0, and so abs's gradient at nan is 0."""
+    x = np.array([np.nan, -0.0, 0.0, -2.0, np.inf], F32)
+    _check(lambda m, t: m.sign(t), x, backend=mode)
+    _check(lambda m, t: m.abs(t), x, backend=mode)
+    _check(lambda m, t: m.sign(t), np.array([-3, 0, 4]), backend=mode)
