@@ -455,8 +455,12 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     return _reduce(x, "sum", axes, keepdim) / _count(x, axes)
 
 
-def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
-    """Variance; unbiased (correction=1) by default, as PyTorch."""
+def _var_std(x, dim, unbiased, keepdim, correction, root):
+    """Variance (or its root, the standard deviation) computed in float64 and rounded to
+    x's dtype once at the end, as PyTorch's CPU kernel accumulates float32 in double:
+    squares of float32 values above 1.8e19 overflow float32 but not the float64 sum, so
+    ``std([1, -1e30])`` is 5e29 (the variance itself is still inf once rounded), and
+    float64 keeps more of the digits that cancel.  Unbiased (correction=1) by default, as PyTorch."""
     if isinstance(dim, bool) and unbiased is None:       # var(x, False)
         dim, unbiased = None, dim
     if correction is None:
@@ -464,14 +468,23 @@ def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
     if not x.dtype.is_floating_point:
         raise RuntimeError(f"std and var only support floating point and complex dtypes "
                            f"(got {x.dtype.name})")
+    wide = cast(x, dtypes.float64)
     axes = _axes(x, dim)
-    centered = x - mean(x, axes if axes else None, keepdim=True) if axes else x - x
+    centered = wide - mean(wide, axes if axes else None, keepdim=True) if axes else wide - wide
     n = _count(x, axes)
-    return _reduce(centered * centered, "sum", axes, keepdim) / builtins.max(n - correction, 0)
+    out = _reduce(centered * centered, "sum", axes, keepdim) / builtins.max(n - correction, 0)
+    if root:        # at a zero deviation the gradient is 0, as PyTorch's, not 0 * inf
+        zero = out == 0
+        out = where(zero, 0.0, sqrt(where(zero, 1.0, out)))
+    return cast(out, x.dtype)
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    return _var_std(x, dim, unbiased, keepdim, correction, root=False)
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
-    return sqrt(var(x, dim, unbiased, keepdim, correction))
+    return _var_std(x, dim, unbiased, keepdim, correction, root=True)
 
 
 MinMax = namedtuple("MinMax", ["values", "indices"])

@@ -71,3 +71,13 @@ def test_sign_of_nan_is_zero(mode):
     _check(lambda m, t: m.sign(t), x, backend=mode)
     _check(lambda m, t: m.abs(t), x, backend=mode)
     _check(lambda m, t: m.sign(t), np.array([-3, 0, 4]), backend=mode)
+
+
+@pytest.mark.parametrize("name", ["std", "var"])
+@pytest.mark.parametrize("kwargs", [dict(dim=0, unbiased=False), dict(dim=1), dict()])
+def test_std_var_of_huge_float32_values(mode, name, kwargs):
+    """float32 squares above 1.8e19 overflow; PyTorch accumulates in float64, so std is
+    finite; a zero deviation has a zero gradient."""
+    x = np.array([[1, -1e30, 2], [1, 1, 3e20]], F32)
+    _check(lambda m, t: getattr(m, name)(t, **kwargs), x, backend=mode, rtol=1e-6)
+    _check(lambda m, t: getattr(m, name)(t, **kwargs), np.ones((2, 3), F32), backend=mode)
