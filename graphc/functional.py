@@ -996,8 +996,16 @@ def scatter_add(x, dim, index, src):
 
 
 def index_add(x, dim, index, source, alpha=1):
-    return bind(P["index_add"], x, _index_tensor(index, "index_add"),
-                source if alpha == 1 else source * alpha, axis=normalize_dim(dim, x.dim()))
+    """x with ``alpha * source`` added at ``index``; for bools, as PyTorch, a logical or
+    with ``source and alpha`` (the scaled source keeps source's dtype)."""
+    if isinstance(source, Tensor) and source.dtype != x.dtype:
+        raise RuntimeError(f"index_add_(): self ({x.dtype.name}{list(x.shape)}) and source "
+                           f"({source.dtype.name}{list(source.shape)}) must have the same "
+                           f"scalar type")
+    if alpha != 1:
+        source = cast(source * alpha, source.dtype)
+    return bind(P["index_add"], x, _index_tensor(index, "index_add"), source,
+                axis=normalize_dim(dim, x.dim()))
 
 
 def masked_fill(x, mask, value):

@@ -81,3 +81,18 @@ def test_std_var_of_huge_float32_values(mode, name, kwargs):
     x = np.array([[1, -1e30, 2], [1, 1, 3e20]], F32)
     _check(lambda m, t: getattr(m, name)(t, **kwargs), x, backend=mode, rtol=1e-6)
     _check(lambda m, t: getattr(m, name)(t, **kwargs), np.ones((2, 3), F32), backend=mode)
+
+
+@pytest.mark.parametrize("alpha", [2, 0, 1])
+def test_index_add_of_bools_is_a_logical_or(mode, alpha):
+    x, source, index = (np.array([True, False, False]), np.array([True, True, False]),
+                        np.array([1, 1, 2]))
+    _check(lambda m, t, s, i: m.index_add(t, 0, i, s, alpha=alpha), x, source, index,
+           backend=mode)
+    _check(lambda m, t, s, i: m.index_add(t, 0, i, s, alpha=alpha),
+           np.array([1.0, 2, 3]), np.array([0.5, -1, 4]), index, backend=mode)
+
+
+def test_index_add_with_another_dtype_names_both():
+    with pytest.raises(RuntimeError, match=r"self \(bool\[1\]\) and source \(int64\[1\]\)"):
+        graphc.index_add(graphc.tensor([True]), 0, graphc.tensor([0]), graphc.tensor([1]))
