@@ -604,7 +604,13 @@ def norm(x, p=2, dim=None, keepdim=False):
     if p in (math.inf, "inf"):
         return amax(abs(x), dim, keepdim)
     p = 2 if p == "fro" else p
-    powers = sum(x * x if p == 2 else abs(x) ** p, dim, keepdim)
+    if p == 2:
+        powers = sum(x * x, dim, keepdim)
+    elif 0 < p < 1:     # |x| ** p's gradient at x = 0 is 0 as PyTorch's, not inf * 0 = nan
+        nonzero = x != 0
+        powers = sum(where(nonzero, where(nonzero, abs(x), 1.0) ** p, 0.0), dim, keepdim)
+    else:
+        powers = sum(abs(x) ** p, dim, keepdim)
     # At a zero norm the gradient is 0, as PyTorch's, not the root's 0 * inf = nan.
     zero = powers == 0
     safe = where(zero, 1.0, powers)

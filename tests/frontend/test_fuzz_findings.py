@@ -96,3 +96,31 @@ def test_index_add_of_bools_is_a_logical_or(mode, alpha):
 def test_index_add_with_another_dtype_names_both():
     with pytest.raises(RuntimeError, match=r"self \(bool\[1\]\) and source \(int64\[1\]\)"):
         graphc.index_add(graphc.tensor([True]), 0, graphc.tensor([0]), graphc.tensor([1]))
+
+
+@pytest.mark.parametrize("diagonal", [0, -2, 3])
+def test_diag_of_an_empty_vector_is_a_zero_matrix(mode, diagonal):
+    _check(lambda m, t: m.diag(t, diagonal), np.zeros(0, F32), backend=mode)
+    _check(lambda m, t: m.diag(t, diagonal), np.array([1.0, -2], F32), backend=mode)
+
+
+def test_norm_gradient_at_a_zero_column_is_zero(mode):
+    x = np.array([[0, 1, -2], [0, 2, 0.5]], F32)
+    for p in (3, 2.5, 0.5):
+        _check(lambda m, t: m.norm(t, p=p, dim=0), x, backend=mode, rtol=1e-5)
+
+
+def test_mv_then_select_with_gradients(mode):
+    """A value read by two matmuls (mv's forward and backward) gets one copy kernel."""
+    rng = np.random.default_rng(0)
+    _check(lambda m, a, b: m.mv(a, b).select(-1, 1), rng.standard_normal((2, 2)),
+           rng.standard_normal(2), backend=mode)
+
+
+def test_sum_of_negative_zero_is_positive_zero(mode):
+    """Sums start from +0.0 (0.0 + -0.0 is +0.0), as PyTorch's: atan2 shows the sign."""
+    x, y = np.array([-0.0], F32), np.array(-1.0, F32)
+    _check(lambda m, t, u: m.atan2(m.sum(t), u), x, y, backend=mode)
+    _check(lambda m, t, u: m.atan2(m.mean(t), u), x, y, backend=mode)
+    _check(lambda m, t, u: m.atan2(t.sum(0, keepdim=True), u),
+           np.array([[-0.0, -0.0]], F32), y, backend=mode)
