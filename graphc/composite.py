@@ -383,13 +383,14 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
-    """-(y log p + (1-y) log(1-p)), each log clamped at -100 (as PyTorch)."""
+    """-(y log p + (1-y) log(1-p)), each log clamped at -100, with PyTorch's gradients
+    (the ``binary_cross_entropy`` primitive says why it is one)."""
     _check_same_shape("binary_cross_entropy", input, target)
     if F.is_concrete(input) and input.numel() and (float(input.amin()) < 0
                                                    or float(input.amax()) > 1):
         raise RuntimeError("all elements of input should be between 0 and 1")
-    loss = -(target * F.clamp(F.log(input), min=-100)
-             + (1 - target) * F.clamp(F.log(1 - input), min=-100))
+    dtype = F.result_type(input, target)
+    loss = bind(P["binary_cross_entropy"], F.cast(input, dtype), F.cast(target, dtype))
     if weight is not None:
         loss = loss * weight
     return _reduce_loss(loss, reduction, "binary_cross_entropy")

@@ -190,6 +190,30 @@ binary("minimum", np.minimum,
                   lambda g, out, x, y: unbroadcast(_max_grad(g, y, x, y > x), y.shape)),
                  saves=(0, 1))
 
+# ---- binary cross entropy ----------------------------------------------------------------
+# A primitive for its PyTorch gradients, which no composition gives: the forward clamps
+# each log at -100, but the input's gradient is (p - y) / max(p (1 - p), 1e-12) (finite
+# at p = 0 or 1, where the clamped logs' rules give 0 * inf = nan) and the target's is
+# -logit(p) (infinite there, where the clamped logs give a finite one).
+def _bce(p, y):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ((y - 1) * np.maximum(np.log1p(-p), -100)
+                - y * np.maximum(np.log(p), -100)).astype(p.dtype, copy=False)
+
+
+def _bce_scalar(ops, p, y):
+    one, floor = ops.const(1), ops.const(-100)
+    return ops.sub(ops.mul(ops.sub(y, one), ops.maximum(ops.log1p(ops.neg(p)), floor)),
+                   ops.mul(y, ops.maximum(ops.log(p), floor)))
+
+
+binary("binary_cross_entropy", _bce,
+       (lambda g, out, p, y: unbroadcast(g * (p - y) / ((1 - p) * p).clamp(min=1e-12),
+                                         p.shape),
+        lambda g, out, p, y: unbroadcast(-g * (p / (1 - p)).log(), y.shape)),
+       saves=(0, 1), allowed=(2,), scalar=_bce_scalar)
+
+
 # ---- comparisons and logic (no gradient) -------------------------------------------------
 binary("eq", np.equal, allowed=(0, 1, 2), out_dtype=dtypes.bool_)
 binary("ne", np.not_equal, allowed=(0, 1, 2), out_dtype=dtypes.bool_)

@@ -124,3 +124,17 @@ def test_sum_of_negative_zero_is_positive_zero(mode):
     _check(lambda m, t, u: m.atan2(m.mean(t), u), x, y, backend=mode)
     _check(lambda m, t, u: m.atan2(t.sum(0, keepdim=True), u),
            np.array([[-0.0, -0.0]], F32), y, backend=mode)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "none"])
+def test_binary_cross_entropy_at_saturated_probabilities(mode, reduction):
+    """sigmoid(19) is 1.0 in float32: PyTorch's forward clamps the logs at -100, its
+    input gradient divides by max(p (1 - p), 1e-12) and its target gradient is -logit(p)."""
+    x = np.array([1, 1, 19, -120, 0.5], F32)
+    y = np.array([0.3, -2, 5, 1, 0], F32)
+    _check(lambda m, a, b: m.nn.functional.binary_cross_entropy(
+        m.sigmoid(a), m.sigmoid(b), reduction=reduction), x, y, backend=mode, rtol=1e-5)
+    weight = np.linspace(0.5, 2, 5)       # PyTorch has no gradient for the weight
+    _check(lambda m, a, b: m.nn.functional.binary_cross_entropy(
+        m.sigmoid(a), m.sigmoid(b), m.tensor(weight), reduction=reduction),
+        x.astype(np.float64), y.astype(np.float64), backend=mode)
