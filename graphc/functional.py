@@ -455,8 +455,12 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     return _reduce(x, "sum", axes, keepdim) / _count(x, axes)
 
 
-def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
-    """Variance; unbiased (correction=1) by default, as PyTorch."""
+def _var_std(x, dim, unbiased, keepdim, correction, root):
+    """Variance (or its root, the standard deviation) computed in float64 and rounded to
+    x's dtype once at the end, as PyTorch's CPU kernel accumulates float32 in double:
+    squares of float32 values above 1.8e19 overflow float32 but not the float64 sum, so
+    ``std([1, -1e30])`` is 5e29 (the variance itself is still inf once rounded), and
+    float64 keeps more of the digits that cancel.  Unbiased (correction=1) by default, as PyTorch."""
     if isinstance(dim, bool) and unbiased is None:       # var(x, False)
         dim, unbiased = None, dim
     if correction is None:
@@ -464,18 +468,23 @@ def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
     if not x.dtype.is_floating_point:
         raise RuntimeError(f"std and var only support floating point and complex dtypes "
                            f"(got {x.dtype.name})")
+    wide = cast(x, dtypes.float64)
     axes = _axes(x, dim)
-    centered = x - mean(x, axes if axes else None, keepdim=True) if axes else x - x
+    centered = wide - mean(wide, axes if axes else None, keepdim=True) if axes else wide - wide
     n = _count(x, axes)
-    return _reduce(centered * centered, "sum", axes, keepdim) / builtins.max(n - correction, 0)
+    out = _reduce(centered * centered, "sum", axes, keepdim) / builtins.max(n - correction, 0)
+    if root:        # at a zero deviation the gradient is 0, as PyTorch's, not 0 * inf
+        zero = out == 0
+        out = where(zero, 0.0, sqrt(where(zero, 1.0, out)))
+    return cast(out, x.dtype)
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    return _var_std(x, dim, unbiased, keepdim, correction, root=False)
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
-    """sqrt(var); at a zero variance the gradient is 0, as PyTorch's, not sqrt's
-    0 * inf = nan (as in ``norm``)."""
-    v = var(x, dim, unbiased, keepdim, correction)
-    zero = v == 0
-    return where(zero, 0.0, sqrt(where(zero, 1.0, v)))
+    return _var_std(x, dim, unbiased, keepdim, correction, root=True)
 
 
 MinMax = namedtuple("MinMax", ["values", "indices"])
@@ -565,18 +574,23 @@ def logsumexp(x, dim, keepdim=False):
 
 
 def cumsum(x, dim):
-    """Cumulative sum as a contraction with a triangular ones matrix (no new primitive)."""
+    """Cumulative sum as a log-step scan (Hillis-Steele: add the sums so far shifted by 1,
+    2, 4... with zeros padded in).  Every position adds only the terms before it, so an
+    inf or nan reaches later positions only, as PyTorch's (a contraction with a triangle
+    of ones and zeros would give inf * 0 = nan everywhere)."""
     dim = normalize_dim(dim, x.dim())
     if not x.dtype.is_floating_point:
         x = cast(x, dtypes.int64)                # PyTorch sums integers and bools in int64
-    n = x.shape[dim] if x.dim() else 1
-    tri = Tensor._wrap(np.triu(np.ones((n, n), x.dtype.np)), x.dtype)
-    moved = movedim(x.reshape(x.shape or (1,)), dim, -1)
-    if x.dtype.is_floating_point:
-        summed = matmul(moved, tri)
-    else:                           # matmul is floating point only: multiply and sum
-        summed = sum(unsqueeze(moved, -1) * tri, -2)
-    return contiguous(movedim(summed, -1, dim).reshape(x.shape))   # row-major, as PyTorch
+    summed = x.reshape(x.shape or (1,))
+    n, shift = summed.shape[dim], 1
+    while shift < n:
+        stops = list(summed.shape)
+        stops[dim] = n - shift
+        widths = [(shift if a == dim else 0, 0, 0) for a in range(summed.dim())]
+        summed = summed + _pad(_slice(summed, [0] * summed.dim(), stops, [1] * summed.dim()),
+                               widths, 0)
+        shift *= 2
+    return summed.reshape(x.shape) if n > 1 else clone(x)    # a new tensor, as PyTorch's
 
 
 def norm(x, p=2, dim=None, keepdim=False):
@@ -590,7 +604,13 @@ def norm(x, p=2, dim=None, keepdim=False):
     if p in (math.inf, "inf"):
         return amax(abs(x), dim, keepdim)
     p = 2 if p == "fro" else p
-    powers = sum(x * x if p == 2 else abs(x) ** p, dim, keepdim)
+    if p == 2:
+        powers = sum(x * x, dim, keepdim)
+    elif 0 < p < 1:     # |x| ** p's gradient at x = 0 is 0 as PyTorch's, not inf * 0 = nan
+        nonzero = x != 0
+        powers = sum(where(nonzero, where(nonzero, abs(x), 1.0) ** p, 0.0), dim, keepdim)
+    else:
+        powers = sum(abs(x) ** p, dim, keepdim)
     # At a zero norm the gradient is 0, as PyTorch's, not the root's 0 * inf = nan.
     zero = powers == 0
     safe = where(zero, 1.0, powers)
@@ -982,8 +1002,16 @@ def scatter_add(x, dim, index, src):
 
 
 def index_add(x, dim, index, source, alpha=1):
-    return bind(P["index_add"], x, _index_tensor(index, "index_add"),
-                source if alpha == 1 else source * alpha, axis=normalize_dim(dim, x.dim()))
+    """x with ``alpha * source`` added at ``index``; for bools, as PyTorch, a logical or
+    with ``source and alpha`` (the scaled source keeps source's dtype)."""
+    if isinstance(source, Tensor) and source.dtype != x.dtype:
+        raise RuntimeError(f"index_add_(): self ({x.dtype.name}{list(x.shape)}) and source "
+                           f"({source.dtype.name}{list(source.shape)}) must have the same "
+                           f"scalar type")
+    if alpha != 1:
+        source = cast(source * alpha, source.dtype)
+    return bind(P["index_add"], x, _index_tensor(index, "index_add"), source,
+                axis=normalize_dim(dim, x.dim()))
 
 
 def masked_fill(x, mask, value):

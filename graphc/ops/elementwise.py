@@ -52,6 +52,11 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
+def _sign(x):
+    """PyTorch's sign: 0 at nan (so abs's gradient there is 0 too), where numpy's is nan."""
+    return np.where(x != x, np.zeros_like(x), np.sign(x))
+
+
 def _rsqrt(x):
     return (1 / np.sqrt(x)).astype(x.dtype, copy=False)
 
@@ -75,7 +80,8 @@ unary("erf", lambda x: np.asarray(_erf(x), dtype=x.dtype),   # 0-dim: frompyfunc
 # read; the front end gives their PyTorch zero gradient (functional._zero_gradient).
 unary("floor", np.floor)
 unary("abs", np.abs, lambda g, out, x: g * x.sign(), saves=(0,), allowed=(1, 2))
-unary("sign", np.sign, allowed=(1, 2))
+unary("sign", _sign, allowed=(1, 2),
+      scalar=lambda ops, x: ops.where(ops.ne(x, x), ops.const(0), ops.sign(x)))
 unary("logical_not", np.logical_not, allowed=(0,))
 
 # ---- binary arithmetic -------------------------------------------------------------------
@@ -183,6 +189,30 @@ binary("minimum", np.minimum,
                  (lambda g, out, x, y: unbroadcast(_max_grad(g, x, y, x > y), x.shape),
                   lambda g, out, x, y: unbroadcast(_max_grad(g, y, x, y > x), y.shape)),
                  saves=(0, 1))
+
+# ---- binary cross entropy ----------------------------------------------------------------
+# A primitive for its PyTorch gradients, which no composition gives: the forward clamps
+# each log at -100, but the input's gradient is (p - y) / max(p (1 - p), 1e-12) (finite
+# at p = 0 or 1, where the clamped logs' rules give 0 * inf = nan) and the target's is
+# -logit(p) (infinite there, where the clamped logs give a finite one).
+def _bce(p, y):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ((y - 1) * np.maximum(np.log1p(-p), -100)
+                - y * np.maximum(np.log(p), -100)).astype(p.dtype, copy=False)
+
+
+def _bce_scalar(ops, p, y):
+    one, floor = ops.const(1), ops.const(-100)
+    return ops.sub(ops.mul(ops.sub(y, one), ops.maximum(ops.log1p(ops.neg(p)), floor)),
+                   ops.mul(y, ops.maximum(ops.log(p), floor)))
+
+
+binary("binary_cross_entropy", _bce,
+       (lambda g, out, p, y: unbroadcast(g * (p - y) / ((1 - p) * p).clamp(min=1e-12),
+                                         p.shape),
+        lambda g, out, p, y: unbroadcast(-g * (p / (1 - p)).log(), y.shape)),
+       saves=(0, 1), allowed=(2,), scalar=_bce_scalar)
+
 
 # ---- comparisons and logic (no gradient) -------------------------------------------------
 binary("eq", np.equal, allowed=(0, 1, 2), out_dtype=dtypes.bool_)

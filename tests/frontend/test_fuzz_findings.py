@@ -1,0 +1,204 @@
+"""Regression tests for what the differential fuzzer found: each compares graphc with
+PyTorch (values and gradients), eagerly and compiled on every code-generating backend."""
+import numpy as np
+import pytest
+
+import graphc
+import graphc.nn.functional as GF
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def _run(fn, arrays, backend=None):
+    """``fn``'s value and the gradients of its sum for the floating point ``arrays``, in
+    graphc (eager, or compiled on ``backend``) and in PyTorch (``fn`` takes the module)."""
+    results = []
+    for lib in (graphc, torch):
+        xs = [lib.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+        run = (lambda *t: fn(graphc, *t)) if lib is torch or backend is None else \
+            graphc.compile(lambda *t: fn(graphc, *t), backend=backend)
+        out = fn(torch, *xs) if lib is torch else run(*xs)
+        if out.requires_grad:
+            out.sum().backward()
+        results.append((out.detach().numpy(),
+                        [x.grad.numpy() for x in xs if x.grad is not None]))
+    return results
+
+
+def _check(fn, *arrays, backend=None, rtol=1e-6, atol=0):
+    (value, grads), (expected, expected_grads) = _run(fn, arrays, backend)
+    np.testing.assert_allclose(value, expected, rtol=rtol, atol=atol)
+    assert value.dtype == expected.dtype and value.shape == expected.shape
+    assert len(grads) == len(expected_grads)
+    for g, e in zip(grads, expected_grads):
+        np.testing.assert_allclose(g, e, rtol=rtol, atol=atol)
+
+
+@pytest.fixture(params=["eager", "interpreter", "codegen"])
+def mode(request, backend):
+    """Eager, compiled on the interpreter, compiled on ``backend``."""
+    return {"eager": None, "interpreter": "interpreter", "codegen": backend}[request.param]
+
+
+F32 = np.float32
+
+
+def test_cumsum_inf_reaches_later_positions_only(mode):
+    x = np.array([1, -np.inf, 1, 2], F32)
+    _check(lambda m, t: m.cumsum(t, 0), x, backend=mode)
+    _check(lambda m, t: m.cumsum(t, 1), np.array([[np.nan, 1, 2], [3, np.inf, 4]]),
+           backend=mode)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "none"])
+def test_losses_leave_ignored_rows_out(mode, reduction):
+    """A row whose target is ignore_index adds nothing, even when it holds an inf."""
+    x = np.array([[1, 2, 3], [np.inf, 0, 1], [0, -1, 2]], F32)
+    target = np.array([0, -100, 2])
+    _check(lambda m, t, y: m.nn.functional.cross_entropy(t, y, reduction=reduction),
+           x, target, backend=mode, rtol=1e-5)
+    _check(lambda m, t, y: m.nn.functional.cross_entropy(t, y, reduction=reduction,
+                                                        label_smoothing=0.1),
+           x, target, backend=mode, rtol=1e-5)
+    _check(lambda m, t, y: m.nn.functional.nll_loss(t, y, reduction=reduction),
+           x, target, backend=mode)
+
+
+def test_sign_of_nan_is_zero(mode):
+    """PyTorch's sign(nan) is 0, and so abs's gradient at nan is 0."""
+    x = np.array([np.nan, -0.0, 0.0, -2.0, np.inf], F32)
+    _check(lambda m, t: m.sign(t), x, backend=mode)
+    _check(lambda m, t: m.abs(t), x, backend=mode)
+    _check(lambda m, t: m.sign(t), np.array([-3, 0, 4]), backend=mode)
+
+
+@pytest.mark.parametrize("name", ["std", "var"])
+@pytest.mark.parametrize("kwargs", [dict(dim=0, unbiased=False), dict(dim=1), dict()])
+def test_std_var_of_huge_float32_values(mode, name, kwargs):
+    """float32 squares above 1.8e19 overflow; PyTorch accumulates in float64, so std is
+    finite; a zero deviation has a zero gradient."""
+    x = np.array([[1, -1e30, 2], [1, 1, 3e20]], F32)
+    _check(lambda m, t: getattr(m, name)(t, **kwargs), x, backend=mode, rtol=1e-6)
+    _check(lambda m, t: getattr(m, name)(t, **kwargs), np.ones((2, 3), F32), backend=mode)
+
+
+@pytest.mark.parametrize("alpha", [2, 0, 1])
+def test_index_add_of_bools_is_a_logical_or(mode, alpha):
+    x, source, index = (np.array([True, False, False]), np.array([True, True, False]),
+                        np.array([1, 1, 2]))
+    _check(lambda m, t, s, i: m.index_add(t, 0, i, s, alpha=alpha), x, source, index,
+           backend=mode)
+    _check(lambda m, t, s, i: m.index_add(t, 0, i, s, alpha=alpha),
+           np.array([1.0, 2, 3]), np.array([0.5, -1, 4]), index, backend=mode)
+
+
+def test_index_add_with_another_dtype_names_both():
+    with pytest.raises(RuntimeError, match=r"self \(bool\[1\]\) and source \(int64\[1\]\)"):
+        graphc.index_add(graphc.tensor([True]), 0, graphc.tensor([0]), graphc.tensor([1]))
+
+
+@pytest.mark.parametrize("diagonal", [0, -2, 3])
+def test_diag_of_an_empty_vector_is_a_zero_matrix(mode, diagonal):
+    _check(lambda m, t: m.diag(t, diagonal), np.zeros(0, F32), backend=mode)
+    _check(lambda m, t: m.diag(t, diagonal), np.array([1.0, -2], F32), backend=mode)
+
+
+def test_norm_gradient_at_a_zero_column_is_zero(mode):
+    x = np.array([[0, 1, -2], [0, 2, 0.5]], F32)
+    for p in (3, 2.5, 0.5):
+        _check(lambda m, t: m.norm(t, p=p, dim=0), x, backend=mode, rtol=1e-5)
+
+
+def test_mv_then_select_with_gradients(mode):
+    """A value read by two matmuls (mv's forward and backward) gets one copy kernel."""
+    rng = np.random.default_rng(0)
+    _check(lambda m, a, b: m.mv(a, b).select(-1, 1), rng.standard_normal((2, 2)),
+           rng.standard_normal(2), backend=mode)
+
+
+def test_sum_of_negative_zero_is_positive_zero(mode):
+    """Sums start from +0.0 (0.0 + -0.0 is +0.0), as PyTorch's: atan2 shows the sign."""
+    x, y = np.array([-0.0], F32), np.array(-1.0, F32)
+    _check(lambda m, t, u: m.atan2(m.sum(t), u), x, y, backend=mode)
+    _check(lambda m, t, u: m.atan2(m.mean(t), u), x, y, backend=mode)
+    _check(lambda m, t, u: m.atan2(t.sum(0, keepdim=True), u),
+           np.array([[-0.0, -0.0]], F32), y, backend=mode)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "none"])
+def test_binary_cross_entropy_at_saturated_probabilities(mode, reduction):
+    """sigmoid(19) is 1.0 in float32: PyTorch's forward clamps the logs at -100, its
+    input gradient divides by max(p (1 - p), 1e-12) and its target gradient is -logit(p)."""
+    x = np.array([1, 1, 19, -120, 0.5], F32)
+    y = np.array([0.3, -2, 5, 1, 0], F32)
+    _check(lambda m, a, b: m.nn.functional.binary_cross_entropy(
+        m.sigmoid(a), m.sigmoid(b), reduction=reduction), x, y, backend=mode, rtol=1e-5)
+    weight = np.linspace(0.5, 2, 5)       # PyTorch has no gradient for the weight
+    _check(lambda m, a, b: m.nn.functional.binary_cross_entropy(
+        m.sigmoid(a), m.sigmoid(b), m.tensor(weight), reduction=reduction),
+        x.astype(np.float64), y.astype(np.float64), backend=mode)
+
+
+# The fuzzer's case first; the others compile many kernels (a second or more): slow.
+CONV_CASES = [((2, 1, 1, 1), (2, 1, 3, 2), dict(stride=2, padding=1)),
+              ((1, 1, 4, 4), (1, 1, 2, 2), dict(stride=3))] + [
+    pytest.param(*case, marks=pytest.mark.slow) for case in [
+        ((1, 2, 5, 6), (3, 2, 3, 3), dict(padding=1)),
+        ((2, 3, 7, 5), (2, 3, 2, 3), dict(stride=(2, 1), padding=(2, 1), dilation=2)),
+        ((1, 2, 6, 6), (2, 2, 3, 3), dict(padding="same", dilation=(1, 2)))]]
+
+
+def _conv_skipping_padding(x, w, stride, padding, dilation):
+    """Direct float64 loops over the taps that land inside the input (padding adds
+    nothing): the value and the gradients of its sum."""
+    (n, c, h, wd), (o, _, kh, kw) = x.shape, w.shape
+    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    out, dx, dw = np.zeros((n, o, oh, ow)), np.zeros(x.shape), np.zeros(w.shape)
+    for a, b, i, j in np.ndindex(oh, ow, kh, kw):
+        r = a * stride[0] - padding[0] + i * dilation[0]
+        q = b * stride[1] - padding[1] + j * dilation[1]
+        if 0 <= r < h and 0 <= q < wd:
+            with np.errstate(invalid="ignore"):
+                out[:, :, a, b] += x[:, :, r, q] @ w[:, :, i, j].T
+                dx[:, :, r, q] += w[:, :, i, j].sum(0)
+                dw[:, :, i, j] += x[:, :, r, q].sum(0)
+    return out, dx, dw
+
+
+@pytest.mark.parametrize("xshape, wshape, kw", CONV_CASES, ids=range(len(CONV_CASES)))
+def test_conv2d_padding_adds_exact_zeros(mode, xshape, wshape, kw):
+    """Padded positions add an exact 0 (not 0 * weight, nan for an infinite weight), in
+    the forward and in both gradients.  PyTorch's own CPU kernels differ here (some
+    multiply the padding, some skip it), so infinite weights are checked against direct
+    loops, finite ones and the fuzzer's case against PyTorch."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(xshape).astype(F32)
+    w = rng.standard_normal(wshape).astype(F32)
+    bias = rng.standard_normal(wshape[0]).astype(F32)
+    _check(lambda m, a, b: m.nn.functional.conv2d(a, b, m.tensor(bias), **kw), x, w,
+           backend=mode, rtol=1e-5, atol=1e-6)
+    w[0, 0, 0, 0] = np.inf
+    if xshape == (2, 1, 1, 1):                       # the fuzzer's case
+        _check(lambda m, a, b: m.nn.functional.conv2d(a, b, None, **kw), x, w,
+               backend=mode, rtol=1e-5)
+    if kw.get("padding") == "same":
+        kw = dict(kw, padding=(1, 2))
+    pair = {k: v if isinstance(v, tuple) else (v, v) for k, v in kw.items()}
+    pair = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), **pair}
+    want = _conv_skipping_padding(x.astype(np.float64), w.astype(np.float64), **pair)
+    fn = lambda a, b: GF.conv2d(a, b, None, **kw)      # noqa: E731
+    if mode is not None:
+        fn = graphc.compile(fn, backend=mode)
+    xs = [graphc.tensor(a, requires_grad=True) for a in (x, w)]
+    out = fn(*xs)
+    out.sum().backward()
+    for got, expected in zip([out.detach(), xs[0].grad, xs[1].grad], want):
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_conv2d_whose_windows_all_lie_in_the_padding_is_zero():
+    x, w = graphc.ones(1, 1, 1, 1), graphc.full((2, 1, 1, 1), float("inf"))
+    out = GF.conv2d(x, w, None, stride=2, padding=1)
+    np.testing.assert_array_equal(out.numpy(), np.zeros((1, 2, 2, 2), F32))
