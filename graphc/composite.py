@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 import warnings
 
-import numpy as np
-
 from graphc import autograd, creation, dtypes
 from graphc import functional as F
 from graphc.dtypes import TensorType
@@ -64,12 +62,7 @@ def _pair(v):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D cross-correlation (N, C, H, W) * (O, C, KH, KW) with zero padding, as a sum
-    over the kernel's taps of (N, OH, OW, C) @ (C, O) contractions of strided slices.
-    Padding only moves the taps' windows: a window position outside the input adds an
-    exact 0 (a where), not 0 * weight, which is nan for an infinite weight (PyTorch's
-    padded positions contribute nothing); the gradients are slices and matmuls again, so
-    no zeros meet the weights there either."""
+    """2-D cross-correlation (N, C, H, W) * (O, C, KH, KW) with zero padding."""
     if groups != 1:
         raise NotImplementedError("graphc conv2d supports groups=1 only")
     if input.dim() == 3:
@@ -87,42 +80,16 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     elif padding == "same":
         total = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
         padding = None
-        widths = [(t // 2, t - t // 2) for t in total]
+        widths = [(t // 2, t - t // 2, 0) for t in total]
     if padding is not None:
         ph, pw = _pair(padding)
         if ph < 0 or pw < 0:
             raise RuntimeError(f"conv2d: negative padding is not supported (padding="
                                f"{padding})")
-        widths = [(ph, ph), (pw, pw)]
-    padded = [TensorType((*input.shape[:2], *(s + lo + hi for s, (lo, hi) in
-                                              zip(input.shape[2:], widths))), input.dtype)]
-    # The primitive's shape and dtype rule: one error spelling for bad operands.
-    out_type = P["conv2d"].infer(*padded, TensorType(weight.shape, weight.dtype),
-                                 stride=stride, dilation=dilation)
-    (n, _, oh, ow), (_, c, kh, kw) = out_type.shape, weight.shape
-    out = None
-    for i in range(kh):
-        for j in range(kw):
-            # Tap (i, j) reads input rows r = i * dilation - lo + stride * output row.
-            first = [t * d - lo for t, d, (lo, _) in zip((i, j), dilation, widths)]
-            inside = [(f + s * np.arange(m) >= 0) & (f + s * np.arange(m) < size)
-                      for f, s, m, size in zip(first, stride, (oh, ow), input.shape[2:])]
-            if not (inside[0].any() and inside[1].any()):
-                continue                                   # the tap reads padding only
-            lo = [int(np.argmax(k)) for k in inside]       # first and last rows inside
-            hi = [len(k) - int(np.argmax(k[::-1])) for k in inside]
-            window = F._slice(input, [0, 0] + [f + s * a for f, s, a in zip(first, stride, lo)],
-                              [n, c] + [f + s * (b - 1) + 1 for f, s, b in
-                                        zip(first, stride, hi)], [1, 1, *stride])
-            term = F.matmul(window.permute(0, 2, 3, 1), weight[:, :, i, j].t())
-            # Output rows whose window position lies in the padding get an exact 0.
-            pads = [(a, m - b, 0) for a, b, m in zip(lo, hi, (oh, ow))]
-            if any(a or b for a, b, _ in pads):
-                term = F._pad(term, [(0, 0, 0)] + pads + [(0, 0, 0)], 0)
-            out = term if out is None else out + term
-    if out is None:                           # every window lies in the padding
-        out = creation.zeros(n, oh, ow, weight.shape[0], dtype=input.dtype)
-    out = F.contiguous(out.permute(0, 3, 1, 2))          # row-major (N, O, OH, OW)
+        widths = [(ph, ph, 0), (pw, pw, 0)]
+    if any(lo or hi for lo, hi, _ in widths):
+        input = F._pad(input, [(0, 0, 0), (0, 0, 0)] + widths, 0)
+    out = F._conv2d(input, weight, stride, dilation)
     return out + bias.reshape(1, -1, 1, 1) if bias is not None else out
 
 
