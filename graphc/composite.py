@@ -389,9 +389,9 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """-(y log p + (1-y) log(1-p)), each log clamped at -100, with PyTorch's gradients
     (the ``binary_cross_entropy`` primitive says why it is one)."""
     _check_same_shape("binary_cross_entropy", input, target)
-    if F.is_concrete(input) and input.numel() and (float(input.amin()) < 0
-                                                   or float(input.amax()) > 1):
-        raise RuntimeError("all elements of input should be between 0 and 1")
+    if F.is_concrete(input) and input.numel() and not (0 <= float(input.amin())
+                                                       and float(input.amax()) <= 1):
+        raise RuntimeError("all elements of input should be between 0 and 1")   # nan too
     dtype = F.result_type(input, target)
     loss = bind(P["binary_cross_entropy"], F.cast(input, dtype), F.cast(target, dtype))
     if weight is not None:
