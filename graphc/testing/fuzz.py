@@ -1420,7 +1420,7 @@ def uncovered_primitives(seeds=range(3)) -> set:
         for seed in seeds:
             try:
                 p = draw_program(seed, 0, ops=[name], max_steps=1)
-            except ValueError:          # every draw hits a known issue
+            except ValueError:          # every draw hits an exclusion
                 continue
             views = [i.make(graphc)[1].detach() for i in p.inputs]
             fn = make_function(p.source())

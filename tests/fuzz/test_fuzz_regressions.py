@@ -30,9 +30,6 @@ def program(ns, F, x0, x1):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="binary_cross_entropy's gradient at a saturated "
-                   "probability (sigmoid(19) == 1 in float32) is nan, PyTorch's is finite "
-                   "(it clamps p(1-p) at 1e-12): clamp(log(1-p)) has 0 * inf in its VJP")
 def test_binary_cross_entropy_gradient_at_probability_one():
     program = parse_program('''
 def program(ns, F, x0, x1):
@@ -57,9 +54,6 @@ def program(ns, F, x0, x1):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="cumsum is a matmul with a triangle of ones and "
-                   "zeros, so an inf or nan element makes every later-or-earlier sum nan "
-                   "(inf * 0); PyTorch's cumsum gives inf only from that element on")
 def test_cumsum_of_inf():
     program = parse_program('''
 def program(ns, F, x0):
@@ -93,8 +87,6 @@ def test_batch_norm_on_an_empty_batch_leaves_the_running_statistics():
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="sign(nan) is nan in graphc (numpy's sign), 0 in "
-                   "PyTorch")
 def test_sign_of_nan():
     program = parse_program('''
 def program(ns, F, x0):
@@ -118,8 +110,6 @@ def program(ns, F, x0):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="var and std square the centred values in the "
-                   "input dtype: in float32 |x| > 1.8e19 overflows to inf (PyTorch: 5e29)")
 def test_std_of_huge_float32_values():
     program = parse_program('''
 def program(ns, F, x0):
@@ -157,7 +147,9 @@ def program(ns, F, x0):
 
 @needs_torch
 @pytest.mark.xfail(strict=True, reason="conv2d computes the zeros of padding (and of "
-                   "dilation) times the input: inf * 0 = nan where PyTorch skips them")
+                   "dilation) times the weights: inf * 0 = nan where PyTorch gives a number "
+                   "here (but nan for 3x3 kernels: its own result is inconsistent, see "
+                   "docs/fuzzing.md, Exclusions)")
 def test_conv2d_padding_times_inf():
     program = parse_program('''
 def program(ns, F, x0, x1):
@@ -172,10 +164,6 @@ def program(ns, F, x0, x1):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="index_add into a bool tensor with alpha=2: graphc "
-                   "multiplies the source by alpha (int64) and then rejects the dtype with "
-                   "a misleading 'needs a 1-D index and a source of shape [4]'; PyTorch "
-                   "adds (logical or)")
 def test_index_add_into_bool_with_alpha():
     program = parse_program('''
 def program(ns, F, x0, x1, x2):
@@ -202,9 +190,6 @@ def program(ns, F, x0, x1):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="cross_entropy/nll_loss weight ignored targets by 0, "
-                   "so an inf log-probability in an ignored row makes the loss nan (inf * 0); "
-                   "PyTorch leaves ignored rows out")
 def test_cross_entropy_ignores_an_infinite_row():
     program = parse_program('''
 def program(ns, F, x0, x1):
