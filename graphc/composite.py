@@ -225,10 +225,11 @@ def silu(input, inplace=False):
 
 def softplus(input, beta=1.0, threshold=20.0):
     scaled = input * beta
-    # log(1 + e^s) = m + log(e^-m + e^(s-m)) for any m; m = max(s, 0), held constant, keeps
-    # the exponents <= 0 and the gradient sigmoid(s) exact at s = 0 (no relu/abs kink).
-    m = F.relu(scaled).detach()
-    soft = (m + F.log(F.exp(-m) + F.exp(scaled - m))) / beta
+    # log(1 + e^s) = m + log1p(e^(s - 2m)) with m = max(s, 0): the exponent is -|s| <= 0,
+    # log1p keeps e^-22 (log(1 + e^-22) is 0 in float32), and the chain rule through m
+    # gives sigmoid(s) everywhere, 1/2 at s = 0 (relu's gradient at 0 is 0).
+    m = F.relu(scaled)
+    soft = (m + F.log1p(F.exp(scaled - 2 * m))) / beta
     return F.where(scaled > threshold, input, soft)
 
 

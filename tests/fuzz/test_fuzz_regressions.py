@@ -225,3 +225,16 @@ def program(ns, F, x0):
 ''', [
         Input(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32).reshape((2, 2)), grad=True)])
     assert_agrees(program, backends=[backend], fuse=True)
+
+
+@needs_torch
+def test_softplus_of_a_large_negative_input_keeps_its_tiny_value():
+    # found as: rsqrt(softplus(-22)): inf != 59874.14 (log(1 + e^-22) is 0 in float32)
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = F.softplus(x0, beta=1.0, threshold=20.0)
+    v1 = ns.rsqrt(v0)
+    return [v1]
+''', [
+        Input(np.array([1.0, -22.0, 0.0, -100.0], dtype=np.float32).reshape((4,)), grad=True)])
+    assert_agrees(program)
