@@ -597,6 +597,9 @@ def norm(x, p=2, dim=None, keepdim=False):
     """The p-norm as PyTorch's: squares and powers are summed in x's dtype (so they
     overflow as PyTorch's do), except that the norm of a single element is its
     magnitude, exactly (PyTorch's ``norm(tensor([1e20]))`` is 1e20, not inf)."""
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor "
+                           f"as input. Got {x.dtype.name} {list(x.shape)}")
     if p == 0:
         return sum(cast(x != 0, x.dtype), dim, keepdim)
     if p == 1 or math.prod(x.shape[a] for a in _axes(x, dim)) == 1:
@@ -742,7 +745,15 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 def unflatten(x, dim, sizes):
     dim = normalize_dim(dim, x.dim())
-    return reshape(x, x.shape[:dim] + tuple(sizes) + x.shape[dim + 1:])
+    sizes = tuple(sizes)
+    if -1 in sizes:            # inferred from dim's size alone (reshape's -1 is ambiguous at 0)
+        known = math.prod(s for s in sizes if s != -1)
+        sizes = tuple(x.shape[dim] // known if s == -1 and known else s for s in sizes)
+    if math.prod(sizes) != x.shape[dim]:
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the "
+                           f"size of dim {dim} ({x.shape[dim]}) in the input tensor "
+                           f"{x.dtype.name}{list(x.shape)}")
+    return reshape(x, x.shape[:dim] + sizes + x.shape[dim + 1:])
 
 
 def squeeze(x, dim=None):

@@ -138,3 +138,17 @@ def test_binary_cross_entropy_at_saturated_probabilities(mode, reduction):
     _check(lambda m, a, b: m.nn.functional.binary_cross_entropy(
         m.sigmoid(a), m.sigmoid(b), m.tensor(weight), reduction=reduction),
         x.astype(np.float64), y.astype(np.float64), backend=mode)
+
+
+def test_unflatten_infers_minus_one_from_the_dim_even_with_zero_sizes():
+    torch = pytest.importorskip("torch")
+    for shape, sizes in [((1, 0, 2), (-1,)), ((2, 6), (2, -1)), ((2, 0), (3, -1))]:
+        assert tuple(graphc.zeros(*shape).unflatten(1, sizes).shape) == \
+            tuple(torch.zeros(*shape).unflatten(1, sizes).shape)
+    with pytest.raises(RuntimeError, match="unflatten"):
+        graphc.zeros(2, 6).unflatten(1, (4, -1))
+
+
+def test_norm_of_an_integer_tensor_raises_as_pytorch():
+    with pytest.raises(RuntimeError, match="Expected a floating point"):
+        graphc.norm(graphc.tensor([1, 2]))
