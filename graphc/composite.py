@@ -368,7 +368,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if label_smoothing:
             target = target * (1 - label_smoothing) + label_smoothing / input.shape[dim]
         w = 1 if weight is None else weight.reshape((-1,) + (1,) * (input.dim() - 2))
-        return _reduce_loss(-(logp * target * w).sum(dim), reduction, "cross_entropy")
+        loss = -(logp * target * w).sum(dim)
+        if reduction == "mean" and not input.shape[dim]:
+            return loss.sum() * math.nan            # PyTorch: numel / classes = 0 / 0
+        return _reduce_loss(loss, reduction, "cross_entropy")
     loss = nll_loss(logp, target, weight, ignore_index, reduction)
     if label_smoothing:
         w = 1 if weight is None else weight.reshape((-1,) + (1,) * (input.dim() - 2))

@@ -152,3 +152,8 @@ def test_unflatten_infers_minus_one_from_the_dim_even_with_zero_sizes():
 def test_norm_of_an_integer_tensor_raises_as_pytorch():
     with pytest.raises(RuntimeError, match="Expected a floating point"):
         graphc.norm(graphc.tensor([1, 2]))
+
+
+def test_cross_entropy_with_probabilities_over_zero_classes_is_nan_as_pytorch():
+    x = graphc.zeros(1, 0, 3)
+    assert graphc.nn.functional.cross_entropy(x, x.softmax(1)).isnan().item()
