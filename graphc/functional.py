@@ -96,10 +96,14 @@ def add(a, b, alpha=1):
 
 
 def sub(a, b, alpha=1):
-    if isinstance(a, Tensor) and a.dtype == dtypes.bool_ and \
-            (not isinstance(b, Tensor) or b.dtype == dtypes.bool_):
+    bools = [isinstance(x, Tensor) and x.dtype == dtypes.bool_ for x in (a, b)]
+    if builtins.all(bools):
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
                            "supported. Use the `^` or `logical_xor()` operator instead.")
+    if builtins.any(bools):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
+                           "supported. If you are trying to invert a mask, use the `~` or "
+                           "`logical_not()` operator instead.")
     return _binary("sub", a, b if alpha == 1 else b * alpha)
 
 
@@ -266,16 +270,26 @@ def erf(x):
     return _unary_float("erf", x)
 
 
+def _refuse_bool(name, x, kernel):
+    """PyTorch has no rounding or abs kernel for bool tensors."""
+    if x.dtype == dtypes.bool_:
+        raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool' ({name} of "
+                                  f"bool{list(x.shape)})")
+
+
 def floor(x):
+    _refuse_bool("floor", x, "floor_vml_cpu")
     return _zero_gradient(bind(P["floor"], x), x) if x.dtype.is_floating_point else x
 
 
 def ceil(x):
+    _refuse_bool("ceil", x, "ceil_vml_cpu")
     return -floor(-x)
 
 
 def round(x):
     # Round half to even, as PyTorch: floor(x + 0.5), corrected on exact halves.
+    _refuse_bool("round", x, "round_vml_cpu")
     if not x.dtype.is_floating_point:
         return x
     r = floor(x + 0.5)
@@ -290,10 +304,12 @@ def _trunc(x):
 
 
 def trunc(x):
+    _refuse_bool("trunc", x, "trunc_vml_cpu")
     return _zero_gradient(_trunc(x), x) if x.dtype.is_floating_point else x
 
 
 def abs(x):
+    _refuse_bool("abs", x, "abs_cpu")
     return bind(P["abs"], x)
 
 
@@ -306,6 +322,8 @@ def sign(x):
 
 def relu(x):
     # Written so that NaN passes through (x <= 0 is False for NaN), as in PyTorch.
+    if x.dtype == dtypes.bool_:
+        raise RuntimeError(f"Boolean inputs not supported for relu (bool{list(x.shape)})")
     return where(x <= 0, 0, x)
 
 

@@ -165,8 +165,9 @@ binary("pow", _pow_impl, (_pow_grad_base, _pow_grad_exponent),
 
 
 def _atan2_grad(g, out, y, x, wrt_y):
-    """d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)."""
-    scale = g / (x * x + y * y)
+    """d atan2(y, x) = (x dy - y dx) / (x^2 + y^2); 0 at the origin, as PyTorch."""
+    r2 = x * x + y * y
+    scale = (g / r2.where(r2 != 0, 1)).where(r2 != 0, 0)
     return unbroadcast(scale * x, y.shape) if wrt_y else unbroadcast(-scale * y, x.shape)
 
 

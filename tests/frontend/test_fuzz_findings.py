@@ -157,3 +157,27 @@ def test_norm_of_an_integer_tensor_raises_as_pytorch():
 def test_cross_entropy_with_probabilities_over_zero_classes_is_nan_as_pytorch():
     x = graphc.zeros(1, 0, 3)
     assert graphc.nn.functional.cross_entropy(x, x.softmax(1)).isnan().item()
+
+
+@pytest.mark.parametrize("call", [
+    lambda ns, b: b.floor(), lambda ns, b: b.trunc(), lambda ns, b: b.ceil(),
+    lambda ns, b: b.round(), lambda ns, b: b.abs(), lambda ns, b: b.relu(),
+    lambda ns, b: b - 1, lambda ns, b: 1 - b, lambda ns, b: b - b,
+    lambda ns, b: ns.tensor([1, 2]) - b],
+    ids=["floor", "trunc", "ceil", "round", "abs", "relu", "b-1", "1-b", "b-b", "i-b"])
+def test_bool_tensors_are_refused_where_pytorch_refuses_them(call):
+    with pytest.raises(Exception) as expected:
+        call(torch, torch.tensor([True, False]))
+    with pytest.raises(type(expected.value)):
+        call(graphc, graphc.tensor([True, False]))
+
+
+def test_atan2_gradient_at_the_origin_is_zero(backend):
+    def fn(x):
+        return graphc.atan2(x, x * 1)
+
+    x = graphc.tensor([0.0, 1.0, -0.0], requires_grad=True)
+    graphc.compile(fn, backend=backend)(x).sum().backward()
+    xt = torch.tensor([0.0, 1.0, -0.0], requires_grad=True)
+    torch.atan2(xt, xt * 1).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy())
