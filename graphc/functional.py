@@ -173,6 +173,11 @@ def pow(a, b):
     dtype = result_type(a, b)
     if not isinstance(b, Tensor) and isinstance(a, Tensor) and b == 2 and dtype == a.dtype:
         return mul(a, a)   # the common square: exact, and its VJP needs no pow
+    if not isinstance(b, Tensor) and isinstance(a, Tensor) and b in (0.5, -0.5) \
+            and dtype == a.dtype and dtype.is_floating_point:
+        # PyTorch computes these as sqrt and rsqrt: (-inf) ** 0.5 is nan, (-0.0) ** -0.5
+        # is -inf, where C's pow gives inf and inf.
+        return sqrt(a) if b == 0.5 else rsqrt(a)
     if not dtype.is_floating_point and not isinstance(b, Tensor) and b < 0:
         # PyTorch refuses only a negative Python exponent; a tensor of exponents gives
         # the truncated quotient (see the pow primitive).

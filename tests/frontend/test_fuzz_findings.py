@@ -181,3 +181,12 @@ def test_atan2_gradient_at_the_origin_is_zero(backend):
     xt = torch.tensor([0.0, 1.0, -0.0], requires_grad=True)
     torch.atan2(xt, xt * 1).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy())
+
+
+def test_power_of_one_half_is_sqrt_as_pytorch(backend):
+    vals = [-float("inf"), float("inf"), -0.0, 4.0, -4.0]
+    got = graphc.compile(lambda x: (x ** 0.5, x ** -0.5), backend=backend)(graphc.tensor(vals))
+    xt = torch.tensor(vals)
+    for g, w in zip(got, (xt ** 0.5, xt ** -0.5)):
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+        np.testing.assert_array_equal(np.signbit(g.numpy()), np.signbit(w.numpy()))
