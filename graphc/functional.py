@@ -585,6 +585,8 @@ def count_nonzero(x, dim=None):
 
 
 def logsumexp(x, dim, keepdim=False):
+    if not x.dtype.is_floating_point:               # PyTorch: integers and bools as floats
+        x = cast(x, dtypes.default_float)
     axes = _axes(x, dim)
     if builtins.any(x.shape[a] == 0 for a in axes):    # log of an empty sum: -inf
         m = scalar_tensor(0, x.dtype if x.dtype.is_floating_point else dtypes.default_float)

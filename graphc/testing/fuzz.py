@@ -749,10 +749,12 @@ def excluded(step: Step, args) -> str | None:
         # graphc checks eagerly, but compiled code does not check values (open).
         "binary_cross_entropy of input outside [0, 1]": name == "binary_cross_entropy"
             and _has(args[0], lambda a: ~((a >= 0) & (a <= 1))),
-        # PyTorch's fused layer_norm/batch_norm compute x * rstd - mean * rstd: when the
-        # variance overflows (rstd = 0) that is inf * 0 = nan; graphc gives the bias.
-        "layer_norm/batch_norm of values whose squares overflow": name in (
-            "layer_norm", "batch_norm") and _huge(args[0], 1e18),
+        # PyTorch's fused layer_norm/batch_norm compute x * (w * rstd) + (b - mean * w *
+        # rstd): when the variance overflows (rstd = 0) or w is infinite, that is
+        # inf * 0 or inf - inf = nan where graphc's (x - mean) * rstd * w + b is not.
+        "layer_norm/batch_norm of values whose squares overflow, or inf/nan weights":
+            name in ("layer_norm", "batch_norm") and (
+                _huge(args[0], 1e18) or any(_huge(a, 1e38) for a in args[1:])),
         # PyTorch raises an internal IndexError ("select(): index 0 out of range") for a
         # batch_norm with zero channels and a weight; the empty result is graphc's.
         "batch_norm with zero channels and a weight": name == "batch_norm"

@@ -191,3 +191,9 @@ def test_power_of_one_half_is_sqrt_as_pytorch(backend):
         np.testing.assert_array_equal(g.numpy(), w.numpy())
         real = ~np.isnan(w.numpy())                       # the sign of -0.0 and -inf
         np.testing.assert_array_equal(np.signbit(g.numpy()[real]), np.signbit(w.numpy()[real]))
+
+
+def test_logsumexp_of_integers_and_bools_is_float_as_pytorch():
+    for values in ([True], [1, 2]):
+        np.testing.assert_allclose(graphc.logsumexp(graphc.tensor(values), 0).numpy(),
+                                   torch.logsumexp(torch.tensor(values), 0).numpy())
