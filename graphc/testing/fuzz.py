@@ -755,6 +755,11 @@ def excluded(step: Step, args) -> str | None:
         "layer_norm/batch_norm of values whose squares overflow, or inf/nan weights":
             name in ("layer_norm", "batch_norm") and (
                 _huge(args[0], 1e18) or any(_huge(a, 1e38) for a in args[1:])),
+        # Converting nan, inf or an out-of-range float to an integer is undefined in C:
+        # PyTorch's CPU gives INT64_MIN, CUDA saturates, and so do graphc's backends.
+        "cast of nan/inf/out-of-range floats to an integer": name == "cast"
+            and p["dtype"] in ("int64", "int32") and args[0].dtype.is_floating_point
+            and _huge(args[0], 2.0 ** 31),
         # PyTorch raises an internal IndexError ("select(): index 0 out of range") for a
         # batch_norm with zero channels and a weight; the empty result is graphc's.
         "batch_norm with zero channels and a weight": name == "batch_norm"
