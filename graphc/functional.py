@@ -553,6 +553,8 @@ def amin(x, dim=None, keepdim=False):
 
 
 def _arg(x, name, dim, keepdim):
+    if x.dtype == dtypes.bool_:
+        raise RuntimeError(f"{name}(): does not support bool input (bool{list(x.shape)})")
     if dim is None:
         out = bind(P[name], x.reshape(-1), axis=0, keepdim=False)
         return out.reshape([1] * x.dim()) if keepdim else out

@@ -197,3 +197,11 @@ def test_logsumexp_of_integers_and_bools_is_float_as_pytorch():
     for values in ([True], [1, 2]):
         np.testing.assert_allclose(graphc.logsumexp(graphc.tensor(values), 0).numpy(),
                                    torch.logsumexp(torch.tensor(values), 0).numpy())
+
+
+def test_argmax_and_argmin_refuse_bool_input_as_pytorch():
+    for name in ("argmax", "argmin"):
+        with pytest.raises(RuntimeError, match="does not support bool input"):
+            getattr(torch, name)(torch.tensor(True))
+        with pytest.raises(RuntimeError, match="does not support bool input"):
+            getattr(graphc, name)(graphc.tensor(True))
