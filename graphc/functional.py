@@ -322,6 +322,8 @@ absolute = abs
 
 
 def sign(x):
+    if x.dtype == dtypes.bool_:                    # PyTorch: the bools themselves
+        return clone(x)
     return _zero_gradient(bind(P["sign"], x), x)
 
 

@@ -205,3 +205,8 @@ def test_argmax_and_argmin_refuse_bool_input_as_pytorch():
             getattr(torch, name)(torch.tensor(True))
         with pytest.raises(RuntimeError, match="does not support bool input"):
             getattr(graphc, name)(graphc.tensor(True))
+
+
+def test_sign_of_bools_is_the_bools_as_pytorch():
+    assert graphc.sign(graphc.tensor([True, False])).tolist() == \
+        torch.sign(torch.tensor([True, False])).tolist()
