@@ -210,3 +210,12 @@ def test_argmax_and_argmin_refuse_bool_input_as_pytorch():
 def test_sign_of_bools_is_the_bools_as_pytorch():
     assert graphc.sign(graphc.tensor([True, False])).tolist() == \
         torch.sign(torch.tensor([True, False])).tolist()
+
+
+def test_float32_tanh_is_correctly_rounded_near_saturation():
+    # found as: argmin(tanh(x)): 2 != 0 (numpy's float32 tanh(-9.07) is -0.99999994)
+    x = np.array([-9.072765350341797, 1.0, -20.84809684753418], np.float32)
+    assert graphc.tanh(graphc.tensor(x)).argmin().item() == \
+        torch.tanh(torch.tensor(x)).argmin().item()
+    np.testing.assert_array_equal(graphc.tanh(graphc.tensor(x)).numpy(),
+                                  torch.tanh(torch.tensor(x)).numpy())
