@@ -527,7 +527,7 @@ def _extremum(x, name, dim, keepdim, other):
                                f"'dim' argument.")
         return _reduce(x, "amax" if name == "max" else "amin", _axes(x, None), False)
     # max(dim): the gradient goes to the selected index only, as in PyTorch.
-    indices = (argmax if name == "max" else argmin)(x, dim, keepdim=True)
+    indices = _arg(x, "argmax" if name == "max" else "argmin", dim, keepdim=True)
     flat = x.reshape(1) if x.dim() == 0 else x
     values = gather(flat, normalize_dim(dim, flat.dim()), indices.reshape(
         indices.shape if x.dim() else (1,)))
@@ -555,8 +555,6 @@ def amin(x, dim=None, keepdim=False):
 
 
 def _arg(x, name, dim, keepdim):
-    if x.dtype == dtypes.bool_:
-        raise RuntimeError(f"{name}(): does not support bool input (bool{list(x.shape)})")
     if dim is None:
         out = bind(P[name], x.reshape(-1), axis=0, keepdim=False)
         return out.reshape([1] * x.dim()) if keepdim else out
@@ -566,11 +564,20 @@ def _arg(x, name, dim, keepdim):
     return bind(P[name], x, axis=normalize_dim(dim, x.dim()), keepdim=bool(keepdim))
 
 
+def _refuse_bool_arg(name, x):
+    """PyTorch's argmax/argmin refuse bools (max/min along a dim, which also give the
+    indices, do not)."""
+    if x.dtype == dtypes.bool_:
+        raise RuntimeError(f"{name}(): does not support bool input (bool{list(x.shape)})")
+
+
 def argmax(x, dim=None, keepdim=False):
+    _refuse_bool_arg("argmax", x)
     return _arg(x, "argmax", dim, keepdim)
 
 
 def argmin(x, dim=None, keepdim=False):
+    _refuse_bool_arg("argmin", x)
     return _arg(x, "argmin", dim, keepdim)
 
 

@@ -219,3 +219,11 @@ def test_float32_tanh_is_correctly_rounded_near_saturation():
         torch.tanh(torch.tensor(x)).argmin().item()
     np.testing.assert_array_equal(graphc.tanh(graphc.tensor(x)).numpy(),
                                   torch.tanh(torch.tensor(x)).numpy())
+
+
+def test_max_and_min_along_a_dim_take_bools_as_pytorch():
+    x = [[True, False], [False, False]]
+    for name in ("max", "min"):
+        got = getattr(graphc, name)(graphc.tensor(x), dim=-1)
+        want = getattr(torch, name)(torch.tensor(x), dim=-1)
+        assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
