@@ -45,14 +45,15 @@ class Program:
     lifted: list                    # (tensor, shape, requires_grad) as traced
 
 
-def differentiate(cap: Capture, input_requires_grad, grad_enabled: bool) -> Differentiated:
+def differentiate(cap: Capture, grad_enabled: bool) -> Differentiated:
     """The backward graph of ``cap`` when grad mode is on and a result requires grad
     (and the traced code did not touch gradients itself: a whole training step, whose
-    backward already ran inside it, has none).  ``input_requires_grad(i)`` says whether graph input ``i`` does."""
+    backward already ran inside it, has none), with respect to the graph inputs that
+    required grad when traced."""
     graph = cap.graph
     if not (grad_enabled and cap.results_require_grad and not cap.touches_grads):
         return Differentiated(graph)
-    wrt = [i for i in range(len(graph.inputs)) if input_requires_grad(i)]
+    wrt = [i for i, v in enumerate(graph.inputs) if v in cap.differentiable]
     bwd = autodiff(graph, wrt, cap.differentiable)
     grad_outputs = [i for i in bwd.grad_outputs if i < cap.n_results]
     if len(grad_outputs) != len(bwd.grad_outputs):

@@ -314,14 +314,7 @@ class CompiledFunction:
         """capture -> differentiate -> optimise -> build."""
         cap = capture(self.fn, args, kwargs, leaves, spec, dynamic, self.name)
         self._dump("traced", cap.graph)
-
-        def input_requires_grad(i):
-            source = cap.sources[i]
-            if isinstance(source, ArgInput):
-                return leaves[source.index]._requires_grad
-            return isinstance(source, LiftedInput) and source.tensor._requires_grad
-
-        diff = differentiate(cap, input_requires_grad, context.grad_enabled)
+        diff = differentiate(cap, context.grad_enabled)
         program = build(cap, diff, self._backend, self._dump)
         self.compile_count += 1
         return program

@@ -13,7 +13,7 @@ from graphc import context
 from graphc.codegen.lower import lower
 from graphc.codegen.memory import peak_bytes
 from graphc.compiler.build import differentiate, optimise
-from graphc.compiler.capture import ArgInput, LiftedInput, RetraceLater, capture, flatten_args
+from graphc.compiler.capture import RetraceLater, capture, flatten_args
 from graphc.context import GraphBreak
 
 
@@ -32,14 +32,7 @@ def explain(fn, *args, fuse=True, **kwargs) -> str:
                 f"explain it again after one step to see its kernels")
     except GraphBreak as e:
         return f"graphc.explain({name}): graph break: {e}\nthe call runs eagerly"
-
-    def input_requires_grad(i):
-        source = cap.sources[i]
-        if isinstance(source, ArgInput):
-            return leaves[source.index]._requires_grad
-        return isinstance(source, LiftedInput) and source.tensor._requires_grad
-
-    diff = differentiate(cap, input_requires_grad, context.grad_enabled)
+    diff = differentiate(cap, context.grad_enabled)
     sections = [f"graphc.explain({name}): no graph breaks"]
     programs = [("forward", diff.forward)]
     if diff.backward is not None:
