@@ -67,7 +67,7 @@ def copy_call(nbytes: int, on_gpu: bool = False):
     n = max(1, nbytes // 4)
     if on_gpu:
         import pycuda.driver as drv
-        from graphc.backends.cuda import runtime
+        from graphc.targets.cuda import runtime
         with runtime.active():
             src, dst = drv.mem_alloc(4 * n), drv.mem_alloc(4 * n)
 

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 def cache_command(parser, action: str) -> int:
     """``cache info`` prints where the cache is, its entries, size and limit; ``cache
     clear`` removes every entry."""
-    from graphc.backends import cache
+    from graphc.targets import cache
     try:
         info = cache.info()
     except ValueError as e:                     # a malformed GRAPHC_CACHE_SIZE

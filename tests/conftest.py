@@ -7,6 +7,7 @@ import sys
 from hypothesis import settings
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "torchref"))
 
 settings.register_profile("graphc", deadline=None, derandomize=True, max_examples=25,
                           print_blob=True)
@@ -15,11 +16,11 @@ settings.load_profile("graphc")
 import pytest  # noqa: E402
 
 import graphc  # noqa: E402
-from graphc import backends  # noqa: E402
+from graphc import targets  # noqa: E402
 
 # The code-generating backends every differential test runs against the interpreter
 # ("cuda" only where PyCUDA and a GPU are there; "cuda-emulate" runs its code anywhere).
-CODEGEN_BACKENDS = [name for name in backends.NAMES if name != "interpreter"
+CODEGEN_BACKENDS = [name for name in targets.NAMES if name != "interpreter"
                     and (name != "cuda" or graphc.cuda.is_available())]
 
 

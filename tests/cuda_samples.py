@@ -1,5 +1,5 @@
-"""Sample programs and helpers the cuda tests share (backends/test_cuda.py on the CPU
-emulator, backends/test_cuda_gpu.py on a real GPU, backends/test_cuda_residency.py).
+"""Sample programs and helpers the cuda tests share (targets/test_cuda.py on the CPU
+emulator, targets/test_cuda_gpu.py on a real GPU, targets/test_cuda_residency.py).
 
 ``SAMPLES``: one program per kind of kernel and scalar op, name -> (fn, input tensors);
 ``traced``/``graph_inputs`` make a program's optimised graph and its input arrays;

@@ -8,7 +8,7 @@ import types
 import numpy as np
 
 import graphc
-from graphc.backends.cuda import emulate, render, runtime
+from graphc.targets.cuda import emulate, render, runtime
 
 
 class FakeDriver:

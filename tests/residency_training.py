@@ -1,5 +1,5 @@
-"""The training both residency test files run (backends/test_cuda_residency.py on the
-stand-in driver, backends/test_cuda_gpu.py on a real GPU): a small model whose whole Adam
+"""The training both residency test files run (targets/test_cuda_residency.py on the
+stand-in driver, targets/test_cuda_gpu.py on a real GPU): a small model whose whole Adam
 training step is compiled, and a history of everything the host sees when it reads and
 writes the parameters between steps, to compare across backends.
 """

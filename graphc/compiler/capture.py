@@ -142,7 +142,9 @@ class Capture:
     ``graph``'s outputs are the user's ``n_results`` tensors, then the new values of
     mutated lifted tensors (``writebacks``: (tensor, output index)) and arguments
     (``arg_writebacks``: (leaf index, output index)), then new gradients
-    (``grad_effects``: (parameter, output index, or None to clear ``.grad``)).
+    (``grad_effects``: (parameter, output index, or None to clear ``.grad``)), then the
+    gradients backward gave arguments (``arg_grad_effects``: (leaf index, output index);
+    added to what ``.grad`` holds when the call runs, as backward accumulates).
     ``differentiable`` holds the values that required grad when traced (values computed
     under ``no_grad``, such as BatchNorm's running statistics, are not);
     ``guards`` say when the capture is stale."""
@@ -154,6 +156,7 @@ class Capture:
     writebacks: list
     arg_writebacks: list
     grad_effects: list
+    arg_grad_effects: list
     touches_grads: bool             # the traced code ran backward, or read or set a .grad
     differentiable: set
     guards: Guards
@@ -191,7 +194,16 @@ def capture(fn, args, kwargs, leaves, spec, dynamic: set, name) -> Capture:
             result_values = [tr.value_of(t) for t in outs]
             arg_writes = [(i, tracers[i]._array) for i, v in arg_inputs.items()
                           if tracers[i]._array is not v]
+            # Tensors reached through globals or closures get gradients too.
+            known = {id(p) for p in params}
+            for t, _, _ in list(tr.lifted.values()):
+                if t._requires_grad and id(t) not in known and \
+                        t.grad is not tr.grads_at_lift[id(t)]:
+                    params.append(t)
+                    grads_before.append((t, tr.grads_at_lift[id(t)]))
             grads_after = [(p, p.grad) for p in params]
+            arg_grads = [(i, tr.value_of(tracers[i].grad)) for i in arg_inputs
+                         if tracers[i].grad is not None]
             grad_values = {id(p): tr.value_of(g) for p, g in grads_after
                            if g is not None and (g._serial >= tr.start_serial or
                                                  type(g._array) is not np.ndarray)}
@@ -219,7 +231,7 @@ def capture(fn, args, kwargs, leaves, spec, dynamic: set, name) -> Capture:
             t = lifted_by_value[v]
             sources.append(LiftedInput(t, t._requires_grad))
     outputs = list(result_values)
-    writebacks, arg_writebacks, grad_effects = [], [], []
+    writebacks, arg_writebacks, grad_effects, arg_grad_effects = [], [], [], []
     for t, v in mutated:
         writebacks.append((t, len(outputs)))
         outputs.append(v)
@@ -232,6 +244,9 @@ def capture(fn, args, kwargs, leaves, spec, dynamic: set, name) -> Capture:
         elif id(p) in grad_values:
             grad_effects.append((p, len(outputs)))
             outputs.append(grad_values[id(p)])
+    for i, v in arg_grads:
+        arg_grad_effects.append((i, len(outputs)))
+        outputs.append(v)
     touches_grads = (bool(grad_effects) or tr.ran_backward
                      or any(id(g) in tr.lifted for _, g in grads_before))
     dynamic_hyper = {key[:2] for key, _ in tr.numbers.values() if key[0] != "argument"}
@@ -242,7 +257,7 @@ def capture(fn, args, kwargs, leaves, spec, dynamic: set, name) -> Capture:
         n_results=len(result_values),
         results_require_grad=any(t._requires_grad for t in outs),
         writebacks=writebacks, arg_writebacks=arg_writebacks, grad_effects=grad_effects,
-        touches_grads=touches_grads, differentiable=set(tr.differentiable), guards=guards)
+        arg_grad_effects=arg_grad_effects, touches_grads=touches_grads, differentiable=set(tr.differentiable), guards=guards)
 
 
 def _guards(fn, roots, labels, recorder, sources, dynamic_hyper, params) -> Guards:

@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from graphc import backends, context, dispatch, residency
+from graphc import targets, context, dispatch, residency
 from graphc.compiler.build import Program, build, differentiate
 from graphc.compiler.capture import (ArgInput, LiftedInput, RetraceLater, capture,
                                      flatten_args)
@@ -145,7 +145,7 @@ class CompiledFunction:
                  dynamic=None, recompile_limit=None):
         self.fn = fn
         self.backend = backend
-        self.compile_backend = backends.get(backend)
+        self.compile_backend = targets.get(backend)
         self.fuse = fuse
         self.dump = dump if dump is not None else os.environ.get("GRAPHC_DUMP")
         self.fullgraph = fullgraph
@@ -361,6 +361,13 @@ class CompiledFunction:
             t._version[0] += 1
         for p, k in cap.grad_effects:
             p.grad = None if k is None else Tensor._wrap(outs[k], p.dtype)
+        for i, k in cap.arg_grad_effects:      # backward reached an argument: accumulate
+            x, g = leaves[i], Tensor._wrap(outs[k], leaves[i].dtype)
+            if x.grad is None:
+                x.grad = g
+            else:
+                with context.grad_mode(False):
+                    x.grad.add_(g)
         outputs = cap.graph.outputs
         results = [Tensor._wrap(outs[k], outputs[k].type.dtype) for k in range(cap.n_results)]
         if program.backward is not None:
@@ -526,7 +533,7 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="cpu", mode=No
         raise TypeError(f"graphc.compile: dynamic must be None, True or False, not "
                         f"{dynamic!r}")
     if not isinstance(backend, str):
-        raise TypeError(f"graphc.compile: backend must be a name ({', '.join(backends.NAMES)}), "
+        raise TypeError(f"graphc.compile: backend must be a name ({', '.join(targets.NAMES)}), "
                         f"not {type(backend).__name__}")
     settings = dict(backend=backend, fuse=options.get("fuse", fuse),
                     dump=options.get("dump", dump), fullgraph=fullgraph, dynamic=dynamic,

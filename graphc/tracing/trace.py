@@ -34,6 +34,7 @@ class Trace:
         self.ops: list = []
         self.known: set = set()         # Values defined in this trace
         self.lifted: dict = {}          # id(tensor) -> (tensor, original data, input Value)
+        self.grads_at_lift: dict = {}   # id(tensor) -> its .grad when lifted (before any backward)
         self.external: dict = {}        # Value of another graph -> input Value (autodiff)
         self.seeds: list = []           # input Values that take a fresh random seed per call
         self.numbers: dict = {}         # input Value -> (key, read) of a runtime Python number
@@ -79,6 +80,7 @@ class Trace:
                            self.names.get(id(t), "t"))
         # The array is put back by restore(), unread: any device copy of it stays valid.
         self.lifted[id(t)] = (t, t._array, v)
+        self.grads_at_lift[id(t)] = t.grad
         if t._requires_grad:
             self.differentiable.add(v)
         t._array = v

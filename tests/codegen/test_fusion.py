@@ -5,7 +5,7 @@ import pytest
 
 import graphc as torch
 from graphc import nn
-from graphc.backends.interpreter import compile_graph
+from graphc.targets.interpreter import compile_graph
 from graphc.codegen.evaluate import run_program
 from graphc.codegen.loops import format_program
 from graphc.codegen.lower import lower

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphc
-from graphc.backends.interpreter import compile_graph
+from graphc.targets.interpreter import compile_graph
 from graphc.codegen import loops as L
 from graphc.codegen.evaluate import run_program
 from graphc.codegen.lower import lower

@@ -16,7 +16,7 @@ import graphc
 import graphc.nn.functional as F
 import graphc.optim
 from graphc import ir, nn
-from graphc.backends.interpreter import compile_graph
+from graphc.targets.interpreter import compile_graph
 from graphc.passes import PIPELINE
 from graphc.context import GraphBreak
 

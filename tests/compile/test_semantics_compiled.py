@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc.backends.cuda import render
+from graphc.targets.cuda import render
 from graphc.codegen.lower import lower
 from graphc.passes import run_pipeline
 

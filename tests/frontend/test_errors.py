@@ -7,7 +7,7 @@ that graphc's message holds the given fragments (the op, the shapes and dtypes i
 graphc's spelling, ``float32[2, 3]``); the PyTorch test checks, with PyTorch 2.13, that
 the table's type is what PyTorch raises (graphc may raise a subclass of it).  ``RIGHT``
 holds calls PyTorch accepts that graphc must accept too, with the same result shape.
-Errors raised by generated code are in ``tests/backends/test_runtime_errors.py``.
+Errors raised by generated code are in ``tests/targets/test_runtime_errors.py``.
 """
 import warnings
 

@@ -14,7 +14,7 @@ import pytest
 import graphc
 import graphc.nn.functional as F
 from graphc import dtypes, ir, nn
-from graphc.backends.interpreter import compile_graph
+from graphc.targets.interpreter import compile_graph
 from graphc.dtypes import TensorType
 from graphc.ir import Constant, Graph, IRParseError, IRVerifyError, Namer, Op, Value
 from graphc.passes import PIPELINE, run_pipeline

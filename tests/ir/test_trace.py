@@ -14,7 +14,7 @@ from graph_checks import check_graph
 import graphc
 import graphc.nn.functional as F
 from graphc import nn
-from graphc.backends.interpreter import compile_graph
+from graphc.targets.interpreter import compile_graph
 from graphc.dtypes import TensorType
 from graphc.ir import Graph
 from graphc.context import GraphBreak, tracing

@@ -15,7 +15,7 @@ from graph_checks import check_graph
 
 import graphc
 from graphc import ir
-from graphc.backends.interpreter import compile_graph
+from graphc.targets.interpreter import compile_graph
 from graphc.dtypes import TensorType
 from graphc.ir import Constant, Graph, Op
 from graphc.passes import run_pipeline

@@ -10,14 +10,14 @@ itself.  See docs/cuda.md.
 """
 from __future__ import annotations
 
-from graphc.backends.native import lower_graph
+from graphc.targets.native import lower_graph
 from graphc.ir import Graph
 
 
 def compile_graph_cuda_emulated(graph: Graph, fuse: bool = True, dump=None):
     """Compile ``graph`` to CUDA C and run it on the CPU emulator (backend
     ``cuda-emulate``)."""
-    from graphc.backends.cuda import emulate, render
+    from graphc.targets.cuda import emulate, render
     source = render.render_program(lower_graph(graph, fuse, dump), render.EMULATION)
     if dump is not None:
         dump("cu", source.text)
@@ -39,7 +39,7 @@ def compile_graph_cuda(graph: Graph, fuse: bool = True, dump=None):
     """Compile ``graph`` to CUDA C and run it on the GPU through PyCUDA (backend
     ``cuda``)."""
     require_gpu()
-    from graphc.backends.cuda import render, runtime
+    from graphc.targets.cuda import render, runtime
     source = render.render_program(lower_graph(graph, fuse, dump), render.GPU)
     if dump is not None:
         dump("cu", source.text)

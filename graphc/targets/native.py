@@ -1,6 +1,6 @@
 """The shared front half of code-generating backends: fuse, lower to the loop IR and plan
 memory (``lower_graph``), then each backend renders the loop IR program and builds it
-(``cpu``: LLVM, here; ``cuda``: CUDA C, ``graphc.backends.cuda``)."""
+(``cpu``: LLVM, here; ``cuda``: CUDA C, ``graphc.targets.cuda``)."""
 from __future__ import annotations
 
 from graphc.codegen import loops as L
@@ -21,7 +21,7 @@ def lower_graph(graph: Graph, fuse: bool = True, dump=None) -> L.Program:
 
 
 def compile_graph_cpu(graph: Graph, fuse: bool = True, dump=None):
-    from graphc.backends.cpu.runtime import compile_program
+    from graphc.targets.cpu.runtime import compile_program
     native = compile_program(lower_graph(graph, fuse, dump), [v.shape for v in graph.outputs])
     if dump is not None:
         dump("ll", native.llvm_ir())

@@ -20,10 +20,10 @@ import pytest
 
 import graphc
 import graphc.composite as C
-from graphc import backends, dtypes, nn
-from graphc.backends.cuda import compile_graph_cuda, compile_graph_cuda_emulated, emulate, \
+from graphc import targets, dtypes, nn
+from graphc.targets.cuda import compile_graph_cuda, compile_graph_cuda_emulated, emulate, \
     render
-from graphc.backends.interpreter import compile_graph
+from graphc.targets.interpreter import compile_graph
 from graphc.codegen.lower import lower
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY as P
@@ -100,7 +100,7 @@ def test_elementwise_kernels_use_vector_memory_instructions(tmp_path):
 
 
 def test_flat_positions_are_recognised_in_lowered_kernels():
-    from graphc.backends.cuda.render import is_flat, loads_of
+    from graphc.targets.cuda.render import is_flat, loads_of
     x, b = tensor(np.ones((3, 1, 8)), np.float32), tensor(np.ones(8), np.float32)
     y = tensor(np.ones((8, 3)), np.float32)
     program, _ = lower(traced(lambda x, b, y: (x * 2 + b, y.t() + 1), x, b, y), True)
@@ -183,8 +183,8 @@ def test_inputs_may_be_views_and_outputs_have_graph_shapes():
 @pytest.fixture
 def emulated(monkeypatch):
     """backend="cuda-emulate" for graphc.compile (whether or not it is registered)."""
-    get = backends.get
-    monkeypatch.setattr(backends, "get", lambda name: compile_graph_cuda_emulated
+    get = targets.get
+    monkeypatch.setattr(targets, "get", lambda name: compile_graph_cuda_emulated
                         if name == "cuda-emulate" else get(name))
     return "cuda-emulate"
 

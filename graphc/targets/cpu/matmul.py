@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import llvmlite.ir as ir
 
 from graphc import dtypes
-from graphc.backends.cpu.kernel import (F32, F64, I32, I64, PTR, VOID, KernelFunction,
+from graphc.targets.cpu.kernel import (F32, F64, I32, I64, PTR, VOID, KernelFunction,
                                         _suffix, declare, for_range, i64, imax, imin,
                                         intrinsic, raise_flag, value_type, vector_bytes)
 from graphc.codegen import loops as L

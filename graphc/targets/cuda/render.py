@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphc import dtypes
-from graphc.backends.emitter import Emitter as BaseEmitter
+from graphc.targets.emitter import Emitter as BaseEmitter
 from graphc.codegen import loops as L
 from graphc.codegen.lower import linear
 from graphc.codegen.split import SplitPolicy, split_reductions
@@ -328,7 +328,7 @@ def unravel(flat: str, loops) -> list:
 # ---- expressions ---------------------------------------------------------------------------------
 class Emitter(BaseEmitter):
     """Writes one kernel's statements.  Subexpressions become ``const`` locals, memoised
-    in nested scopes that follow the C blocks (see ``graphc.backends.emitter``), so a
+    in nested scopes that follow the C blocks (see ``graphc.targets.emitter``), so a
     shared subtree is computed once and never used outside the block that defines it."""
 
     def __init__(self, names: Names, buffers: dict):

@@ -14,8 +14,8 @@ import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
 from graphc import dtypes
-from graphc.backends.cpu import mathlib
-from graphc.backends.emitter import Emitter as BaseEmitter
+from graphc.targets.cpu import mathlib
+from graphc.targets.emitter import Emitter as BaseEmitter
 from graphc.codegen import loops as L
 
 VOID = ir.VoidType()
@@ -455,7 +455,7 @@ def hash32(b, x):
 # ---- expressions -------------------------------------------------------------------------------
 class Emitter(BaseEmitter):
     """Renders index expressions (i64) and scalar expressions (``value_type(dtype)``) at
-    the builder's position (see ``graphc.backends.emitter``).
+    the builder's position (see ``graphc.targets.emitter``).
 
     ``pointer(name)`` gives a buffer's base pointer; ``env`` binds loop variables to
     i64 values and ``accs`` accumulator names to functions giving (value, dtype)."""

@@ -1,10 +1,10 @@
-"""graphc.backends.cpu.mathlib: each function is emitted into a loop
+"""graphc.targets.cpu.mathlib: each function is emitted into a loop
 ``void kernel(T* in, T* out, i64 n)``, optimised at O3 for the host CPU, JIT-compiled and
 compared with numpy's float64 results (math.erf for erf) on a million inputs across
 ranges, plus the IEEE special values; and the optimised loops must be vectorized.
 
 Run as a script for the speed of the f32 loops against numpy on 16M floats:
-``PYTHONPATH=. python3 tests/backends/test_cpu_mathlib.py``.
+``PYTHONPATH=. python3 tests/targets/test_cpu_mathlib.py``.
 """
 import ctypes
 import math
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from llvmlite import ir
 
-from graphc.backends.cpu import mathlib
+from graphc.targets.cpu import mathlib
 from graphc.ops.elementwise import _sigmoid
 
 DTYPES = (np.float32, np.float64)
@@ -354,7 +354,7 @@ def test_names():
                              "log1p", "atan2"}
 
 
-# ---- speed (python3 tests/backends/test_cpu_mathlib.py) ------------------------------------
+# ---- speed (python3 tests/targets/test_cpu_mathlib.py) ------------------------------------
 def _best_seconds(fn, repeats=5):
     times = []
     for _ in range(repeats):

@@ -12,8 +12,8 @@ import pytest
 
 import graphc
 from graphc import dtypes
-from graphc.backends.cpu import kernel as cpu_kernel
-from graphc.backends.cuda import render as cuda_render
+from graphc.targets.cpu import kernel as cpu_kernel
+from graphc.targets.cuda import render as cuda_render
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY, SCALAR_OPS
 from samples import GRAD_CASES, PRIMITIVE_SAMPLES

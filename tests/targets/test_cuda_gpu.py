@@ -5,9 +5,9 @@ import pytest
 
 import graphc
 import graphc.composite as C
-from graphc import backends
-from graphc.backends.cuda import compile_graph_cuda, compile_graph_cuda_emulated
-from graphc.backends.interpreter import compile_graph
+from graphc import targets
+from graphc.targets.cuda import compile_graph_cuda, compile_graph_cuda_emulated
+from graphc.targets.interpreter import compile_graph
 from cuda_samples import SAMPLES, _train, assert_same, graph_inputs, tensor, traced
 
 pytestmark = [pytest.mark.gpu,
@@ -62,8 +62,8 @@ def test_gpu_training_keeps_values_on_the_device_and_the_host_sees_them():
 @pytest.fixture
 def gpu_backend(monkeypatch):
     """backend="cuda" for graphc.compile (whether or not it is registered)."""
-    get = backends.get
-    monkeypatch.setattr(backends, "get", lambda name: compile_graph_cuda if name == "cuda"
+    get = targets.get
+    monkeypatch.setattr(targets, "get", lambda name: compile_graph_cuda if name == "cuda"
                         else get(name))
     return "cuda"
 

@@ -4,6 +4,6 @@
 ``compile_program(program)`` returns a callable from input arrays to output arrays;
 its ``llvm_ir(optimized=False)`` gives the module's text for dumps (``.ll``).
 """
-from graphc.backends.cpu.runtime import CompiledProgram, compile_program
+from graphc.targets.cpu.runtime import CompiledProgram, compile_program
 
 __all__ = ["CompiledProgram", "compile_program"]

@@ -5,9 +5,9 @@ A call costs a few microseconds: the pointers of constants and temporaries (one 
 per dtype, allocated once per program) are written once into a pointer array, and each
 call only writes the inputs' and fresh outputs' pointers, then makes one ctypes call.
 
-Object code is kept in graphc's disk cache (``graphc.backends.cache``), keyed by the LLVM
+Object code is kept in graphc's disk cache (``graphc.targets.cache``), keyed by the LLVM
 IR text, graphc's and LLVM's versions and the host CPU with its features.  Buffers follow
-the shared plan (``graphc.backends.plan``) in host memory.
+the shared plan (``graphc.targets.plan``) in host memory.
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
-from graphc.backends import cache
-from graphc.backends.cpu import render
-from graphc.backends.plan import BufferPlan, HostMemory
+from graphc.targets import cache
+from graphc.targets.cpu import render
+from graphc.targets.plan import BufferPlan, HostMemory
 from graphc.codegen import loops as L
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)

@@ -11,8 +11,8 @@ import pytest
 
 import graphc
 from graphc import dtypes
-from graphc.backends.cpu.runtime import compile_program
-from graphc.backends.cuda import compile_graph_cuda
+from graphc.targets.cpu.runtime import compile_program
+from graphc.targets.cuda import compile_graph_cuda
 from graphc.codegen import loops as L
 from graphc.codegen.evaluate import run_program
 from graphc.ops import REGISTRY

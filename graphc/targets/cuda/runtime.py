@@ -19,8 +19,8 @@ So a compiled training step moves only its batch in, and whatever the host reads
 loss) out: parameters and optimizer state are written back to their tensors as device
 copies (``residency.assign``) and come back as the next call's inputs.
 
-Buffers follow the shared plan (``graphc.backends.plan``), in device memory
-(``DeviceMemory``).  Cubins are kept in graphc's disk cache (``graphc.backends.cache``)
+Buffers follow the shared plan (``graphc.targets.plan``), in device memory
+(``DeviceMemory``).  Cubins are kept in graphc's disk cache (``graphc.targets.cache``)
 keyed by the source, the nvcc version and the device's compute capability.  PyCUDA is
 imported only here, when a program is built.
 """
@@ -33,9 +33,9 @@ from contextlib import contextmanager
 import numpy as np
 
 from graphc import dtypes, residency
-from graphc.backends import cache
-from graphc.backends.plan import BufferPlan
-from graphc.backends.cuda.render import CudaSource
+from graphc.targets import cache
+from graphc.targets.plan import BufferPlan
+from graphc.targets.cuda.render import CudaSource
 
 
 @functools.lru_cache(maxsize=1)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from graphc import dtypes
-from graphc.backends.cpu import compile_program, render, runtime
-from graphc.backends.cpu import matmul as matmul_renderer
+from graphc.targets.cpu import compile_program, render, runtime
+from graphc.targets.cpu import matmul as matmul_renderer
 from graphc.codegen import loops as L
 from graphc.ops import REGISTRY
 from graphc.ops.random import _uniform_impl

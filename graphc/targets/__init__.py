@@ -14,16 +14,16 @@ def get(name: str):
     """``cuda`` runs on a GPU through PyCUDA; ``cuda-emulate`` runs the same generated CUDA
     C on the CPU (compiled as C++ against a shim), so it is testable anywhere."""
     if name == "interpreter":
-        from graphc.backends.interpreter import compile_graph
+        from graphc.targets.interpreter import compile_graph
         return compile_graph
     if name == "cpu":
-        from graphc.backends.native import compile_graph_cpu
+        from graphc.targets.native import compile_graph_cpu
         return compile_graph_cpu
     if name == "cuda":
-        from graphc.backends.cuda import compile_graph_cuda, require_gpu
+        from graphc.targets.cuda import compile_graph_cuda, require_gpu
         require_gpu()                  # graphc.compile(..., backend="cuda") fails at once
         return compile_graph_cuda
     if name == "cuda-emulate":
-        from graphc.backends.cuda import compile_graph_cuda_emulated
+        from graphc.targets.cuda import compile_graph_cuda_emulated
         return compile_graph_cuda_emulated
     raise ValueError(f"unknown graphc backend {name!r}; available: {', '.join(NAMES)}")

@@ -39,11 +39,11 @@ from contextlib import ExitStack
 import llvmlite.ir as ir
 
 from graphc import dtypes
-from graphc.backends.cpu.kernel import (I32, I64, PTR, VOID, KernelFunction, ScalarOps,
+from graphc.targets.cpu.kernel import (I32, I64, PTR, VOID, KernelFunction, ScalarOps,
                                         cast, constant, create_target_machine, declare,
                                         for_range, host_features, i64, imin, new_module,
                                         target_machine, value_type)
-from graphc.backends.cpu.matmul import MatmulRenderer
+from graphc.targets.cpu.matmul import MatmulRenderer
 from graphc.codegen import loops as L
 from graphc.ops import ACCUMULATIONS
 

@@ -1,4 +1,4 @@
-"""The disk cache of compiled code (``graphc.backends.cache``): hits and misses, damaged
+"""The disk cache of compiled code (``graphc.targets.cache``): hits and misses, damaged
 entries, least-recently-used eviction, where it lives, ``python -m graphc cache``, and
 atomic writes under concurrent writers.  The backends' use of it is tested with them
 (``test_cpu_render.py``, ``test_cuda.py``)."""
@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 import graphc
-from graphc.backends import cache
+from graphc.targets import cache
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY_A, KEY_B, KEY_C, KEY_D = (cache.key(name) for name in "abcd")
@@ -252,7 +252,7 @@ def test_cache_commands_when_off_or_misconfigured(tmp_path):
 
 WRITER = textwrap.dedent("""\
     import sys
-    from graphc.backends import cache
+    from graphc.targets import cache
     key, rounds = sys.argv[1], int(sys.argv[2])
     for _ in range(rounds):
         cache.store(key, "so", bytes(range(256)) * 16384)

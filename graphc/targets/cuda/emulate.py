@@ -14,8 +14,8 @@ blocks, few of them, the same code paths) followed by a generated launcher:
   stacks).
 
 Compiling takes a while, so libraries are kept in graphc's disk cache
-(``graphc.backends.cache``) keyed by the full source, the shim, the compiler's version and
-its flags.  Buffers follow the shared plan (``graphc.backends.plan``) in host memory.
+(``graphc.targets.cache``) keyed by the full source, the shim, the compiler's version and
+its flags.  Buffers follow the shared plan (``graphc.targets.plan``) in host memory.
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ import threading
 
 import numpy as np
 
-from graphc.backends import cache
-from graphc.backends.plan import BufferPlan, HostMemory
-from graphc.backends.cuda.render import CudaSource, storage_type
+from graphc.targets import cache
+from graphc.targets.plan import BufferPlan, HostMemory
+from graphc.targets.cuda.render import CudaSource, storage_type
 
 SHIM_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.h")
 FLAGS = ("-std=c++17", "-O1", "-fPIC", "-shared", "-fwrapv", "-fno-strict-aliasing", "-w")
@@ -53,7 +53,7 @@ def launcher(source: CudaSource) -> str:
     """C++ that launches each kernel of ``source`` on the emulator, in order."""
     program = source.program
     slots = {name: i for i, name in enumerate(program.buffers)}
-    lines = ["", "// ---- emulation launcher (graphc.backends.cuda.emulate) ----"]
+    lines = ["", "// ---- emulation launcher (graphc.targets.cuda.emulate) ----"]
     for launch in source.launches:
         types = [storage_type(program.buffers[b].dtype) for b in launch.args]
         casts = [f"*({t} **)params[{i}]" for i, t in enumerate(types)]
