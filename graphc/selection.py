@@ -158,8 +158,9 @@ def _sorted_along(x, dim, descending, result=sort_result):
     return result(gather(x, dim, indices), indices)
 
 
-def sort(input, dim=-1, descending=False, stable=False):
-    """Always stable (PyTorch's CPU sort is, whatever ``stable`` says)."""
+def sort(input, dim=-1, descending=False, *, stable=False):
+    """Always stable (with ``stable=False`` PyTorch leaves the order of ties
+    unspecified, so the stable order is one of its answers)."""
     return _sorted_along(input, dim, descending)
 
 
@@ -274,3 +275,533 @@ def mode(input, dim=-1, keepdim=False):
     best = F.argmax(counts, d, keepdim=True)
     last = gather(F.cumsum(counts, d), d, best) - 1
     return _pick(values, indices, d, last, keepdim, mode_result)
+
+
+# ---- searching ------------------------------------------------------------------------------
+def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None,
+                 sorter=None):
+    """A binary search of ceil(log2(M + 1)) ``gather`` rounds, with PyTorch's comparisons
+    (``!(mid >= v)`` goes right, or ``!(mid > v)`` for ``right``), so NaNs land where
+    PyTorch's do."""
+    if side is not None:
+        if side not in ("left", "right"):
+            raise RuntimeError(f"torch.searchsorted(): side can only be 'left' or 'right' "
+                               f"but got {side}")
+        if right and side == "left":
+            raise RuntimeError("torch.searchsorted(): side and right can't be set to "
+                               "opposites, got side of left while right was True")
+        right = side == "right"
+    scalar = not isinstance(input, Tensor)
+    values = F.scalar_tensor(input, F.result_type(sorted_sequence, input)) if scalar \
+        else input
+    if sorted_sequence.dim() == 0:
+        raise RuntimeError("torch.searchsorted(): boundaries tensor should have positive "
+                           "dimension, but got 0 dimension")
+    if sorted_sequence.dim() > 1 and (scalar or sorted_sequence.shape[:-1]
+                                      != values.shape[:-1]):
+        raise RuntimeError(f"torch.searchsorted(): boundaries tensor should be 1 dimension "
+                           f"or the first N-1 dimensions of boundaries tensor and input "
+                           f"value tensor must match, but we got boundaries tensor "
+                           f"{list(sorted_sequence.shape)} and input value tensor "
+                           f"{list(values.shape)}")
+    if sorter is not None:
+        if sorter.shape != sorted_sequence.shape or sorter.dtype != dtypes.int64:
+            raise RuntimeError(f"torch.searchsorted(): sorter must be an int64 tensor of "
+                               f"the boundaries' shape {list(sorted_sequence.shape)}, got "
+                               f"{_describe(sorter)}")
+        sorted_sequence = gather(sorted_sequence, -1, sorter)
+    dtype = F.result_type(sorted_sequence, values)
+    m = sorted_sequence.shape[-1]
+    seq = cast(sorted_sequence, dtype).detach().reshape(-1, m)
+    lanes = seq.shape[0]
+    v = cast(values, dtype).detach().reshape(lanes, -1)
+    lo = F.zeros_like(v, dtypes.int64)
+    hi = lo + m
+    for _ in range(m.bit_length()):
+        active = lo < hi
+        mid = F.floor_divide(lo + hi, 2)
+        at = gather(seq, 1, F.clamp(mid, max=builtins.max(m - 1, 0)))
+        right_of = F.logical_not(at > v if right else at >= v)
+        lo = where(active.logical_and(right_of), mid + 1, lo)
+        hi = where(active.logical_and(right_of.logical_not()), mid, hi)
+    out = lo.reshape(values.shape)
+    return cast(out, dtypes.int32) if out_int32 else out
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False):
+    if boundaries.dim() != 1:
+        raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim("
+                           f"{boundaries.dim()})")
+    return searchsorted(boundaries, input, out_int32=out_int32, right=right)
+
+
+# ---- sampling -------------------------------------------------------------------------------
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    """Draws from the counter-based ``uniform`` primitive (seeded from ``generator``, so
+    ``manual_seed`` reproduces them, and a compiled program draws anew each call): with
+    replacement, the category whose cumulative-probability interval holds the draw;
+    without, the exponential race (the top ``num_samples`` of p / E, E ~ Exp(1))."""
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, "
+                           f"got: {'Long' if input.dtype == dtypes.int64 else input.dtype.name}")
+    if input.dim() not in (1, 2):
+        raise RuntimeError(f"prob_dist must be 1 or 2 dim (got {_describe(input)})")
+    categories = input.shape[-1]
+    if num_samples <= 0:
+        raise RuntimeError(f"cannot sample n_sample <= 0 samples (got {num_samples})")
+    if not replacement and num_samples > categories:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
+                           "replacement")
+    if is_concrete(input):
+        p = input._data
+        if not np.isfinite(p).all() or (p < 0).any():
+            raise RuntimeError("probability tensor contains either `inf`, `nan` or "
+                               "element < 0")
+        if (p.sum(-1) <= 0).any():
+            raise RuntimeError("invalid multinomial distribution (sum of probabilities "
+                               "<= 0)")
+    probs = input.detach().reshape(-1, categories)
+    rows = probs.shape[0]
+    seed = creation.next_seed(generator)
+    if replacement:
+        u = bind(P["uniform"], seed, shape=(rows, num_samples), dtype=dtypes.float64)
+        cumulative = F.cumsum(cast(probs, dtypes.float64), 1)
+        total = F.narrow(cumulative, 1, categories - 1, 1)
+        picked = searchsorted(cumulative, u * total, right=True)
+        # A draw rounding up to the total picks the last category with any probability.
+        last = F.argmax(F.flip(probs > 0, 1).to(dtypes.int32), 1, keepdim=True)
+        out = F.minimum(picked, (categories - 1) - last)
+    else:
+        u = bind(P["uniform"], seed, shape=(rows, categories), dtype=dtypes.float64)
+        p = cast(probs, dtypes.float64)
+        # Categories without probability race at 0: last, in order, as PyTorch's.
+        race = where(p > 0, p / -F.log1p(-u), 0.0)
+        out = topk(race, num_samples, 1).indices
+    return out.reshape(input.shape[:-1] + (num_samples,))
+
+
+# ---- scatters -------------------------------------------------------------------------------
+def _int_ones(shape) -> Tensor:
+    return Tensor._wrap(np.ones(shape, np.int64), dtypes.int64)
+
+
+def _index(index, name) -> Tensor:
+    if not isinstance(index, Tensor) or index.dtype.category != 1:
+        got = index.dtype.name if isinstance(index, Tensor) else type(index).__name__
+        raise RuntimeError(f"{name}(): Expected dtype int64 for index (got {got})")
+    return cast(index, dtypes.int64)
+
+
+def _blank(x) -> Tensor:
+    """What scattered values are added onto: -0.0 for floats, so that a written -0.0
+    stays -0.0 (0.0 + -0.0 would be 0.0)."""
+    fill = -0.0 if x.dtype.is_floating_point else 0
+    return Tensor._wrap(np.full(x.shape, fill, x.dtype.np), x.dtype)
+
+
+def _scatter_writes(x, dim, index) -> Tensor:
+    """How many index entries point at each element of x (int64, x's shape)."""
+    return F.scatter_add(F.zeros_like(x, dtypes.int64), dim, index, _int_ones(index.shape))
+
+
+def _source(x, index, src, value, name) -> Tensor:
+    if src is None:
+        if isinstance(value, Tensor):
+            value = value.item()
+        return Tensor._wrap(np.full(index.shape, value, x.dtype.np), x.dtype)
+    if not isinstance(src, Tensor):
+        return Tensor._wrap(np.full(index.shape, src, x.dtype.np), x.dtype)
+    if src.dtype != x.dtype:
+        raise RuntimeError(f"{name}(): Expected self.dtype to be equal to src.dtype (self "
+                           f"{_describe(x)}, src {_describe(src)})")
+    return src
+
+
+def _check_scatter_shapes(x, dim, index, src, name):
+    if index.dim() != x.dim() or src.dim() != x.dim() and index.numel():
+        raise RuntimeError(f"{name}(): Index tensor must have the same number of dimensions "
+                           f"as self tensor (index {_describe(index)}, self {_describe(x)})")
+    for a in range(x.dim()):
+        if index.shape[a] > src.shape[a] or a != dim and index.shape[a] > x.shape[a]:
+            raise RuntimeError(f"{name}(): Expected index {list(index.shape)} to be smaller "
+                               f"than self {list(x.shape)} apart from dimension {dim} and to "
+                               f"be smaller size than src {list(src.shape)}")
+
+
+def _add_written(x, dim, index, src) -> Tensor:
+    """scatter_add of src onto a blank x (bools as an or, through int64)."""
+    if x.dtype == dtypes.bool_:
+        return F.scatter_add(F.zeros_like(x, dtypes.int64), dim, index,
+                             cast(src, dtypes.int64)) > 0
+    return F.scatter_add(_blank(x), dim, index, src)
+
+
+def scatter(input, dim, index, src=None, value=None, *, reduce=None):
+    """Written elements take the written value (PyTorch leaves the result of several
+    writes to one element unspecified; here they add up)."""
+    dim = normalize_dim(dim, builtins.max(input.dim(), 1))
+    index = _index(index, "scatter")
+    src = _source(input, index, src, value, "scatter")
+    _check_scatter_shapes(input, dim, index, src, "scatter")
+    if reduce is None:
+        written = _scatter_writes(input, dim, index) > 0
+        return where(written, _add_written(input, dim, index, src), input)
+    if reduce == "add":
+        return F.scatter_add(input, dim, index, src)
+    if reduce == "multiply":
+        return _scatter_dense(input, dim, index, src, "prod", True)
+    raise RuntimeError(f"reduce argument must be either add or multiply (got {reduce!r})")
+
+
+def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
+    dim = normalize_dim(dim, builtins.max(input.dim(), 1))
+    index = _index(index, "scatter_reduce")
+    src = _source(input, index, src, None, "scatter_reduce")
+    _check_scatter_shapes(input, dim, index, src, "scatter_reduce")
+    if reduce not in ("sum", "prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, "
+                           f"got {reduce}")
+    if reduce in ("prod", "amax", "amin"):
+        return _scatter_dense(input, dim, index, src, reduce, include_self)
+    writes = _scatter_writes(input, dim, index)
+    written = writes > 0
+    base = input if include_self else where(written, F._operand(0, input.dtype), input)
+    total = F.scatter_add(base, dim, index, _trim(src, index.shape))
+    if reduce == "sum":
+        return total
+    count = writes + 1 if include_self else F.clamp(writes, min=1)
+    mean = total / count.to(input.dtype) if input.dtype.is_floating_point \
+        else F.floor_divide(total, count.to(input.dtype))
+    return where(written, mean, input)
+
+
+def _trim(src, shape) -> Tensor:
+    """The leading ``shape`` block of src (the part a scatter reads)."""
+    if tuple(src.shape) == tuple(shape):
+        return src
+    return F._slice(src, [0] * src.dim(), list(shape), [1] * src.dim())
+
+
+def _identity(reduce, dtype):
+    if reduce == "prod":
+        return 1
+    if dtype.is_floating_point:
+        return -math.inf if reduce == "amax" else math.inf
+    if dtype == dtypes.bool_:
+        return reduce == "amin"
+    info = np.iinfo(dtype.np)
+    return int(info.min if reduce == "amax" else info.max)
+
+
+def _scatter_dense(input, dim, index, src, reduce, include_self):
+    """Products and extrema, which no primitive accumulates: every index entry is
+    compared with every position of ``dim`` (an (m, n) match per lane), the matched
+    sources reduced over the entries, with the input as one more entry when
+    ``include_self``.  Ties share the gradient evenly, as PyTorch's amax/amin."""
+    nd = input.dim()
+    n = input.shape[dim] if nd else 1
+    src = _trim(src, index.shape)
+    if nd == 0:
+        input, index, src = input.reshape(1), index.reshape(1), src.reshape(1)
+        nd = 1
+    positions = _arange(n).reshape((n,) + (1,) * (nd - dim - 1))
+    match = F.unsqueeze(index, dim + 1) == positions
+    ident = F._operand(_identity(reduce, input.dtype), input.dtype)
+    entries = where(match, F.unsqueeze(src, dim + 1), ident)
+    widths = [(0, 0 if a == dim else input.shape[a] - index.shape[a], 0) for a in range(nd)]
+    widths.insert(dim + 1, (0, 0, 0))
+    entries = F._pad(entries, widths, _identity(reduce, input.dtype))
+    if include_self:
+        entries = F.cat([F.unsqueeze(input, dim), entries], dim)
+    reduced = {"prod": F.prod, "amax": F.amax, "amin": F.amin}[reduce](entries, dim)
+    written = _scatter_writes(input, dim, index) > 0
+    out = where(written, reduced, input)
+    return out.reshape(()) if nd != input.dim() else out
+
+
+def index_copy(input, dim, index, source):
+    """Rows of ``source`` replace the rows of input at ``index`` (repeated indices add
+    up; PyTorch leaves them unspecified)."""
+    dim = normalize_dim(dim, builtins.max(input.dim(), 1))
+    index = _index(index, "index_copy")
+    if source.dtype != input.dtype:
+        raise RuntimeError(f"index_copy_(): self and source expected to have the same "
+                           f"dtype, but got (self) {input.dtype.name} and (source) "
+                           f"{source.dtype.name}")
+    written = _index_written(input, dim, index)
+    if input.dtype == dtypes.bool_:
+        placed = F.index_add(F.zeros_like(input, dtypes.int64), dim, index,
+                             cast(source, dtypes.int64)) > 0
+    else:
+        placed = F.index_add(_blank(input), dim, index, source)
+    return where(written, placed, input)
+
+
+def _index_written(input, dim, index) -> Tensor:
+    """Whether ``index`` names each position of ``dim``, shaped to broadcast on input."""
+    n = input.shape[dim] if input.dim() else 1
+    counts = F.index_add(F.zeros_like(_arange(n)), 0, index.reshape(-1),
+                         _int_ones((index.numel(),)))
+    return (counts > 0).reshape((n,) + (1,) * (input.dim() - dim - 1)) if input.dim() \
+        else (counts > 0).reshape(())
+
+
+def index_fill(input, dim, index, value):
+    dim = normalize_dim(dim, builtins.max(input.dim(), 1))
+    index = _index(index, "index_fill")
+    if isinstance(value, Tensor):
+        if value.dim():
+            raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but "
+                               f"got tensor with {value.dim()} dimension(s).")
+        value = cast(value, input.dtype)
+    else:
+        value = F._operand(value, input.dtype)
+    return where(_index_written(input, dim, index), value, input)
+
+
+def index_put(input, indices, values, accumulate=False):
+    """``input[indices] = values`` (or ``+=`` with ``accumulate``) out of place: the
+    indexed leading dims are flattened into one, written with ``index_add``."""
+    indices = list(indices)
+    if len(indices) > input.dim():
+        raise IndexError(f"too many indices for tensor of dimension {input.dim()} (got "
+                         f"{len(indices)})")
+    flat_ix = []
+    for ix in indices:
+        if ix.dtype == dtypes.bool_:
+            flat_ix.extend(nonzero(ix, as_tuple=True))
+        elif ix.dtype.category != 1:
+            raise IndexError(f"tensors used as indices must be long, int, byte or bool "
+                             f"tensors (got {_describe(ix)})")
+        else:
+            flat_ix.append(cast(ix, dtypes.int64))
+    k = len(flat_ix)
+    shape = np.broadcast_shapes(*[tuple(ix.shape) for ix in flat_ix])
+    flat = None
+    for d, ix in enumerate(flat_ix):
+        size = input.shape[d]
+        if is_concrete(ix) and ix.numel() and ((ix._data < -size) | (ix._data >= size)).any():
+            bad = ix._data[(ix._data < -size) | (ix._data >= size)].flat[0]
+            raise IndexError(f"index {bad} is out of bounds for dimension {d} with size "
+                             f"{size}")
+        ix = where(ix < 0, ix + size, ix)
+        flat = ix if flat is None else flat * size + ix
+    rest = input.shape[k:]
+    if values.dtype != input.dtype:
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, "
+                           f"got {input.dtype.name} for the destination and "
+                           f"{values.dtype.name} for the source.")
+    count = math.prod(shape)
+    values = F.expand(values, tuple(shape) + tuple(rest)).reshape((count,) + tuple(rest))
+    flat = F.expand(flat, tuple(shape)).reshape(count)
+    lanes = input.reshape((math.prod(input.shape[:k]),) + tuple(rest))
+    if accumulate:
+        out = F.index_add(lanes, 0, flat, values)
+    else:
+        out = index_copy(lanes, 0, flat, values)
+    return out.reshape(input.shape)
+
+
+def index_put_(input, indices, values, accumulate=False):
+    return apply_inplace(input, "index_put_",
+                         lambda s: index_put(s, indices, values, accumulate))
+
+
+def take(input, index):
+    index = _index(index, "take")
+    n = input.numel()
+    if is_concrete(index) and index.numel():
+        bad = index._data[(index._data < -n) | (index._data >= n)]
+        if bad.size:
+            raise IndexError(f"out of range: tried to access index {bad.flat[0]} on a tensor "
+                             f"of {n} elements.")
+    return bind(P["take"], input.reshape(-1), where(index < 0, index + n, index), axis=0)
+
+
+def take_along_dim(input, indices, dim=None):
+    indices = _index(indices, "take_along_dim")
+    if dim is None:
+        return gather(input.reshape(-1), 0, indices.reshape(-1))
+    if input.dim() != indices.dim():
+        raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same "
+                           f"number of dimensions, but got {input.dim()} dimensions for "
+                           f"input, and {indices.dim()} dimensions for indices")
+    dim = normalize_dim(dim, input.dim())
+    shape = [builtins.max(a, b) for a, b in zip(input.shape, indices.shape)]
+    in_shape, ix_shape = list(shape), list(shape)
+    in_shape[dim], ix_shape[dim] = input.shape[dim], indices.shape[dim]
+    return gather(F.expand(input, tuple(in_shape)), dim, F.expand(indices, tuple(ix_shape)))
+
+
+def masked_scatter(input, mask, source):
+    """Masked elements take source's elements in order: the k-th True takes
+    ``source.flatten()[k]`` (a ``take`` at the running count of the mask)."""
+    if mask.dtype != dtypes.bool_:
+        raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask "
+                           f"with dtype {mask.dtype.name}")
+    if source.dtype != input.dtype:
+        raise RuntimeError(f"masked_scatter: expected self and source to have same dtypes "
+                           f"but got {input.dtype.name} and {source.dtype.name}")
+    mask = F.expand(mask, input.shape)
+    count = F.cumsum(mask.reshape(-1), 0)
+    if is_concrete(mask) and mask.numel() and int(count._data[-1]) > source.numel():
+        raise RuntimeError("Number of elements of source < number of ones in mask")
+    if source.numel() == 0:
+        return F.clone(input)
+    at = F.clamp(count - 1, 0, source.numel() - 1)
+    picked = bind(P["take"], source.reshape(-1), at, axis=0).reshape(input.shape)
+    return where(mask, picked, input)
+
+
+def histc(input, bins=100, min=0, max=0):
+    """Counts in ``bins`` equal bins over [min, max] (the data's range when both are 0),
+    the last bin closed; elements outside (and NaNs) are not counted."""
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f"\"histogram_cpu\" not implemented for "
+                                  f"'{'Long' if input.dtype == dtypes.int64 else input.dtype.name}'")
+    if bins <= 0:
+        raise RuntimeError(f"torch.histc: bins must be > 0, but got {bins} for dimension 0")
+    if min > max:
+        raise RuntimeError(f"torch.histc: max must be larger than min (got min={min}, "
+                           f"max={max})")
+    x = input.detach().reshape(-1)
+    if min == max and x.numel():
+        lo, hi = F.amin(x), F.amax(x)
+    else:
+        lo, hi = F._operand(min, x.dtype), F._operand(max, x.dtype)
+    same = lo == hi
+    lo, hi = where(same, lo - 1, lo), where(same, hi + 1, hi)
+    inside = (x >= lo).logical_and(x <= hi)
+    position = F.floor((x - lo) * bins / (hi - lo)).to(dtypes.int64)
+    position = where(inside, F.clamp(position, 0, bins - 1), 0)
+    counts = Tensor._wrap(np.zeros(bins, x.dtype.np), x.dtype)
+    return F.index_add(counts, 0, position, inside.to(x.dtype))
+
+
+# ---- data-dependent output shapes (graph breaks when traced) -------------------------------
+def nonzero(input, *, as_tuple=False):
+    a = _values_of(input, "torch.nonzero")
+    if as_tuple:
+        return tuple(_constant(ix.astype(np.int64)) for ix in np.nonzero(np.atleast_1d(a)))
+    return _constant(np.argwhere(a).astype(np.int64))
+
+
+def argwhere(input):
+    _values_of(input, "torch.argwhere")
+    return nonzero(input)
+
+
+def where(condition, input=None, other=None):
+    """``where(condition)`` is ``nonzero(condition, as_tuple=True)``."""
+    if input is None and other is None:
+        _values_of(condition, "torch.where(condition)")
+        return nonzero(condition, as_tuple=True)
+    return F.where(condition, input, other)
+
+
+def masked_select(input, mask):
+    if mask.dtype != dtypes.bool_:
+        raise RuntimeError(f"masked_select: expected BoolTensor for mask (got "
+                           f"{_describe(mask)})")
+    m = _values_of(mask, "torch.masked_select")
+    shape = np.broadcast_shapes(tuple(input.shape), tuple(mask.shape))
+    picked = _constant(np.flatnonzero(np.broadcast_to(m, shape)).astype(np.int64))
+    return bind(P["take"], F.expand(input, shape).reshape(-1), picked, axis=0)
+
+
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """Sorted distinct values (or slices along ``dim``); NaNs are each distinct, as
+    PyTorch's."""
+    a = _values_of(input, "torch.unique")
+    if dim is None:
+        flat = a.reshape(-1)
+        values, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True,
+                                            equal_nan=False)
+        inverse = inverse.reshape(a.shape)
+    else:
+        dim = normalize_dim(dim, a.ndim)
+        values, inverse, counts = np.unique(a, return_inverse=True, return_counts=True,
+                                            axis=dim)
+        inverse = inverse.reshape(-1)
+    out = [_constant(values.astype(a.dtype))]
+    if return_inverse:
+        out.append(_constant(inverse.astype(np.int64)))
+    if return_counts:
+        out.append(_constant(counts.astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
+    a = _values_of(input, "torch.unique_consecutive")
+    if dim is None:
+        lanes = a.reshape(-1, 1)
+    else:
+        dim = normalize_dim(dim, a.ndim)
+        lanes = np.moveaxis(a, dim, 0).reshape(a.shape[dim], -1)
+    starts = np.ones(len(lanes), bool)
+    starts[1:] = (lanes[1:] != lanes[:-1]).any(axis=1)
+    run = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    values = a.reshape(-1)[first] if dim is None else np.take(a, first, axis=dim)
+    out = [_constant(np.ascontiguousarray(values))]
+    if return_inverse:
+        out.append(_constant(run.reshape(a.shape if dim is None else -1).astype(np.int64)))
+    if return_counts:
+        out.append(_constant(np.diff(np.append(first, len(lanes))).astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def bincount(input, weights=None, minlength=0):
+    a = _values_of(input, "torch.bincount")
+    if input.dim() != 1 or input.dtype.category != 1 or (a.size and a.min() < 0):
+        raise RuntimeError(f"bincount only supports 1-d non-negative integral inputs. "
+                           f"(got {_describe(input)})")
+    if minlength < 0:
+        raise RuntimeError(f"minlength should be >= 0 (got {minlength})")
+    if weights is None:
+        return _constant(np.bincount(a, minlength=minlength).astype(np.int64))
+    if weights.shape != input.shape:
+        raise RuntimeError(f"weights should be 1-d and have the same length as input "
+                           f"(input {_describe(input)}, weights {_describe(weights)})")
+    dtype = weights.dtype if weights.dtype.is_floating_point else dtypes.float64
+    w = weights._concrete("torch.bincount")
+    return _constant(np.bincount(a, weights=w, minlength=minlength).astype(dtype.np))
+
+
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    """Integer repeats are a broadcast and a reshape (traceable); tensor repeats give a
+    data-dependent size, so their indices are computed eagerly (a graph break when
+    traced) and the values taken with ``index_select`` (so they keep their gradients)."""
+    if repeats is None:                      # repeat_interleave(repeats)
+        counts = _values_of(input, "torch.repeat_interleave")
+        if input.dim() > 1 or input.dtype.category != 1:
+            raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
+        if counts.size and counts.min() < 0:
+            raise RuntimeError("repeats can not be negative")
+        return _constant(np.repeat(np.arange(counts.size), counts).astype(input._data.dtype))
+    if dim is None:
+        input, dim = input.reshape(-1), 0
+    dim = normalize_dim(dim, builtins.max(input.dim(), 1))
+    if input.dim() == 0:
+        input = input.reshape(1)
+    n = input.shape[dim]
+    if isinstance(repeats, Tensor) and repeats.dim() and repeats.numel() != 1:
+        counts = _values_of(repeats, "torch.repeat_interleave")
+        if repeats.dim() != 1:
+            raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
+        if counts.size != n:
+            raise RuntimeError(f"repeats must have the same size as input along dim, but got "
+                               f"repeats.size(0) = {counts.size} and input.size({dim}) = {n}")
+        if counts.size and counts.min() < 0:
+            raise RuntimeError("repeats can not be negative")
+        picked = _constant(np.repeat(np.arange(n), counts).astype(np.int64))
+        return F.index_select(input, dim, picked)
+    times = int(repeats.item() if isinstance(repeats, Tensor) else repeats)
+    if times < 0:
+        raise RuntimeError("repeats can not be negative")
+    spread = F.unsqueeze(input, dim + 1)
+    shape = list(spread.shape)
+    shape[dim + 1] = times
+    out_shape = list(input.shape)
+    out_shape[dim] = n * times
+    return F.expand(spread, tuple(shape)).reshape(tuple(out_shape))
