@@ -79,60 +79,60 @@ def _values_of(x, what: str) -> np.ndarray:
 
 
 # ---- sorting --------------------------------------------------------------------------------
-def _before(a, ia, b, ib, descending):
-    """Whether element (a, ia) comes before (b, ib): by value (NaN the largest), ties by
-    position, so no two elements are equivalent and the order is the stable one."""
-    strict = a > b if descending else a < b
-    same = a == b
-    if a.dtype.is_floating_point:
-        a_nan, b_nan = a != a, b != b
-        first_nan = a_nan.logical_and(b_nan.logical_not()) if descending else \
-            b_nan.logical_and(a_nan.logical_not())
-        strict = strict.logical_or(first_nan)
-        same = same.logical_or(a_nan.logical_and(b_nan))
-    return strict.logical_or(same.logical_and(ia < ib))
-
-
 def _sorting_network(x, descending):
-    """Positions of the stable sort of x's last dim, by a bitonic network over
-    (value, position) pairs padded to a power of two with values that sort last."""
+    """Positions of the stable sort of x's last dim, by a bitonic network.
+
+    Each element is a pair (key, rank) compared lexicographically, both ascending or
+    the key descending: the rank is the position plus ``width`` times a class that
+    breaks the ties the key cannot, so no two pairs are equal and the order is the
+    stable one.  NaN takes the key +inf, ranked after a real +inf ascending (class 1)
+    and before it descending (class -1); the padding up to a power of two takes the
+    key that sorts last, ranked after everything (class 2)."""
     n = x.shape[-1]
     width = 1 << builtins.max(n - 1, 0).bit_length()
     lead = x.shape[:-1]
     keys = cast(x, dtypes.int64) if x.dtype == dtypes.bool_ else x
+    rank = F.expand(_arange(n), lead + (n,))
     if keys.dtype.is_floating_point:
-        fill = -math.inf if descending else math.nan
+        fill = -math.inf if descending else math.inf
+        nan = F.isnan(keys)
+        rank = where(nan, rank + (-width if descending else width), rank)
+        keys = where(nan, math.inf, keys)
     else:
         info = np.iinfo(keys.dtype.np)
         fill = int(info.min if descending else info.max)
-    keys = F._pad(keys, [(0, 0, 0)] * len(lead) + [(0, width - n, 0)], fill)
-    pos = F.expand(_arange(width), lead + (width,))
+    pad = [(0, 0, 0)] * len(lead) + [(0, width - n, 0)]
+    keys = F._pad(keys, pad, fill)
+    rank = where(F._pad(F.zeros_like(rank, dtypes.bool_), pad, True),
+                 F.expand(_arange(width) + 2 * width, lead + (width,)), F._pad(rank, pad, 0))
     block = 2
     while block <= width:
         step = block // 2
         while step >= 1:
-            keys, pos = _compare_exchange(keys, pos, lead, width, block, step, descending)
+            keys, rank = _compare_exchange(keys, rank, lead, width, block, step, descending)
             step //= 2
         block *= 2
-    return F.narrow(pos, -1, 0, n)
+    return F.remainder(F.narrow(rank, -1, 0, n), width)
 
 
-def _compare_exchange(keys, pos, lead, width, block, step, descending):
+def _compare_exchange(keys, rank, lead, width, block, step, descending):
     """One network stage: element i meets i ^ step; blocks of ``block`` elements sort
     in alternating directions (the first block of each pair keeps the target order)."""
     pairs = width // (2 * step)
     split = lead + (pairs, 2, step)
-    keys, pos = keys.reshape(split), pos.reshape(split)
+    keys, rank = keys.reshape(split), rank.reshape(split)
     nd = len(split)
     lo = [0] * nd, list(split[:-2]) + [1, step], [1] * nd
     hi = [0] * (nd - 2) + [1, 0], list(split), [1] * nd
     k_lo, k_hi = F._slice(keys, *lo), F._slice(keys, *hi)
-    p_lo, p_hi = F._slice(pos, *lo), F._slice(pos, *hi)
+    r_lo, r_hi = F._slice(rank, *lo), F._slice(rank, *hi)
     reverse = _constant(((np.arange(pairs) * 2 * step) & block) != 0).reshape(pairs, 1, 1)
-    swap = _before(k_hi, p_hi, k_lo, p_lo, descending) != reverse
+    hi_first = (k_hi > k_lo if descending else k_hi < k_lo).logical_or(
+        (k_hi == k_lo).logical_and(r_hi < r_lo))
+    swap = hi_first != reverse
     keys = F.cat([where(swap, k_hi, k_lo), where(swap, k_lo, k_hi)], -2)
-    pos = F.cat([where(swap, p_hi, p_lo), where(swap, p_lo, p_hi)], -2)
-    return keys.reshape(lead + (width,)), pos.reshape(lead + (width,))
+    rank = F.cat([where(swap, r_hi, r_lo), where(swap, r_lo, r_hi)], -2)
+    return keys.reshape(lead + (width,)), rank.reshape(lead + (width,))
 
 
 def _sort_positions(x, dim, descending) -> Tensor:
@@ -215,8 +215,9 @@ def _median(input, dim, keepdim, ignore_nan, result):
     name = "nanmedian" if ignore_nan else "median"
     if dim is None:
         flat = input.reshape(-1)
-        if flat.numel() == 0:
-            return Tensor._wrap(np.array(math.nan, input.dtype.np), input.dtype)
+        if flat.numel() == 0:       # NaN, or what PyTorch's NaN becomes in an integer
+            empty = math.nan if input.dtype.is_floating_point else np.iinfo(input.dtype.np).min
+            return Tensor._wrap(np.array(empty, input.dtype.np), input.dtype)
         return _median(flat, 0, False, ignore_nan, result).values
     if input.dim() == 0:
         normalize_dim(dim, 0)
@@ -312,15 +313,17 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
         sorted_sequence = gather(sorted_sequence, -1, sorter)
     dtype = F.result_type(sorted_sequence, values)
     m = sorted_sequence.shape[-1]
-    seq = cast(sorted_sequence, dtype).detach().reshape(-1, m)
-    lanes = seq.shape[0]
-    v = cast(values, dtype).detach().reshape(lanes, -1)
+    lanes = math.prod(sorted_sequence.shape[:-1])
+    seq = cast(sorted_sequence, dtype).detach().reshape(lanes, m)
+    v = cast(values, dtype).detach().reshape(lanes, values.numel() // builtins.max(lanes, 1))
     lo = F.zeros_like(v, dtypes.int64)
+    if m == 0:
+        return cast(lo.reshape(values.shape), dtypes.int32 if out_int32 else dtypes.int64)
     hi = lo + m
     for _ in range(m.bit_length()):
         active = lo < hi
         mid = F.floor_divide(lo + hi, 2)
-        at = gather(seq, 1, F.clamp(mid, max=builtins.max(m - 1, 0)))
+        at = gather(seq, 1, F.clamp(mid, max=m - 1))
         right_of = F.logical_not(at > v if right else at >= v)
         lo = where(active.logical_and(right_of), mid + 1, lo)
         hi = where(active.logical_and(right_of.logical_not()), mid, hi)
@@ -436,6 +439,19 @@ def _add_written(x, dim, index, src) -> Tensor:
     return F.scatter_add(_blank(x), dim, index, src)
 
 
+def _as_vectors(op):
+    """A scatter of 0-dim tensors is the scatter of 1-element vectors, reshaped back."""
+    def scatter_op(input, dim, index, src=None, *args, **kwargs):
+        if input.dim() or index.dim():
+            return op(input, dim, index, src, *args, **kwargs)
+        normalize_dim(dim, 1)
+        src = src.reshape(1) if isinstance(src, Tensor) else src
+        return op(input.reshape(1), 0, index.reshape(1), src, *args, **kwargs).reshape(())
+    scatter_op.__name__, scatter_op.__doc__ = op.__name__, op.__doc__
+    return scatter_op
+
+
+@_as_vectors
 def scatter(input, dim, index, src=None, value=None, *, reduce=None):
     """Written elements take the written value (PyTorch leaves the result of several
     writes to one element unspecified; here they add up)."""
@@ -453,6 +469,7 @@ def scatter(input, dim, index, src=None, value=None, *, reduce=None):
     raise RuntimeError(f"reduce argument must be either add or multiply (got {reduce!r})")
 
 
+@_as_vectors
 def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     dim = normalize_dim(dim, builtins.max(input.dim(), 1))
     index = _index(index, "scatter_reduce")
@@ -499,11 +516,8 @@ def _scatter_dense(input, dim, index, src, reduce, include_self):
     sources reduced over the entries, with the input as one more entry when
     ``include_self``.  Ties share the gradient evenly, as PyTorch's amax/amin."""
     nd = input.dim()
-    n = input.shape[dim] if nd else 1
+    n = input.shape[dim]
     src = _trim(src, index.shape)
-    if nd == 0:
-        input, index, src = input.reshape(1), index.reshape(1), src.reshape(1)
-        nd = 1
     positions = _arange(n).reshape((n,) + (1,) * (nd - dim - 1))
     match = F.unsqueeze(index, dim + 1) == positions
     ident = F._operand(_identity(reduce, input.dtype), input.dtype)
@@ -514,9 +528,7 @@ def _scatter_dense(input, dim, index, src, reduce, include_self):
     if include_self:
         entries = F.cat([F.unsqueeze(input, dim), entries], dim)
     reduced = {"prod": F.prod, "amax": F.amax, "amin": F.amin}[reduce](entries, dim)
-    written = _scatter_writes(input, dim, index) > 0
-    out = where(written, reduced, input)
-    return out.reshape(()) if nd != input.dim() else out
+    return where(_scatter_writes(input, dim, index) > 0, reduced, input)
 
 
 def index_copy(input, dim, index, source):
@@ -669,6 +681,9 @@ def histc(input, bins=100, min=0, max=0):
         lo, hi = F.amin(x), F.amax(x)
     else:
         lo, hi = F._operand(min, x.dtype), F._operand(max, x.dtype)
+    if is_concrete(lo) and is_concrete(hi) and not np.isfinite([lo._data, hi._data]).all():
+        raise RuntimeError(f"torch.histc: range of [{lo.item():g}, {hi.item():g}] is not "
+                           f"finite")
     same = lo == hi
     lo, hi = where(same, lo - 1, lo), where(same, hi + 1, hi)
     inside = (x >= lo).logical_and(x <= hi)

@@ -92,6 +92,8 @@ def test_kthvalue_median_nanmedian_mode():
     (lambda lib: lib.kthvalue(lib.ones(3), 4), RuntimeError),
     (lambda lib: lib.sort(lib.ones(3), dim=1), IndexError),
     (lambda lib: lib.median(lib.ones(0, 3), 0), IndexError),
+    (lambda lib: lib.mode(lib.zeros(0)), IndexError),
+    (lambda lib: lib.nanmedian(lib.zeros(2, 0), 1), IndexError),
 ])
 def test_sorting_errors(call, error):
     with pytest.raises(error):
@@ -371,3 +373,74 @@ def test_data_dependent_ops_are_graph_breaks(name, call):
         out = graphc.compile(call)(x)             # falls back to running eagerly
     eager = call(x)
     np.testing.assert_array_equal(to_numpy(out), to_numpy(eager))
+
+
+EDGE_CASES = {
+    "median of empty int": lambda L: L.median(L.tensor([], dtype=L.int64)),
+    "median of empty float": lambda L: L.median(L.tensor([])),
+    "nanmedian of empty": lambda L: L.nanmedian(L.zeros(0)),
+    "median 0-dim": lambda L: L.median(L.tensor(3.), 0),
+    "kthvalue 0-dim": lambda L: L.kthvalue(L.tensor(3.), 1),
+    "topk 0-dim": lambda L: L.topk(L.tensor(3.), 1),
+    "mode 0-dim": lambda L: L.mode(L.tensor(2.)),
+    "sort int64 extremes": lambda L: L.sort(L.tensor([-2 ** 63, 5, -2 ** 63, 2 ** 63 - 1]),
+                                            descending=True),
+    "sort bool descending": lambda L: L.sort(L.tensor([True, False, True]), descending=True),
+    "unique 0-dim": lambda L: L.unique(L.tensor(3.)),
+    "unique_consecutive 0-dim": lambda L: L.unique_consecutive(L.tensor(3.)),
+    "argwhere 0-dim": lambda L: L.argwhere(L.tensor(3.)),
+    "masked_select broadcast": lambda L: L.masked_select(L.arange(3.),
+                                                         L.tensor([[True], [False]])),
+    "repeat_interleave 0-dim": lambda L: L.repeat_interleave(L.tensor(3.), 2),
+    "repeat_interleave 0-dim repeats": lambda L: L.repeat_interleave(L.tensor(3.), L.tensor(2)),
+    "repeat_interleave one repeat": lambda L: L.repeat_interleave(L.arange(3), L.tensor([2])),
+    "take 0-dim index": lambda L: L.take(L.arange(4.), L.tensor(2)),
+    "searchsorted empty": lambda L: L.searchsorted(L.zeros(0), L.tensor([1.])),
+    "searchsorted int in float": lambda L: L.searchsorted(L.tensor([1, 3, 5]),
+                                                          L.tensor([2.5, 3.])),
+    "bucketize number": lambda L: L.bucketize(3, L.tensor([1, 3, 5])),
+    "scatter 0-dim": lambda L: L.tensor(1.).scatter(0, L.tensor(0), L.tensor(5.)),
+    "scatter_reduce 0-dim": lambda L: L.scatter_reduce(L.tensor(1.), 0, L.tensor(0),
+                                                       L.tensor(5.), "amax"),
+    "index_fill 0-dim": lambda L: L.tensor(1.).index_fill(0, L.tensor([0]), 3.),
+    "histc of empty": lambda L: L.histc(L.zeros(0), 3),
+    "histc given range skips nan": lambda L: L.histc(L.tensor([1., float("nan"), 2.]), 3, 0, 3),
+    "masked_scatter broadcast mask": lambda L: L.zeros(2, 2).masked_scatter(
+        L.tensor([True, False]), L.arange(4.)),
+    "index_put bool mask": lambda L: L.zeros(3).index_put((L.tensor([True, False, True]),),
+                                                          L.tensor(1.)),
+    "index_put negative": lambda L: L.zeros(3).index_put((L.tensor([-1]),), L.tensor([1.])),
+    "take_along_dim broadcast": lambda L: L.take_along_dim(L.arange(6.).reshape(2, 3),
+                                                           L.tensor([[0], [2]]), 1),
+}
+
+
+@pytest.mark.parametrize("name", list(EDGE_CASES))
+def test_edge_cases_eager(name):
+    check_function(lambda lib: EDGE_CASES[name](lib), modes=(), grad=False)
+
+
+def test_edge_cases_compiled():
+    check_function(lambda lib, x, s: (lib.scatter(x, 0, lib.tensor(0), s),
+                                      lib.scatter_reduce(x, 0, lib.tensor(0), s, "amin"),
+                                      lib.searchsorted(x.reshape(1)[:0], s.reshape(1)),
+                                      lib.sort(x), lib.median(x.reshape(1)[:0])),
+                   np.array(1.0), np.array(-2.0), grad=False, modes=("interpreter",))
+
+
+@pytest.mark.parametrize("call", [
+    lambda L: L.histc(L.tensor([1., float("nan")]), 3),
+    lambda L: L.histc(L.tensor([1., 2.]), 3, 0, float("inf")),
+    lambda L: L.histc(L.tensor([1., 2.]), 0),
+    lambda L: L.searchsorted(L.tensor(1.), L.tensor([1.])),
+    lambda L: L.searchsorted(L.ones(2, 3), L.ones(3, 1)),
+    lambda L: L.searchsorted(L.ones(3), L.ones(2), side="middle"),
+    lambda L: L.bucketize(L.ones(2), L.ones(2, 2)),
+    lambda L: L.masked_select(L.ones(2), L.ones(2)),
+    lambda L: L.index_fill(L.ones(2), 0, L.tensor([0]), L.ones(1)),
+    lambda L: L.index_copy(L.ones(2), 0, L.tensor([0]), L.ones(1, dtype=L.float64)),
+])
+def test_more_errors(call):
+    for lib in (torch, graphc):
+        with pytest.raises(RuntimeError):
+            call(lib)
