@@ -218,7 +218,7 @@ def _median(input, dim, keepdim, ignore_nan, result):
         if flat.numel() == 0:       # NaN, or what PyTorch's NaN becomes in an integer
             empty = math.nan if input.dtype.is_floating_point else np.iinfo(input.dtype.np).min
             return Tensor._wrap(np.array(empty, input.dtype.np), input.dtype)
-        return _median(flat, 0, False, ignore_nan, result).values
+        return _spread_gradient(flat, _median(flat, 0, False, ignore_nan, result).values)
     if input.dim() == 0:
         normalize_dim(dim, 0)
         return result(F.clone(input), F.zeros_like(input, dtypes.int64))
@@ -238,6 +238,20 @@ def _median(input, dim, keepdim, ignore_nan, result):
     else:
         position = where(numbers < n, numbers, (n - 1) // 2)
     return _pick(values, indices, d, position, keepdim, result)
+
+
+def _spread_gradient(x, value):
+    """``value`` (a 0-dim pick of x) with PyTorch's gradient for a full median: split
+    evenly among the elements equal to it (the NaNs when it is NaN).  The forward value
+    stays the pick exactly: v + (S - S) / k, where S sums those k elements (S / k for an
+    infinite or NaN v, where S - S would be NaN)."""
+    if not (x._requires_grad and context.grad_enabled):
+        return value
+    v = value.detach()
+    equal = where(F.isnan(v), F.isnan(x), x == v)
+    count = F.sum(equal.to(x.dtype))
+    total = F.sum(where(equal, x, 0.0))
+    return where(F.isfinite(v), v + (total - total.detach()) / count, total / count)
 
 
 def median(input, dim=None, keepdim=False):
