@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -471,8 +472,14 @@ def scatter(input, dim, index, src=None, value=None, *, reduce=None):
     writes to one element unspecified; here they add up)."""
     dim = normalize_dim(dim, builtins.max(input.dim(), 1))
     index = _index(index, "scatter")
+    src_given = src
     src = _source(input, index, src, value, "scatter")
     _check_scatter_shapes(input, dim, index, src, "scatter")
+    if reduce is not None and isinstance(src_given, Tensor):
+        warnings.warn("The reduce argument of torch.scatter with Tensor src is deprecated "
+                      "and will be removed in a future PyTorch release. Use "
+                      "torch.scatter_reduce instead for more reduction options.", UserWarning,
+                      stacklevel=2)
     if reduce is None:
         written = _scatter_writes(input, dim, index) > 0
         return where(written, _add_written(input, dim, index, src), input)

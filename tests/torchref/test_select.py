@@ -166,6 +166,7 @@ def test_multinomial_errors(probs, n, replacement):
 
 
 # ---- scatters -------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:The reduce argument of torch.scatter")
 def test_scatter_forms():
     x, src = distinct(3, 4), distinct(2, 4)
     index = np.array([[2, 0, 1, 2], [0, 1, 2, 0]])
@@ -211,6 +212,12 @@ def test_scatter_reduce_compiled_cpu():
                                          lib.scatter_reduce(x, 0, i, s, "mean", include_self=False),
                                          x.scatter_reduce(0, i, s, "prod")),
                    distinct(4), np.array([0, 0, 2]), distinct(3), modes=("cpu",))
+
+
+def test_scatter_reduce_with_tensor_src_warns_as_pytorch():
+    """(PyTorch's warning is emitted once per process, so only graphc's is checked.)"""
+    with pytest.warns(UserWarning, match="reduce argument of torch.scatter"):
+        graphc.zeros(3).scatter(0, graphc.tensor([1]), graphc.ones(1), reduce="add")
 
 
 def test_scatter_errors():
