@@ -433,11 +433,14 @@ def test_edge_cases_eager(name):
 
 
 def test_edge_cases_compiled():
-    check_function(lambda lib, x, s: (lib.scatter(x, 0, lib.tensor(0), s),
-                                      lib.scatter_reduce(x, 0, lib.tensor(0), s, "amin"),
-                                      lib.searchsorted(x.reshape(1)[:0], s.reshape(1)),
-                                      lib.sort(x), lib.median(x.reshape(1)[:0])),
-                   np.array(1.0), np.array(-2.0), grad=False, modes=("interpreter",))
+    check_function(lambda lib, x, s, i: (lib.scatter(x, 0, lib.tensor(0), s),
+                                         lib.scatter_reduce(x, 0, lib.tensor(0), s, "amin"),
+                                         lib.searchsorted(x.reshape(1)[:0], s.reshape(1)),
+                                         lib.sort(x), lib.median(x.reshape(1)[:0]),
+                                         lib.sort(i), lib.sort(i, descending=True)),
+                   np.array(1.0), np.array(-2.0),
+                   np.array([2 ** 63 - 1, -2 ** 63, 5, 2 ** 63 - 1, -2 ** 63]),
+                   grad=False, modes=("interpreter",))
 
 
 @pytest.mark.parametrize("call", [
