@@ -315,6 +315,10 @@ def test_boolean_mask_indexing_eager():
     z[z > 0] = 0.0
     z[torch.tensor([True, False, True])] = torch.ones(4, dtype=torch.float64)
     np.testing.assert_array_equal(to_numpy(y), to_numpy(z))
+    for t, lib in ((y, graphc), (z, torch)):
+        mask = t < 1
+        t[mask] = lib.arange(int(mask.sum()), dtype=lib.float64) * -1
+    np.testing.assert_array_equal(to_numpy(y), to_numpy(z))
 
 
 def test_unique_and_unique_consecutive():
