@@ -44,18 +44,13 @@ from graphc.ops import REGISTRY as P
 from graphc.tensor import Tensor, normalize_dim
 
 
-def _named(name, fields="values indices"):
-    cls = namedtuple(name, fields.split())
-    cls.__module__ = "graphc.return_types"
-    return cls
-
-
-sort_result = _named("sort")
-topk_result = _named("topk")
-kthvalue_result = _named("kthvalue")
-median_result = _named("median")
-nanmedian_result = _named("nanmedian")
-mode_result = _named("mode")
+# The named results, named as PyTorch's (torch.return_types.sort...).
+sort_result = namedtuple("sort", ["values", "indices"])
+topk_result = namedtuple("topk", ["values", "indices"])
+kthvalue_result = namedtuple("kthvalue", ["values", "indices"])
+median_result = namedtuple("median", ["values", "indices"])
+nanmedian_result = namedtuple("nanmedian", ["values", "indices"])
+mode_result = namedtuple("mode", ["values", "indices"])
 
 
 def _constant(array) -> Tensor:
@@ -65,6 +60,11 @@ def _constant(array) -> Tensor:
 
 def _arange(n, dtype=dtypes.int64) -> Tensor:
     return Tensor._wrap(np.arange(n, dtype=dtype.np), dtype)
+
+
+# PyTorch's C++ names of the dtypes, which its kernel errors spell.
+_SCALAR_TYPES = {dtypes.bool_: "Bool", dtypes.int32: "Int", dtypes.int64: "Long",
+                 dtypes.float32: "Float", dtypes.float64: "Double"}
 
 
 def _describe(x) -> str:
@@ -286,8 +286,7 @@ def mode(input, dim=-1, keepdim=False):
                                       .logical_not())
     first = Tensor._wrap(np.ones(s.shape[:d] + (1,) + s.shape[d + 1:], bool), dtypes.bool_)
     run = F.cumsum(F.cat([first, differs], d).to(dtypes.int64), d) - 1
-    counts = F.scatter_add(F.zeros_like(run), d, run, Tensor._wrap(np.ones(run.shape, np.int64),
-                                                                  dtypes.int64))
+    counts = F.scatter_add(F.zeros_like(run), d, run, _int_ones(run.shape))
     best = F.argmax(counts, d, keepdim=True)
     last = gather(F.cumsum(counts, d), d, best) - 1
     return _pick(values, indices, d, last, keepdim, mode_result)
@@ -361,7 +360,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     without, the exponential race (the top ``num_samples`` of p / E, E ~ Exp(1))."""
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"multinomial only supports floating-point dtypes for input, "
-                           f"got: {'Long' if input.dtype == dtypes.int64 else input.dtype.name}")
+                           f"got: {_SCALAR_TYPES[input.dtype]}")
     if input.dim() not in (1, 2):
         raise RuntimeError(f"prob_dist must be 1 or 2 dim (got {_describe(input)})")
     categories = input.shape[-1]
@@ -691,7 +690,7 @@ def histc(input, bins=100, min=0, max=0):
     the last bin closed; elements outside (and NaNs) are not counted."""
     if not input.dtype.is_floating_point:
         raise NotImplementedError(f"\"histogram_cpu\" not implemented for "
-                                  f"'{'Long' if input.dtype == dtypes.int64 else input.dtype.name}'")
+                                  f"'{_SCALAR_TYPES[input.dtype]}'")
     if bins <= 0:
         raise RuntimeError(f"torch.histc: bins must be > 0, but got {bins} for dimension 0")
     if min > max:
