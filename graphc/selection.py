@@ -22,9 +22,9 @@ fusion and every backend without a primitive of its own:
   accumulates) compare every index with every position of the scattered dim.
 - Ops whose **output shape depends on values** (``nonzero``, ``argwhere``,
   ``where(cond)``, ``masked_select``, ``unique``, ``unique_consecutive``, ``bincount``,
-  ``repeat_interleave`` with tensor repeats) compute their indices with numpy and are
-  graph breaks inside ``graphc.compile`` (they then run eagerly); the values still come
-  from ``take``, so they keep their gradients.
+  ``repeat_interleave`` with tensor repeats and no ``output_size``) compute their
+  indices with numpy and are graph breaks inside ``graphc.compile`` (they then run
+  eagerly); the values still come from ``take``, so they keep their gradients.
 """
 from __future__ import annotations
 
@@ -803,17 +803,35 @@ def bincount(input, weights=None, minlength=0):
     return _constant(np.bincount(a, weights=w, minlength=minlength).astype(dtype.np))
 
 
-def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
-    """Integer repeats are a broadcast and a reshape (traceable); tensor repeats give a
-    data-dependent size, so their indices are computed eagerly (a graph break when
-    traced) and the values taken with ``index_select`` (so they keep their gradients)."""
-    if repeats is None:                      # repeat_interleave(repeats)
-        counts = _values_of(input, "torch.repeat_interleave")
-        if input.dim() > 1 or input.dtype.category != 1:
-            raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
+def _repeat_positions(repeats, output_size) -> Tensor:
+    """The source position of each output element of a repeat by ``repeats`` (1-D):
+    computed eagerly (a graph break when traced), or, given ``output_size``, as a
+    ``searchsorted`` of the output positions in the running total (traceable)."""
+    if repeats.dim() > 1 or repeats.dtype.category != 1:
+        raise RuntimeError(f"repeat_interleave only accept 1D vector as repeat (got "
+                           f"{_describe(repeats)})")
+    if output_size is None:
+        counts = _values_of(repeats, "torch.repeat_interleave")
+    elif is_concrete(repeats):
+        counts = repeats._data
+    else:
+        counts = None
+    if counts is not None:
         if counts.size and counts.min() < 0:
             raise RuntimeError("repeats can not be negative")
-        return _constant(np.repeat(np.arange(counts.size), counts).astype(input._data.dtype))
+        if output_size is not None and counts.sum() != output_size:
+            raise RuntimeError("allocated size does not match required size")
+    if output_size is None:
+        return _constant(np.repeat(np.arange(counts.size), counts).astype(np.int64))
+    ends = F.cumsum(cast(repeats.reshape(-1), dtypes.int64), 0)
+    return searchsorted(ends, _arange(output_size), right=True)
+
+
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    """Integer repeats are a broadcast and a reshape; tensor repeats pick their values
+    with ``index_select`` at ``_repeat_positions`` (so they keep their gradients)."""
+    if repeats is None:                      # repeat_interleave(repeats)
+        return cast(_repeat_positions(input, output_size), input.dtype)
     if dim is None:
         input, dim = input.reshape(-1), 0
     dim = normalize_dim(dim, builtins.max(input.dim(), 1))
@@ -821,16 +839,11 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
         input = input.reshape(1)
     n = input.shape[dim]
     if isinstance(repeats, Tensor) and repeats.dim() and repeats.numel() != 1:
-        counts = _values_of(repeats, "torch.repeat_interleave")
-        if repeats.dim() != 1:
-            raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
-        if counts.size != n:
+        if repeats.dim() == 1 and repeats.shape[0] != n:
             raise RuntimeError(f"repeats must have the same size as input along dim, but got "
-                               f"repeats.size(0) = {counts.size} and input.size({dim}) = {n}")
-        if counts.size and counts.min() < 0:
-            raise RuntimeError("repeats can not be negative")
-        picked = _constant(np.repeat(np.arange(n), counts).astype(np.int64))
-        return F.index_select(input, dim, picked)
+                               f"repeats.size(0) = {repeats.shape[0]} and input.size({dim}) "
+                               f"= {n}")
+        return F.index_select(input, dim, _repeat_positions(repeats, output_size))
     times = int(repeats.item() if isinstance(repeats, Tensor) else repeats)
     if times < 0:
         raise RuntimeError("repeats can not be negative")

@@ -361,7 +361,12 @@ def test_repeat_interleave():
                                       x.repeat_interleave(r[:2], 0),
                                       lib.repeat_interleave(r), lib.repeat_interleave(x, r[1:2])),
                    x, np.array([2, 0, 1]), modes=())
+    check_function(lambda lib, x, r: (lib.repeat_interleave(x, r, dim=0, output_size=4),
+                                      lib.repeat_interleave(r, output_size=4)),
+                   x, np.array([3, 1]))
     for lib in (torch, graphc):
+        with pytest.raises(RuntimeError):
+            lib.repeat_interleave(lib.ones(2, 2), lib.tensor([1, 2]), dim=0, output_size=4)
         with pytest.raises(RuntimeError):
             lib.repeat_interleave(lib.ones(2, 2), lib.tensor([1, -2]), dim=0)
         with pytest.raises(RuntimeError):
