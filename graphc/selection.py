@@ -465,10 +465,31 @@ def _as_vectors(op):
     return scatter_op
 
 
+def _last_writes(index, dim) -> Tensor:
+    """Whether each index entry is the last along ``dim`` to name its position (where
+    several name one, the last write wins, as in PyTorch's CPU loops): in the stable
+    sort of the index, the entries followed by another value or by nothing."""
+    m = index.shape[dim]
+    if m <= 1:
+        return Tensor._wrap(np.ones(index.shape, bool), dtypes.bool_)
+    order = _sort_positions(index.detach(), dim, False)
+    ordered = gather(index, dim, order)
+    differs = F.narrow(ordered, dim, 0, m - 1) != F.narrow(ordered, dim, 1, m - 1)
+    end = Tensor._wrap(np.ones(index.shape[:dim] + (1,) + index.shape[dim + 1:], bool),
+                       dtypes.bool_)
+    last = F.cat([differs, end], dim).to(dtypes.int64)
+    return F.scatter_add(F.zeros_like(index), dim, order, last) > 0
+
+
+def _blank_value(x) -> Tensor:
+    return F._operand(-0.0 if x.dtype.is_floating_point else 0, x.dtype)
+
+
 @_as_vectors
 def scatter(input, dim, index, src=None, value=None, *, reduce=None):
-    """Written elements take the written value (PyTorch leaves the result of several
-    writes to one element unspecified; here they add up)."""
+    """Written elements take the written value; where several entries write one
+    element the last wins, as in PyTorch's CPU loops (the gradient goes to that one,
+    where PyTorch's goes to each)."""
     dim = normalize_dim(dim, builtins.max(input.dim(), 1))
     index = _index(index, "scatter")
     src_given = src
@@ -481,7 +502,12 @@ def scatter(input, dim, index, src=None, value=None, *, reduce=None):
                       stacklevel=2)
     if reduce is None:
         written = _scatter_writes(input, dim, index) > 0
-        return where(written, _add_written(input, dim, index, src), input)
+        if not isinstance(src_given, Tensor):      # one value: which write wins is moot
+            fill = value if src_given is None else src_given
+            fill = fill.item() if isinstance(fill, Tensor) else fill
+            return where(written, F._operand(fill, input.dtype), input)
+        kept = where(_last_writes(index, dim), _trim(src, index.shape), _blank_value(input))
+        return where(written, _add_written(input, dim, index, kept), input)
     if reduce == "add":
         return F.scatter_add(input, dim, index, src)
     if reduce == "multiply":
@@ -552,8 +578,8 @@ def _scatter_dense(input, dim, index, src, reduce, include_self):
 
 
 def index_copy(input, dim, index, source):
-    """Rows of ``source`` replace the rows of input at ``index`` (repeated indices add
-    up; PyTorch leaves them unspecified)."""
+    """Slices of ``source`` replace the slices of input at ``index``; of repeated
+    indices the last wins, as in PyTorch's CPU loop."""
     dim = normalize_dim(dim, builtins.max(input.dim(), 1))
     index = _index(index, "index_copy")
     if source.dtype != input.dtype:
@@ -561,6 +587,10 @@ def index_copy(input, dim, index, source):
                            f"dtype, but got (self) {input.dtype.name} and (source) "
                            f"{source.dtype.name}")
     written = _index_written(input, dim, index)
+    if index.numel() > 1:
+        last = _last_writes(index.reshape(-1), 0)
+        source = where(last.reshape((-1,) + (1,) * (source.dim() - dim - 1)), source,
+                       _blank_value(source))
     if input.dtype == dtypes.bool_:
         placed = F.index_add(F.zeros_like(input, dtypes.int64), dim, index,
                              cast(source, dtypes.int64)) > 0

@@ -184,6 +184,18 @@ def test_scatter_forms():
                    np.array([1, 0, 3, 2], np.int64) > 1, np.array([3, 1]), grad=False)
 
 
+def test_repeated_indices_last_write_wins():
+    """PyTorch's CPU loops let the last of several writes to one element win."""
+    check_function(lambda lib, x, i, s, j, r, c: (
+        lib.scatter(x, 1, i, s), x.scatter(1, i, -1.0), (x > 0).scatter(1, i, s > 0),
+        x.index_copy(1, j, s), lib.index_put(x, (r, c), s[0, :4]),
+        lib.index_copy(x.t().int(), 0, j, s.t().int())),
+        np.zeros((2, 5)), np.array([[0, 3, 0, 0, 3], [4, 4, 1, 2, 4]]),
+        np.array([[1., 2., -0., 4., 5.], [-6., 7., 8., 9., -10.]]),
+        np.array([1, 1, 0, 4, 1]), np.array([0, 1, 0, 0]), np.array([2, 2, 2, 3]),
+        grad=False)
+
+
 def test_scatter_inplace():
     def f(lib, x, i, s):
         y = x.clone()
