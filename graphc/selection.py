@@ -18,8 +18,10 @@ fusion and every backend without a primitive of its own:
   replacement), so it compiles and ``manual_seed`` reproduces it.
 - **Scatters** (``scatter``, ``scatter_reduce``, ``index_copy``, ``index_fill``,
   ``index_put_``, ``masked_scatter``, ``histc``) are ``scatter_add``/``index_add`` of the
-  values and of a count of writes; the products and extrema (which no primitive
-  accumulates) compare every index with every position of the scattered dim.
+  values and of a count of writes (of repeated writes the last wins, as in PyTorch's
+  CPU loops: the last is found in a stable sort of the index); the products and
+  extrema (which no primitive accumulates) compare every index with every position of
+  the scattered dim.
 - Ops whose **output shape depends on values** (``nonzero``, ``argwhere``,
   ``where(cond)``, ``masked_select``, ``unique``, ``unique_consecutive``, ``bincount``,
   ``repeat_interleave`` with tensor repeats and no ``output_size``) compute their
