@@ -24,6 +24,11 @@ from graphc.creation import (
     seed, initial_seed, rand, randn, randint, randperm, rand_like, randn_like, randint_like,
     normal)
 from graphc.composite import softmax, log_softmax, logaddexp
+from graphc.selection import (
+    sort, argsort, msort, topk, kthvalue, median, nanmedian, mode, searchsorted, bucketize,
+    multinomial, scatter, scatter_reduce, index_copy, index_fill, index_put, take,
+    take_along_dim, masked_scatter, histc, nonzero, argwhere, where, masked_select, unique,
+    unique_consecutive, bincount, repeat_interleave)
 from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from graphc import autograd, cuda, backends, accelerator
