@@ -113,5 +113,5 @@ from graphc.compiler import compile, explain, trace  # noqa: E402
 from graphc.logs import set_logs  # noqa: E402
 from graphc import optim  # noqa: E402
 from graphc import utils  # noqa: E402
-from graphc import onnx  # noqa: E402
+from graphc import onnx, distributed  # noqa: E402
 from graphc.serialization import save, load  # noqa: E402
