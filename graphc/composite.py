@@ -15,6 +15,7 @@ from graphc.dtypes import TensorType
 from graphc.ops import REGISTRY as P
 from graphc.ops.primitive import broadcast_shapes
 from graphc.dispatch import bind
+from graphc.indexing import apply_inplace
 from graphc.tensor import normalize_dim
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -193,19 +194,28 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 # ---- activations ----------------------------------------------------------------------------
+def inplace_or(input, inplace, name, compute):
+    """``compute(input)``, written into ``input`` (and returning it) when ``inplace``, as
+    PyTorch's ``inplace=True`` activations do."""
+    return apply_inplace(input, name, compute) if inplace else compute(input)
+
+
 def relu(input, inplace=False):
-    return F.relu(input)
+    return inplace_or(input, inplace, "relu", F.relu)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return F.where(input > 0, input, input * negative_slope)
+    return inplace_or(input, inplace, "leaky_relu",
+                      lambda x: F.where(x > 0, x, x * negative_slope))
 
 
 def elu(input, alpha=1.0, inplace=False):
     """The exponential sees only x <= 0: exp of a large x would be inf, and the gradient of
     the branch not taken 0 * inf = nan."""
-    positive = input > 0
-    return F.where(positive, input, (F.where(positive, 0.0, input).exp() - 1) * alpha)
+    def compute(x):
+        positive = x > 0
+        return F.where(positive, x, (F.where(positive, 0.0, x).exp() - 1) * alpha)
+    return inplace_or(input, inplace, "elu", compute)
 
 
 def gelu(input, approximate="none"):
@@ -220,7 +230,7 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
-    return input * F.sigmoid(input)
+    return inplace_or(input, inplace, "silu", lambda x: x * F.sigmoid(x))
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -234,11 +244,12 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 def hardswish(input, inplace=False):
-    """x * relu6(x + 3) / 6.  The clamp passes gradient at its bounds, which gives
-    PyTorch's -0.5 at x = -3 and 1.5 at x = 3."""
+    """x * relu6(x + 3) / 6, as three pieces so that the gradient is PyTorch's at the
+    kinks: 0 at x = -3, 1 at x = 3."""
     if not input.dtype.is_floating_point:
         input = input.to(dtypes.default_float)
-    return input * F.clamp(input + 3, 0.0, 6.0) / 6
+    return inplace_or(input, inplace, "hardswish", lambda x: F.where(
+        x <= -3, 0.0, F.where(x >= 3, x, x * (x + 3) / 6)))
 
 
 def logaddexp(input, other):
@@ -256,9 +267,11 @@ def logaddexp(input, other):
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """clamp, except that (as PyTorch) no gradient passes at the boundaries."""
-    clamped = F.clamp(input, min_val, max_val)
-    inside = (input > min_val).logical_and(input < max_val)
-    return F.where(inside, clamped, clamped.detach())
+    def compute(x):
+        clamped = F.clamp(x, min_val, max_val)
+        inside = (x > min_val).logical_and(x < max_val)
+        return F.where(inside, clamped, clamped.detach())
+    return inplace_or(input, inplace, "hardtanh", compute)
 
 
 def sigmoid(input):

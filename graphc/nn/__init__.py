@@ -7,6 +7,9 @@ from graphc.nn.layers import (Identity, Linear, Conv2d, MaxPool2d, AvgPool2d, Fl
                               Dropout, Embedding, LayerNorm, BatchNorm1d, BatchNorm2d)
 from graphc.nn.activations import (ReLU, Sigmoid, Tanh, GELU, SiLU, LeakyReLU, ELU, Softplus,
                                    Hardswish, Softmax, LogSoftmax)
+from graphc.nn.activations import (ReLU6, SELU, Mish, Hardsigmoid, LogSigmoid, Softsign,
+                                   Tanhshrink, Softmax2d, Hardtanh, CELU, Threshold, RReLU,
+                                   Hardshrink, Softshrink, GLU, Softmin, PReLU)
 from graphc.nn.losses import (MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss,
                               BCELoss, BCEWithLogitsLoss)
 from graphc.nn import utils, parallel  # noqa: E402

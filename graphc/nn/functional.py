@@ -6,6 +6,10 @@ from graphc.composite import (
     mse_loss, l1_loss, smooth_l1_loss, nll_loss, cross_entropy, binary_cross_entropy,
     binary_cross_entropy_with_logits, one_hot, embedding, pad, normalize, cosine_similarity)
 from graphc.functional import flatten
+from graphc.activation import (
+    threshold, threshold_, relu6, hardsigmoid, hardshrink, softshrink, tanhshrink, softsign,
+    selu, selu_, celu, celu_, mish, logsigmoid, glu, softmin, softmax2d, prelu, rrelu, rrelu_,
+    relu_, elu_, leaky_relu_, hardtanh_)
 
 __all__ = [
     "linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "layer_norm", "batch_norm",
@@ -14,4 +18,8 @@ __all__ = [
     "softmax", "log_softmax", "mse_loss", "l1_loss", "smooth_l1_loss", "nll_loss",
     "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "one_hot",
     "embedding", "pad", "normalize", "cosine_similarity", "flatten",
+    "threshold", "threshold_", "relu6", "hardsigmoid", "hardshrink", "softshrink",
+    "tanhshrink", "softsign", "selu", "selu_", "celu", "celu_", "mish", "logsigmoid", "glu",
+    "softmin", "softmax2d", "prelu", "rrelu", "rrelu_", "relu_", "elu_", "leaky_relu_",
+    "hardtanh_",
 ]
