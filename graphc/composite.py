@@ -129,14 +129,60 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0):
     return _pool_windows(input, kernel_size, stride, padding, 0).mean(-1)
 
 
-def embedding(input, weight, padding_idx=None):
-    """Rows of ``weight`` at ``input``; lookups of ``padding_idx`` pass no gradient."""
-    out = F.index_select(weight, 0, input.reshape(-1)).reshape(
-        tuple(input.shape) + (weight.shape[1],))
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
+    """Rows of ``weight`` at ``input``; lookups of ``padding_idx`` pass no gradient.
+    With ``max_norm``, the looked-up rows of ``weight`` are first renormalised in place
+    (PyTorch's ``embedding_renorm_``); ``scale_grad_by_freq`` divides each lookup's
+    gradient by how often its index occurs in ``input``."""
+    if sparse:
+        raise NotImplementedError("graphc embedding: sparse=True (sparse gradients) is not "
+                                  "supported; use sparse=False")
+    if input.dtype.category != 1:
+        raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the "
+                           f"following scalar types: Long, Int; but got "
+                           f"{input.dtype.name}{list(input.shape)} instead (while checking "
+                           f"arguments for embedding)")
+    rows = weight.shape[0]
+    if padding_idx is not None:
+        if not -rows <= padding_idx < rows:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        padding_idx %= rows
+    flat = input.reshape(-1)
+    if F.is_concrete(flat) and flat.numel() and (int(flat.amin()) < 0
+                                                 or int(flat.amax()) >= rows):
+        raise IndexError(f"index out of range in self (embedding of {rows} rows, indices "
+                         f"{flat.dtype.name}{list(input.shape)} from {int(flat.amin())} to "
+                         f"{int(flat.amax())})")
+    if max_norm is not None:
+        embedding_renorm_(weight, flat, max_norm, norm_type)
+    out = F.index_select(weight, 0, flat)
+    if scale_grad_by_freq:
+        out = out.detach() + (out - out.detach()) / F.index_select(
+            index_counts(flat, rows), 0, flat).unsqueeze(1)
+    out = out.reshape(tuple(input.shape) + (weight.shape[1],))
     if padding_idx is None:
         return out
-    padding_idx = padding_idx % weight.shape[0]
     return F.where((input == padding_idx).unsqueeze(-1), out.detach(), out)
+
+
+def index_counts(flat_index, size):
+    """How many times each of 0..size-1 occurs in ``flat_index`` (as floats)."""
+    ones = creation.ones(flat_index.shape[0], dtype=dtypes.default_float)
+    return F.index_add(creation.zeros(size, dtype=dtypes.default_float), 0, flat_index, ones)
+
+
+def embedding_renorm_(weight, flat_index, max_norm, norm_type):
+    """Scale each row of ``weight`` named in ``flat_index`` whose ``norm_type``-norm
+    exceeds ``max_norm`` down to max_norm / (norm + 1e-7) of itself, in place and
+    outside autograd, as PyTorch does before an embedding lookup."""
+    with autograd.no_grad():
+        def compute(w):
+            norms = F.norm(w.detach(), norm_type, 1)
+            used = index_counts(flat_index, w.shape[0]) > 0
+            scale = F.where(used.logical_and(norms > max_norm), max_norm / (norms + 1e-7), 1.0)
+            return w * scale.to(w.dtype).unsqueeze(1)
+        return apply_inplace(weight, "embedding_renorm_", compute)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -146,10 +192,12 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if not training or p == 0:
         return input
     if p == 1:
-        return input * 0
-    noise = bind(P["uniform"], creation.next_seed(), shape=tuple(input.shape),
-                 dtype=input.dtype)
-    return F.where(noise >= p, input * (1.0 / (1 - p)), 0.0)
+        return inplace_or(input, inplace, "dropout", lambda x: x * 0)
+
+    def compute(x):
+        noise = bind(P["uniform"], creation.next_seed(), shape=tuple(x.shape), dtype=x.dtype)
+        return F.where(noise >= p, x * (1.0 / (1 - p)), 0.0)
+    return inplace_or(input, inplace, "dropout", compute)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):

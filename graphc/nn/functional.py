@@ -10,6 +10,10 @@ from graphc.activation import (
     threshold, threshold_, relu6, hardsigmoid, hardshrink, softshrink, tanhshrink, softsign,
     selu, selu_, celu, celu_, mish, logsigmoid, glu, softmin, softmax2d, prelu, rrelu, rrelu_,
     relu_, elu_, leaky_relu_, hardtanh_)
+from graphc.normalization import instance_norm, group_norm, rms_norm, local_response_norm
+from graphc.dropout import (dropout1d, dropout2d, dropout3d, alpha_dropout,
+                            feature_alpha_dropout)
+from graphc.sparse import embedding_bag
 
 __all__ = [
     "linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "layer_norm", "batch_norm",
@@ -21,5 +25,7 @@ __all__ = [
     "threshold", "threshold_", "relu6", "hardsigmoid", "hardshrink", "softshrink",
     "tanhshrink", "softsign", "selu", "selu_", "celu", "celu_", "mish", "logsigmoid", "glu",
     "softmin", "softmax2d", "prelu", "rrelu", "rrelu_", "relu_", "elu_", "leaky_relu_",
-    "hardtanh_",
+    "hardtanh_", "instance_norm", "group_norm", "rms_norm", "local_response_norm",
+    "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
+    "embedding_bag",
 ]
