@@ -119,3 +119,173 @@ def test_rrelu_training_draws_slopes_from_graphcs_generator():
     f = graphc.compile(lambda x: graphc.nn.functional.rrelu(x, training=True),
                        backend="interpreter")
     assert not np.array_equal(f(x).numpy(), f(x).numpy())
+
+
+# ---- normalization ---------------------------------------------------------------------------
+def test_batch_norm_modules_match():
+    """Train mode updates the running statistics (compared as buffers after two steps),
+    momentum None is the cumulative average; eval mode uses them."""
+    for train in (True, False):
+        check_module(lambda lib: lib.nn.Sequential(
+            lib.nn.BatchNorm1d(3), lib.nn.BatchNorm1d(3, momentum=None, affine=False),
+            lib.nn.BatchNorm1d(3, track_running_stats=False, bias=False)),
+            randn(4, 3, 2), train=train, atol=1e-5)
+    check_module(lambda lib: lib.nn.BatchNorm2d(2, eps=1e-3, momentum=0.3), randn(3, 2, 2, 3),
+                 atol=1e-5)
+    check_module(lambda lib: lib.nn.BatchNorm3d(2), randn(2, 2, 2, 2, 3), atol=1e-5)
+
+
+def test_instance_norm_modules_match():
+    for train in (True, False):
+        check_module(lambda lib: lib.nn.Sequential(
+            lib.nn.InstanceNorm1d(3, affine=True, track_running_stats=True),
+            lib.nn.InstanceNorm1d(3)), randn(2, 3, 5), train=train, atol=1e-5)
+    check_module(lambda lib: lib.nn.InstanceNorm2d(2, affine=True, momentum=0.2,
+                                                   track_running_stats=True),
+                 randn(2, 2, 3, 3), atol=1e-5)
+    check_module(lambda lib: lib.nn.InstanceNorm3d(2), randn(2, 2, 2, 3), atol=1e-5,
+                 modes=())                                        # unbatched (C, D, H, W)
+    check_module(lambda lib: lib.nn.InstanceNorm1d(3, affine=True), randn(3, 4), modes=(),
+                 atol=1e-5)
+
+
+def test_layer_group_rms_lrn_modules_match():
+    check_module(lambda lib: lib.nn.ModuleList([
+        lib.nn.LayerNorm([3, 4]), lib.nn.LayerNorm(4, elementwise_affine=False),
+        lib.nn.LayerNorm(4, bias=False, eps=1e-3), lib.nn.GroupNorm(2, 6),
+        lib.nn.GroupNorm(3, 6, affine=False), lib.nn.RMSNorm([3, 4]),
+        lib.nn.RMSNorm(4, eps=1e-3, elementwise_affine=False), lib.nn.LocalResponseNorm(3),
+        lib.nn.LocalResponseNorm(2, alpha=0.1, beta=0.5, k=2.0)]),
+        randn(2, 6, 3, 4), forward=lambda ms, x: [m(x[:, :3]) if i < 3 else m(x)
+                                                  for i, m in enumerate(ms)], atol=1e-5)
+
+
+def test_normalization_functions_match():
+    def f(lib, x, w, b):
+        F = lib.nn.functional
+        rm, rv = lib.zeros(3), lib.ones(3)
+        outs = [F.instance_norm(x, rm, rv, w, b, True, 0.2), F.group_norm(x, 3, w, b, 1e-3),
+                F.group_norm(x, 1), F.rms_norm(x, (4,)), F.rms_norm(x, [3, 4], eps=1e-2),
+                F.local_response_norm(x.unsqueeze(-1), 5, 0.5), F.layer_norm(x, (4,)),
+                F.batch_norm(x, rm * 1, rv * 1, w, b, True, 0.5),
+                F.batch_norm(x, rm, rv, w, b, False), F.normalize(x, 1.5, 2)]
+        return outs + [rm, rv]
+    check_function(f, randn(2, 3, 4), randn(3), randn(3), atol=1e-5)
+
+
+def test_normalization_reprs_and_state_dicts_match():
+    for make in [lambda nn: nn.BatchNorm3d(3), lambda nn: nn.InstanceNorm1d(3),
+                 lambda nn: nn.InstanceNorm2d(3, affine=True, track_running_stats=True),
+                 lambda nn: nn.InstanceNorm3d(4, bias=False, affine=True),
+                 lambda nn: nn.GroupNorm(2, 4), lambda nn: nn.GroupNorm(2, 4, affine=False),
+                 lambda nn: nn.RMSNorm(4), lambda nn: nn.RMSNorm([2, 3], 1e-3, False),
+                 lambda nn: nn.LocalResponseNorm(3), lambda nn: nn.LayerNorm(4, bias=False),
+                 lambda nn: nn.BatchNorm1d(3, momentum=None, affine=False)]:
+        g, t = make(graphc.nn), make(torch.nn)
+        assert repr(g) == repr(t)
+        assert list(g.state_dict()) == list(t.state_dict())
+        for k, v in t.state_dict().items():
+            assert_close(g.state_dict()[k], v, 0, 0, k)
+
+
+def _raises_alike(fn, exc):
+    with pytest.raises(exc) as want:
+        fn(torch)
+    with pytest.raises(exc) as got:
+        fn(graphc)
+    return str(got.value), str(want.value)
+
+
+def test_normalization_errors_match():
+    for fn, exc in [
+            (lambda lib: lib.nn.functional.group_norm(lib.ones(2, 5, 3), 2), RuntimeError),
+            (lambda lib: lib.nn.functional.rms_norm(lib.ones(2, 3), [4]), RuntimeError),
+            (lambda lib: lib.nn.functional.instance_norm(lib.ones(2, 3, 1)), ValueError),
+            (lambda lib: lib.nn.functional.group_norm(lib.ones(1, 2, 1), 2), ValueError),
+            (lambda lib: lib.nn.BatchNorm3d(3)(lib.ones(2, 3, 4)), ValueError),
+            (lambda lib: lib.nn.InstanceNorm1d(3, affine=True)(lib.ones(2, 4, 5)), ValueError),
+            (lambda lib: lib.nn.InstanceNorm1d(3)(lib.ones(2, 4, 5, 6)), ValueError),
+            (lambda lib: lib.nn.functional.local_response_norm(lib.ones(2, 3), 2), ValueError),
+            (lambda lib: lib.nn.GroupNorm(2, 5), ValueError),
+            (lambda lib: lib.nn.GroupNorm(2, 4)(lib.ones(2, 6, 3)), RuntimeError)]:
+        got, want = _raises_alike(fn, exc)
+        assert got == want or got.startswith(want.split(",")[0]), (got, want)
+
+
+def test_rms_norm_default_eps_is_the_dtypes():
+    x = np.full((2, 3), 1e-5, np.float64)
+    check_function(lambda lib, x: lib.nn.RMSNorm(3, dtype=lib.float64)(x), x, modes=())
+
+
+# ---- dropout ---------------------------------------------------------------------------------
+DROPOUTS = [lambda nn: nn.Dropout(0.3), lambda nn: nn.Dropout1d(0.3), lambda nn: nn.Dropout2d(),
+            lambda nn: nn.Dropout3d(0.2), lambda nn: nn.AlphaDropout(0.4),
+            lambda nn: nn.FeatureAlphaDropout(0.1)]
+
+
+def test_dropout_eval_is_the_identity_and_p0_p1_match():
+    x = randn(2, 3, 4, 5, 2)
+    check_module(lambda lib: lib.nn.ModuleList([m(lib.nn) for m in DROPOUTS]), x,
+                 train=False, forward=lambda ms, x: [ms[0](x), ms[1](x[:, :, 0, 0]),
+                                                     ms[2](x[..., 0]), ms[3](x), ms[4](x),
+                                                     ms[5](x)])
+    for p in (0.0, 1.0):
+        check_function(lambda lib, x: [
+            lib.nn.functional.dropout(x, p), lib.nn.functional.dropout1d(x[0, :, 0], p),
+            lib.nn.functional.dropout2d(x[..., 0], p), lib.nn.functional.dropout3d(x, p),
+            lib.nn.functional.alpha_dropout(x, p, True),
+            lib.nn.functional.feature_alpha_dropout(x, p, True)], x, modes=())
+
+
+def test_dropout_reprs_and_errors_match():
+    for make in DROPOUTS + [lambda nn: nn.Dropout(inplace=True)]:
+        assert repr(make(graphc.nn)) == repr(make(torch.nn))
+    for fn, exc in [(lambda lib: lib.nn.Dropout1d(1.5), ValueError),
+                    (lambda lib: lib.nn.functional.dropout1d(lib.ones(2, 3, 4, 5)),
+                     RuntimeError),
+                    (lambda lib: lib.nn.functional.alpha_dropout(lib.ones(2), -0.1),
+                     ValueError)]:
+        got, want = _raises_alike(fn, exc)
+        assert got == want
+    with pytest.warns(UserWarning, match="Received a 3D input to dropout2d"):
+        graphc.nn.functional.dropout2d(graphc.ones(2, 3, 4))
+
+
+def test_dropout_statistics_with_graphcs_generator():
+    """Train mode: masks from graphc's generator (reproducible with manual_seed), the
+    right fraction kept, whole channels for the Nd forms, mean and variance kept by
+    alpha dropout."""
+    F = graphc.nn.functional
+    x = graphc.ones(200, 100, 3)
+    graphc.manual_seed(5)
+    a = F.dropout1d(x, 0.3)
+    graphc.manual_seed(5)
+    assert np.array_equal(a.numpy(), graphc.nn.Dropout1d(0.3)(x).numpy())
+    values = a.numpy()
+    assert set(np.unique(values)) == {0.0, np.float32(1 / 0.7)}
+    assert (values == values[:, :, :1]).all()                  # whole channels
+    assert abs((values == 0).mean() - 0.3) < 0.01
+    for fn, dims in [(F.dropout2d, 4), (F.dropout3d, 5), (F.feature_alpha_dropout, 4)]:
+        y = fn(graphc.ones(*(50, 80) + (3,) * (dims - 2)), 0.4, True).numpy()
+        assert (y == y[:, :, :1, :1]).all()
+        assert abs((y[:, :, 0, 0] != y.max()).mean() - 0.4) < 0.02
+    z = graphc.randn(400000)
+    for p in (0.2, 0.5):
+        out = F.alpha_dropout(z, p, training=True).numpy()
+        assert abs(out.mean()) < 0.01 and abs(out.std() - 1) < 0.01
+        alpha = 1.7580993408473766
+        a = 1 / math.sqrt((alpha ** 2 * p + 1) * (1 - p))
+        dropped = np.isclose(out, alpha * a * (p - 1), rtol=0, atol=1e-6)
+        assert abs(dropped.mean() - p) < 0.005
+    f = graphc.compile(lambda x: F.dropout(x, 0.5), backend="interpreter")
+    first, second = f(x).numpy(), f(x).numpy()
+    assert not np.array_equal(first, second) and abs((first == 0).mean() - 0.5) < 0.01
+
+
+def test_dropout_inplace_writes_into_its_input():
+    y = graphc.ones(4, 5)
+    assert graphc.nn.functional.dropout(y, 0.5, True, inplace=True) is y
+    assert set(np.unique(y.numpy())) <= {0.0, 2.0}
+    z = graphc.ones(3, 4, 5)
+    graphc.nn.Dropout1d(0.5, inplace=True)(z)
+    assert (z.numpy() == z.numpy()[:, :, :1]).all() and set(np.unique(z.numpy())) <= {0.0, 2.0}
