@@ -289,3 +289,87 @@ def test_dropout_inplace_writes_into_its_input():
     z = graphc.ones(3, 4, 5)
     graphc.nn.Dropout1d(0.5, inplace=True)(z)
     assert (z.numpy() == z.numpy()[:, :, :1]).all() and set(np.unique(z.numpy())) <= {0.0, 2.0}
+
+
+# ---- sparse ----------------------------------------------------------------------------------
+def test_embedding_modules_match():
+    idx = np.array([[1, 2, 4], [4, 3, 1]])
+    check_module(lambda lib: lib.nn.Embedding(6, 3, padding_idx=4), idx)
+    check_module(lambda lib: lib.nn.Embedding(6, 3, scale_grad_by_freq=True, padding_idx=-2),
+                 idx)
+    # max_norm renormalises the looked-up rows of the weight in place, before the lookup.
+    check_module(lambda lib: lib.nn.Embedding(6, 4, max_norm=1.0), idx, lr=2.0)
+    check_module(lambda lib: lib.nn.Embedding(6, 4, max_norm=1.5, norm_type=1.0), idx,
+                 lr=2.0)
+
+
+def test_embedding_from_pretrained_and_padding_init():
+    w = randn(5, 3)
+    for lib in (torch, graphc):
+        e = lib.nn.Embedding.from_pretrained(lib.tensor(w))
+        assert not e.weight.requires_grad
+        assert lib.nn.Embedding.from_pretrained(lib.tensor(w), freeze=False).weight.requires_grad
+        assert (lib.nn.Embedding(5, 3, padding_idx=2).weight[2] == 0).all()
+    check_module(lambda lib: lib.nn.Embedding.from_pretrained(lib.tensor(w), freeze=False,
+                                                               padding_idx=0),
+                 np.array([0, 1, 0, 3]))
+    for make in [lambda nn: nn.Embedding(5, 3, max_norm=2., norm_type=3.,
+                                         scale_grad_by_freq=True, sparse=True, padding_idx=-1),
+                 lambda nn: nn.EmbeddingBag(5, 3),
+                 lambda nn: nn.EmbeddingBag(5, 3, max_norm=1.0, norm_type=1.0,
+                                            scale_grad_by_freq=True, mode="max",
+                                            padding_idx=2)]:
+        assert repr(make(graphc.nn)) == repr(make(torch.nn))
+
+
+def test_embedding_bag_matches():
+    idx = np.array([1, 2, 4, 4, 3, 0, 2])
+    offsets = np.array([0, 2, 2, 5])
+    for mode in ("sum", "mean", "max"):
+        check_module(lambda lib: lib.nn.EmbeddingBag(6, 3, mode=mode), idx, offsets)
+        check_module(lambda lib: lib.nn.EmbeddingBag(6, 3, mode=mode, padding_idx=4), idx,
+                     offsets, modes=())
+        check_module(lambda lib: lib.nn.EmbeddingBag(6, 3, mode=mode), idx.reshape(1, 7)[:, :6]
+                     .reshape(2, 3), modes=())
+    check_module(lambda lib: lib.nn.EmbeddingBag(6, 3, mode="sum", include_last_offset=True),
+                 idx, np.array([0, 2, 2, 7]))
+    check_module(lambda lib: lib.nn.EmbeddingBag(6, 3, mode="sum"), idx, offsets,
+                 randn(7), forward=lambda m, i, o, w: m(i, o, per_sample_weights=w))
+
+
+def test_embedding_functions_match():
+    def f(lib, w, psw):
+        F = lib.nn.functional
+        i = lib.tensor([[0, 3], [3, 3]])
+        return [F.embedding(i, w, padding_idx=3), F.embedding(i, w, scale_grad_by_freq=True),
+                F.embedding_bag(i.reshape(-1), w, lib.tensor([0, 1]), mode="sum",
+                                per_sample_weights=psw, scale_grad_by_freq=True),
+                F.embedding_bag(i, w, mode="max")]
+    check_function(f, randn(4, 3), randn(4))
+
+
+def test_embedding_errors_match():
+    w = randn(5, 3)
+    for fn, exc in [
+            (lambda lib: lib.nn.functional.embedding(lib.tensor([1, 7]), lib.tensor(w)),
+             IndexError),
+            (lambda lib: lib.nn.functional.embedding(lib.tensor([1.0]), lib.tensor(w)),
+             RuntimeError),
+            (lambda lib: lib.nn.functional.embedding(lib.tensor([1]), lib.tensor(w), 5),
+             AssertionError),
+            (lambda lib: lib.nn.Embedding.from_pretrained(lib.ones(3)), AssertionError),
+            (lambda lib: lib.nn.Embedding(3, 2, _weight=lib.ones(2, 2)), AssertionError),
+            (lambda lib: lib.nn.functional.embedding_bag(
+                lib.tensor([[1, 2]]), lib.tensor(w), lib.tensor([0])), ValueError),
+            (lambda lib: lib.nn.functional.embedding_bag(lib.tensor([1]), lib.tensor(w)),
+             ValueError),
+            (lambda lib: lib.nn.functional.embedding_bag(
+                lib.tensor([1]), lib.tensor(w), lib.tensor([0]), mode="x"), ValueError),
+            (lambda lib: lib.nn.functional.embedding_bag(
+                lib.tensor([1, 2]), lib.tensor(w), lib.tensor([1])), RuntimeError),
+            (lambda lib: lib.nn.functional.embedding_bag(
+                lib.tensor([1, 2]), lib.tensor(w), lib.tensor([0]), mode="mean",
+                per_sample_weights=lib.ones(2)), NotImplementedError)]:
+        got, want = _raises_alike(fn, exc)
+        assert got.split(" (")[0] == want.split(" (")[0] or got.startswith(want[:30]), \
+            (got, want)
