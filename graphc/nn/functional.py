@@ -14,6 +14,7 @@ from graphc.normalization import instance_norm, group_norm, rms_norm, local_resp
 from graphc.dropout import (dropout1d, dropout2d, dropout3d, alpha_dropout,
                             feature_alpha_dropout)
 from graphc.sparse import embedding_bag
+from graphc.linear import bilinear
 
 __all__ = [
     "linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "layer_norm", "batch_norm",
@@ -27,5 +28,5 @@ __all__ = [
     "softmin", "softmax2d", "prelu", "rrelu", "rrelu_", "relu_", "elu_", "leaky_relu_",
     "hardtanh_", "instance_norm", "group_norm", "rms_norm", "local_response_norm",
     "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
-    "embedding_bag",
+    "embedding_bag", "bilinear",
 ]

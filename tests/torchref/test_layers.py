@@ -373,3 +373,125 @@ def test_embedding_errors_match():
         got, want = _raises_alike(fn, exc)
         assert got.split(" (")[0] == want.split(" (")[0] or got.startswith(want[:30]), \
             (got, want)
+
+
+# ---- linear, flatten -------------------------------------------------------------------------
+def test_linear_bilinear_identity_flatten_match():
+    check_module(lambda lib: lib.nn.Bilinear(3, 4, 5), randn(2, 6, 3), randn(2, 6, 4))
+    check_module(lambda lib: lib.nn.Sequential(
+        lib.nn.Identity(7, unused="x"), lib.nn.Linear(4, 6, bias=False),
+        lib.nn.Unflatten(-1, (2, 3)), lib.nn.Flatten(0, 1), lib.nn.Unflatten(1, [2, 1]),
+        lib.nn.Flatten()), randn(2, 3, 4))
+    check_function(lambda lib, a, b, w, bias: [lib.nn.functional.bilinear(a, b, w, bias),
+                                               lib.nn.functional.bilinear(a[0], b[0], w)],
+                   randn(2, 3), randn(2, 4), randn(5, 3, 4), randn(5))
+    for make in [lambda nn: nn.Bilinear(3, 4, 5), lambda nn: nn.Bilinear(3, 4, 5, bias=False),
+                 lambda nn: nn.Unflatten(1, (2, 3)), lambda nn: nn.Unflatten(-1, [2, 3]),
+                 lambda nn: nn.Flatten(0, 2), lambda nn: nn.Identity(3)]:
+        assert repr(make(graphc.nn)) == repr(make(torch.nn))
+    w = randn(5, 3, 4)
+    for fn, exc in [
+            (lambda lib: lib.nn.functional.bilinear(lib.ones(2, 3), lib.ones(3, 4),
+                                                    lib.tensor(w)), RuntimeError),
+            (lambda lib: lib.nn.functional.bilinear(lib.ones(2, 3), lib.ones(2, 5),
+                                                    lib.tensor(w)), RuntimeError),
+            (lambda lib: lib.nn.functional.bilinear(lib.ones(2, 3), lib.ones(2, 4),
+                                                    lib.tensor(w), lib.ones(4)), RuntimeError),
+            (lambda lib: lib.nn.functional.bilinear(lib.ones(2, 3), lib.ones(2, 1, 4),
+                                                    lib.tensor(w)), RuntimeError),
+            (lambda lib: lib.nn.Unflatten(1, (2, "a")), TypeError),
+            (lambda lib: lib.nn.Unflatten(1, 3), TypeError)]:
+        got, want = _raises_alike(fn, exc)
+        assert got == want
+
+
+def test_bilinear_init_bound():
+    w = graphc.nn.Bilinear(9, 4, 300).weight.detach().numpy()
+    assert np.abs(w).max() <= 1 / 3 and np.abs(w).max() > 0.33 and abs(w.mean()) < 0.01
+
+
+# ---- nn.init ---------------------------------------------------------------------------------
+def test_init_deterministic_fills_match():
+    for name, shape, args in [("eye_", (3, 5), ()), ("dirac_", (4, 2, 3), ()),
+                              ("dirac_", (6, 3, 3, 2), (2,)), ("dirac_", (2, 2, 3, 3, 3), ()),
+                              ("constant_", (2, 3), (0.3,)), ("ones_", (4,), ()),
+                              ("zeros_", (2, 2), ())]:
+        t, g = torch.empty(shape), graphc.empty(shape)
+        assert getattr(graphc.nn.init, name)(g, *args) is g
+        assert_close(g, getattr(torch.nn.init, name)(t, *args), 0, 0, name)
+    for fn, exc in [(lambda lib: lib.nn.init.eye_(lib.ones(2, 2, 2)), ValueError),
+                    (lambda lib: lib.nn.init.dirac_(lib.ones(2, 2)), ValueError),
+                    (lambda lib: lib.nn.init.dirac_(lib.ones(3, 2, 2), 2), ValueError),
+                    (lambda lib: lib.nn.init.orthogonal_(lib.ones(3)), ValueError),
+                    (lambda lib: lib.nn.init.sparse_(lib.ones(3), 0.5), ValueError),
+                    (lambda lib: lib.nn.init.xavier_uniform_(lib.ones(3)), ValueError),
+                    (lambda lib: lib.nn.init.kaiming_normal_(lib.ones(3, 2), mode="fan"),
+                     ValueError),
+                    (lambda lib: lib.nn.init.calculate_gain("foo"), ValueError),
+                    (lambda lib: lib.nn.init.calculate_gain("leaky_relu", True), ValueError)]:
+        got, want = _raises_alike(fn, exc)
+        assert got == want
+    for args in [("linear",), ("conv_transpose2d",), ("sigmoid",), ("tanh",), ("relu",),
+                 ("leaky_relu",), ("leaky_relu", 0.2), ("leaky_relu", 3), ("selu",)]:
+        assert graphc.nn.init.calculate_gain(*args) == torch.nn.init.calculate_gain(*args)
+
+
+def _moments_ok(x, mean, std, tol=0.02):
+    assert abs(x.mean() - mean) < tol * max(std, 1) and abs(x.std() / std - 1) < tol, \
+        (x.mean(), x.std(), mean, std)
+
+
+def test_init_distributions_and_generators():
+    init = graphc.nn.init
+    big = lambda *s: graphc.empty(*s)                                   # noqa: E731
+    w = init.uniform_(big(200, 300), -2.0, 3.0).numpy()
+    assert -2 <= w.min() and w.max() <= 3
+    _moments_ok(w, 0.5, 5 / math.sqrt(12))
+    _moments_ok(init.normal_(big(200, 300), 1.0, 2.0).numpy(), 1.0, 2.0)
+    fan_in, fan_out = 300, 200
+    _moments_ok(init.xavier_uniform_(big(fan_out, fan_in), gain=2.0).numpy(), 0,
+                2.0 * math.sqrt(2 / (fan_in + fan_out)))
+    _moments_ok(init.xavier_normal_(big(fan_out, fan_in)).numpy(), 0,
+                math.sqrt(2 / (fan_in + fan_out)))
+    _moments_ok(init.kaiming_uniform_(big(fan_out, 30, 10), mode="fan_out",
+                                      nonlinearity="relu").numpy(),
+                0, math.sqrt(2) / math.sqrt(fan_out * 10))
+    _moments_ok(init.kaiming_normal_(big(fan_out, fan_in), a=0.2).numpy(), 0,
+                math.sqrt(2 / (1 + 0.04)) / math.sqrt(fan_in))
+    # trunc_normal_: the moments of the truncated normal, both samplers.
+    for mean, std, a, b in [(0.0, 1.0, -2.0, 2.0), (0.5, 2.0, 0.0, 1.0), (0.0, 1.0, 2.0, 3.0)]:
+        x = init.trunc_normal_(big(300, 300), mean, std, a, b).numpy().astype(np.float64)
+        assert a <= x.min() and x.max() <= b
+        _moments_ok(x, *_truncated_normal_moments(mean, std, a, b))
+    with pytest.warns(UserWarning, match="mean is more than 2 std"):
+        init.trunc_normal_(big(3), 10.0, 1.0)
+    q = init.orthogonal_(big(6, 2, 5), gain=3.0).numpy().reshape(6, 10)
+    np.testing.assert_allclose(q @ q.T, 9 * np.eye(6), atol=1e-4)
+    q = init.orthogonal_(big(10, 4)).numpy()
+    np.testing.assert_allclose(q.T @ q, np.eye(4), atol=1e-5)
+    s = init.sparse_(big(10, 400), 0.35, std=0.5).numpy()
+    assert ((s == 0).sum(0) == 4).all()
+    _moments_ok(s[s != 0], 0, 0.5, 0.05)
+    # The generator argument: same seed, same values; default generator untouched.
+    for name, args in [("uniform_", ()), ("normal_", ()), ("xavier_uniform_", ()),
+                       ("xavier_normal_", ()), ("kaiming_uniform_", ()),
+                       ("kaiming_normal_", ()), ("trunc_normal_", ()), ("orthogonal_", ()),
+                       ("sparse_", (0.5,))]:
+        fill = getattr(init, name)
+        a = fill(big(4, 5), *args, generator=graphc.Generator().manual_seed(7)).numpy()
+        graphc.manual_seed(1)
+        b = fill(big(4, 5), *args, generator=graphc.Generator().manual_seed(7)).numpy()
+        after = graphc.rand(1).numpy()
+        graphc.manual_seed(1)
+        assert np.array_equal(a, b) and np.array_equal(after, graphc.rand(1).numpy()), name
+
+
+def _truncated_normal_moments(mean, std, a, b):
+    """Mean and standard deviation of N(mean, std^2) restricted to [a, b]."""
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)      # noqa: E731
+    cdf = lambda z: (1 + math.erf(z / math.sqrt(2))) / 2                 # noqa: E731
+    lo, hi = (a - mean) / std, (b - mean) / std
+    mass = cdf(hi) - cdf(lo)
+    shift = (pdf(lo) - pdf(hi)) / mass
+    var = 1 + (lo * pdf(lo) - hi * pdf(hi)) / mass - shift ** 2
+    return mean + std * shift, std * math.sqrt(var)
