@@ -203,9 +203,10 @@ def dropout(input, p=0.5, training=True, inplace=False):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) \
         else (normalized_shape,)
-    if tuple(input.shape[-len(shape):]) != shape:
-        raise RuntimeError(f"layer_norm: expected input with trailing shape {list(shape)}, "
-                           f"got {list(input.shape)}")
+    if len(shape) > input.dim() or tuple(input.shape[input.dim() - len(shape):]) != shape:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*, {', '.join(str(s) for s in shape)}], but got input of size"
+                           f"{list(input.shape)}")
     axes = tuple(range(input.dim() - len(shape), input.dim()))
     mu = input.mean(axes, keepdim=True)
     centered = input - mu
@@ -272,8 +273,7 @@ def gelu(input, approximate="none"):
         inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
         return input * 0.5 * (F.tanh(inner) + 1)
     if approximate != "none":
-        raise ValueError(f"approximate argument must be either none or tanh, got "
-                         f"{approximate}")
+        raise RuntimeError("approximate argument must be either none or tanh.")
     return input * 0.5 * (F.erf(input * (1 / math.sqrt(2))) + 1)
 
 

@@ -93,7 +93,8 @@ class _BatchNorm(Module):
             raise ValueError(f"expected {self._input_dims_text} input (got {input.dim()}D "
                              f"input)")
         if input.shape[1] != self.num_features:
-            raise RuntimeError(f"running_mean should contain {input.shape[1]} elements not "
+            checked = "running_mean" if self.track_running_stats else "weight"
+            raise RuntimeError(f"{checked} should contain {input.shape[1]} elements not "
                                f"{self.num_features}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:

@@ -88,6 +88,14 @@ def test_functional_activations_and_inplace_forms_match():
     check_function(f, randn(4, 3) * 3, atol=1e-5)
 
 
+def test_top_level_activation_functions_match():
+    check_function(lambda lib, x: [lib.selu(x), lib.celu(x, 0.5), lib.rrelu(x),
+                                   lib.prelu(x, lib.tensor([0.2])), lib.threshold(x, 0.1, 2.0),
+                                   lib.hardshrink(x, 0.3), lib.relu_(x * 1),
+                                   lib.selu_(x * 1), lib.celu_(x * 1), lib.rrelu_(x * 1),
+                                   lib.threshold_(x * 1, 0.0, -1.0)], randn(3, 4), modes=())
+
+
 def test_activation_errors_match():
     for fn, exc in [(lambda lib: lib.nn.functional.glu(lib.ones(3, 5)), RuntimeError),
                     (lambda lib: lib.nn.functional.glu(lib.tensor(1.0)), RuntimeError),
@@ -95,12 +103,12 @@ def test_activation_errors_match():
                     (lambda lib: lib.nn.functional.softshrink(lib.ones(3), -1.0),
                      RuntimeError),
                     (lambda lib: lib.nn.functional.relu_(lib.ones(3, requires_grad=True)),
-                     RuntimeError)]:
-        with pytest.raises(exc) as want:
-            fn(torch)
-        with pytest.raises(exc) as got:
-            fn(graphc)
-        print(got.value, "|", want.value)
+                     RuntimeError),
+                    (lambda lib: lib.nn.functional.gelu(lib.ones(2), approximate="x"),
+                     RuntimeError),
+                    (lambda lib: lib.nn.Hardtanh(1, 0), AssertionError)]:
+        got, want = _raises_alike(fn, exc)
+        assert got == want
 
 
 def test_rrelu_training_draws_slopes_from_graphcs_generator():
@@ -207,7 +215,12 @@ def test_normalization_errors_match():
             (lambda lib: lib.nn.InstanceNorm1d(3)(lib.ones(2, 4, 5, 6)), ValueError),
             (lambda lib: lib.nn.functional.local_response_norm(lib.ones(2, 3), 2), ValueError),
             (lambda lib: lib.nn.GroupNorm(2, 5), ValueError),
-            (lambda lib: lib.nn.GroupNorm(2, 4)(lib.ones(2, 6, 3)), RuntimeError)]:
+            (lambda lib: lib.nn.GroupNorm(2, 4)(lib.ones(2, 6, 3)), RuntimeError),
+            (lambda lib: lib.nn.functional.layer_norm(lib.ones(2, 3), [4]), RuntimeError),
+            (lambda lib: lib.nn.LayerNorm([2, 3])(lib.ones(3)), RuntimeError),
+            (lambda lib: lib.nn.BatchNorm1d(3)(lib.ones(2, 4)), RuntimeError),
+            (lambda lib: lib.nn.BatchNorm1d(3, track_running_stats=False)(lib.ones(2, 4)),
+             RuntimeError)]:
         got, want = _raises_alike(fn, exc)
         assert got == want or got.startswith(want.split(",")[0]), (got, want)
 
@@ -495,3 +508,13 @@ def _truncated_normal_moments(mean, std, a, b):
     shift = (pdf(lo) - pdf(hi)) / mass
     var = 1 + (lo * pdf(lo) - hi * pdf(hi)) / mass - shift ** 2
     return mean + std * shift, std * math.sqrt(var)
+
+
+def test_inplace_activations_inside_a_network_match():
+    """The common ``nn.ReLU(inplace=True)`` after a layer: the layer's output is
+    overwritten, and autograd (eager and compiled) still gives PyTorch's gradients."""
+    check_module(lambda lib: lib.nn.Sequential(
+        lib.nn.Linear(4, 6), lib.nn.ReLU(inplace=True), lib.nn.Linear(6, 6),
+        lib.nn.ELU(inplace=True), lib.nn.Dropout(0.0, inplace=True), lib.nn.Linear(6, 5),
+        lib.nn.Hardtanh(-0.5, 0.5, inplace=True), lib.nn.Linear(5, 5),
+        lib.nn.SiLU(inplace=True)), randn(3, 4))
