@@ -140,9 +140,10 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
                                   "supported; use sparse=False")
     if input.dtype.category != 1:
         raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the "
-                           f"following scalar types: Long, Int; but got "
-                           f"{input.dtype.name}{list(input.shape)} instead (while checking "
-                           f"arguments for embedding)")
+                           f"following scalar types: Long, Int; but got {input.type()} "
+                           f"instead (while checking arguments for embedding; indices "
+                           f"{input.dtype.name}{list(input.shape)}, weight "
+                           f"{weight.dtype.name}{list(weight.shape)})")
     rows = weight.shape[0]
     if padding_idx is not None:
         if not -rows <= padding_idx < rows:
@@ -151,9 +152,11 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     flat = input.reshape(-1)
     if F.is_concrete(flat) and flat.numel() and (int(flat.amin()) < 0
                                                  or int(flat.amax()) >= rows):
-        raise IndexError(f"index out of range in self (embedding of {rows} rows, indices "
-                         f"{flat.dtype.name}{list(input.shape)} from {int(flat.amin())} to "
-                         f"{int(flat.amax())})")
+        bad = int(flat.amin()) if int(flat.amin()) < 0 else int(flat.amax())
+        raise IndexError(f"index out of range in self (embedding: index {bad} is out of "
+                         f"bounds for size {rows}; indices {flat.dtype.name}"
+                         f"{list(input.shape)}, weight {weight.dtype.name}"
+                         f"{list(weight.shape)})")
     if max_norm is not None:
         embedding_renorm_(weight, flat, max_norm, norm_type)
     out = F.index_select(weight, 0, flat)
@@ -204,7 +207,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) \
         else (normalized_shape,)
     if len(shape) > input.dim() or tuple(input.shape[input.dim() - len(shape):]) != shape:
-        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+        raise RuntimeError(f"layer_norm: Given normalized_shape={list(shape)}, expected input "
+                           f"with shape "
                            f"[*, {', '.join(str(s) for s in shape)}], but got input of size"
                            f"{list(input.shape)}")
     axes = tuple(range(input.dim() - len(shape), input.dim()))

@@ -91,7 +91,8 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     shape = (normalized_shape,) if isinstance(normalized_shape, int) \
         else tuple(normalized_shape)
     if tuple(input.shape[input.dim() - len(shape):]) != shape or len(shape) > input.dim():
-        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+        raise RuntimeError(f"rms_norm: Given normalized_shape={list(shape)}, expected input "
+                           f"with shape "
                            f"[*{', '.join(str(s) for s in shape)}], but got input of size"
                            f"{list(input.shape)}")
     if eps is None:

@@ -197,6 +197,8 @@ def test_normalization_reprs_and_state_dicts_match():
 
 
 def _raises_alike(fn, exc):
+    """graphc raises PyTorch's exception type; the two messages, for the caller to
+    compare (graphc's may add the op, shapes and dtypes to PyTorch's text)."""
     with pytest.raises(exc) as want:
         fn(torch)
     with pytest.raises(exc) as got:
@@ -222,7 +224,7 @@ def test_normalization_errors_match():
             (lambda lib: lib.nn.BatchNorm1d(3, track_running_stats=False)(lib.ones(2, 4)),
              RuntimeError)]:
         got, want = _raises_alike(fn, exc)
-        assert got == want or got.startswith(want.split(",")[0]), (got, want)
+        assert want in got, (got, want)
 
 
 def test_rms_norm_default_eps_is_the_dtypes():
@@ -384,7 +386,7 @@ def test_embedding_errors_match():
                 lib.tensor([1, 2]), lib.tensor(w), lib.tensor([0]), mode="mean",
                 per_sample_weights=lib.ones(2)), NotImplementedError)]:
         got, want = _raises_alike(fn, exc)
-        assert got.split(" (")[0] == want.split(" (")[0] or got.startswith(want[:30]), \
+        assert got.replace("graphc.", "torch.").split(" (")[0] == want.split(" (")[0], \
             (got, want)
 
 
