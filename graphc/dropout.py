@@ -10,7 +10,6 @@ from __future__ import annotations
 import warnings
 
 from graphc import creation
-from graphc import functional as F
 from graphc.composite import inplace_or
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY as P
