@@ -4,7 +4,7 @@ from graphc.nn import functional, init
 from graphc.nn.module import Module, Parameter
 from graphc.nn.containers import Sequential, ModuleList, ModuleDict
 from graphc.nn.layers import Identity, Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten
-from graphc.nn.layers import Bilinear, Unflatten
+from graphc.nn.layers import Bilinear, Unflatten, LazyLinear
 from graphc.nn.dropout import (Dropout, Dropout1d, Dropout2d, Dropout3d, AlphaDropout,
                                FeatureAlphaDropout)
 from graphc.nn.sparse import Embedding, EmbeddingBag

@@ -1,4 +1,4 @@
-"""Layers with parameters or settings: Linear, Bilinear, Conv2d, pooling, Flatten,
+"""Layers with parameters or settings: Linear, LazyLinear, Bilinear, Conv2d, pooling, Flatten,
 Unflatten, Identity (normalization, dropout and embedding layers have modules of their
 own).
 
@@ -64,6 +64,37 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+
+
+class LazyLinear(Linear):
+    """A Linear whose ``in_features`` is the last dim of its first input: the weight
+    and bias are made and initialised then, and the module becomes a ``Linear``, as in
+    PyTorch.  graphc has no uninitialised parameters: before the first call the module
+    holds no ``weight``/``bias`` (PyTorch holds placeholders), so run one batch before
+    building an optimizer or loading a state_dict, as PyTorch recommends."""
+
+    def __init__(self, out_features: int, bias: bool = True, device=None, dtype=None):
+        Module.__init__(self)
+        self.in_features, self.out_features = 0, out_features
+        self._lazy_settings = (bias, device, dtype)
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
+
+    def forward(self, input):
+        bias, device, dtype = self._lazy_settings
+        self.in_features = input.shape[-1]
+        self.weight = _new_parameter(self.out_features, self.in_features, device=device,
+                                     dtype=dtype)
+        if bias:
+            self.bias = _new_parameter(self.out_features, device=device, dtype=dtype)
+        self.reset_parameters()
+        del self._lazy_settings
+        self.__class__ = Linear
+        return self.forward(input)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self._lazy_settings[0]}")
 
 
 class Bilinear(Module):

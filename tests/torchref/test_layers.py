@@ -427,6 +427,20 @@ def test_linear_bilinear_identity_flatten_match():
         assert got == want
 
 
+def test_lazy_linear_becomes_a_linear_on_its_first_input():
+    def make(lib):
+        m = lib.nn.LazyLinear(5, bias=False)
+        assert repr(m) == "LazyLinear(in_features=0, out_features=5, bias=False)"
+        m(lib.ones(1, 3))
+        assert type(m) is lib.nn.Linear and m.in_features == 3
+        return m
+    check_module(make, randn(2, 3), modes=())
+    g = graphc.nn.LazyLinear(4)
+    g(graphc.ones(2, 6))
+    assert repr(g) == repr(torch.nn.Linear(6, 4))
+    assert abs(g.weight.detach().numpy()).max() <= 1 / math.sqrt(6)
+
+
 def test_bilinear_init_bound():
     w = graphc.nn.Bilinear(9, 4, 300).weight.detach().numpy()
     assert np.abs(w).max() <= 1 / 3 and np.abs(w).max() > 0.33 and abs(w.mean()) < 0.01
