@@ -214,3 +214,30 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
     for col in range(cols):
         values[rng.permutation(rows)[:zeros], col] = 0
     return _fill(tensor, values)
+
+
+def _deprecated_alias(fill):
+    """PyTorch's old spelling without the underscore: warns, then calls ``fill``."""
+    new_name = fill.__name__
+    old_name = new_name[:-1]
+
+    def alias(*args, **kwargs):
+        warnings.warn(f"`nn.init.{old_name}` is now deprecated in favor of "
+                      f"`nn.init.{new_name}`.", FutureWarning, stacklevel=2)
+        return fill(*args, **kwargs)
+    alias.__name__ = old_name
+    alias.__doc__ = f"Deprecated: use ``{new_name}``."
+    return alias
+
+
+uniform = _deprecated_alias(uniform_)
+normal = _deprecated_alias(normal_)
+constant = _deprecated_alias(constant_)
+eye = _deprecated_alias(eye_)
+dirac = _deprecated_alias(dirac_)
+xavier_uniform = _deprecated_alias(xavier_uniform_)
+xavier_normal = _deprecated_alias(xavier_normal_)
+kaiming_uniform = _deprecated_alias(kaiming_uniform_)
+kaiming_normal = _deprecated_alias(kaiming_normal_)
+orthogonal = _deprecated_alias(orthogonal_)
+sparse = _deprecated_alias(sparse_)

@@ -472,6 +472,16 @@ def test_init_deterministic_fills_match():
         assert graphc.nn.init.calculate_gain(*args) == torch.nn.init.calculate_gain(*args)
 
 
+def test_init_deprecated_spellings_warn_and_fill():
+    for lib in (torch, graphc):
+        with pytest.warns(FutureWarning, match="`nn.init.constant` is now deprecated in "
+                                               "favor of `nn.init.constant_`"):
+            t = lib.nn.init.constant(lib.empty(2, 2), 0.5)
+        assert (t == 0.5).all()
+        with pytest.warns(FutureWarning):
+            assert (lib.nn.init.eye(lib.empty(2, 2)) == lib.eye(2)).all()
+
+
 def _moments_ok(x, mean, std, tol=0.02):
     assert abs(x.mean() - mean) < tol * max(std, 1) and abs(x.std() / std - 1) < tol, \
         (x.mean(), x.std(), mean, std)
