@@ -29,6 +29,8 @@ from graphc.selection import (
     multinomial, scatter, scatter_reduce, index_copy, index_fill, index_put, take,
     take_along_dim, masked_scatter, histc, nonzero, argwhere, where, masked_select, unique,
     unique_consecutive, bincount, repeat_interleave)
+from graphc.activation import (selu, selu_, celu, celu_, rrelu, rrelu_, prelu, threshold,
+                               threshold_, hardshrink, relu_)
 from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from graphc import autograd, cuda, backends, accelerator
