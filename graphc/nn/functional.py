@@ -15,3 +15,6 @@ __all__ = [
     "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "one_hot",
     "embedding", "pad", "normalize", "cosine_similarity", "flatten",
 ]
+from graphc.attention import scaled_dot_product_attention  # noqa: E402
+
+__all__ += ["scaled_dot_product_attention"]
