@@ -10,3 +10,5 @@ from graphc.nn.activations import (ReLU, Sigmoid, Tanh, GELU, SiLU, LeakyReLU, E
 from graphc.nn.losses import (MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss,
                               BCELoss, BCEWithLogitsLoss)
 from graphc.nn import utils, parallel  # noqa: E402
+from graphc.nn.rnn import (RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell,  # noqa: E402
+                           GRUCell)

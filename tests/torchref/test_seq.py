@@ -67,3 +67,111 @@ def test_sdpa_fuses_into_three_kernels():
     report = graphc.explain(lambda q, k, v: F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask), q, k, v)
     assert "\n3 kernels" in str(report), report
+
+
+# ---- recurrent layers -------------------------------------------------------------------------
+EAGER = ()
+
+
+@pytest.mark.parametrize("kind, options", [
+    ("RNN", dict(nonlinearity="relu", bias=False)),
+    ("RNN", dict(num_layers=2, bidirectional=True, batch_first=True)),
+    ("LSTM", dict(num_layers=2, bidirectional=True)),
+    ("LSTM", dict(proj_size=2, batch_first=True, bias=False)),
+    ("GRU", dict(num_layers=2, bidirectional=True, batch_first=True)),
+    ("GRU", dict(bias=False)),
+])
+def test_recurrent_layers_eager(kind, options):
+    x = randn(2, 3, 3)
+    check_module(lambda lib: getattr(lib.nn, kind)(3, 4, **options), x, modes=EAGER)
+
+
+def test_recurrent_initial_states_and_unbatched():
+    x, h0, c0 = randn(3, 2, 3), randn(4, 2, 4), randn(4, 2, 4)
+    check_module(lambda lib: lib.nn.LSTM(3, 4, num_layers=2, bidirectional=True), x, h0, c0,
+                 forward=lambda m, x, h, c: m(x, (h, c)), modes=EAGER)
+    check_module(lambda lib: lib.nn.GRU(3, 4, num_layers=2, bidirectional=True), x, h0,
+                 modes=EAGER)
+    check_module(lambda lib: lib.nn.RNN(3, 4, num_layers=2), randn(3, 3), randn(2, 4),
+                 modes=EAGER)
+    check_module(lambda lib: lib.nn.LSTM(3, 4, proj_size=2), randn(3, 3), randn(1, 2),
+                 randn(1, 4), forward=lambda m, x, h, c: m(x, (h, c)), modes=EAGER)
+
+
+def test_recurrent_dropout_between_layers():
+    """Eval mode and dropout=0 in training are exact; training with dropout draws
+    graphc's own masks, so only its shape and that it differs from eval are checked."""
+    x = randn(3, 2, 3)
+    check_module(lambda lib: lib.nn.LSTM(3, 4, num_layers=2, dropout=0.5), x, train=False,
+                 modes=EAGER)
+    check_module(lambda lib: lib.nn.GRU(3, 4, num_layers=2, dropout=0.0), x, modes=EAGER)
+    graphc.manual_seed(0)
+    m = graphc.nn.GRU(3, 4, num_layers=3, dropout=0.5)
+    train_out = m(graphc.tensor(x))[0]
+    eval_out = m.eval()(graphc.tensor(x))[0]
+    assert train_out.shape == eval_out.shape == (3, 2, 4)
+    assert not np.allclose(train_out.detach().numpy(), eval_out.detach().numpy())
+
+
+def test_recurrent_compiled():
+    x = randn(3, 2, 3)
+    check_module(lambda lib: lib.nn.LSTM(3, 4, bidirectional=True, batch_first=True), x)
+    check_module(lambda lib: lib.nn.GRU(3, 4), x, modes=("interpreter",))
+    check_module(lambda lib: lib.nn.RNN(3, 4, num_layers=2), x, modes=("cpu",))
+
+
+@pytest.mark.slow
+def test_recurrent_compiled_deep():
+    check_module(lambda lib: lib.nn.LSTM(3, 4, num_layers=2, bidirectional=True,
+                                         proj_size=2), randn(3, 2, 3))
+    check_module(lambda lib: lib.nn.GRU(3, 4, num_layers=2, bidirectional=True,
+                                        batch_first=True), randn(2, 3, 3))
+
+
+@pytest.mark.parametrize("kind, options", [
+    ("RNNCell", dict(nonlinearity="relu")), ("RNNCell", dict(bias=False)),
+    ("LSTMCell", {}), ("LSTMCell", dict(bias=False)), ("GRUCell", {}),
+])
+def test_cells(kind, options):
+    check_module(lambda lib: getattr(lib.nn, kind)(3, 4, **options), randn(2, 3), modes=EAGER)
+    check_module(lambda lib: getattr(lib.nn, kind)(3, 4, **options), randn(3), modes=EAGER)
+
+
+def test_cells_with_state_and_compiled():
+    x, h, c = randn(2, 3), randn(2, 4), randn(2, 4)
+    check_module(lambda lib: lib.nn.LSTMCell(3, 4), x, h, c,
+                 forward=lambda m, x, h, c: m(x, (h, c)))
+    check_module(lambda lib: lib.nn.GRUCell(3, 4), x, h, modes=("interpreter",))
+    check_module(lambda lib: lib.nn.RNNCell(3, 4), x, h, modes=EAGER)
+
+
+def test_recurrent_errors_match_pytorch():
+    for lib in (torch, graphc):
+        m = lib.nn.LSTM(3, 4, num_layers=2)
+        with pytest.raises(RuntimeError, match="input.size\\(-1\\) must be equal to input_size"):
+            m(lib.zeros(2, 1, 5))
+        with pytest.raises(RuntimeError, match="Expected hidden\\[0\\] size \\(2, 1, 4\\)"):
+            m(lib.zeros(2, 1, 3), (lib.zeros(1, 1, 4), lib.zeros(2, 1, 4)))
+        with pytest.raises(ValueError, match="Expected input to be 2D or 3D"):
+            m(lib.zeros(1, 2, 1, 3))
+        with pytest.raises(RuntimeError, match="hx should also be 2-D"):
+            lib.nn.GRU(3, 4)(lib.zeros(2, 3), lib.zeros(1, 1, 4))
+        with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
+            lib.nn.GRU(3, 4, proj_size=2)
+        with pytest.raises(ValueError, match="proj_size has to be smaller"):
+            lib.nn.LSTM(3, 4, proj_size=4)
+        with pytest.raises(ValueError, match="Unknown nonlinearity"):
+            lib.nn.RNN(3, 4, nonlinearity="gelu")
+
+
+def test_recurrent_layout_and_flatten_parameters():
+    for kind in ("RNN", "LSTM", "GRU"):
+        t, g = getattr(torch.nn, kind)(3, 4, 2), getattr(graphc.nn, kind)(3, 4, 2)
+        assert repr(g) == repr(t)
+        assert {k: tuple(v.shape) for k, v in g.state_dict().items()} == \
+            {k: tuple(v.shape) for k, v in t.state_dict().items()}
+        assert g._flat_weights_names == t._flat_weights_names
+        g.flatten_parameters()
+        bound = 1 / 2          # U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))
+        values = np.concatenate([p.detach().numpy().ravel() for p in g.parameters()])
+        assert values.min() >= -bound and values.max() <= bound and values.std() > 0.2
