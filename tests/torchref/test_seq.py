@@ -175,3 +175,40 @@ def test_recurrent_layout_and_flatten_parameters():
         bound = 1 / 2          # U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))
         values = np.concatenate([p.detach().numpy().ravel() for p in g.parameters()])
         assert values.min() >= -bound and values.max() <= bound and values.std() > 0.2
+
+
+# ---- padding and packing -----------------------------------------------------------------------
+def test_pad_sequence():
+    a, b, c = randn(2, 3), randn(4, 3), randn(1, 3)
+    check_function(lambda lib, a, b, c: lib.nn.utils.rnn.pad_sequence([a, b, c]), a, b, c)
+    check_function(lambda lib, a, b, c: lib.nn.utils.rnn.pad_sequence(
+        [a, b, c], batch_first=True, padding_value=-1.0, padding_side="left"), a, b, c,
+        modes=())
+
+
+def test_pack_and_pad_round_trip():
+    x = randn(4, 3, 2)
+    for lengths, sort in (([4, 2, 1], True), ([2, 4, 1], False)):
+        check_function(lambda lib, x: lib.nn.utils.rnn.pad_packed_sequence(
+            lib.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=sort),
+            total_length=5), x, modes=("interpreter",))
+        check_function(lambda lib, x: lib.nn.utils.rnn.pack_padded_sequence(
+            x, lengths, batch_first=True, enforce_sorted=sort).data, x.transpose(1, 0, 2),
+            modes=())
+    with pytest.raises(RuntimeError, match="must be sorted in decreasing order"):
+        graphc.nn.utils.rnn.pack_padded_sequence(graphc.tensor(x), [2, 4, 1])
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_recurrent_on_packed_sequences(kind):
+    x, h0 = randn(4, 3, 2), randn(4, 3, 3)
+    state = (lambda h: (h, h * 0.5)) if kind == "LSTM" else (lambda h: h)
+
+    def forward(m, x, h):
+        lib = torch if isinstance(x, torch.Tensor) else graphc
+        packed = lib.nn.utils.rnn.pack_padded_sequence(x, [2, 4, 1], enforce_sorted=False)
+        out, final = m(packed, state(h))
+        return lib.nn.utils.rnn.pad_packed_sequence(out)[0], final
+
+    check_module(lambda lib: getattr(lib.nn, kind)(2, 3, num_layers=2, bidirectional=True),
+                 x, h0, forward=forward, modes=("interpreter",) if kind == "GRU" else EAGER)
