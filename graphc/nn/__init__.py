@@ -12,3 +12,4 @@ from graphc.nn.losses import (MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntro
 from graphc.nn import utils, parallel  # noqa: E402
 from graphc.nn.rnn import (RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell,  # noqa: E402
                            GRUCell)
+from graphc.nn.attention import MultiheadAttention  # noqa: E402

@@ -212,3 +212,84 @@ def test_recurrent_on_packed_sequences(kind):
 
     check_module(lambda lib: getattr(lib.nn, kind)(2, 3, num_layers=2, bidirectional=True),
                  x, h0, forward=forward, modes=("interpreter",) if kind == "GRU" else EAGER)
+
+
+# ---- multi-head attention ---------------------------------------------------------------------
+def lib_of(x):
+    return torch if isinstance(x, torch.Tensor) else graphc
+
+
+def _mha_forward(**options):
+    """m(q, k, v, **options) with k = q and v = k when not given (self-attention keeps
+    the identities PyTorch's packed projection looks for); numpy masks become tensors."""
+    def forward(m, q, k=None, v=None):
+        k = q if k is None else k
+        v = k if v is None else v
+        lib = lib_of(q)
+        return m(q, k, v, **{name: lib.tensor(o) if isinstance(o, np.ndarray) else o
+                             for name, o in options.items()})
+    return forward
+
+
+@pytest.mark.parametrize("make, options", [
+    (dict(), dict()),
+    (dict(bias=False, batch_first=True), dict(average_attn_weights=False)),
+    (dict(add_bias_kv=True, add_zero_attn=True), dict(need_weights=False)),
+    (dict(kdim=3, vdim=5), dict()),
+])
+def test_multihead_attention(make, options):
+    q = randn(3, 2, 4)
+    kv = (randn(5, 2, 3), randn(5, 2, 5)) if "kdim" in make else ()
+    check_module(lambda lib: lib.nn.MultiheadAttention(4, 2, **make), q, *kv,
+                 forward=_mha_forward(**options), modes=EAGER)
+
+
+def test_multihead_attention_masks():
+    q, kv = randn(3, 2, 4), randn(5, 2, 4)
+    padded = np.zeros((2, 5), bool)
+    padded[1, 3:] = True                                   # padding of the second sequence
+    causal = np.triu(np.ones((3, 5), bool), 1)
+    bias = randn(4, 3, 5)
+    for need in (True, False):
+        check_module(lambda lib: lib.nn.MultiheadAttention(4, 2), q, kv, forward=_mha_forward(
+            key_padding_mask=padded, attn_mask=causal, need_weights=need), modes=EAGER)
+    check_module(lambda lib: lib.nn.MultiheadAttention(4, 2), q, kv, bias,
+                 forward=lambda m, q, kv, b: m(q, kv, kv, attn_mask=b), modes=EAGER)
+    square = np.triu(np.full((3, 3), -np.inf, np.float32), 1)
+    check_module(lambda lib: lib.nn.MultiheadAttention(4, 2), q, forward=_mha_forward(
+        attn_mask=square, is_causal=True, need_weights=False),
+        modes=EAGER)
+
+
+def test_multihead_attention_unbatched_and_compiled():
+    check_module(lambda lib: lib.nn.MultiheadAttention(4, 2), randn(3, 4), randn(5, 4),
+                 forward=_mha_forward(), modes=EAGER)
+    check_module(lambda lib: lib.nn.MultiheadAttention(4, 2, batch_first=True), randn(2, 3, 4),
+                 forward=_mha_forward(need_weights=False))
+
+
+def test_multi_head_attention_forward_function():
+    q, w, b, ow = randn(3, 2, 4), randn(12, 4), randn(12), randn(4, 4)
+    check_function(lambda lib, q, w, b, ow: lib.nn.functional.multi_head_attention_forward(
+        q, q, q, 4, 2, w, b, None, None, False, 0.0, ow, None, training=False), q, w, b, ow,
+        modes=(), rtol=1e-4, atol=1e-5)
+
+
+def test_multihead_attention_layout_and_errors():
+    for lib in (torch, graphc):
+        m = lib.nn.MultiheadAttention(4, 2, add_bias_kv=True, kdim=3, vdim=5)
+        assert "NonDynamicallyQuantizableLinear" in repr(m)
+        with pytest.raises(AssertionError, match="embed_dim must be divisible by num_heads"):
+            lib.nn.MultiheadAttention(5, 2)
+        with pytest.raises(RuntimeError, match="Need attn_mask if specifying the is_causal"):
+            lib.nn.MultiheadAttention(4, 2)(*[lib.zeros(3, 1, 4)] * 3, is_causal=True)
+        with pytest.raises(RuntimeError, match="The shape of the 2D attn_mask is"):
+            lib.nn.MultiheadAttention(4, 2)(*[lib.zeros(3, 1, 4)] * 3,
+                                            attn_mask=lib.zeros(2, 3))
+    t, g = torch.nn.MultiheadAttention(6, 2), graphc.nn.MultiheadAttention(6, 2)
+    assert {k: tuple(v.shape) for k, v in g.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in t.state_dict().items()}
+    assert not g.in_proj_bias.detach().numpy().any()
+    bound = np.sqrt(6 / (6 + 18))                # xavier_uniform_ on (18, 6)
+    w = g.in_proj_weight.detach().numpy()
+    assert np.abs(w).max() <= bound and w.std() > bound / 3
