@@ -13,3 +13,5 @@ from graphc.nn import utils, parallel  # noqa: E402
 from graphc.nn.rnn import (RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell,  # noqa: E402
                            GRUCell)
 from graphc.nn.attention import MultiheadAttention  # noqa: E402
+from graphc.nn.transformer import (TransformerEncoderLayer, TransformerDecoderLayer,  # noqa: E402
+                                   TransformerEncoder, TransformerDecoder, Transformer)

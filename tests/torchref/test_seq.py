@@ -293,3 +293,105 @@ def test_multihead_attention_layout_and_errors():
     bound = np.sqrt(6 / (6 + 18))                # xavier_uniform_ on (18, 6)
     w = g.in_proj_weight.detach().numpy()
     assert np.abs(w).max() <= bound and w.std() > bound / 3
+
+
+# ---- transformer ------------------------------------------------------------------------------
+LAYER = dict(dim_feedforward=8, dropout=0.0)
+
+
+@pytest.mark.parametrize("options", [
+    dict(), dict(norm_first=True, activation="gelu", batch_first=True),
+    dict(bias=False, layer_norm_eps=1e-3),
+])
+def test_encoder_layer(options):
+    check_module(lambda lib: lib.nn.TransformerEncoderLayer(4, 2, **LAYER, **options),
+                 randn(3, 2, 4), modes=EAGER)
+
+
+def test_encoder_layer_masks_callable_activation_and_eval():
+    x = randn(3, 2, 4)
+    padded = np.array([[False, False, True], [False, False, False]])
+    causal = np.triu(np.ones((3, 3), bool), 1)
+
+    def forward(m, x):
+        lib = lib_of(x)
+        return m(x, src_mask=lib.tensor(causal), src_key_padding_mask=lib.tensor(padded))
+
+    check_module(lambda lib: lib.nn.TransformerEncoderLayer(
+        4, 2, 8, activation=lib.nn.functional.silu), x, forward=forward, train=False,
+        modes=EAGER)
+    check_module(lambda lib: lib.nn.TransformerEncoderLayer(4, 2, 8, dropout=0.3), x,
+                 forward=lambda m, x: m(x, src_mask=lib_of(x).nn.Transformer
+                                        .generate_square_subsequent_mask(3), is_causal=True),
+                 train=False, modes=EAGER)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(norm_first=True, batch_first=True)])
+def test_decoder_layer(options):
+    tgt, memory = randn(3, 2, 4), randn(5, 2, 4)
+    if options.get("batch_first"):
+        tgt, memory = tgt.transpose(1, 0, 2), memory.transpose(1, 0, 2)
+    check_module(lambda lib: lib.nn.TransformerDecoderLayer(4, 2, **LAYER, **options),
+                 tgt, memory, modes=EAGER)
+
+
+def test_decoder_layer_masks():
+    tgt, memory = randn(3, 2, 4), randn(5, 2, 4)
+    memory_padded = np.zeros((2, 5), bool)
+    memory_padded[0, 4] = True
+
+    def forward(m, tgt, memory):
+        lib = lib_of(tgt)
+        return m(tgt, memory, tgt_mask=lib.nn.Transformer.generate_square_subsequent_mask(3),
+                 memory_key_padding_mask=lib.tensor(memory_padded), tgt_is_causal=True)
+
+    check_module(lambda lib: lib.nn.TransformerDecoderLayer(4, 2, 8), tgt, memory,
+                 forward=forward, train=False, modes=EAGER)
+
+
+def test_encoder_and_decoder_stacks():
+    check_module(lambda lib: lib.nn.TransformerEncoder(
+        lib.nn.TransformerEncoderLayer(4, 2, **LAYER), 2, norm=lib.nn.LayerNorm(4)),
+        randn(3, 2, 4), modes=EAGER)
+    check_module(lambda lib: lib.nn.TransformerDecoder(
+        lib.nn.TransformerDecoderLayer(4, 2, **LAYER), 2), randn(3, 2, 4), randn(2, 2, 4),
+        modes=EAGER)
+
+
+def test_transformer():
+    src, tgt = randn(4, 2, 4), randn(3, 2, 4)
+
+    def forward(m, src, tgt):
+        mask = lib_of(src).nn.Transformer.generate_square_subsequent_mask(3)
+        return m(src, tgt, tgt_mask=mask)
+
+    check_module(lambda lib: lib.nn.Transformer(4, 2, 1, 1, 8, dropout=0.0), src, tgt,
+                 forward=forward, modes=EAGER)
+    check_module(lambda lib: lib.nn.Transformer(4, 2, 2, 1, 8, norm_first=True), src, tgt,
+                 forward=forward, train=False, modes=EAGER)
+
+
+def test_transformer_compiled():
+    check_module(lambda lib: lib.nn.TransformerEncoderLayer(4, 2, **LAYER, batch_first=True),
+                 randn(2, 3, 4))
+    check_module(lambda lib: lib.nn.Transformer(4, 2, 1, 1, 8, dropout=0.0), randn(3, 2, 4),
+                 randn(2, 2, 4), modes=("interpreter",))
+
+
+def test_transformer_api():
+    for lib in (torch, graphc):
+        class Small(lib.nn.Transformer):            # subclassable, as in PyTorch
+            def __init__(self):
+                super().__init__(4, 2, 1, 1, 8)
+        m = Small()
+        assert m.d_model == 4 and m.nhead == 2 and not m.batch_first
+        with pytest.raises(RuntimeError, match="the batch number of src and tgt must be equal"):
+            m(lib.zeros(3, 2, 4), lib.zeros(3, 1, 4))
+        with pytest.raises(RuntimeError, match="activation should be relu/gelu, not tanh"):
+            lib.nn.TransformerEncoderLayer(4, 2, activation="tanh")
+    want = torch.nn.Transformer.generate_square_subsequent_mask(4)
+    got = graphc.nn.Transformer.generate_square_subsequent_mask(4)
+    assert got.dtype == graphc.float32
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    t, g = torch.nn.Transformer(4, 2, 1, 1, 8), graphc.nn.Transformer(4, 2, 1, 1, 8)
+    assert list(g.state_dict()) == list(t.state_dict())
