@@ -395,3 +395,22 @@ def test_transformer_api():
     np.testing.assert_array_equal(got.numpy(), want.numpy())
     t, g = torch.nn.Transformer(4, 2, 1, 1, 8), graphc.nn.Transformer(4, 2, 1, 1, 8)
     assert list(g.state_dict()) == list(t.state_dict())
+
+
+def test_pytorch_fast_path_matches_in_eval():
+    """Under no_grad in eval mode PyTorch runs fused fast-path kernels (nested tensors for
+    padded batches); graphc's slow path gives the same numbers within rounding."""
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(4, 2, 8, batch_first=True)
+    model = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=True).eval()
+    x = randn(2, 3, 4)
+    padded = np.array([[False, False, True], [False, False, False]])
+    with torch.no_grad():
+        want = model(torch.tensor(x), src_key_padding_mask=torch.tensor(padded))
+    g = graphc.nn.TransformerEncoder(graphc.nn.TransformerEncoderLayer(4, 2, 8,
+                                                                       batch_first=True), 2)
+    g.load_state_dict({k: graphc.tensor(v.numpy()) for k, v in model.state_dict().items()})
+    with graphc.no_grad():
+        got = g.eval()(graphc.tensor(x), src_key_padding_mask=graphc.tensor(padded))
+    keep = ~padded          # PyTorch's nested-tensor path leaves padded positions as 0
+    np.testing.assert_allclose(got.numpy()[keep], want.numpy()[keep], rtol=1e-5, atol=1e-5)
