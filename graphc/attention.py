@@ -13,6 +13,7 @@ masked out).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -105,13 +106,17 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
 
 # ---- multi-head attention ----------------------------------------------------------------------
-def canonical_mask(mask, name, dtype):
+def canonical_mask(mask, name, dtype, other=None, other_name=""):
     """A MultiheadAttention/Transformer mask as a float bias of ``dtype``: a boolean one
-    (True = masked out) becomes -inf there, 0 elsewhere; a float one is kept."""
+    (True = masked out) becomes -inf there, 0 elsewhere; a float one is kept.  As
+    PyTorch, warns when ``other`` (the other mask given) is of another dtype."""
     if mask is None:
         return None
     if mask.dtype != dtypes.bool_ and not mask.dtype.is_floating_point:
         raise AssertionError(f"only bool and floating types of {name} are supported")
+    if other is not None and other.dtype != mask.dtype:
+        warnings.warn(f"Support for mismatched {name} and {other_name} is deprecated. Use "
+                      f"same type for both instead.", stacklevel=3)
     if mask.dtype == dtypes.bool_:
         return F.where(mask, F.scalar_tensor(-math.inf, dtype), F.scalar_tensor(0.0, dtype))
     return mask
@@ -177,7 +182,8 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
             key_padding_mask = key_padding_mask.unsqueeze(0)
     tgt_len, bsz, embed_dim = query.shape
     src_len = key.shape[0]
-    key_padding_mask = canonical_mask(key_padding_mask, "key_padding_mask", query.dtype)
+    key_padding_mask = canonical_mask(key_padding_mask, "key_padding_mask", query.dtype,
+                                      attn_mask, "attn_mask")
     if is_causal and attn_mask is None:
         raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the "
                            "Transformer module method `generate_square_subsequent_mask` to "

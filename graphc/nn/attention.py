@@ -74,7 +74,8 @@ class MultiheadAttention(Module):
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True,
                 attn_mask=None, average_attn_weights=True, is_causal=False):
         batched = query.dim() == 3
-        key_padding_mask = canonical_mask(key_padding_mask, "key_padding_mask", query.dtype)
+        key_padding_mask = canonical_mask(key_padding_mask, "key_padding_mask", query.dtype,
+                                          attn_mask, "attn_mask")
         attn_mask = canonical_mask(attn_mask, "attn_mask", query.dtype)
         if self.batch_first and batched:
             # keep the identities (query is key is value) that pick the packed projection

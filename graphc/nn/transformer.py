@@ -72,7 +72,7 @@ class TransformerEncoderLayer(Module):
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
         src_key_padding_mask = canonical_mask(src_key_padding_mask, "src_key_padding_mask",
-                                              src.dtype)
+                                              src.dtype, src_mask, "src_mask")
         src_mask = canonical_mask(src_mask, "src_mask", src.dtype)
         x = src
         if self.norm_first:
@@ -158,7 +158,7 @@ class TransformerEncoder(Module):
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         src_key_padding_mask = canonical_mask(src_key_padding_mask, "src_key_padding_mask",
-                                              src.dtype)
+                                              src.dtype, mask, "mask")
         mask = canonical_mask(mask, "mask", src.dtype)
         output = src
         for layer in self.layers:

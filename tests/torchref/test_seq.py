@@ -211,6 +211,20 @@ def test_pack_and_pad_round_trip():
         graphc.nn.utils.rnn.pack_padded_sequence(graphc.tensor(x), [2, 4, 1])
 
 
+def test_unpad_and_unpack_sequence():
+    x = randn(4, 3, 2)
+    # x * 1: PyTorch transposes a time-first batch in place, which a leaf cannot take
+    check_function(lambda lib, x: lib.nn.utils.rnn.unpad_sequence(x * 1,
+                                                                  lib.tensor([2, 4, 1])),
+                   x, modes=("interpreter",))
+    check_function(lambda lib, x: lib.nn.utils.rnn.unpad_sequence(
+        x, lib.tensor([2, 4, 1]), True),
+                   x.transpose(1, 0, 2), modes=())
+    check_function(lambda lib, x: lib.nn.utils.rnn.unpack_sequence(
+        lib.nn.utils.rnn.pack_padded_sequence(x, [2, 4, 1], enforce_sorted=False)), x,
+        modes=())
+
+
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 def test_recurrent_on_packed_sequences(kind):
     x, h0 = randn(4, 3, 2), randn(4, 3, 3)
@@ -289,6 +303,10 @@ def test_multi_head_attention_forward_function():
 
 def test_multihead_attention_layout_and_errors():
     for lib in (torch, graphc):
+        with pytest.warns(UserWarning, match="mismatched key_padding_mask and attn_mask"):
+            lib.nn.MultiheadAttention(4, 2)(*[lib.zeros(3, 1, 4)] * 3,
+                                            key_padding_mask=lib.zeros(1, 3, dtype=lib.bool),
+                                            attn_mask=lib.zeros(3, 3))
         m = lib.nn.MultiheadAttention(4, 2, add_bias_kv=True, kdim=3, vdim=5)
         assert "NonDynamicallyQuantizableLinear" in repr(m)
         with pytest.raises(AssertionError, match="embed_dim must be divisible by num_heads"):
@@ -385,8 +403,11 @@ def test_transformer():
 
 
 def test_transformer_compiled():
+    padded = np.array([[False, False, True], [False, False, False]])
     check_module(lambda lib: lib.nn.TransformerEncoderLayer(4, 2, **LAYER, batch_first=True),
-                 randn(2, 3, 4), **TOL)
+                 randn(2, 3, 4), padded, forward=lambda m, x, p: m(
+                     x, src_mask=lib_of(x).nn.Transformer.generate_square_subsequent_mask(3),
+                     src_key_padding_mask=p), **TOL)
     check_module(lambda lib: lib.nn.Transformer(4, 2, 1, 1, 8, dropout=0.0), randn(3, 2, 4),
                  randn(2, 2, 4), modes=("interpreter",), **TOL)
 

@@ -135,3 +135,23 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
     if batch_first:
         padded = F.transpose(padded, 0, 1)
     return padded, _index(lengths)
+
+
+def unpad_sequence(padded_sequences, lengths, batch_first=False):
+    """The list of sequences (L_i, *) of a padded batch, the inverse of ``pad_sequence``.
+    (PyTorch also transposes a time-first ``padded_sequences`` in place; graphc leaves
+    the argument as it is.)"""
+    lengths = _host_ints(lengths, "unpad_sequence: lengths")
+    if not batch_first:
+        padded_sequences = F.transpose(padded_sequences, 0, 1)
+    if len(lengths) != padded_sequences.shape[0]:
+        raise ValueError(f"zip() argument 2 is shorter than argument 1"
+                         if len(lengths) < padded_sequences.shape[0] else
+                         f"zip() argument 2 is longer than argument 1")
+    return [padded_sequences[b, :int(n)] for b, n in enumerate(lengths)]
+
+
+def unpack_sequence(packed_sequences):
+    """The list of sequences of a ``PackedSequence``, in the order they were packed from."""
+    padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
+    return unpad_sequence(padded, lengths, batch_first=True)
