@@ -448,3 +448,44 @@ def test_pytorch_fast_path_matches_in_eval():
         got = g.eval()(graphc.tensor(x), src_key_padding_mask=graphc.tensor(padded))
     keep = ~padded          # PyTorch's nested-tensor path leaves padded positions as 0
     np.testing.assert_allclose(got.numpy()[keep], want.numpy()[keep], rtol=1e-5, atol=1e-5)
+
+
+def test_float64_layers():
+    x = rng.standard_normal((3, 2, 3))
+    check_module(lambda lib: lib.nn.LSTM(3, 4, proj_size=2, dtype=lib.float64), x,
+                 modes=EAGER, rtol=1e-10, atol=1e-12)
+    check_module(lambda lib: lib.nn.GRUCell(3, 4, dtype=lib.float64), x[0], modes=EAGER,
+                 rtol=1e-10, atol=1e-12)
+    check_module(lambda lib: lib.nn.MultiheadAttention(4, 2, dtype=lib.float64),
+                 rng.standard_normal((3, 2, 4)), forward=_mha_forward(), modes=EAGER,
+                 rtol=1e-10, atol=1e-12)
+
+
+def test_projected_lstm_on_packed_sequences():
+    def forward(m, x):
+        lib = lib_of(x)
+        out, (h, c) = m(lib.nn.utils.rnn.pack_padded_sequence(x, [3, 1, 2],
+                                                              enforce_sorted=False))
+        return out.data, h, c
+
+    check_module(lambda lib: lib.nn.LSTM(2, 4, proj_size=3, bidirectional=True),
+                 randn(3, 3, 2), forward=forward, modes=EAGER)
+
+
+def test_recurrent_dropout_compiles():
+    graphc.manual_seed(0)
+    m = graphc.nn.GRU(3, 4, num_layers=2, dropout=0.5)
+    run = graphc.compile(lambda x: m(x)[0], backend="interpreter", fullgraph=True)
+    x = graphc.tensor(randn(2, 2, 3))
+    first, second = run(x).detach().numpy(), run(x).detach().numpy()
+    assert first.shape == (2, 2, 4) and not np.allclose(first, second)   # fresh masks
+
+
+def test_transformer_custom_parts_and_init():
+    for lib in (torch, graphc):
+        encoder = lib.nn.TransformerEncoder(lib.nn.TransformerEncoderLayer(4, 2, 8), 1)
+        m = lib.nn.Transformer(4, 2, 1, 1, 8, custom_encoder=encoder)
+        assert m.encoder is encoder and m.encoder.norm is None
+    g = graphc.nn.Transformer(8, 2, 1, 1, 16)
+    w = g.encoder.layers[0].linear1.weight.detach().numpy()        # xavier_uniform_ (16, 8)
+    assert np.abs(w).max() <= np.sqrt(6 / 24) and w.std() > np.sqrt(6 / 24) / 3
