@@ -177,7 +177,7 @@ class RNNBase(Module):
     def forward(self, input, hx=None):
         packed = isinstance(input, PackedSequence)
         if packed:
-            sizes = [int(n) for n in _host_ints(input.batch_sizes, "batch_sizes")]
+            sizes = [int(n) for n in _host_ints(input.batch_sizes)]
             data, batch, unbatched = input.data, sizes[0], False
             if data.dim() != 2:
                 raise ValueError(f"{type(self).__name__}: Expected packed data to be 2D, "

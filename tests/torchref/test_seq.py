@@ -211,6 +211,23 @@ def test_pack_and_pad_round_trip():
         graphc.nn.utils.rnn.pack_padded_sequence(graphc.tensor(x), [2, 4, 1])
 
 
+def test_packing_with_traced_lengths_is_a_graph_break():
+    """Lengths given as a tensor argument decide the packed shapes: compiling breaks the
+    graph there (fullgraph raises), and the default falls back to eager."""
+    x = randn(4, 3, 2)
+    check_function(lambda lib, x, n: lib.nn.utils.rnn.pack_padded_sequence(x, n).data, x,
+                   np.array([4, 2, 1]), modes=())
+
+    def pack(x, n):
+        return graphc.nn.utils.rnn.pack_padded_sequence(x, n).data
+
+    with pytest.raises(graphc.GraphBreak, match="tolist"):
+        graphc.compile(pack, fullgraph=True)(graphc.tensor(x), graphc.tensor([4, 2, 1]))
+    with pytest.warns(UserWarning):
+        out = graphc.compile(pack)(graphc.tensor(x), graphc.tensor([4, 2, 1]))
+    assert out.shape == (7, 2)
+
+
 def test_unpad_and_unpack_sequence():
     x = randn(4, 3, 2)
     # x * 1: PyTorch transposes a time-first batch in place, which a leaf cannot take

@@ -17,12 +17,11 @@ from graphc import functional as F
 from graphc.tensor import Tensor
 
 
-def _host_ints(values, what: str) -> np.ndarray:
+def _host_ints(values) -> np.ndarray:
+    """Lengths or batch sizes as host integers; a traced tensor of them is a graph break
+    (the shapes of what follows depend on its values)."""
     if isinstance(values, Tensor):
-        if not F.is_concrete(values):
-            raise NotImplementedError(f"{what} must be known when the program is traced: "
-                                      f"pass a Python list (as PyTorch, it lives on the CPU)")
-        return values._data.astype(np.int64).reshape(-1)
+        return np.asarray(values.tolist(), dtype=np.int64).reshape(-1)
     return np.asarray(list(values), dtype=np.int64).reshape(-1)
 
 
@@ -36,7 +35,7 @@ class PackedSequence(namedtuple("PackedSequence",
 
     def __new__(cls, data, batch_sizes=None, sorted_indices=None, unsorted_indices=None):
         if unsorted_indices is None and sorted_indices is not None:
-            unsorted_indices = _index(np.argsort(_host_ints(sorted_indices, "sorted_indices")))
+            unsorted_indices = _index(np.argsort(_host_ints(sorted_indices)))
         return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
 
     def to(self, *args, **kwargs):
@@ -73,7 +72,7 @@ def _batch_sizes(lengths: np.ndarray) -> np.ndarray:
 def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True):
     """Pack a padded batch (T, B, *) (or (B, T, *)) whose sequence b has ``lengths[b]``
     steps."""
-    lengths = _host_ints(lengths, "pack_padded_sequence: lengths")
+    lengths = _host_ints(lengths)
     if enforce_sorted:
         if np.any(lengths[:-1] < lengths[1:]):
             raise RuntimeError("`lengths` array must be sorted in decreasing order when "
@@ -109,7 +108,7 @@ def pack_sequence(sequences, enforce_sorted=True):
 def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_length=None):
     """The padded batch (T, B, *) (or (B, T, *)) and the lengths (an int64 tensor) of a
     packed sequence, in the batch order it was packed from."""
-    sizes = _host_ints(sequence.batch_sizes, "pad_packed_sequence: batch_sizes")
+    sizes = _host_ints(sequence.batch_sizes)
     batch, steps = int(sizes[0]), len(sizes)
     if total_length is not None:
         if total_length < steps:
@@ -131,7 +130,7 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
     lengths = np.array([(sizes > b).sum() for b in range(batch)], np.int64)
     if sequence.unsorted_indices is not None:
         padded = F.index_select(padded, 1, sequence.unsorted_indices)
-        lengths = lengths[_host_ints(sequence.unsorted_indices, "unsorted_indices")]
+        lengths = lengths[_host_ints(sequence.unsorted_indices)]
     if batch_first:
         padded = F.transpose(padded, 0, 1)
     return padded, _index(lengths)
@@ -141,7 +140,7 @@ def unpad_sequence(padded_sequences, lengths, batch_first=False):
     """The list of sequences (L_i, *) of a padded batch, the inverse of ``pad_sequence``.
     (PyTorch also transposes a time-first ``padded_sequences`` in place; graphc leaves
     the argument as it is.)"""
-    lengths = _host_ints(lengths, "unpad_sequence: lengths")
+    lengths = _host_ints(lengths)
     if not batch_first:
         padded_sequences = F.transpose(padded_sequences, 0, 1)
     if len(lengths) != padded_sequences.shape[0]:
