@@ -2,10 +2,17 @@
 ``q/k/v_proj_weight`` when kdim/vdim differ, ``in_proj_bias``, ``bias_k``/``bias_v``,
 ``out_proj``), initialisation and forward (``F.multi_head_attention_forward``).  PyTorch's
 eval-mode "fast path" computes the same numbers in fused kernels; graphc always takes the
-slow path's steps."""
+slow path's steps.
+
+Also what ``torch.nn.attention`` offers programs: ``SDPBackend`` and ``sdpa_kernel``.
+"""
 from __future__ import annotations
 
+import contextlib
+import enum
+
 from graphc.attention import canonical_mask, multi_head_attention_forward
+from graphc.backends import cuda as cuda_flags
 from graphc.creation import empty
 from graphc.nn import init
 from graphc.nn.layers import Linear, _new_parameter
@@ -100,3 +107,37 @@ class MultiheadAttention(Module):
         if self.batch_first and batched:
             out = out.transpose(1, 0)
         return out, weights
+
+
+class SDPBackend(enum.Enum):
+    """PyTorch's attention kernels (``torch.nn.attention.SDPBackend``)."""
+    ERROR = -1
+    MATH = 0
+    FLASH_ATTENTION = 1
+    EFFICIENT_ATTENTION = 2
+    CUDNN_ATTENTION = 3
+    OVERRIDEABLE = 4
+
+
+_FLAGS = {SDPBackend.MATH: "math", SDPBackend.FLASH_ATTENTION: "flash",
+          SDPBackend.EFFICIENT_ATTENTION: "mem_efficient",
+          SDPBackend.CUDNN_ATTENTION: "cudnn"}
+
+
+@contextlib.contextmanager
+def sdpa_kernel(backends, set_priority=False):
+    """Enables only ``backends`` for a region, as ``torch.nn.attention.sdpa_kernel``: it
+    sets the ``torch.backends.cuda`` attention flags (``flash_sdp_enabled()``...) and
+    restores them after.  graphc has one attention computation (the composite in
+    ``graphc.attention``, PyTorch's math backend), whose numbers every PyTorch backend
+    gives within rounding, so the choice changes no result."""
+    if not isinstance(backends, (list, SDPBackend)):
+        raise AssertionError(f"Backend must be an instance of SDPBackend or a list of "
+                             f"SDPBackend instances, got {type(backends).__name__}")
+    chosen = {backends} if isinstance(backends, SDPBackend) else set(backends)
+    before = dict(cuda_flags._sdp)
+    cuda_flags._sdp.update({flag: backend in chosen for backend, flag in _FLAGS.items()})
+    try:
+        yield {}
+    finally:
+        cuda_flags._sdp.update(before)

@@ -506,3 +506,19 @@ def test_transformer_custom_parts_and_init():
     g = graphc.nn.Transformer(8, 2, 1, 1, 16)
     w = g.encoder.layers[0].linear1.weight.detach().numpy()        # xavier_uniform_ (16, 8)
     assert np.abs(w).max() <= np.sqrt(6 / 24) and w.std() > np.sqrt(6 / 24) / 3
+
+
+def test_sdpa_kernel_selects_flags_and_keeps_results():
+    from graphc.nn.attention import SDPBackend, sdpa_kernel
+    q = randn(1, 2, 3, 4)
+    with sdpa_kernel(SDPBackend.MATH):
+        assert graphc.backends.cuda.math_sdp_enabled()
+        assert not graphc.backends.cuda.flash_sdp_enabled()
+        check_function(lambda lib, q: lib.nn.functional.scaled_dot_product_attention(
+            q, q, q, is_causal=True), q, modes=())
+    assert graphc.backends.cuda.flash_sdp_enabled()
+    assert {b.name: b.value for b in SDPBackend} == {
+        name: int(b) for name, b in torch.nn.attention.SDPBackend.__members__.items()}
+    with pytest.raises(AssertionError, match="Backend must be an instance of SDPBackend"):
+        with sdpa_kernel("math"):
+            pass
