@@ -22,7 +22,9 @@ from graphc.nn import init
 from graphc.nn.activations import GELU, ReLU
 from graphc.nn.attention import MultiheadAttention
 from graphc.nn.containers import ModuleList
-from graphc.nn.layers import Dropout, LayerNorm, Linear
+from graphc.nn.dropout import Dropout
+from graphc.nn.layers import Linear
+from graphc.nn.normalization import LayerNorm
 from graphc.nn.module import Module
 from graphc.tensor import Tensor
 
