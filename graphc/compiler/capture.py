@@ -9,7 +9,7 @@ state and gradients are *lifted*: they become graph inputs read afresh on every 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -160,6 +160,7 @@ class Capture:
     touches_grads: bool             # the traced code ran backward, or read or set a .grad
     differentiable: set
     guards: Guards
+    custom_vjps: dict = field(default_factory=dict)   # Value -> CustomVJP (autograd.Function)
 
 
 def capture(fn, args, kwargs, leaves, spec, dynamic: set, name) -> Capture:
@@ -257,7 +258,8 @@ def capture(fn, args, kwargs, leaves, spec, dynamic: set, name) -> Capture:
         n_results=len(result_values),
         results_require_grad=any(t._requires_grad for t in outs),
         writebacks=writebacks, arg_writebacks=arg_writebacks, grad_effects=grad_effects,
-        arg_grad_effects=arg_grad_effects, touches_grads=touches_grads, differentiable=set(tr.differentiable), guards=guards)
+        arg_grad_effects=arg_grad_effects, touches_grads=touches_grads, differentiable=set(tr.differentiable), guards=guards,
+        custom_vjps=tr.custom_vjps)
 
 
 def _guards(fn, roots, labels, recorder, sources, dynamic_hyper, params) -> Guards:

@@ -29,25 +29,31 @@ class Backward:
     wrt: list
 
 
-def differentiable_values(fwd: Graph, wrt, requires_grad=None) -> set:
+def differentiable_values(fwd: Graph, wrt, requires_grad=None, custom=None) -> set:
     """Forward values that depend differentiably on the inputs ``wrt``; when given,
     only values in ``requires_grad`` (those that required grad when traced: a value
-    computed under ``no_grad`` or from a ``detach()`` carries no gradient)."""
+    computed under ``no_grad`` or from a ``detach()`` carries no gradient).  An output
+    of a custom-VJP region (``custom``) depends on the region's inputs."""
     live = {fwd.inputs[i] for i in wrt}
+    custom = custom or {}
     for op in fwd.ops:
         prim = REGISTRY.get(op.name)
+        operands = custom[op.out].inputs if op.out in custom else op.inputs
         if prim is not None and prim.vjp is not None and op.out.type.dtype.is_floating_point \
-                and any(v in live for v in op.inputs) \
+                and any(v in live for v in operands) \
                 and (requires_grad is None or op.out in requires_grad):
             live.add(op.out)
     return live
 
 
-def autodiff(fwd: Graph, wrt, requires_grad=None) -> Backward:
+def autodiff(fwd: Graph, wrt, requires_grad=None, custom=None) -> Backward:
     """Differentiate every floating output of ``fwd`` w.r.t. the inputs ``wrt``
-    (through the values in ``requires_grad`` only, when given)."""
+    (through the values in ``requires_grad`` only, when given).  ``custom`` maps the
+    outputs of traced ``autograd.Function`` calls to their ``CustomVJP``: the user's
+    backward is applied there instead of the VJPs of the ops forward recorded."""
     wrt = list(wrt)
-    live = differentiable_values(fwd, wrt, requires_grad)
+    custom = custom or {}
+    live = differentiable_values(fwd, wrt, requires_grad, custom)
     tr = Trace(f"{fwd.name}_backward")
     cotangents: dict = {}           # a value returned twice gets the sum of both
     grad_outputs = []
@@ -63,6 +69,10 @@ def autodiff(fwd: Graph, wrt, requires_grad=None) -> Backward:
     with tracing(tr), no_grad():
         ct = {v: sum(gs[1:], gs[0]) for v, gs in cotangents.items()}
         for op in reversed(fwd.ops):
+            if op.out in custom:
+                tr.source = op.source
+                apply_custom_vjp(custom[op.out], ct, live)
+                continue
             g = ct.pop(op.out, None)
             if g is None:
                 continue
@@ -84,6 +94,18 @@ def autodiff(fwd: Graph, wrt, requires_grad=None) -> Backward:
     graph = tr.graph(outputs)
     graph, saved_inputs = recompute_cheap_values(graph, saved_inputs, by_input, fwd)
     return Backward(verify(graph), grad_outputs, [by_input[b] for b in saved_inputs], wrt)
+
+
+def apply_custom_vjp(region, ct, live) -> None:
+    """At the last output of a custom-VJP region met walking back (every cotangent of the
+    region's outputs is then complete), apply its rule once and pass the gradients to
+    the region's inputs."""
+    grads = [None if v is None else ct.pop(v, None) for v in region.outputs]
+    if all(g is None for g in grads):
+        return
+    for v, gi in zip(region.inputs, region.rule(grads)):
+        if v is not None and v in live and gi is not None:
+            ct[v] = gi if v not in ct else ct[v] + gi
 
 
 # Kinds of op whose result the backward recomputes rather than saves: elementwise math
