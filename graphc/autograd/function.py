@@ -257,11 +257,12 @@ def _connect(ctx, tensors, output):
     dirty = {id(t) for t in ctx.dirty_tensors}
     non_diff = {id(t) for t in ctx.non_differentiable}
     inputs = {id(t) for t in tensors}
-    results, differentiable, types = [], [], []
+    results, types = [], []
     for out in outputs:
         if not isinstance(out, Tensor):
             results.append(out)
             continue
+        differentiable = id(out) not in non_diff and out.dtype.is_floating_point
         if id(out) in inputs and id(out) not in dirty:
             # Returned unchanged: a new tensor on the same storage carries the history.
             alias = Tensor._wrap(out._array, out.dtype)
@@ -269,9 +270,8 @@ def _connect(ctx, tensors, output):
             out = alias
         nr = len(types)
         types.append((tuple(out.shape), out.dtype))
-        if id(out) not in non_diff and out.dtype.is_floating_point:
+        if differentiable:
             out._requires_grad, out.grad_fn, out._output_nr = True, ctx, nr
-            differentiable.append(out)
         results.append(out)
     ctx.output_types = types
     ctx.n_outputs = len(types)

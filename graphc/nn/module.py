@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from graphc import autograd, dtypes
 from graphc.creation import empty
 from graphc.cuda import check_device
+from graphc.nn.hooks import ModuleHooks, call_with_hooks, has_global_hooks
 from graphc.tensor import Tensor, to_arguments, typename
 
 
@@ -116,7 +117,7 @@ def _check_member_name(kind: str, name) -> None:
         raise KeyError(f"{kind} name can't be empty string \"\"")
 
 
-class Module:
+class Module(ModuleHooks):
     """Base class of every layer and model.
 
     Subclasses call ``super().__init__()`` and then assign parameters, buffers and
@@ -138,12 +139,15 @@ class Module:
         object.__setattr__(self, "_buffers", _Members())
         object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "_modules", _Members())
+        self._init_hooks()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required "
                                   f"\"forward\" function")
 
     def __call__(self, *args, **kwargs):
+        if self._hook_state or has_global_hooks():
+            return call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
     # ---- registration --------------------------------------------------------------------
