@@ -117,4 +117,5 @@ from graphc.logs import set_logs  # noqa: E402
 from graphc import optim  # noqa: E402
 from graphc import utils  # noqa: E402
 from graphc import onnx, distributed  # noqa: E402
+import graphc.autograd.functional  # noqa: E402,F401  (graphc.autograd.functional.jacobian)
 from graphc.serialization import save, load  # noqa: E402

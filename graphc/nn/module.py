@@ -208,6 +208,34 @@ class Module(ModuleHooks):
             module = module._modules[item]
         return module
 
+    def set_submodule(self, target: str, module: "Module", strict: bool = False) -> None:
+        """Put ``module`` at a dotted path whose parent exists (and, with ``strict``,
+        whose last name is already a submodule)."""
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        parent_path, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_path)
+        if strict and name not in parent._modules:
+            raise AttributeError(f"{parent._get_name()} has no attribute `{name}`")
+        parent.add_module(name, module) if name not in parent._modules else \
+            setattr(parent, name, module)
+
+    def get_parameter(self, target: str):
+        """``model.get_parameter("fc.weight")``."""
+        return self._get_member(target, "_parameters", "nn.Parameter")
+
+    def get_buffer(self, target: str):
+        return self._get_member(target, "_buffers", "buffer")
+
+    def _get_member(self, target: str, table: str, kind: str):
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
+        if name not in getattr(module, table):
+            raise AttributeError(f"`{name}` is not {'an' if kind[0] == 'n' else 'a'} {kind}")
+        return getattr(module, name)
+
     def __getattr__(self, name: str):
         # Only reached when normal lookup fails: parameters, buffers and modules live in
         # the tables, not in __dict__.
