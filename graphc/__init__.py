@@ -35,6 +35,7 @@ from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from graphc import autograd, cuda, backends, accelerator
 from graphc.autograd import inference_mode, is_inference_mode_enabled
+from graphc.autograd.hooks import is_anomaly_enabled, is_anomaly_check_nan_enabled
 from graphc.cuda import device
 from graphc.printing import set_printoptions, get_printoptions
 

@@ -6,9 +6,8 @@ from graphc.autograd.engine import (AccumulateGrad, Node, Variable, backward, gr
                                     set_grad_enabled, is_grad_enabled)
 from graphc.autograd.function import (BackwardCFunction, Function, FunctionCtx,
                                       once_differentiable)
-from graphc.autograd.hooks import (detect_anomaly, inference_mode, is_anomaly_enabled,
-                                   is_anomaly_check_nan_enabled, is_inference_mode_enabled,
-                                   set_detect_anomaly)
+from graphc.autograd.hooks import (detect_anomaly, inference_mode,
+                                   is_inference_mode_enabled, set_detect_anomaly)
 
 __all__ = ["Variable", "Function", "backward", "grad", "no_grad", "enable_grad",
            "set_grad_enabled", "is_grad_enabled", "inference_mode", "set_detect_anomaly",

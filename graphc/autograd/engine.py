@@ -233,8 +233,10 @@ def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
                     _accumulate_output(node_grads, edge, gi)
             if not retain_graph:
                 node.freed = True
+        # Leaf hooks run where the gradient arrives; autograd.grad reaches only its inputs.
+        wanted = None if capture is None else {id(t) for t in capture}
         leaf_grads = {t: apply_hooks(t.__dict__.get("_grad_hooks"), g)
-                      for t, g in leaf_grads.items()}
+                      for t, g in leaf_grads.items() if wanted is None or id(t) in wanted}
     if capture is not None:
         return [results.get(t, leaf_grads.get(t)) for t in capture]
     for leaf, g in leaf_grads.items():
