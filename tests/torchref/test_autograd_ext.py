@@ -472,3 +472,95 @@ def test_autograd_functional_matches_pytorch():
 
     for g, w in zip(run(graphc), run(torch)):
         assert_close(g, w, 1e-5, 1e-5, "functional")
+
+
+def test_gradcheck_matches_pytorch():
+    x = rng.standard_normal(3)
+
+    def run(lib):
+        class Wrong(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, a):
+                return a.sin()
+
+            @staticmethod
+            def backward(ctx, g):
+                return g
+
+        a = lib.tensor(x, requires_grad=True)
+        b = lib.tensor(x * 2, requires_grad=True)
+        gc = lib.autograd.gradcheck
+        out = [gc(lambda p: p.sin(), (a,)), gc(lambda p, q: (p * q, p.sum()), (a, b)),
+               gc(Wrong.apply, (a,), raise_exception=False),
+               lib.autograd.gradgradcheck(lambda p: p.sin() * p, (a,))]
+        err = _error(lambda: gc(Wrong.apply, (a,)))
+        return out, err[0].__name__, err[1].split("\n")[0]
+
+    assert run(graphc) == run(torch)
+
+
+# ---- more Function cases: parameters, in-place forward, global module hooks ----------------------
+def _mul_weight_model(lib):
+    class MulW(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.save_for_backward(x, w)
+            return x * w
+
+        @staticmethod
+        def backward(ctx, g):
+            x, w = ctx.saved_tensors
+            return (g * w).clamp(-0.1, 0.1), (g * x).sum(0)
+
+    class Model(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = lib.nn.Parameter(lib.ones(3) * 0.5)
+            self.fc = lib.nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(MulW.apply(x, self.w).tanh())
+
+    return Model()
+
+
+def test_function_on_a_parameter_in_a_module():
+    """The parameter is lifted while tracing: the saved value is the graph's."""
+    check_module(_mul_weight_model, rng.standard_normal((4, 3)).astype(np.float32))
+
+
+def test_function_mark_dirty_matches_pytorch():
+    def run(lib):
+        class AddOne(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                x.add_(1)
+                ctx.mark_dirty(x)
+                return x
+
+            @staticmethod
+            def backward(ctx, g):
+                return g * 3
+
+        a = lib.ones(3, requires_grad=True)
+        b = a * 2
+        c = AddOne.apply(b)
+        (c * c).sum().backward()
+        return c is b, b.grad_fn.name(), to_numpy(c).tolist(), to_numpy(a.grad).tolist()
+
+    assert run(graphc) == run(torch)
+
+
+def test_global_module_forward_hook_matches_pytorch():
+    def run(lib, register):
+        log = []
+        handle = register(lambda mod, args, out: log.append(type(mod).__name__))
+        try:
+            lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.ReLU())(lib.ones(1, 2))
+        finally:
+            handle.remove()
+        lib.nn.Linear(2, 2)(lib.ones(1, 2))
+        return log
+
+    assert run(graphc, graphc.nn.hooks.register_module_forward_hook) == \
+        run(torch, torch.nn.modules.module.register_module_forward_hook)
