@@ -98,6 +98,13 @@ def post_accumulate_hooks(tensor: Tensor) -> list:
     return list(tensor.__dict__.get("_post_accumulate_hooks", {}).values())
 
 
+def leaf_hook_ids(tensor: Tensor) -> tuple:
+    """Which hooks a leaf has (a compiled training step ran them while tracing, so it
+    guards on them)."""
+    return (tuple(tensor.__dict__.get("_grad_hooks", ())),
+            tuple(tensor.__dict__.get("_post_accumulate_hooks", ())))
+
+
 # ---- inference mode ------------------------------------------------------------------------
 # Serial intervals [start, end) of tensors born in inference mode; the last may be open.
 _inference_starts: list = []

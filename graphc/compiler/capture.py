@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from graphc import creation
+from graphc.autograd.hooks import leaf_hook_ids
 from graphc.compiler.guards import (Guard, Guards, LiftedGuard, MembersGuard, Recorder,
                                     attribute_guards, closure_guards, global_guards,
                                     is_constant, optimizer_guards)
@@ -272,7 +273,7 @@ def _guards(fn, roots, labels, recorder, sources, dynamic_hyper, params) -> Guar
         if is_optimizer(root):
             always += optimizer_guards(label, root, dynamic_hyper)
     if params:
-        always.append(Guard("which parameters have a .grad",
+        always.append(Guard("which parameters have a .grad, and their gradient hooks",
                             functools.partial(_grad_presence, params),
                             _grad_presence(params)))
     on_modules = [MembersGuard(label, root) for label, root in roots
@@ -282,10 +283,10 @@ def _guards(fn, roots, labels, recorder, sources, dynamic_hyper, params) -> Guar
 
 
 def _grad_presence(params) -> tuple:
-    """Which parameters have no ``.grad``: code that touches gradients
-    (``loss.backward()`` accumulates into an existing grad, or creates it) traces
-    differently for each."""
-    return tuple(p.grad is None for p in params)
+    """Which parameters have no ``.grad``, and their gradient hooks: code that touches
+    gradients (``loss.backward()`` accumulates into an existing grad, or creates it, and
+    runs the hooks while tracing) traces differently for each."""
+    return tuple((p.grad is None, leaf_hook_ids(p)) for p in params)
 
 
 def _check_no_escapes(optim_state):

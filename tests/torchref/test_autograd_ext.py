@@ -564,3 +564,35 @@ def test_global_module_forward_hook_matches_pytorch():
 
     assert run(graphc, graphc.nn.hooks.register_module_forward_hook) == \
         run(torch, torch.nn.modules.module.register_module_forward_hook)
+
+
+def test_leaf_hooks_in_a_compiled_training_step_and_added_later():
+    def run(lib, compiled):
+        m = lib.nn.Linear(3, 2)
+        with lib.no_grad():
+            m.weight.copy_(lib.tensor(np.arange(6, dtype=np.float32).reshape(2, 3) / 10))
+            m.bias.zero_()
+        m.weight.register_hook(lambda g: g.clamp(-0.5, 0.5))
+
+        def step(x):
+            loss = m(x).pow(2).sum()
+            loss.backward()
+            return loss
+
+        run_step = graphc.compile(step, fullgraph=True) if compiled else step
+        grads = []
+        for i in range(3):
+            if i == 2:
+                m.bias.register_hook(lambda g: g * 0 + 1)     # after compiling
+            m.zero_grad()
+            run_step(lib.ones(4, 3))
+            grads.append([to_numpy(m.weight.grad).tolist(), to_numpy(m.bias.grad).tolist()])
+        return grads
+
+    want = run(torch, False)
+    assert run(graphc, False) == want
+    got = run(graphc, True)
+    def flat(grads):
+        return [np.concatenate([np.ravel(w), np.ravel(b)]) for w, b in grads]
+
+    np.testing.assert_allclose(flat(got), flat(want), rtol=1e-6)
