@@ -9,6 +9,7 @@ serial: every tensor born while inference mode was on is one, with no per-tensor
 from __future__ import annotations
 
 import bisect
+import functools
 import contextlib
 import itertools
 import warnings
@@ -63,17 +64,13 @@ def apply_hooks(hooks, grad):
 def _check_requires_grad(tensor: Tensor) -> None:
     if not tensor._requires_grad:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    if context.active_trace() is not None:
-        raise context.GraphBreak(
-            f"Tensor.register_hook inside a compiled function ({context.user_source_line()})"
-            f": graphc cannot run a Python gradient hook in a compiled backward; register it "
-            f"outside the compiled function, or use an autograd.Function whose backward "
-            f"changes the gradient")
 
 
 def register_hook(tensor: Tensor, hook) -> RemovableHandle:
     """``Tensor.register_hook``: ``hook(grad)`` runs when the gradient of ``tensor`` is
-    computed and may return a replacement."""
+    computed and may return a replacement.  While tracing, the hooks of the tensor's
+    value also go to the trace: the autodiff pass applies them when it traces the
+    backward (so a hook's Python side effects happen once per trace)."""
     _check_requires_grad(tensor)
     node = tensor.grad_fn
     if node is None:
@@ -82,6 +79,9 @@ def register_hook(tensor: Tensor, hook) -> RemovableHandle:
         if getattr(node, "hooks", None) is None:
             node.hooks = {}
         table = node.hooks.setdefault(tensor._output_nr, OrderedDict())
+    tr = context.active_trace()
+    if tr is not None:
+        tr.grad_hooks[tr.value_of(tensor)] = functools.partial(apply_hooks, table)
     return add_hook(table, hook)
 
 

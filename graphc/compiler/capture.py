@@ -162,6 +162,7 @@ class Capture:
     differentiable: set
     guards: Guards
     custom_vjps: dict = field(default_factory=dict)   # Value -> CustomVJP (autograd.Function)
+    grad_hooks: dict = field(default_factory=dict)    # Value -> its Tensor.register_hook hooks
 
 
 def capture(fn, args, kwargs, leaves, spec, dynamic: set, name) -> Capture:
@@ -260,7 +261,7 @@ def capture(fn, args, kwargs, leaves, spec, dynamic: set, name) -> Capture:
         results_require_grad=any(t._requires_grad for t in outs),
         writebacks=writebacks, arg_writebacks=arg_writebacks, grad_effects=grad_effects,
         arg_grad_effects=arg_grad_effects, touches_grads=touches_grads, differentiable=set(tr.differentiable), guards=guards,
-        custom_vjps=tr.custom_vjps)
+        custom_vjps=tr.custom_vjps, grad_hooks=tr.grad_hooks)
 
 
 def _guards(fn, roots, labels, recorder, sources, dynamic_hyper, params) -> Guards:

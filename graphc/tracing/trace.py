@@ -42,6 +42,7 @@ class Trace:
         self._number_tracers: dict = {}  # key -> its tracer
         self.differentiable: set = set()  # Values that required grad when recorded
         self.custom_vjps: dict = {}     # output Value -> its CustomVJP (autograd.Function)
+        self.grad_hooks: dict = {}      # Value -> fn(grad) -> grad (Tensor.register_hook)
         self.ran_backward = False       # the traced code ran a backward pass
         self.constants: dict = {}       # id(tensor) -> (tensor, Value)
         self.names = names or {}        # id(tensor) -> a name hint
