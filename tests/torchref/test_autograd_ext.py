@@ -604,3 +604,41 @@ def test_leaf_hooks_in_a_compiled_training_step_and_added_later():
         return [np.concatenate([np.ravel(w), np.ravel(b)]) for w, b in grads]
 
     np.testing.assert_allclose(flat(got), flat(want), rtol=1e-6)
+
+
+def test_function_double_backward_and_nesting_through_the_autodiff_pass():
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 4)).astype(np.float32)
+
+    def fns(lib):
+        _, ScaledExp, _, ClipGrad = functions(lib)
+
+        class Matmul(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, a, b):
+                ctx.save_for_backward(a, b)
+                return a @ b
+
+            @staticmethod
+            def backward(ctx, g):
+                a, b = ctx.saved_tensors
+                return g @ b.T, a.T @ g
+        return ScaledExp, ClipGrad, Matmul
+
+    def f(lib, a, b):
+        ScaledExp, ClipGrad, Matmul = fns(lib)
+        y = ScaledExp.apply(ClipGrad.apply(a, 0.3) * 0.2, a[0] * 0.1, 1.0)   # nested
+        unused = Matmul.apply(a, b) * 2                                       # noqa: F841
+        return Matmul.apply(y + a, b).tanh() * 3
+
+    want = _grads_through_compiled_backward(torch, f, x, w)
+    got = _grads_through_compiled_backward(graphc, f, x, w)
+    for g, w_ in zip(got, want):
+        assert_close(g, w_, 1e-5, 1e-5, "nested Functions")
+    hessians = []
+    for lib in (torch, graphc):
+        _, _, Matmul = fns(lib)
+        hessians.append(to_numpy(lib.autograd.functional.hessian(
+            lambda a: Matmul.apply(a.reshape(2, 3), lib.tensor(w)).pow(3).sum(),
+            lib.tensor(x.reshape(-1)))))
+    assert_close(hessians[1], hessians[0], 1e-4, 1e-4, "hessian through a Function")
