@@ -130,6 +130,14 @@ def is_inference(tensor: Tensor) -> bool:
     return i >= 0 and (i >= len(_inference_ends) or tensor._serial < _inference_ends[i])
 
 
+def check_inplace_on_inference(tensor: Tensor) -> None:
+    if _inference_starts and not _inference_depth and is_inference(tensor):
+        raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not "
+                           "allowed.You can make a clone to get a normal tensor before doing "
+                           "inplace update.See https://github.com/pytorch/rfcs/pull/17 for "
+                           "more details.")
+
+
 class inference_mode(contextlib.ContextDecorator):
     """``graphc.inference_mode(mode=True)``: no_grad, and tensors made inside are
     inference tensors, which autograd refuses to save later.  A context manager and a

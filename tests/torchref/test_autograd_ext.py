@@ -437,6 +437,9 @@ def test_inference_mode_matches_pytorch():
         log += [a.is_inference(), x.is_inference(), lib.is_inference_mode_enabled()]
         log.append(_error(lambda: (a * x).sum().backward()))
         log.append(to_numpy((a + x).sum()).tolist())
+        log.append(_error(lambda: a.add_(1)))
+        log.append(_error(lambda: a.__setitem__(0, 2.0)))
+        log.append(a.clone().add_(1).is_inference())   # (PyTorch writes before it raises)
 
         @lib.inference_mode()
         def f(t):
