@@ -44,6 +44,37 @@ HOOK_TABLES = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward
                "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
                "_backward_pre_hooks", "_backward_hooks")
 
+STATE_DICT_HOOK_TABLES = ("_state_dict_pre_hooks", "_state_dict_hooks",
+                          "_load_state_dict_post_hooks")
+
+
+def run_state_dict_pre_hooks(module, prefix, keep_vars) -> None:
+    for hook in list(module._state_dict_pre_hooks.values()):
+        hook(module, prefix, keep_vars)
+
+
+def run_state_dict_post_hooks(module, destination, prefix):
+    for hook, public in list(module._state_dict_hooks.values()):
+        result = hook(module, destination, prefix, {"version": 1})
+        if public and result is not None:
+            raise RuntimeError("state_dict post-hook must return None")
+        if result is not None:
+            destination = result
+    return destination
+
+
+def run_load_state_dict_post_hooks(module, incompatible_keys) -> None:
+    """Each module's hooks, children before parents, as PyTorch calls them."""
+    for child in module._modules.values():
+        if child is not None:
+            run_load_state_dict_post_hooks(child, incompatible_keys)
+    for hook in list(module._load_state_dict_post_hooks.values()):
+        if hook(module, incompatible_keys) is not None:
+            raise AssertionError("Hooks registered with ``register_load_state_dict_post_hook`` "
+                                 "are not expected to return new values, if incompatible_keys "
+                                 "need to be modified, it should be done inplace.")
+
+
 # Global hooks (register_module_*): run before every module's own.
 _global_forward_pre_hooks: OrderedDict = OrderedDict()
 _global_forward_hooks: OrderedDict = OrderedDict()
@@ -83,6 +114,27 @@ class ModuleHooks:
         object.__setattr__(self, "_hook_state", 0)
         for name in HOOK_TABLES:
             object.__setattr__(self, name, HookTable(self))
+        for name in STATE_DICT_HOOK_TABLES:
+            object.__setattr__(self, name, OrderedDict())
+
+    def register_state_dict_pre_hook(self, hook):
+        """``hook(module, prefix, keep_vars)`` runs before ``state_dict`` collects this
+        module."""
+        return add_hook(self._state_dict_pre_hooks, hook)
+
+    def register_state_dict_post_hook(self, hook):
+        """``hook(module, state_dict, prefix, local_metadata)`` runs after; it may change
+        ``state_dict`` in place and must return None."""
+        return add_hook(self._state_dict_hooks, (hook, True))
+
+    def _register_state_dict_hook(self, hook):
+        """The older post hook: a dict it returns replaces the state_dict."""
+        return add_hook(self._state_dict_hooks, (hook, False))
+
+    def register_load_state_dict_post_hook(self, hook):
+        """``hook(module, incompatible_keys)`` runs after ``load_state_dict`` loaded,
+        before strict checking: it may edit the missing and unexpected key lists."""
+        return add_hook(self._load_state_dict_post_hooks, hook)
 
     def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
         """``hook(module, args)`` (``hook(module, args, kwargs)`` with ``with_kwargs``)

@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from graphc import autograd, dtypes
 from graphc.creation import empty
 from graphc.cuda import check_device
-from graphc.nn.hooks import ModuleHooks, call_with_hooks, has_global_hooks
+from graphc.nn.hooks import (ModuleHooks, call_with_hooks, has_global_hooks,
+                             run_load_state_dict_post_hooks, run_state_dict_post_hooks,
+                             run_state_dict_pre_hooks)
 from graphc.tensor import Tensor, to_arguments, typename
 
 
@@ -370,13 +372,14 @@ class Module(ModuleHooks):
         values are detached tensors sharing storage with the module's."""
         if destination is None:
             destination = OrderedDict()
+        run_state_dict_pre_hooks(self, prefix, keep_vars)
         for name, value in self._local_state().items():
             destination[prefix + name] = value if keep_vars else value.detach()
         for name, module in self._modules.items():
             if module is not None:
                 module.state_dict(destination=destination, prefix=prefix + name + ".",
                                   keep_vars=keep_vars)
-        return destination
+        return run_state_dict_post_hooks(self, destination, prefix)
 
     def load_state_dict(self, state_dict, strict: bool = True):
         """Copy ``state_dict``'s values into the existing parameters and buffers in place,
@@ -385,6 +388,7 @@ class Module(ModuleHooks):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         missing, unexpected, errors = [], [], []
         self._load_tree(dict(state_dict), "", missing, unexpected, errors)
+        run_load_state_dict_post_hooks(self, _IncompatibleKeys(missing, unexpected))
         if strict:
             if unexpected:
                 errors.insert(0, "Unexpected key(s) in state_dict: {}. ".format(

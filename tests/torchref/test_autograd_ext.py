@@ -645,3 +645,25 @@ def test_function_double_backward_and_nesting_through_the_autodiff_pass():
             lambda a: Matmul.apply(a.reshape(2, 3), lib.tensor(w)).pow(3).sum(),
             lib.tensor(x.reshape(-1)))))
     assert_close(hessians[1], hessians[0], 1e-4, 1e-4, "hessian through a Function")
+
+
+def test_state_dict_hooks_match_pytorch():
+    def run(lib):
+        log = []
+        m = lib.nn.Sequential(lib.nn.Linear(2, 2))
+        m[0].register_state_dict_pre_hook(lambda mod, prefix, keep: log.append((prefix, keep)))
+        m[0].register_state_dict_post_hook(
+            lambda mod, sd, prefix, meta: log.append((prefix, list(sd), meta)))
+        m._register_state_dict_hook(
+            lambda mod, sd, prefix, meta: {k.replace("weight", "W"): v for k, v in sd.items()})
+        log.append(list(m.state_dict(prefix="p.")))
+        handle = m.register_state_dict_post_hook(lambda mod, sd, prefix, meta: {})
+        log.append(_error(m.state_dict))
+        handle.remove()
+        loaded = lib.nn.Sequential(lib.nn.Linear(2, 2))
+        loaded[0].register_load_state_dict_post_hook(
+            lambda mod, keys: keys.missing_keys.remove("0.bias"))
+        log.append(repr(loaded.load_state_dict({"0.weight": lib.zeros(2, 2)})))
+        return log
+
+    assert run(graphc) == run(torch)
