@@ -47,6 +47,8 @@ class FunctionCtx:
         self.to_save = tuple(saved)
 
     def save_for_forward(self, *tensors):
+        """Accepted so Functions written for forward mode still run backward; graphc has
+        no forward-mode AD (``jvp``), the only reader."""
         self.saved_for_forward = tensors
 
     def mark_dirty(self, *tensors):
@@ -113,13 +115,9 @@ class BackwardCFunction(FunctionCtx):
         if self.materialize_grads:
             grads = [zeros(shape, dtype=dtype) if g is None else g
                      for g, (shape, dtype) in zip(grads, self.output_types)]
-        backward = self._forward_cls.backward
-        if backward is Function.backward and self._forward_cls.vjp is Function.vjp:
-            raise NotImplementedError("You must implement either the backward or vjp method "
-                                      "for your custom autograd.Function to use it with "
-                                      "backward mode AD.")
-        result = self._forward_cls.backward(self, *grads)
-        return self._input_grads(result)
+        cls = self._forward_cls
+        backward = cls.vjp if cls.backward is Function.backward else cls.backward
+        return self._input_grads(backward(self, *grads))
 
     def _input_grads(self, result):
         """Check backward's result against forward's arguments (PyTorch's errors) and keep
