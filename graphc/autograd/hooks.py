@@ -123,11 +123,13 @@ def is_inference_mode_enabled() -> bool:
 
 
 def is_inference(tensor: Tensor) -> bool:
-    """``Tensor.is_inference()``: the tensor was born inside ``inference_mode``."""
+    """``Tensor.is_inference()``: the tensor, or the base it is a view of, was born inside
+    ``inference_mode``."""
     if not _inference_starts:
         return False
-    i = bisect.bisect_right(_inference_starts, tensor._serial) - 1
-    return i >= 0 and (i >= len(_inference_ends) or tensor._serial < _inference_ends[i])
+    owner = tensor._base if tensor._base is not None else tensor
+    i = bisect.bisect_right(_inference_starts, owner._serial) - 1
+    return i >= 0 and (i >= len(_inference_ends) or owner._serial < _inference_ends[i])
 
 
 def check_inplace_on_inference(tensor: Tensor) -> None:

@@ -79,6 +79,7 @@ def run_load_state_dict_post_hooks(module, incompatible_keys) -> None:
 _global_forward_pre_hooks: OrderedDict = OrderedDict()
 _global_forward_hooks: OrderedDict = OrderedDict()
 _global_forward_hooks_always_called: OrderedDict = OrderedDict()
+_global_forward_hooks_with_kwargs: OrderedDict = OrderedDict()
 _global_backward_pre_hooks: OrderedDict = OrderedDict()
 _global_backward_hooks: OrderedDict = OrderedDict()
 
@@ -92,8 +93,11 @@ def register_module_forward_pre_hook(hook):
     return add_hook(_global_forward_pre_hooks, hook)
 
 
-def register_module_forward_hook(hook, *, always_call=False):
-    handle = add_hook(_global_forward_hooks, hook, False, _global_forward_hooks_always_called)
+def register_module_forward_hook(hook, *, with_kwargs=False, always_call=False):
+    handle = add_hook(_global_forward_hooks, hook, False, _global_forward_hooks_always_called,
+                      _global_forward_hooks_with_kwargs)
+    if with_kwargs:
+        _global_forward_hooks_with_kwargs[handle.id] = True
     if always_call:
         _global_forward_hooks_always_called[handle.id] = True
     return handle
@@ -204,10 +208,7 @@ def call_with_hooks(module, args, kwargs):
         result = module.forward(*args, **kwargs)
         for hook_id, hook in forward_hooks:
             called.add(hook_id)
-            if hook_id in module._forward_hooks_with_kwargs:
-                out = hook(module, args, kwargs, result)
-            else:
-                out = hook(module, args, result)
+            out = _run_forward_hook(module, hook_id, hook, args, kwargs, result)
             if out is not None:
                 result = out
         if state is not None:
@@ -217,10 +218,7 @@ def call_with_hooks(module, args, kwargs):
         for hook_id, hook in forward_hooks:
             if hook_id in always and hook_id not in called:
                 try:
-                    if hook_id in module._forward_hooks_with_kwargs:
-                        out = hook(module, args, kwargs, result)
-                    else:
-                        out = hook(module, args, result)
+                    out = _run_forward_hook(module, hook_id, hook, args, kwargs, result)
                     if out is not None:
                         result = out
                 except Exception as e:
@@ -228,6 +226,13 @@ def call_with_hooks(module, args, kwargs):
                                   f"raised an exception that was silenced as another error "
                                   f"was raised in forward: {e}")
         raise
+
+
+def _run_forward_hook(module, hook_id, hook, args, kwargs, result):
+    if hook_id in module._forward_hooks_with_kwargs or \
+            hook_id in _global_forward_hooks_with_kwargs:
+        return hook(module, args, kwargs, result)
+    return hook(module, args, result)
 
 
 class BackwardHookState:

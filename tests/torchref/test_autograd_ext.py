@@ -434,7 +434,8 @@ def test_inference_mode_matches_pytorch():
             with lib.inference_mode(False):
                 log.append(lib.ones(1).is_inference())
             log.append(lib.ones(1).is_inference())
-        log += [a.is_inference(), x.is_inference(), lib.is_inference_mode_enabled()]
+        log += [a.is_inference(), x.is_inference(), lib.is_inference_mode_enabled(),
+                a[1:].is_inference(), a.reshape(3, 1).is_inference(), (a * 2).is_inference()]
         log.append(_error(lambda: (a * x).sum().backward()))
         log.append(to_numpy((a + x).sum()).tolist())
         log.append(_error(lambda: a.add_(1)))
