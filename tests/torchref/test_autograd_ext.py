@@ -668,3 +668,25 @@ def test_state_dict_hooks_match_pytorch():
         return log
 
     assert run(graphc) == run(torch)
+
+
+def test_gradient_reversal_layer_returning_a_view():
+    """DANN's gradient reversal: forward returns ``x.view_as(x)``, backward negates."""
+    def grl(lib):
+        class GradReverse(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, alpha):
+                ctx.alpha = alpha
+                return x.view_as(x)
+
+            @staticmethod
+            def backward(ctx, grad):
+                return grad.neg() * ctx.alpha, None
+        return GradReverse
+
+    x = rng.standard_normal((3, 2)).astype(np.float32)
+    check_function(lambda lib, a: grl(lib).apply(a.tanh(), 0.7) * a, x)
+    want = _grads_through_compiled_backward(torch, lambda lib, a: grl(lib).apply(a, 0.7) * a, x)
+    got = _grads_through_compiled_backward(graphc, lambda lib, a: grl(lib).apply(a, 0.7) * a, x)
+    for g, w in zip(got, want):
+        assert_close(g, w, 1e-6, 1e-6, "gradient reversal")
