@@ -21,7 +21,8 @@ from graphc.tensor import Tensor
 
 
 class HookTable(OrderedDict):
-    """One of a module's hook tables: every change bumps the owner's ``_hook_state``."""
+    """One of a module's hook tables: every change tells the owner
+    (``Module._hooks_changed``)."""
 
     def __init__(self, owner=None):
         super().__init__()
@@ -29,7 +30,7 @@ class HookTable(OrderedDict):
 
     def _touch(self):
         if self.owner is not None:
-            self.owner._hook_state = self.owner._hook_state + 1   # Module.__setattr__
+            self.owner._hooks_changed()
 
     def __setitem__(self, key, value):
         super().__setitem__(key, value)

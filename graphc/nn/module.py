@@ -152,6 +152,12 @@ class Module(ModuleHooks):
             return call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
+    def _hooks_changed(self) -> None:
+        """A hook was added or removed: ``_hook_state`` moves, and compiled code that read
+        it while tracing checks its guards again."""
+        _changed()
+        object.__setattr__(self, "_hook_state", self._hook_state + 1)
+
     # ---- registration --------------------------------------------------------------------
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
         """A tensor that is state but not a parameter (BatchNorm's ``running_mean``);

@@ -690,3 +690,15 @@ def test_gradient_reversal_layer_returning_a_view():
     got = _grads_through_compiled_backward(graphc, lambda lib, a: grl(lib).apply(a, 0.7) * a, x)
     for g, w in zip(got, want):
         assert_close(g, w, 1e-6, 1e-6, "gradient reversal")
+
+
+def test_hooks_on_the_compiled_module_itself():
+    m = graphc.nn.Linear(2, 2)
+    compiled = graphc.compile(m)
+    log = []
+    handle = compiled.register_forward_hook(lambda mod, args, out: log.append(mod))
+    compiled(graphc.ones(1, 2))
+    compiled(graphc.ones(1, 2))
+    handle.remove()
+    compiled(graphc.ones(1, 2))
+    assert log == [compiled, compiled] and m._hook_state == 0
