@@ -265,7 +265,8 @@ def _connect(ctx, tensors, output):
         if id(out) in inputs and id(out) not in dirty:
             # Returned unchanged: a new tensor on the same storage carries the history.
             alias = Tensor._wrap(out._array, out.dtype)
-            alias._version, alias._base = out._version, out._base or out
+            alias._version = out._version
+            alias._base = out._base if out._base is not None else out
             out = alias
         nr = len(types)
         types.append((tuple(out.shape), out.dtype))
