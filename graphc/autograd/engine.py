@@ -23,7 +23,8 @@ class Node:
 
     The engine sees any node through ``inputs``, ``n_outputs``, ``apply(grads)`` (one
     gradient or None per output in, one per input out), ``freed`` and ``retained``, and
-    ``edges`` where the node records them (see :func:`input_edges`).
+    ``edges`` and ``hooks`` (tensor hooks by output number) where the node has them (see
+    :func:`input_edges`, ``hooks.register_hook``).
     """
     __slots__ = ("prim", "inputs", "edges", "attrs", "out_data", "out_dtype", "versions",
                  "out_version", "freed", "retained", "hooks", "__weakref__")
