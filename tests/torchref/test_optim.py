@@ -1,0 +1,439 @@
+"""graphc.optim and graphc.optim.lr_scheduler against PyTorch: every optimizer and
+scheduler, eagerly and with the optimizer step compiled (``check_optimizer``), plus
+defaults, errors, state dicts (resuming from PyTorch's) and learning-rate histories."""
+import warnings
+
+import numpy as np
+import pytest
+
+import graphc
+from harness import assert_close, check_optimizer, to_numpy, torch
+
+# ---- optimizers -----------------------------------------------------------------------------------
+OPTIMIZERS = {
+    "sgd_momentum_dampening_maximize": lambda lib, ps: lib.optim.SGD(
+        ps, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01, maximize=True),
+    "sgd_nesterov": lambda lib, ps: lib.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "adam_amsgrad": lambda lib, ps: lib.optim.Adam(ps, lr=0.01, amsgrad=True, weight_decay=0.1),
+    "adamw_maximize": lambda lib, ps: lib.optim.AdamW(ps, lr=0.01, amsgrad=True, maximize=True),
+    "rmsprop_centered_momentum": lambda lib, ps: lib.optim.RMSprop(
+        ps, lr=0.01, centered=True, momentum=0.5, weight_decay=0.1),
+    "adagrad_lr_decay": lambda lib, ps: lib.optim.Adagrad(
+        ps, lr=0.1, lr_decay=0.1, initial_accumulator_value=0.5, weight_decay=0.1),
+    "adadelta": lambda lib, ps: lib.optim.Adadelta(ps, lr=0.5, weight_decay=0.1),
+    "adadelta_maximize": lambda lib, ps: lib.optim.Adadelta(ps, rho=0.5, maximize=True),
+    "adamax": lambda lib, ps: lib.optim.Adamax(ps, lr=0.01, weight_decay=0.1),
+    "adamax_maximize": lambda lib, ps: lib.optim.Adamax(ps, betas=(0.5, 0.9), maximize=True),
+    "nadam": lambda lib, ps: lib.optim.NAdam(ps, lr=0.01, weight_decay=0.1,
+                                             momentum_decay=0.1),
+    "nadamw_maximize": lambda lib, ps: lib.optim.NAdam(
+        ps, lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+    "radam": lambda lib, ps: lib.optim.RAdam(ps, lr=0.01, weight_decay=0.1),
+    # beta2 = 0.5 makes rho_t cross 5 within the steps, switching on the adaptive step.
+    "radamw_rectified": lambda lib, ps: lib.optim.RAdam(
+        ps, lr=0.01, betas=(0.9, 0.5), weight_decay=0.1, decoupled_weight_decay=True),
+    "asgd": lambda lib, ps: lib.optim.ASGD(ps, lr=0.05, lambd=0.1, t0=2, weight_decay=0.1),
+    "asgd_maximize": lambda lib, ps: lib.optim.ASGD(ps, maximize=True),
+    "rprop": lambda lib, ps: lib.optim.Rprop(ps, lr=0.05, step_sizes=(1e-3, 0.08)),
+    "rprop_maximize": lambda lib, ps: lib.optim.Rprop(ps, etas=(0.3, 1.5), maximize=True),
+}
+GROUPED = {"sgd_nesterov", "adam_amsgrad", "adadelta", "adamax", "nadam", "radam", "asgd",
+           "rprop"}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizer_matches_pytorch(name):
+    check_optimizer(OPTIMIZERS[name], steps=5, groups=name in GROUPED)
+
+
+@pytest.mark.parametrize("kw", [dict(lr=0.5, max_iter=4, history_size=3),
+                                dict(lr=1, max_iter=5, history_size=3,
+                                     line_search_fn="strong_wolfe"),
+                                dict(lr=1, max_iter=3, max_eval=4, tolerance_grad=1e-3,
+                                     tolerance_change=1e-4, line_search_fn="strong_wolfe")])
+def test_lbfgs_matches_pytorch(kw):
+    # Near convergence the line search amplifies float32 rounding of the loss itself.
+    check_optimizer(lambda lib, ps: lib.optim.LBFGS(ps, **kw), steps=4, modes=(),
+                    rtol=1e-4, atol=1e-5)
+
+
+def test_lbfgs_step_is_a_graph_break():
+    w = graphc.ones(3, requires_grad=True)
+    opt = graphc.optim.LBFGS([w])
+
+    def closure():
+        opt.zero_grad()
+        loss = (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    step = graphc.compile(lambda: opt.step(closure), fullgraph=True)
+    with pytest.raises(graphc.GraphBreak, match="LBFGS.step"):
+        step()
+    lenient = graphc.compile(lambda: opt.step(closure))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lenient()       # runs eagerly
+    np.testing.assert_allclose(to_numpy(w), np.zeros(3), atol=1e-6)
+
+
+def test_lbfgs_needs_one_group_and_a_known_line_search():
+    groups = [{"params": [graphc.ones(2, requires_grad=True)]},
+              {"params": [graphc.ones(2, requires_grad=True)]}]
+    with pytest.raises(ValueError, match="per-parameter options"):
+        graphc.optim.LBFGS(groups)
+    w = graphc.ones(2, requires_grad=True)
+    opt = graphc.optim.LBFGS([w], line_search_fn="backtracking")
+
+    def closure():
+        opt.zero_grad()
+        loss = (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(RuntimeError, match="only 'strong_wolfe' is supported"):
+        opt.step(closure)
+
+
+def test_sparse_adam_points_to_adam():
+    with pytest.raises(NotImplementedError, match=r"SparseAdam.*graphc.optim.Adam"):
+        graphc.optim.SparseAdam([graphc.zeros(2, requires_grad=True)])
+
+
+NAMES = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
+         "ASGD", "Rprop", "LBFGS"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_defaults_and_repr_match_pytorch(name):
+    t = getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)])
+    g = getattr(graphc.optim, name)([graphc.zeros(2, requires_grad=True)])
+    assert list(g.defaults.items()) == list(t.defaults.items())
+    assert repr(g) == repr(t)
+
+
+BAD = [("SGD", dict(lr=-1)), ("SGD", dict(momentum=-1)), ("SGD", dict(nesterov=True)),
+       ("SGD", dict(momentum=0.9, nesterov=True, dampening=0.1)),
+       ("Adam", dict(betas=(1.0, 0.9))), ("AdamW", dict(eps=-1)),
+       ("RMSprop", dict(alpha=-1)), ("Adagrad", dict(lr_decay=-1)),
+       ("Adadelta", dict(lr=-1)), ("Adadelta", dict(rho=1.5)), ("Adadelta", dict(eps=-1)),
+       ("Adadelta", dict(weight_decay=-1)), ("Adamax", dict(betas=(0.9, 1.0))),
+       ("Adamax", dict(eps=-1)), ("NAdam", dict(momentum_decay=-1)),
+       ("NAdam", dict(betas=(-0.1, 0.9))), ("RAdam", dict(weight_decay=-1)),
+       ("RAdam", dict(lr=-1)), ("ASGD", dict(lr=-1)), ("ASGD", dict(weight_decay=-1)),
+       ("Rprop", dict(etas=(1.5, 1.2))), ("Rprop", dict(etas=(0.5, 0.9))),
+       ("Rprop", dict(lr=-0.1)), ("LBFGS", dict(lr=-1))]
+
+
+@pytest.mark.parametrize("name, kw", BAD)
+def test_bad_hyperparameters_raise_as_pytorch(name, kw):
+    with pytest.raises(Exception) as want:
+        getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)], **kw)
+    with pytest.raises(type(want.value), match=None) as got:
+        getattr(graphc.optim, name)([graphc.zeros(2, requires_grad=True)], **kw)
+    assert str(got.value) == str(want.value)
+
+
+def _to_graphc(value):
+    if isinstance(value, torch.Tensor):
+        return graphc.tensor(to_numpy(value))
+    if isinstance(value, dict):
+        return {k: _to_graphc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_graphc(v) for v in value]
+    return value
+
+
+RESUMED = ["adadelta", "adamax", "nadamw_maximize", "radamw_rectified", "asgd", "rprop",
+           "rmsprop_centered_momentum", "adagrad_lr_decay"]
+
+
+@pytest.mark.parametrize("name", RESUMED)
+def test_resumes_from_pytorch_state_dict(name):
+    """PyTorch's state dict, saved after three steps, loads into graphc's optimizer:
+    same state tensors (dtype and shape), and the next steps give the same parameters."""
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal((3, 4)).astype(np.float32)
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+
+    def run(lib, w, opt, steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            ((lib.tensor(x) @ w).sin() ** 2).sum().backward()
+            opt.step()
+
+    tw = torch.tensor(w0, requires_grad=True)
+    topt = OPTIMIZERS[name](torch, [tw])
+    run(torch, tw, topt, 3)
+    saved = topt.state_dict()
+    gw = graphc.tensor(to_numpy(tw), requires_grad=True)
+    gopt = OPTIMIZERS[name](graphc, [gw])
+    gopt.load_state_dict(_to_graphc(saved))
+    for key, value in saved["state"][0].items():
+        assert_close(gopt.state[gw][key], value, 0, 0, f"state {key!r}")
+    run(torch, tw, topt, 3)
+    run(graphc, gw, gopt, 3)
+    assert_close(gw, tw, 1e-5, 1e-6, "parameters after resuming")
+    assert list(gopt.state_dict()["param_groups"][0]) == list(topt.state_dict()["param_groups"][0])
+
+
+def test_compiled_step_follows_schedules_without_recompiling():
+    """Hyperparameters a scheduler changes (lr, momentum, beta1) are runtime inputs of
+    the compiled step."""
+    cases = [(lambda ps: graphc.optim.Adam(ps, lr=0.01),
+              lambda o: graphc.optim.lr_scheduler.OneCycleLR(o, 0.1, total_steps=10)),
+             (lambda ps: graphc.optim.SGD(ps, lr=0.01, momentum=0.9),
+              lambda o: graphc.optim.lr_scheduler.CyclicLR(o, 0.01, 0.1, step_size_up=2)),
+             (lambda ps: graphc.optim.NAdam(ps), lambda o: graphc.optim.lr_scheduler.OneCycleLR(
+                 o, 0.1, total_steps=10)),
+             (lambda ps: graphc.optim.Rprop(ps), lambda o: graphc.optim.lr_scheduler.LinearLR(o)),
+             (lambda ps: graphc.optim.ASGD(ps), lambda o: graphc.optim.lr_scheduler.LinearLR(o))]
+    for make_opt, make_sched in cases:
+        w = graphc.ones(3, requires_grad=True)
+        opt = make_opt([w])
+        sched = make_sched(opt)
+
+        @graphc.compile(fullgraph=True, backend="interpreter")
+        def step():
+            opt.zero_grad()
+            loss = (w.tanh() ** 2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+
+        for _ in range(8):
+            step()
+            sched.step()
+        assert step.recompiles == 0, type(opt).__name__
+
+
+# ---- schedulers ---------------------------------------------------------------------------------
+def _s(lib):
+    return lib.optim.lr_scheduler
+
+
+SCHEDULERS = {
+    "step": lambda lib, o: _s(lib).StepLR(o, 2, 0.5),
+    "multistep": lambda lib, o: _s(lib).MultiStepLR(o, [1, 3, 3], 0.3),
+    "constant": lambda lib, o: _s(lib).ConstantLR(o, 0.5, 3),
+    "linear": lambda lib, o: _s(lib).LinearLR(o, 0.2, 0.9, 4),
+    "exponential": lambda lib, o: _s(lib).ExponentialLR(o, 0.8),
+    "polynomial": lambda lib, o: _s(lib).PolynomialLR(o, 4, 2.0),
+    "cosine": lambda lib, o: _s(lib).CosineAnnealingLR(o, 2, 0.01),
+    "warm_restarts": lambda lib, o: _s(lib).CosineAnnealingWarmRestarts(o, 2, 2, 0.01),
+    "one_cycle": lambda lib, o: _s(lib).OneCycleLR(o, [0.2, 0.4], total_steps=6),
+    "one_cycle_three_phase_linear": lambda lib, o: _s(lib).OneCycleLR(
+        o, 0.2, epochs=2, steps_per_epoch=3, three_phase=True, anneal_strategy="linear"),
+    "cyclic": lambda lib, o: _s(lib).CyclicLR(o, 0.01, 0.1, step_size_up=2),
+    "cyclic_triangular2": lambda lib, o: _s(lib).CyclicLR(
+        o, [0.01, 0.02], 0.1, step_size_up=1, step_size_down=2, mode="triangular2"),
+    "cyclic_exp_range": lambda lib, o: _s(lib).CyclicLR(
+        o, 0.01, 0.1, step_size_up=2, mode="exp_range", gamma=0.9),
+    "lambda": lambda lib, o: _s(lib).LambdaLR(o, [lambda e: 0.9 ** e, lambda e: 1 / (e + 1)]),
+    "multiplicative": lambda lib, o: _s(lib).MultiplicativeLR(o, lambda e: 0.95),
+    "sequential": lambda lib, o: _s(lib).SequentialLR(
+        o, [_s(lib).LinearLR(o, 0.1, total_iters=2), _s(lib).CosineAnnealingLR(o, 3)], [2]),
+    "chained": lambda lib, o: _s(lib).ChainedScheduler(
+        [_s(lib).ConstantLR(o, 0.5, 2), _s(lib).ExponentialLR(o, 0.9)]),
+}
+MOMENTUM_OPTIMIZER = {  # cyclic schedulers drive momentum (SGD) or beta1 (Adam)
+    "one_cycle": lambda lib, ps: lib.optim.SGD(ps, lr=0.1, momentum=0.9),
+    "one_cycle_three_phase_linear": lambda lib, ps: lib.optim.Adam(ps),
+    "cyclic": lambda lib, ps: lib.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "cyclic_triangular2": lambda lib, ps: lib.optim.NAdam(ps),
+    "cyclic_exp_range": lambda lib, ps: lib.optim.Adamax(ps),
+}
+COMPILED_ON_CPU = {"one_cycle", "cyclic_triangular2"}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_scheduler_matches_pytorch(name):
+    make_opt = MOMENTUM_OPTIMIZER.get(name, lambda lib, ps: lib.optim.SGD(ps, lr=0.1))
+    check_optimizer(make_opt, make_sched=SCHEDULERS[name], steps=6, groups=True,
+                    modes=("cpu", "interpreter") if name in COMPILED_ON_CPU else ("interpreter",))
+
+
+@pytest.mark.parametrize("kw", [dict(patience=1, factor=0.5),
+                                dict(mode="max", threshold_mode="abs", patience=0, cooldown=1,
+                                     min_lr=[0.02, 0.04], factor=0.5)])
+def test_reduce_lr_on_plateau_matches_pytorch(kw):
+    check_optimizer(lambda lib, ps: lib.optim.SGD(ps, lr=0.1),
+                    make_sched=lambda lib, o: _s(lib).ReduceLROnPlateau(o, **kw), steps=6,
+                    groups=True, modes=("interpreter",), sched_step=lambda s, loss: s.step(loss))
+
+
+def _groups(lib, optimizer="SGD"):
+    ps = [lib.zeros(2, requires_grad=True), lib.zeros(2, requires_grad=True)]
+    groups = [{"params": [ps[0]]}, {"params": [ps[1]], "lr": 0.5}]
+    if optimizer == "SGD":
+        return lib.optim.SGD(groups, lr=0.1, momentum=0.9)
+    return lib.optim.Adam(groups, lr=0.1)
+
+
+def _history(lib, make, steps=14, optimizer="SGD"):
+    """Rates, momenta and betas after each of ``steps`` steps, and the state_dict keys."""
+    opt = _groups(lib, optimizer)
+    sched = make(lib, opt)
+
+    def record():
+        return (sched.get_last_lr(), [g["lr"] for g in opt.param_groups],
+                [(g.get("momentum"), g.get("betas")) for g in opt.param_groups])
+
+    history = [record()]
+    for _ in range(min(steps, getattr(sched, "total_steps", steps))):   # OneCycleLR ends
+        opt.step()
+        sched.step()
+        history.append(record())
+    return history, sorted(sched.state_dict()), sorted(opt.param_groups[0])
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_long_schedule_is_exactly_pytorchs(name, optimizer):
+    """Past the end of warmups, cycles and restarts, to the last bit; the state dict
+    (private keys included) has PyTorch's keys."""
+    if optimizer == "Adam" and name == "cyclic":
+        return                  # the same code path as SGD's
+    assert _history(graphc, SCHEDULERS[name], optimizer=optimizer) == \
+        _history(torch, SCHEDULERS[name], optimizer=optimizer)
+
+
+def test_nested_sequential_in_chained_is_exactly_pytorchs():
+    def make(lib, o):
+        return _s(lib).ChainedScheduler([
+            _s(lib).SequentialLR(o, [_s(lib).ConstantLR(o, 0.5, 2), _s(lib).StepLR(o, 2)], [3]),
+            _s(lib).ExponentialLR(o, 0.9)])
+    assert _history(graphc, make) == _history(torch, make)
+
+
+@pytest.mark.parametrize("name", ["step", "multistep", "constant", "linear", "exponential",
+                                  "polynomial", "cosine"])
+def test_step_with_epoch_uses_the_closed_form(name):
+    def run(lib):
+        sched = SCHEDULERS[name](lib, _groups(lib))
+        out = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for epoch in [3, 7, 1, 10]:
+                sched.step(epoch)
+                out.append(sched.get_last_lr())
+        return out
+    assert run(graphc) == run(torch)
+
+
+def test_warm_restarts_with_fractional_epochs():
+    def run(lib):
+        sched = _s(lib).CosineAnnealingWarmRestarts(_groups(lib), 3, 2, 0.01)
+        out = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for epoch in [0.5, 1.7, 3.2, 9.9, 25.0, 2.5, 4]:
+                sched.step(epoch)
+                out.append((sched.get_last_lr(), sched.T_cur, sched.T_i, sched.last_epoch))
+        return out
+    assert run(graphc) == run(torch)
+    with pytest.raises(ValueError, match="Expected non-negative epoch, but got -1"):
+        _s(graphc).CosineAnnealingWarmRestarts(_groups(graphc), 3).step(-1)
+
+
+@pytest.mark.parametrize("kw", [dict(),
+                                dict(mode="max", threshold_mode="abs", cooldown=2, patience=1,
+                                     min_lr=[0.01, 0.2], factor=0.5),
+                                dict(patience=0, eps=0.02, factor=0.5, threshold=0.1)])
+def test_reduce_lr_on_plateau_is_exactly_pytorchs(kw):
+    def run(lib):
+        sched = _s(lib).ReduceLROnPlateau(_groups(lib), **kw)
+        out = []
+        for metric in [5, 4, 4, 4.1, 3, 3, 3, 3, 6, 2, 2, 2, 2, 2, 2, 1]:
+            sched.step(metric)
+            out.append((sched.get_last_lr(), sched.num_bad_epochs, sched.cooldown_counter,
+                        sched.best, sched.in_cooldown))
+        return out, sorted(sched.state_dict())
+    assert run(graphc) == run(torch)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_scheduler_resumes_from_its_state_dict(name):
+    def run(lib):
+        opt = _groups(lib)
+        sched = SCHEDULERS[name](lib, opt)
+        for _ in range(3):
+            opt.step()
+            sched.step()
+        resumed_opt = _groups(lib)
+        resumed_opt.load_state_dict(opt.state_dict())
+        resumed = SCHEDULERS[name](lib, resumed_opt)
+        resumed.load_state_dict(sched.state_dict())
+        out = []
+        for _ in range(3):
+            resumed_opt.step()
+            resumed.step()
+            out.append(resumed.get_last_lr())
+        return out
+    assert run(graphc) == run(torch)
+
+
+def test_warnings_match_pytorch():
+    def run(lib):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            opt = _groups(lib)
+            sched = _s(lib).StepLR(opt, 2)
+            sched.step()            # before opt.step()
+            sched.get_lr()          # outside step()
+            sched.step(3)           # deprecated epoch argument
+            opt.step()
+            sched.step()
+        return [str(w.message) for w in caught]
+    assert run(graphc) == run(torch)
+    assert len(run(graphc)) == 3
+
+
+SCHEDULER_ERRORS = [
+    lambda lib, o: _s(lib).ConstantLR(o, factor=1.5),
+    lambda lib, o: _s(lib).LinearLR(o, start_factor=0),
+    lambda lib, o: _s(lib).LinearLR(o, end_factor=1.5),
+    lambda lib, o: _s(lib).CosineAnnealingWarmRestarts(o, 0),
+    lambda lib, o: _s(lib).CosineAnnealingWarmRestarts(o, 2, T_mult=1.5),
+    lambda lib, o: _s(lib).OneCycleLR(o, 0.1),
+    lambda lib, o: _s(lib).OneCycleLR(o, 0.1, total_steps=0),
+    lambda lib, o: _s(lib).OneCycleLR(o, 0.1, total_steps=5, pct_start=1),
+    lambda lib, o: _s(lib).OneCycleLR(o, 0.1, total_steps=5, anneal_strategy="exp"),
+    lambda lib, o: _s(lib).OneCycleLR(o, [0.1], total_steps=5),
+    lambda lib, o: _s(lib).OneCycleLR(lib.optim.Adagrad(o.param_groups[0]["params"]), 0.1,
+                                      total_steps=5),
+    lambda lib, o: _s(lib).CyclicLR(o, 0.1, 1.0, mode="square"),
+    lambda lib, o: _s(lib).ReduceLROnPlateau(o, factor=1.0),
+    lambda lib, o: _s(lib).ReduceLROnPlateau(o, mode="median"),
+    lambda lib, o: _s(lib).ReduceLROnPlateau(o, threshold_mode="pct"),
+    lambda lib, o: _s(lib).ReduceLROnPlateau(o, min_lr=[0.1]),
+    lambda lib, o: _s(lib).LambdaLR(o, [lambda e: 1.0]),
+    lambda lib, o: _s(lib).MultiplicativeLR(o, [1.0, 2.0]),
+    lambda lib, o: _s(lib).SequentialLR(o, [], []),
+    lambda lib, o: _s(lib).SequentialLR(o, [_s(lib).StepLR(o, 2)], [3]),
+    lambda lib, o: _s(lib).SequentialLR(o, [_s(lib).ReduceLROnPlateau(o)], []),
+    lambda lib, o: _s(lib).ChainedScheduler([]),
+    lambda lib, o: _s(lib).ChainedScheduler([_s(lib).StepLR(o, 2), _s(lib).StepLR(_groups(lib), 2)]),
+    lambda lib, o: _s(lib).StepLR("not an optimizer", 2),
+    lambda lib, o: _s(lib).StepLR(_groups(lib), 2, last_epoch=3),
+]
+
+
+@pytest.mark.parametrize("make", SCHEDULER_ERRORS)
+def test_scheduler_errors_match_pytorch(make):
+    with pytest.raises(Exception) as want:
+        make(torch, _groups(torch))
+    with pytest.raises(type(want.value)) as got:
+        make(graphc, _groups(graphc))
+    if "which is different from" not in str(want.value):   # names the optimizer objects
+        assert str(got.value) == str(want.value)
+
+
+def test_one_cycle_past_total_steps_raises():
+    opt = _groups(graphc)
+    sched = _s(graphc).OneCycleLR(opt, 0.1, total_steps=2)
+    sched.step()
+    sched.step()
+    with pytest.raises(ValueError, match="Tried to step 3 times. The specified number of "
+                                         "total steps is 2"):
+        sched.step()
