@@ -36,9 +36,12 @@ OPTIMIZERS = {
     "asgd_maximize": lambda lib, ps: lib.optim.ASGD(ps, maximize=True),
     "rprop": lambda lib, ps: lib.optim.Rprop(ps, lr=0.05, step_sizes=(1e-3, 0.08)),
     "rprop_maximize": lambda lib, ps: lib.optim.Rprop(ps, etas=(0.3, 1.5), maximize=True),
+    "adafactor": lambda lib, ps: lib.optim.Adafactor(ps),
+    "adafactor_options": lambda lib, ps: lib.optim.Adafactor(
+        ps, lr=0.5, beta2_decay=-0.5, eps=(1e-3, 1e-2), d=1.5, weight_decay=0.1, maximize=True),
 }
 GROUPED = {"sgd_nesterov", "adam_amsgrad", "adadelta", "adamax", "nadam", "radam", "asgd",
-           "rprop"}
+           "rprop", "adafactor_options"}
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
@@ -101,7 +104,7 @@ def test_sparse_adam_points_to_adam():
 
 
 NAMES = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
-         "ASGD", "Rprop", "LBFGS"]
+         "ASGD", "Rprop", "LBFGS", "Adafactor"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -122,7 +125,10 @@ BAD = [("SGD", dict(lr=-1)), ("SGD", dict(momentum=-1)), ("SGD", dict(nesterov=T
        ("NAdam", dict(betas=(-0.1, 0.9))), ("RAdam", dict(weight_decay=-1)),
        ("RAdam", dict(lr=-1)), ("ASGD", dict(lr=-1)), ("ASGD", dict(weight_decay=-1)),
        ("Rprop", dict(etas=(1.5, 1.2))), ("Rprop", dict(etas=(0.5, 0.9))),
-       ("Rprop", dict(lr=-0.1)), ("LBFGS", dict(lr=-1))]
+       ("Rprop", dict(lr=-0.1)), ("LBFGS", dict(lr=-1)), ("Adafactor", dict(lr=-1)),
+       ("Adafactor", dict(beta2_decay=0.1)), ("Adafactor", dict(eps=(-1, 1e-3))),
+       ("Adafactor", dict(eps=(None, -1))), ("Adafactor", dict(d=0.5)),
+       ("Adafactor", dict(weight_decay=-1))]
 
 
 @pytest.mark.parametrize("name, kw", BAD)
@@ -144,7 +150,7 @@ def _to_graphc(value):
     return value
 
 
-RESUMED = ["adadelta", "adamax", "nadamw_maximize", "radamw_rectified", "asgd", "rprop",
+RESUMED = ["adafactor_options", "adadelta", "adamax", "nadamw_maximize", "radamw_rectified", "asgd", "rprop",
            "rmsprop_centered_momentum", "adagrad_lr_decay"]
 
 
