@@ -24,6 +24,8 @@ from graphc.creation import (
     seed, initial_seed, rand, randn, randint, randperm, rand_like, randn_like, randint_like,
     normal)
 from graphc.composite import softmax, log_softmax, logaddexp
+from graphc.composite import cosine_similarity
+from graphc.losses import pairwise_distance, pdist
 from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from graphc import autograd, cuda

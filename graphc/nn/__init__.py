@@ -9,4 +9,9 @@ from graphc.nn.activations import (ReLU, Sigmoid, Tanh, GELU, SiLU, LeakyReLU, E
                                    Hardswish, Softmax, LogSoftmax)
 from graphc.nn.losses import (MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss,
                               BCELoss, BCEWithLogitsLoss)
+from graphc.nn.losses import (KLDivLoss, HuberLoss, SoftMarginLoss, MultiLabelSoftMarginLoss,
+                              MultiMarginLoss, MultiLabelMarginLoss, MarginRankingLoss,
+                              HingeEmbeddingLoss, CosineEmbeddingLoss, TripletMarginLoss,
+                              TripletMarginWithDistanceLoss, PoissonNLLLoss, GaussianNLLLoss)
+from graphc.nn.distance import PairwiseDistance, CosineSimilarity
 from graphc.nn import utils  # noqa: E402

@@ -1,0 +1,312 @@
+"""The loss functions of ``torch.nn.functional`` beyond the classic ones in
+``graphc.composite`` (margin, ranking, embedding, divergence and likelihood losses),
+and the distances they use: ``pairwise_distance`` and ``pdist``.
+
+Every one is a composite of tensor functions, written as PyTorch's kernels compute it
+(same formula, same order of reductions), so it runs eagerly, differentiates, traces and
+compiles.  ``size_average``/``reduce`` are PyTorch's deprecated spellings of
+``reduction`` and are accepted where PyTorch accepts them.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from graphc import dtypes
+from graphc import functional as F
+from graphc.composite import _legacy_reduction, _reduce_loss
+from graphc.creation import tensor as _constant
+
+__all__ = ["kl_div", "huber_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
+           "multi_margin_loss", "multilabel_margin_loss", "margin_ranking_loss",
+           "hinge_embedding_loss", "cosine_embedding_loss", "triplet_margin_loss",
+           "triplet_margin_with_distance_loss", "poisson_nll_loss", "gaussian_nll_loss",
+           "pairwise_distance", "pdist"]
+
+
+def _log_sigmoid(x):
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)), finite for any x."""
+    return F.minimum(x, 0.0) - F.log1p(F.exp(-F.abs(x)))
+
+
+def _xlogy_self(x):
+    """x * log(x), 0 at x = 0 (``torch.xlogy(x, x)``)."""
+    zero = x == 0
+    return F.where(zero, 0.0, x * F.log(F.where(zero, 1.0, x)))
+
+
+# ---- distances ------------------------------------------------------------------------------
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """The p-norm of ``x1 - x2 + eps`` over the last dim (of the broadcast operands)."""
+    dim = max(x1.dim(), x2.dim()) - 1
+    return F.norm(x1 - x2 + eps, p, dim, keepdim)
+
+
+def pdist(input, p=2):
+    """The p-norm distance between each pair of rows of an (N, M) input, in the order of
+    the upper triangle: (0, 1), (0, 2), ..., (N-2, N-1)."""
+    if input.dim() != 2:
+        raise RuntimeError(f"pdist only supports 2D tensors, got: {input.dim()}D")
+    if p < 0:
+        raise RuntimeError("pdist only supports non-negative p values")
+    rows, cols = np.triu_indices(input.shape[0], 1)
+    first = F.index_select(input, 0, _constant(rows.astype(np.int64)))
+    second = F.index_select(input, 0, _constant(cols.astype(np.int64)))
+    return F.norm(first - second, p, 1)
+
+
+# ---- regression and divergence losses -------------------------------------------------------
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """KL(target || exp(input)) pointwise: ``target * (log(target) - input)`` (the target
+    given as log-probabilities with ``log_target``); ``batchmean`` divides the sum by the
+    batch size, which is the true KL divergence."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce, reduction)
+    elif reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and "
+                      "the support size.'batchmean' divides only by the batch size, and "
+                      "aligns with the KL div math definition.'mean' will be changed to "
+                      "behave the same as 'batchmean' in the next major release.",
+                      stacklevel=2)
+    if log_target:
+        loss = F.exp(target) * (target - input)
+    else:
+        loss = _xlogy_self(target) - target * input
+    if reduction == "batchmean":
+        return loss.sum() / input.shape[0] if input.dim() != 0 else loss.sum()
+    return _reduce_loss(loss, reduction, "kl_div")
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """Quadratic (``z**2 / 2``) below ``delta``, linear (``delta * (z - delta / 2)``)
+    above, in ``z = |input - target|``."""
+    _warn_if_broadcast(input, target)
+    z = F.abs(input - target)
+    loss = F.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta))
+    if weight is not None:
+        if tuple(weight.shape) != tuple(input.shape):
+            raise ValueError("Weights and input must have the same size.")
+        loss = loss * weight
+    return _reduce_loss(loss, reduction, "huber_loss")
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8,
+                     reduce=None, reduction="mean"):
+    """Negative log likelihood of ``target`` under Poisson(rate): ``exp(input) - target *
+    input`` with ``log_input``, else ``input - target * log(input + eps)``; ``full`` adds
+    Stirling's approximation of log(target!) where target > 1."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not a valid value for reduction")
+    if log_input:
+        loss = F.exp(input) - target * input
+    else:
+        loss = input - target * F.log(input + eps)
+    if full:
+        big = target > 1
+        safe = F.where(big, target, 2.0)
+        stirling = safe * F.log(safe) - safe + 0.5 * F.log(2 * math.pi * safe)
+        loss = loss + F.where(big, stirling, 0.0)
+    return _reduce_loss(loss, reduction, "poisson_nll_loss")
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    """Negative log likelihood of ``target`` under N(input, var):
+    ``(log(var) + (input - target)**2 / var) / 2`` (+ log(2 pi) / 2 with ``full``).
+    ``var`` may omit the last dim, or have size 1 in one dim.  Values below ``eps`` are
+    raised to it for the loss, but, as in PyTorch, not for the gradient, which flows to
+    ``var`` unclamped."""
+    if isinstance(var, float):
+        if var < 0:
+            raise ValueError("var has negative entry/entries")
+        var = F.expand(_constant(var, dtype=input.dtype), tuple(input.shape))
+    elif F.is_concrete(var) and bool(F.any(var < 0)):
+        raise ValueError("var has negative entry/entries")
+    if tuple(var.shape) != tuple(input.shape):
+        if tuple(input.shape[:-1]) == tuple(var.shape):
+            var = F.unsqueeze(var, -1)
+        elif not (input.dim() == var.dim() and sum(
+                v for i, v in zip(input.shape, var.shape) if i != v) == 1):
+            raise ValueError("var is of incorrect size")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not valid")
+    var = var + (F.clamp(var, min=eps) - var).detach()
+    loss = 0.5 * (F.log(var) + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce_loss(loss, reduction, "gaussian_nll_loss")
+
+
+
+# ---- classification margins ------------------------------------------------------------------
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Two-class logistic loss ``log(1 + exp(-target * input))``, targets +-1."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    return _reduce_loss(F.log1p(F.exp(-target * input)), reduction, "soft_margin_loss")
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction="mean"):
+    """Per-class logistic loss against 0/1 targets, averaged over the classes (the last
+    dim)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    loss = -(target * _log_sigmoid(input) + (1 - target) * _log_sigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    class_dim = input.dim() - 1
+    loss = loss.sum(class_dim) / input.shape[class_dim]
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not valid")
+    return _reduce_loss(loss, reduction, "multilabel_soft_margin_loss")
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
+                      reduce=None, reduction="mean"):
+    """Multi-class hinge loss: for each class i other than the target y,
+    ``max(0, margin - x[y] + x[i]) ** p`` (times ``weight[y]``), averaged over the
+    classes."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if p != 1 and p != 2:
+        raise ValueError("only p == 1 and p == 2 supported")
+    if weight is not None and weight.dim() != 1:
+        raise ValueError("weight must be one-dimensional")
+    if input.dim() > 2:
+        raise RuntimeError(f"multi_margin_loss: Expected non-empty vector or matrix with "
+                           f"optional 0-dim batch size, but got: {list(input.shape)}")
+    batch = input if input.dim() == 2 else F.unsqueeze(input, 0)
+    classes = batch.shape[1]
+    y = F.reshape(target, (batch.shape[0],)).to(dtypes.int64)
+    picked = F.gather(batch, 1, F.unsqueeze(y, 1))
+    z = F.relu(margin - picked + batch)
+    if p == 2:
+        z = z * z
+    if weight is not None:
+        z = z * F.unsqueeze(F.index_select(weight, 0, y), 1)
+    others = F.one_hot(y, classes) == 0
+    loss = F.where(others, z, 0.0).sum(1) / classes
+    if input.dim() < 2:
+        loss = F.reshape(loss, tuple(target.shape))
+    return _reduce_loss(loss, reduction, "multi_margin_loss")
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Multi-label hinge loss: ``target`` lists each sample's classes, ended by the first
+    -1; for every listed class j and every unlisted class i,
+    ``max(0, 1 - (x[j] - x[i]))``, summed and divided by the number of classes."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise RuntimeError(f"multilabel_margin_loss: inconsistent target size: "
+                           f"{list(target.shape)} for input of size: {list(input.shape)}")
+    batch = input if input.dim() == 2 else F.reshape(input, (1, -1))
+    labels = F.reshape(target, tuple(batch.shape)).to(dtypes.int64)
+    classes = batch.shape[1]
+    listed = F.cumsum((labels < 0).to(dtypes.int64), 1) == 0           # before the first -1
+    safe = F.where(listed, labels, 0)
+    is_target = (F.one_hot(safe, classes) * F.unsqueeze(listed, 2).to(dtypes.int64)).sum(1) > 0
+    picked = F.gather(batch, 1, safe)                                   # x[j] per slot
+    z = F.relu(1 - F.unsqueeze(picked, 2) + F.unsqueeze(batch, 1))      # slot j, class i
+    pairs = F.logical_and(F.unsqueeze(listed, 2), F.unsqueeze(F.logical_not(is_target), 1))
+    loss = F.where(pairs, z, 0.0).sum((1, 2)) / classes
+    if input.dim() < 2:
+        loss = F.reshape(loss, ())
+    return _reduce_loss(loss, reduction, "multilabel_margin_loss")
+
+
+# ---- ranking and embedding losses -----------------------------------------------------------
+def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
+                        reduction="mean"):
+    """``max(0, -target * (input1 - input2) + margin)``: input1 should rank above input2
+    where target is 1, below where it is -1."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if input1.dim() != input2.dim() or input1.dim() != target.dim():
+        raise RuntimeError(f"margin_ranking_loss : All input tensors should have same "
+                           f"dimension but got sizes: input1: {_size(input1)}, input2: "
+                           f"{_size(input2)}, target: {_size(target)} ")
+    loss = F.relu(-target * (input1 - input2) + margin)
+    return _reduce_loss(loss, reduction, "margin_ranking_loss")
+
+
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None,
+                         reduction="mean"):
+    """``input`` (a distance) where target is 1, ``max(0, margin - input)`` where -1."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    margin_part = F.where(target != 1, F.relu(margin - input), 0.0)
+    self_part = F.where(target != -1, input, 0.0)
+    return _reduce_loss(margin_part + self_part, reduction, "hinge_embedding_loss")
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
+                          reduction="mean"):
+    """``1 - cos(x1, x2)`` where target is 1, ``max(0, cos - margin)`` where -1; the
+    cosine as PyTorch's kernel computes it (squared norms plus 1e-12)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    dim = input1.dim()
+    if dim != input2.dim():
+        raise RuntimeError(f"cosine_embedding_loss : input1 and input2 should have the same "
+                           f"number of dimensions, but got {dim} and {input2.dim()}")
+    if target.dim() != dim - 1 or dim not in (1, 2):
+        raise RuntimeError(f"cosine_embedding_loss : {dim}D target tensor expects {dim - 1}D "
+                           f"input tensors, but found inputs with sizes {_size(input1)} and "
+                           f"{_size(input2)}." if dim - 1 != target.dim() else
+                           f"cosine_embedding_loss : expected 1D or 2D inputs, got {dim}D")
+    last = dim - 1
+    eps = 1e-12
+    prod = (input1 * input2).sum(last)
+    denom = F.sqrt(((input1 * input1).sum(last) + eps) * ((input2 * input2).sum(last) + eps))
+    cos = prod / denom
+    loss = F.where(target == 1, 1 - cos, 0.0) + F.where(target == -1, F.relu(cos - margin), 0.0)
+    return _reduce_loss(loss, reduction, "cosine_embedding_loss")
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False,
+                        size_average=None, reduce=None, reduction="mean"):
+    """``max(0, margin + d(a, p) - d(a, n))`` with the p-norm ``pairwise_distance``;
+    ``swap`` uses ``min(d(a, n), d(p, n))`` as the negative distance."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    dims = (anchor.dim(), positive.dim(), negative.dim())
+    if len(set(dims)) != 1:
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have "
+                           f"the same number of dimensions, but got: anchor {dims[0]}D, "
+                           f"positive {dims[1]}D, and negative {dims[2]}D inputs")
+    return triplet_margin_with_distance_loss(
+        anchor, positive, negative,
+        distance_function=lambda a, b: pairwise_distance(a, b, p, eps), margin=margin,
+        swap=swap, reduction=reduction)
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None,
+                                      margin=1.0, swap=False, reduction="mean"):
+    """``triplet_margin_loss`` with any ``distance_function(x, y)`` (default
+    ``pairwise_distance``)."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    dims = (anchor.dim(), positive.dim(), negative.dim())
+    if len(set(dims)) != 1:
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have "
+                           f"the same number of dimensions, but got: anchor {dims[0]}D, "
+                           f"positive {dims[1]}D, and negative {dims[2]}D inputs")
+    distance = distance_function or pairwise_distance
+    dist_pos = distance(anchor, positive)
+    dist_neg = distance(anchor, negative)
+    if swap:
+        dist_neg = F.minimum(dist_neg, distance(positive, negative))
+    loss = F.clamp(margin + dist_pos - dist_neg, min=0)
+    return _reduce_loss(loss, reduction, "triplet_margin_with_distance_loss")
+
+
+def _size(t) -> str:
+    return f"torch.Size({list(t.shape)})"
+
+
+def _warn_if_broadcast(input, target):
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(f"Using a target size (torch.Size({list(target.shape)})) that is "
+                      f"different to the input size (torch.Size({list(input.shape)})). This "
+                      f"will likely lead to incorrect results due to broadcasting. Please "
+                      f"ensure they have the same size.", stacklevel=3)
