@@ -14,16 +14,16 @@ import warnings
 
 import numpy as np
 
-from graphc import dtypes
+from graphc import context, creation, dtypes
 from graphc import functional as F
 from graphc.composite import _legacy_reduction, _reduce_loss
-from graphc.creation import tensor as _constant
+from graphc.tensor import Tensor
 
 __all__ = ["kl_div", "huber_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
            "multi_margin_loss", "multilabel_margin_loss", "margin_ranking_loss",
            "hinge_embedding_loss", "cosine_embedding_loss", "triplet_margin_loss",
            "triplet_margin_with_distance_loss", "poisson_nll_loss", "gaussian_nll_loss",
-           "pairwise_distance", "pdist"]
+           "ctc_loss", "pairwise_distance", "pdist"]
 
 
 def _log_sigmoid(x):
@@ -52,8 +52,8 @@ def pdist(input, p=2):
     if p < 0:
         raise RuntimeError("pdist only supports non-negative p values")
     rows, cols = np.triu_indices(input.shape[0], 1)
-    first = F.index_select(input, 0, _constant(rows.astype(np.int64)))
-    second = F.index_select(input, 0, _constant(cols.astype(np.int64)))
+    first = F.index_select(input, 0, creation.tensor(rows.astype(np.int64)))
+    second = F.index_select(input, 0, creation.tensor(cols.astype(np.int64)))
     return F.norm(first - second, p, 1)
 
 
@@ -121,7 +121,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     if isinstance(var, float):
         if var < 0:
             raise ValueError("var has negative entry/entries")
-        var = F.expand(_constant(var, dtype=input.dtype), tuple(input.shape))
+        var = F.expand(creation.tensor(var, dtype=input.dtype), tuple(input.shape))
     elif F.is_concrete(var) and bool(F.any(var < 0)):
         raise ValueError("var has negative entry/entries")
     if tuple(var.shape) != tuple(input.shape):
@@ -298,6 +298,115 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
         dist_neg = F.minimum(dist_neg, distance(positive, negative))
     loss = F.clamp(margin + dist_pos - dist_neg, min=0)
     return _reduce_loss(loss, reduction, "triplet_margin_with_distance_loss")
+
+
+# ---- sequences ------------------------------------------------------------------------------
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
+             zero_infinity=False):
+    """Connectionist temporal classification: -log of the total probability of every
+    alignment of each target with its input, by the forward (alpha) recursion over the
+    extended labels (blank, l1, blank, l2, ..., blank) in log space; a Python loop over
+    time, so it traces to a graph unrolled over T.
+
+    ``log_probs`` is (T, N, C) or unbatched (T, C); ``targets`` (N, S) padded, or 1-D:
+    the targets concatenated (whose split needs concrete ``target_lengths``).  ``mean``
+    divides each loss by its target length first.  The gradient is PyTorch's, which
+    adds ``exp(log_probs)`` at each step inside the input (exact once ``log_probs`` come
+    from ``log_softmax``, as CTC expects)."""
+    unbatched = log_probs.dim() == 2
+    if unbatched:
+        log_probs = F.unsqueeze(log_probs, 1)
+        targets = F.unsqueeze(targets, 0)
+    steps, batch, classes = log_probs.shape
+    in_lens = _ctc_lengths(input_lengths, batch, "input_lengths")
+    tg_lens = _ctc_lengths(target_lengths, batch, "target_lengths")
+    labels = _ctc_padded_targets(targets, tg_lens, batch).to(dtypes.int64)
+    longest = labels.shape[1]
+    blanks = creation.full((batch, longest), blank, dtype=dtypes.int64)
+    extended = F.cat([F.reshape(F.stack([blanks, labels], 2), (batch, 2 * longest)),
+                      creation.full((batch, 1), blank, dtype=dtypes.int64)], 1)
+    width = 2 * longest + 1
+    # A step may jump over the blank between two different labels (positions 3, 5, ...).
+    if longest > 1:
+        differs = labels[:, 1:] != labels[:, :-1]
+        no = F.zeros_like(differs)
+        skip = F.cat([creation.zeros(batch, 2, dtype=dtypes.bool_),
+                      F.reshape(F.stack([no, differs], 2), (batch, 2 * longest - 2)),
+                      creation.zeros(batch, 1, dtype=dtypes.bool_)], 1)
+    else:
+        skip = creation.zeros(batch, width, dtype=dtypes.bool_)
+    position = F.unsqueeze(creation.arange(width), 0)
+    ext_len = F.unsqueeze(2 * tg_lens + 1, 1)
+    inside = position < ext_len
+    emit = F.gather(F.permute(log_probs, (1, 0, 2)), 2,
+                    F.expand(F.unsqueeze(extended, 1), (batch, steps, width)))
+    starts = F.logical_or(position == 0,
+                          F.logical_and(position == 1, F.unsqueeze(tg_lens > 0, 1)))
+    neg_inf = -math.inf
+    alpha = F.where(starts, emit[:, 0, :], neg_inf)
+    for t in range(1, steps):
+        one_back = F.cat([creation.full((batch, 1), neg_inf, dtype=alpha.dtype),
+                          alpha[:, :-1]], 1)
+        two_back = F.cat([creation.full((batch, 2), neg_inf, dtype=alpha.dtype),
+                          alpha[:, :-2]], 1)
+        new = _log_add_exp([alpha, one_back, F.where(skip, two_back, neg_inf)]) + emit[:, t, :]
+        running = F.unsqueeze(t < in_lens, 1)
+        alpha = F.where(running, F.where(inside, new, neg_inf), alpha)
+    last = F.gather(alpha, 1, ext_len - 1)
+    before = F.where(F.unsqueeze(tg_lens > 0, 1),
+                     F.gather(alpha, 1, F.clamp(ext_len - 2, min=0)), neg_inf)
+    nll = -F.reshape(_log_add_exp([last, before]), (batch,))
+    # PyTorch's gradient has an extra exp(log_probs) inside each input (a zero here).
+    probs = F.exp(log_probs)
+    within = F.unsqueeze(F.unsqueeze(creation.arange(steps), 1) < F.unsqueeze(in_lens, 0), 2)
+    nll = nll + F.where(within, probs - probs.detach(), 0.0).sum((0, 2))
+    if zero_infinity:
+        nll = F.where(F.isinf(nll), 0.0, nll)
+    if reduction == "mean":
+        return (nll / F.clamp(tg_lens, min=1).to(nll.dtype)).mean()
+    if unbatched and reduction == "none":
+        nll = F.reshape(nll, ())
+    return _reduce_loss(nll, reduction, "ctc_loss")
+
+
+def _log_add_exp(terms):
+    """log(sum(exp(terms))) elementwise, shifted by the (constant) maximum; -inf, with a
+    zero gradient, where every term is -inf (an unreachable CTC state)."""
+    top = terms[0]
+    for t in terms[1:]:
+        top = F.maximum(top, t)
+    shift = F.where(F.isinf(top), 0.0, top).detach()
+    total = sum((F.exp(t - shift) for t in terms[1:]), F.exp(terms[0] - shift))
+    empty = total == 0
+    return F.where(empty, -math.inf, F.log(F.where(empty, 1.0, total)) + shift)
+
+
+def _ctc_lengths(lengths, batch, name):
+    """Lengths as an int64 tensor of shape (N,) (from a tensor, a sequence or a number)."""
+    if not isinstance(lengths, Tensor):
+        lengths = creation.tensor(lengths, dtype=dtypes.int64)
+    lengths = F.reshape(lengths, (-1,)).to(dtypes.int64)
+    if lengths.shape[0] != batch:
+        raise RuntimeError(f"ctc_loss: expected {name} to have {batch} elements, got "
+                           f"{lengths.shape[0]}")
+    return lengths
+
+
+def _ctc_padded_targets(targets, tg_lens, batch):
+    """(N, S) targets; 1-D concatenated targets are split by the target lengths, which
+    must be known (not traced)."""
+    if targets.dim() == 2:
+        return targets
+    if not (F.is_concrete(targets) and F.is_concrete(tg_lens)):
+        raise context.graph_break("ctc_loss with 1-D concatenated targets (how they split "
+                                  "into sequences depends on target_lengths); pass (N, S) "
+                                  "padded targets to compile it")
+    lengths = tg_lens.numpy()
+    flat = targets.numpy()
+    padded = np.zeros((batch, int(lengths.max(initial=0))), np.int64)
+    for i, start in enumerate(np.cumsum(lengths) - lengths):
+        padded[i, :lengths[i]] = flat[start:start + lengths[i]]
+    return creation.tensor(padded)
 
 
 def _size(t) -> str:

@@ -12,6 +12,7 @@ from graphc.nn.losses import (MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntro
 from graphc.nn.losses import (KLDivLoss, HuberLoss, SoftMarginLoss, MultiLabelSoftMarginLoss,
                               MultiMarginLoss, MultiLabelMarginLoss, MarginRankingLoss,
                               HingeEmbeddingLoss, CosineEmbeddingLoss, TripletMarginLoss,
-                              TripletMarginWithDistanceLoss, PoissonNLLLoss, GaussianNLLLoss)
+                              TripletMarginWithDistanceLoss, PoissonNLLLoss, GaussianNLLLoss,
+                              CTCLoss)
 from graphc.nn.distance import PairwiseDistance, CosineSimilarity
 from graphc.nn import utils  # noqa: E402

@@ -10,7 +10,7 @@ from graphc.losses import (
     kl_div, huber_loss, soft_margin_loss, multilabel_soft_margin_loss, multi_margin_loss,
     multilabel_margin_loss, margin_ranking_loss, hinge_embedding_loss, cosine_embedding_loss,
     triplet_margin_loss, triplet_margin_with_distance_loss, poisson_nll_loss,
-    gaussian_nll_loss, pairwise_distance, pdist)
+    gaussian_nll_loss, ctc_loss, pairwise_distance, pdist)
 
 __all__ = [
     "linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "layer_norm", "batch_norm",
@@ -23,5 +23,5 @@ __all__ = [
     "multi_margin_loss", "multilabel_margin_loss", "margin_ranking_loss",
     "hinge_embedding_loss", "cosine_embedding_loss", "triplet_margin_loss",
     "triplet_margin_with_distance_loss", "poisson_nll_loss", "gaussian_nll_loss",
-    "pairwise_distance", "pdist",
+    "ctc_loss", "pairwise_distance", "pdist",
 ]

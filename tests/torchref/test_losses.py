@@ -185,12 +185,12 @@ LOSS_NAMES = ["kl_div", "huber_loss", "soft_margin_loss", "multilabel_soft_margi
               "hinge_embedding_loss", "cosine_embedding_loss", "triplet_margin_loss",
               "triplet_margin_with_distance_loss", "poisson_nll_loss", "gaussian_nll_loss",
               "l1_loss", "mse_loss", "smooth_l1_loss", "nll_loss", "cross_entropy",
-              "binary_cross_entropy", "binary_cross_entropy_with_logits"]
+              "binary_cross_entropy", "binary_cross_entropy_with_logits", "ctc_loss"]
 MODULE_NAMES = ["KLDivLoss", "HuberLoss", "SoftMarginLoss", "MultiLabelSoftMarginLoss",
                 "MultiMarginLoss", "MultiLabelMarginLoss", "MarginRankingLoss",
                 "HingeEmbeddingLoss", "CosineEmbeddingLoss", "TripletMarginLoss",
                 "TripletMarginWithDistanceLoss", "PoissonNLLLoss", "GaussianNLLLoss",
-                "PairwiseDistance", "CosineSimilarity"]
+                "CTCLoss", "PairwiseDistance", "CosineSimilarity"]
 
 
 def _signature(fn):
@@ -276,3 +276,60 @@ def test_errors_match_pytorch(case):
     with pytest.raises(type(want.value)) as got:
         ERRORS[case](graphc)
     assert str(got.value) == str(want.value)
+
+
+# ---- CTC ---------------------------------------------------------------------------------------
+LOGITS = rng.standard_normal((7, 3, 5)).astype(np.float32)
+PADDED = np.array([[1, 2, 2, 3], [3, 1, 0, 0], [4, 4, 4, 0]])
+IN_LENS, TG_LENS = [7, 5, 6], [4, 2, 1]
+CONCATENATED = np.concatenate([PADDED[i, :n] for i, n in enumerate(TG_LENS)])
+LOG_PROBS = (LOGITS - np.log(np.exp(LOGITS).sum(2, keepdims=True))).astype(np.float32)
+
+CTC = {
+    "mean": (lambda lib, a: F(lib).ctc_loss(a.log_softmax(2), lib.tensor(PADDED),
+                                            lib.tensor(IN_LENS), lib.tensor(TG_LENS)), LOGITS),
+    "none_sequence_lengths": (lambda lib, a: F(lib).ctc_loss(
+        a.log_softmax(2), lib.tensor(PADDED), tuple(IN_LENS), tuple(TG_LENS),
+        reduction="none"), LOGITS),
+    "sum_blank_2_concatenated_targets": (lambda lib, a: F(lib).ctc_loss(
+        a.log_softmax(2), lib.tensor(CONCATENATED) % 5, IN_LENS, TG_LENS, blank=2,
+        reduction="sum"), LOGITS),
+    # PyTorch's gradient with respect to the log-probabilities themselves.
+    "log_probs_gradient": (lambda lib, a: F(lib).ctc_loss(
+        a, lib.tensor(PADDED), lib.tensor(IN_LENS), lib.tensor(TG_LENS), reduction="sum"),
+        LOG_PROBS),
+    "unbatched": (lambda lib, a: F(lib).ctc_loss(a.log_softmax(1), lib.tensor(PADDED[0]),
+                                                 lib.tensor(7), lib.tensor(4), reduction="none"),
+                  LOGITS[:, 0]),
+    "impossible_zero_infinity": (lambda lib, a: F(lib).ctc_loss(
+        a.log_softmax(2), lib.tensor(PADDED), lib.tensor([3, 5, 6]), lib.tensor(TG_LENS),
+        reduction="none", zero_infinity=True), LOGITS),
+    "empty_target": (lambda lib, a: F(lib).ctc_loss(
+        a.log_softmax(2), lib.tensor(PADDED), lib.tensor(IN_LENS), lib.tensor([4, 0, 1]),
+        reduction="none"), LOGITS),
+    "module": (lambda lib, a: lib.nn.CTCLoss(reduction="sum", zero_infinity=True)(
+        a.log_softmax(2), lib.tensor(PADDED), lib.tensor(IN_LENS), lib.tensor(TG_LENS)),
+        LOGITS),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CTC))
+def test_ctc_loss_matches_pytorch(name):
+    fn, logits = CTC[name]
+    check_function(fn, logits, modes=("cpu", "interpreter") if name == "mean" else
+                   ("interpreter",))
+
+
+def test_ctc_loss_impossible_alignment_is_inf():
+    def loss(lib):
+        return F(lib).ctc_loss(lib.tensor(LOGITS).log_softmax(2), lib.tensor(PADDED),
+                               lib.tensor([3, 5, 6]), lib.tensor(TG_LENS), reduction="none")
+    np.testing.assert_allclose(loss(graphc).numpy(), loss(torch).numpy(), rtol=1e-5)
+    assert np.isinf(loss(graphc).numpy()[0])
+
+
+def test_ctc_loss_concatenated_targets_are_a_graph_break():
+    step = graphc.compile(lambda lp, t: F(graphc).ctc_loss(lp, t, IN_LENS, TG_LENS),
+                          fullgraph=True)
+    with pytest.raises(graphc.GraphBreak, match="ctc_loss with 1-D concatenated targets"):
+        step(graphc.tensor(LOG_PROBS), graphc.tensor(CONCATENATED))
