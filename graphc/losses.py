@@ -222,8 +222,8 @@ def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, red
     reduction = _legacy_reduction(size_average, reduce, reduction)
     if input1.dim() != input2.dim() or input1.dim() != target.dim():
         raise RuntimeError(f"margin_ranking_loss : All input tensors should have same "
-                           f"dimension but got sizes: input1: {_size(input1)}, input2: "
-                           f"{_size(input2)}, target: {_size(target)} ")
+                           f"dimension but got sizes: input1: {input1.size()}, input2: "
+                           f"{input2.size()}, target: {target.size()} ")
     loss = F.relu(-target * (input1 - input2) + margin)
     return _reduce_loss(loss, reduction, "margin_ranking_loss")
 
@@ -248,8 +248,8 @@ def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, r
                            f"number of dimensions, but got {dim} and {input2.dim()}")
     if target.dim() != dim - 1 or dim not in (1, 2):
         raise RuntimeError(f"cosine_embedding_loss : {dim}D target tensor expects {dim - 1}D "
-                           f"input tensors, but found inputs with sizes {_size(input1)} and "
-                           f"{_size(input2)}." if dim - 1 != target.dim() else
+                           f"input tensors, but found inputs with sizes {input1.size()} and "
+                           f"{input2.size()}." if dim - 1 != target.dim() else
                            f"cosine_embedding_loss : expected 1D or 2D inputs, got {dim}D")
     last = dim - 1
     eps = 1e-12
@@ -409,13 +409,9 @@ def _ctc_padded_targets(targets, tg_lens, batch):
     return creation.tensor(padded)
 
 
-def _size(t) -> str:
-    return f"torch.Size({list(t.shape)})"
-
-
 def _warn_if_broadcast(input, target):
     if tuple(target.shape) != tuple(input.shape):
-        warnings.warn(f"Using a target size (torch.Size({list(target.shape)})) that is "
-                      f"different to the input size (torch.Size({list(input.shape)})). This "
+        warnings.warn(f"Using a target size ({target.size()}) that is "
+                      f"different to the input size ({input.size()}). This "
                       f"will likely lead to incorrect results due to broadcasting. Please "
                       f"ensure they have the same size.", stacklevel=3)

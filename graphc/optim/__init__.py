@@ -13,8 +13,9 @@ from graphc.optim.rprop import Rprop
 from graphc.optim.lbfgs import LBFGS
 from graphc.optim.sparse_adam import SparseAdam
 from graphc.optim.adafactor import Adafactor
+from graphc.optim.muon import Muon
 from graphc.optim import lr_scheduler
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler",
            "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD", "Rprop", "LBFGS", "SparseAdam",
-           "Adafactor"]
+           "Adafactor", "Muon"]
