@@ -15,7 +15,8 @@ from graphc.optim.sparse_adam import SparseAdam
 from graphc.optim.adafactor import Adafactor
 from graphc.optim.muon import Muon
 from graphc.optim import lr_scheduler
+from graphc.optim import swa_utils
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler",
            "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD", "Rprop", "LBFGS", "SparseAdam",
-           "Adafactor", "Muon"]
+           "Adafactor", "Muon", "swa_utils"]

@@ -494,3 +494,76 @@ def test_muon_rejects_what_pytorch_rejects():
         with pytest.raises(ValueError) as want:
             torch.optim.Muon([torch.tensor(p.detach().numpy(), requires_grad=True) for p in params], **kw)
         assert str(got.value).replace("graphc.", "torch.") == str(want.value)
+
+
+# ---- swa_utils ----------------------------------------------------------------------------------
+def _swa_run(lib, make_averaged, steps=4):
+    """Train a small model with SGD, folding it into an averaged model after each step;
+    the averaged model's state dict at the end, and its output."""
+    lib.manual_seed(0)
+    rng = np.random.default_rng(7)
+    model = lib.nn.Sequential(lib.nn.Linear(3, 4), lib.nn.BatchNorm1d(4), lib.nn.Linear(4, 2))
+    weights = np.random.default_rng(8)
+    with lib.no_grad():
+        for p in model.parameters():
+            p.copy_(lib.tensor(weights.standard_normal(tuple(p.shape)).astype(np.float32)))
+    averaged = make_averaged(lib, model)
+    opt = lib.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(steps):
+        x = lib.tensor(rng.standard_normal((5, 3)).astype(np.float32))
+        opt.zero_grad()
+        model(x).tanh().sum().backward()
+        opt.step()
+        averaged.update_parameters(model)
+    loader = [(lib.tensor(rng.standard_normal((5, 3)).astype(np.float32)), None)
+              for _ in range(3)]
+    lib.optim.swa_utils.update_bn(loader, averaged)
+    averaged.eval()
+    out = averaged(lib.tensor(rng.standard_normal((2, 3)).astype(np.float32)))
+    return {k: to_numpy(v) for k, v in averaged.state_dict().items()}, to_numpy(out)
+
+
+AVERAGED = {
+    "swa": lambda lib, m: lib.optim.swa_utils.AveragedModel(m),
+    "ema_multi": lambda lib, m: lib.optim.swa_utils.AveragedModel(
+        m, multi_avg_fn=lib.optim.swa_utils.get_ema_multi_avg_fn(0.7)),
+    "ema_buffers": lambda lib, m: lib.optim.swa_utils.AveragedModel(
+        m, avg_fn=lib.optim.swa_utils.get_ema_avg_fn(0.6), use_buffers=True),
+    "swa_multi": lambda lib, m: lib.optim.swa_utils.AveragedModel(
+        m, multi_avg_fn=lib.optim.swa_utils.get_swa_multi_avg_fn()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AVERAGED))
+def test_averaged_model_and_update_bn_match_pytorch(name):
+    (got_state, got_out), (want_state, want_out) = (_swa_run(graphc, AVERAGED[name]),
+                                                    _swa_run(torch, AVERAGED[name]))
+    assert list(got_state) == list(want_state)
+    for key, value in want_state.items():
+        assert_close(got_state[key], value, 1e-5, 1e-6, key)
+    assert_close(got_out, want_out, 1e-5, 1e-6, "output")
+
+
+@pytest.mark.parametrize("kw", [dict(swa_lr=0.05), dict(swa_lr=[0.02, 0.2], anneal_epochs=3,
+                                                         anneal_strategy="linear"),
+                                dict(swa_lr=0.01, anneal_epochs=0)])
+def test_swalr_matches_pytorch(kw):
+    def make(lib, o):
+        return lib.optim.swa_utils.SWALR(o, **kw)
+    assert _history(graphc, make) == _history(torch, make)
+    check_optimizer(lambda lib, ps: lib.optim.SGD(ps, lr=0.1), make_sched=make, steps=4,
+                    groups=True, modes=("interpreter",))
+
+
+def test_swa_errors_match_pytorch():
+    for make in [lambda lib: lib.optim.swa_utils.get_ema_avg_fn(1.5),
+                 lambda lib: lib.optim.swa_utils.get_ema_multi_avg_fn(-0.1),
+                 lambda lib: lib.optim.swa_utils.SWALR(_groups(lib), 0.1, anneal_strategy="x"),
+                 lambda lib: lib.optim.swa_utils.SWALR(_groups(lib), 0.1, anneal_epochs=-1),
+                 lambda lib: lib.optim.swa_utils.AveragedModel(
+                     lib.nn.Linear(2, 2), avg_fn=lambda *a: None, multi_avg_fn=lambda *a: None)]:
+        with pytest.raises(Exception) as want:
+            make(torch)
+        with pytest.raises(type(want.value)) as got:
+            make(graphc)
+        assert str(got.value) == str(want.value)
