@@ -2,7 +2,6 @@
 the running average of the iterates (``ax``) from step ``t0`` on."""
 from __future__ import annotations
 
-from graphc import dtypes
 from graphc.functional import where
 from graphc.optim.optimizer import (Optimizer, grad_of, hyper, increment, scalar_for,
                                     step_count, zeros_state)
@@ -42,5 +41,5 @@ class ASGD(Optimizer):
         p.add_(g * -scalar_for(p, eta))
         # mu == 1 copies p exactly, as PyTorch does, rather than adding p - ax to ax.
         ax.copy_(where(mu == 1, p, ax + (p - ax) * scalar_for(p, mu)))
-        eta.copy_((lr / (1 + lambd * lr * step) ** hyper(group, "alpha")).to(dtypes.float32))
-        mu.copy_((1 / (step - hyper(group, "t0")).clamp(min=1)).to(dtypes.float32))
+        eta.copy_(lr / (1 + lambd * lr * step) ** hyper(group, "alpha"))
+        mu.copy_(1 / (step - hyper(group, "t0")).clamp(min=1))

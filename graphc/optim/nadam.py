@@ -2,7 +2,6 @@
 ``momentum_decay``."""
 from __future__ import annotations
 
-from graphc import dtypes
 from graphc.optim.adam import _check_hyper
 from graphc.optim.optimizer import (Optimizer, grad_of, hyper, increment, lerp_, scalar_for,
                                     step_count, zeros_state)
@@ -44,8 +43,9 @@ class NAdam(Optimizer):
             p.mul_(1 - lr * hyper(group, "weight_decay"))
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
-        # PyTorch multiplies the float32 product by mu rounded to float32.
-        mu_product = state["mu_product"].mul_(mu.to(dtypes.float32)).double()
+        # PyTorch multiplies the (float32) product by mu rounded to the product's dtype.
+        mu_product = state["mu_product"]
+        mu_product = mu_product.mul_(mu.to(mu_product.dtype)).double()
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         lerp_(exp_avg, g, 1 - beta1)
         exp_avg_sq.mul_(beta2).add_(g * g * (1 - beta2))

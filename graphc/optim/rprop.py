@@ -2,6 +2,7 @@
 gradient keeps its sign and shrink when it flips; only the gradient's sign is used."""
 from __future__ import annotations
 
+from graphc.creation import ones_like
 from graphc.functional import where
 from graphc.optim.optimizer import Optimizer, grad_of, hyper, increment, step_count, zeros_state
 from graphc.optim.sgd import _check_not_differentiable
@@ -38,7 +39,7 @@ class Rprop(Optimizer):
         prev, step_size = state["prev"], state["step_size"]
         sign = (g * prev).sign()
         factor = where(sign > 0, hyper(group, "etas", 1),
-                       where(sign < 0, hyper(group, "etas", 0), 1.0))
+                       where(sign < 0, hyper(group, "etas", 0), ones_like(sign)))
         step_size.copy_((step_size * factor).clamp(*group["step_sizes"]))
         g = where(sign < 0, 0.0, g)
         p.add_(g.sign() * step_size * -1)
