@@ -587,3 +587,24 @@ def test_float64_parameters_match_pytorch_to_double_precision(name):
     assert list(gstate) == list(tstate)
     for key, value in tstate.items():
         assert_close(gstate[key], value, 1e-12, 1e-14, f"state {key!r}")
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_float64_is_exactly_pytorchs(line_search_fn):
+    def run(lib):
+        w = lib.tensor(np.linspace(-1, 1, 6).reshape(2, 3), dtype=lib.float64,
+                       requires_grad=True)
+        opt = lib.optim.LBFGS([w], max_iter=10, history_size=3, line_search_fn=line_search_fn)
+
+        def closure():
+            opt.zero_grad()
+            loss = ((w.sin() - 0.3) ** 2).sum() + (w ** 4).sum() * 0.1
+            loss.backward()
+            return loss
+        for _ in range(3):
+            opt.step(closure)
+        state = opt.state[w]
+        return to_numpy(w), state["func_evals"], state["n_iter"], sorted(state)
+    (gw, *gothers), (tw, *tothers) = run(graphc), run(torch)
+    assert_close(gw, tw, 1e-14, 1e-15, "parameters")
+    assert gothers == tothers
