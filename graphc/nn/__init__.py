@@ -15,4 +15,4 @@ from graphc.nn.losses import (KLDivLoss, HuberLoss, SoftMarginLoss, MultiLabelSo
                               TripletMarginWithDistanceLoss, PoissonNLLLoss, GaussianNLLLoss,
                               CTCLoss)
 from graphc.nn.distance import PairwiseDistance, CosineSimilarity
-from graphc.nn import utils  # noqa: E402
+from graphc.nn import utils, parallel  # noqa: E402
