@@ -1,6 +1,7 @@
-"""graphc.optim and graphc.optim.lr_scheduler against PyTorch: every optimizer and
-scheduler, eagerly and with the optimizer step compiled (``check_optimizer``), plus
-defaults, errors, state dicts (resuming from PyTorch's) and learning-rate histories."""
+"""graphc.optim, optim.lr_scheduler and optim.swa_utils against PyTorch: every optimizer
+and scheduler, eagerly and with the optimizer step compiled (``check_optimizer``), plus
+defaults, errors, state dicts (resuming from PyTorch's) and learning-rate histories.
+(Not test_optim.py: tests/frontend has one, and test basenames must be unique.)"""
 import warnings
 
 import numpy as np
@@ -98,8 +99,10 @@ def test_lbfgs_needs_one_group_and_a_known_line_search():
         opt.step(closure)
 
 
-def test_sparse_adam_points_to_adam():
-    with pytest.raises(NotImplementedError, match=r"SparseAdam.*graphc.optim.Adam"):
+def test_sparse_adam_is_refused_pointing_to_adam():
+    from graphc.unsupported import REFUSED
+    assert "torch.optim.SparseAdam" in REFUSED
+    with pytest.raises(NotImplementedError, match=r"SparseAdam.*Instead: graphc.optim.Adam"):
         graphc.optim.SparseAdam([graphc.zeros(2, requires_grad=True)])
 
 
