@@ -611,3 +611,66 @@ def test_lbfgs_float64_is_exactly_pytorchs(line_search_fn):
     (gw, *gothers), (tw, *tothers) = run(graphc), run(torch)
     assert_close(gw, tw, 1e-14, 1e-15, "parameters")
     assert gothers == tothers
+
+
+# ---- hooks --------------------------------------------------------------------------------------
+def test_hooks_run_as_pytorchs():
+    """Step hooks (per optimizer and global, pre and post, removable), state-dict and
+    load-state-dict hooks (prepend, replacing the dict) run in PyTorch's order."""
+    import importlib
+
+    def run(lib):
+        module = importlib.import_module(lib.__name__ + ".optim.optimizer")
+        log = []
+        w = lib.tensor(np.ones(3, np.float32), requires_grad=True)
+        opt = lib.optim.Adam([w], lr=0.1)
+        pre = opt.register_step_pre_hook(
+            lambda o, args, kwargs: log.append(("pre", type(o).__name__, len(args), kwargs)))
+        post = opt.register_step_post_hook(lambda o, args, kwargs: log.append("post"))
+        global_pre = module.register_optimizer_step_pre_hook(lambda *a: log.append("global pre"))
+        global_post = module.register_optimizer_step_post_hook(lambda *a: log.append("global post"))
+        opt.register_state_dict_pre_hook(lambda o: log.append("state_dict pre"))
+        opt.register_state_dict_pre_hook(lambda o: log.append("first"), prepend=True)
+        opt.register_state_dict_post_hook(lambda o, sd: dict(sd, extra=1))
+        opt.register_load_state_dict_pre_hook(lambda o, sd: log.append(sorted(sd)))
+        opt.register_load_state_dict_post_hook(lambda o: log.append("loaded"))
+        (w ** 2).sum().backward()
+        opt.step()
+        pre.remove()
+        global_pre.remove()
+        opt.step(closure=None)
+        with post:
+            pass
+        global_post.remove()
+        opt.step()
+        state = opt.state_dict()
+        log.append(sorted(state))
+        opt.load_state_dict({k: v for k, v in state.items() if k != "extra"})
+        opt.register_step_pre_hook(lambda o, args, kwargs: 5)
+        with pytest.raises(RuntimeError) as bad:
+            opt.step()
+        log.append(str(bad.value).split(" must ")[1])
+        return log, to_numpy(w).tolist()
+    assert run(graphc) == run(torch)
+
+
+def test_step_hooks_of_a_subclass_step_as_pytorchs():
+    """A subclass's own ``step`` is wrapped too: calling the (wrapped) parent's step from
+    it runs the hooks twice, in PyTorch as here."""
+    def run(lib):
+        lib.optim.SGD([lib.ones(1, requires_grad=True)], lr=1.0)
+
+        class Halving(lib.optim.SGD):
+            def step(self, closure=None):
+                for group in self.param_groups:
+                    group["lr"] /= 2
+                return super().step(closure)
+
+        calls = []
+        w = lib.ones(2, requires_grad=True)
+        opt = Halving([w], lr=1.0)
+        opt.register_step_post_hook(lambda *a: calls.append(1))
+        w.sum().backward()
+        opt.step()
+        return calls, to_numpy(w).tolist()
+    assert run(graphc) == run(torch)
