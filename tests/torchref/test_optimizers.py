@@ -17,6 +17,10 @@ OPTIMIZERS = {
     "sgd_nesterov": lambda lib, ps: lib.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
     "adam_amsgrad": lambda lib, ps: lib.optim.Adam(ps, lr=0.01, amsgrad=True, weight_decay=0.1),
     "adamw_maximize": lambda lib, ps: lib.optim.AdamW(ps, lr=0.01, amsgrad=True, maximize=True),
+    "adam_decoupled_weight_decay": lambda lib, ps: lib.optim.Adam(
+        ps, lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+    "rmsprop_maximize": lambda lib, ps: lib.optim.RMSprop(ps, lr=0.01, maximize=True),
+    "adagrad_maximize": lambda lib, ps: lib.optim.Adagrad(ps, lr=0.1, maximize=True, eps=1e-3),
     "rmsprop_centered_momentum": lambda lib, ps: lib.optim.RMSprop(
         ps, lr=0.01, centered=True, momentum=0.5, weight_decay=0.1),
     "adagrad_lr_decay": lambda lib, ps: lib.optim.Adagrad(
