@@ -31,6 +31,8 @@ from graphc.selection import (
     multinomial, scatter, scatter_reduce, index_copy, index_fill, index_put, take,
     take_along_dim, masked_scatter, histc, nonzero, argwhere, where, masked_select, unique,
     unique_consecutive, bincount, repeat_interleave)
+from graphc.activation import (selu, selu_, celu, celu_, rrelu, rrelu_, prelu, threshold,
+                               threshold_, hardshrink, relu_)
 from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from graphc import autograd, cuda, backends, accelerator
@@ -115,5 +117,5 @@ from graphc.compiler import compile, explain, trace  # noqa: E402
 from graphc.logs import set_logs  # noqa: E402
 from graphc import optim  # noqa: E402
 from graphc import utils  # noqa: E402
-from graphc import onnx  # noqa: E402
+from graphc import onnx, distributed  # noqa: E402
 from graphc.serialization import save, load  # noqa: E402

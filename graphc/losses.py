@@ -16,6 +16,7 @@ import numpy as np
 
 from graphc import context, creation, dtypes
 from graphc import functional as F
+from graphc.activation import logsigmoid
 from graphc.composite import _legacy_reduction, _reduce_loss
 from graphc.tensor import Tensor
 
@@ -24,11 +25,6 @@ __all__ = ["kl_div", "huber_loss", "soft_margin_loss", "multilabel_soft_margin_l
            "hinge_embedding_loss", "cosine_embedding_loss", "triplet_margin_loss",
            "triplet_margin_with_distance_loss", "poisson_nll_loss", "gaussian_nll_loss",
            "ctc_loss", "pairwise_distance", "pdist"]
-
-
-def _log_sigmoid(x):
-    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)), finite for any x."""
-    return F.minimum(x, 0.0) - F.log1p(F.exp(-F.abs(x)))
 
 
 def _xlogy_self(x):
@@ -152,7 +148,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
     """Per-class logistic loss against 0/1 targets, averaged over the classes (the last
     dim)."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    loss = -(target * _log_sigmoid(input) + (1 - target) * _log_sigmoid(-input))
+    loss = -(target * logsigmoid(input) + (1 - target) * logsigmoid(-input))
     if weight is not None:
         loss = loss * weight
     class_dim = input.dim() - 1

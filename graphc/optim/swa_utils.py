@@ -11,7 +11,7 @@ from copy import deepcopy
 from graphc import dtypes
 from graphc.autograd import no_grad
 from graphc.creation import tensor
-from graphc.nn.layers import _BatchNorm
+from graphc.nn.normalization import _BatchNorm
 from graphc.nn.module import Module
 from graphc.optim.lr_scheduler import LRScheduler, _format_param
 from graphc.optim.optimizer import lerp_
