@@ -24,6 +24,8 @@ from graphc.creation import (
     seed, initial_seed, rand, randn, randint, randperm, rand_like, randn_like, randint_like,
     normal)
 from graphc.composite import softmax, log_softmax, logaddexp
+from graphc.composite import cosine_similarity
+from graphc.losses import pairwise_distance, pdist
 from graphc.selection import (
     sort, argsort, msort, topk, kthvalue, median, nanmedian, mode, searchsorted, bucketize,
     multinomial, scatter, scatter_reduce, index_copy, index_fill, index_put, take,

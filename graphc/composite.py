@@ -31,6 +31,29 @@ def _reduce_loss(loss, reduction, op):
     return loss
 
 
+def _legacy_reduction(size_average, reduce, reduction):
+    """``reduction``, or the one meant by PyTorch's deprecated ``size_average``/``reduce``
+    flags when either is given (with PyTorch's warning)."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    reduction = "mean" if size_average and reduce else "sum" if reduce else "none"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use "
+                  f"reduction='{reduction}' instead.", stacklevel=3)
+    return reduction
+
+
+def _weighted_loss(loss, weight, reduction, op):
+    """PyTorch's elementwise ``weight`` of l1/mse losses: 'mean' divides by its sum."""
+    if tuple(weight.shape) != tuple(loss.shape):
+        raise ValueError("Weights and input must have the same size.")
+    loss = loss * weight
+    if reduction == "mean":
+        return loss.sum() / weight.sum()
+    return _reduce_loss(loss, reduction, op)
+
+
 def _check_same_shape(op, input, target):
     if input.shape != target.shape:
         raise ValueError(f"{op}: Using a target size ({list(target.shape)}) that is "
@@ -370,18 +393,25 @@ def _softmax_dim(input, dim):
 
 
 # ---- losses ---------------------------------------------------------------------------------
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     _warn_if_broadcast("mse_loss", input, target)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     diff = input - target
+    if weight is not None:
+        return _weighted_loss(diff * diff, weight, reduction, "mse_loss")
     return _reduce_loss(diff * diff, reduction, "mse_loss")
 
 
-def l1_loss(input, target, reduction="mean"):
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     _warn_if_broadcast("l1_loss", input, target)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if weight is not None:
+        return _weighted_loss(F.abs(input - target), weight, reduction, "l1_loss")
     return _reduce_loss(F.abs(input - target), reduction, "l1_loss")
 
 
-def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if beta < 0:
         raise RuntimeError(f"smooth_l1_loss does not support negative values for beta "
                            f"(got {beta})")
@@ -392,15 +422,17 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     return _reduce_loss(loss, reduction, "smooth_l1_loss")
 
 
-def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
     """Negative log likelihood of class ``target`` under log-probabilities ``input``
     of shape (N, C) or (N, C, d1, ...)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if target.dtype.category != 1:
         raise RuntimeError(f"nll_loss: expected target of an integer dtype, got "
                            f"{target.dtype.name}")
     if input.dim() == 1:
-        return nll_loss(input.unsqueeze(0), target.reshape(1), weight, ignore_index,
-                        reduction).reshape(())
+        return nll_loss(input.unsqueeze(0), target.reshape(1), weight,
+                        ignore_index=ignore_index, reduction=reduction).reshape(())
     if target.shape != input.shape[:1] + input.shape[2:]:
         raise ValueError(f"nll_loss: expected target of shape "
                          f"{list(input.shape[:1] + input.shape[2:])}, got {list(target.shape)}")
@@ -423,9 +455,10 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return _reduce_loss(loss, reduction, "nll_loss")
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
+                  reduce=None, reduction="mean", label_smoothing=0.0):
     """log_softmax over dim 1 then nll_loss; float targets are class probabilities."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     dim = 0 if input.dim() == 1 else 1
     logp = log_softmax(input, dim)
     if target.dtype.is_floating_point:
@@ -437,7 +470,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if reduction == "mean" and not input.shape[dim]:
             return loss.sum() * math.nan            # PyTorch: numel / classes = 0 / 0
         return _reduce_loss(loss, reduction, "cross_entropy")
-    loss = nll_loss(logp, target, weight, ignore_index, reduction)
+    loss = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
     if label_smoothing:
         w = 1 if weight is None else weight.reshape((-1,) + (1,) * (input.dim() - 2))
         smooth = -(logp * w).sum(dim) / input.shape[dim]
@@ -454,10 +487,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     return loss
 
 
-def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean"):
     """-(y log p + (1-y) log(1-p)), each log clamped at -100, with PyTorch's gradients
     (the ``binary_cross_entropy`` primitive says why it is one)."""
     _check_same_shape("binary_cross_entropy", input, target)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if F.is_concrete(input) and input.numel() and not (0 <= float(input.amin())
                                                        and float(input.amax()) <= 1):
         raise RuntimeError("all elements of input should be between 0 and 1")   # nan too
@@ -468,12 +503,13 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     return _reduce_loss(loss, reduction, "binary_cross_entropy")
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
-                                     pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,
+                                     reduce=None, reduction="mean", pos_weight=None):
     """Numerically stable sigmoid + BCE: (1-y) x + (1+(pw-1) y) log(1+exp(-x)).
     log(1+exp(-x)) = log1p(exp(-|x|)) + max(-x, 0); at x = 0 the first term's gradient
     is 0 (abs'(0) = 0), so max's tie split (-1/2) gives sigmoid(0) = 1/2, as PyTorch."""
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     log_sig_neg = F.log1p(F.exp(-F.abs(input))) + F.maximum(-input, 0)
     scale = 1 if pos_weight is None else (pos_weight - 1) * target + 1
     loss = (1 - target) * input + scale * log_sig_neg

@@ -18,6 +18,12 @@ from graphc.nn.activations import (ReLU6, SELU, Mish, Hardsigmoid, LogSigmoid, S
                                    Hardshrink, Softshrink, GLU, Softmin, PReLU)
 from graphc.nn.losses import (MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss,
                               BCELoss, BCEWithLogitsLoss)
+from graphc.nn.losses import (KLDivLoss, HuberLoss, SoftMarginLoss, MultiLabelSoftMarginLoss,
+                              MultiMarginLoss, MultiLabelMarginLoss, MarginRankingLoss,
+                              HingeEmbeddingLoss, CosineEmbeddingLoss, TripletMarginLoss,
+                              TripletMarginWithDistanceLoss, PoissonNLLLoss, GaussianNLLLoss,
+                              CTCLoss)
+from graphc.nn.distance import PairwiseDistance, CosineSimilarity
 from graphc.nn import utils, parallel  # noqa: E402
 from graphc.nn.rnn import (RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell,  # noqa: E402
                            GRUCell)

@@ -6,6 +6,11 @@ from graphc.composite import (
     mse_loss, l1_loss, smooth_l1_loss, nll_loss, cross_entropy, binary_cross_entropy,
     binary_cross_entropy_with_logits, one_hot, embedding, pad, normalize, cosine_similarity)
 from graphc.functional import flatten
+from graphc.losses import (
+    kl_div, huber_loss, soft_margin_loss, multilabel_soft_margin_loss, multi_margin_loss,
+    multilabel_margin_loss, margin_ranking_loss, hinge_embedding_loss, cosine_embedding_loss,
+    triplet_margin_loss, triplet_margin_with_distance_loss, poisson_nll_loss,
+    gaussian_nll_loss, ctc_loss, pairwise_distance, pdist)
 from graphc.activation import (
     threshold, threshold_, relu6, hardsigmoid, hardshrink, softshrink, tanhshrink, softsign,
     selu, selu_, celu, celu_, mish, logsigmoid, glu, softmin, softmax2d, prelu, rrelu, rrelu_,
@@ -23,6 +28,11 @@ __all__ = [
     "softmax", "log_softmax", "mse_loss", "l1_loss", "smooth_l1_loss", "nll_loss",
     "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "one_hot",
     "embedding", "pad", "normalize", "cosine_similarity", "flatten",
+    "kl_div", "huber_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
+    "multi_margin_loss", "multilabel_margin_loss", "margin_ranking_loss",
+    "hinge_embedding_loss", "cosine_embedding_loss", "triplet_margin_loss",
+    "triplet_margin_with_distance_loss", "poisson_nll_loss", "gaussian_nll_loss",
+    "ctc_loss", "pairwise_distance", "pdist",
     "threshold", "threshold_", "relu6", "hardsigmoid", "hardshrink", "softshrink",
     "tanhshrink", "softsign", "selu", "selu_", "celu", "celu_", "mish", "logsigmoid", "glu",
     "softmin", "softmax2d", "prelu", "rrelu", "rrelu_", "relu_", "elu_", "leaky_relu_",
