@@ -24,6 +24,23 @@ from graphc.creation import (
     seed, initial_seed, rand, randn, randint, randperm, rand_like, randn_like, randint_like,
     normal)
 from graphc.composite import softmax, log_softmax, logaddexp
+from graphc.pointwise import (
+    asin, acos, atan, sinh, cosh, asinh, acosh, atanh, arcsin, arccos, arctan, arcsinh,
+    arccosh, arctanh, arctan2, deg2rad, rad2deg, reciprocal, square, exp2, float_power, xlogy,
+    logit, erfc, erfinv, sgn, copysign, fmod, frac, heaviside, hypot, nan_to_num, clamp_min,
+    clamp_max, lerp, addcmul, addcdiv, fmax, fmin, isclose, allclose)
+from graphc.reductions import (
+    cumprod, logcumsumexp, cummax, cummin, diff, aminmax, nansum, nanmean, var_mean,
+    std_mean, dist, renorm)
+from graphc.blas import (
+    diagonal, diag_embed, trace, einsum, tensordot, kron, addmm, addmv, addr, baddbmm,
+    addbmm, chain_matmul, cross)
+from graphc.shapes import (
+    roll, rot90, tile, meshgrid, cartesian_prod, block_diag, atleast_1d, atleast_2d,
+    atleast_3d, column_stack, dstack, flipud, fliplr, vander, cdist, tril_indices,
+    triu_indices)
+from graphc import linalg
+from graphc.linalg import det, inv as inverse
 from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from graphc import autograd, cuda

@@ -1,0 +1,191 @@
+"""``graphc.linalg``: PyTorch's ``torch.linalg`` names for the norms, products and the
+small dense solvers graphc can compose.
+
+``det``, ``inv`` and ``solve`` are Gaussian elimination with partial pivoting written
+with tensor functions (the pivot row is chosen with ``argmax`` and moved with a
+permutation built from comparisons), unrolled over the matrix size: exact to rounding,
+differentiable, traceable, meant for the small matrices real programs invert."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from graphc import dtypes
+from graphc import functional as F
+from graphc.blas import cross as _cross, diagonal, multi_dot
+from graphc.tensor import Tensor, normalize_dim
+
+__all__ = ["norm", "vector_norm", "matrix_norm", "multi_dot", "cross", "det", "inv", "solve",
+           "vecdot", "matmul"]
+
+
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    if dtype is not None:
+        x = F.cast(x, dtype)
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor "
+                           f"as input. Got {x.dtype.name}")
+    if ord in (-math.inf, "-inf"):
+        return F.amin(F.abs(x), dim, keepdim)
+    return F.norm(x, ord, dim, keepdim)
+
+
+def _matrix_dims(A, dim):
+    if A.dim() < 2:
+        raise RuntimeError(f"linalg.matrix_norm: The input tensor A must have at least 2 "
+                           f"dimensions. (got {A.dtype.name}{list(A.shape)})")
+    d0, d1 = (normalize_dim(d, A.dim()) for d in dim)
+    if d0 == d1:
+        raise RuntimeError(f"linalg.matrix_norm: dims must be different. Got ({d0}, {d1})")
+    return d0, d1
+
+
+def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
+    """Frobenius and the induced 1- and inf-norms (largest column / row sum of
+    magnitudes, or the smallest for -1 / -inf); the spectral and nuclear norms need an
+    SVD graphc does not have."""
+    if dtype is not None:
+        A = F.cast(A, dtype)
+    d0, d1 = _matrix_dims(A, dim)
+    if ord == "fro":
+        return F.norm(A, 2, (d0, d1), keepdim)
+    if ord in (2, -2, "nuc"):
+        raise NotImplementedError(f"linalg.matrix_norm(ord={ord!r}) needs singular values, "
+                                  f"which graphc does not compute; use ord='fro', 1 or inf")
+    if ord in (math.inf, -math.inf):
+        d0, d1 = d1, d0                         # rows: sum along the columns
+    elif ord not in (1, -1):
+        raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
+    sums = F.sum(F.abs(A), d0, keepdim=True)
+    best = (F.amax if ord > 0 else F.amin)(sums, d1, keepdim=True)
+    return best if keepdim else F.squeeze(F.squeeze(best, max(d0, d1)), min(d0, d1))
+
+
+def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
+    """A vector norm over one dim (or over everything when ord is None), a matrix norm
+    over two."""
+    if dim is not None and not isinstance(dim, (tuple, list)):
+        dim = (dim,)
+    if ord is None:
+        return vector_norm(A, 2, dim, keepdim, dtype=dtype)
+    if dim is None:
+        if A.dim() not in (1, 2):
+            raise RuntimeError(f"linalg.norm: If dim is not specified but ord is, the input "
+                               f"must be 1D or 2D. Got {A.dim()}D.")
+        dim = tuple(range(A.dim()))
+    if len(dim) == 2:
+        return matrix_norm(A, ord, dim, keepdim, dtype=dtype)
+    return vector_norm(A, ord, dim, keepdim, dtype=dtype)
+
+
+def cross(input, other, *, dim=-1):
+    return _cross(input, other, dim)
+
+
+def vecdot(x, y, *, dim=-1):
+    return F.sum(x * y, dim)
+
+
+def matmul(input, other):
+    return F.matmul(input, other)
+
+
+# ---- Gaussian elimination -------------------------------------------------------------------
+def _check_square(op, A):
+    if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"linalg.{op}: A must be batches of square matrices, but they are "
+                           f"{A.shape[-2] if A.dim() > 1 else A.shape[-1] if A.dim() else 1} "
+                           f"by {A.shape[-1] if A.dim() else 1} matrices")
+    if not A.dtype.is_floating_point:
+        raise RuntimeError(f"linalg.{op}: Expected a floating point or complex tensor as "
+                           f"input. Got {A.dtype.name}")
+
+
+def _eliminate(A, B):
+    """Forward elimination with partial pivoting of [A | B] (batched, (..., n, n) and
+    (..., n, k)): the upper-triangular U, the transformed B, and the sign of the row
+    permutation.  Row k's pivot is the largest magnitude at or below it in column k;
+    the swap is a permutation matrix product, so it differentiates like any product."""
+    n = A.shape[-1]
+    sign = None
+    rows = Tensor._wrap(np.arange(n), dtypes.int64)
+    for k in range(n):
+        column = F.abs(F.select(A, -1, k)).detach()
+        below = F.where(rows >= k, column, F._operand(-1, column.dtype))
+        pivot = F.unsqueeze(F.argmax(below, -1), -1)               # (..., 1)
+        # Swap rows k and pivot: P[i, j] = 1 where (i, j) is (k, p), (p, k), or i == j
+        # for every other row.
+        is_k, is_p = rows == k, rows == pivot                       # (n,), (..., n)
+        keep = F.logical_not(F.logical_or(is_k, is_p))
+        perm = (F.unsqueeze(is_k, -1).logical_and(F.unsqueeze(is_p, -2))
+                .logical_or(F.unsqueeze(is_p, -1).logical_and(F.unsqueeze(is_k, -2)))
+                .logical_or(F.unsqueeze(keep, -1).logical_and(
+                    F.eq(F.unsqueeze(rows, -1), F.unsqueeze(rows, -2)))))
+        perm = F.cast(perm, A.dtype)
+        A, B = F.matmul(perm, A), F.matmul(perm, B)
+        swapped = F.ne(F.squeeze(pivot, -1), k)
+        flip = F.where(swapped, -1.0, 1.0)
+        sign = flip if sign is None else sign * flip
+        # Eliminate below row k.
+        pivot_row_a = F.narrow(A, -2, k, 1)
+        pivot_row_b = F.narrow(B, -2, k, 1)
+        pivot_value = F.narrow(pivot_row_a, -1, k, 1)
+        singular = pivot_value == 0          # the column is zero from row k down
+        factors = F.narrow(A, -1, k, 1) / F.where(singular, F._operand(1, A.dtype),
+                                                  pivot_value)
+        factors = F.where(F.unsqueeze(rows > k, -1), factors, F._operand(0, A.dtype))
+        A = A - factors * pivot_row_a
+        B = B - factors * pivot_row_b
+    return A, B, sign
+
+
+def det(A):
+    _check_square("det", A)
+    if A.shape[-1] == 0:
+        return F.sum(A, (-2, -1)) + 1
+    U, _, sign = _eliminate(A, F.narrow(A, -1, 0, 0))
+    return F.prod(diagonal(U, 0, -2, -1), -1) * sign
+
+
+def _back_substitute(U, Y):
+    """X with U X = Y for upper-triangular U, from the last row up."""
+    n = U.shape[-1]
+    solved = [None] * n
+    for i in reversed(range(n)):
+        row = F.narrow(Y, -2, i, 1)
+        for j in range(i + 1, n):
+            row = row - F.narrow(F.narrow(U, -2, i, 1), -1, j, 1) * solved[j]
+        solved[i] = row / F.narrow(F.narrow(U, -2, i, 1), -1, i, 1)
+    return F.cat(solved, -2)
+
+
+def solve(A, B, *, left=True):
+    """X with A X = B (B a matrix, or a vector when it has one dim fewer than A)."""
+    if not left:
+        raise NotImplementedError("linalg.solve(left=False) is not supported; solve the "
+                                  "transposed system: linalg.solve(A.mT, B.mT).mT")
+    _check_square("solve", A)
+    vector = B.dim() == 1 or (B.dim() == A.dim() - 1 and tuple(B.shape) == tuple(A.shape[:-1]))
+    Bm = F.unsqueeze(B, -1) if vector else B
+    if Bm.shape[-2] != A.shape[-1]:
+        raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation "
+                           f"AX = B ({A.shape[-2]}x{A.shape[-1]} and "
+                           f"{Bm.shape[-2]}x{Bm.shape[-1]})")
+    dtype = F.result_type(A, B)
+    A, Bm = F.cast(A, dtype), F.cast(Bm, dtype)
+    batch = tuple(np.broadcast_shapes(tuple(A.shape[:-2]), tuple(Bm.shape[:-2])))
+    A = F.expand(A, batch + tuple(A.shape[-2:]))
+    Bm = F.expand(Bm, batch + tuple(Bm.shape[-2:]))
+    if A.shape[-1] == 0:
+        X = Bm * 1
+    else:
+        U, Y, _ = _eliminate(A, Bm)
+        X = _back_substitute(U, Y)
+    return F.squeeze(X, -1) if vector else X
+
+
+def inv(A):
+    _check_square("inv", A)
+    eye = Tensor._wrap(np.eye(A.shape[-1], dtype=A.dtype.np), A.dtype)
+    return solve(A, F.expand(eye, tuple(A.shape)))

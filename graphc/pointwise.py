@@ -1,0 +1,356 @@
+"""Pointwise math PyTorch programs use beyond the primitives: inverse trigonometric and
+hyperbolic functions, ``erfc``/``erfinv``, ``copysign``/``fmod``, ``lerp``, ``addcmul``,
+``nan_to_num``...  Each is a composite of tensor functions (so it is eager,
+differentiable, traceable and runs on every backend), written in the form that keeps
+float32 accuracy where the textbook formula would lose it (``log1p`` for small
+arguments, products instead of differences of squares)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from graphc import dtypes
+from graphc import functional as F
+from graphc.tensor import Tensor
+
+
+def _floating(x):
+    """x as a floating tensor: integer and bool inputs compute in the default float, as
+    PyTorch's unary float ops do."""
+    if not isinstance(x, Tensor):
+        x = F.scalar_tensor(x, dtypes.scalar_dtype(x))
+    return x if x.dtype.is_floating_point else F.cast(x, dtypes.default_float)
+
+
+def _float_pair(a, b):
+    """Both operands at their promoted dtype, made floating."""
+    dtype = F.result_type(a, b)
+    if not dtype.is_floating_point:
+        dtype = dtypes.default_float
+    return F._operand(a, dtype), F._operand(b, dtype)
+
+
+def _safe(mask, x, value):
+    """x where ``mask`` holds, else ``value``: the branch a ``where`` will not take is
+    computed on harmless inputs, so its gradient (multiplied by 0) is not inf or nan."""
+    return F.where(mask, x, value)
+
+
+# ---- trigonometric and hyperbolic -----------------------------------------------------------
+def _cos_of_asin(x):
+    """sqrt(1 - x^2) as sqrt((1 - x)(1 + x)), which keeps its digits near |x| = 1."""
+    return F.sqrt((1 - x) * (1 + x))
+
+
+def asin(input):
+    x = _floating(input)
+    return F.atan2(x, _cos_of_asin(x))
+
+
+def acos(input):
+    x = _floating(input)
+    return F.atan2(_cos_of_asin(x), x)
+
+
+def atan(input):
+    x = _floating(input)
+    return F.atan2(x, F._operand(1.0, x.dtype))
+
+
+def sinh(input):
+    """(e^x - e^-x) / 2 through expm1, exact for tiny x."""
+    x = _floating(input)
+    return (F.expm1(x) - F.expm1(-x)) * 0.5
+
+
+def cosh(input):
+    x = _floating(input)
+    return (F.exp(x) + F.exp(-x)) * 0.5
+
+
+_HUGE = 2.0 ** 28
+"""Above this magnitude x^2 + 1 == x^2 even in float64, so asinh and acosh are
+log(2|x|) (and squaring would overflow float32 past 1.8e19)."""
+
+
+def asinh(input):
+    """sign(x) log1p(|x| + x^2 / (1 + sqrt(1 + x^2))): exact for tiny x."""
+    x = _floating(input)
+    a = F.abs(x)
+    huge = a > _HUGE
+    s = _safe(huge, 1.0, a)
+    small = F.log1p(s + s * s / (1 + F.sqrt(1 + s * s)))
+    big = F.log(_safe(huge, a, 1.0)) + math.log(2)
+    return F.where(x < 0, -1.0, 1.0) * F.where(huge, big, small)
+
+
+def acosh(input):
+    """log1p(t + sqrt(t (t + 2))) with t = x - 1: exact near x = 1."""
+    x = _floating(input)
+    huge = x > _HUGE
+    t = _safe(huge, 0.0, x) - 1
+    small = F.log1p(t + F.sqrt(t * (t + 2)))
+    big = F.log(_safe(huge, x, 1.0)) + math.log(2)
+    return F.where(huge, big, small)
+
+
+def atanh(input):
+    """log1p(2x / (1 - x)) / 2: exact for tiny x."""
+    x = _floating(input)
+    return F.log1p(2 * x / (1 - x)) * 0.5
+
+
+arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
+
+
+def arctan2(input, other):
+    return F.atan2(input, other)
+
+
+def deg2rad(input):
+    return _floating(input) * (math.pi / 180)
+
+
+def rad2deg(input):
+    return _floating(input) * (180 / math.pi)
+
+
+# ---- powers, exponentials and logarithms ----------------------------------------------------
+def reciprocal(input):
+    x = _floating(input)
+    return F._operand(1.0, x.dtype) / x
+
+
+def square(input):
+    """x * x; bools square to int64, as PyTorch."""
+    if input.dtype == dtypes.bool_:
+        input = F.cast(input, dtypes.int64)
+    return input * input
+
+
+def exp2(input):
+    """2 ** x through pow, so integer powers of two are exact."""
+    x = _floating(input)
+    return F.pow(F._operand(2.0, x.dtype), x)
+
+
+def float_power(input, exponent):
+    """pow in float64, whatever the operands' dtypes."""
+    return F.pow(F._operand(input, dtypes.float64), F._operand(exponent, dtypes.float64))
+
+
+def xlogy(input, other):
+    """x log(y), 0 where x == 0 (even for y == 0), NaN where y is NaN."""
+    x, y = _float_pair(input, other)
+    zero = (x == 0).logical_and(F.isnan(y).logical_not())
+    return F.where(zero, 0.0, x * F.log(_safe(zero, 1.0, y)))
+
+
+def logit(input, eps=None):
+    """log(x / (1 - x)), x first clamped into [eps, 1 - eps] when eps is given (the
+    gradient is then 0 outside the bounds, as PyTorch's)."""
+    x = _floating(input)
+    if eps is not None:
+        inside = (x >= eps).logical_and(x <= 1 - eps)
+        clamped = F.clamp(x, eps, 1 - eps)
+        x = F.where(inside, clamped, clamped.detach())
+    return F.log(x / (1 - x))
+
+
+# ---- error function -------------------------------------------------------------------------
+_ERFC_COEFFICIENTS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
+                      0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+"""Numerical Recipes' Chebyshev fit: erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2),
+relative error below 1.2e-7 for every z >= 0."""
+
+
+def erfc(input):
+    """1 - erf(x) where that loses nothing (x < 0.5), else the Chebyshev fit, whose
+    relative error stays below 1.2e-7 far into the tail (1 - erf(x) is 0 in float32
+    from x = 4, where erfc is still 1.5e-8).  float32 accuracy; float64 gets the same
+    1.2e-7 relative error in the tail."""
+    x = _floating(input)
+    tail = x >= 0.5
+    z = _safe(tail, x, 1.0)
+    t = 1 / (1 + 0.5 * z)
+    poly = 0.0
+    for c in reversed(_ERFC_COEFFICIENTS):
+        poly = poly * t + c
+    return F.where(tail, t * F.exp(-z * z + poly), 1 - F.erf(x))
+
+
+def erfinv(input):
+    """Giles' single-precision approximation, then two Newton steps on erf (a primitive,
+    accurate to the last digit): full accuracy in float32 and float64.  The first guess
+    is detached, so the gradient is that of the Newton steps, which at convergence is
+    exactly sqrt(pi)/2 e^(x^2); +-1 give +-inf, outside [-1, 1] NaN."""
+    y = _floating(input)
+    inside = F.abs(y) < 1
+    ys = _safe(inside, y, 0.0)
+    w = -F.log((1 - ys) * (1 + ys))
+    central, tail = w - 2.5, F.sqrt(F.where(w < 5, 5.0, w)) - 3
+    p_central = p_tail = 0.0
+    for a, b in zip((2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
+                     0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941),
+                    (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844,
+                     0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)):
+        p_central = p_central * central + a
+        p_tail = p_tail * tail + b
+    x = (F.where(w < 5, p_central, p_tail) * ys).detach()
+    for _ in range(2):
+        x = x - (F.erf(x) - ys) * F.exp(x * x) * (math.sqrt(math.pi) / 2)
+    edge = F.where(y > 0, math.inf, -math.inf)
+    return F.where(inside, x, F.where(F.abs(y) == 1, edge, math.nan))
+
+
+# ---- signs, rounding and remainders ---------------------------------------------------------
+def sgn(input):
+    return F.sign(input)
+
+
+def _sign_bit(x):
+    """True for negative numbers and -0.0 (whose reciprocal is -inf)."""
+    return (x < 0).logical_or((x == 0).logical_and(1 / x < 0))
+
+
+def copysign(input, other):
+    """|input| with the sign bit of ``other``; floats only, as PyTorch's."""
+    a, b = _float_pair(input, other)
+    return F.where(_sign_bit(b.detach()), -F.abs(a), F.abs(a))
+
+
+def fmod(input, other):
+    """C's fmod: the remainder of truncated division, with the sign of the dividend (``%``
+    and ``remainder`` take the divisor's).  Computed as the floored remainder of the
+    magnitudes (exact), given the dividend's sign."""
+    dtype = F.result_type(input, other)
+    a, b = F._operand(input, dtype), F._operand(other, dtype)
+    if not dtype.is_floating_point:
+        F._check_integer_divisor(b, "fmod")
+    r = F.remainder(F.abs(a), F.abs(b))
+    return F.where(a < 0, -r, r)
+
+
+def frac(input):
+    """x - trunc(x), sign kept; the gradient is 1, as PyTorch's."""
+    F._refuse_bool("frac", input, "frac_cpu")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"\"frac_cpu\" not implemented for '{input.dtype.name}' (frac of "
+                           f"{input.dtype.name}{list(input.shape)})")
+    return input - F.trunc(input).detach()
+
+
+def heaviside(input, values):
+    """0 below zero, 1 above, ``values`` at zero; PyTorch gives it no gradient."""
+    if isinstance(values, Tensor) and values.dtype != input.dtype:
+        raise RuntimeError(f"heaviside is not yet implemented for tensors with different "
+                           f"dtypes ({input.dtype.name}{list(input.shape)} and "
+                           f"{values.dtype.name}{list(values.shape)})")
+    step = F.cast(input > 0, input.dtype)
+    return F.where(input == 0, F._operand(values, input.dtype), step).detach()
+
+
+def hypot(input, other):
+    """sqrt(a^2 + b^2), scaled by the larger magnitude so that it overflows only when
+    the result does; 0 at the origin (gradient 0 there, not NaN)."""
+    a, b = _float_pair(input, other)
+    big = F.maximum(F.abs(a), F.abs(b))
+    zero = big == 0
+    s = _safe(zero, 1.0, big)
+    finite = F.isinf(s).logical_not()
+    s = _safe(finite, s, 1.0)
+    r = s * F.sqrt((a / s) * (a / s) + (b / s) * (b / s))
+    return F.where(zero, 0.0, F.where(finite, r, math.inf))
+
+
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    """NaN, +inf and -inf replaced (by default with 0 and the dtype's largest and
+    smallest finite values); integer tensors are returned as a copy."""
+    if not input.dtype.is_floating_point:
+        return F.clone(input)
+    info = np.finfo(input.dtype.np)
+    posinf = float(info.max) if posinf is None else posinf
+    neginf = float(info.min) if neginf is None else neginf
+    out = F.where(F.isnan(input), F._operand(nan, input.dtype), input)
+    out = F.where(input == math.inf, F._operand(posinf, input.dtype), out)
+    return F.where(input == -math.inf, F._operand(neginf, input.dtype), out)
+
+
+def clamp_min(input, min):
+    return F.clamp(input, min=min)
+
+
+def clamp_max(input, max):
+    return F.clamp(input, max=max)
+
+
+# ---- fused arithmetic -----------------------------------------------------------------------
+def lerp(input, end, weight):
+    """start + w (end - start) for w < 0.5, else end - (end - start)(1 - w): PyTorch's two
+    forms, exact at both ends."""
+    if isinstance(end, Tensor) and end.dtype != input.dtype:
+        raise RuntimeError(f"expected dtype {input.dtype.name} for `end` but got dtype "
+                           f"{end.dtype.name}")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"\"lerp_kernel_scalar\" not implemented for '{input.dtype.name}'")
+    diff = end - input
+    w = F._operand(weight, input.dtype)
+    return F.where(F.abs(w) < 0.5, input + w * diff, end - diff * (1 - w))
+
+
+def addcmul(input, tensor1, tensor2, value=1):
+    return input + value * (tensor1 * tensor2) if value != 1 else input + tensor1 * tensor2
+
+
+def addcdiv(input, tensor1, tensor2, value=1):
+    if not (tensor1.dtype.is_floating_point or tensor2.dtype.is_floating_point):
+        raise RuntimeError("Integer division with addcdiv is no longer supported, and in a "
+                           "future release addcdiv will perform a true division of tensor1 "
+                           "and tensor2. The historic addcdiv behavior can be implemented "
+                           "as (input + value * torch.trunc(tensor1 / tensor2)).to(input.dtype) "
+                           "for integer inputs and as (input + value * tensor1 / tensor2) for "
+                           "float inputs. The future addcdiv behavior is just the latter "
+                           "implementation: (input + value * tensor1 / tensor2), for all "
+                           "dtypes.")
+    return input + value * (tensor1 / tensor2) if value != 1 else input + tensor1 / tensor2
+
+
+# ---- comparisons ----------------------------------------------------------------------------
+def fmax(input, other):
+    """maximum, except that a NaN loses to a number."""
+    a_nan, b_nan = F.isnan(input), F.isnan(other)
+    out = F.maximum(input, other)
+    return F.where(a_nan, other, F.where(b_nan, input, out)) if input.dtype.is_floating_point \
+        or (isinstance(other, Tensor) and other.dtype.is_floating_point) else out
+
+
+def fmin(input, other):
+    a_nan, b_nan = F.isnan(input), F.isnan(other)
+    out = F.minimum(input, other)
+    return F.where(a_nan, other, F.where(b_nan, input, out)) if input.dtype.is_floating_point \
+        or (isinstance(other, Tensor) and other.dtype.is_floating_point) else out
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|a - b| <= atol + rtol |b|, equal infinities close, NaN close to NaN only with
+    ``equal_nan``."""
+    if isinstance(other, Tensor) and input.dtype != other.dtype:
+        raise RuntimeError(f"{input.dtype.name} did not match {other.dtype.name}")
+    if rtol < 0 or atol < 0:
+        raise RuntimeError(f"isclose: rtol and atol must be non-negative, got rtol={rtol} "
+                           f"and atol={atol}")
+    equal = input == other
+    if not input.dtype.is_floating_point:
+        a = F.cast(input, dtypes.float64)
+        b = F.cast(other, dtypes.float64) if isinstance(other, Tensor) else other
+        return equal.logical_or(F.abs(a - b) <= atol + rtol * F.abs(b))
+    if equal_nan:
+        equal = equal.logical_or(F.isnan(input).logical_and(F.isnan(other)))
+    finite = F.isfinite(input).logical_and(F.isfinite(other))
+    close = F.abs(input - other) <= atol + rtol * F.abs(other)
+    return equal.logical_or(finite.logical_and(close))
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+    return bool(F.all(isclose(input, other, rtol, atol, equal_nan)))
