@@ -164,9 +164,19 @@ def _contract(a, la, b, lb, keep):
 
     a3 = arranged(a, la, batch + left + shared, (batch, left, shared))
     b3 = arranged(b, lb, batch + shared + right, (batch, shared, right))
-    out = F.matmul(a3, b3)
+    out = _batched_product(a3, b3)
     labels = batch + left + right
     return F.reshape(out, tuple(size[s] for s in labels)), labels
+
+
+def _batched_product(a, b):
+    """a @ b for (..., m, k) @ (..., k, n): the matmul primitive for floats, a
+    broadcast product summed over k for integers (which it does not take)."""
+    if a.dtype.is_floating_point:
+        return F.matmul(a, b)
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"expected scalar type {a.dtype.name} but found {b.dtype.name}")
+    return F.sum(F.unsqueeze(a, -1) * F.unsqueeze(b, -3), -2)
 
 
 def einsum(*args):
@@ -210,9 +220,6 @@ def einsum(*args):
                                    f"equation for any input operand")
             else:
                 output.append(s)
-        if ellipsis_dims and "..." not in out_parsed:
-            raise RuntimeError("einsum(): ellipsis must be in the output when it is in an "
-                               "operand")
     else:
         counts = {}
         for ls in labels:
@@ -288,7 +295,7 @@ def tensordot(a, b, dims=2, out=None):
     shape_a, shape_b = [a.shape[d] for d in free_a], [b.shape[d] for d in free_b]
     a2 = F.reshape(F.permute(a, free_a + dims_a), (math.prod(shape_a), k))
     b2 = F.reshape(F.permute(b, dims_b + free_b), (k, math.prod(shape_b)))
-    return F.reshape(F.matmul(a2, b2), tuple(shape_a + shape_b))
+    return F.reshape(_batched_product(a2, b2), tuple(shape_a + shape_b))
 
 
 def kron(input, other):

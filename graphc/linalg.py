@@ -17,15 +17,23 @@ from graphc.blas import cross as _cross, diagonal, multi_dot
 from graphc.tensor import Tensor, normalize_dim
 
 __all__ = ["norm", "vector_norm", "matrix_norm", "multi_dot", "cross", "det", "inv", "solve",
-           "vecdot", "matmul"]
+           "vecdot", "matmul", "LinAlgError"]
+
+
+class LinAlgError(RuntimeError):
+    """PyTorch's ``torch.linalg.LinAlgError``: a singular matrix (a RuntimeError)."""
+
+
+def _check_floating(op, x):
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"linalg.{op}: Expected a floating point or complex tensor as "
+                           f"input. Got {x.dtype.name}")
 
 
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    _check_floating("vector_norm", x)
     if dtype is not None:
         x = F.cast(x, dtype)
-    if not x.dtype.is_floating_point:
-        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor "
-                           f"as input. Got {x.dtype.name}")
     if ord in (-math.inf, "-inf"):
         return F.amin(F.abs(x), dim, keepdim)
     return F.norm(x, ord, dim, keepdim)
@@ -45,9 +53,10 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     """Frobenius and the induced 1- and inf-norms (largest column / row sum of
     magnitudes, or the smallest for -1 / -inf); the spectral and nuclear norms need an
     SVD graphc does not have."""
+    d0, d1 = _matrix_dims(A, dim)
+    _check_floating("matrix_norm", A)
     if dtype is not None:
         A = F.cast(A, dtype)
-    d0, d1 = _matrix_dims(A, dim)
     if ord == "fro":
         return F.norm(A, 2, (d0, d1), keepdim)
     if ord in (2, -2, "nuc"):
@@ -58,6 +67,8 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     elif ord not in (1, -1):
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     sums = F.sum(F.abs(A), d0, keepdim=True)
+    if sums.shape[d1] == 0:                  # no columns: PyTorch's norm is 0
+        sums = F._pad(sums, [(0, 1 if a == d1 else 0, 0) for a in range(sums.dim())], 0)
     best = (F.amax if ord > 0 else F.amin)(sums, d1, keepdim=True)
     return best if keepdim else F.squeeze(F.squeeze(best, max(d0, d1)), min(d0, d1))
 
@@ -74,12 +85,16 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
             raise RuntimeError(f"linalg.norm: If dim is not specified but ord is, the input "
                                f"must be 1D or 2D. Got {A.dim()}D.")
         dim = tuple(range(A.dim()))
-    if len(dim) == 2:
-        return matrix_norm(A, ord, dim, keepdim, dtype=dtype)
+    if len(dim) == 2 or isinstance(ord, str):
+        return matrix_norm(A, ord, dim if len(dim) == 2 else (-2, -1), keepdim, dtype=dtype)
     return vector_norm(A, ord, dim, keepdim, dtype=dtype)
 
 
 def cross(input, other, *, dim=-1):
+    """torch.cross without its promotion: the operands must share a dtype."""
+    if input.dtype != other.dtype:
+        raise RuntimeError(f"expected scalar type {input.dtype.name} but found "
+                           f"{other.dtype.name}")
     return _cross(input, other, dim)
 
 
@@ -160,7 +175,7 @@ def _back_substitute(U, Y):
     return F.cat(solved, -2)
 
 
-def solve(A, B, *, left=True):
+def solve(A, B, *, left=True, _op="solve"):
     """X with A X = B (B a matrix, or a vector when it has one dim fewer than A)."""
     if not left:
         raise NotImplementedError("linalg.solve(left=False) is not supported; solve the "
@@ -178,14 +193,29 @@ def solve(A, B, *, left=True):
     A = F.expand(A, batch + tuple(A.shape[-2:]))
     Bm = F.expand(Bm, batch + tuple(Bm.shape[-2:]))
     if A.shape[-1] == 0:
-        X = Bm * 1
-    else:
-        U, Y, _ = _eliminate(A, Bm)
-        X = _back_substitute(U, Y)
+        return Bm * 1 if not vector else F.squeeze(Bm * 1, -1)
+    U, Y, _ = _eliminate(A, Bm)
+    _check_nonsingular(U, _op)
+    X = _back_substitute(U, Y)
     return F.squeeze(X, -1) if vector else X
+
+
+def _check_nonsingular(U, op):
+    """PyTorch's LinAlgError for a zero pivot (eagerly; a traced solve gives inf/NaN)."""
+    if not F.is_concrete(U):
+        return
+    pivots = diagonal(U, 0, -2, -1).numpy().reshape(-1, U.shape[-1])
+    zero = np.argwhere(pivots == 0)
+    if len(zero):
+        if op == "inv":
+            raise LinAlgError(f"linalg.inv: The diagonal element {zero[0][1] + 1} is zero, "
+                              f"the inversion could not be completed because the input "
+                              f"matrix is singular.")
+        raise LinAlgError("torch.linalg.solve: The solver failed because the input matrix is "
+                          "singular.")
 
 
 def inv(A):
     _check_square("inv", A)
     eye = Tensor._wrap(np.eye(A.shape[-1], dtype=A.dtype.np), A.dtype)
-    return solve(A, F.expand(eye, tuple(A.shape)))
+    return solve(A, F.expand(eye, tuple(A.shape)), _op="inv")

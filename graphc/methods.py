@@ -155,8 +155,9 @@ for _name, _fn in _MATH_METHODS.items():
     setattr(Tensor, _name, _fn)
 for _name in ["asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "arcsin",
               "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "arctan2", "deg2rad",
-              "rad2deg", "reciprocal", "square", "exp2", "float_power", "xlogy", "logit",
+              "rad2deg", "reciprocal", "square", "exp2", "xlogy", "logit",
               "erfc", "erfinv", "sgn", "copysign", "fmod", "frac", "heaviside", "hypot",
               "nan_to_num", "clamp_min", "clamp_max", "lerp", "addcmul", "addcdiv",
               "cumprod", "renorm", "addmm", "addmv", "addr", "baddbmm", "addbmm"]:
     setattr(Tensor, _name + "_", _inplace(_name + "_", _MATH_METHODS[_name]))
+Tensor.float_power_ = pointwise.float_power_

@@ -12,6 +12,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc import functional as F
+from graphc.indexing import apply_inplace
 from graphc.tensor import Tensor
 
 
@@ -29,6 +30,24 @@ def _float_pair(a, b):
     if not dtype.is_floating_point:
         dtype = dtypes.default_float
     return F._operand(a, dtype), F._operand(b, dtype)
+
+
+_SCALAR_TYPE = {"float32": "Float", "float64": "Double", "float16": "Half",
+                "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
+                "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+"""PyTorch's C++ names of the dtypes, which its 'not implemented for' errors use."""
+
+
+def refuse_kernel(kernel, op, *operands, floating=True):
+    """PyTorch's NotImplementedError for a kernel without bool (and, when ``floating``,
+    integer) versions, judged on the operands' promoted dtype."""
+    dtype = F.result_type(*operands)
+    if dtype == dtypes.bool_ or floating and not dtype.is_floating_point:
+        shapes = ", ".join(f"{t.dtype.name}{list(t.shape)}" for t in operands
+                           if isinstance(t, Tensor))
+        raise NotImplementedError(f"\"{kernel}\" not implemented for "
+                                  f"'{_SCALAR_TYPE.get(dtype.name, dtype.name)}' ({op} of "
+                                  f"{shapes})")
 
 
 def _safe(mask, x, value):
@@ -58,15 +77,33 @@ def atan(input):
     return F.atan2(x, F._operand(1.0, x.dtype))
 
 
+_EXP_CUTOFF = 20.0
+"""Beyond this magnitude e^-|x| is below float64's resolution of e^|x|, so sinh and cosh
+are +-e^|x| / 2, computed as (h / 2) h with h = e^(|x|/2): finite up to float32's
+largest sinh (89.4), where e^|x| itself overflows."""
+
+
+def _half_exp(x):
+    """e^|x| / 2 for |x| > _EXP_CUTOFF (harmless elsewhere, for the branch not taken)."""
+    a = F.abs(x)
+    h = F.exp(F.where(a > _EXP_CUTOFF, a, 0.0) * 0.5)
+    return (h * 0.5) * h
+
+
 def sinh(input):
     """(e^x - e^-x) / 2 through expm1, exact for tiny x."""
     x = _floating(input)
-    return (F.expm1(x) - F.expm1(-x)) * 0.5
+    big = F.abs(x) > _EXP_CUTOFF
+    xs = _safe(big, 0.0, x)
+    small = (F.expm1(xs) - F.expm1(-xs)) * 0.5
+    return F.where(big, F.where(x < 0, -1.0, 1.0) * _half_exp(x), small)
 
 
 def cosh(input):
     x = _floating(input)
-    return (F.exp(x) + F.exp(-x)) * 0.5
+    big = F.abs(x) > _EXP_CUTOFF
+    xs = _safe(big, 0.0, x)
+    return F.where(big, _half_exp(x), (F.exp(xs) + F.exp(-xs)) * 0.5)
 
 
 _HUGE = 2.0 ** 28
@@ -92,7 +129,7 @@ def acosh(input):
     t = _safe(huge, 0.0, x) - 1
     small = F.log1p(t + F.sqrt(t * (t + 2)))
     big = F.log(_safe(huge, x, 1.0)) + math.log(2)
-    return F.where(huge, big, small)
+    return F.where(x < 1, math.nan, F.where(huge, big, small))
 
 
 def atanh(input):
@@ -140,6 +177,15 @@ def float_power(input, exponent):
     return F.pow(F._operand(input, dtypes.float64), F._operand(exponent, dtypes.float64))
 
 
+def float_power_(input, exponent):
+    """In place only on a float64 tensor: the result is always float64."""
+    if input.dtype != dtypes.float64:
+        raise RuntimeError(f"the base given to float_power_ has dtype "
+                           f"{_SCALAR_TYPE.get(input.dtype.name, input.dtype.name)} but the "
+                           f"operation's result requires dtype Double")
+    return apply_inplace(input, "float_power_", lambda x: float_power(x, exponent))
+
+
 def xlogy(input, other):
     """x log(y), 0 where x == 0 (even for y == 0), NaN where y is NaN."""
     x, y = _float_pair(input, other)
@@ -182,12 +228,14 @@ def erfc(input):
 
 def erfinv(input):
     """Giles' single-precision approximation, then two Newton steps on erf (a primitive,
-    accurate to the last digit): full accuracy in float32 and float64.  The first guess
-    is detached, so the gradient is that of the Newton steps, which at convergence is
-    exactly sqrt(pi)/2 e^(x^2); +-1 give +-inf, outside [-1, 1] NaN."""
+    accurate to the last digit), in float64: float32 results are exact to rounding,
+    float64 ones to about 1e-10 relative up to |y| = 1 - 1e-8 (beyond, erf(x) rounds to
+    within a few ulps of 1 and the step resolves less: 4e-2 relative at 1 - 1e-15).  The
+    first guess is detached, so the gradient is that of the Newton steps, which at
+    convergence is exactly sqrt(pi)/2 e^(x^2); +-1 give +-inf, outside [-1, 1] NaN."""
     y = _floating(input)
     inside = F.abs(y) < 1
-    ys = _safe(inside, y, 0.0)
+    ys = F.cast(_safe(inside, y, 0.0), dtypes.float64)
     w = -F.log((1 - ys) * (1 + ys))
     central, tail = w - 2.5, F.sqrt(F.where(w < 5, 5.0, w)) - 3
     p_central = p_tail = 0.0
@@ -200,6 +248,7 @@ def erfinv(input):
     x = (F.where(w < 5, p_central, p_tail) * ys).detach()
     for _ in range(2):
         x = x - (F.erf(x) - ys) * F.exp(x * x) * (math.sqrt(math.pi) / 2)
+    x = F.cast(x, y.dtype)
     edge = F.where(y > 0, math.inf, -math.inf)
     return F.where(inside, x, F.where(F.abs(y) == 1, edge, math.nan))
 
@@ -224,6 +273,7 @@ def fmod(input, other):
     """C's fmod: the remainder of truncated division, with the sign of the dividend (``%``
     and ``remainder`` take the divisor's).  Computed as the floored remainder of the
     magnitudes (exact), given the dividend's sign."""
+    refuse_kernel("fmod_cpu", "fmod", input, other, floating=False)
     dtype = F.result_type(input, other)
     a, b = F._operand(input, dtype), F._operand(other, dtype)
     if not dtype.is_floating_point:
@@ -234,10 +284,7 @@ def fmod(input, other):
 
 def frac(input):
     """x - trunc(x), sign kept; the gradient is 1, as PyTorch's."""
-    F._refuse_bool("frac", input, "frac_cpu")
-    if not input.dtype.is_floating_point:
-        raise RuntimeError(f"\"frac_cpu\" not implemented for '{input.dtype.name}' (frac of "
-                           f"{input.dtype.name}{list(input.shape)})")
+    refuse_kernel("frac_cpu", "frac", input)
     return input - F.trunc(input).detach()
 
 
@@ -253,15 +300,16 @@ def heaviside(input, values):
 
 def hypot(input, other):
     """sqrt(a^2 + b^2), scaled by the larger magnitude so that it overflows only when
-    the result does; 0 at the origin (gradient 0 there, not NaN)."""
+    the result does; inf where either is infinite (even with a NaN), 0 at the origin
+    (gradient 0 there, not NaN)."""
+    refuse_kernel("hypot_cpu", "hypot", input, other)
     a, b = _float_pair(input, other)
+    infinite = F.isinf(a).logical_or(F.isinf(b))
     big = F.maximum(F.abs(a), F.abs(b))
-    zero = big == 0
-    s = _safe(zero, 1.0, big)
-    finite = F.isinf(s).logical_not()
-    s = _safe(finite, s, 1.0)
+    usable = (big != 0).logical_and(infinite.logical_not())
+    s = _safe(usable, big, 1.0)
     r = s * F.sqrt((a / s) * (a / s) + (b / s) * (b / s))
-    return F.where(zero, 0.0, F.where(finite, r, math.inf))
+    return F.where(infinite, math.inf, F.where(big == 0, 0.0, r))
 
 
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
@@ -292,8 +340,7 @@ def lerp(input, end, weight):
     if isinstance(end, Tensor) and end.dtype != input.dtype:
         raise RuntimeError(f"expected dtype {input.dtype.name} for `end` but got dtype "
                            f"{end.dtype.name}")
-    if not input.dtype.is_floating_point:
-        raise RuntimeError(f"\"lerp_kernel_scalar\" not implemented for '{input.dtype.name}'")
+    refuse_kernel("lerp_kernel_scalar", "lerp", input)
     diff = end - input
     w = F._operand(weight, input.dtype)
     return F.where(F.abs(w) < 0.5, input + w * diff, end - diff * (1 - w))

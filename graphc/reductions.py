@@ -15,6 +15,7 @@ import numpy as np
 from graphc import dtypes
 from graphc import functional as F
 from graphc.composite import logaddexp
+from graphc.pointwise import refuse_kernel
 from graphc.tensor import Tensor, normalize_dim
 
 cummax_result = namedtuple("cummax", ["values", "indices"])
@@ -64,10 +65,7 @@ def cumprod(input, dim, *, dtype=None):
 
 
 def logcumsumexp(input, dim):
-    if not input.dtype.is_floating_point:
-        raise RuntimeError(f"\"logcumsumexp_out_cpu\" not implemented for "
-                           f"'{input.dtype.name}' (input {input.dtype.name}"
-                           f"{list(input.shape)})")
+    refuse_kernel("logcumsumexp_out_cpu", "logcumsumexp", input)
     x, dim = _scan_input(input, dim)
     (out,) = _scan((x,), dim, lambda e, l: (logaddexp(e[0], l[0]),))
     return out.reshape(input.shape) if x.shape[dim] > 1 else F.clone(input)
@@ -126,9 +124,11 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
 
 
 def aminmax(input, *, dim=None, keepdim=False):
-    if input.numel() == 0 and (dim is None or input.shape[normalize_dim(dim, input.dim())] == 0):
+    if dim is None and input.numel() == 0:
         raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as the "
                            "operation has no identity.")
+    if dim is not None and input.dim() and input.shape[normalize_dim(dim, input.dim())] == 0:
+        raise IndexError(f"aminmax: Expected reduction dim {dim} to have non-zero size.")
     if dim is None and keepdim and input.dim():
         lo, hi = F.amin(input), F.amax(input)
         shape = (1,) * input.dim()

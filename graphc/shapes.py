@@ -66,8 +66,10 @@ def rot90(input, k=1, dims=(0, 1)):
 
 def tile(input, dims):
     """repeat, with ``dims`` padded with leading 1s to the input's rank."""
-    dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
-    dims = (1,) * (input.dim() - len(dims)) + dims
+    if not isinstance(dims, (tuple, list)):
+        raise TypeError(f"tile(): argument 'dims' (position 2) must be tuple of ints, not "
+                        f"{type(dims).__name__}")
+    dims = (1,) * (input.dim() - len(dims)) + tuple(dims)
     return F.repeat(input, dims)
 
 
