@@ -396,8 +396,10 @@ def cross(input, other, dim=None):
     if input.shape[dim] != 3 or other.shape[dim] != 3:
         raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got "
                            f"{input.shape[dim]} and {other.shape[dim]}")
-    dtype = F.result_type(input, other)
-    a = [F.select(F.cast(input, dtype), dim, i) for i in range(3)]
-    b = [F.select(F.cast(other, dtype), dim, i) for i in range(3)]
+    if input.dtype != other.dtype:
+        raise RuntimeError(f"expected scalar type {input.dtype.name} but found "
+                           f"{other.dtype.name}")
+    a = [F.select(input, dim, i) for i in range(3)]
+    b = [F.select(other, dim, i) for i in range(3)]
     parts = [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
     return F.stack(parts, dim)

@@ -91,10 +91,6 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
 
 
 def cross(input, other, *, dim=-1):
-    """torch.cross without its promotion: the operands must share a dtype."""
-    if input.dtype != other.dtype:
-        raise RuntimeError(f"expected scalar type {input.dtype.name} but found "
-                           f"{other.dtype.name}")
     return _cross(input, other, dim)
 
 
@@ -204,7 +200,7 @@ def _check_nonsingular(U, op):
     """PyTorch's LinAlgError for a zero pivot (eagerly; a traced solve gives inf/NaN)."""
     if not F.is_concrete(U):
         return
-    pivots = diagonal(U, 0, -2, -1).numpy().reshape(-1, U.shape[-1])
+    pivots = diagonal(U, 0, -2, -1).detach().numpy().reshape(-1, U.shape[-1])
     zero = np.argwhere(pivots == 0)
     if len(zero):
         if op == "inv":

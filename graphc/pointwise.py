@@ -187,10 +187,14 @@ def float_power_(input, exponent):
 
 
 def xlogy(input, other):
-    """x log(y), 0 where x == 0 (even for y == 0), NaN where y is NaN."""
+    """x log(y), 0 where x == 0 (even for y == 0), NaN where y is NaN, with PyTorch's
+    gradients: log(y) for x (0 at x == y == 0), x / y for y (NaN at x == y == 0).  At
+    x == 0 the x-gradient for an infinite or negative y is 0 here (inf, NaN in PyTorch)."""
     x, y = _float_pair(input, other)
-    zero = (x == 0).logical_and(F.isnan(y).logical_not())
-    return F.where(zero, 0.0, x * F.log(_safe(zero, 1.0, y)))
+    at_zero = (x == 0).logical_and(F.isnan(y).logical_not())
+    ordinary = (y > 0).logical_and(F.isfinite(y))
+    zero_term = x * F.log(_safe(ordinary, y, 1.0))              # exactly 0 in value
+    return F.where(at_zero, zero_term, _safe(at_zero, 1.0, x) * F.log(y))
 
 
 def logit(input, eps=None):
@@ -266,7 +270,7 @@ def _sign_bit(x):
 def copysign(input, other):
     """|input| with the sign bit of ``other``; floats only, as PyTorch's."""
     a, b = _float_pair(input, other)
-    return F.where(_sign_bit(b.detach()), -F.abs(a), F.abs(a))
+    return F._zero_gradient(F.where(_sign_bit(b.detach()), -F.abs(a), F.abs(a)), b)
 
 
 def fmod(input, other):
