@@ -231,16 +231,18 @@ def erfc(input):
 
 
 def erfinv(input):
-    """Giles' single-precision approximation, then two Newton steps on erf (a primitive,
+    """Giles' single-precision approximation, then Newton steps on erf (a primitive,
     accurate to the last digit), in float64: float32 results are exact to rounding,
     float64 ones to about 1e-10 relative up to |y| = 1 - 1e-8 (beyond, erf(x) rounds to
-    within a few ulps of 1 and the step resolves less: 4e-2 relative at 1 - 1e-15).  The
-    first guess is detached, so the gradient is that of the Newton steps, which at
-    convergence is exactly sqrt(pi)/2 e^(x^2); +-1 give +-inf, outside [-1, 1] NaN."""
+    within a few ulps of 1 and the step resolves less: 4e-2 relative at 1 - 1e-15).
+    The value is computed without gradient; the gradient, sqrt(pi)/2 e^(x^2), is
+    attached as ``(y - y.detach()) * slope`` (exactly 0 in value).  +-1 give +-inf,
+    outside [-1, 1] NaN."""
     y = _floating(input)
     inside = F.abs(y) < 1
     ys = F.cast(_safe(inside, y, 0.0), dtypes.float64)
-    w = -F.log((1 - ys) * (1 + ys))
+    flat = ys.detach()
+    w = -F.log((1 - flat) * (1 + flat))
     central, tail = w - 2.5, F.sqrt(F.where(w < 5, 5.0, w)) - 3
     p_central = p_tail = 0.0
     for a, b in zip((2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
@@ -249,9 +251,12 @@ def erfinv(input):
                      0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)):
         p_central = p_central * central + a
         p_tail = p_tail * tail + b
-    x = (F.where(w < 5, p_central, p_tail) * ys).detach()
-    for _ in range(2):
-        x = x - (F.erf(x) - ys) * F.exp(x * x) * (math.sqrt(math.pi) / 2)
+    x = F.where(w < 5, p_central, p_tail) * flat
+    # The guess is good to about 1e-7, and each step squares the relative error: one
+    # step is float32-exact, float64 takes two.
+    for _ in range(1 if y.dtype == dtypes.float32 else 2):
+        x = x - (F.erf(x) - flat) * F.exp(x * x) * (math.sqrt(math.pi) / 2)
+    x = x + (ys - flat) * (F.exp(x * x) * (math.sqrt(math.pi) / 2))
     x = F.cast(x, y.dtype)
     edge = F.where(y > 0, math.inf, -math.inf)
     return F.where(inside, x, F.where(F.abs(y) == 1, edge, math.nan))

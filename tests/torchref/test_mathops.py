@@ -75,7 +75,21 @@ def test_powers_logs_and_special_functions():
     check_function(lambda lib, a, p: (
         lib.reciprocal(a), lib.square(a), lib.exp2(a), lib.float_power(a, 3),
         lib.xlogy(a, p), lib.logit(p / 4), lib.logit(p / 4, eps=0.3), lib.erfc(a * 3),
-        lib.erfinv(lib.tanh(a)), lib.hypot(a, p)), normal(5), uniform(0.1, 3.9, 5))
+        lib.hypot(a, p)), normal(5), uniform(0.1, 3.9, 5))
+
+
+ERROR_FUNCTIONS = (lambda lib, a: (lib.erfinv(lib.tanh(a)), lib.erfinv(a.double() / 3),
+                                   lib.erfc(a.double() * 3)), normal(6))
+
+
+def test_erfinv_and_erfc():
+    check_function(*ERROR_FUNCTIONS, modes=("interpreter",))
+
+
+@pytest.mark.slow
+def test_erfinv_and_erfc_compiled_on_cpu():
+    """Slow only because LLVM optimises the float64 kernels for a few seconds."""
+    check_function(*ERROR_FUNCTIONS, modes=("cpu",))
 
 
 def test_signs_remainders_and_fused_arithmetic():
@@ -265,7 +279,7 @@ def test_tensordot_kron_and_blas_forms():
         lib.kron(a, c), lib.addmm(c, c, c, beta=0.5, alpha=2), lib.addmm(c[0], c, c),
         lib.addmm(c, c, c, beta=0), lib.addmv(v, b.t(), a[1]), lib.addr(c, a[0], a[1]),
         lib.baddbmm(c, c[None], c[None]), lib.addbmm(c, c[None].repeat(2, 1, 1), c[None].repeat(2, 1, 1)),
-        lib.chain_matmul(c, c, c), lib.linalg.multi_dot([a[0], c, c, a[1]]),
+        lib.linalg.multi_dot([a[0], c, c, a[1]]),
         c.addmm(c, c)),
         normal(3, 3), normal(3, 4), normal(3, 3), normal(4), rtol=1e-5, atol=1e-5)
 
@@ -280,6 +294,7 @@ def test_contraction_shapes_and_errors():
         same(lambda lib, p, q: lib.kron(p, q), x, y)
     same(lambda lib, x, y: lib.addmm(x, y, x), c, a[0])                # mismatch
     same(lambda lib, x: lib.addmm(x, x, x[0]), c)                      # not a matrix
+    same(lambda lib, x: (lib.chain_matmul(x, x, x), lib.chain_matmul(x)), c, rtol=1e-5)
     same(lambda lib, x: lib.chain_matmul(x, x[0]), c)
     same(lambda lib, x: lib.linalg.multi_dot([x]), c)
     same(lambda lib, x, y: lib.baddbmm(x, y, y), c, a)
@@ -303,7 +318,7 @@ def test_diagonals_trace_and_cross():
     same(lambda lib, x, y: lib.cross(x, y, dim=0), c, c[0])
     same(lambda lib, x, y: lib.cross(x, y, dim=1), c, np.arange(9).reshape(3, 3))
     same(lambda lib, x, y: lib.linalg.cross(x, y), c, np.arange(9).reshape(3, 3))
-    same(lambda lib, x: lib.cross(x, x, dim=1), a)
+    same(lambda lib, x: lib.cross(x, x.flip(0), dim=1), a, atol=1e-6)
 
 
 # ---- shape functions ------------------------------------------------------------------------
@@ -353,15 +368,25 @@ def test_shape_function_edges():
 
 
 # ---- linalg ---------------------------------------------------------------------------------
+LINALG = (lambda lib, a, b, m: (
+    lib.linalg.norm(a), lib.linalg.vector_norm(a, 3, 1), lib.linalg.matrix_norm(a),
+    lib.linalg.matrix_norm(a, 1), lib.linalg.norm(a, float("inf")),
+    lib.linalg.matrix_norm(m, -1), lib.linalg.det(a), lib.linalg.det(m), lib.det(a),
+    lib.linalg.inv(a), lib.linalg.inv(m), lib.inverse(a), a.inverse(),
+    lib.linalg.solve(a, b), lib.linalg.solve(m, b[:, 0]), lib.linalg.vecdot(a, a)),
+    normal(3, 3), normal(3, 2), normal(2, 3, 3) + 3 * np.eye(3, dtype=np.float32))
+
+
 def test_linalg_values_and_gradients():
-    check_function(lambda lib, a, b, m: (
-        lib.linalg.norm(a), lib.linalg.vector_norm(a, 3, 1), lib.linalg.matrix_norm(a),
-        lib.linalg.matrix_norm(a, 1), lib.linalg.norm(a, float("inf")),
-        lib.linalg.matrix_norm(m, -1), lib.linalg.det(a), lib.linalg.det(m), lib.det(a),
-        lib.linalg.inv(a), lib.linalg.inv(m), lib.inverse(a), a.inverse(),
-        lib.linalg.solve(a, b), lib.linalg.solve(m, b[:, 0]), lib.linalg.vecdot(a, a)),
-        normal(3, 3), normal(3, 2), normal(2, 3, 3) + 3 * np.eye(3, dtype=np.float32),
-        rtol=1e-4, atol=1e-5)
+    check_function(*LINALG, modes=("interpreter",), rtol=1e-4, atol=1e-5)
+    check_function(lambda lib, a, b: (lib.linalg.det(a), lib.linalg.solve(a, b)),
+                   normal(2, 2), normal(2), modes=("cpu",), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_linalg_compiled_on_cpu():
+    """Slow only because each 3x3 elimination unrolls into a long program."""
+    check_function(*LINALG, modes=("cpu",), rtol=1e-4, atol=1e-5)
 
 
 def test_linalg_pivoting_singular_matrices_and_errors():
