@@ -426,3 +426,43 @@ def test_compiled_solve_has_no_graph_break():
     solve = graphc.compile(lambda m: graphc.linalg.solve(m, m[:, 0]), fullgraph=True)
     np.testing.assert_allclose(solve(a).numpy(), [1.0, 0.0], atol=1e-6)
     assert math.isclose(float(graphc.compile(graphc.linalg.det, fullgraph=True)(a)), -2.0)
+
+
+# ---- sparse COO -----------------------------------------------------------------------------
+COO_INDICES = np.array([[0, 1, 1, 2, 0], [2, 0, 2, 1, 2]])       # (0, 2) appears twice
+
+
+def test_sparse_to_dense_and_mm_with_gradients():
+    def products(lib, values, dense):
+        s = lib.sparse_coo_tensor(lib.tensor(COO_INDICES), values, (3, 3))
+        return (s.to_dense(), lib.sparse.mm(s, dense), s @ dense, s.t().to_dense(),
+                lib.sparse.mm(s.t(), dense))
+    check_function(products, normal(5), normal(3, 4))
+
+
+def test_sparse_from_dense_and_coalesce():
+    x = normal(3, 4)
+    x[x < 0] = 0
+    check_function(lambda lib, d: (d.to_sparse().values(), d.to_sparse().indices(),
+                                   d.to_sparse().to_dense(), lib.sparse.mm(d.to_sparse(), d.t())),
+                   x, modes=())
+    for lib in (torch, graphc):
+        s = lib.sparse_coo_tensor(lib.tensor(COO_INDICES), lib.arange(5.0))
+        assert s.is_sparse and not lib.ones(1).is_sparse and s._nnz() == 5
+        assert tuple(s.shape) == (3, 3) and s.to_dense().tolist()[0][2] == 4.0
+        assert s.coalesce().indices().tolist() == [[0, 1, 1, 2], [2, 0, 2, 1]]
+        assert s.coalesce().values().tolist() == [4.0, 1.0, 2.0, 3.0]
+        assert lib.ones(2).to_dense().tolist() == [1.0, 1.0]
+
+
+def test_sparse_errors_and_graph_break():
+    raises_like(RuntimeError, lambda lib, i, v: lib.sparse_coo_tensor(i, v[:3]),
+                COO_INDICES, normal(5))
+    raises_like(RuntimeError, lambda lib, i, v: lib.sparse.mm(lib.sparse_coo_tensor(i, v),
+                                                              lib.ones(4, 2)),
+                COO_INDICES, normal(5))
+    with pytest.raises(RuntimeError, match="size is inconsistent"):
+        graphc.sparse_coo_tensor(graphc.tensor(COO_INDICES), graphc.ones(5), (2, 3),
+                                 check_invariants=True)
+    with pytest.raises(graphc.GraphBreak, match="to_sparse"):
+        graphc.compile(lambda d: d.to_sparse().values(), fullgraph=True)(graphc.ones(2, 2))
