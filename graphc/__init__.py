@@ -28,7 +28,7 @@ from graphc.pointwise import (
     asin, acos, atan, sinh, cosh, asinh, acosh, atanh, arcsin, arccos, arctan, arcsinh,
     arccosh, arctanh, arctan2, deg2rad, rad2deg, reciprocal, square, exp2, float_power, xlogy,
     logit, erfc, erfinv, sgn, copysign, fmod, frac, heaviside, hypot, nan_to_num, clamp_min,
-    clamp_max, lerp, addcmul, addcdiv, fmax, fmin, isclose, allclose)
+    clamp_max, lerp, addcmul, addcdiv, fmax, fmin, isclose, allclose, lgamma, digamma)
 from graphc.reductions import (
     cumprod, logcumsumexp, cummax, cummin, diff, aminmax, nansum, nanmean, var_mean,
     std_mean, dist, renorm)

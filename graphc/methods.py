@@ -149,7 +149,8 @@ _MATH_METHODS = {
     "baddbmm": blas.baddbmm, "addbmm": blas.addbmm, "cross": blas.cross,
     "roll": shapes.roll, "rot90": shapes.rot90, "tile": shapes.tile,
     "flipud": shapes.flipud, "fliplr": shapes.fliplr,
-    "det": linalg.det, "inverse": linalg.inv,
+    "det": linalg.det, "inverse": linalg.inv, "lgamma": pointwise.lgamma,
+    "digamma": pointwise.digamma, "atan2": F.atan2,
 }
 for _name, _fn in _MATH_METHODS.items():
     setattr(Tensor, _name, _fn)
@@ -158,7 +159,8 @@ for _name in ["asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
               "rad2deg", "reciprocal", "square", "exp2", "xlogy", "logit",
               "erfc", "erfinv", "sgn", "copysign", "fmod", "frac", "heaviside", "hypot",
               "nan_to_num", "clamp_min", "clamp_max", "lerp", "addcmul", "addcdiv",
-              "cumprod", "renorm", "addmm", "addmv", "addr", "baddbmm", "addbmm"]:
+              "cumprod", "renorm", "addmm", "addmv", "addr", "baddbmm", "addbmm", "lgamma",
+              "digamma", "atan2"]:
     setattr(Tensor, _name + "_", _inplace(_name + "_", _MATH_METHODS[_name]))
 Tensor.float_power_ = pointwise.float_power_
 Tensor.is_sparse = False

@@ -92,6 +92,29 @@ def test_erfinv_and_erfc_compiled_on_cpu():
     check_function(*ERROR_FUNCTIONS, modes=("cpu",))
 
 
+GAMMA_FUNCTIONS = (lambda lib, a: (lib.lgamma(a), lib.digamma(a), a.lgamma(),
+                                    lib.lgamma(a.double()), lib.digamma(a.double())),
+                   np.array([-3.7, -0.4, 0.3, 1.0, 1.5, 2.0, 7.25, 40.0], np.float32))
+
+
+def test_lgamma_and_digamma():
+    check_function(*GAMMA_FUNCTIONS, modes=("interpreter",), rtol=1e-5, atol=1e-5)
+    x = np.concatenate([[0.0, -0.0, -1.0, -2.5, 1.0, 2.0, np.inf, -np.inf, np.nan, 1e30, -1e30,
+                         1e-30, 1.4616321449683622, 0.5, 171.5, 1e5],
+                        np.linspace(-20.3, 50, 97)])
+    same(lambda lib, t: (lib.lgamma(t), lib.digamma(t)), x, rtol=1e-13, atol=1e-13)
+    same(lambda lib, t: (lib.lgamma(t), lib.digamma(t)), x.astype(np.float32), rtol=1e-6,
+         atol=1e-6)
+    same(lambda lib, t: (lib.lgamma(t), lib.digamma(t)), np.arange(-2, 5))
+    same(lambda lib, t: t.digamma_(), np.arange(-2, 5))                   # refused
+    same(lambda lib, t: (t.lgamma_(), t), np.arange(1.0, 5.0))
+
+
+@pytest.mark.slow
+def test_lgamma_and_digamma_compiled_on_cpu():
+    check_function(*GAMMA_FUNCTIONS, modes=("cpu",), rtol=1e-5, atol=1e-5)
+
+
 def test_signs_remainders_and_fused_arithmetic():
     check_function(lambda lib, a, b, w: (
         lib.copysign(a, b), lib.fmod(a * 5, b), lib.frac(a * 3), lib.sgn(a),
