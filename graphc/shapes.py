@@ -166,8 +166,7 @@ def column_stack(tensors):
 
 
 def dstack(tensors):
-    return F.cat(list(atleast_3d(*tensors)) if len(tensors) > 1
-                 else [atleast_3d(*tensors)], 2)
+    return F.cat([atleast_3d(t) for t in tensors], 2)
 
 
 def flipud(input):

@@ -255,6 +255,18 @@ def test_scan_and_reduction_dtypes_and_shapes():
     raises_like(RuntimeError, lambda lib, x: lib.diff(x, -1), ints)
 
 
+def test_empty_and_integer_inputs_compiled():
+    empty, ones = np.zeros((0, 3), np.float32), np.ones((3, 2), np.float32)
+    ints = np.array([[3, -2, 0], [5, 7, -1]])
+    check_function(lambda lib, e, w, i: (
+        lib.cumprod(e, 0), lib.cumprod(e, 1), lib.einsum("ij,jk->ik", e, w),
+        lib.logcumsumexp(e, 1), *lib.cummax(e, 1), lib.roll(i, 1), lib.diff(i), lib.kron(i, i),
+        lib.square(i), lib.fmod(i, 3), lib.cumprod(i, 1), *lib.cummin(i, 1),
+        lib.tensordot(i, i, ([1], [1])), lib.einsum("ij,kj", i, i), lib.rot90(i),
+        lib.diagonal(i), lib.diag_embed(e), lib.cdist(e, w.T), lib.nansum(e, 0), lib.atan(i),
+        lib.asinh(e), lib.tile(i, (2, 1))), empty, ones, ints)
+
+
 # ---- contractions ---------------------------------------------------------------------------
 def test_einsum_values_and_gradients():
     check_function(lambda lib, a, b, c: (
