@@ -114,12 +114,13 @@ log(2|x|) (and squaring would overflow float32 past 1.8e19)."""
 def asinh(input):
     """sign(x) log1p(|x| + x^2 / (1 + sqrt(1 + x^2))): exact for tiny x."""
     x = _floating(input)
-    a = F.abs(x)
+    negative = x < 0
+    a = F.where(negative, -x, x)        # |x| with slope 1 at 0 (abs' is 0 there)
     huge = a > _HUGE
     s = _safe(huge, 1.0, a)
     small = F.log1p(s + s * s / (1 + F.sqrt(1 + s * s)))
-    big = F.log(_safe(huge, a, 1.0)) + math.log(2)
-    return F.where(x < 0, -1.0, 1.0) * F.where(huge, big, small)
+    magnitude = F.where(huge, F.log(_safe(huge, a, 1.0)) + math.log(2), small)
+    return F.where(negative, -magnitude, magnitude)
 
 
 def acosh(input):
@@ -354,8 +355,9 @@ def fmod(input, other):
     a, b = F._operand(input, dtype), F._operand(other, dtype)
     if not dtype.is_floating_point:
         F._check_integer_divisor(b, "fmod")
-    r = F.remainder(F.abs(a), F.abs(b))
-    return F.where(a < 0, -r, r)
+    negative = a < 0
+    r = F.remainder(F.where(negative, -a, a), F.abs(b))    # slope 1 in a, at 0 too
+    return F.where(negative, -r, r)
 
 
 def frac(input):
@@ -440,19 +442,25 @@ def addcdiv(input, tensor1, tensor2, value=1):
 
 
 # ---- comparisons ----------------------------------------------------------------------------
+def _nan_ignoring(input, other, keep_input):
+    """fmax/fmin: the input where ``keep_input`` (ties included) or the other is NaN, else
+    the other; the gradient goes to the operand taken, ties to the input, as PyTorch's."""
+    dtype = F.result_type(input, other)
+    a, b = F._operand(input, dtype), F._operand(other, dtype)
+    take_input = keep_input(a, b)
+    if dtype.is_floating_point:
+        take_input = take_input.logical_or(F.isnan(b))
+    return F.where(take_input, a, b)
+
+
 def fmax(input, other):
     """maximum, except that a NaN loses to a number."""
-    a_nan, b_nan = F.isnan(input), F.isnan(other)
-    out = F.maximum(input, other)
-    return F.where(a_nan, other, F.where(b_nan, input, out)) if input.dtype.is_floating_point \
-        or (isinstance(other, Tensor) and other.dtype.is_floating_point) else out
+    return _nan_ignoring(input, other, F.ge)
 
 
 def fmin(input, other):
-    a_nan, b_nan = F.isnan(input), F.isnan(other)
-    out = F.minimum(input, other)
-    return F.where(a_nan, other, F.where(b_nan, input, out)) if input.dtype.is_floating_point \
-        or (isinstance(other, Tensor) and other.dtype.is_floating_point) else out
+    """minimum, except that a NaN loses to a number."""
+    return _nan_ignoring(input, other, F.le)
 
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):

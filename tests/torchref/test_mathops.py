@@ -129,9 +129,16 @@ def test_gradients_at_the_awkward_points():
     x = np.array([0.0, 0.0, 1.5, -2.0], np.float32)
     y = np.array([0.0, 2.0, 0.5, -0.0], np.float32)
     check_function(lambda lib, a, b: (lib.xlogy(a, b.abs() + 0.5), lib.xlogy(a, 0.0),
-                                      lib.hypot(a, b),
+                                      lib.hypot(a, b), lib.asinh(a), lib.fmod(a, 2.5),
                                       lib.copysign(a, b), lib.erfinv(lib.tanh(a * 3) * 0.999)),
                    x, y, modes=("interpreter",))
+
+
+def test_fmax_fmin_nans_and_ties():
+    a = np.array([1.0, 2.0, np.nan, np.nan, 3.0, -1.0], np.float32)
+    b = np.array([1.0, 3.0, 1.0, np.nan, np.nan, -2.0], np.float32)
+    check_function(lambda lib, x, y: (lib.fmax(x, y), lib.fmin(x, y), x.fmax(y)), a, b,
+                   modes=("interpreter",))
 
 
 def test_pointwise_dtypes_and_edge_values():
