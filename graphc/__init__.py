@@ -40,7 +40,7 @@ from graphc.shapes import (
     atleast_3d, column_stack, dstack, flipud, fliplr, vander, cdist, tril_indices,
     triu_indices)
 from graphc import linalg
-from graphc.linalg import det, inv as inverse
+from graphc.linalg import det, inv as inverse, slogdet, matrix_power, cholesky
 from graphc import sparse
 from graphc.sparse import sparse_coo_tensor
 from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)

@@ -8,6 +8,7 @@ differentiable, traceable, meant for the small matrices real programs invert."""
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
@@ -16,8 +17,24 @@ from graphc import functional as F
 from graphc.blas import cross as _cross, diagonal, multi_dot
 from graphc.tensor import Tensor, normalize_dim
 
-__all__ = ["norm", "vector_norm", "matrix_norm", "multi_dot", "cross", "det", "inv", "solve",
-           "vecdot", "matmul", "LinAlgError"]
+__all__ = ["norm", "vector_norm", "matrix_norm", "multi_dot", "cross", "det", "slogdet", "inv",
+           "solve", "cholesky", "matrix_power", "vecdot", "matmul", "LinAlgError"]
+
+_NEEDS_FACTORIZATIONS = ("svd", "svdvals", "eig", "eigvals", "eigh", "eigvalsh", "qr", "lstsq",
+                         "pinv", "matrix_rank", "matrix_exp", "cond", "lu", "lu_factor",
+                         "lu_solve", "ldl_factor", "ldl_solve", "householder_product",
+                         "tensorinv", "tensorsolve")
+"""torch.linalg functions that need an iterative factorization (SVD, eigen, QR) graphc
+does not have: asking for one raises NotImplementedError naming it."""
+
+
+def __getattr__(name):
+    if name in _NEEDS_FACTORIZATIONS:
+        raise NotImplementedError(
+            f"graphc.linalg.{name} is not supported: it needs an SVD, eigen or QR "
+            f"factorization; graphc.linalg has det, slogdet, inv, solve, cholesky, "
+            f"matrix_power and the 'fro', 1 and inf norms")
+    raise AttributeError(f"module 'graphc.linalg' has no attribute '{name}'")
 
 
 class LinAlgError(RuntimeError):
@@ -215,3 +232,73 @@ def inv(A):
     _check_square("inv", A)
     eye = Tensor._wrap(np.eye(A.shape[-1], dtype=A.dtype.np), A.dtype)
     return solve(A, F.expand(eye, tuple(A.shape)), _op="inv")
+
+
+slogdet_result = namedtuple("linalg_slogdet", ["sign", "logabsdet"])
+
+
+def slogdet(A):
+    """The sign and log |det A| from the pivots of the elimination (sign 0 and -inf for
+    a singular matrix)."""
+    _check_square("slogdet", A)
+    if A.shape[-1] == 0:
+        one = F.sum(A, (-2, -1)) + 1
+        return slogdet_result(one, one * 0)
+    U, _, sign = _eliminate(A, F.narrow(A, -1, 0, 0))
+    pivots = diagonal(U, 0, -2, -1)
+    signs = F.prod(F.sign(pivots), -1) * sign
+    return slogdet_result(signs, F.sum(F.log(F.abs(pivots)), -1))
+
+
+def cholesky(A, *, upper=False):
+    """L with L L^T = A (Cholesky-Banachiewicz, row by row, unrolled over the size);
+    LinAlgError (eagerly) when A is not positive-definite."""
+    _check_square("cholesky", A)
+    n = A.shape[-1]
+    # As PyTorch: the values come from the lower triangle, the gradient is symmetric
+    # (that of (A + A^T) / 2), attached as ``S - S.detach()`` (exactly 0 in value).
+    mirrored = F.tril(A) + F.transpose(F.tril(A, -1), -2, -1)
+    symmetric = (A + F.transpose(A, -2, -1)) * 0.5
+    A = mirrored.detach() + (symmetric - symmetric.detach())
+    entries = [[None] * n for _ in range(n)]
+    zero = F.zeros_like(F.select(F.select(A, -1, 0), -1, 0))
+    for i in range(n):
+        for j in range(i + 1):
+            a_ij = F.select(F.select(A, -2, i), -1, j)
+            partial = a_ij
+            for k in range(j):
+                partial = partial - entries[i][k] * entries[j][k]
+            if i == j:
+                if F.is_concrete(partial) and bool((partial.detach().numpy() <= 0).any()):
+                    raise LinAlgError(f"linalg.cholesky: The factorization could not be "
+                                      f"completed because the input is not positive-definite "
+                                      f"(the leading minor of order {i + 1} is not "
+                                      f"positive-definite).")
+                entries[i][j] = F.sqrt(partial)
+            else:
+                entries[i][j] = partial / entries[j][j]
+    rows = [F.stack([entries[i][j] if j <= i else zero for j in range(n)], -1)
+            for i in range(n)]
+    L = F.stack(rows, -2) if n else A * 1
+    return F.transpose(L, -2, -1) if upper else L
+
+
+def matrix_power(A, n):
+    """A^n by repeated squaring; A^0 the identity, negative n through ``inv``."""
+    if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"linalg.matrix_power: A must be batches of square matrices, but "
+                           f"they are {A.shape[-2] if A.dim() > 1 else 1} by {A.shape[-1]} "
+                           f"matrices")
+    if n == 0:
+        eye = Tensor._wrap(np.eye(A.shape[-1], dtype=A.dtype.np), A.dtype)
+        return F.expand(eye, tuple(A.shape)) * 1
+    if n < 0:
+        A, n = inv(A), -n
+    result, square = None, A
+    while n:
+        if n & 1:
+            result = square if result is None else F.matmul(result, square)
+        n >>= 1
+        if n:
+            square = F.matmul(square, square)
+    return result

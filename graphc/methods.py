@@ -150,7 +150,8 @@ _MATH_METHODS = {
     "roll": shapes.roll, "rot90": shapes.rot90, "tile": shapes.tile,
     "flipud": shapes.flipud, "fliplr": shapes.fliplr,
     "det": linalg.det, "inverse": linalg.inv, "lgamma": pointwise.lgamma,
-    "digamma": pointwise.digamma, "atan2": F.atan2,
+    "digamma": pointwise.digamma, "atan2": F.atan2, "slogdet": linalg.slogdet,
+    "matrix_power": linalg.matrix_power, "cholesky": linalg.cholesky,
 }
 for _name, _fn in _MATH_METHODS.items():
     setattr(Tensor, _name, _fn)

@@ -462,6 +462,26 @@ def test_linalg_pivoting_singular_matrices_and_errors():
         graphc.linalg.matrix_norm(graphc.eye(2), 2)
 
 
+def test_slogdet_cholesky_and_matrix_power():
+    a = normal(3, 3)
+    spd = (a @ a.T + 3 * np.eye(3)).astype(np.float32)
+    check_function(lambda lib, a, s, m: (
+        *lib.linalg.slogdet(a), *lib.linalg.slogdet(m), lib.linalg.cholesky(s),
+        lib.linalg.cholesky(s, upper=True), lib.linalg.matrix_power(a, 3),
+        lib.linalg.matrix_power(a, 0), lib.linalg.matrix_power(s, -2), a.matrix_power(5),
+        lib.slogdet(a).logabsdet), a, spd, normal(2, 3, 3), modes=("interpreter",),
+        rtol=1e-4, atol=1e-5)
+    same(lambda lib, x: lib.linalg.slogdet(x), np.zeros((2, 2), np.float32))
+    same(lambda lib, x: lib.linalg.slogdet(x), np.array([[0.0, 1.0], [1.0, 0.0]], np.float32))
+    raises_like(RuntimeError, lambda lib, x: lib.linalg.cholesky(x),
+                np.array([[1.0, 2.0], [2.0, 1.0]], np.float32))
+    raises_like(RuntimeError, lambda lib, x: lib.linalg.matrix_power(x, 2), normal(2, 3))
+    with pytest.raises(NotImplementedError, match="svd"):
+        graphc.linalg.svd(graphc.eye(2))
+    with pytest.raises(AttributeError):
+        graphc.linalg.no_such_function
+
+
 def test_compiled_solve_has_no_graph_break():
     """The pivot search is tensor code (argmax, comparisons), not Python control flow."""
     a = graphc.tensor(np.array([[0.0, 2.0], [1.0, 1.0]], np.float32))
