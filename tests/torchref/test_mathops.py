@@ -195,6 +195,20 @@ def test_in_place_forms_and_their_dtype_rules():
         assert callable(fn), name
 
 
+def test_in_place_forms_differentiate_and_trace():
+    def each_in_place(lib, x):
+        outs = []
+        for name, args in [("asin_", ()), ("lerp_", (x, 0.3)), ("addcmul_", (x, x)),
+                           ("clamp_min_", (0.2,)), ("cumprod_", (1,)), ("addmm_", (x, x)),
+                           ("xlogy_", (x,)), ("hypot_", (x,)), ("fmod_", (0.7,)),
+                           ("erfinv_", ()), ("nan_to_num_", ()), ("lgamma_", ())]:
+            y = x * 1
+            getattr(y, name)(*args)
+            outs.append(y)
+        return outs
+    check_function(each_in_place, uniform(0.1, 0.9, 3, 3), modes=("interpreter",))
+
+
 def test_isclose_and_allclose():
     a = np.array([1.0, np.nan, np.inf, -np.inf, 1e-9, 100.0], np.float32)
     b = np.array([1.0 + 1e-6, np.nan, np.inf, np.inf, 0.0, 100.001], np.float32)
