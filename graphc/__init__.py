@@ -41,8 +41,8 @@ from graphc.shapes import (
     triu_indices)
 from graphc import linalg
 from graphc.linalg import det, inv as inverse, slogdet, matrix_power, cholesky
-from graphc import sparse
-from graphc.sparse import sparse_coo_tensor
+from graphc import coo as sparse
+from graphc.coo import sparse_coo_tensor
 from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from graphc import autograd, cuda

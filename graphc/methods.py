@@ -13,7 +13,7 @@ from graphc import functional as F
 from graphc.indexing import (apply_inplace, copy_, fill_, getitem, normal_, setitem,
                              uniform_, zero_)
 from graphc.tensor import Tensor
-from graphc import blas, linalg, pointwise, reductions, shapes, sparse
+from graphc import blas, coo, linalg, pointwise, reductions, shapes
 
 
 def _backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
@@ -165,5 +165,5 @@ for _name in ["asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
     setattr(Tensor, _name + "_", _inplace(_name + "_", _MATH_METHODS[_name]))
 Tensor.float_power_ = pointwise.float_power_
 Tensor.is_sparse = False
-Tensor.to_sparse = sparse.to_sparse
-Tensor.to_dense = sparse.dense_to_dense
+Tensor.to_sparse = coo.to_sparse
+Tensor.to_dense = coo.dense_to_dense

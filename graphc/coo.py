@@ -1,4 +1,4 @@
-"""``graphc.sparse``: COO sparse tensors, enough for the programs that build a sparse
+"""``torch.sparse``'s COO sparse tensors, enough for the programs that build a sparse
 matrix (an adjacency matrix, a bag of words) and multiply it by a dense one.
 
 A ``SparseTensor`` holds ``indices`` (int64, ``(ndim, nnz)``) and ``values``
