@@ -15,6 +15,7 @@ from graphc.dtypes import TensorType
 from graphc.ops import REGISTRY as P
 from graphc.ops.primitive import broadcast_shapes
 from graphc.dispatch import bind
+from graphc.indexing import apply_inplace
 from graphc.tensor import normalize_dim
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -128,14 +129,63 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0):
     return _pool_windows(input, kernel_size, stride, padding, 0).mean(-1)
 
 
-def embedding(input, weight, padding_idx=None):
-    """Rows of ``weight`` at ``input``; lookups of ``padding_idx`` pass no gradient."""
-    out = F.index_select(weight, 0, input.reshape(-1)).reshape(
-        tuple(input.shape) + (weight.shape[1],))
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
+    """Rows of ``weight`` at ``input``; lookups of ``padding_idx`` pass no gradient.
+    With ``max_norm``, the looked-up rows of ``weight`` are first renormalised in place
+    (PyTorch's ``embedding_renorm_``); ``scale_grad_by_freq`` divides each lookup's
+    gradient by how often its index occurs in ``input``."""
+    if sparse:
+        raise NotImplementedError("graphc embedding: sparse=True (sparse gradients) is not "
+                                  "supported; use sparse=False")
+    if input.dtype.category != 1:
+        raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the "
+                           f"following scalar types: Long, Int; but got {input.type()} "
+                           f"instead (while checking arguments for embedding; indices "
+                           f"{input.dtype.name}{list(input.shape)}, weight "
+                           f"{weight.dtype.name}{list(weight.shape)})")
+    rows = weight.shape[0]
+    if padding_idx is not None:
+        if not -rows <= padding_idx < rows:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        padding_idx %= rows
+    flat = input.reshape(-1)
+    if F.is_concrete(flat) and flat.numel() and (int(flat.amin()) < 0
+                                                 or int(flat.amax()) >= rows):
+        bad = int(flat.amin()) if int(flat.amin()) < 0 else int(flat.amax())
+        raise IndexError(f"index out of range in self (embedding: index {bad} is out of "
+                         f"bounds for size {rows}; indices {flat.dtype.name}"
+                         f"{list(input.shape)}, weight {weight.dtype.name}"
+                         f"{list(weight.shape)})")
+    if max_norm is not None:
+        embedding_renorm_(weight, flat, max_norm, norm_type)
+    out = F.index_select(weight, 0, flat)
+    if scale_grad_by_freq:
+        out = out.detach() + (out - out.detach()) / F.index_select(
+            index_counts(flat, rows), 0, flat).unsqueeze(1)
+    out = out.reshape(tuple(input.shape) + (weight.shape[1],))
     if padding_idx is None:
         return out
-    padding_idx = padding_idx % weight.shape[0]
     return F.where((input == padding_idx).unsqueeze(-1), out.detach(), out)
+
+
+def index_counts(flat_index, size):
+    """How many times each of 0..size-1 occurs in ``flat_index`` (as floats)."""
+    ones = creation.ones(flat_index.shape[0], dtype=dtypes.default_float)
+    return F.index_add(creation.zeros(size, dtype=dtypes.default_float), 0, flat_index, ones)
+
+
+def embedding_renorm_(weight, flat_index, max_norm, norm_type):
+    """Scale each row of ``weight`` named in ``flat_index`` whose ``norm_type``-norm
+    exceeds ``max_norm`` down to max_norm / (norm + 1e-7) of itself, in place and
+    outside autograd, as PyTorch does before an embedding lookup."""
+    with autograd.no_grad():
+        def compute(w):
+            norms = F.norm(w.detach(), norm_type, 1)
+            used = index_counts(flat_index, w.shape[0]) > 0
+            scale = F.where(used.logical_and(norms > max_norm), max_norm / (norms + 1e-7), 1.0)
+            return w * scale.to(w.dtype).unsqueeze(1)
+        return apply_inplace(weight, "embedding_renorm_", compute)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -145,18 +195,22 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if not training or p == 0:
         return input
     if p == 1:
-        return input * 0
-    noise = bind(P["uniform"], creation.next_seed(), shape=tuple(input.shape),
-                 dtype=input.dtype)
-    return F.where(noise >= p, input * (1.0 / (1 - p)), 0.0)
+        return inplace_or(input, inplace, "dropout", lambda x: x * 0)
+
+    def compute(x):
+        noise = bind(P["uniform"], creation.next_seed(), shape=tuple(x.shape), dtype=x.dtype)
+        return F.where(noise >= p, x * (1.0 / (1 - p)), 0.0)
+    return inplace_or(input, inplace, "dropout", compute)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) \
         else (normalized_shape,)
-    if tuple(input.shape[-len(shape):]) != shape:
-        raise RuntimeError(f"layer_norm: expected input with trailing shape {list(shape)}, "
-                           f"got {list(input.shape)}")
+    if len(shape) > input.dim() or tuple(input.shape[input.dim() - len(shape):]) != shape:
+        raise RuntimeError(f"layer_norm: Given normalized_shape={list(shape)}, expected input "
+                           f"with shape "
+                           f"[*, {', '.join(str(s) for s in shape)}], but got input of size"
+                           f"{list(input.shape)}")
     axes = tuple(range(input.dim() - len(shape), input.dim()))
     mu = input.mean(axes, keepdim=True)
     centered = input - mu
@@ -193,19 +247,28 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 # ---- activations ----------------------------------------------------------------------------
+def inplace_or(input, inplace, name, compute):
+    """``compute(input)``, written into ``input`` (and returning it) when ``inplace``, as
+    PyTorch's ``inplace=True`` activations do."""
+    return apply_inplace(input, name, compute) if inplace else compute(input)
+
+
 def relu(input, inplace=False):
-    return F.relu(input)
+    return inplace_or(input, inplace, "relu", F.relu)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return F.where(input > 0, input, input * negative_slope)
+    return inplace_or(input, inplace, "leaky_relu",
+                      lambda x: F.where(x > 0, x, x * negative_slope))
 
 
 def elu(input, alpha=1.0, inplace=False):
     """The exponential sees only x <= 0: exp of a large x would be inf, and the gradient of
     the branch not taken 0 * inf = nan."""
-    positive = input > 0
-    return F.where(positive, input, (F.where(positive, 0.0, input).exp() - 1) * alpha)
+    def compute(x):
+        positive = x > 0
+        return F.where(positive, x, (F.where(positive, 0.0, x).exp() - 1) * alpha)
+    return inplace_or(input, inplace, "elu", compute)
 
 
 def gelu(input, approximate="none"):
@@ -214,13 +277,12 @@ def gelu(input, approximate="none"):
         inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
         return input * 0.5 * (F.tanh(inner) + 1)
     if approximate != "none":
-        raise ValueError(f"approximate argument must be either none or tanh, got "
-                         f"{approximate}")
+        raise RuntimeError("approximate argument must be either none or tanh.")
     return input * 0.5 * (F.erf(input * (1 / math.sqrt(2))) + 1)
 
 
 def silu(input, inplace=False):
-    return input * F.sigmoid(input)
+    return inplace_or(input, inplace, "silu", lambda x: x * F.sigmoid(x))
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -234,11 +296,12 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 def hardswish(input, inplace=False):
-    """x * relu6(x + 3) / 6.  The clamp passes gradient at its bounds, which gives
-    PyTorch's -0.5 at x = -3 and 1.5 at x = 3."""
+    """x * relu6(x + 3) / 6, as three pieces so that the gradient is PyTorch's at the
+    kinks: 0 at x = -3, 1 at x = 3."""
     if not input.dtype.is_floating_point:
         input = input.to(dtypes.default_float)
-    return input * F.clamp(input + 3, 0.0, 6.0) / 6
+    return inplace_or(input, inplace, "hardswish", lambda x: F.where(
+        x <= -3, 0.0, F.where(x >= 3, x, x * (x + 3) / 6)))
 
 
 def logaddexp(input, other):
@@ -256,9 +319,11 @@ def logaddexp(input, other):
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """clamp, except that (as PyTorch) no gradient passes at the boundaries."""
-    clamped = F.clamp(input, min_val, max_val)
-    inside = (input > min_val).logical_and(input < max_val)
-    return F.where(inside, clamped, clamped.detach())
+    def compute(x):
+        clamped = F.clamp(x, min_val, max_val)
+        inside = (x > min_val).logical_and(x < max_val)
+        return F.where(inside, clamped, clamped.detach())
+    return inplace_or(input, inplace, "hardtanh", compute)
 
 
 def sigmoid(input):

@@ -9,6 +9,7 @@ import ``Tensor`` without ``Tensor`` importing them back.
 from __future__ import annotations
 
 from graphc import autograd, composite, creation
+from graphc import selection as S
 from graphc import functional as F
 from graphc.indexing import (apply_inplace, copy_, fill_, getitem, normal_, setitem,
                              uniform_, zero_)
@@ -74,6 +75,17 @@ for _name, _fn in [("add_", F.add), ("sub_", F.sub), ("mul_", F.mul), ("div_", F
                    ("sigmoid_", F.sigmoid), ("tanh_", F.tanh), ("masked_fill_", F.masked_fill),
                    ("floor_", F.floor), ("t_", F.t), ("squeeze_", F.squeeze),
                    ("unsqueeze_", F.unsqueeze)]:
+    setattr(Tensor, _name, _inplace(_name, _fn))
+for _fn in [S.sort, S.argsort, S.msort, S.topk, S.kthvalue, S.median, S.nanmedian, S.mode,
+            S.multinomial, S.scatter, S.scatter_reduce, S.index_copy, S.index_fill,
+            S.index_put, S.index_put_, S.take, S.take_along_dim, S.masked_scatter, S.histc,
+            S.nonzero, S.argwhere, S.masked_select, S.unique, S.unique_consecutive,
+            S.bincount, S.repeat_interleave]:
+    setattr(Tensor, _fn.__name__, _fn)
+for _name, _fn in [("scatter_", S.scatter), ("scatter_reduce_", S.scatter_reduce),
+                   ("scatter_add_", F.scatter_add), ("index_copy_", S.index_copy),
+                   ("index_fill_", S.index_fill), ("index_add_", F.index_add),
+                   ("masked_scatter_", S.masked_scatter)]:
     setattr(Tensor, _name, _inplace(_name, _fn))
 Tensor.zero_ = zero_
 Tensor.fill_ = fill_
