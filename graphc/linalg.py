@@ -16,6 +16,7 @@ from graphc import dtypes
 from graphc import functional as F
 from graphc.blas import cross as _cross, diagonal, multi_dot
 from graphc.tensor import Tensor, normalize_dim
+from graphc.unsupported import refused
 
 __all__ = ["norm", "vector_norm", "matrix_norm", "multi_dot", "cross", "det", "slogdet", "inv",
            "solve", "cholesky", "matrix_power", "vecdot", "matmul", "LinAlgError"]
@@ -25,16 +26,12 @@ _NEEDS_FACTORIZATIONS = ("svd", "svdvals", "eig", "eigvals", "eigh", "eigvalsh",
                          "lu_solve", "ldl_factor", "ldl_solve", "householder_product",
                          "tensorinv", "tensorsolve")
 """torch.linalg functions that need an iterative factorization (SVD, eigen, QR) graphc
-does not have: asking for one raises NotImplementedError naming it."""
-
-
-def __getattr__(name):
-    if name in _NEEDS_FACTORIZATIONS:
-        raise NotImplementedError(
-            f"graphc.linalg.{name} is not supported: it needs an SVD, eigen or QR "
-            f"factorization; graphc.linalg has det, slogdet, inv, solve, cholesky, "
-            f"matrix_power and the 'fro', 1 and inf norms")
-    raise AttributeError(f"module 'graphc.linalg' has no attribute '{name}'")
+does not have: each is refused (``graphc.unsupported``), naming itself."""
+for _name in _NEEDS_FACTORIZATIONS:
+    globals()[_name] = refused(
+        f"torch.linalg.{_name}", "it needs an SVD, eigen or QR factorization, which graphc "
+        "does not compute", "graphc.linalg's det, slogdet, inv, solve, cholesky, "
+        "matrix_power, and the 'fro', 1 and inf norms")
 
 
 class LinAlgError(RuntimeError):
