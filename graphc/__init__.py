@@ -28,19 +28,23 @@ from graphc.pointwise import (
     asin, acos, atan, sinh, cosh, asinh, acosh, atanh, arcsin, arccos, arctan, arcsinh,
     arccosh, arctanh, arctan2, deg2rad, rad2deg, reciprocal, square, exp2, float_power, xlogy,
     logit, erfc, erfinv, sgn, copysign, fmod, frac, heaviside, hypot, nan_to_num, clamp_min,
-    clamp_max, lerp, addcmul, addcdiv, fmax, fmin, isclose, allclose, lgamma, digamma)
+    clamp_max, lerp, addcmul, addcdiv, fmax, fmin, isclose, allclose, lgamma, digamma, sinc,
+    signbit, logaddexp2, ldexp, fix, isposinf, isneginf, isreal, positive, mvlgamma)
 from graphc.reductions import (
     cumprod, logcumsumexp, cummax, cummin, diff, aminmax, nansum, nanmean, var_mean,
-    std_mean, dist, renorm)
+    std_mean, dist, renorm, trapezoid, trapz, cumulative_trapezoid, cov, corrcoef)
 from graphc.blas import (
     diagonal, diag_embed, trace, einsum, tensordot, kron, addmm, addmv, addr, baddbmm,
-    addbmm, chain_matmul, cross)
+    addbmm, chain_matmul, cross, inner, ger, vdot)
 from graphc.shapes import (
     roll, rot90, tile, meshgrid, cartesian_prod, block_diag, atleast_1d, atleast_2d,
     atleast_3d, column_stack, dstack, flipud, fliplr, vander, cdist, tril_indices,
-    triu_indices)
+    triu_indices, ravel, moveaxis, swapdims, row_stack, tensor_split, hsplit, vsplit, dsplit,
+    diagflat, broadcast_shapes, broadcast_tensors, combinations, unravel_index, select_scatter,
+    slice_scatter, diagonal_scatter)
 from graphc import linalg
-from graphc.linalg import det, inv as inverse, slogdet, matrix_power, cholesky
+from graphc.linalg import (det, inv as inverse, slogdet, matrix_power, cholesky, logdet,
+                           cholesky_solve, cholesky_inverse)
 from graphc.coo import sparse_coo_tensor
 from graphc.selection import (
     sort, argsort, msort, topk, kthvalue, median, nanmedian, mode, searchsorted, bucketize,

@@ -403,3 +403,25 @@ def cross(input, other, dim=None):
     b = [F.select(other, dim, i) for i in range(3)]
     parts = [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
     return F.stack(parts, dim)
+
+
+def inner(input, other):
+    """Sum over the last dims of both (a product when either is a scalar)."""
+    if input.dim() == 0 or other.dim() == 0:
+        return input * other
+    if input.shape[-1] != other.shape[-1]:
+        raise RuntimeError(f"inner() the last dimension must match on both input tensors but "
+                           f"got shapes {list(input.shape)} and {list(other.shape)}")
+    return tensordot(input, other, ([-1], [-1]))
+
+
+def ger(input, vec2):
+    return F.outer(input, vec2)
+
+
+def vdot(input, other):
+    """The dot product of two 1-D tensors (graphc has no complex numbers to conjugate)."""
+    if input.dim() != 1 or other.dim() != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.dim()}D and {other.dim()}D "
+                           f"tensors")
+    return F.dot(input, other)

@@ -19,7 +19,8 @@ from graphc.tensor import Tensor, normalize_dim
 from graphc.unsupported import refused
 
 __all__ = ["norm", "vector_norm", "matrix_norm", "multi_dot", "cross", "det", "slogdet", "inv",
-           "solve", "cholesky", "matrix_power", "vecdot", "matmul", "LinAlgError"]
+           "solve", "cholesky", "matrix_power", "vecdot", "matmul", "LinAlgError", "logdet",
+           "cholesky_solve", "cholesky_inverse"]
 
 _NEEDS_FACTORIZATIONS = ("svd", "svdvals", "eig", "eigvals", "eigh", "eigvalsh", "qr", "lstsq",
                          "pinv", "matrix_rank", "matrix_exp", "cond", "lu", "lu_factor",
@@ -299,3 +300,21 @@ def matrix_power(A, n):
         if n:
             square = F.matmul(square, square)
     return result
+
+
+def logdet(A):
+    """log det A: -inf for a singular matrix, NaN for a negative determinant."""
+    sign, logabsdet = slogdet(A)
+    return F.where(sign < 0, math.nan, logabsdet)
+
+
+def cholesky_solve(B, L, upper=False):
+    """X with A X = B for A = L L^T (or U^T U), given its Cholesky factor."""
+    A = F.matmul(F.transpose(L, -2, -1), L) if upper else F.matmul(L, F.transpose(L, -2, -1))
+    return solve(A, B)
+
+
+def cholesky_inverse(L, upper=False):
+    """A^-1 for A = L L^T (or U^T U), given its Cholesky factor."""
+    A = F.matmul(F.transpose(L, -2, -1), L) if upper else F.matmul(L, F.transpose(L, -2, -1))
+    return inv(A)

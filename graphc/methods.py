@@ -164,6 +164,17 @@ _MATH_METHODS = {
     "det": linalg.det, "inverse": linalg.inv, "lgamma": pointwise.lgamma,
     "digamma": pointwise.digamma, "atan2": F.atan2, "slogdet": linalg.slogdet,
     "matrix_power": linalg.matrix_power, "cholesky": linalg.cholesky,
+    "sinc": pointwise.sinc, "signbit": pointwise.signbit, "logaddexp2": pointwise.logaddexp2,
+    "ldexp": pointwise.ldexp, "fix": pointwise.fix, "isposinf": pointwise.isposinf,
+    "isneginf": pointwise.isneginf, "isreal": pointwise.isreal, "positive": pointwise.positive,
+    "mvlgamma": pointwise.mvlgamma, "ravel": shapes.ravel, "moveaxis": shapes.moveaxis,
+    "swapdims": shapes.swapdims, "tensor_split": shapes.tensor_split, "hsplit": shapes.hsplit,
+    "vsplit": shapes.vsplit, "dsplit": shapes.dsplit, "unfold": shapes.unfold,
+    "diagflat": shapes.diagflat, "select_scatter": shapes.select_scatter,
+    "slice_scatter": shapes.slice_scatter, "diagonal_scatter": shapes.diagonal_scatter,
+    "inner": blas.inner, "ger": blas.ger, "vdot": blas.vdot, "logdet": linalg.logdet,
+    "cholesky_solve": linalg.cholesky_solve, "cholesky_inverse": linalg.cholesky_inverse,
+    "cov": reductions.cov, "corrcoef": reductions.corrcoef,
 }
 for _name, _fn in _MATH_METHODS.items():
     setattr(Tensor, _name, _fn)
@@ -173,9 +184,10 @@ for _name in ["asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
               "erfc", "erfinv", "sgn", "copysign", "fmod", "frac", "heaviside", "hypot",
               "nan_to_num", "clamp_min", "clamp_max", "lerp", "addcmul", "addcdiv",
               "cumprod", "renorm", "addmm", "addmv", "addr", "baddbmm", "addbmm", "lgamma",
-              "digamma", "atan2"]:
+              "digamma", "atan2", "sinc", "ldexp", "fix", "mvlgamma", "swapdims"]:
     setattr(Tensor, _name + "_", _inplace(_name + "_", _MATH_METHODS[_name]))
 Tensor.float_power_ = pointwise.float_power_
+Tensor.fill_diagonal_ = shapes.fill_diagonal_
 Tensor.is_sparse = False
 Tensor.to_sparse = coo.to_sparse
 Tensor.to_dense = coo.dense_to_dense

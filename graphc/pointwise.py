@@ -12,6 +12,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc import functional as F
+from graphc.composite import logaddexp
 from graphc.indexing import apply_inplace
 from graphc.tensor import Tensor
 
@@ -485,3 +486,68 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
     return bool(F.all(isclose(input, other, rtol, atol, equal_nan)))
+
+
+# ---- more pointwise -------------------------------------------------------------------------
+def sinc(input):
+    """sin(pi x) / (pi x), 1 at 0 (with gradient 0 there)."""
+    x = _floating(input)
+    zero = x == 0
+    scaled = _safe(zero, 1.0, x) * math.pi
+    return F.where(zero, 1.0, F.sin(scaled) / scaled)
+
+
+def signbit(input):
+    """True for negative numbers and -0.0.  A NaN counts as positive whatever its sign
+    bit (no tensor function reads the bit; PyTorch's -nan gives True)."""
+    if not input.dtype.is_floating_point:
+        return input < 0
+    return _sign_bit(input)
+
+
+def logaddexp2(input, other):
+    """log2(2^a + 2^b), through logaddexp in natural units."""
+    refuse_kernel("logaddexp2_cpu", "logaddexp2", input, other)
+    a, b = _float_pair(input, other)
+    return logaddexp(a * math.log(2), b * math.log(2)) / math.log(2)
+
+
+def ldexp(input, other):
+    """input * 2^other, as a float."""
+    x, e = _float_pair(input, other)
+    return x * F.pow(F._operand(2.0, e.dtype), e)
+
+
+def fix(input):
+    return F.trunc(input)
+
+
+def isposinf(input):
+    return input == math.inf if input.dtype.is_floating_point else F.zeros_like(input, dtypes.bool_)
+
+
+def isneginf(input):
+    return input == -math.inf if input.dtype.is_floating_point else F.zeros_like(input, dtypes.bool_)
+
+
+def isreal(input):
+    """Every real tensor is real (graphc has no complex dtypes)."""
+    return F.logical_not(F.zeros_like(input, dtypes.bool_))
+
+
+def positive(input):
+    if input.dtype == dtypes.bool_:
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
+    return input
+
+
+def mvlgamma(input, p):
+    """The multivariate log-gamma: sum of lgamma(x - i/2) for i < p, plus
+    p (p - 1) / 4 log(pi)."""
+    if p < 1:
+        raise RuntimeError(f"p has to be greater than or equal to 1 (got p={p})")
+    x = _floating(input)
+    out = lgamma(x)
+    for i in range(1, p):
+        out = out + lgamma(x - i / 2)
+    return out + p * (p - 1) / 4 * math.log(math.pi)

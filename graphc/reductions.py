@@ -188,3 +188,76 @@ def renorm(input, p, dim, maxnorm):
     over = norms > maxnorm
     factor = F.where(over, maxnorm / (F.where(over, norms, 1.0) + 1e-7), 1.0)
     return input * factor
+
+
+def _trapezoids(y, x, dx, dim):
+    """The areas of the trapezoids between neighbours along dim."""
+    dim = normalize_dim(dim, y.dim())
+    n = y.shape[dim]
+    if n == 0:
+        return F.narrow(y, dim, 0, 0), dim
+    mean_heights = (F.narrow(y, dim, 1, n - 1) + F.narrow(y, dim, 0, n - 1)) * 0.5
+    if x is None:
+        return mean_heights * (1 if dx is None else dx), dim
+    if x.dim() == 1:
+        shape = [1] * y.dim()
+        shape[dim] = x.shape[0]
+        x = F.reshape(x, tuple(shape))
+    widths = F.narrow(x, dim, 1, n - 1) - F.narrow(x, dim, 0, n - 1)
+    return mean_heights * widths, dim
+
+
+def trapezoid(y, x=None, *, dx=None, dim=-1):
+    if x is not None and dx is not None:
+        raise RuntimeError("trapezoid: received both x and dx; pass one of them")
+    areas, dim = _trapezoids(y, x, dx, dim)
+    return F.sum(areas, dim)
+
+
+def trapz(y, x=None, *, dx=None, dim=-1):
+    return trapezoid(y, x, dx=dx, dim=dim)
+
+
+def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
+    areas, dim = _trapezoids(y, x, dx, dim)
+    return F.cumsum(areas, dim)
+
+
+def cov(input, *, correction=1, fweights=None, aweights=None):
+    """The covariance of the variables in the rows of ``input`` (observations in the
+    columns), with integer frequency and real observation weights, as numpy's."""
+    if input.dim() > 2:
+        raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an "
+                           f"input with {input.dim()} dimensions")
+    x = input.reshape(1, -1) if input.dim() < 2 else input
+    if not x.dtype.is_floating_point:
+        x = F.cast(x, dtypes.default_float)
+    n = x.shape[1]
+    weights = None
+    if fweights is not None:
+        weights = F.cast(fweights, x.dtype)
+    if aweights is not None:
+        weights = F.cast(aweights, x.dtype) if weights is None else weights * aweights
+    if weights is None:
+        mean = F.mean(x, 1, keepdim=True)
+        norm = n - correction
+    else:
+        total = F.sum(weights)
+        mean = F.sum(x * weights, 1, keepdim=True) / total
+        norm = total - (correction * F.sum(weights * aweights) / total if aweights is not None
+                        else correction)
+    centered = x - mean
+    scaled = centered * weights if weights is not None else centered
+    out = F.matmul(scaled, F.t(centered)) / F.clamp(F._operand(norm, x.dtype)
+                                                    if not isinstance(norm, Tensor) else norm,
+                                                    min=0)
+    return out.reshape(()) if input.dim() < 2 else out
+
+
+def corrcoef(input):
+    """Pearson's correlation coefficients, clipped into [-1, 1] as numpy's."""
+    c = cov(input)
+    if c.dim() == 0:
+        return c / c
+    d = F.sqrt(F.diag(c))
+    return F.clamp(c / F.unsqueeze(d, 1) / F.unsqueeze(d, 0), -1, 1)

@@ -4,14 +4,17 @@
 All are built from slices, concatenations, ``expand`` and ``reshape``."""
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
 
 from graphc import creation, dtypes
 from graphc import functional as F
+from graphc.blas import diag_embed, diagonal
+from graphc.indexing import apply_inplace
 from graphc.reductions import cumprod
-from graphc.tensor import Tensor, normalize_dim
+from graphc.tensor import Size, Tensor, normalize_dim
 
 
 def _tensors(args):
@@ -232,3 +235,221 @@ def tril_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
 
 def triu_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
     return _triangle_indices(row, col, offset, True, dtype, "triu_indices")
+
+
+# ---- splits, scatters into slices and friends ---------------------------------------------------
+def ravel(input):
+    return F.reshape(input, (-1,))
+
+
+def moveaxis(input, source, destination):
+    """movedim, for one dim or matching lists of dims."""
+    if not isinstance(source, (tuple, list)):
+        return F.movedim(input, source, destination)
+    source = [normalize_dim(d, input.dim()) for d in source]
+    destination = [normalize_dim(d, input.dim()) for d in destination]
+    if len(source) != len(destination):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({source} "
+                           f"dims) should contain the same number of dims as destination "
+                           f"({destination} dims)")
+    order = [None] * input.dim()
+    for s, d in zip(source, destination):
+        order[d] = s
+    rest = iter(a for a in range(input.dim()) if a not in source)
+    return F.permute(input, [a if a is not None else next(rest) for a in order])
+
+
+def swapdims(input, dim0, dim1):
+    return F.transpose(input, dim0, dim1)
+
+
+def row_stack(tensors):
+    return F.vstack(tensors)
+
+
+def tensor_split(input, indices_or_sections, dim=0):
+    """Pieces along dim: n nearly equal ones (the first n % size one longer), or cut at
+    the given indices."""
+    dim = normalize_dim(dim, input.dim())
+    size = input.shape[dim]
+    if isinstance(indices_or_sections, Tensor):
+        indices_or_sections = indices_or_sections.tolist()
+    if isinstance(indices_or_sections, int):
+        n = indices_or_sections
+        if n <= 0:
+            raise RuntimeError(f"number of sections must be larger than 0, got {n}")
+        cuts, start = [], 0
+        for i in range(n - 1):
+            start += size // n + (1 if i < size % n else 0)
+            cuts.append(start)
+    else:
+        cuts = list(indices_or_sections)
+    bounds = [0] + [min(max(c if c >= 0 else c + size, 0), size) for c in cuts] + [size]
+    return tuple(F.narrow(input, dim, lo, max(hi - lo, 0))
+                 for lo, hi in zip(bounds, bounds[1:]))
+
+
+def _split_along(name, input, sections, dim, min_dims):
+    if input.dim() < min_dims:
+        raise RuntimeError(f"torch.{name} requires a tensor with at least {min_dims} "
+                           f"dimension, but got a tensor with {input.dim()} dimensions!")
+    if isinstance(sections, int) and (sections == 0 or input.shape[dim] % sections):
+        raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the "
+                           f"size of the dimension {input.shape[dim]} is not divisible by "
+                           f"the split_size {sections}!")
+    return tensor_split(input, sections, dim)
+
+
+def hsplit(input, indices_or_sections):
+    return _split_along("hsplit", input, indices_or_sections, 1 if input.dim() > 1 else 0, 1)
+
+
+def vsplit(input, indices_or_sections):
+    return _split_along("vsplit", input, indices_or_sections, 0, 2)
+
+
+def dsplit(input, indices_or_sections):
+    return _split_along("dsplit", input, indices_or_sections, 2, 3)
+
+
+def unfold(input, dimension, size, step):
+    """``Tensor.unfold``: the windows of ``size`` elements every ``step`` along
+    ``dimension``, as a new last dim (a copy; PyTorch's is a view)."""
+    dim = normalize_dim(dimension, input.dim())
+    length = input.shape[dim] if input.dim() else 1
+    if size > length:
+        raise RuntimeError(f"maximum size for tensor at dimension {dim} is {length} but size "
+                           f"is {size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    x = input.reshape(1) if input.dim() == 0 else input
+    count = (length - size) // step + 1
+    windows = []
+    for i in range(size):
+        starts = [0] * x.dim()
+        stops = list(x.shape)
+        steps = [1] * x.dim()
+        starts[dim], stops[dim], steps[dim] = i, i + step * (count - 1) + 1, step
+        windows.append(F._slice(x, starts, stops, steps))
+    out = F.stack(windows, -1)
+    return out.reshape(size) if input.dim() == 0 else out
+
+
+def diagflat(input, offset=0):
+    return F.diag(F.flatten(input), offset)
+
+
+def _broadcast(shapes) -> tuple:
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise RuntimeError(f"shape mismatch: objects cannot be broadcast to a single shape "
+                           f"({', '.join(str(list(s)) for s in shapes)})") from None
+
+
+def broadcast_shapes(*shapes):
+    return Size(_broadcast([tuple(s) if isinstance(s, (tuple, list)) else (s,)
+                            for s in shapes]))
+
+
+def broadcast_tensors(*tensors):
+    tensors = _tensors(tensors)
+    shape = _broadcast([tuple(t.shape) for t in tensors])
+    return tuple(F.expand(t, shape) for t in tensors)
+
+
+def combinations(input, r=2, with_replacement=False):
+    """The r-element combinations of a 1-D tensor's elements, one per row."""
+    if input.dim() != 1:
+        raise RuntimeError(f"Expect a 1D vector, but got shape {list(input.shape)}")
+    if r < 0:
+        raise RuntimeError(f"Expect a non-negative number, but got {r}")
+    if r == 0:
+        return F.narrow(input, 0, 0, 0)
+    pick = itertools.combinations_with_replacement if with_replacement else \
+        itertools.combinations
+    rows = np.array(list(pick(range(input.shape[0]), r)), np.int64).reshape(-1, r)
+    index = Tensor._wrap(rows.reshape(-1), dtypes.int64)
+    return F.reshape(F.index_select(input, 0, index), (rows.shape[0], r))
+
+
+def unravel_index(indices, shape):
+    """The coordinates of flat (row-major) indices in ``shape``, one tensor per dim."""
+    if not isinstance(indices, Tensor):
+        indices = creation.tensor(indices)
+    if indices.dtype.is_floating_point or indices.dtype == dtypes.bool_:
+        raise TypeError(f"expected 'indices' to be integer dtype, but got {indices.dtype.name}")
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    coords, rest = [], indices
+    for n in reversed(shape):
+        coords.append(F.remainder(rest, n))
+        rest = F.floor_divide(rest, n)
+    return tuple(reversed(coords))
+
+
+def _replaced(input, src, dim, positions):
+    """input with the entries at ``positions`` along ``dim`` replaced by ``src``: the old
+    values zeroed there, ``src`` added (so both take their gradient)."""
+    index = Tensor._wrap(np.asarray(positions, np.int64), dtypes.int64)
+    shape = [1] * input.dim()
+    shape[dim] = input.shape[dim]
+    written = np.zeros(input.shape[dim], bool)
+    written[positions] = True
+    mask = Tensor._wrap(written.reshape(shape), dtypes.bool_)
+    kept = F.where(mask, F._operand(0, input.dtype), input)
+    return F.index_add(kept, dim, index, F.cast(src, input.dtype))
+
+
+def select_scatter(input, src, dim, index):
+    dim = normalize_dim(dim, input.dim())
+    size = input.shape[dim]
+    if not -size <= index < size:
+        raise IndexError(f"index {index} is out of bounds for dimension {dim} with size {size}")
+    return _replaced(input, F.unsqueeze(src, dim), dim, [index % size])
+
+
+def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
+    dim = normalize_dim(dim, input.dim())
+    positions = list(range(input.shape[dim]))[slice(start, end, step)]
+    expected = list(input.shape)
+    expected[dim] = len(positions)
+    if list(src.shape) != expected:
+        raise RuntimeError(f"Expected src to have a size equal to the slice of self. src size "
+                           f"= {list(src.shape)}, slice size = {expected}")
+    return _replaced(input, src, dim, positions)
+
+
+def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
+    """input with its ``offset`` diagonal (dims dim1, dim2) replaced by ``src``."""
+    nd = input.dim()
+    d1, d2 = normalize_dim(dim1, nd), normalize_dim(dim2, nd)
+    expected = tuple(diagonal(input, offset, d1, d2).shape)
+    if tuple(src.shape) != expected:
+        raise RuntimeError(f"diagonal_scatter: src must have shape {list(expected)}, got "
+                           f"{list(src.shape)}")
+    n, m = input.shape[d1], input.shape[d2]
+    on = np.eye(n, m, k=offset, dtype=bool)
+    lead = [a for a in range(nd) if a not in (d1, d2)]
+    order = lead + [d1, d2]
+    moved = F.permute(input, order)
+    embedded = diag_embed(F.cast(src, input.dtype), offset)          # (..., N, N)
+    big = embedded.shape[-1]
+    embedded = F._pad(embedded, [(0, 0, 0)] * len(lead) + [(0, max(n - big, 0), 0),
+                                                           (0, max(m - big, 0), 0)], 0)
+    embedded = F.narrow(F.narrow(embedded, -2, 0, n), -1, 0, m)
+    out = F.where(Tensor._wrap(on, dtypes.bool_), embedded, moved)
+    return F.permute(out, list(np.argsort(order)))
+
+
+def fill_diagonal_(input, fill_value, wrap=False):
+    """The main diagonal (all dims equal, or a tall matrix, repeating every n+1 rows
+    with ``wrap``) set to ``fill_value``, in place."""
+    if input.dim() < 2:
+        raise RuntimeError("dimensions must larger than 1")
+    if input.dim() > 2 and len(set(input.shape)) != 1:
+        raise RuntimeError("all dimensions of input must be of equal length")
+    on = np.zeros(input.shape, bool)
+    np.fill_diagonal(on, True, wrap=wrap)
+    mask = Tensor._wrap(on, dtypes.bool_)
+    return apply_inplace(input, "fill_diagonal_",
+                         lambda x: F.where(mask, F._operand(fill_value, x.dtype), x))

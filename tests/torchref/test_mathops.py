@@ -542,3 +542,72 @@ def test_sparse_errors_and_graph_break():
                                  check_invariants=True)
     with pytest.raises(graphc.GraphBreak, match="to_sparse"):
         graphc.compile(lambda d: d.to_sparse().values(), fullgraph=True)(graphc.ones(2, 2))
+
+
+
+# ---- more of torch's namespace: small pointwise, splits, scatters, statistics -------------------
+def _more_functions(lib, a, c):
+    return (lib.sinc(a), lib.logaddexp2(a, c[0, 0]), lib.ldexp(a, lib.tensor(2)), lib.fix(a * 3),
+            *lib.tensor_split(a, 3, dim=1), *lib.hsplit(a, [1]), a.unfold(1, 2, 1),
+            lib.moveaxis(a, 0, 1), lib.diagflat(a[0], 1), *lib.broadcast_tensors(a, c[0, :1]),
+            lib.select_scatter(a, c[0, :2].sum() * a[1], 0, 2),
+            lib.slice_scatter(a, a[:, ::2] * 3, 1, 0, None, 2), lib.diagonal_scatter(a, c[0] * 2, 1),
+            lib.inner(a, a), lib.ger(c[0], c[1]), lib.vdot(c[0], c[1]), lib.trapezoid(a),
+            lib.cumulative_trapezoid(a, dim=0), lib.cov(a), lib.corrcoef(a),
+            lib.combinations(a[0], 2), lib.ravel(a), lib.row_stack([a, a]))
+
+
+def test_more_functions_values_and_gradients():
+    check_function(_more_functions, normal(3, 4), normal(3, 3), rtol=1e-4, atol=1e-5)
+
+
+def test_more_linalg_and_gamma():
+    c = normal(3, 3)
+    spd = (c @ c.T + 3 * np.eye(3)).astype(np.float32)
+    check_function(lambda lib, a, c, s: (
+        lib.mvlgamma(a.abs() + 2, 2), lib.logdet(s), lib.cholesky_solve(c, lib.linalg.cholesky(s)),
+        lib.cholesky_inverse(lib.linalg.cholesky(s, upper=True), upper=True)),
+        normal(3, 4), c, spd, modes=("interpreter",), rtol=1e-4, atol=1e-5)
+    same(lambda lib, x: (lib.logdet(x), lib.logdet(x * 0)), c, rtol=1e-5)
+
+
+def test_more_functions_edges():
+    f = np.array([-3.5, -0.0, 0.0, 2.5, np.inf, -np.inf, np.nan, 0.5, 1.0], np.float32)
+    ints, v = np.arange(12).reshape(3, 4), np.arange(10.0, dtype=np.float32)
+    for x in (f, ints, np.array([True, False]), np.zeros((0, 2), np.float32)):
+        for name in ["sinc", "signbit", "fix", "isposinf", "isneginf", "isreal", "positive",
+                     "ravel"]:
+            same(lambda lib, t: (getattr(lib, name)(t), getattr(t, name)()), x)
+        same(lambda lib, t: lib.logaddexp2(t, t * 2), x)
+        same(lambda lib, t: lib.ldexp(t, t), x)
+        same(lambda lib, t: lib.mvlgamma(t.abs() + 2, 3), x, rtol=1e-5)
+    for x in (normal(2, 3, 4), normal(3, 3), ints, v):
+        for sections in (3, [1, 2], (0, 5, 2), [-1]):
+            same(lambda lib, t: (lib.tensor_split(t, sections), lib.tensor_split(t, sections, -1)), x)
+            same(lambda lib, t: lib.hsplit(t, sections), x)
+            same(lambda lib, t: lib.vsplit(t, sections), x)
+            same(lambda lib, t: lib.dsplit(t, sections), x)
+        for args in ((0, 2, 1), (-1, 3, 2), (0, 1, 1), (-1, 5, 1), (0, 2, 0)):
+            same(lambda lib, t: t.unfold(*args), x)
+        same(lambda lib, t: (lib.moveaxis(t, 0, -1), lib.swapdims(t, 0, -1)), x)
+        same(lambda lib, t: lib.moveaxis(t, (0, 1), (1, 0)), x)
+        same(lambda lib, t: (lib.diagflat(t), lib.diagflat(t, -2)), x)
+        same(lambda lib, t: lib.broadcast_tensors(t, t[:, None]), x)
+        same(lambda lib, t: lib.select_scatter(t, t.select(-1, 0), -1, -1), x)
+        same(lambda lib, t: lib.slice_scatter(t, t[::2] * 0, 0, 0, None, 2), x)
+        same(lambda lib, t: lib.diagonal_scatter(t, lib.diagonal(t, 1, 0, -1) * 0 + 7, 1, 0, -1), x)
+        same(lambda lib, t: (lib.inner(t, t[0]), lib.inner(t, t[0, 0])), x, rtol=1e-5)
+        same(lambda lib, t: (lib.trapz(t, dx=0.5, dim=0), lib.trapezoid(t, t * 2)), x, rtol=1e-5)
+        same(lambda lib, t: (lib.cov(t, correction=0), lib.corrcoef(t)), x, rtol=1e-5, atol=1e-6)
+        same(lambda lib, t: lib.cov(t, fweights=lib.arange(t.shape[-1]) + 1,
+                                    aweights=lib.arange(t.shape[-1]) * 0.5 + 1), x,
+             rtol=1e-5, atol=1e-6)
+        same(lambda lib, t: (t.fill_diagonal_(3.0), t.fill_diagonal_(3, wrap=True)), x)
+    same(lambda lib, t: t.fill_diagonal_(3, wrap=True), np.zeros((7, 3), np.float32))
+    same(lambda lib, t: t.fill_diagonal_(3), np.zeros((2, 2, 2)))
+    same(lambda lib, t: (lib.combinations(t), lib.combinations(t, 0), lib.combinations(t, 1)), v)
+    same(lambda lib, t: (lib.combinations(t, 3, True), lib.combinations(t, 5)), v[:3].copy())
+    same(lambda lib, t: (lib.unravel_index(t, (3, 4)), lib.unravel_index(t, (12,))), ints)
+    same(lambda lib: (lib.broadcast_shapes((2, 1), (3,), 1), lib.unravel_index(lib.tensor(5), (2, 3))))
+    same(lambda lib: lib.broadcast_shapes((2, 1), (3, 2)))
+    same(lambda lib, t: lib.broadcast_tensors(t, t[:2]), v)
