@@ -179,17 +179,8 @@ def _batched_product(a, b):
     return F.sum(F.unsqueeze(a, -1) * F.unsqueeze(b, -3), -2)
 
 
-def einsum(*args):
-    """PyTorch's einsum: ``einsum('ij,jk->ik', a, b)``, an implicit output (the subscripts
-    seen once, A-Z then a-z, after the ellipsis dims), '...' broadcasting, repeated
-    subscripts (diagonals), size-1 broadcasting, the sublist form.  Operands are
-    contracted left to right."""
-    if args and not isinstance(args[0], str):
-        equation, operands = _sublist_equation(args)
-    else:
-        equation, operands = args[0], list(args[1:])
-        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
-            operands = list(operands[0])
+def _parse_equation(equation, operands):
+    """Each operand's subscripts (ellipsis dims as ('...', k)) and the output's."""
     equation = equation.replace(" ", "")
     lhs, arrow, rhs = equation.partition("->")
     terms = lhs.split(",")
@@ -206,28 +197,33 @@ def einsum(*args):
         ellipsis_dims = max(ellipsis_dims, covered)
         where += len(term) + 1
     ellipsis = [("...", k) for k in reversed(range(ellipsis_dims))]
-    if arrow:
-        out_parsed = _parse_term(rhs, len(lhs) + 2)
-        output = []
-        for s in out_parsed:
-            if s == "...":
-                output += ellipsis
-            elif s in output:
-                raise RuntimeError(f"einsum(): output subscript {s} appears more than once "
-                                   f"in the output")
-            elif not any(s in ls for ls in labels):
-                raise RuntimeError(f"einsum(): output subscript {s} does not appear in the "
-                                   f"equation for any input operand")
-            else:
-                output.append(s)
-    else:
+    if not arrow:          # implicit: the subscripts seen once, A-Z then a-z
         counts = {}
         for ls in labels:
             for s in ls:
                 counts[s] = counts.get(s, 0) + 1
-        output = ellipsis + sorted((s for s, c in counts.items()
-                                    if c == 1 and isinstance(s, str)), key=_LETTERS.index)
-    # Sizes: every subscript has one size, or 1 where it broadcasts.
+        return labels, ellipsis + sorted((s for s, c in counts.items()
+                                          if c == 1 and isinstance(s, str)),
+                                         key=_LETTERS.index)
+    output = []
+    for s in _parse_term(rhs, len(lhs) + 2):
+        if s == "...":
+            output += ellipsis
+        elif s in output:
+            raise RuntimeError(f"einsum(): output subscript {s} appears more than once in "
+                               f"the output")
+        elif not any(s in ls for ls in labels):
+            raise RuntimeError(f"einsum(): output subscript {s} does not appear in the "
+                               f"equation for any input operand")
+        else:
+            output.append(s)
+    return labels, output
+
+
+def _label_sizes(labels, operands) -> dict:
+    """Every subscript's size; a size-1 dim broadcasts against the others."""
+    ellipsis_dims = max((s[1] + 1 for ls in labels for s in ls if isinstance(s, tuple)),
+                        default=0)
     size = {}
     for index, (ls, x) in enumerate(zip(labels, operands)):
         for s, n in zip(ls, x.shape):
@@ -243,12 +239,26 @@ def einsum(*args):
                                    f"{index} which does not broadcast with previously seen "
                                    f"size {seen}")
             size[s] = n if n != 1 else seen
+    return size
+
+
+def einsum(*args):
+    """PyTorch's einsum: ``einsum('ij,jk->ik', a, b)``, an implicit output, '...'
+    broadcasting, repeated subscripts (diagonals), size-1 broadcasting, the sublist
+    form.  Operands are contracted left to right, each subscript summed away as soon as
+    nothing later needs it."""
+    if args and not isinstance(args[0], str):
+        equation, operands = _sublist_equation(args)
+    else:
+        equation, operands = args[0], list(args[1:])
+        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+            operands = list(operands[0])
+    labels, output = _parse_equation(equation, operands)
+    size = _label_sizes(labels, operands)
     prepared = []
     for index, (ls, x) in enumerate(zip(labels, operands)):
         x, ls = _take_repeated(x, ls, index)
-        x = F.expand(x, tuple(size[s] for s in ls))
-        prepared.append((x, ls))
-    # Sum each subscript away as soon as nothing later needs it.
+        prepared.append((F.expand(x, tuple(size[s] for s in ls)), ls))
     result, result_labels = prepared[0]
     for i in range(len(prepared)):
         later = set(output).union(*(ls for _, ls in prepared[i + 1:]))
@@ -259,10 +269,6 @@ def einsum(*args):
             result, result_labels = _contract(result, result_labels, x, ls, later)
         result, result_labels = _sum_labels(result, result_labels,
                                             [s for s in result_labels if s not in later])
-    missing = [s for s in output if s not in result_labels]
-    if missing:        # only an ellipsis dim no operand covers this far (size 1)
-        result = F.reshape(result, tuple(result.shape) + (1,) * len(missing))
-        result_labels = result_labels + missing
     return F.permute(result, [result_labels.index(s) for s in output]) if output else result
 
 
