@@ -56,6 +56,8 @@ from graphc.activation import (selu, selu_, celu, celu_, rrelu, rrelu_, prelu, t
 from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from graphc import autograd, cuda, backends, accelerator
+from graphc.autograd import inference_mode, is_inference_mode_enabled
+from graphc.autograd.hooks import is_anomaly_enabled, is_anomaly_check_nan_enabled
 from graphc.cuda import device
 from graphc.printing import set_printoptions, get_printoptions
 
@@ -138,4 +140,5 @@ from graphc.logs import set_logs  # noqa: E402
 from graphc import optim  # noqa: E402
 from graphc import utils  # noqa: E402
 from graphc import onnx, distributed  # noqa: E402
+import graphc.autograd.functional  # noqa: E402,F401  (graphc.autograd.functional.jacobian)
 from graphc.serialization import save, load  # noqa: E402

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from graphc import autograd, composite, creation
 from graphc import selection as S
+from graphc.autograd import hooks
 from graphc import functional as F
 from graphc.indexing import (apply_inplace, copy_, fill_, getitem, normal_, setitem,
                              uniform_, zero_)
@@ -128,6 +129,9 @@ for _name, _fn in _OPERATORS.items():
 
 Tensor.backward = _backward
 Tensor.retain_grad = _retain_grad
+Tensor.register_hook = hooks.register_hook
+Tensor.register_post_accumulate_grad_hook = hooks.register_post_accumulate_grad_hook
+Tensor.is_inference = hooks.is_inference
 Tensor.to = F.to
 Tensor.new_tensor = _new_tensor
 Tensor.uniform_ = uniform_

@@ -19,3 +19,8 @@ from graphc.nn.activations import (ReLU6, SELU, Mish, Hardsigmoid, LogSigmoid, S
 from graphc.nn.losses import (MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss,
                               BCELoss, BCEWithLogitsLoss)
 from graphc.nn import utils, parallel  # noqa: E402
+from graphc.nn.rnn import (RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell,  # noqa: E402
+                           GRUCell)
+from graphc.nn.attention import MultiheadAttention  # noqa: E402
+from graphc.nn.transformer import (TransformerEncoderLayer, TransformerDecoderLayer,  # noqa: E402
+                                   TransformerEncoder, TransformerDecoder, Transformer)
