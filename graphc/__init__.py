@@ -41,7 +41,7 @@ from graphc.shapes import (
     atleast_3d, column_stack, dstack, flipud, fliplr, vander, cdist, tril_indices,
     triu_indices, ravel, moveaxis, swapdims, row_stack, tensor_split, hsplit, vsplit, dsplit,
     diagflat, broadcast_shapes, broadcast_tensors, combinations, unravel_index, select_scatter,
-    slice_scatter, diagonal_scatter)
+    slice_scatter, diagonal_scatter, adjoint)
 from graphc import linalg
 from graphc.linalg import (det, inv as inverse, slogdet, matrix_power, cholesky, logdet,
                            cholesky_solve, cholesky_inverse)

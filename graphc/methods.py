@@ -178,7 +178,7 @@ _MATH_METHODS = {
     "slice_scatter": shapes.slice_scatter, "diagonal_scatter": shapes.diagonal_scatter,
     "inner": blas.inner, "ger": blas.ger, "vdot": blas.vdot, "logdet": linalg.logdet,
     "cholesky_solve": linalg.cholesky_solve, "cholesky_inverse": linalg.cholesky_inverse,
-    "cov": reductions.cov, "corrcoef": reductions.corrcoef,
+    "cov": reductions.cov, "corrcoef": reductions.corrcoef, "adjoint": shapes.adjoint,
 }
 for _name, _fn in _MATH_METHODS.items():
     setattr(Tensor, _name, _fn)
@@ -192,6 +192,8 @@ for _name in ["asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
     setattr(Tensor, _name + "_", _inplace(_name + "_", _MATH_METHODS[_name]))
 Tensor.float_power_ = pointwise.float_power_
 Tensor.fill_diagonal_ = shapes.fill_diagonal_
+Tensor.mH = property(shapes._mH)
+Tensor.H = property(shapes._H)
 Tensor.is_sparse = False
 Tensor.to_sparse = coo.to_sparse
 Tensor.to_dense = coo.dense_to_dense

@@ -453,3 +453,30 @@ def fill_diagonal_(input, fill_value, wrap=False):
     mask = Tensor._wrap(on, dtypes.bool_)
     return apply_inplace(input, "fill_diagonal_",
                          lambda x: F.where(mask, F._operand(fill_value, x.dtype), x))
+
+
+def adjoint(input):
+    """The conjugate transpose of the last two dims: their transpose (graphc is real)."""
+    if input.dim() < 2:
+        raise RuntimeError(f"tensor.adjoint() is only supported on matrices or batches of "
+                           f"matrices. Got {input.dim()}-D tensor.")
+    return F.transpose(input, -2, -1)
+
+
+def _mH(input):
+    if input.dim() < 2:
+        raise RuntimeError(f"tensor.mH is only supported on matrices or batches of matrices. "
+                           f"Got {input.dim()}-D tensor.")
+    return F.transpose(input, -2, -1)
+
+
+def _H(input):
+    """``Tensor.H``: the transpose of a matrix; a 0-D tensor is its own (deprecated)."""
+    if input.dim() == 0:
+        warnings.warn("Tensor.H is deprecated on 0-D tensors. Consider using x.conj().",
+                      UserWarning, stacklevel=2)
+        return input
+    if input.dim() != 2:
+        raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got "
+                           f"{input.dim()}-D tensor.")
+    return F.transpose(input, 0, 1)

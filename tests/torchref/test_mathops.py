@@ -554,7 +554,8 @@ def _more_functions(lib, a, c):
             lib.slice_scatter(a, a[:, ::2] * 3, 1, 0, None, 2), lib.diagonal_scatter(a, c[0] * 2, 1),
             lib.inner(a, a), lib.ger(c[0], c[1]), lib.vdot(c[0], c[1]), lib.trapezoid(a),
             lib.cumulative_trapezoid(a, dim=0), lib.cov(a), lib.corrcoef(a),
-            lib.combinations(a[0], 2), lib.ravel(a), lib.row_stack([a, a]))
+            lib.combinations(a[0], 2), lib.ravel(a), lib.row_stack([a, a]), a.mH, a.H,
+            lib.adjoint(c))
 
 
 def test_more_functions_values_and_gradients():
@@ -611,3 +612,7 @@ def test_more_functions_edges():
     same(lambda lib: (lib.broadcast_shapes((2, 1), (3,), 1), lib.unravel_index(lib.tensor(5), (2, 3))))
     same(lambda lib: lib.broadcast_shapes((2, 1), (3, 2)))
     same(lambda lib, t: lib.broadcast_tensors(t, t[:2]), v)
+    for x in (normal(2, 3, 4), normal(3, 3), v, np.float32(2)):
+        same(lambda lib, t: lib.adjoint(t), x)
+        same(lambda lib, t: t.mH, x)
+        same(lambda lib, t: t.H, x)
