@@ -523,11 +523,15 @@ def fix(input):
 
 
 def isposinf(input):
-    return input == math.inf if input.dtype.is_floating_point else F.zeros_like(input, dtypes.bool_)
+    if not input.dtype.is_floating_point:
+        return F.zeros_like(input, dtypes.bool_)
+    return input == math.inf
 
 
 def isneginf(input):
-    return input == -math.inf if input.dtype.is_floating_point else F.zeros_like(input, dtypes.bool_)
+    if not input.dtype.is_floating_point:
+        return F.zeros_like(input, dtypes.bool_)
+    return input == -math.inf
 
 
 def isreal(input):

@@ -253,7 +253,8 @@ def test_nan_handling_of_scans_and_nan_reductions():
     check_function(lambda lib, a: (*lib.cummax(a, 1), *lib.cummin(a, 1), lib.nansum(a, 1),
                                    lib.nanmean(a, 1), lib.logcumsumexp(a[:2], 1)),
                    f, modes=("interpreter",))
-    same(lambda lib, a: lib.logcumsumexp(a, 1), f)    # values at +-inf (PyTorch's gradient there is NaN)
+    # Values at +-inf (PyTorch's gradient there is NaN).
+    same(lambda lib, a: lib.logcumsumexp(a, 1), f)
 
 
 def test_scan_and_reduction_dtypes_and_shapes():
@@ -334,7 +335,8 @@ def test_tensordot_kron_and_blas_forms():
         lib.tensordot(a, b, 1), lib.tensordot(a, c, ([1], [0])), lib.tensordot(a, a, 2),
         lib.kron(a, c), lib.addmm(c, c, c, beta=0.5, alpha=2), lib.addmm(c[0], c, c),
         lib.addmm(c, c, c, beta=0), lib.addmv(v, b.t(), a[1]), lib.addr(c, a[0], a[1]),
-        lib.baddbmm(c, c[None], c[None]), lib.addbmm(c, c[None].repeat(2, 1, 1), c[None].repeat(2, 1, 1)),
+        lib.baddbmm(c, c[None], c[None]),
+        lib.addbmm(c, c[None].repeat(2, 1, 1), c[None].repeat(2, 1, 1)),
         lib.linalg.multi_dot([a[0], c, c, a[1]]),
         c.addmm(c, c)),
         normal(3, 3), normal(3, 4), normal(3, 3), normal(4), rtol=1e-5, atol=1e-5)
@@ -551,7 +553,8 @@ def _more_functions(lib, a, c):
             *lib.tensor_split(a, 3, dim=1), *lib.hsplit(a, [1]), a.unfold(1, 2, 1),
             lib.moveaxis(a, 0, 1), lib.diagflat(a[0], 1), *lib.broadcast_tensors(a, c[0, :1]),
             lib.select_scatter(a, c[0, :2].sum() * a[1], 0, 2),
-            lib.slice_scatter(a, a[:, ::2] * 3, 1, 0, None, 2), lib.diagonal_scatter(a, c[0] * 2, 1),
+            lib.slice_scatter(a, a[:, ::2] * 3, 1, 0, None, 2),
+            lib.diagonal_scatter(a, c[0] * 2, 1),
             lib.inner(a, a), lib.ger(c[0], c[1]), lib.vdot(c[0], c[1]), lib.trapezoid(a),
             lib.cumulative_trapezoid(a, dim=0), lib.cov(a), lib.corrcoef(a),
             lib.combinations(a[0], 2), lib.ravel(a), lib.row_stack([a, a]), a.mH, a.H,
@@ -584,7 +587,8 @@ def test_more_functions_edges():
         same(lambda lib, t: lib.mvlgamma(t.abs() + 2, 3), x, rtol=1e-5)
     for x in (normal(2, 3, 4), normal(3, 3), ints, v):
         for sections in (3, [1, 2], (0, 5, 2), [-1]):
-            same(lambda lib, t: (lib.tensor_split(t, sections), lib.tensor_split(t, sections, -1)), x)
+            same(lambda lib, t: (lib.tensor_split(t, sections),
+                                 lib.tensor_split(t, sections, -1)), x)
             same(lambda lib, t: lib.hsplit(t, sections), x)
             same(lambda lib, t: lib.vsplit(t, sections), x)
             same(lambda lib, t: lib.dsplit(t, sections), x)
@@ -609,7 +613,8 @@ def test_more_functions_edges():
     same(lambda lib, t: (lib.combinations(t), lib.combinations(t, 0), lib.combinations(t, 1)), v)
     same(lambda lib, t: (lib.combinations(t, 3, True), lib.combinations(t, 5)), v[:3].copy())
     same(lambda lib, t: (lib.unravel_index(t, (3, 4)), lib.unravel_index(t, (12,))), ints)
-    same(lambda lib: (lib.broadcast_shapes((2, 1), (3,), 1), lib.unravel_index(lib.tensor(5), (2, 3))))
+    same(lambda lib: (lib.broadcast_shapes((2, 1), (3,), 1),
+                      lib.unravel_index(lib.tensor(5), (2, 3))))
     same(lambda lib: lib.broadcast_shapes((2, 1), (3, 2)))
     same(lambda lib, t: lib.broadcast_tensors(t, t[:2]), v)
     for x in (normal(2, 3, 4), normal(3, 3), v, np.float32(2)):
