@@ -26,6 +26,28 @@ from graphc.creation import (
 from graphc.composite import softmax, log_softmax, logaddexp
 from graphc.composite import cosine_similarity
 from graphc.losses import pairwise_distance, pdist
+from graphc.pointwise import (
+    asin, acos, atan, sinh, cosh, asinh, acosh, atanh, arcsin, arccos, arctan, arcsinh,
+    arccosh, arctanh, arctan2, deg2rad, rad2deg, reciprocal, square, exp2, float_power, xlogy,
+    logit, erfc, erfinv, sgn, copysign, fmod, frac, heaviside, hypot, nan_to_num, clamp_min,
+    clamp_max, lerp, addcmul, addcdiv, fmax, fmin, isclose, allclose, lgamma, digamma, sinc,
+    signbit, logaddexp2, ldexp, fix, isposinf, isneginf, isreal, positive, mvlgamma)
+from graphc.reductions import (
+    cumprod, logcumsumexp, cummax, cummin, diff, aminmax, nansum, nanmean, var_mean,
+    std_mean, dist, renorm, trapezoid, trapz, cumulative_trapezoid, cov, corrcoef)
+from graphc.blas import (
+    diagonal, diag_embed, einsum, tensordot, kron, addmm, addmv, addr, baddbmm,
+    addbmm, chain_matmul, cross, inner, ger, vdot)
+from graphc.shapes import (
+    roll, rot90, tile, meshgrid, cartesian_prod, block_diag, atleast_1d, atleast_2d,
+    atleast_3d, column_stack, dstack, flipud, fliplr, vander, cdist, tril_indices,
+    triu_indices, ravel, moveaxis, swapdims, row_stack, tensor_split, hsplit, vsplit, dsplit,
+    diagflat, broadcast_shapes, broadcast_tensors, combinations, unravel_index, select_scatter,
+    slice_scatter, diagonal_scatter, adjoint)
+from graphc import linalg
+from graphc.linalg import (det, inv as inverse, slogdet, matrix_power, cholesky, logdet,
+                           cholesky_solve, cholesky_inverse)
+from graphc.coo import sparse_coo_tensor
 from graphc.selection import (
     sort, argsort, msort, topk, kthvalue, median, nanmedian, mode, searchsorted, bucketize,
     multinomial, scatter, scatter_reduce, index_copy, index_fill, index_put, take,
@@ -115,7 +137,18 @@ def is_floating_point(x) -> "bool":
 from graphc import nn  # noqa: E402  (nn needs the tensor API above)
 from graphc import ir  # noqa: E402
 from graphc.context import GraphBreak  # noqa: E402
-from graphc.compiler import compile, explain, trace  # noqa: E402
+from graphc.compiler import compile, explain  # noqa: E402
+from graphc import compiler as _compiler, blas as _blas  # noqa: E402
+
+
+def trace(fn_or_input, *example_inputs, **kwargs):
+    """Two meanings, told apart by the first argument: ``graphc.trace(matrix)`` is
+    PyTorch's ``torch.trace`` (the sum of the main diagonal); ``graphc.trace(fn,
+    *example_inputs)`` is graphc's compiler API, which records ``fn`` into an
+    ``ir.Graph``.  A tensor is never a function, so neither shadows the other."""
+    if isinstance(fn_or_input, Tensor):
+        return _blas.trace(fn_or_input, *example_inputs, **kwargs)
+    return _compiler.trace(fn_or_input, *example_inputs, **kwargs)
 from graphc.logs import set_logs  # noqa: E402
 from graphc import optim  # noqa: E402
 from graphc import utils  # noqa: E402

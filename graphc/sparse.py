@@ -103,3 +103,6 @@ def _membership(flat_index, offsets, include_last_offset, padding_idx) -> Tensor
     if padding_idx is not None:
         member = member.logical_and((flat_index != padding_idx).unsqueeze(0))
     return member
+
+# torch.sparse: COO sparse tensors (graphc/coo.py), so that graphc.sparse.mm is torch.sparse.mm.
+from graphc.coo import SparseTensor, mm, sparse_coo_tensor  # noqa: E402,F401
