@@ -3,8 +3,17 @@
 from graphc.nn import functional, init
 from graphc.nn.module import Module, Parameter
 from graphc.nn.containers import Sequential, ModuleList, ModuleDict
-from graphc.nn.layers import (Identity, Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten,
+from graphc.nn.layers import (Identity, Linear, Flatten,
                               Dropout, Embedding, LayerNorm, BatchNorm1d, BatchNorm2d)
+from graphc.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from graphc.nn.pooling import (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, LPPool1d, LPPool2d,
+                               AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d,
+                               AdaptiveMaxPool2d)
+from graphc.nn.padding import (ZeroPad1d, ZeroPad2d, ConstantPad1d, ConstantPad2d,
+                               ReflectionPad1d, ReflectionPad2d, ReplicationPad1d,
+                               ReplicationPad2d, CircularPad1d, CircularPad2d)
+from graphc.nn.vision import (Upsample, UpsamplingNearest2d, UpsamplingBilinear2d, PixelShuffle,
+                              PixelUnshuffle, ChannelShuffle, Unfold, Fold)
 from graphc.nn.activations import (ReLU, Sigmoid, Tanh, GELU, SiLU, LeakyReLU, ELU, Softplus,
                                    Hardswish, Softmax, LogSoftmax)
 from graphc.nn.losses import (MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss,
