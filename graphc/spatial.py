@@ -63,7 +63,7 @@ def _pad_spatial(x, pads, value=0):
     return _pad_or_crop(x, lead + [(lo, hi, 0) for lo, hi in pads], value)
 
 
-# ---- windows -----------------------------------------------------------------------------------
+# ---- windows ---------------------------------------------------------------------------------
 def _gather_windows(x, dim: int, index: np.ndarray):
     """x with ``dim`` replaced by index's (outputs, offsets) shape: x[..., index[o, j], ...]."""
     picked = F.index_select(x, dim, _constant(index.reshape(-1).astype(np.int64)))
@@ -100,52 +100,36 @@ def _flat_window_index(sizes, indices) -> np.ndarray:
     return flat.reshape(gh.shape[0], gw.shape[0], -1)
 
 
-# ---- padding -----------------------------------------------------------------------------------
+# ---- padding ---------------------------------------------------------------------------------
 _PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 
-def _reflect(x, dim, lo, hi):
-    n = x.shape[dim]
+def _reflect_index(n, lo, hi, dim, shape):
     if max(lo, hi) >= n:
         raise RuntimeError(f"pad: Padding size should be less than the corresponding input "
                            f"dimension, but got: padding ({lo}, {hi}) at dimension {dim} of "
-                           f"input {list(x.shape)}")
-    parts = [F.flip(F.narrow(x, dim, 1, lo), dim)] if lo > 0 else []
-    parts.append(x)
-    if hi > 0:
-        parts.append(F.flip(F.narrow(x, dim, n - 1 - hi, hi), dim))
-    return F.cat(parts, dim)
+                           f"input {list(shape)}")
+    pos = np.abs(np.arange(-lo, n + hi))
+    return np.where(pos < n, pos, 2 * (n - 1) - pos)
 
 
-def _replicate(x, dim, lo, hi):
-    n = x.shape[dim]
+def _replicate_index(n, lo, hi, dim, shape):
     if n == 0:
-        raise RuntimeError(f"pad: input tensor {list(x.shape)} has an empty dimension {dim} "
-                           f"to replicate")
-    def edge(start, width):
-        shape = list(x.shape)
-        shape[dim] = width
-        return F.expand(F.narrow(x, dim, start, 1), shape)
-
-    parts = [edge(0, lo)] if lo > 0 else []
-    parts.append(x)
-    if hi > 0:
-        parts.append(edge(n - 1, hi))
-    return F.cat(parts, dim)
+        raise RuntimeError(f"pad: cannot replicate the empty dimension {dim} of input "
+                           f"{list(shape)}")
+    return np.clip(np.arange(-lo, n + hi), 0, n - 1)
 
 
-def _circular(x, dim, lo, hi):
-    n = x.shape[dim]
+def _circular_index(n, lo, hi, dim, shape):
+    """PyTorch crops (negative widths) first, then wraps the cropped dim."""
     if lo > n or hi > n:
         raise RuntimeError("pad: Padding value causes wrapping around more than once.")
-    parts = [F.narrow(x, dim, n - lo, lo)] if lo > 0 else []
-    parts.append(x)
-    if hi > 0:
-        parts.append(F.narrow(x, dim, 0, hi))
-    return F.cat(parts, dim)
+    start, stop = max(-lo, 0), n - max(-hi, 0)
+    return start + np.arange(-max(lo, 0), stop - start + max(hi, 0)) % (stop - start)
 
 
-_EXTEND = {"reflect": _reflect, "replicate": _replicate, "circular": _circular}
+_SOURCE_INDEX = {"reflect": _reflect_index, "replicate": _replicate_index,
+                 "circular": _circular_index}
 
 
 def pad(input, pad, mode="constant", value=None):
@@ -179,14 +163,17 @@ def pad(input, pad, mode="constant", value=None):
             "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
             "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
             "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
+    # One gather per dim with the source index of every output position: chained pads
+    # stay one index lookup each when later reads are fused through them.
     out = input
     for i, (lo, hi) in enumerate(pairs):
         dim = input.dim() - spatial + i
-        out = _EXTEND[mode](out, dim, max(lo, 0), max(hi, 0))
-    return _pad_spatial(out, [(min(lo, 0), min(hi, 0)) for lo, hi in pairs])
+        index = _SOURCE_INDEX[mode](input.shape[dim], lo, hi, dim, input.shape)
+        out = F.index_select(out, dim, _constant(index.astype(np.int64)))
+    return out
 
 
-# ---- convolution ---------------------------------------------------------------------------------
+# ---- convolution -----------------------------------------------------------------------------
 def _check_conv_input(op, nd, input, weight):
     if input.dim() not in (nd + 1, nd + 2):
         raise RuntimeError(f"{op}: Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) "
@@ -360,7 +347,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                            output_padding, groups, dilation)
 
 
-# ---- pooling -----------------------------------------------------------------------------------
+# ---- pooling ---------------------------------------------------------------------------------
 def _pool_output_size(size, kernel, stride, pad, dilation, ceil_mode) -> int:
     reach = dilation * (kernel - 1) + 1
     out = (size + 2 * pad - reach + (stride - 1 if ceil_mode else 0)) // stride + 1
@@ -555,7 +542,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     return _adaptive_max_pool("adaptive_max_pool2d", 2, input, output_size, return_indices)
 
 
-# ---- unfold / fold -----------------------------------------------------------------------------
+# ---- unfold / fold ---------------------------------------------------------------------------
 def _fold_settings(kernel_size, dilation, padding, stride):
     kernel, dilation = _pair(kernel_size), _pair(dilation)
     padding, stride = _pair(padding), _pair(stride)
@@ -629,7 +616,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     return _pad_spatial(out, [(-p, -p) for p in padding])
 
 
-# ---- resampling --------------------------------------------------------------------------------
+# ---- resampling ------------------------------------------------------------------------------
 _INTERPOLATE_DIMS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 _INTERPOLATE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area",
                       "nearest-exact")
@@ -754,10 +741,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             raise NotImplementedError("interpolate(mode='area') of 5-D input is not supported "
                                       "by graphc; use 3-D or 4-D input")
         return (adaptive_avg_pool1d, adaptive_avg_pool2d)[nd - 1](input, sizes)
-    if not input.dtype.is_floating_point and mode != "nearest":
+    if not input.dtype.is_floating_point:
         raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented for "
                                   f"{input.dtype.name} input {list(input.shape)}")
-    real = np.dtype(input.dtype.np).type if input.dtype.is_floating_point else np.float32
+    real = np.dtype(input.dtype.np).type
     out = input
     for i, (in_size, out_size, scale) in enumerate(zip(input.shape[2:], sizes, scales)):
         if mode in ("nearest", "nearest-exact"):
@@ -783,7 +770,7 @@ def upsample_bilinear(input, size=None, scale_factor=None):
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
 
 
-# ---- shuffles ----------------------------------------------------------------------------------
+# ---- shuffles --------------------------------------------------------------------------------
 def pixel_shuffle(input, upscale_factor):
     """(*, C r^2, H, W) -> (*, C, H r, W r)."""
     r = upscale_factor

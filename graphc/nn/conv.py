@@ -32,35 +32,39 @@ class _ConvNd(Module):
         super().__init__()
         n = self._dims
         if groups <= 0:
-            raise ValueError("groups must be a positive integer")
+            raise ValueError(f"{type(self).__name__}: groups must be a positive integer")
         if in_channels % groups:
-            raise ValueError("in_channels must be divisible by groups")
+            raise ValueError(f"{type(self).__name__}: in_channels must be divisible by groups")
         if out_channels % groups:
-            raise ValueError("out_channels must be divisible by groups")
+            raise ValueError(f"{type(self).__name__}: out_channels must be divisible by groups")
         stride, dilation = _tuple(stride, n), _tuple(dilation, n)
         if isinstance(padding, str):
             if padding not in _PADDING_STRINGS:
-                raise ValueError(f"Invalid padding string {padding!r}, should be one of "
-                                 f"{_set_text(_PADDING_STRINGS)}")
+                raise ValueError(f"{type(self).__name__}: Invalid padding string {padding!r}, "
+                                 f"should be one of {_set_text(_PADDING_STRINGS)}")
             if padding == "same" and any(s != 1 for s in stride):
-                raise ValueError("padding='same' is not supported for strided convolutions")
+                raise ValueError(f"{type(self).__name__}: padding='same' is not supported for "
+                                 f"strided convolutions")
         if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {_set_text(_PADDING_MODES)}, but "
-                             f"got padding_mode='{padding_mode}'")
+            raise ValueError(f"{type(self).__name__}: padding_mode must be one of "
+                             f"{_set_text(_PADDING_MODES)}, but got padding_mode='{padding_mode}'")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = _tuple(kernel_size, n), stride
         self.padding = padding if isinstance(padding, str) else _tuple(padding, n)
         self.dilation, self.transposed = dilation, self._transposed
         self.output_padding, self.groups = _tuple(output_padding, n), groups
         self.padding_mode = padding_mode
+        # F.pad's widths for the non-zero padding modes: a list for a padding string, a
+        # tuple otherwise (as PyTorch keeps them).
         if padding == "same":
-            pairs = [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
-                     for d, k in zip(self.dilation, self.kernel_size)]
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            self._reversed_padding_repeated_twice = [
+                w for t in totals[::-1] for w in (t // 2, t - t // 2)]
         elif padding == "valid":
-            pairs = [(0, 0)] * n
+            self._reversed_padding_repeated_twice = [0, 0] * n
         else:
-            pairs = [(p, p) for p in self.padding]
-        self._reversed_padding_repeated_twice = [w for pair in pairs[::-1] for w in pair]
+            self._reversed_padding_repeated_twice = tuple(
+                w for p in self.padding[::-1] for w in (p, p))
         shape = ((in_channels, out_channels // groups) if self._transposed
                  else (out_channels, in_channels // groups)) + self.kernel_size
         self.weight = _new_parameter(*shape, device=device, dtype=dtype)
@@ -153,9 +157,9 @@ class _ConvTransposeNd(_ConvNd):
         largest = [s + st - 1 for s, st in zip(smallest, self.stride)]
         for size, lo, hi in zip(output_size, smallest, largest):
             if not lo <= size <= hi:
-                raise ValueError(f"requested an output size of {output_size}, but valid sizes "
-                                 f"range from {smallest} to {largest} (for an input of "
-                                 f"{list(input.shape[lead:])})")
+                raise ValueError(f"{type(self).__name__}: requested an output size of "
+                                 f"{output_size}, but valid sizes range from {smallest} to "
+                                 f"{largest} (for an input of {list(input.shape[lead:])})")
         return tuple(size - lo for size, lo in zip(output_size, smallest))
 
     def forward(self, input, output_size=None):
