@@ -18,6 +18,7 @@ tracing, fusion and every backend for free.  Three building blocks carry it:
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -85,19 +86,22 @@ def _regular_index(outputs: int, kernel: int, stride: int, dilation: int) -> np.
 
 
 def _flat_window_index(sizes, indices) -> np.ndarray:
-    """Each window element's flat position in the unpadded spatial dims (-1 in padding);
-    ``indices`` index the padded dims, padded by ``sizes``' (low, size, high)."""
-    grids = []
-    for (low, size), index in zip(sizes, indices):
-        pos = index - low
-        grids.append(np.where((pos >= 0) & (pos < size), pos, -1))
-    if len(grids) == 1:
-        return grids[0]
-    (h, w), (gh, gw) = [s for _, s in sizes], grids
-    flat = gh[:, None, :, None] * w + gw[None, :, None, :]
-    valid = (gh[:, None, :, None] >= 0) & (gw[None, :, None, :] >= 0)
-    flat = np.where(valid, flat, -1)
-    return flat.reshape(gh.shape[0], gw.shape[0], -1)
+    """Each window element's flat position in the unpadded spatial dims (-1 in padding),
+    shaped (*outputs, window size); ``indices`` index the padded dims, ``sizes`` are
+    their (low padding, unpadded size)."""
+    nd = len(indices)
+    flat, valid = np.zeros((1,) * 2 * nd, np.int64), np.ones((1,) * 2 * nd, bool)
+    for i, ((low, size), index) in enumerate(zip(sizes, indices)):
+        shape = [1] * 2 * nd
+        shape[i], shape[nd + i] = index.shape
+        pos = (index - low).reshape(shape)
+        flat, valid = flat * size + pos, valid & (pos >= 0) & (pos < size)
+    return np.where(valid, flat, -1).reshape(*(ix.shape[0] for ix in indices), -1)
+
+
+def _outer(counts) -> np.ndarray:
+    """The product of per-dim window sizes over the output grid."""
+    return functools.reduce(np.multiply.outer, counts)
 
 
 # ---- padding ---------------------------------------------------------------------------------
@@ -252,27 +256,27 @@ def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups):
         stride, dilation = (1,) + stride, (1,) + dilation
     else:
         w = weight
-    out = F._conv2d(x, w, stride, dilation) if groups == 1 \
-        else _grouped_conv2d(x, w, stride, dilation, groups)
+    out = F._conv2d(x, w, stride, dilation) if groups == 1 and nd < 3 \
+        else _im2col_conv(x, w, stride, dilation, groups)
     if nd == 1:
         out = out.squeeze(2)
     return out + bias.reshape((1, -1) + (1,) * nd) if bias is not None else out
 
 
-def _grouped_conv2d(x, weight, stride, dilation, groups):
-    """im2col windows (N, G, C/G * K, L) times the weight (G, O/G, C/G * K): one batched
-    matmul, whatever the number of groups."""
-    n, c, h, w = x.shape
-    o, kernel = weight.shape[0], weight.shape[2:]
+def _im2col_conv(x, weight, stride, dilation, groups):
+    """Windows (N, G, C/G * K, L) times the weight (G, O/G, C/G * K): one batched matmul,
+    whatever the number of groups or spatial dims (grouped and 3-d convolution)."""
+    n, c = x.shape[:2]
+    o, kernel = weight.shape[0], tuple(weight.shape[2:])
+    nd = len(kernel)
     outs = [(size - d * (k - 1) - 1) // s + 1
-            for size, k, s, d in zip((h, w), kernel, stride, dilation)]
+            for size, k, s, d in zip(x.shape[2:], kernel, stride, dilation)]
     cols = _windows(x, [_regular_index(out, k, s, d)
                         for out, k, s, d in zip(outs, kernel, stride, dilation)])
-    k_total = math.prod(kernel)
-    cols = F.permute(cols, (0, 1, 4, 2, 3)).reshape(n, groups, (c // groups) * k_total,
-                                                    outs[0] * outs[1])
+    cols = F.permute(cols, (0, 1, nd + 2) + tuple(range(2, nd + 2)))
+    cols = cols.reshape(n, groups, (c // groups) * math.prod(kernel), math.prod(outs))
     out = F.matmul(weight.reshape(groups, o // groups, -1), cols)
-    return out.reshape(n, o, outs[0], outs[1])
+    return out.reshape(n, o, *outs)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -283,6 +287,11 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation (N, C, H, W) * (O, C/groups, KH, KW)."""
     return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-D cross-correlation (N, C, D, H, W) * (O, C/groups, KD, KH, KW)."""
+    return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
 def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding, groups,
@@ -344,6 +353,14 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """The gradient of conv2d with respect to its input, as a layer: (N, C, H, W) with a
     weight (C, O/groups, KH, KW)."""
     return _conv_transpose("conv_transpose2d", 2, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """The gradient of conv3d with respect to its input, as a layer: (N, C, D, H, W) with
+    a weight (C, O/groups, KD, KH, KW)."""
+    return _conv_transpose("conv_transpose3d", 3, input, weight, bias, stride, padding,
                            output_padding, groups, dilation)
 
 
@@ -453,9 +470,8 @@ def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
         if divisor_override == 0:
             raise RuntimeError(f"{op}: divisor must be not zero")
         return sums / divisor_override
-    counts = [_avg_divisor(*args, count_include_pad) for args in
-              zip(input.shape[-nd:], outs, kernel, stride, padding)]
-    divisor = counts[0] if nd == 1 else np.outer(counts[0], counts[1])
+    divisor = _outer([_avg_divisor(*args, count_include_pad) for args in
+                      zip(input.shape[-nd:], outs, kernel, stride, padding)])
     return sums / _constant(divisor.astype(input.dtype.np))
 
 
@@ -468,6 +484,18 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override)
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    return _max_pool("max_pool3d", 3, input, kernel_size, stride, padding, dilation,
+                     ceil_mode, return_indices)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    return _avg_pool("avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode,
                      count_include_pad, divisor_override)
 
 
@@ -517,8 +545,7 @@ def _adaptive_setup(op, nd, input, output_size):
 def _adaptive_avg_pool(op, nd, input, output_size):
     indices, counts = _adaptive_setup(op, nd, input, output_size)
     sums = _windows(_pad_spatial(input, [(0, 1)] * nd), indices).sum(-1)
-    divisor = counts[0] if nd == 1 else np.outer(counts[0], counts[1])
-    return sums / _constant(divisor.astype(input.dtype.np))
+    return sums / _constant(_outer(counts).astype(input.dtype.np))
 
 
 def adaptive_avg_pool1d(input, output_size):
@@ -527,6 +554,10 @@ def adaptive_avg_pool1d(input, output_size):
 
 def adaptive_avg_pool2d(input, output_size):
     return _adaptive_avg_pool("adaptive_avg_pool2d", 2, input, output_size)
+
+
+def adaptive_avg_pool3d(input, output_size):
+    return _adaptive_avg_pool("adaptive_avg_pool3d", 3, input, output_size)
 
 
 def _adaptive_max_pool(op, nd, input, output_size, return_indices):
@@ -540,6 +571,10 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     return _adaptive_max_pool("adaptive_max_pool2d", 2, input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    return _adaptive_max_pool("adaptive_max_pool3d", 3, input, output_size, return_indices)
 
 
 # ---- unfold / fold ---------------------------------------------------------------------------
@@ -737,10 +772,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                                   "use antialias=False")
     sizes, scales = _output_sizes(input, nd, size, scale_factor, recompute_scale_factor)
     if mode == "area":
-        if nd == 3:
-            raise NotImplementedError("interpolate(mode='area') of 5-D input is not supported "
-                                      "by graphc; use 3-D or 4-D input")
-        return (adaptive_avg_pool1d, adaptive_avg_pool2d)[nd - 1](input, sizes)
+        return _adaptive_avg_pool("interpolate", nd, input, sizes)
     if not input.dtype.is_floating_point:
         raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented for "
                                   f"{input.dtype.name} input {list(input.shape)}")
@@ -827,9 +859,11 @@ def channel_shuffle(input, groups):
 
 
 __all__ = [
-    "pad", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
-    "max_pool2d", "avg_pool1d", "avg_pool2d", "lp_pool1d", "lp_pool2d", "adaptive_avg_pool1d",
-    "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "unfold", "fold",
+    "pad", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d",
+    "avg_pool3d", "lp_pool1d", "lp_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "unfold", "fold",
     "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
     "pixel_unshuffle", "channel_shuffle",
 ]

@@ -14,6 +14,10 @@ from graphc.nn.padding import (ZeroPad1d, ZeroPad2d, ConstantPad1d, ConstantPad2
                                ReplicationPad2d, CircularPad1d, CircularPad2d)
 from graphc.nn.vision import (Upsample, UpsamplingNearest2d, UpsamplingBilinear2d, PixelShuffle,
                               PixelUnshuffle, ChannelShuffle, Unfold, Fold)
+from graphc.nn.conv import Conv3d, ConvTranspose3d
+from graphc.nn.pooling import MaxPool3d, AvgPool3d, AdaptiveAvgPool3d, AdaptiveMaxPool3d
+from graphc.nn.padding import (ZeroPad3d, ConstantPad3d, ReflectionPad3d, ReplicationPad3d,
+                               CircularPad3d)
 from graphc.nn.activations import (ReLU, Sigmoid, Tanh, GELU, SiLU, LeakyReLU, ELU, Softplus,
                                    Hardswish, Softmax, LogSoftmax)
 from graphc.nn.losses import (MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss,

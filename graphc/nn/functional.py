@@ -10,6 +10,8 @@ from graphc.spatial import (
     max_pool1d, avg_pool1d, lp_pool1d, lp_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d,
     adaptive_max_pool1d, adaptive_max_pool2d, unfold, fold, interpolate, upsample,
     upsample_nearest, upsample_bilinear, pixel_shuffle, pixel_unshuffle, channel_shuffle)
+from graphc.spatial import (conv3d, conv_transpose3d, max_pool3d, avg_pool3d,
+                            adaptive_avg_pool3d, adaptive_max_pool3d)
 from graphc.functional import flatten
 
 __all__ = [

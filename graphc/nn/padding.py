@@ -1,6 +1,6 @@
-"""Padding layers: ZeroPad1d/2d, ConstantPad1d/2d, ReflectionPad1d/2d,
-ReplicationPad1d/2d, CircularPad1d/2d.  ``padding`` is kept as PyTorch keeps it
-(a 2- or 4-tuple, last dim first); each forward is one ``F.pad``."""
+"""Padding layers: ZeroPad1d/2d/3d, ConstantPad1d/2d/3d, ReflectionPad1d/2d/3d,
+ReplicationPad1d/2d/3d, CircularPad1d/2d/3d.  ``padding`` is kept as PyTorch keeps it
+(a 2-, 4- or 6-tuple, last dim first); each forward is one ``F.pad``."""
 from __future__ import annotations
 
 from graphc.nn import functional as F
@@ -46,6 +46,10 @@ class ConstantPad2d(_ConstantPadNd):
     _dims = 2
 
 
+class ConstantPad3d(_ConstantPadNd):
+    _dims = 3
+
+
 class ZeroPad1d(ConstantPad1d):
     def __init__(self, padding):
         super().__init__(padding, 0.0)
@@ -62,12 +66,24 @@ class ZeroPad2d(ConstantPad2d):
         return f"{self.padding}"
 
 
+class ZeroPad3d(ConstantPad3d):
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
 class ReflectionPad1d(_PadNd):
     _dims, _mode = 1, "reflect"
 
 
 class ReflectionPad2d(_PadNd):
     _dims, _mode = 2, "reflect"
+
+
+class ReflectionPad3d(_PadNd):
+    _dims, _mode = 3, "reflect"
 
 
 class ReplicationPad1d(_PadNd):
@@ -78,9 +94,17 @@ class ReplicationPad2d(_PadNd):
     _dims, _mode = 2, "replicate"
 
 
+class ReplicationPad3d(_PadNd):
+    _dims, _mode = 3, "replicate"
+
+
 class CircularPad1d(_PadNd):
     _dims, _mode = 1, "circular"
 
 
 class CircularPad2d(_PadNd):
     _dims, _mode = 2, "circular"
+
+
+class CircularPad3d(_PadNd):
+    _dims, _mode = 3, "circular"

@@ -1,5 +1,5 @@
-"""Pooling layers: MaxPool1d/2d, AvgPool1d/2d, LPPool1d/2d, AdaptiveAvgPool1d/2d,
-AdaptiveMaxPool1d/2d, with PyTorch's attributes and reprs; each forward is one
+"""Pooling layers: MaxPool1d/2d/3d, AvgPool1d/2d/3d, LPPool1d/2d, AdaptiveAvgPool1d/2d/3d,
+AdaptiveMaxPool1d/2d/3d, with PyTorch's attributes and reprs; each forward is one
 ``nn.functional`` call."""
 from __future__ import annotations
 
@@ -39,6 +39,10 @@ class MaxPool2d(_MaxPoolNd):
     _function = F.max_pool2d
 
 
+class MaxPool3d(_MaxPoolNd):
+    _function = F.max_pool3d
+
+
 class AvgPool1d(Module):
     """Mean over windows of (N, C, L) input; settings kept as 1-tuples."""
 
@@ -60,6 +64,7 @@ class AvgPool1d(Module):
 
 class AvgPool2d(Module):
     """Mean over windows of (N, C, H, W) input; settings kept as given."""
+    _function = F.avg_pool2d
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override=None):
@@ -70,11 +75,17 @@ class AvgPool2d(Module):
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, input):
-        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
+        return type(self)._function(input, self.kernel_size, self.stride, self.padding,
+                                    self.ceil_mode, self.count_include_pad,
+                                    self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool3d(AvgPool2d):
+    """Mean over windows of (N, C, D, H, W) input; settings kept as given."""
+    _function = F.avg_pool3d
 
 
 class _LPPoolNd(Module):
@@ -126,6 +137,10 @@ class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     _function = F.adaptive_avg_pool2d
 
 
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    _function = F.adaptive_avg_pool3d
+
+
 class _AdaptiveMaxPoolNd(Module):
     """Max over the windows that split the input into ``output_size`` parts."""
     _function = None
@@ -147,3 +162,7 @@ class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
 
 class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
     _function = F.adaptive_max_pool2d
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    _function = F.adaptive_max_pool3d

@@ -57,6 +57,28 @@ def test_conv_transpose_output_padding_groups_dilation():
         r(2, 3, 3, 3), r(2, 3, 5), r(3, 2, 4), r(2), r(3, 5), r(3, 2, 3))
 
 
+@pytest.mark.parametrize("mode", ["interpreter", pytest.param("cpu", marks=pytest.mark.slow)])
+def test_three_d_convolution_pooling_padding_and_resampling(mode):
+    """The 2-d building blocks with a third dim (the cpu compile of this many 5-D
+    kernels is slow, so it runs with the slow tests)."""
+    check_function(lambda lib, x, w, b, xg, wg, xt, wt, p, q: (
+        lib.nn.functional.conv3d(x, w, b, stride=(1, 2, 1), padding=(1, 0, 1),
+                                 dilation=(2, 1, 1)),
+        lib.nn.functional.conv3d(xg, wg, padding="same", groups=2),
+        lib.nn.functional.conv_transpose3d(xt, wt, stride=2, padding=1, output_padding=1),
+        *lib.nn.functional.max_pool3d(p, 2, (1, 2, 2), 1, ceil_mode=True, return_indices=True),
+        lib.nn.functional.avg_pool3d(p, (2, 3, 2), padding=(1, 1, 0), ceil_mode=True,
+                                     count_include_pad=False),
+        lib.nn.functional.adaptive_avg_pool3d(p, (2, None, 3)),
+        *lib.nn.functional.adaptive_max_pool3d(q, 2, return_indices=True),
+        lib.nn.functional.pad(q, (1, 0, 2, 1, 1, 1), mode="reflect"),
+        lib.nn.functional.pad(q, (1, 2, 0, 1, 1, 0), mode="circular"),
+        lib.nn.functional.interpolate(p, size=(2, 3, 2), mode="area")),
+        r(1, 2, 5, 6, 4), r(3, 2, 2, 3, 2), r(3), r(1, 4, 3, 4, 3), r(4, 2, 3, 1, 3),
+        r(1, 2, 2, 3, 2), r(2, 3, 3, 2, 3), distinct(1, 2, 3, 5, 4), distinct(2, 3, 4, 5),
+        modes=(mode,))
+
+
 def test_conv_modules_with_padding_modes_train():
     check_module(lambda lib: lib.nn.Sequential(
         lib.nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"),
@@ -296,6 +318,17 @@ MODULES = [
     lambda lib: lib.nn.Conv2d(3, 4, (3, 2), padding="same", padding_mode="reflect"),
     lambda lib: lib.nn.ConvTranspose2d(4, 6, 3, stride=2, output_padding=1, groups=2),
     lambda lib: lib.nn.ConvTranspose1d(4, 6, 3),
+    lambda lib: lib.nn.Conv3d(4, 6, (1, 2, 3), padding=1, groups=2, padding_mode="replicate"),
+    lambda lib: lib.nn.ConvTranspose3d(4, 2, 2, stride=2),
+    lambda lib: lib.nn.MaxPool3d(2, 1),
+    lambda lib: lib.nn.AvgPool3d((1, 2, 3), divisor_override=2),
+    lambda lib: lib.nn.AdaptiveAvgPool3d(2),
+    lambda lib: lib.nn.AdaptiveMaxPool3d((2, 1, 3)),
+    lambda lib: lib.nn.ZeroPad3d(1),
+    lambda lib: lib.nn.ConstantPad3d((1, 2, 3, 4, 5, 6), 1.0),
+    lambda lib: lib.nn.ReflectionPad3d(1),
+    lambda lib: lib.nn.ReplicationPad3d(2),
+    lambda lib: lib.nn.CircularPad3d(1),
     lambda lib: lib.nn.MaxPool1d(3, ceil_mode=True),
     lambda lib: lib.nn.MaxPool2d((3, 2), 1, 1, 2, True, True),
     lambda lib: lib.nn.AvgPool1d(3, padding=1),
