@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import numpy as np
 
@@ -425,8 +426,12 @@ def _max_over_windows(input, pads, indices, return_indices):
     values, picked = windows.max(-1)
     flat = _flat_window_index([(lo, size) for (lo, _), size in zip(pads, input.shape[-nd:])],
                               indices)
-    where = F.expand(_constant(flat), tuple(windows.shape))
-    return values, F.gather(where, -1, picked.unsqueeze(-1)).squeeze(-1)
+    where = F.gather(F.expand(_constant(flat), tuple(windows.shape)), -1,
+                     picked.unsqueeze(-1)).squeeze(-1)
+    # A window whose values are all the lowest value (padding ties with them) gives, as
+    # PyTorch, the window's first element inside the input.
+    first_inside = np.take_along_axis(flat, (flat >= 0).argmax(-1)[..., None], -1)[..., 0]
+    return values, F.where(where >= 0, where, _constant(first_inside))
 
 
 def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode,
@@ -790,15 +795,23 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     return out
 
 
+def _deprecated(name):
+    warnings.warn(f"`nn.functional.{name}` is deprecated. Use `nn.functional.interpolate` "
+                  f"instead.", stacklevel=3)
+
+
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    _deprecated("upsample")
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
 def upsample_nearest(input, size=None, scale_factor=None):
+    _deprecated("upsample_nearest")
     return interpolate(input, size, scale_factor, mode="nearest")
 
 
 def upsample_bilinear(input, size=None, scale_factor=None):
+    _deprecated("upsample_bilinear")
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
 
 

@@ -166,6 +166,16 @@ def test_max_pool_return_indices_module_and_int_input():
                  modes=())
     check_function(lambda lib, x: lib.nn.functional.max_pool2d(x, 3, 2, 1),
                    rng.integers(-9, 9, (1, 2, 5, 5)), modes=())
+    low = np.full((1, 1, 4, 4), -np.inf, np.float32)       # windows of ties with padding
+    low[0, 0, 3, 2] = np.nan
+    check_function(lambda lib, x: lib.nn.functional.max_pool2d(x, 3, 2, 1, return_indices=True),
+                   low, modes=(), grad=False)
+
+
+def test_deprecated_upsample_functions_warn():
+    with pytest.warns(UserWarning, match="upsample_bilinear` is deprecated"):
+        check_function(lambda lib, x: lib.nn.functional.upsample_bilinear(x, scale_factor=2),
+                       r(1, 1, 2, 3), modes=())
 
 
 # ---- padding ---------------------------------------------------------------------------------
