@@ -237,6 +237,14 @@ def test_upsampling_and_shuffle_modules_train():
         lib.nn.PixelUnshuffle(2), lib.nn.ChannelShuffle(4)), r(1, 2, 2, 3))
 
 
+def test_torch_namespace_spellings():
+    check_function(lambda lib, x, w: (
+        lib.conv2d(x, w, None, 1, 1), lib.conv_transpose2d(x, w.transpose(0, 1)),
+        lib.max_pool2d(x, 2, 1), lib.avg_pool1d(x[0], 2), lib.adaptive_avg_pool1d(x[0], 2),
+        lib.pixel_shuffle(x, 1), lib.channel_shuffle(x, 1)), r(1, 2, 4, 3), r(3, 2, 2, 2),
+        modes=())
+
+
 def test_pixel_shuffle_batchless():
     check_function(lambda lib, x: (lib.nn.functional.pixel_shuffle(x, 2),
                                    lib.nn.functional.pixel_unshuffle(x, 1)), r(8, 3, 2),
