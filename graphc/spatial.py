@@ -8,17 +8,18 @@ tracing, fusion and every backend for free.  Three building blocks carry it:
   convolution; 1-d convolution is 2-d with a height of 1, and transposed convolution
   is a convolution of the zero-interleaved (``pad`` with interior), padded input with
   the flipped, transposed weight.
-- Windows: a constant index matrix (output position, offset in window) per spatial
-  dim, applied with ``index_select``; two gathers make every 2-d pooling window at a
-  compile cost independent of the kernel size.  Grouped convolution is these windows
-  (im2col) times the weight in one batched ``matmul``; ``unfold`` is the same windows,
-  ``fold`` their adjoint (``index_add``).
+- Windows: one strided slice per offset in the window (their gradients are pads),
+  summed or stacked and reduced for pooling; adaptive pooling reshapes where windows
+  tile a dim and gathers with a constant index matrix where they do not.  Grouped and
+  3-d convolution are the stacked slices (im2col) times the weight in one batched
+  ``matmul``; ``unfold`` is the same stack, ``fold`` its adjoint (``index_add``).
 - Taps: resampling is a weighted sum of ``index_select``s with constant indices and
   weights, one spatial dim at a time.
 """
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import warnings
 
@@ -66,24 +67,43 @@ def _pad_spatial(x, pads, value=0):
 
 
 # ---- windows ---------------------------------------------------------------------------------
-def _gather_windows(x, dim: int, index: np.ndarray):
-    """x with ``dim`` replaced by index's (outputs, offsets) shape: x[..., index[o, j], ...]."""
-    picked = F.index_select(x, dim, _constant(index.reshape(-1).astype(np.int64)))
-    return F.unflatten(picked, dim, index.shape)
+def _window_slices(x, windows):
+    """One strided slice of x per offset in a regular window (row-major over the spatial
+    dims), each shaped (..., *outputs); ``windows`` are (outputs, kernel, stride,
+    dilation) per spatial dim.  A reduction over them is one pointwise kernel, and their
+    gradients are pads."""
+    lead = x.dim() - len(windows)
+    steps = [1] * lead + [s for _, _, s, _ in windows]
+    slices = []
+    for offsets in itertools.product(*(range(k) for _, k, _, _ in windows)):
+        starts = [0] * lead + [j * d for j, (_, _, _, d) in zip(offsets, windows)]
+        stops = list(x.shape[:lead]) + [j * d + s * (out - 1) + 1 for j, (out, _, s, d)
+                                        in zip(offsets, windows)]
+        slices.append(F._slice(x, starts, stops, steps))
+    return slices
 
 
-def _windows(x, indices):
-    """(..., *spatial) -> (..., *outputs, prod(offsets)), one index matrix per spatial dim."""
-    nd, lead = len(indices), x.dim() - len(indices)
-    for i, index in enumerate(indices):
-        x = _gather_windows(x, lead + 2 * i, index)
-    perm = (list(range(lead)) + [lead + 2 * i for i in range(nd)]
-            + [lead + 2 * i + 1 for i in range(nd)])
-    return F.flatten(F.permute(x, perm), lead + nd)
+def _adaptive_windows(x, windows):
+    """(..., *spatial) -> (..., out1, k1, out2, k2, ...): a reshape where windows tile the
+    dim (a regular window), a gather with the index matrix of irregular windows."""
+    lead = x.dim() - len(windows)
+    for i, window in enumerate(windows):
+        dim = lead + 2 * i
+        if isinstance(window, np.ndarray):
+            picked = F.index_select(x, dim, _constant(window.reshape(-1).astype(np.int64)))
+            x = F.unflatten(picked, dim, window.shape)
+        else:
+            out, kernel = window[:2]
+            x = F.unflatten(F.narrow(x, dim, 0, out * kernel), dim, (out, kernel))
+    return x
 
 
-def _regular_index(outputs: int, kernel: int, stride: int, dilation: int) -> np.ndarray:
-    return (np.arange(outputs)[:, None] * stride + np.arange(kernel)[None, :] * dilation)
+def _window_index(window) -> np.ndarray:
+    """A window's index matrix (outputs, offsets)."""
+    if isinstance(window, np.ndarray):
+        return window
+    out, kernel, stride, dilation = window
+    return np.arange(out)[:, None] * stride + np.arange(kernel)[None, :] * dilation
 
 
 def _flat_window_index(sizes, indices) -> np.ndarray:
@@ -272,9 +292,7 @@ def _im2col_conv(x, weight, stride, dilation, groups):
     nd = len(kernel)
     outs = [(size - d * (k - 1) - 1) // s + 1
             for size, k, s, d in zip(x.shape[2:], kernel, stride, dilation)]
-    cols = _windows(x, [_regular_index(out, k, s, d)
-                        for out, k, s, d in zip(outs, kernel, stride, dilation)])
-    cols = F.permute(cols, (0, 1, nd + 2) + tuple(range(2, nd + 2)))
+    cols = F.stack(_window_slices(x, list(zip(outs, kernel, stride, dilation))), 2)
     cols = cols.reshape(n, groups, (c // groups) * math.prod(kernel), math.prod(outs))
     out = F.matmul(weight.reshape(groups, o // groups, -1), cols)
     return out.reshape(n, o, *outs)
@@ -375,7 +393,7 @@ def _pool_output_size(size, kernel, stride, pad, dilation, ceil_mode) -> int:
 
 
 def _pool_setup(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode):
-    """Checks; the padded input's (low, high) pads and the window index matrices."""
+    """Checks; the padded input's (low, high) pads and the windows."""
     if input.dim() not in (nd + 1, nd + 2) or input.numel() == 0:
         raise RuntimeError(f"{op}: non-empty {nd + 1}D or {nd + 2}D (batch mode) tensor "
                            f"expected for input, got {input.dtype.name}{list(input.shape)}")
@@ -409,36 +427,42 @@ def _pool_setup(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode
                            f"({'x'.join(map(str, [channels] + outs))}). Output size is too small")
     pads = [(p, max(p, (out - 1) * s + d * (k - 1) + 1 - size - p))
             for size, out, k, s, p, d in zip(sizes, outs, kernel, stride, padding, dilation)]
-    indices = [_regular_index(out, k, s, d)
-               for out, k, s, d in zip(outs, kernel, stride, dilation)]
-    return pads, indices, (kernel, stride, padding, outs)
+    return pads, list(zip(outs, kernel, stride, dilation)), (kernel, stride, padding, outs)
 
 
 def _lowest(dtype):
     return -math.inf if dtype.is_floating_point else int(np.iinfo(dtype.np).min)
 
 
-def _max_over_windows(input, pads, indices, return_indices):
-    nd = len(indices)
-    windows = _windows(_pad_spatial(input, pads, _lowest(input.dtype)), indices)
+def _window_max(input, pads, windows, return_indices):
+    """The maximum over the stacked window slices: the first maximum gets the gradient and
+    gives the index, as in PyTorch's scan."""
+    nd = len(windows)
+    stacked = F.stack(_window_slices(_pad_spatial(input, pads, _lowest(input.dtype)), windows),
+                      -1)
+    values, picked = stacked.max(-1)
     if not return_indices:
-        return windows.max(-1).values
-    values, picked = windows.max(-1)
+        return values
     flat = _flat_window_index([(lo, size) for (lo, _), size in zip(pads, input.shape[-nd:])],
-                              indices)
-    where = F.gather(F.expand(_constant(flat), tuple(windows.shape)), -1,
+                              [_window_index(w) for w in windows])
+    return values, _window_argmax_index(picked, flat)
+
+
+def _window_argmax_index(picked, flat):
+    """The flat input position of each window's picked element; a window whose values all
+    equal the padding's (the lowest value) gives, as PyTorch, its first element inside
+    the input."""
+    index = F.gather(F.expand(_constant(flat), tuple(picked.shape) + flat.shape[-1:]), -1,
                      picked.unsqueeze(-1)).squeeze(-1)
-    # A window whose values are all the lowest value (padding ties with them) gives, as
-    # PyTorch, the window's first element inside the input.
     first_inside = np.take_along_axis(flat, (flat >= 0).argmax(-1)[..., None], -1)[..., 0]
-    return values, F.where(where >= 0, where, _constant(first_inside))
+    return F.where(index >= 0, index, _constant(first_inside))
 
 
 def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode,
               return_indices):
-    pads, indices, _ = _pool_setup(op, nd, input, kernel_size, stride, padding, dilation,
+    pads, windows, _ = _pool_setup(op, nd, input, kernel_size, stride, padding, dilation,
                                    ceil_mode)
-    return _max_over_windows(input, pads, indices, return_indices)
+    return _window_max(input, pads, windows, return_indices)
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -468,9 +492,9 @@ def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
     if not input.dtype.is_floating_point:
         raise NotImplementedError(f"{op}: not implemented for {input.dtype.name} input "
                                   f"{list(input.shape)}")
-    pads, indices, (kernel, stride, padding, outs) = _pool_setup(
+    pads, windows, (kernel, stride, padding, outs) = _pool_setup(
         op, nd, input, kernel_size, stride, padding, 1, ceil_mode)
-    sums = _windows(_pad_spatial(input, pads), indices).sum(-1)
+    sums = functools.reduce(F.add, _window_slices(_pad_spatial(input, pads), windows))
     if divisor_override is not None:
         if divisor_override == 0:
             raise RuntimeError(f"{op}: divisor must be not zero")
@@ -521,8 +545,9 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
 
 
 def _adaptive_setup(op, nd, input, output_size):
-    """The window index matrices of adaptive pooling in an input padded by one element at
-    the high end of each spatial dim (where shorter windows point), and the window sizes."""
+    """The windows of adaptive pooling in an input padded by one element at the high end
+    of each spatial dim (where the shorter of irregular windows point), and the window
+    sizes.  Windows that tile the dim are regular."""
     if input.dim() not in (nd + 1, nd + 2):
         raise RuntimeError(f"{op}(): Expected {nd + 1}D or {nd + 2}D tensor, but got "
                            f"{list(input.shape)}")
@@ -536,20 +561,24 @@ def _adaptive_setup(op, nd, input, output_size):
     outs = [size if out is None else out for size, out in zip(sizes, outs)]
     if min(outs) < 0:
         raise RuntimeError(f"{op}(): output_size must be non-negative, got {outs}")
-    indices, counts = [], []
+    windows, counts = [], []
     for size, out in zip(sizes, outs):
         starts = np.arange(out) * size // out
         ends = ((np.arange(out) + 1) * size + out - 1) // out
+        counts.append(ends - starts)
+        if out and size % out == 0:
+            windows.append((out, size // out, size // out, 1))
+            continue
         k = int((ends - starts).max()) if out else 1
         index = starts[:, None] + np.arange(k)[None, :]
-        indices.append(np.where(index < ends[:, None], index, size))
-        counts.append(ends - starts)
-    return indices, counts
+        windows.append(np.where(index < ends[:, None], index, size))
+    return windows, counts
 
 
 def _adaptive_avg_pool(op, nd, input, output_size):
-    indices, counts = _adaptive_setup(op, nd, input, output_size)
-    sums = _windows(_pad_spatial(input, [(0, 1)] * nd), indices).sum(-1)
+    windows, counts = _adaptive_setup(op, nd, input, output_size)
+    grouped = _adaptive_windows(_pad_spatial(input, [(0, 1)] * nd), windows)
+    sums = grouped.sum(tuple(range(grouped.dim() - 2 * nd + 1, grouped.dim(), 2)))
     return sums / _constant(_outer(counts).astype(input.dtype.np))
 
 
@@ -566,8 +595,18 @@ def adaptive_avg_pool3d(input, output_size):
 
 
 def _adaptive_max_pool(op, nd, input, output_size, return_indices):
-    indices, _ = _adaptive_setup(op, nd, input, output_size)
-    return _max_over_windows(input, [(0, 1)] * nd, indices, return_indices)
+    windows, _ = _adaptive_setup(op, nd, input, output_size)
+    grouped = _adaptive_windows(_pad_spatial(input, [(0, 1)] * nd, _lowest(input.dtype)),
+                                windows)
+    lead = grouped.dim() - 2 * nd
+    perm = (list(range(lead)) + [lead + 2 * i for i in range(nd)]
+            + [lead + 2 * i + 1 for i in range(nd)])
+    values, picked = F.flatten(F.permute(grouped, perm), lead + nd).max(-1)
+    if not return_indices:
+        return values
+    flat = _flat_window_index([(0, size) for size in input.shape[-nd:]],
+                              [_window_index(w) for w in windows])
+    return values, _window_argmax_index(picked, flat)
 
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):
@@ -613,12 +652,10 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
         return unfold(input.unsqueeze(0), kernel_size, dilation, padding, stride).squeeze(0)
     kernel, dilation, padding, stride = _fold_settings(kernel_size, dilation, padding, stride)
     blocks = _blocks("unfold", input.shape[2:], kernel, dilation, padding, stride)
-    cols = _windows(_pad_spatial(input, [(p, p) for p in padding]),
-                    [_regular_index(b, k, s, d)
-                     for b, k, s, d in zip(blocks, kernel, stride, dilation)])
+    cols = F.stack(_window_slices(_pad_spatial(input, [(p, p) for p in padding]),
+                                  list(zip(blocks, kernel, stride, dilation))), 2)
     n, c = input.shape[:2]
-    return F.permute(cols, (0, 1, 4, 2, 3)).reshape(n, c * math.prod(kernel),
-                                                     math.prod(blocks))
+    return cols.reshape(n, c * math.prod(kernel), math.prod(blocks))
 
 
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
@@ -645,8 +682,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
                            f"input.size(2)={input.shape[2]}.")
     n, c = input.shape[0], input.shape[1] // k_total
     padded = [size + 2 * p for size, p in zip(sizes, padding)]
-    rows, cols = (_regular_index(b, k, s, d)
-                  for b, k, s, d in zip(blocks, kernel, stride, dilation))
+    rows, cols = (_window_index(window) for window in zip(blocks, kernel, stride, dilation))
     # target[kh, kw, bh, bw] = flat position in the padded output
     target = rows.T[:, None, :, None] * padded[1] + cols.T[None, :, None, :]
     out = creation.zeros(n, c, padded[0] * padded[1], dtype=input.dtype)
