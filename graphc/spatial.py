@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from graphc import creation, dtypes
+from graphc import creation
 from graphc import functional as F
 from graphc.tensor import Tensor
 
@@ -576,6 +576,9 @@ def _adaptive_setup(op, nd, input, output_size):
 
 
 def _adaptive_avg_pool(op, nd, input, output_size):
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f"{op}: not implemented for {input.dtype.name} input "
+                                  f"{list(input.shape)}")
     windows, counts = _adaptive_setup(op, nd, input, output_size)
     grouped = _adaptive_windows(_pad_spatial(input, [(0, 1)] * nd), windows)
     sums = grouped.sum(tuple(range(grouped.dim() - 2 * nd + 1, grouped.dim(), 2)))
@@ -725,7 +728,7 @@ def _output_sizes(input, nd, size, scale_factor, recompute_scale_factor):
     return sizes, ([None] * nd if recompute_scale_factor else scales)
 
 
-def _nearest_index(size, out, scale, exact, real) -> np.ndarray:
+def _nearest_index(size, out, scale, exact) -> np.ndarray:
     """PyTorch's nearest source index, computed in float32 as its kernels do."""
     dst = np.arange(out)
     if not exact and out == size:
@@ -808,20 +811,26 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     elif _INTERPOLATE_DIMS[mode] != nd:
         raise NotImplementedError(f"Got {input.dim()}D input, but {mode} mode needs "
                                   f"{_INTERPOLATE_DIMS[mode] + 2}D input")
+    if antialias and (mode not in ("bilinear", "bicubic") or nd != 2):
+        raise ValueError("interpolate: Anti-alias option is restricted to bilinear, bicubic, "
+                         "and lanczos modes and requires a 4-D tensor as input")
     if antialias:
         raise NotImplementedError("interpolate: antialias=True is not supported by graphc; "
                                   "use antialias=False")
-    sizes, scales = _output_sizes(input, nd, size, scale_factor, recompute_scale_factor)
-    if mode == "area":
-        return _adaptive_avg_pool("interpolate", nd, input, sizes)
     if not input.dtype.is_floating_point:
         raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented for "
                                   f"{input.dtype.name} input {list(input.shape)}")
+    sizes, scales = _output_sizes(input, nd, size, scale_factor, recompute_scale_factor)
+    if min(sizes) <= 0 or min(input.shape[2:]) <= 0:
+        raise RuntimeError(f"interpolate: Input and output sizes should be greater than 0, "
+                           f"but got input {list(input.shape[2:])} output {sizes}")
+    if mode == "area":
+        return _adaptive_avg_pool("interpolate", nd, input, sizes)
     real = np.dtype(input.dtype.np).type
     out = input
     for i, (in_size, out_size, scale) in enumerate(zip(input.shape[2:], sizes, scales)):
         if mode in ("nearest", "nearest-exact"):
-            taps = [(_nearest_index(in_size, out_size, scale, mode == "nearest-exact", real),
+            taps = [(_nearest_index(in_size, out_size, scale, mode == "nearest-exact"),
                      np.ones(out_size))]
         elif mode == "bicubic":
             taps = _cubic_taps(in_size, out_size, bool(align_corners), scale, real)

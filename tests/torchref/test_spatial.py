@@ -251,6 +251,20 @@ def test_pixel_shuffle_batchless():
                    modes=())
 
 
+@pytest.mark.slow
+def test_cuda_emulator_runs_the_spatial_building_blocks():
+    check_function(lambda lib, x, w, y: (
+        lib.nn.functional.conv2d(x, w, padding=1, groups=2),
+        *lib.nn.functional.max_pool2d(x, 3, 2, 1, return_indices=True, ceil_mode=True),
+        lib.nn.functional.avg_pool2d(x, 2, count_include_pad=False, padding=1),
+        lib.nn.functional.adaptive_max_pool2d(x, (3, 2)),
+        lib.nn.functional.interpolate(x, scale_factor=1.5, mode="bicubic"),
+        lib.nn.functional.pad(x, (1, 2, 2, 1), mode="reflect"),
+        lib.nn.functional.conv_transpose2d(y, w.transpose(0, 1), stride=2, groups=2),
+        lib.nn.functional.fold(lib.nn.functional.unfold(x, 2), (5, 4), 2)),
+        r(1, 4, 5, 4), r(4, 2, 3, 3), r(1, 2, 3, 3), modes=("cuda-emulate",))
+
+
 # ---- errors and reprs ------------------------------------------------------------------------
 def Z(lib, *shape):
     return lib.zeros(*shape)
@@ -303,6 +317,11 @@ ERRORS = [
     ("interpolate", lambda lib: lib.nn.functional.interpolate(Z(lib, 1, 2, 5))),
     ("interpolate", lambda lib: lib.nn.functional.interpolate(
         lib.zeros(1, 2, 5, dtype=lib.int64), scale_factor=2)),
+    ("interpolate", lambda lib: lib.nn.functional.interpolate(Z(lib, 1, 2, 5, 5), size=0)),
+    ("interpolate", lambda lib: lib.nn.functional.interpolate(Z(lib, 1, 2, 5, 5), 2,
+                                                              antialias=True)),
+    ("interpolate", lambda lib: lib.nn.functional.interpolate(
+        lib.zeros(1, 2, 5, 5, dtype=lib.int64), scale_factor=2, mode="area")),
     ("pixel_shuffle", lambda lib: lib.nn.functional.pixel_shuffle(Z(lib, 1, 3, 2, 2), 2)),
     ("pixel_unshuffle", lambda lib: lib.nn.functional.pixel_unshuffle(Z(lib, 1, 3, 3, 2), 2)),
     ("unfold", lambda lib: lib.nn.functional.unfold(Z(lib, 1, 3, 2, 2), 3)),
