@@ -624,6 +624,65 @@ def adaptive_max_pool3d(input, output_size, return_indices=False):
     return _adaptive_max_pool("adaptive_max_pool3d", 3, input, output_size, return_indices)
 
 
+def _max_unpool(op, nd, input, indices, kernel_size, stride, padding, output_size):
+    if input.dim() not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{op}: Input to max_unpooling{nd}d should be a {nd + 1}d or "
+                           f"{nd + 2}d Tensor, but got a tensor with {input.dim()} dimensions.")
+    if tuple(indices.shape) != tuple(input.shape):
+        raise RuntimeError(f"{op}: Expected shape of indices to be same as that of the input "
+                           f"tensor ({list(input.shape)}) but got indices tensor with shape: "
+                           f"{list(indices.shape)}")
+    kernel = _tuple(kernel_size, nd)
+    stride = kernel if stride is None else _tuple(stride, nd)
+    padding = _tuple(padding, nd)
+    sizes = [(size - 1) * s - 2 * p + k for size, k, s, p
+             in zip(input.shape[-nd:], kernel, stride, padding)]
+    if output_size is not None:
+        requested = list(output_size)[-nd:] if len(output_size) == nd + 2 \
+            else list(output_size)
+        if len(requested) != nd:
+            raise ValueError(f"{op}: output_size should be a sequence containing {nd} or "
+                             f"{nd + 2} elements, but it has a length of '{len(output_size)}'")
+        for d, (size, default, s) in enumerate(zip(requested, sizes, stride)):
+            if not default - s < size < default + s:
+                raise ValueError(f'{op}: invalid output_size "{tuple(output_size)}" (dim {d} '
+                                 f'must be between {default - s} and {default + s})')
+        sizes = requested
+    total = math.prod(sizes)
+    flat_index = indices.flatten(-nd)
+    if F.is_concrete(flat_index) and flat_index.numel():
+        bad = [int(v) for v in (flat_index.amin(), flat_index.amax()) if not 0 <= v < total]
+        if bad:
+            raise RuntimeError(f"{op}: Found an invalid max index: {bad[0]} (output volumes "
+                               f"are of size {'x'.join(map(str, sizes))})")
+    lead = tuple(input.shape[:-nd])
+    values = input.flatten(-nd)
+    summed = F.scatter_add(creation.zeros(*lead, total, dtype=input.dtype), -1, flat_index,
+                           values)
+    hits = F.scatter_add(creation.zeros(*lead, total, dtype=input.dtype), -1, flat_index,
+                         creation.ones_like(values))
+    # PyTorch writes each value to its index (max pooling repeats an element where windows
+    # share their maximum): the value is the mean of the equal values sent there, and the
+    # gradient of every input element is the output gradient at its index.
+    written = (summed / F.clamp(hits, min=1)).detach()
+    return (summed - summed.detach() + written).reshape(*lead, *sizes)
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return _max_unpool("max_unpool1d", 1, input, indices, kernel_size, stride, padding,
+                       output_size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return _max_unpool("max_unpool2d", 2, input, indices, kernel_size, stride, padding,
+                       output_size)
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return _max_unpool("max_unpool3d", 3, input, indices, kernel_size, stride, padding,
+                       output_size)
+
+
 # ---- unfold / fold ---------------------------------------------------------------------------
 def _fold_settings(kernel_size, dilation, padding, stride):
     kernel, dilation = _pair(kernel_size), _pair(dilation)
@@ -921,7 +980,7 @@ __all__ = [
     "conv_transpose3d", "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d",
     "avg_pool3d", "lp_pool1d", "lp_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
     "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
-    "unfold", "fold",
+    "max_unpool1d", "max_unpool2d", "max_unpool3d", "unfold", "fold",
     "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
     "pixel_unshuffle", "channel_shuffle",
 ]

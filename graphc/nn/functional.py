@@ -12,6 +12,7 @@ from graphc.spatial import (
     upsample_nearest, upsample_bilinear, pixel_shuffle, pixel_unshuffle, channel_shuffle)
 from graphc.spatial import (conv3d, conv_transpose3d, max_pool3d, avg_pool3d,
                             adaptive_avg_pool3d, adaptive_max_pool3d)
+from graphc.spatial import max_unpool1d, max_unpool2d, max_unpool3d
 from graphc.functional import flatten
 
 __all__ = [

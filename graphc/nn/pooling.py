@@ -1,6 +1,6 @@
 """Pooling layers: MaxPool1d/2d/3d, AvgPool1d/2d/3d, LPPool1d/2d, AdaptiveAvgPool1d/2d/3d,
-AdaptiveMaxPool1d/2d/3d, with PyTorch's attributes and reprs; each forward is one
-``nn.functional`` call."""
+AdaptiveMaxPool1d/2d/3d, MaxUnpool1d/2d/3d, with PyTorch's attributes and reprs; each
+forward is one ``nn.functional`` call."""
 from __future__ import annotations
 
 from graphc.nn import functional as F
@@ -166,3 +166,35 @@ class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
 
 class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
     _function = F.adaptive_max_pool3d
+
+
+class _MaxUnpoolNd(Module):
+    """Max pooling's partial inverse: each value back at its index, zeros elsewhere."""
+    _dims: int
+    _function = None
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        n = self._dims
+        self.kernel_size = _tuple(kernel_size, n)
+        self.stride = _tuple(stride if stride is not None else kernel_size, n)
+        self.padding = _tuple(padding, n)
+
+    def forward(self, input, indices, output_size=None):
+        return type(self)._function(input, indices, self.kernel_size, self.stride,
+                                    self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    _dims, _function = 1, F.max_unpool1d
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
+    _dims, _function = 2, F.max_unpool2d
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    _dims, _function = 3, F.max_unpool3d

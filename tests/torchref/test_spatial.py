@@ -178,6 +178,18 @@ def test_deprecated_upsample_functions_warn():
                        r(1, 1, 2, 3), modes=())
 
 
+def test_max_unpool_including_windows_sharing_their_maximum():
+    def unpool(lib, a, b, c):
+        F = lib.nn.functional
+        pooled, where = F.max_pool2d(a, 2, return_indices=True)
+        shared, shared_where = F.max_pool2d(b, 3, 1, 1, return_indices=True)   # repeats
+        line, line_where = F.max_pool1d(c, 2, return_indices=True)
+        return (F.max_unpool2d(pooled, where, 2, output_size=(5, 5)),
+                F.max_unpool2d(shared, shared_where, 3, 1, 1),
+                lib.nn.MaxUnpool1d(2)(line, line_where))
+    check_function(unpool, distinct(2, 3, 4, 5), distinct(1, 2, 4, 4), distinct(3, 6))
+
+
 # ---- padding ---------------------------------------------------------------------------------
 def test_pad_modes_with_negative_widths():
     check_function(lambda lib, a, b, c, d, e: tuple(
@@ -301,6 +313,14 @@ ERRORS = [
     ("max_pool1d", lambda lib: lib.nn.functional.max_pool1d(Z(lib, 1, 3, 2), 3)),
     ("avg_pool2d", lambda lib: lib.nn.functional.avg_pool2d(Z(lib, 1, 3, 2, 2), 3)),
     ("avg_pool1d", lambda lib: lib.nn.functional.avg_pool1d(Z(lib, 1, 3, 2), 3)),
+    ("max_unpool2d", lambda lib: lib.nn.functional.max_unpool2d(
+        Z(lib, 1, 1, 2, 2), lib.full((1, 1, 2, 2), 16, dtype=lib.int64), 2)),
+    ("max_unpool2d", lambda lib: lib.nn.functional.max_unpool2d(
+        Z(lib, 1, 1, 2, 2), lib.zeros(1, 1, 2, 2, dtype=lib.int64), 2, output_size=(7, 7))),
+    ("max_unpool2d", lambda lib: lib.nn.functional.max_unpool2d(
+        Z(lib, 1, 1, 2, 2), lib.zeros(1, 1, 2, 1, dtype=lib.int64), 2)),
+    ("max_unpool2d", lambda lib: lib.nn.functional.max_unpool2d(
+        Z(lib, 2, 2), lib.zeros(2, 2, dtype=lib.int64), 2)),
     ("adaptive_avg_pool2d", lambda lib: lib.nn.functional.adaptive_avg_pool2d(Z(lib, 3), 3)),
     ("pad", lambda lib: lib.nn.functional.pad(Z(lib, 1, 3, 5, 5), (1, 1), mode="reflect")),
     ("pad", lambda lib: lib.nn.functional.pad(Z(lib, 2, 5), (5, 5), mode="reflect")),
@@ -374,6 +394,8 @@ MODULES = [
     lambda lib: lib.nn.LPPool1d(1.5, 3, 2, True),
     lambda lib: lib.nn.AdaptiveAvgPool2d((None, 3)),
     lambda lib: lib.nn.AdaptiveMaxPool1d(4, True),
+    lambda lib: lib.nn.MaxUnpool2d(2),
+    lambda lib: lib.nn.MaxUnpool3d(3, 1, 1),
     lambda lib: lib.nn.ZeroPad2d((1, 2, 3, 4)),
     lambda lib: lib.nn.ConstantPad1d(2, 3.5),
     lambda lib: lib.nn.ReflectionPad2d(1),
