@@ -277,6 +277,23 @@ def test_cuda_emulator_runs_the_spatial_building_blocks():
         r(1, 4, 5, 4), r(4, 2, 3, 3), r(1, 2, 3, 3), modes=("cuda-emulate",))
 
 
+def test_every_layer_traces_into_one_graph():
+    """No graph break: the compiled checks above would pass on an eager fallback too."""
+    nn = graphc.nn
+    model = nn.Sequential(
+        nn.ReflectionPad2d(1), nn.Conv2d(2, 4, 3, groups=2, padding_mode="circular", padding=1),
+        nn.MaxPool2d(2, ceil_mode=True), nn.ConvTranspose2d(4, 4, 2, stride=2),
+        nn.AvgPool2d(3, 1, 1, count_include_pad=False), nn.Upsample(scale_factor=2,
+                                                                    mode="bicubic"),
+        nn.PixelUnshuffle(2), nn.ChannelShuffle(4), nn.Unfold(2, stride=2),
+        nn.Fold((10, 12), 2, stride=2),
+        nn.AdaptiveMaxPool2d((3, 2)), nn.AdaptiveAvgPool2d(1))
+    x = graphc.randn(1, 2, 7, 9, requires_grad=True)
+    compiled = graphc.compile(model, fullgraph=True, backend="interpreter")
+    compiled(x).sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
 # ---- errors and reprs ------------------------------------------------------------------------
 def Z(lib, *shape):
     return lib.zeros(*shape)
