@@ -210,9 +210,16 @@ def _check_conv_input(op, nd, input, weight):
         raise RuntimeError(f"{op}: expected scalar type {input.dtype.name} but found "
                            f"{weight.dtype.name} (input {list(input.shape)}, weight "
                            f"{list(weight.shape)})")
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f"{op}: {input.dtype.name} input {list(input.shape)} is not "
+                                  f"supported by graphc; convert input and weight to a "
+                                  f"floating dtype")
 
 
 def _check_bias(op, weight, bias, out_channels):
+    if bias is not None and bias.dtype != weight.dtype:
+        raise RuntimeError(f"{op}: Input type ({weight.dtype.name}) and bias type "
+                           f"({bias.dtype.name}) should be the same")
     if bias is not None and (bias.dim() != 1 or bias.shape[0] != out_channels):
         raise RuntimeError(f"{op}: Given weight of size {list(weight.shape)}, expected bias to be "
                            f"1-dimensional with {out_channels} elements, but got bias of size "

@@ -315,6 +315,10 @@ ERRORS = [
                                                     stride=0)),
     ("conv2d", lambda lib: lib.nn.functional.conv2d(Z(lib, 1, 3, 5, 5), Z(lib, 2, 3, 3, 3),
                                                     Z(lib, 3))),
+    ("conv2d", lambda lib: lib.nn.functional.conv2d(Z(lib, 1, 3, 5, 5), Z(lib, 2, 3, 3, 3),
+                                                    lib.zeros(2, dtype=lib.float64))),
+    ("conv2d", lambda lib: lib.nn.functional.conv2d(lib.zeros(1, 3, 5, 5, dtype=lib.int64),
+                                                    Z(lib, 2, 3, 3, 3))),
     ("conv1d", lambda lib: lib.nn.functional.conv1d(Z(lib, 1, 3, 5), Z(lib, 2, 3, 7))),
     ("conv1d", lambda lib: lib.nn.functional.conv1d(Z(lib, 1, 3, 5, 5), Z(lib, 2, 3, 3))),
     ("conv_transpose2d", lambda lib: lib.nn.functional.conv_transpose2d(
