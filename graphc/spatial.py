@@ -173,7 +173,7 @@ def pad(input, pad, mode="constant", value=None):
     if mode == "constant":
         for i, (lo, hi) in enumerate(pairs):
             size = input.shape[input.dim() - len(pairs) + i]
-            if size + lo + hi < 0:
+            if min(size + lo + hi, size + min(lo, 0) + min(hi, 0)) < 0:   # crops come first
                 raise RuntimeError(f"pad: the padding ({lo}, {hi}) makes dimension "
                                    f"{input.dim() - len(pairs) + i} of input "
                                    f"{list(input.shape)} negative")
@@ -190,6 +190,11 @@ def pad(input, pad, mode="constant", value=None):
             "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
     # One gather per dim with the source index of every output position: chained pads
     # stay one index lookup each when later reads are fused through them.
+    sizes = [size + lo + hi for size, (lo, hi) in zip(input.shape[-spatial:], pairs)]
+    # PyTorch: reflect and replicate refuse when every padded dim would be empty.
+    if min(sizes) < 0 or (mode != "circular" and max(sizes) < 1):
+        raise RuntimeError(f"pad: input {list(input.shape)} is too small: padding {pad} in "
+                           f"mode {mode} gives sizes {sizes}")
     out = input
     for i, (lo, hi) in enumerate(pairs):
         dim = input.dim() - spatial + i
@@ -450,19 +455,33 @@ def _window_max(input, pads, windows, return_indices):
     values, picked = stacked.max(-1)
     if not return_indices:
         return values
-    flat = _flat_window_index([(lo, size) for (lo, _), size in zip(pads, input.shape[-nd:])],
-                              [_window_index(w) for w in windows])
-    return values, _window_argmax_index(picked, flat)
+    sizes = [(lo, size) for (lo, _), size in zip(pads, input.shape[-nd:])]
+    indices = [_window_index(w) for w in windows]
+    return values, _window_argmax_index(picked, _flat_window_index(sizes, indices),
+                                        _scan_starts(sizes, indices))
 
 
-def _window_argmax_index(picked, flat):
-    """The flat input position of each window's picked element; a window whose values all
-    equal the padding's (the lowest value) gives, as PyTorch, its first element inside
-    the input."""
+def _window_argmax_index(picked, flat, starts):
+    """The flat input position of each window's picked element; where that is padding (a
+    window whose values all equal the padding's, the lowest value), PyTorch's scan start:
+    the window's first position at or after the input's start in every dim."""
     index = F.gather(F.expand(_constant(flat), tuple(picked.shape) + flat.shape[-1:]), -1,
                      picked.unsqueeze(-1)).squeeze(-1)
-    first_inside = np.take_along_axis(flat, (flat >= 0).argmax(-1)[..., None], -1)[..., 0]
-    return F.where(index >= 0, index, _constant(first_inside))
+    return F.where(index >= 0, index, _constant(starts))
+
+
+def _scan_starts(sizes, indices) -> np.ndarray:
+    """Per window, the flat position of its first element at or after the start of the
+    input in every dim (PyTorch's initial max index); ``indices`` index the padded dims,
+    ``sizes`` are their (low padding, unpadded size)."""
+    starts = np.zeros((1,) * len(indices), np.int64)
+    for i, ((low, size), index) in enumerate(zip(sizes, indices)):
+        pos = index - low
+        first = np.where(pos >= 0, pos, np.iinfo(np.int64).max).min(-1)
+        shape = [1] * len(indices)
+        shape[i] = index.shape[0]
+        starts = starts * size + first.reshape(shape)
+    return starts
 
 
 def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode,
@@ -614,9 +633,10 @@ def _adaptive_max_pool(op, nd, input, output_size, return_indices):
     values, picked = F.flatten(F.permute(grouped, perm), lead + nd).max(-1)
     if not return_indices:
         return values
-    flat = _flat_window_index([(0, size) for size in input.shape[-nd:]],
-                              [_window_index(w) for w in windows])
-    return values, _window_argmax_index(picked, flat)
+    sizes = [(0, size) for size in input.shape[-nd:]]
+    indices = [_window_index(w) for w in windows]
+    return values, _window_argmax_index(picked, _flat_window_index(sizes, indices),
+                                        _scan_starts(sizes, indices))
 
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):
@@ -794,16 +814,18 @@ def _output_sizes(input, nd, size, scale_factor, recompute_scale_factor):
     return sizes, ([None] * nd if recompute_scale_factor else scales)
 
 
-def _nearest_index(size, out, scale, exact) -> np.ndarray:
-    """PyTorch's nearest source index, computed in float32 as its kernels do."""
-    dst = np.arange(out)
-    if not exact and out == size:
-        return dst
-    if not exact and out == 2 * size:
-        return dst >> 1
-    f32 = np.float32
-    step = f32(1.0 / scale) if scale is not None and scale > 0 else f32(size) / f32(out)
-    pos = (dst.astype(f32) + f32(0.5)) * step if exact else dst.astype(f32) * step
+def _nearest_index(size, out, scale, exact, real, shortcuts) -> np.ndarray:
+    """PyTorch's nearest source index, computed in the input's precision as its cpu
+    kernels do.  Its 2-d 'nearest' kernel copies when the size is unchanged and halves
+    the index when it doubles, whatever the scale_factor; the 1-d and 3-d kernels apply
+    the scale (1.3 that leaves a size of 2 unchanged still moves elements)."""
+    if shortcuts and out == size:
+        return np.arange(out)
+    if shortcuts and out == 2 * size:
+        return np.arange(out) >> 1
+    step = real(1.0 / scale) if scale is not None and scale > 0 else real(size) / real(out)
+    dst = np.arange(out).astype(real)
+    pos = (dst + real(0.5)) * step if exact else dst * step
     return np.minimum(np.floor(pos).astype(np.int64), size - 1)
 
 
@@ -887,16 +909,17 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented for "
                                   f"{input.dtype.name} input {list(input.shape)}")
     sizes, scales = _output_sizes(input, nd, size, scale_factor, recompute_scale_factor)
+    if mode == "area":
+        return _adaptive_avg_pool("interpolate", nd, input, sizes)
     if min(sizes) <= 0 or min(input.shape[2:]) <= 0:
         raise RuntimeError(f"interpolate: Input and output sizes should be greater than 0, "
                            f"but got input {list(input.shape[2:])} output {sizes}")
-    if mode == "area":
-        return _adaptive_avg_pool("interpolate", nd, input, sizes)
     real = np.dtype(input.dtype.np).type
     out = input
     for i, (in_size, out_size, scale) in enumerate(zip(input.shape[2:], sizes, scales)):
         if mode in ("nearest", "nearest-exact"):
-            taps = [(_nearest_index(in_size, out_size, scale, mode == "nearest-exact"),
+            taps = [(_nearest_index(in_size, out_size, scale, mode == "nearest-exact", real,
+                                    shortcuts=mode == "nearest" and nd == 2),
                      np.ones(out_size))]
         elif mode == "bicubic":
             taps = _cubic_taps(in_size, out_size, bool(align_corners), scale, real)

@@ -166,6 +166,9 @@ def test_max_pool_return_indices_module_and_int_input():
                  modes=())
     check_function(lambda lib, x: lib.nn.functional.max_pool2d(x, 3, 2, 1),
                    rng.integers(-9, 9, (1, 2, 5, 5)), modes=())
+    check_function(lambda lib, x: lib.nn.functional.max_pool1d(x, 2, 1, 1, 2,
+                                                               return_indices=True),
+                   r(1, 2, 1), modes=(), grad=False)    # windows entirely in padding
     low = np.full((1, 1, 4, 4), -np.inf, np.float32)       # windows of ties with padding
     low[0, 0, 3, 2] = np.nan
     check_function(lambda lib, x: lib.nn.functional.max_pool2d(x, 3, 2, 1, return_indices=True),
@@ -239,6 +242,18 @@ def test_interpolate_modes():
         lib.nn.functional.interpolate(b, size=(3, 4), mode="area"),
         lib.nn.functional.interpolate(t, size=(3, 4, 2), mode="trilinear")),
         r(1, 2, 3, 4), r(2, 2, 4), r(1, 2, 5, 6), r(1, 2, 2, 3, 5))
+
+
+def test_nearest_follows_each_kernel_on_sizes_left_or_doubled():
+    """PyTorch's 2-d 'nearest' kernel copies an unchanged size and halves a doubled one
+    whatever the scale_factor; its 1-d and 3-d kernels apply the scale."""
+    check_function(lambda lib, a, b, c: (
+        lib.nn.functional.interpolate(a, scale_factor=1.3),
+        lib.nn.functional.interpolate(a, scale_factor=2.1),
+        lib.nn.functional.interpolate(b, scale_factor=(1.3, 2.1)),
+        lib.nn.functional.interpolate(b, scale_factor=(2.1, 1.3), mode="nearest-exact"),
+        lib.nn.functional.interpolate(c, scale_factor=(1.0, 1.3, 2.1))),
+        r(1, 2, 3), r(1, 2, 2, 3), r(1, 1, 2, 2, 3), modes=(), grad=False)
 
 
 def test_upsampling_and_shuffle_modules_train():
@@ -349,6 +364,9 @@ ERRORS = [
     ("pad", lambda lib: lib.nn.functional.pad(Z(lib, 2, 2, 5), (1, 2), mode="wrap")),
     ("pad", lambda lib: lib.nn.functional.pad(Z(lib, 2, 2, 5), (1, 2, 3))),
     ("pad", lambda lib: lib.nn.functional.pad(Z(lib, 2, 5), (1, 1), "reflect", 1.0)),
+    ("pad", lambda lib: lib.nn.functional.pad(Z(lib, 2, 2, 5), (-2, -3), mode="replicate")),
+    ("pad", lambda lib: lib.nn.functional.pad(Z(lib, 2, 2, 5), (-2, -4), mode="circular")),
+    ("pad", lambda lib: lib.nn.functional.pad(Z(lib, 2, 2, 1), (-2, 2))),
     ("interpolate", lambda lib: lib.nn.functional.interpolate(Z(lib, 1, 2, 5), size=3,
                                                               mode="bilinear")),
     ("interpolate", lambda lib: lib.nn.functional.interpolate(Z(lib, 1, 2, 5), size=3,
