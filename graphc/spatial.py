@@ -146,11 +146,14 @@ def _replicate_index(n, lo, hi, dim, shape):
 
 
 def _circular_index(n, lo, hi, dim, shape):
-    """PyTorch crops (negative widths) first, then wraps the cropped dim."""
-    if lo > n or hi > n:
-        raise RuntimeError("pad: Padding value causes wrapping around more than once.")
+    """PyTorch crops (negative widths) first, then wraps the cropped dim (where its wrap
+    would go round more than once PyTorch reads memory it never wrote: an error here)."""
     start, stop = max(-lo, 0), n - max(-hi, 0)
-    return start + np.arange(-max(lo, 0), stop - start + max(hi, 0)) % (stop - start)
+    if max(lo, hi) > stop - start:
+        raise RuntimeError(f"pad: Padding value causes wrapping around more than once "
+                           f"(padding ({lo}, {hi}) of dimension {dim} of input "
+                           f"{list(shape)}).")
+    return start + np.arange(-max(lo, 0), stop - start + max(hi, 0)) % max(stop - start, 1)
 
 
 _SOURCE_INDEX = {"reflect": _reflect_index, "replicate": _replicate_index,
