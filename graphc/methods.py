@@ -9,10 +9,13 @@ import ``Tensor`` without ``Tensor`` importing them back.
 from __future__ import annotations
 
 from graphc import autograd, composite, creation
+from graphc import selection as S
+from graphc.autograd import hooks
 from graphc import functional as F
 from graphc.indexing import (apply_inplace, copy_, fill_, getitem, normal_, setitem,
                              uniform_, zero_)
 from graphc.tensor import Tensor
+from graphc import blas, coo, linalg, pointwise, reductions, shapes
 
 
 def _backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
@@ -74,6 +77,17 @@ for _name, _fn in [("add_", F.add), ("sub_", F.sub), ("mul_", F.mul), ("div_", F
                    ("floor_", F.floor), ("t_", F.t), ("squeeze_", F.squeeze),
                    ("unsqueeze_", F.unsqueeze)]:
     setattr(Tensor, _name, _inplace(_name, _fn))
+for _fn in [S.sort, S.argsort, S.msort, S.topk, S.kthvalue, S.median, S.nanmedian, S.mode,
+            S.multinomial, S.scatter, S.scatter_reduce, S.index_copy, S.index_fill,
+            S.index_put, S.index_put_, S.take, S.take_along_dim, S.masked_scatter, S.histc,
+            S.nonzero, S.argwhere, S.masked_select, S.unique, S.unique_consecutive,
+            S.bincount, S.repeat_interleave]:
+    setattr(Tensor, _fn.__name__, _fn)
+for _name, _fn in [("scatter_", S.scatter), ("scatter_reduce_", S.scatter_reduce),
+                   ("scatter_add_", F.scatter_add), ("index_copy_", S.index_copy),
+                   ("index_fill_", S.index_fill), ("index_add_", F.index_add),
+                   ("masked_scatter_", S.masked_scatter)]:
+    setattr(Tensor, _name, _inplace(_name, _fn))
 Tensor.zero_ = zero_
 Tensor.fill_ = fill_
 Tensor.copy_ = copy_
@@ -115,7 +129,71 @@ for _name, _fn in _OPERATORS.items():
 
 Tensor.backward = _backward
 Tensor.retain_grad = _retain_grad
+Tensor.register_hook = hooks.register_hook
+Tensor.register_post_accumulate_grad_hook = hooks.register_post_accumulate_grad_hook
+Tensor.is_inference = hooks.is_inference
 Tensor.to = F.to
 Tensor.new_tensor = _new_tensor
 Tensor.uniform_ = uniform_
 Tensor.normal_ = normal_
+
+
+# Pointwise math, scans, contractions and shape functions (graphc/pointwise.py,
+# reductions.py, blas.py, shapes.py, linalg.py), with PyTorch's in-place forms.
+_MATH_METHODS = {
+    "asin": pointwise.asin, "acos": pointwise.acos, "atan": pointwise.atan,
+    "sinh": pointwise.sinh, "cosh": pointwise.cosh, "asinh": pointwise.asinh,
+    "acosh": pointwise.acosh, "atanh": pointwise.atanh, "arcsin": pointwise.asin,
+    "arccos": pointwise.acos, "arctan": pointwise.atan, "arcsinh": pointwise.asinh,
+    "arccosh": pointwise.acosh, "arctanh": pointwise.atanh, "arctan2": pointwise.arctan2,
+    "deg2rad": pointwise.deg2rad, "rad2deg": pointwise.rad2deg,
+    "reciprocal": pointwise.reciprocal, "square": pointwise.square, "exp2": pointwise.exp2,
+    "float_power": pointwise.float_power, "xlogy": pointwise.xlogy, "logit": pointwise.logit,
+    "erfc": pointwise.erfc, "erfinv": pointwise.erfinv, "sgn": pointwise.sgn,
+    "copysign": pointwise.copysign, "fmod": pointwise.fmod, "frac": pointwise.frac,
+    "heaviside": pointwise.heaviside, "hypot": pointwise.hypot,
+    "nan_to_num": pointwise.nan_to_num, "clamp_min": pointwise.clamp_min,
+    "clamp_max": pointwise.clamp_max, "lerp": pointwise.lerp, "addcmul": pointwise.addcmul,
+    "addcdiv": pointwise.addcdiv, "fmax": pointwise.fmax, "fmin": pointwise.fmin,
+    "isclose": pointwise.isclose, "allclose": pointwise.allclose,
+    "cumprod": reductions.cumprod, "logcumsumexp": reductions.logcumsumexp,
+    "cummax": reductions.cummax, "cummin": reductions.cummin, "diff": reductions.diff,
+    "aminmax": reductions.aminmax, "nansum": reductions.nansum,
+    "nanmean": reductions.nanmean, "dist": reductions.dist, "renorm": reductions.renorm,
+    "diagonal": blas.diagonal, "diag_embed": blas.diag_embed, "trace": blas.trace,
+    "kron": blas.kron, "addmm": blas.addmm, "addmv": blas.addmv, "addr": blas.addr,
+    "baddbmm": blas.baddbmm, "addbmm": blas.addbmm, "cross": blas.cross,
+    "roll": shapes.roll, "rot90": shapes.rot90, "tile": shapes.tile,
+    "flipud": shapes.flipud, "fliplr": shapes.fliplr,
+    "det": linalg.det, "inverse": linalg.inv, "lgamma": pointwise.lgamma,
+    "digamma": pointwise.digamma, "atan2": F.atan2, "slogdet": linalg.slogdet,
+    "matrix_power": linalg.matrix_power, "cholesky": linalg.cholesky,
+    "sinc": pointwise.sinc, "signbit": pointwise.signbit, "logaddexp2": pointwise.logaddexp2,
+    "ldexp": pointwise.ldexp, "fix": pointwise.fix, "isposinf": pointwise.isposinf,
+    "isneginf": pointwise.isneginf, "isreal": pointwise.isreal, "positive": pointwise.positive,
+    "mvlgamma": pointwise.mvlgamma, "ravel": shapes.ravel, "moveaxis": shapes.moveaxis,
+    "swapdims": shapes.swapdims, "tensor_split": shapes.tensor_split, "hsplit": shapes.hsplit,
+    "vsplit": shapes.vsplit, "dsplit": shapes.dsplit, "unfold": shapes.unfold,
+    "diagflat": shapes.diagflat, "select_scatter": shapes.select_scatter,
+    "slice_scatter": shapes.slice_scatter, "diagonal_scatter": shapes.diagonal_scatter,
+    "inner": blas.inner, "ger": blas.ger, "vdot": blas.vdot, "logdet": linalg.logdet,
+    "cholesky_solve": linalg.cholesky_solve, "cholesky_inverse": linalg.cholesky_inverse,
+    "cov": reductions.cov, "corrcoef": reductions.corrcoef, "adjoint": shapes.adjoint,
+}
+for _name, _fn in _MATH_METHODS.items():
+    setattr(Tensor, _name, _fn)
+for _name in ["asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "arcsin",
+              "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "arctan2", "deg2rad",
+              "rad2deg", "reciprocal", "square", "exp2", "xlogy", "logit",
+              "erfc", "erfinv", "sgn", "copysign", "fmod", "frac", "heaviside", "hypot",
+              "nan_to_num", "clamp_min", "clamp_max", "lerp", "addcmul", "addcdiv",
+              "cumprod", "renorm", "addmm", "addmv", "addr", "baddbmm", "addbmm", "lgamma",
+              "digamma", "atan2", "sinc", "ldexp", "fix", "mvlgamma", "swapdims"]:
+    setattr(Tensor, _name + "_", _inplace(_name + "_", _MATH_METHODS[_name]))
+Tensor.float_power_ = pointwise.float_power_
+Tensor.fill_diagonal_ = shapes.fill_diagonal_
+Tensor.mH = property(shapes._mH)
+Tensor.H = property(shapes._H)
+Tensor.is_sparse = False
+Tensor.to_sparse = coo.to_sparse
+Tensor.to_dense = coo.dense_to_dense
