@@ -160,9 +160,9 @@ _SOURCE_INDEX = {"reflect": _reflect_index, "replicate": _replicate_index,
                  "circular": _circular_index}
 
 
-def pad(input, pad, mode="constant", value=None):
-    """F.pad: ``pad`` lists (low, high) pairs starting from the last dim; negative
-    widths crop."""
+def _pad_pairs(input, pad) -> list:
+    """F.pad's flat (low, high) list, last dim first, as pairs for the padded dims in
+    order."""
     pad = list(pad)
     if len(pad) % 2:
         raise RuntimeError(f"pad: Padding length must be divisible by 2, got {len(pad)}")
@@ -170,17 +170,32 @@ def pad(input, pad, mode="constant", value=None):
         raise RuntimeError(f"pad: Padding length should be less than or equal to two times "
                            f"the input dimension but got padding length {len(pad)} and input "
                            f"of dimension {input.dim()}")
+    return [(pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)][::-1]
+
+
+def _constant_pad(input, pairs, value):
+    for i, (lo, hi) in enumerate(pairs):
+        size = input.shape[input.dim() - len(pairs) + i]
+        if min(size + lo + hi, size + min(lo, 0) + min(hi, 0)) < 0:   # crops come first
+            raise RuntimeError(f"pad: the padding ({lo}, {hi}) makes dimension "
+                               f"{input.dim() - len(pairs) + i} of input "
+                               f"{list(input.shape)} negative")
+    return _pad_spatial(input, pairs, value)
+
+
+def constant_pad_nd(input, pad, value=0):
+    """torch.constant_pad_nd: F.pad in constant mode."""
+    return _constant_pad(input, _pad_pairs(input, pad), value)
+
+
+def pad(input, pad, mode="constant", value=None):
+    """F.pad: ``pad`` lists (low, high) pairs starting from the last dim; negative
+    widths crop."""
+    pairs = _pad_pairs(input, pad)
     if mode not in _PAD_MODES:
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
-    pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)][::-1]
     if mode == "constant":
-        for i, (lo, hi) in enumerate(pairs):
-            size = input.shape[input.dim() - len(pairs) + i]
-            if min(size + lo + hi, size + min(lo, 0) + min(hi, 0)) < 0:   # crops come first
-                raise RuntimeError(f"pad: the padding ({lo}, {hi}) makes dimension "
-                                   f"{input.dim() - len(pairs) + i} of input "
-                                   f"{list(input.shape)} negative")
-        return _pad_spatial(input, pairs, 0 if value is None else value)
+        return _constant_pad(input, pairs, 0 if value is None else value)
     if value is not None and value != 0:
         raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
     spatial = len(pairs)
@@ -506,6 +521,22 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                      ceil_mode, return_indices)
 
 
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=False):
+    """max_pool1d's (values, indices), whatever ``return_indices`` says (as PyTorch)."""
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=False):
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=False):
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
 def _avg_divisor(size, out, kernel, stride, pad, count_include_pad) -> np.ndarray:
     """PyTorch's per-output window size along one dim: windows are clipped to the
     padded input (count_include_pad) or to the input itself."""
@@ -711,6 +742,19 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
 def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     return _max_unpool("max_unpool3d", 3, input, indices, kernel_size, stride, padding,
                        output_size)
+
+
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False):
+    """adaptive_max_pool1d's (values, indices), whatever ``return_indices`` says."""
+    return adaptive_max_pool1d(input, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=False):
+    return adaptive_max_pool2d(input, output_size, True)
+
+
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices=False):
+    return adaptive_max_pool3d(input, output_size, True)
 
 
 # ---- unfold / fold ---------------------------------------------------------------------------
@@ -1013,7 +1057,10 @@ __all__ = [
     "conv_transpose3d", "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d",
     "avg_pool3d", "lp_pool1d", "lp_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
     "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
-    "max_unpool1d", "max_unpool2d", "max_unpool3d", "unfold", "fold",
+    "max_unpool1d", "max_unpool2d", "max_unpool3d", "max_pool1d_with_indices",
+    "max_pool2d_with_indices", "max_pool3d_with_indices", "adaptive_max_pool1d_with_indices",
+    "adaptive_max_pool2d_with_indices", "adaptive_max_pool3d_with_indices", "constant_pad_nd",
+    "unfold", "fold",
     "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
     "pixel_unshuffle", "channel_shuffle",
 ]

@@ -13,6 +13,9 @@ from graphc.spatial import (
 from graphc.spatial import (conv3d, conv_transpose3d, max_pool3d, avg_pool3d,
                             adaptive_avg_pool3d, adaptive_max_pool3d)
 from graphc.spatial import max_unpool1d, max_unpool2d, max_unpool3d
+from graphc.spatial import (max_pool1d_with_indices, max_pool2d_with_indices,
+                            max_pool3d_with_indices, adaptive_max_pool1d_with_indices,
+                            adaptive_max_pool2d_with_indices, adaptive_max_pool3d_with_indices)
 from graphc.functional import flatten
 from graphc.losses import (
     kl_div, huber_loss, soft_margin_loss, multilabel_soft_margin_loss, multi_margin_loss,

@@ -268,8 +268,11 @@ def test_torch_namespace_spellings():
     check_function(lambda lib, x, w: (
         lib.conv2d(x, w, None, 1, 1), lib.conv_transpose2d(x, w.transpose(0, 1)),
         lib.max_pool2d(x, 2, 1), lib.avg_pool1d(x[0], 2), lib.adaptive_avg_pool1d(x[0], 2),
-        lib.pixel_shuffle(x, 1), lib.channel_shuffle(x, 1)), r(1, 2, 4, 3), r(3, 2, 2, 2),
-        modes=())
+        lib.pixel_shuffle(x, 1), lib.channel_shuffle(x, 1), *lib.max_pool1d_with_indices(x[0], 2),
+        *lib.adaptive_max_pool1d(x[0], 2), lib.constant_pad_nd(x, (1, -1), 2.5),
+        *lib.nn.functional.max_pool2d_with_indices(x, 2),
+        *lib.nn.functional.adaptive_max_pool2d_with_indices(x, 2)),
+        r(1, 2, 4, 3), r(3, 2, 2, 2), modes=())
 
 
 def test_pixel_shuffle_batchless():
