@@ -21,8 +21,11 @@ from graphc.nn.padding import (ZeroPad1d, ZeroPad2d, ConstantPad1d, ConstantPad2
 from graphc.nn.vision import (Upsample, UpsamplingNearest2d, UpsamplingBilinear2d, PixelShuffle,
                               PixelUnshuffle, ChannelShuffle, Unfold, Fold)
 from graphc.nn.conv import Conv3d, ConvTranspose3d
+from graphc.nn.conv import (LazyConv1d, LazyConv2d, LazyConv3d, LazyConvTranspose1d,
+                            LazyConvTranspose2d, LazyConvTranspose3d)
 from graphc.nn.pooling import MaxPool3d, AvgPool3d, AdaptiveAvgPool3d, AdaptiveMaxPool3d
 from graphc.nn.pooling import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
+from graphc.nn.pooling import LPPool3d
 from graphc.nn.padding import (ZeroPad3d, ConstantPad3d, ReflectionPad3d, ReplicationPad3d,
                                CircularPad3d)
 from graphc.nn.activations import (ReLU, Sigmoid, Tanh, GELU, SiLU, LeakyReLU, ELU, Softplus,

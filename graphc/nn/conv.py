@@ -1,4 +1,4 @@
-"""Convolution layers: Conv1d/2d/3d, ConvTranspose1d/2d/3d.
+"""Convolution layers: Conv1d/2d/3d, ConvTranspose1d/2d/3d and their Lazy forms.
 
 Each holds PyTorch's attributes under PyTorch's names (``kernel_size``, ``padding``,
 ``_reversed_padding_repeated_twice``, ...) as tuples, initialises its parameters as
@@ -65,11 +65,14 @@ class _ConvNd(Module):
         else:
             self._reversed_padding_repeated_twice = tuple(
                 w for p in self.padding[::-1] for w in (p, p))
-        shape = ((in_channels, out_channels // groups) if self._transposed
-                 else (out_channels, in_channels // groups)) + self.kernel_size
+        self._make_parameters(bias, device, dtype)
+
+    def _make_parameters(self, bias, device, dtype) -> None:
+        shape = ((self.in_channels, self.out_channels // self.groups) if self._transposed
+                 else (self.out_channels, self.in_channels // self.groups)) + self.kernel_size
         self.weight = _new_parameter(*shape, device=device, dtype=dtype)
         if bias:
-            self.bias = _new_parameter(out_channels, device=device, dtype=dtype)
+            self.bias = _new_parameter(self.out_channels, device=device, dtype=dtype)
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
@@ -210,3 +213,90 @@ class ConvTranspose3d(_ConvTransposeNd):
                  padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding,
                          output_padding, groups, bias, dilation, padding_mode, device, dtype)
+
+
+class _LazyConvMixin:
+    """``in_channels`` is the channel dim of the first input: the weight and bias are
+    made and initialised then, and the module becomes ``cls_to_become``, as in PyTorch.
+    As graphc's LazyLinear, it holds no ``weight``/``bias`` before the first call (PyTorch
+    holds placeholders): run one batch before building an optimizer or loading a
+    state_dict."""
+    cls_to_become: type
+
+    def _make_parameters(self, bias, device, dtype) -> None:
+        self._lazy_settings = (bias, device, dtype)
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
+
+    def forward(self, input, *args, **kwargs):
+        self.in_channels = input.shape[-self._dims - 1]
+        if self.in_channels % self.groups:
+            raise ValueError(f"{type(self).__name__}: in_channels must be divisible by groups")
+        super()._make_parameters(*self._lazy_settings)
+        del self._lazy_settings
+        self.__class__ = self.cls_to_become
+        return self.forward(input, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        return text.replace(", bias=False", "") if self._lazy_settings[0] else text
+
+
+class LazyConv1d(_LazyConvMixin, Conv1d):
+    cls_to_become = Conv1d
+
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None,
+                 dtype=None):
+        super().__init__(0, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
+
+
+class LazyConv2d(_LazyConvMixin, Conv2d):
+    cls_to_become = Conv2d
+
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None,
+                 dtype=None):
+        super().__init__(0, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
+
+
+class LazyConv3d(_LazyConvMixin, Conv3d):
+    cls_to_become = Conv3d
+
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None,
+                 dtype=None):
+        super().__init__(0, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
+
+
+class LazyConvTranspose1d(_LazyConvMixin, ConvTranspose1d):
+    cls_to_become = ConvTranspose1d
+
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros",
+                 device=None, dtype=None):
+        super().__init__(0, out_channels, kernel_size, stride, padding, output_padding, groups,
+                         bias, dilation, padding_mode, device, dtype)
+
+
+class LazyConvTranspose2d(_LazyConvMixin, ConvTranspose2d):
+    cls_to_become = ConvTranspose2d
+
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros",
+                 device=None, dtype=None):
+        super().__init__(0, out_channels, kernel_size, stride, padding, output_padding, groups,
+                         bias, dilation, padding_mode, device, dtype)
+
+
+class LazyConvTranspose3d(_LazyConvMixin, ConvTranspose3d):
+    cls_to_become = ConvTranspose3d
+
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros",
+                 device=None, dtype=None):
+        super().__init__(0, out_channels, kernel_size, stride, padding, output_padding, groups,
+                         bias, dilation, padding_mode, device, dtype)

@@ -16,6 +16,7 @@ from graphc.spatial import max_unpool1d, max_unpool2d, max_unpool3d
 from graphc.spatial import (max_pool1d_with_indices, max_pool2d_with_indices,
                             max_pool3d_with_indices, adaptive_max_pool1d_with_indices,
                             adaptive_max_pool2d_with_indices, adaptive_max_pool3d_with_indices)
+from graphc.spatial import lp_pool3d
 from graphc.functional import flatten
 from graphc.losses import (
     kl_div, huber_loss, soft_margin_loss, multilabel_soft_margin_loss, multi_margin_loss,

@@ -1,4 +1,4 @@
-"""Pooling layers: MaxPool1d/2d/3d, AvgPool1d/2d/3d, LPPool1d/2d, AdaptiveAvgPool1d/2d/3d,
+"""Pooling layers: MaxPool1d/2d/3d, AvgPool1d/2d/3d, LPPool1d/2d/3d, AdaptiveAvgPool1d/2d/3d,
 AdaptiveMaxPool1d/2d/3d, MaxUnpool1d/2d/3d, with PyTorch's attributes and reprs; each
 forward is one ``nn.functional`` call."""
 from __future__ import annotations
@@ -112,6 +112,10 @@ class LPPool1d(_LPPoolNd):
 
 class LPPool2d(_LPPoolNd):
     _function = F.lp_pool2d
+
+
+class LPPool3d(_LPPoolNd):
+    _function = F.lp_pool3d
 
 
 class _AdaptiveAvgPoolNd(Module):

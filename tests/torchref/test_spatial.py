@@ -99,6 +99,25 @@ def test_conv1d_modules_train_and_transposed_output_size():
                  forward=lambda m, x: m(x, output_size=[8, 9]), modes=())
 
 
+def test_lazy_convolutions_take_in_channels_from_the_first_input():
+    for make, shape in (
+            (lambda lib: lib.nn.LazyConv2d(4, 3, padding=1, groups=2), (1, 2, 5, 4)),
+            (lambda lib: lib.nn.LazyConvTranspose1d(4, 3, 2, groups=2, bias=False), (2, 6, 5)),
+            (lambda lib: lib.nn.LazyConv3d(2, 2), (1, 3, 3, 3, 2))):
+        want, got = make(torch), make(graphc)
+        assert repr(got) == repr(want)
+        want(torch.zeros(*shape)), got(graphc.zeros(*shape))
+        assert repr(got) == repr(want) and type(got).__name__ == type(want).__name__
+        assert list(got.state_dict()) == list(want.state_dict())
+    check_module(lambda lib: _materialized(lib.nn.LazyConv1d(3, 2, stride=2), lib, (1, 2, 7)),
+                 r(1, 2, 7), modes=("interpreter",))
+
+
+def _materialized(module, lib, shape):
+    module(lib.zeros(*shape))
+    return module
+
+
 def test_conv_default_init_bounds():
     """kaiming_uniform_(a=sqrt(5)) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)); the bias too;
     fan_in is weight.shape[1] * kernel (out_channels / groups for the transposed)."""
@@ -132,7 +151,8 @@ def test_avg_and_lp_pool_ceil_mode_count_include_pad_divisor():
         lib.nn.functional.avg_pool2d(c, 2, divisor_override=3),
         lib.nn.functional.avg_pool1d(d, 3, 2, 1, ceil_mode=True, count_include_pad=False),
         lib.nn.functional.lp_pool2d(e, 2, 3, 2, ceil_mode=True),
-        lib.nn.functional.lp_pool1d(f, 3, 2)),
+        lib.nn.functional.lp_pool1d(f, 3, 2),
+        lib.nn.functional.lp_pool3d(e.unsqueeze(2), 2, (1, 2, 2))),
         r(2, 3, 7, 6), r(1, 2, 6, 5), r(2, 6, 5), r(2, 3, 8), r(1, 2, 7, 6), r(1, 2, 7),
         rtol=1e-4, atol=1e-5)
 
@@ -434,6 +454,7 @@ MODULES = [
     lambda lib: lib.nn.AvgPool2d(3, 2, 1, True, False, 2),
     lambda lib: lib.nn.LPPool2d(2, 3),
     lambda lib: lib.nn.LPPool1d(1.5, 3, 2, True),
+    lambda lib: lib.nn.LPPool3d(2, 2),
     lambda lib: lib.nn.AdaptiveAvgPool2d((None, 3)),
     lambda lib: lib.nn.AdaptiveMaxPool1d(4, True),
     lambda lib: lib.nn.MaxUnpool2d(2),
