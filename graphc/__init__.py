@@ -55,6 +55,11 @@ from graphc.selection import (
     unique_consecutive, bincount, repeat_interleave)
 from graphc.activation import (selu, selu_, celu, celu_, rrelu, rrelu_, prelu, threshold,
                                threshold_, hardshrink, relu_)
+from graphc.spatial import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,
+                            conv_transpose3d, max_pool1d, max_pool2d, max_pool3d, avg_pool1d,
+                            adaptive_avg_pool1d, pixel_shuffle, pixel_unshuffle, channel_shuffle)
+from graphc.spatial import (max_pool1d_with_indices, constant_pad_nd,
+                            adaptive_max_pool1d_with_indices as adaptive_max_pool1d)
 from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from graphc import autograd, cuda, backends, accelerator

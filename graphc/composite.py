@@ -81,77 +81,6 @@ def linear(input, weight, bias=None):
     return out + bias if bias is not None else out
 
 
-def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-
-
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D cross-correlation (N, C, H, W) * (O, C, KH, KW) with zero padding."""
-    if groups != 1:
-        raise NotImplementedError("graphc conv2d supports groups=1 only")
-    if input.dim() == 3:
-        return conv2d(input.unsqueeze(0), weight, bias, stride, padding, dilation).squeeze(0)
-    stride, dilation = _pair(stride), _pair(dilation)
-    if min(stride) <= 0 or min(dilation) <= 0:
-        raise RuntimeError(f"conv2d: non-positive stride is not supported (stride={stride}, "
-                           f"dilation={dilation})")
-    if bias is not None and (bias.dim() != 1 or bias.shape[0] != weight.shape[0]):
-        raise RuntimeError(f"conv2d: Given weight of size {list(weight.shape)}, expected bias "
-                           f"to be 1-dimensional with {weight.shape[0]} elements, but got "
-                           f"bias of size {list(bias.shape)} instead")
-    if padding == "valid":
-        padding = (0, 0)
-    elif padding == "same":
-        total = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
-        padding = None
-        widths = [(t // 2, t - t // 2, 0) for t in total]
-    if padding is not None:
-        ph, pw = _pair(padding)
-        if ph < 0 or pw < 0:
-            raise RuntimeError(f"conv2d: negative padding is not supported (padding="
-                               f"{padding})")
-        widths = [(ph, ph, 0), (pw, pw, 0)]
-    if any(lo or hi for lo, hi, _ in widths):
-        input = F._pad(input, [(0, 0, 0), (0, 0, 0)] + widths, 0)
-    out = F._conv2d(input, weight, stride, dilation)
-    return out + bias.reshape(1, -1, 1, 1) if bias is not None else out
-
-
-def _pool_windows(input, kernel_size, stride, padding, pad_value):
-    """The kh*kw strided slices of a pooling window, stacked on a new last axis."""
-    if input.dim() not in (3, 4) or not input.numel():
-        raise RuntimeError(f"pooling: non-empty 3D or 4D (batch mode) tensor expected for "
-                           f"input, got {input.dtype.name}{list(input.shape)}")
-    kh, kw = _pair(kernel_size)
-    sh, sw = _pair(stride if stride is not None and stride != [] else kernel_size)
-    ph, pw = _pair(padding)
-    if ph > kh // 2 or pw > kw // 2:
-        raise RuntimeError("pad should be at most half of effective kernel size, but got "
-                           f"pad={padding}, kernel_size={kernel_size}")
-    if ph or pw:
-        input = F._pad(input, [(0, 0, 0)] * (input.dim() - 2) + [(ph, ph, 0), (pw, pw, 0)],
-                       pad_value)
-    h, w = input.shape[-2:]
-    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
-    if oh < 1 or ow < 1:
-        raise RuntimeError(f"pooling: output size is too small (input {h}x{w}, kernel "
-                           f"{kh}x{kw})")
-    lead = input.dim() - 2
-    windows = [F._slice(input, [0] * lead + [i, j],
-                        list(input.shape[:lead]) + [i + sh * (oh - 1) + 1, j + sw * (ow - 1) + 1],
-                        [1] * lead + [sh, sw])
-               for i in range(kh) for j in range(kw)]
-    return F.stack(windows, -1)
-
-
-def max_pool2d(input, kernel_size, stride=None, padding=0):
-    return _pool_windows(input, kernel_size, stride, padding, -math.inf).max(-1).values
-
-
-def avg_pool2d(input, kernel_size, stride=None, padding=0):
-    return _pool_windows(input, kernel_size, stride, padding, 0).mean(-1)
-
-
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False):
     """Rows of ``weight`` at ``input``; lookups of ``padding_idx`` pass no gradient.
@@ -520,22 +449,6 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 
 def one_hot(tensor, num_classes=-1):
     return F.one_hot(tensor, num_classes)
-
-
-def pad(input, pad, mode="constant", value=0.0):
-    """F.pad: ``pad`` lists (low, high) pairs starting from the last dim."""
-    if mode != "constant":
-        raise NotImplementedError(f"graphc pad supports mode='constant' only, got {mode}")
-    if len(pad) % 2 or len(pad) // 2 > input.dim():
-        raise RuntimeError(f"Padding length must be divisible by 2 and at most twice the "
-                           f"number of dimensions, got {len(pad)}")
-    widths = [(0, 0, 0)] * input.dim()
-    for i in range(len(pad) // 2):
-        lo, hi = pad[2 * i], pad[2 * i + 1]
-        if lo < 0 or hi < 0:
-            raise NotImplementedError("graphc pad supports non-negative padding only")
-        widths[input.dim() - 1 - i] = (lo, hi, 0)
-    return F._pad(input, widths, value)
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12):

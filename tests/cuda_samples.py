@@ -10,6 +10,7 @@ import numpy as np
 
 import graphc
 import graphc.composite as C
+import graphc.spatial as S
 from graphc import dtypes
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY as P
@@ -136,7 +137,7 @@ def samples() -> dict:
                        [randn(5, 40), randn(40), randn(40)]),
         "cross_entropy": (lambda x, t: C.cross_entropy(x, t),
                           [randn(8, 10), tensor(rng.integers(0, 10, 8), np.int64)]),
-        "conv_pool": (lambda x, w, b: C.max_pool2d(C.relu(C.conv2d(x, w, b, padding=1)), 2),
+        "conv_pool": (lambda x, w, b: S.max_pool2d(C.relu(S.conv2d(x, w, b, padding=1)), 2),
                       [randn(2, 3, 8, 8), randn(4, 3, 3, 3), randn(4)]),
         "matmul_epilogue": (lambda x, w, b: C.relu(C.linear(x, w, b)),
                             [randn(2, 5, 19), randn(33, 19), randn(33)]),

@@ -15,6 +15,7 @@ import numpy as np
 
 import graphc
 import graphc.composite as C
+import graphc.spatial as S
 from graphc import dtypes
 
 RNG = np.random.default_rng(7)
@@ -158,9 +159,9 @@ GRAD_CASES = {
     "bmm_dot_outer": (lambda a, b: graphc.bmm(a, b).sum() + graphc.dot(a[0, 0], b[0, :, 0])
                       + graphc.outer(a[0, 0], a[1, 0]).sum(), [rand(2, 2, 3), rand(2, 3, 2)]),
     "linear": (lambda x, w, b: C.linear(x, w, b), [rand(2, 3, 4), rand(5, 4), rand(5)]),
-    "conv2d": (lambda x, w, b: C.conv2d(x, w, b, stride=2, padding=1, dilation=(1, 2)),
+    "conv2d": (lambda x, w, b: S.conv2d(x, w, b, stride=2, padding=1, dilation=(1, 2)),
                [rand(2, 2, 5, 6), rand(3, 2, 3, 2), rand(3)]),
-    "conv2d_same": (lambda x, w: C.conv2d(x.permute(0, 3, 1, 2), w, padding="same"),
+    "conv2d_same": (lambda x, w: S.conv2d(x.permute(0, 3, 1, 2), w, padding="same"),
                     [rand(1, 4, 5, 2), rand(2, 2, 3, 3)]),
     # movement and indexing
     "views": (lambda x: x.reshape(4, 3).t().flatten()[1:7].view(2, 3).unsqueeze(0)
@@ -186,7 +187,7 @@ GRAD_CASES = {
                       [rand(3), rand(1, 3)]),
     "tril_triu_diag": (lambda x: x.tril(-1) + x.triu(1) * 2 + graphc.diag(graphc.diag(x)),
                        [rand(3, 3)]),
-    "pad": (lambda x: C.pad(x, (1, 2, 0, 1), value=3.0), [rand(2, 3)]),
+    "pad": (lambda x: S.pad(x, (1, 2, 0, 1), value=3.0), [rand(2, 3)]),
     # activations and normalisation
     "softmax": (lambda x: C.softmax(x, 1) * RAMP[0, :, :3], [rand(2, 3)]),
     "log_softmax": (lambda x: C.log_softmax(x.t(), -1), [rand(4, 3)]),
@@ -204,9 +205,9 @@ GRAD_CASES = {
     "batch_norm_eval": (lambda x: C.batch_norm(x, RUNNING_MEAN, RUNNING_VAR), [rand(2, 3)]),
     "normalize_cosine": (lambda x, y: C.normalize(x, dim=1) + C.cosine_similarity(x, y)
                          .unsqueeze(1), [rand(3, 4), rand(3, 4)]),
-    "max_pool": (lambda x: C.max_pool2d(x, 2, 2), [_distinct(1, 2, 4, 4)]),
-    "max_pool_padded": (lambda x: C.max_pool2d(x, 3, 2, 1), [_distinct(1, 1, 5, 5)]),
-    "avg_pool": (lambda x: C.avg_pool2d(x, 3, 2, 1), [rand(2, 1, 5, 4)]),
+    "max_pool": (lambda x: S.max_pool2d(x, 2, 2), [_distinct(1, 2, 4, 4)]),
+    "max_pool_padded": (lambda x: S.max_pool2d(x, 3, 2, 1), [_distinct(1, 1, 5, 5)]),
+    "avg_pool": (lambda x: S.avg_pool2d(x, 3, 2, 1), [rand(2, 1, 5, 4)]),
     "embedding": (lambda w: C.embedding(graphc.tensor([[0, 2], [2, 2]]), w), [rand(3, 4)]),
     # losses
     "mse_l1_smooth": (lambda x, y: C.mse_loss(x, y) + C.l1_loss(x, y, reduction="sum")

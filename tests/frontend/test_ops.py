@@ -8,6 +8,7 @@ import pytest
 
 import graphc
 import graphc.composite as C
+import graphc.spatial as S
 
 RNG = np.random.default_rng(1234)
 FLOATS = (graphc.float32, graphc.float64)
@@ -465,16 +466,16 @@ def test_conv2d_against_direct_loop(kw):
         sample((4,), graphc.float64)
     pair = {k: v if isinstance(v, tuple) else (v, v) for k, v in kw.items()}
     want = conv2d_reference(x, w, b, **pair)
-    check(C.conv2d(T(x), T(w), T(b), **kw), want)
+    check(S.conv2d(T(x), T(w), T(b), **kw), want)
     nchw = T(np.ascontiguousarray(x.transpose(0, 2, 3, 1))).permute(0, 3, 1, 2)
-    check(C.conv2d(nchw, T(w), T(b), **kw), want)
+    check(S.conv2d(nchw, T(w), T(b), **kw), want)
 
 
 def test_conv2d_float32_single_image_and_same_padding():
     x, w = sample((3, 6, 5), graphc.float32), sample((2, 3, 3, 3), graphc.float32)
-    check(C.conv2d(T(x), T(w)), conv2d_reference(x[None], w)[0], graphc.float32,
+    check(S.conv2d(T(x), T(w)), conv2d_reference(x[None], w)[0], graphc.float32,
           rtol=1e-5, atol=1e-5)
-    same = C.conv2d(T(x[None]), T(w), padding="same", dilation=2)
+    same = S.conv2d(T(x[None]), T(w), padding="same", dilation=2)
     check(same, conv2d_reference(x[None], w, padding=(2, 2), dilation=(2, 2)),
           rtol=1e-5, atol=1e-5)
 
@@ -494,11 +495,11 @@ def pool_reference(x, k, stride, padding, reduce, fill):
 def test_pooling(k, stride, padding):
     x = sample((2, 3, 7, 6), graphc.float64)
     s = stride or k
-    check(C.max_pool2d(T(x), k, stride, padding), pool_reference(x, k, s, padding, np.max,
+    check(S.max_pool2d(T(x), k, stride, padding), pool_reference(x, k, s, padding, np.max,
                                                                    -np.inf))
-    check(C.avg_pool2d(T(x), k, stride, padding), pool_reference(x, k, s, padding, np.mean,
+    check(S.avg_pool2d(T(x), k, stride, padding), pool_reference(x, k, s, padding, np.mean,
                                                                    0.0))
-    check(C.max_pool2d(T(x[0]), k, stride, padding),
+    check(S.max_pool2d(T(x[0]), k, stride, padding),
           pool_reference(x[:1], k, s, padding, np.max, -np.inf)[0])
 
 
@@ -660,8 +661,8 @@ def test_embedding_pad_dropout_normalize():
     idx = np.array([[0, 4], [4, 2]])
     check(C.embedding(T(idx), T(w)), w[idx])
     x = sample((2, 3, 4), graphc.float64)
-    check(C.pad(T(x), (1, 2)), np.pad(x, ((0, 0), (0, 0), (1, 2))))
-    check(C.pad(T(x), (0, 1, 2, 0), value=-1.0),
+    check(S.pad(T(x), (1, 2)), np.pad(x, ((0, 0), (0, 0), (1, 2))))
+    check(S.pad(T(x), (0, 1, 2, 0), value=-1.0),
           np.pad(x, ((0, 0), (2, 0), (0, 1)), constant_values=-1))
     graphc.manual_seed(0)
     ones = graphc.ones(4000)
@@ -916,11 +917,12 @@ ERRORS = [
     (lambda: graphc.cat([graphc.zeros(2, 3), graphc.zeros(2, 4)]), RuntimeError,
      r"concat: sizes of tensors must match except in dimension 0 "
      r"\(operands: float32\[2, 3\], float32\[2, 4\]\)"),
-    (lambda: C.conv2d(graphc.zeros(1, 3, 5, 5), graphc.zeros(2, 4, 3, 3)), RuntimeError,
-     r"conv2d: input has 3 channels but the weight expects 4 "
-     r"\(operands: float32\[1, 3, 5, 5\], float32\[2, 4, 3, 3\]\)"),
-    (lambda: C.conv2d(graphc.zeros(1, 3, 2, 2), graphc.zeros(2, 3, 3, 3)), RuntimeError,
-     r"conv2d: kernel size can't be greater than the \(padded\) input size"),
+    (lambda: S.conv2d(graphc.zeros(1, 3, 5, 5), graphc.zeros(2, 4, 3, 3)), RuntimeError,
+     r"conv2d: Given groups=1, weight of size \[2, 4, 3, 3\], expected input\[1, 3, 5, 5\] "
+     r"to have 4 channels, but got 3 channels instead"),
+    (lambda: S.conv2d(graphc.zeros(1, 3, 2, 2), graphc.zeros(2, 3, 3, 3)), RuntimeError,
+     r"conv2d: Calculated padded input size per channel: \(2 x 2\). Kernel size: \(3 x 3\). "
+     r"Kernel size can't be greater than actual input size"),
     (lambda: T([True]) - T([False]), RuntimeError,
      r"Subtraction, the `-` operator, with two bool tensors is not supported"),
     (lambda: -T([True]), RuntimeError, r"Negation, the `-` operator, on a bool tensor"),
