@@ -35,6 +35,14 @@ float64 = double = _dtypes.float64
 int32 = int = _dtypes.int32
 int64 = long = _dtypes.int64
 bool = _dtypes.bool_
+float16 = half = _dtypes.float16
+bfloat16 = _dtypes.bfloat16
+uint8 = _dtypes.uint8
+int8 = _dtypes.int8
+int16 = short = _dtypes.int16
+from graphc.dtypes import finfo, iinfo, promote_types  # noqa: E402
+from graphc.tensor import (HalfTensor, BFloat16Tensor, ByteTensor, CharTensor,  # noqa: E402
+                           ShortTensor)
 
 from graphc.version import __version__  # noqa: E402,F401
 

@@ -29,7 +29,9 @@ def is_concrete(x: Tensor) -> bool:
 
 
 def scalar_tensor(value, dtype) -> Tensor:
-    return Tensor._wrap(np.array(value, dtype=dtype.np), dtype)
+    """A 0-dim tensor of a Python number; integers wrap into narrow dtypes (uint8 + 300
+    adds 44), as PyTorch's."""
+    return Tensor._wrap(np.array(value).astype(dtype.np), dtype)
 
 
 def result_type(*operands) -> dtypes.DType:
@@ -79,7 +81,21 @@ def _binary(name, a, b, floating=False, dtype=None):
         dtype = result_type(a, b)
     if floating and not dtype.is_floating_point:
         dtype = dtypes.default_float
+    if dtype in dtypes.HALF and not _same_dtype(a, b, dtype):
+        return _half_with_scalar(name, a, b, dtype)
     return bind(P[name], _operand(a, dtype), _operand(b, dtype))
+
+
+def _same_dtype(a, b, dtype) -> bool:
+    return isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype is b.dtype is dtype
+
+
+def _half_with_scalar(name, a, b, dtype):
+    """PyTorch reads a scalar operand (a Python number, or a 0-dim tensor of another
+    dtype) of a float16/bfloat16 op in float32, not rounded to the op's dtype: the op
+    runs in float32 and its result is rounded once (f16 3 * 0.1 is 0.30005, not 0.2998)."""
+    out = bind(P[name], _operand(a, dtypes.float32), _operand(b, dtypes.float32))
+    return cast(out, dtype) if out.dtype is dtypes.float32 else out
 
 
 def _unary_float(name, x):
