@@ -71,3 +71,9 @@ from graphc.logs import set_logs  # noqa: E402
 from graphc import optim  # noqa: E402
 from graphc import utils  # noqa: E402
 from graphc.serialization import save, load  # noqa: E402
+from graphc import amp, cpu  # noqa: E402
+from graphc.amp import (autocast, is_autocast_available, is_autocast_enabled,  # noqa: E402
+                        get_autocast_dtype)
+cuda.amp = amp.cuda_amp
+import sys as _sys  # noqa: E402
+_sys.modules["graphc.cuda.amp"], _sys.modules["graphc.cpu.amp"] = amp.cuda_amp, amp.cpu_amp

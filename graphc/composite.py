@@ -15,6 +15,7 @@ from graphc.dtypes import TensorType
 from graphc.ops import REGISTRY as P
 from graphc.ops.primitive import broadcast_shapes
 from graphc.dispatch import bind
+from graphc.amp import cast_inputs, suspended
 from graphc.tensor import normalize_dim
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -49,6 +50,10 @@ def _warn_if_broadcast(op, input, target):
 # ---- layers ------------------------------------------------------------------------------
 def linear(input, weight, bias=None):
     """y = x W^T + b."""
+    input, weight, bias = cast_inputs("linear", input, weight, bias)
+    if input.dtype in dtypes.HALF:     # PyTorch adds the bias in float32 too: one rounding
+        with suspended():
+            return F.cast(linear(*_float32(input, weight, bias)), input.dtype)
     if input.shape[-1] != weight.shape[-1]:
         rows = math.prod(input.shape[:-1])
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x"
@@ -57,12 +62,21 @@ def linear(input, weight, bias=None):
     return out + bias if bias is not None else out
 
 
+def _float32(*tensors):
+    return [t if t is None else F.cast(t, dtypes.float32) for t in tensors]
+
+
 def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation (N, C, H, W) * (O, C, KH, KW) with zero padding."""
+    input, weight, bias = cast_inputs("conv2d", input, weight, bias)
+    if input.dtype in dtypes.HALF:     # PyTorch adds the bias in float32 too: one rounding
+        with suspended():
+            return F.cast(conv2d(*_float32(input, weight, bias), stride, padding, dilation,
+                                 groups), input.dtype)
     if groups != 1:
         raise NotImplementedError("graphc conv2d supports groups=1 only")
     if input.dim() == 3:
@@ -306,17 +320,20 @@ def _softmax_dim(input, dim):
 
 # ---- losses ---------------------------------------------------------------------------------
 def mse_loss(input, target, reduction="mean"):
+    input, target = cast_inputs("mse_loss", input, target)
     _warn_if_broadcast("mse_loss", input, target)
     diff = input - target
     return _reduce_loss(diff * diff, reduction, "mse_loss")
 
 
 def l1_loss(input, target, reduction="mean"):
+    input, target = cast_inputs("l1_loss", input, target)
     _warn_if_broadcast("l1_loss", input, target)
     return _reduce_loss(F.abs(input - target), reduction, "l1_loss")
 
 
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    input, target = cast_inputs("smooth_l1_loss", input, target)
     if beta < 0:
         raise RuntimeError(f"smooth_l1_loss does not support negative values for beta "
                            f"(got {beta})")
@@ -330,6 +347,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log likelihood of class ``target`` under log-probabilities ``input``
     of shape (N, C) or (N, C, d1, ...)."""
+    input, weight = cast_inputs("nll_loss", input, weight)
     if target.dtype.category != 1:
         raise RuntimeError(f"nll_loss: expected target of an integer dtype, got "
                            f"{target.dtype.name}")
@@ -361,6 +379,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     """log_softmax over dim 1 then nll_loss; float targets are class probabilities."""
+    input, target, weight = cast_inputs("cross_entropy", input, target, weight)
     dim = 0 if input.dim() == 1 else 1
     logp = log_softmax(input, dim)
     if target.dtype.is_floating_point:
@@ -392,6 +411,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """-(y log p + (1-y) log(1-p)), each log clamped at -100, with PyTorch's gradients
     (the ``binary_cross_entropy`` primitive says why it is one)."""
+    input, target, weight = cast_inputs("binary_cross_entropy", input, target, weight)
     _check_same_shape("binary_cross_entropy", input, target)
     if F.is_concrete(input) and input.numel() and not (0 <= float(input.amin())
                                                        and float(input.amax()) <= 1):
@@ -408,6 +428,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     """Numerically stable sigmoid + BCE: (1-y) x + (1+(pw-1) y) log(1+exp(-x)).
     log(1+exp(-x)) = log1p(exp(-|x|)) + max(-x, 0); at x = 0 the first term's gradient
     is 0 (abs'(0) = 0), so max's tie split (-1/2) gives sigmoid(0) = 1/2, as PyTorch."""
+    input, target, weight, pos_weight = cast_inputs(
+        "binary_cross_entropy_with_logits", input, target, weight, pos_weight)
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
     log_sig_neg = F.log1p(F.exp(-F.abs(input))) + F.maximum(-input, 0)
     scale = 1 if pos_weight is None else (pos_weight - 1) * target + 1

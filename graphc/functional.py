@@ -15,6 +15,7 @@ import numpy as np
 
 from graphc import context, dtypes
 from graphc.dispatch import bind
+from graphc.amp import cast_inputs
 from graphc.ops import REGISTRY as P
 from graphc.tensor import Tensor, normalize_dim, _size_args, to_arguments
 
@@ -477,6 +478,7 @@ def sum(x, dim=None, keepdim=False, dtype=None):
 
 
 def prod(x, dim=None, keepdim=False, dtype=None):
+    x, = cast_inputs("prod", x)
     if dtype is not None:
         x = cast(x, dtype)
     return _reduce(x, "prod", _axes(x, dim), keepdim)
@@ -678,6 +680,7 @@ def matmul(a, b):
     if a.dim() == 0 or b.dim() == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
                            f"{a.dim()}D and {b.dim()}D")
+    a, b = cast_inputs("matmul", a, b)
     if a.dtype != b.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
                            f"{a.dtype.name} != {b.dtype.name}")
@@ -688,7 +691,7 @@ def matmul(a, b):
                            f"other ({b.shape[0] if b.dim() == 1 else b.shape[-2]})"
                            f" (operands: {a.dtype.name}{list(a.shape)}, "
                            f"{b.dtype.name}{list(b.shape)})")
-    out = bind(P["matmul"], a2, b2)
+    out = _contract("matmul", a2, b2)
     if a.dim() == 1:
         out = squeeze(out, -2)
     if b.dim() == 1:
@@ -699,7 +702,8 @@ def matmul(a, b):
 def mm(a, b):
     if a.dim() != 2 or b.dim() != 2:
         raise RuntimeError(f"mm: expected 2-D tensors, got {a.dim()}-D and {b.dim()}-D")
-    return bind(P["matmul"], a, b)
+    a, b = cast_inputs("mm", a, b)
+    return _contract("matmul", a, b)
 
 
 def bmm(a, b):
@@ -707,7 +711,8 @@ def bmm(a, b):
         raise RuntimeError(f"bmm: expected 3-D tensors, got {a.dim()}-D and {b.dim()}-D")
     if a.shape[0] != b.shape[0]:
         raise RuntimeError(f"bmm: batch sizes differ ({a.shape[0]} and {b.shape[0]})")
-    return bind(P["matmul"], a, b)
+    a, b = cast_inputs("bmm", a, b)
+    return _contract("matmul", a, b)
 
 
 def dot(a, b):
@@ -725,7 +730,17 @@ def outer(a, b):
 
 
 def _conv2d(x, w, stride, dilation):
-    return bind(P["conv2d"], x, w, stride=tuple(stride), dilation=tuple(dilation))
+    return _contract("conv2d", x, w, stride=tuple(stride), dilation=tuple(dilation))
+
+
+def _contract(name, a, b, **attrs):
+    """A contraction primitive; float16/bfloat16 operands are multiplied and summed in
+    float32 and the result rounded once, as PyTorch's CPU kernels (the primitives take
+    float32 and float64 only)."""
+    if a.dtype in dtypes.HALF and a.dtype is b.dtype:
+        return cast(bind(P[name], cast(a, dtypes.float32), cast(b, dtypes.float32), **attrs),
+                    a.dtype)
+    return bind(P[name], a, b, **attrs)
 
 
 # ---- views and shape functions ------------------------------------------------------------
