@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from graphc import targets, context, dispatch, residency
+from graphc import amp, targets, context, dispatch, residency
 from graphc.compiler.build import Program, build, differentiate
 from graphc.compiler.capture import (ArgInput, LiftedInput, RetraceLater, capture,
                                      flatten_args)
@@ -185,9 +185,10 @@ class CompiledFunction:
 
     def _key(self, spec, leaves) -> tuple:
         """What a program is specialised to, from the arguments alone: structure, each
-        tensor's shape, dtype and requires_grad, each constant number's value."""
+        tensor's shape, dtype and requires_grad, each constant number's value; the grad
+        mode and the autocast regions, which change what a trace records."""
         dynamic = self.dynamic_numbers.get(spec, ())
-        key = [context.grad_enabled, spec]
+        key = [context.grad_enabled, amp.state(), spec]
         for i, x in enumerate(leaves):
             if isinstance(x, Tensor):
                 key.append((x._array.shape, x.dtype, x._requires_grad))
