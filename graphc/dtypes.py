@@ -205,7 +205,7 @@ class iinfo:
         self.dtype = dtype.name
 
     def __repr__(self):
-        return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype})"
+        return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"
 
 
 class TensorType(NamedTuple):

@@ -82,21 +82,23 @@ def _binary(name, a, b, floating=False, dtype=None):
         dtype = result_type(a, b)
     if floating and not dtype.is_floating_point:
         dtype = dtypes.default_float
-    if dtype in dtypes.HALF and not _same_dtype(a, b, dtype):
-        return _half_with_scalar(name, a, b, dtype)
+    if dtype in dtypes.HALF and _scalar_in_float32(name, a, b, dtype):
+        out = bind(P[name], _operand(a, dtypes.float32), _operand(b, dtypes.float32))
+        return cast(out, dtype)
     return bind(P[name], _operand(a, dtype), _operand(b, dtype))
 
 
-def _same_dtype(a, b, dtype) -> bool:
-    return isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype is b.dtype is dtype
-
-
-def _half_with_scalar(name, a, b, dtype):
-    """PyTorch reads a scalar operand (a Python number, or a 0-dim tensor of another
-    dtype) of a float16/bfloat16 op in float32, not rounded to the op's dtype: the op
-    runs in float32 and its result is rounded once (f16 3 * 0.1 is 0.30005, not 0.2998)."""
-    out = bind(P[name], _operand(a, dtypes.float32), _operand(b, dtypes.float32))
-    return cast(out, dtype) if out.dtype is dtypes.float32 else out
+def _scalar_in_float32(name, a, b, dtype) -> bool:
+    """Whether PyTorch's CPU kernel of a float16/bfloat16 op reads its scalar operand (a
+    Python number, or a 0-dim tensor of another dtype) in float32 rather than rounded to
+    the op's dtype: ``mul`` either way round, ``div`` and ``floor_divide`` by a scalar
+    (f16 3 * 0.1 is 0.30005, where 3 * f16(0.1) is 0.2998); the others round it (measured
+    against PyTorch 2.13).  The op then runs in float32 and its result is rounded once."""
+    def is_scalar(x):
+        return not (isinstance(x, Tensor) and x.dtype is dtype)
+    if name == "mul":
+        return is_scalar(a) or is_scalar(b)
+    return name in ("div", "floor_divide") and is_scalar(b) and not is_scalar(a)
 
 
 def _unary_float(name, x):
