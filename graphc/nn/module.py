@@ -472,6 +472,12 @@ class Module:
     def double(self) -> "Module":
         return self._cast_floating(dtypes.float64)
 
+    def half(self) -> "Module":
+        return self._cast_floating(dtypes.float16)
+
+    def bfloat16(self) -> "Module":
+        return self._cast_floating(dtypes.bfloat16)
+
     def cpu(self) -> "Module":
         return self
 

@@ -461,3 +461,25 @@ def test_cuda_grad_scaler_without_a_gpu_warns_and_disables():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert not graphc.cuda.amp.GradScaler().is_enabled()
+
+
+# ---- modules in half precision ------------------------------------------------------------------
+@pytest.mark.parametrize("method", ("half", "bfloat16"))
+def test_module_in_half_precision_matches_pytorch(method):
+    """A Linear layer converted with ``.half()``/``.bfloat16()``: outputs and gradients."""
+    rng = np.random.default_rng(6)
+    w, b = rng.integers(-4, 4, (3, 5)) / 4, rng.integers(-4, 4, 3) / 8
+    x = rng.integers(-8, 8, (2, 5)) / 8
+    results = []
+    for lib in (torch, graphc):
+        layer = lib.nn.Linear(5, 3)
+        with lib.no_grad():
+            layer.weight.copy_(lib.tensor(w, dtype=lib.float32))
+            layer.bias.copy_(lib.tensor(b, dtype=lib.float32))
+        getattr(layer, method)()
+        inp = getattr(lib.tensor(x, dtype=lib.float32), method)().requires_grad_()
+        out = layer(inp)
+        (out * out).sum().backward()
+        results.append((out, inp.grad, layer.weight.grad, layer.bias.grad))
+    for g, t in zip(*results[::-1]):
+        assert_bits(g, t, method)
