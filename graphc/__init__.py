@@ -26,7 +26,7 @@ from graphc.creation import (
 from graphc.composite import softmax, log_softmax, logaddexp
 from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
-from graphc import autograd, cuda
+from graphc import autograd, cuda, backends, accelerator
 from graphc.cuda import device
 from graphc.printing import set_printoptions, get_printoptions
 
@@ -51,6 +51,52 @@ def get_default_dtype():
     return _dtypes.default_float
 
 
+def set_default_dtype(d) -> None:
+    """The dtype of float tensors made without one (and of Python floats in promotion)."""
+    d = _dtypes.to_dtype(d)
+    if d not in (_dtypes.float32, _dtypes.float64):
+        raise TypeError(f"only floating-point types are supported as the default type, "
+                        f"and graphc's are float32 and float64; got {d}")
+    _dtypes.default_float = d
+
+
+_matmul_precision = ["highest"]
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """Accepted for PyTorch programs: graphc's float32 matmuls always compute in float32
+    ("highest"), on every backend."""
+    if precision not in ("highest", "high", "medium"):
+        raise RuntimeError(f"Invalid precision {precision!r}: expected 'highest', 'high' or "
+                           f"'medium'")
+    _matmul_precision[0] = precision
+
+
+def get_float32_matmul_precision() -> str:
+    return _matmul_precision[0]
+
+
+_deterministic = [False]
+
+
+def use_deterministic_algorithms(mode: "bool", *, warn_only: "bool" = False) -> None:
+    """Accepted: every graphc kernel is deterministic already (fixed reduction orders,
+    serial scatters), so nothing changes."""
+    _deterministic[0] = True if mode else False   # (``bool`` is graphc.bool here)
+
+
+def are_deterministic_algorithms_enabled() -> "bool":
+    return _deterministic[0]
+
+
+def get_rng_state():
+    return default_generator.get_state()
+
+
+def set_rng_state(new_state) -> None:
+    default_generator.set_state(new_state)
+
+
 def is_tensor(obj) -> "bool":
     return isinstance(obj, Tensor)
 
@@ -70,6 +116,7 @@ from graphc.compiler import compile, explain, trace  # noqa: E402
 from graphc.logs import set_logs  # noqa: E402
 from graphc import optim  # noqa: E402
 from graphc import utils  # noqa: E402
+from graphc import onnx  # noqa: E402
 from graphc.serialization import save, load  # noqa: E402
 from graphc import amp, cpu  # noqa: E402
 from graphc.amp import (autocast, is_autocast_available, is_autocast_enabled,  # noqa: E402

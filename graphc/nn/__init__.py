@@ -9,4 +9,4 @@ from graphc.nn.activations import (ReLU, Sigmoid, Tanh, GELU, SiLU, LeakyReLU, E
                                    Hardswish, Softmax, LogSoftmax)
 from graphc.nn.losses import (MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss,
                               BCELoss, BCEWithLogitsLoss)
-from graphc.nn import utils  # noqa: E402
+from graphc.nn import utils, parallel  # noqa: E402
