@@ -111,6 +111,9 @@ class Tensor:
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
 
+    def is_signed(self) -> bool:
+        return self.dtype.is_signed
+
     def is_contiguous(self) -> bool:
         # A traced value has no layout yet: code generation decides it.
         return type(self._array) is not np.ndarray or self._array.flags.c_contiguous

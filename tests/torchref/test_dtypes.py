@@ -53,7 +53,8 @@ def test_dtype_attributes(name):
     assert (g.itemsize, g.is_floating_point, g.is_signed, g.is_complex) == \
            (t.itemsize, t.is_floating_point, t.is_signed, t.is_complex)
     assert repr(g) == repr(t).replace("torch", "graphc")
-    assert graphc.tensor([1]).to(g).element_size() == t.itemsize
+    x = graphc.tensor([1]).to(g)
+    assert x.element_size() == t.itemsize and x.is_signed() == t.is_signed
 
 
 def test_aliases_and_legacy_types():
