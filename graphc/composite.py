@@ -6,6 +6,7 @@ re-exports these under PyTorch's names.
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -16,7 +17,7 @@ from graphc.ops import REGISTRY as P
 from graphc.ops.primitive import broadcast_shapes
 from graphc.dispatch import bind
 from graphc.amp import cast_inputs, suspended
-from graphc.tensor import normalize_dim
+from graphc.tensor import Tensor, normalize_dim
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -64,6 +65,25 @@ def linear(input, weight, bias=None):
 
 def _float32(*tensors):
     return [t if t is None else F.cast(t, dtypes.float32) for t in tensors]
+
+
+def _rounded_once(fn):
+    """For a composite PyTorch computes in one CPU kernel, which reads float16/bfloat16
+    operands in float32 and rounds its result once: graphc runs the composed ops in
+    float32 and rounds at the end, so the result is PyTorch's bit for bit rather than
+    rounded after every step."""
+    def widened(v):
+        return F.cast(v, dtypes.float32) if isinstance(v, Tensor) and \
+            v.dtype in dtypes.HALF else v
+
+    @functools.wraps(fn)
+    def compute(input, *args, **kwargs):
+        if not (isinstance(input, Tensor) and input.dtype in dtypes.HALF):
+            return fn(input, *args, **kwargs)
+        out = fn(widened(input), *map(widened, args),
+                 **{k: widened(v) for k, v in kwargs.items()})
+        return F.cast(out, input.dtype)
+    return compute
 
 
 def _pair(v):
@@ -165,6 +185,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return F.where(noise >= p, input * (1.0 / (1 - p)), 0.0)
 
 
+@_rounded_once
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) \
         else (normalized_shape,)
@@ -215,6 +236,7 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     return F.where(input > 0, input, input * negative_slope)
 
 
+@_rounded_once
 def elu(input, alpha=1.0, inplace=False):
     """The exponential sees only x <= 0: exp of a large x would be inf, and the gradient of
     the branch not taken 0 * inf = nan."""
@@ -222,6 +244,7 @@ def elu(input, alpha=1.0, inplace=False):
     return F.where(positive, input, (F.where(positive, 0.0, input).exp() - 1) * alpha)
 
 
+@_rounded_once
 def gelu(input, approximate="none"):
     """Exact erf GELU by default; ``approximate='tanh'`` for the tanh form."""
     if approximate == "tanh":
@@ -233,10 +256,12 @@ def gelu(input, approximate="none"):
     return input * 0.5 * (F.erf(input * (1 / math.sqrt(2))) + 1)
 
 
+@_rounded_once
 def silu(input, inplace=False):
     return input * F.sigmoid(input)
 
 
+@_rounded_once
 def softplus(input, beta=1.0, threshold=20.0):
     scaled = input * beta
     # log(1 + e^s) = m + log1p(e^(s - 2m)) with m = max(s, 0): the exponent is -|s| <= 0,
@@ -247,6 +272,7 @@ def softplus(input, beta=1.0, threshold=20.0):
     return F.where(scaled > threshold, input, soft)
 
 
+@_rounded_once
 def hardswish(input, inplace=False):
     """x * relu6(x + 3) / 6.  The clamp passes gradient at its bounds, which gives
     PyTorch's -0.5 at x = -3 and 1.5 at x = 3."""
@@ -286,6 +312,8 @@ def tanh(input):
 def softmax(input, dim=None, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
+    if input.dtype in dtypes.HALF:           # one PyTorch kernel: rounded once
+        return F.cast(softmax(F.cast(input, dtypes.float32), dim), input.dtype)
     dim = _softmax_dim(input, dim)
     e = _shifted(input, dim).exp()
     return e / e.sum(dim, keepdim=True)
@@ -294,6 +322,8 @@ def softmax(input, dim=None, dtype=None):
 def log_softmax(input, dim=None, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
+    if input.dtype in dtypes.HALF:           # one PyTorch kernel: rounded once
+        return F.cast(log_softmax(F.cast(input, dtypes.float32), dim), input.dtype)
     dim = _softmax_dim(input, dim)
     shifted = _shifted(input, dim)
     return shifted - shifted.exp().sum(dim, keepdim=True).log()

@@ -484,3 +484,50 @@ def test_module_in_half_precision_matches_pytorch(method):
         results.append((out, inp.grad, layer.weight.grad, layer.bias.grad))
     for g, t in zip(*results[::-1]):
         assert_bits(g, t, method)
+
+
+# ---- composites PyTorch computes in one kernel ------------------------------------------------
+def _one_kernel_ops(lib, x, w, b):
+    F = lib.nn.functional
+    return (lib.softmax(x, 1), F.layer_norm(x, (16,), w, b), F.layer_norm(x, (16,)), F.silu(x),
+            F.softplus(x), F.elu(x), F.hardswish(x), F.leaky_relu(x, 0.1),
+            F.mse_loss(x, x * 0.5), F.avg_pool2d(x.reshape(2, 2, 4, 4), 2))
+
+
+def _near_one_kernel_ops(lib, x, w, b):
+    F = lib.nn.functional
+    return lib.log_softmax(x, 1), F.gelu(x), F.gelu(x, approximate="tanh")
+
+
+@pytest.mark.parametrize("name", HALF)
+def test_one_kernel_composites_round_once_as_pytorch(name):
+    """softmax, layer_norm, the activations...: computed in float32, rounded at the end."""
+    rng = np.random.default_rng(7)
+    arrays = (rng.standard_normal((4, 16)) * 3, rng.standard_normal(16), rng.standard_normal(16))
+    results = {}
+    for fn in (_one_kernel_ops, _near_one_kernel_ops):
+        results[fn] = [fn(lib, *[make(lib, a, name) for a in arrays]) for lib in (graphc, torch)]
+    for i, (g, t) in enumerate(zip(*results[_one_kernel_ops])):
+        assert_bits(g, t, f"{name} op {i}")
+    eps = graphc.finfo(getattr(graphc, name)).eps
+    for i, (g, t) in enumerate(zip(*results[_near_one_kernel_ops])):
+        np.testing.assert_allclose(as_float(g), as_float(t), rtol=eps, atol=eps,
+                                   err_msg=f"{name} op {i}")
+
+
+def test_autocast_block_with_layer_norm_gelu_softmax_matches_pytorch():
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal((4, 6)), rng.standard_normal((8, 6))
+    outs = []
+    for lib in (torch, graphc):
+        fc, norm = lib.nn.Linear(6, 8), lib.nn.LayerNorm(8)
+        with lib.no_grad():
+            fc.weight.copy_(make(lib, w, "float32"))
+            fc.bias.zero_()
+        with lib.autocast("cpu"):
+            h = fc(make(lib, x, "float32"))
+            y = norm(h)                      # bfloat16 input, float32 weight: bfloat16
+            z = lib.nn.functional.gelu(y)
+            outs.append((h, y, z, lib.softmax(z, 1)))
+    for i, (t, g) in enumerate(zip(*outs)):
+        assert_bits(g, t, f"value {i}")
