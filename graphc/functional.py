@@ -111,7 +111,19 @@ def add(a, b, alpha=1):
     dtype = result_type(a, b)
     if dtype is dtypes.bool_:                  # PyTorch: bool + bool is logical or
         return _binary("logical_or", a, b, dtype=dtype)
+    if dtype in dtypes.HALF and isinstance(alpha, (int, float)) and alpha != 1:
+        return _add_scaled("add", a, b, alpha, dtype)
     return _binary("add", a, b if alpha == 1 else b * alpha, dtype=dtype)
+
+
+def _add_scaled(name, a, b, alpha, dtype):
+    """``a + alpha * b`` (or ``-``) of float16/bfloat16 as PyTorch's kernel computes it:
+    alpha rounded to the dtype, the rest in float32, the result rounded once (PyTorch's
+    vectorised loop; its scalar tail, under one vector of elements, rounds alpha * b
+    first)."""
+    alpha = float(np.array(alpha).astype(dtype.np).astype(np.float32))
+    x, y = (cast(_operand(v, dtype), dtypes.float32) for v in (a, b))
+    return cast(bind(P[name], x, mul(y, alpha)), dtype)
 
 
 def sub(a, b, alpha=1):
@@ -123,6 +135,8 @@ def sub(a, b, alpha=1):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
                            "supported. If you are trying to invert a mask, use the `~` or "
                            "`logical_not()` operator instead.")
+    if isinstance(alpha, (int, float)) and alpha != 1 and result_type(a, b) in dtypes.HALF:
+        return _add_scaled("sub", a, b, alpha, result_type(a, b))
     return _binary("sub", a, b if alpha == 1 else b * alpha)
 
 
