@@ -24,9 +24,20 @@ from graphc.creation import (
     seed, initial_seed, rand, randn, randint, randperm, rand_like, randn_like, randint_like,
     normal)
 from graphc.composite import softmax, log_softmax, logaddexp
+from graphc.composite import cosine_similarity
+from graphc.losses import pairwise_distance, pdist
+from graphc.selection import (
+    sort, argsort, msort, topk, kthvalue, median, nanmedian, mode, searchsorted, bucketize,
+    multinomial, scatter, scatter_reduce, index_copy, index_fill, index_put, take,
+    take_along_dim, masked_scatter, histc, nonzero, argwhere, where, masked_select, unique,
+    unique_consecutive, bincount, repeat_interleave)
+from graphc.activation import (selu, selu_, celu, celu_, rrelu, rrelu_, prelu, threshold,
+                               threshold_, hardshrink, relu_)
 from graphc import methods as _methods  # noqa: F401  (gives Tensor its methods)
 from graphc.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from graphc import autograd, cuda, backends, accelerator
+from graphc.autograd import inference_mode, is_inference_mode_enabled
+from graphc.autograd.hooks import is_anomaly_enabled, is_anomaly_check_nan_enabled
 from graphc.cuda import device
 from graphc.printing import set_printoptions, get_printoptions
 
@@ -116,7 +127,8 @@ from graphc.compiler import compile, explain, trace  # noqa: E402
 from graphc.logs import set_logs  # noqa: E402
 from graphc import optim  # noqa: E402
 from graphc import utils  # noqa: E402
-from graphc import onnx  # noqa: E402
+from graphc import onnx, distributed  # noqa: E402
+import graphc.autograd.functional  # noqa: E402,F401  (graphc.autograd.functional.jacobian)
 from graphc.serialization import save, load  # noqa: E402
 from graphc import amp, cpu  # noqa: E402
 from graphc.amp import (autocast, is_autocast_available, is_autocast_enabled,  # noqa: E402

@@ -17,6 +17,7 @@ from graphc.ops import REGISTRY as P
 from graphc.ops.primitive import broadcast_shapes
 from graphc.dispatch import bind
 from graphc.amp import cast_inputs, suspended
+from graphc.indexing import apply_inplace
 from graphc.tensor import Tensor, normalize_dim
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -30,6 +31,29 @@ def _reduce_loss(loss, reduction, op):
     if reduction == "sum":
         return loss.sum()
     return loss
+
+
+def _legacy_reduction(size_average, reduce, reduction):
+    """``reduction``, or the one meant by PyTorch's deprecated ``size_average``/``reduce``
+    flags when either is given (with PyTorch's warning)."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    reduction = "mean" if size_average and reduce else "sum" if reduce else "none"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use "
+                  f"reduction='{reduction}' instead.", stacklevel=3)
+    return reduction
+
+
+def _weighted_loss(loss, weight, reduction, op):
+    """PyTorch's elementwise ``weight`` of l1/mse losses: 'mean' divides by its sum."""
+    if tuple(weight.shape) != tuple(loss.shape):
+        raise ValueError("Weights and input must have the same size.")
+    loss = loss * weight
+    if reduction == "mean":
+        return loss.sum() / weight.sum()
+    return _reduce_loss(loss, reduction, op)
 
 
 def _check_same_shape(op, input, target):
@@ -68,10 +92,10 @@ def _float32(*tensors):
 
 
 def _rounded_once(fn):
-    """For a composite PyTorch computes in one CPU kernel, which reads float16/bfloat16
-    operands in float32 and rounds its result once: graphc runs the composed ops in
-    float32 and rounds at the end, so the result is PyTorch's bit for bit rather than
-    rounded after every step."""
+    """For a composite (or an in-place activation's ``compute``) PyTorch computes in one
+    CPU kernel, which reads float16/bfloat16 operands in float32 and rounds its result
+    once: graphc runs the composed ops in float32 and rounds at the end, so the result
+    is PyTorch's bit for bit rather than rounded after every step."""
     def widened(v):
         return F.cast(v, dtypes.float32) if isinstance(v, Tensor) and \
             v.dtype in dtypes.HALF else v
@@ -162,14 +186,63 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0):
     return _pool_windows(input, kernel_size, stride, padding, 0).mean(-1)
 
 
-def embedding(input, weight, padding_idx=None):
-    """Rows of ``weight`` at ``input``; lookups of ``padding_idx`` pass no gradient."""
-    out = F.index_select(weight, 0, input.reshape(-1)).reshape(
-        tuple(input.shape) + (weight.shape[1],))
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
+    """Rows of ``weight`` at ``input``; lookups of ``padding_idx`` pass no gradient.
+    With ``max_norm``, the looked-up rows of ``weight`` are first renormalised in place
+    (PyTorch's ``embedding_renorm_``); ``scale_grad_by_freq`` divides each lookup's
+    gradient by how often its index occurs in ``input``."""
+    if sparse:
+        raise NotImplementedError("graphc embedding: sparse=True (sparse gradients) is not "
+                                  "supported; use sparse=False")
+    if input.dtype.category != 1:
+        raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the "
+                           f"following scalar types: Long, Int; but got {input.type()} "
+                           f"instead (while checking arguments for embedding; indices "
+                           f"{input.dtype.name}{list(input.shape)}, weight "
+                           f"{weight.dtype.name}{list(weight.shape)})")
+    rows = weight.shape[0]
+    if padding_idx is not None:
+        if not -rows <= padding_idx < rows:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        padding_idx %= rows
+    flat = input.reshape(-1)
+    if F.is_concrete(flat) and flat.numel() and (int(flat.amin()) < 0
+                                                 or int(flat.amax()) >= rows):
+        bad = int(flat.amin()) if int(flat.amin()) < 0 else int(flat.amax())
+        raise IndexError(f"index out of range in self (embedding: index {bad} is out of "
+                         f"bounds for size {rows}; indices {flat.dtype.name}"
+                         f"{list(input.shape)}, weight {weight.dtype.name}"
+                         f"{list(weight.shape)})")
+    if max_norm is not None:
+        embedding_renorm_(weight, flat, max_norm, norm_type)
+    out = F.index_select(weight, 0, flat)
+    if scale_grad_by_freq:
+        out = out.detach() + (out - out.detach()) / F.index_select(
+            index_counts(flat, rows), 0, flat).unsqueeze(1)
+    out = out.reshape(tuple(input.shape) + (weight.shape[1],))
     if padding_idx is None:
         return out
-    padding_idx = padding_idx % weight.shape[0]
     return F.where((input == padding_idx).unsqueeze(-1), out.detach(), out)
+
+
+def index_counts(flat_index, size):
+    """How many times each of 0..size-1 occurs in ``flat_index`` (as floats)."""
+    ones = creation.ones(flat_index.shape[0], dtype=dtypes.default_float)
+    return F.index_add(creation.zeros(size, dtype=dtypes.default_float), 0, flat_index, ones)
+
+
+def embedding_renorm_(weight, flat_index, max_norm, norm_type):
+    """Scale each row of ``weight`` named in ``flat_index`` whose ``norm_type``-norm
+    exceeds ``max_norm`` down to max_norm / (norm + 1e-7) of itself, in place and
+    outside autograd, as PyTorch does before an embedding lookup."""
+    with autograd.no_grad():
+        def compute(w):
+            norms = F.norm(w.detach(), norm_type, 1)
+            used = index_counts(flat_index, w.shape[0]) > 0
+            scale = F.where(used.logical_and(norms > max_norm), max_norm / (norms + 1e-7), 1.0)
+            return w * scale.to(w.dtype).unsqueeze(1)
+        return apply_inplace(weight, "embedding_renorm_", compute)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -179,19 +252,23 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if not training or p == 0:
         return input
     if p == 1:
-        return input * 0
-    noise = bind(P["uniform"], creation.next_seed(), shape=tuple(input.shape),
-                 dtype=input.dtype)
-    return F.where(noise >= p, input * (1.0 / (1 - p)), 0.0)
+        return inplace_or(input, inplace, "dropout", lambda x: x * 0)
+
+    def compute(x):
+        noise = bind(P["uniform"], creation.next_seed(), shape=tuple(x.shape), dtype=x.dtype)
+        return F.where(noise >= p, x * (1.0 / (1 - p)), 0.0)
+    return inplace_or(input, inplace, "dropout", compute)
 
 
 @_rounded_once
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) \
         else (normalized_shape,)
-    if tuple(input.shape[-len(shape):]) != shape:
-        raise RuntimeError(f"layer_norm: expected input with trailing shape {list(shape)}, "
-                           f"got {list(input.shape)}")
+    if len(shape) > input.dim() or tuple(input.shape[input.dim() - len(shape):]) != shape:
+        raise RuntimeError(f"layer_norm: Given normalized_shape={list(shape)}, expected input "
+                           f"with shape "
+                           f"[*, {', '.join(str(s) for s in shape)}], but got input of size"
+                           f"{list(input.shape)}")
     axes = tuple(range(input.dim() - len(shape), input.dim()))
     mu = input.mean(axes, keepdim=True)
     centered = input - mu
@@ -228,20 +305,28 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 # ---- activations ----------------------------------------------------------------------------
+def inplace_or(input, inplace, name, compute):
+    """``compute(input)``, written into ``input`` (and returning it) when ``inplace``, as
+    PyTorch's ``inplace=True`` activations do."""
+    return apply_inplace(input, name, compute) if inplace else compute(input)
+
+
 def relu(input, inplace=False):
-    return F.relu(input)
+    return inplace_or(input, inplace, "relu", F.relu)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return F.where(input > 0, input, input * negative_slope)
+    return inplace_or(input, inplace, "leaky_relu",
+                      lambda x: F.where(x > 0, x, x * negative_slope))
 
 
-@_rounded_once
 def elu(input, alpha=1.0, inplace=False):
     """The exponential sees only x <= 0: exp of a large x would be inf, and the gradient of
     the branch not taken 0 * inf = nan."""
-    positive = input > 0
-    return F.where(positive, input, (F.where(positive, 0.0, input).exp() - 1) * alpha)
+    def compute(x):
+        positive = x > 0
+        return F.where(positive, x, (F.where(positive, 0.0, x).exp() - 1) * alpha)
+    return inplace_or(input, inplace, "elu", _rounded_once(compute))
 
 
 @_rounded_once
@@ -251,14 +336,12 @@ def gelu(input, approximate="none"):
         inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
         return input * 0.5 * (F.tanh(inner) + 1)
     if approximate != "none":
-        raise ValueError(f"approximate argument must be either none or tanh, got "
-                         f"{approximate}")
+        raise RuntimeError("approximate argument must be either none or tanh.")
     return input * 0.5 * (F.erf(input * (1 / math.sqrt(2))) + 1)
 
 
-@_rounded_once
 def silu(input, inplace=False):
-    return input * F.sigmoid(input)
+    return inplace_or(input, inplace, "silu", _rounded_once(lambda x: x * F.sigmoid(x)))
 
 
 @_rounded_once
@@ -272,13 +355,13 @@ def softplus(input, beta=1.0, threshold=20.0):
     return F.where(scaled > threshold, input, soft)
 
 
-@_rounded_once
 def hardswish(input, inplace=False):
-    """x * relu6(x + 3) / 6.  The clamp passes gradient at its bounds, which gives
-    PyTorch's -0.5 at x = -3 and 1.5 at x = 3."""
+    """x * relu6(x + 3) / 6, as three pieces so that the gradient is PyTorch's at the
+    kinks: 0 at x = -3, 1 at x = 3."""
     if not input.dtype.is_floating_point:
         input = input.to(dtypes.default_float)
-    return input * F.clamp(input + 3, 0.0, 6.0) / 6
+    return inplace_or(input, inplace, "hardswish", _rounded_once(lambda x: F.where(
+        x <= -3, 0.0, F.where(x >= 3, x, x * (x + 3) / 6))))
 
 
 def logaddexp(input, other):
@@ -296,9 +379,11 @@ def logaddexp(input, other):
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """clamp, except that (as PyTorch) no gradient passes at the boundaries."""
-    clamped = F.clamp(input, min_val, max_val)
-    inside = (input > min_val).logical_and(input < max_val)
-    return F.where(inside, clamped, clamped.detach())
+    def compute(x):
+        clamped = F.clamp(x, min_val, max_val)
+        inside = (x > min_val).logical_and(x < max_val)
+        return F.where(inside, clamped, clamped.detach())
+    return inplace_or(input, inplace, "hardtanh", compute)
 
 
 def sigmoid(input):
@@ -349,21 +434,28 @@ def _softmax_dim(input, dim):
 
 
 # ---- losses ---------------------------------------------------------------------------------
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     input, target = cast_inputs("mse_loss", input, target)
     _warn_if_broadcast("mse_loss", input, target)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     diff = input - target
+    if weight is not None:
+        return _weighted_loss(diff * diff, weight, reduction, "mse_loss")
     return _reduce_loss(diff * diff, reduction, "mse_loss")
 
 
-def l1_loss(input, target, reduction="mean"):
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     input, target = cast_inputs("l1_loss", input, target)
     _warn_if_broadcast("l1_loss", input, target)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if weight is not None:
+        return _weighted_loss(F.abs(input - target), weight, reduction, "l1_loss")
     return _reduce_loss(F.abs(input - target), reduction, "l1_loss")
 
 
-def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     input, target = cast_inputs("smooth_l1_loss", input, target)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if beta < 0:
         raise RuntimeError(f"smooth_l1_loss does not support negative values for beta "
                            f"(got {beta})")
@@ -374,16 +466,18 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     return _reduce_loss(loss, reduction, "smooth_l1_loss")
 
 
-def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
     """Negative log likelihood of class ``target`` under log-probabilities ``input``
     of shape (N, C) or (N, C, d1, ...)."""
     input, weight = cast_inputs("nll_loss", input, weight)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if target.dtype.category != 1:
         raise RuntimeError(f"nll_loss: expected target of an integer dtype, got "
                            f"{target.dtype.name}")
     if input.dim() == 1:
-        return nll_loss(input.unsqueeze(0), target.reshape(1), weight, ignore_index,
-                        reduction).reshape(())
+        return nll_loss(input.unsqueeze(0), target.reshape(1), weight,
+                        ignore_index=ignore_index, reduction=reduction).reshape(())
     if target.shape != input.shape[:1] + input.shape[2:]:
         raise ValueError(f"nll_loss: expected target of shape "
                          f"{list(input.shape[:1] + input.shape[2:])}, got {list(target.shape)}")
@@ -406,10 +500,11 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return _reduce_loss(loss, reduction, "nll_loss")
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
+                  reduce=None, reduction="mean", label_smoothing=0.0):
     """log_softmax over dim 1 then nll_loss; float targets are class probabilities."""
     input, target, weight = cast_inputs("cross_entropy", input, target, weight)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     dim = 0 if input.dim() == 1 else 1
     logp = log_softmax(input, dim)
     if target.dtype.is_floating_point:
@@ -421,7 +516,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if reduction == "mean" and not input.shape[dim]:
             return loss.sum() * math.nan            # PyTorch: numel / classes = 0 / 0
         return _reduce_loss(loss, reduction, "cross_entropy")
-    loss = nll_loss(logp, target, weight, ignore_index, reduction)
+    loss = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
     if label_smoothing:
         w = 1 if weight is None else weight.reshape((-1,) + (1,) * (input.dim() - 2))
         smooth = -(logp * w).sum(dim) / input.shape[dim]
@@ -438,11 +533,13 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     return loss
 
 
-def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean"):
     """-(y log p + (1-y) log(1-p)), each log clamped at -100, with PyTorch's gradients
     (the ``binary_cross_entropy`` primitive says why it is one)."""
     input, target, weight = cast_inputs("binary_cross_entropy", input, target, weight)
     _check_same_shape("binary_cross_entropy", input, target)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if F.is_concrete(input) and input.numel() and not (0 <= float(input.amin())
                                                        and float(input.amax()) <= 1):
         raise RuntimeError("all elements of input should be between 0 and 1")   # nan too
@@ -453,14 +550,15 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     return _reduce_loss(loss, reduction, "binary_cross_entropy")
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
-                                     pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,
+                                     reduce=None, reduction="mean", pos_weight=None):
     """Numerically stable sigmoid + BCE: (1-y) x + (1+(pw-1) y) log(1+exp(-x)).
     log(1+exp(-x)) = log1p(exp(-|x|)) + max(-x, 0); at x = 0 the first term's gradient
     is 0 (abs'(0) = 0), so max's tie split (-1/2) gives sigmoid(0) = 1/2, as PyTorch."""
     input, target, weight, pos_weight = cast_inputs(
         "binary_cross_entropy_with_logits", input, target, weight, pos_weight)
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     log_sig_neg = F.log1p(F.exp(-F.abs(input))) + F.maximum(-input, 0)
     scale = 1 if pos_weight is None else (pos_weight - 1) * target + 1
     loss = (1 - target) * input + scale * log_sig_neg

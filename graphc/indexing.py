@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from graphc import context, creation, dtypes
+from graphc.autograd.hooks import check_inplace_on_inference
 from graphc.context import GraphBreak, active_trace
 from graphc.dispatch import bind
 from graphc.functional import (_index_tensor, _operand, _slice, cast, expand, is_concrete,
@@ -163,6 +164,7 @@ def _numpy_key(key):
 def setitem(x, key, value):
     """x[key] = value, written into x's storage (and so into every view of it)."""
     x._concrete("index assignment (x[i] = v)")
+    check_inplace_on_inference(x)
     value_t = value if isinstance(value, Tensor) else None
     if context.grad_enabled and (x._requires_grad or (value_t is not None
                                                            and value_t._requires_grad)):
@@ -219,6 +221,7 @@ def apply_inplace(x, name, compute):
     recorded on a snapshot of x (so the recorded node keeps the old value) and x takes
     over the new node as its history.
     """
+    check_inplace_on_inference(x)
     recording = context.grad_enabled
     if recording and x._requires_grad and x.grad_fn is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an "

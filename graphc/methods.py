@@ -9,6 +9,8 @@ import ``Tensor`` without ``Tensor`` importing them back.
 from __future__ import annotations
 
 from graphc import autograd, composite, creation
+from graphc import selection as S
+from graphc.autograd import hooks
 from graphc import functional as F
 from graphc.indexing import (apply_inplace, copy_, fill_, getitem, normal_, setitem,
                              uniform_, zero_)
@@ -74,6 +76,17 @@ for _name, _fn in [("add_", F.add), ("sub_", F.sub), ("mul_", F.mul), ("div_", F
                    ("floor_", F.floor), ("t_", F.t), ("squeeze_", F.squeeze),
                    ("unsqueeze_", F.unsqueeze)]:
     setattr(Tensor, _name, _inplace(_name, _fn))
+for _fn in [S.sort, S.argsort, S.msort, S.topk, S.kthvalue, S.median, S.nanmedian, S.mode,
+            S.multinomial, S.scatter, S.scatter_reduce, S.index_copy, S.index_fill,
+            S.index_put, S.index_put_, S.take, S.take_along_dim, S.masked_scatter, S.histc,
+            S.nonzero, S.argwhere, S.masked_select, S.unique, S.unique_consecutive,
+            S.bincount, S.repeat_interleave]:
+    setattr(Tensor, _fn.__name__, _fn)
+for _name, _fn in [("scatter_", S.scatter), ("scatter_reduce_", S.scatter_reduce),
+                   ("scatter_add_", F.scatter_add), ("index_copy_", S.index_copy),
+                   ("index_fill_", S.index_fill), ("index_add_", F.index_add),
+                   ("masked_scatter_", S.masked_scatter)]:
+    setattr(Tensor, _name, _inplace(_name, _fn))
 Tensor.zero_ = zero_
 Tensor.fill_ = fill_
 Tensor.copy_ = copy_
@@ -115,6 +128,9 @@ for _name, _fn in _OPERATORS.items():
 
 Tensor.backward = _backward
 Tensor.retain_grad = _retain_grad
+Tensor.register_hook = hooks.register_hook
+Tensor.register_post_accumulate_grad_hook = hooks.register_post_accumulate_grad_hook
+Tensor.is_inference = hooks.is_inference
 Tensor.to = F.to
 Tensor.new_tensor = _new_tensor
 Tensor.uniform_ = uniform_

@@ -54,7 +54,8 @@ def differentiate(cap: Capture, grad_enabled: bool) -> Differentiated:
     if not (grad_enabled and cap.results_require_grad and not cap.touches_grads):
         return Differentiated(graph)
     wrt = [i for i, v in enumerate(graph.inputs) if v in cap.differentiable]
-    bwd = autodiff(graph, wrt, cap.differentiable)
+    bwd = autodiff(graph, wrt, cap.differentiable, cap.custom_vjps,
+                   cap.grad_hooks)
     grad_outputs = [i for i in bwd.grad_outputs if i < cap.n_results]
     if len(grad_outputs) != len(bwd.grad_outputs):
         raise GraphBreak(f"graphc cannot compile {graph.name}: it writes a value that "

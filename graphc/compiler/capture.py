@@ -9,11 +9,12 @@ state and gradients are *lifted*: they become graph inputs read afresh on every 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from graphc import creation
+from graphc.autograd.hooks import leaf_hook_ids
 from graphc.compiler.guards import (Guard, Guards, LiftedGuard, MembersGuard, Recorder,
                                     attribute_guards, closure_guards, global_guards,
                                     is_constant, optimizer_guards)
@@ -160,6 +161,8 @@ class Capture:
     touches_grads: bool             # the traced code ran backward, or read or set a .grad
     differentiable: set
     guards: Guards
+    custom_vjps: dict = field(default_factory=dict)   # Value -> CustomVJP (autograd.Function)
+    grad_hooks: dict = field(default_factory=dict)    # Value -> its Tensor.register_hook hooks
 
 
 def capture(fn, args, kwargs, leaves, spec, dynamic: set, name) -> Capture:
@@ -257,7 +260,8 @@ def capture(fn, args, kwargs, leaves, spec, dynamic: set, name) -> Capture:
         n_results=len(result_values),
         results_require_grad=any(t._requires_grad for t in outs),
         writebacks=writebacks, arg_writebacks=arg_writebacks, grad_effects=grad_effects,
-        arg_grad_effects=arg_grad_effects, touches_grads=touches_grads, differentiable=set(tr.differentiable), guards=guards)
+        arg_grad_effects=arg_grad_effects, touches_grads=touches_grads, differentiable=set(tr.differentiable), guards=guards,
+        custom_vjps=tr.custom_vjps, grad_hooks=tr.grad_hooks)
 
 
 def _guards(fn, roots, labels, recorder, sources, dynamic_hyper, params) -> Guards:
@@ -270,7 +274,7 @@ def _guards(fn, roots, labels, recorder, sources, dynamic_hyper, params) -> Guar
         if is_optimizer(root):
             always += optimizer_guards(label, root, dynamic_hyper)
     if params:
-        always.append(Guard("which parameters have a .grad",
+        always.append(Guard("which parameters have a .grad, and their gradient hooks",
                             functools.partial(_grad_presence, params),
                             _grad_presence(params)))
     on_modules = [MembersGuard(label, root) for label, root in roots
@@ -280,10 +284,10 @@ def _guards(fn, roots, labels, recorder, sources, dynamic_hyper, params) -> Guar
 
 
 def _grad_presence(params) -> tuple:
-    """Which parameters have no ``.grad``: code that touches gradients
-    (``loss.backward()`` accumulates into an existing grad, or creates it) traces
-    differently for each."""
-    return tuple(p.grad is None for p in params)
+    """Which parameters have no ``.grad``, and their gradient hooks: code that touches
+    gradients (``loss.backward()`` accumulates into an existing grad, or creates it, and
+    runs the hooks while tracing) traces differently for each."""
+    return tuple((p.grad is None, leaf_hook_ids(p)) for p in params)
 
 
 def _check_no_escapes(optim_state):

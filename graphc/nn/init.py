@@ -120,3 +120,124 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
+
+
+def _require_dims(tensor: Tensor, dims, text: str) -> None:
+    if tensor.dim() not in dims:
+        raise ValueError(f"Only tensors with {text} dimensions are supported")
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """The identity matrix (ones on the main diagonal of a 2-D tensor)."""
+    _require_dims(tensor, (2,), "2")
+    return _fill(tensor, np.eye(*tensor.shape))
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """A convolution weight (3-, 4- or 5-D) that passes each of the first input channels
+    of a group through unchanged: a one at the kernel centre."""
+    _require_dims(tensor, (3, 4, 5), "3, 4, or 5")
+    out_channels = tensor.shape[0]
+    if out_channels % groups:
+        raise ValueError("dim 0 must be divisible by groups")
+    per_group = out_channels // groups
+    values = np.zeros(tuple(tensor.shape))
+    centre = tuple(s // 2 for s in tensor.shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, tensor.shape[1])):
+            values[(g * per_group + d, d) + centre] = 1
+    return _fill(tensor, values)
+
+
+def _norm_cdf(x: float) -> float:
+    return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0, generator=None) -> Tensor:
+    """N(mean, std^2) restricted to [a, b], by rejection as PyTorch: from the normal
+    itself when [a, b] holds over 30% of its mass, else from U(a, b) accepted with
+    the normal's density relative to its peak in [a, b]."""
+    if mean < a - 2 * std or mean > b + 2 * std:
+        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The "
+                      "distribution of values may be incorrect.", stacklevel=2)
+    rng, shape = _rng(generator), tuple(tensor.shape)
+    lo, hi = (float(np.asarray(v, tensor.dtype.np)) for v in (a, b))
+    from_normal = _norm_cdf((b - mean) / std) - _norm_cdf((a - mean) / std) > 0.3
+    log_peak = -0.5 * ((max(a, min(mean, b)) - mean) / std) ** 2
+
+    def draw(n):
+        return rng.normal(mean, std, n) if from_normal else rng.uniform(a, b, n)
+
+    def accept(x):
+        if from_normal:
+            return (lo <= x) & (x <= hi)
+        return np.log(rng.random(x.shape)) <= -0.5 * ((x - mean) / std) ** 2 - log_peak
+
+    values = draw(shape)
+    pending = ~accept(values)
+    while pending.any():
+        fresh = draw(int(pending.sum()))
+        keep = accept(fresh)
+        slots = np.flatnonzero(pending)[keep]
+        values.flat[slots] = fresh[keep]
+        pending.flat[slots] = False
+    return _fill(tensor, values)
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1, generator=None) -> Tensor:
+    """A (semi-)orthogonal matrix (trailing dims flattened) times ``gain``: the Q of a
+    Gaussian matrix's QR, its columns' signs fixed by R's diagonal so Q is uniform."""
+    if tensor.dim() < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    flat = _rng(generator).normal(0.0, 1.0, (rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _fill(tensor, (q * gain).reshape(tuple(tensor.shape)))
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) -> Tensor:
+    """N(0, std^2) with ceil(sparsity * rows) randomly chosen zeros in every column."""
+    _require_dims(tensor, (2,), "2")
+    rows, cols = tensor.shape
+    rng = _rng(generator)
+    values = rng.normal(0.0, std, (rows, cols))
+    zeros = math.ceil(sparsity * rows)
+    for col in range(cols):
+        values[rng.permutation(rows)[:zeros], col] = 0
+    return _fill(tensor, values)
+
+
+def _deprecated_alias(fill):
+    """PyTorch's old spelling without the underscore: warns, then calls ``fill``."""
+    new_name = fill.__name__
+    old_name = new_name[:-1]
+
+    def alias(*args, **kwargs):
+        warnings.warn(f"`nn.init.{old_name}` is now deprecated in favor of "
+                      f"`nn.init.{new_name}`.", FutureWarning, stacklevel=2)
+        return fill(*args, **kwargs)
+    alias.__name__ = old_name
+    alias.__doc__ = f"Deprecated: use ``{new_name}``."
+    return alias
+
+
+uniform = _deprecated_alias(uniform_)
+normal = _deprecated_alias(normal_)
+constant = _deprecated_alias(constant_)
+eye = _deprecated_alias(eye_)
+dirac = _deprecated_alias(dirac_)
+xavier_uniform = _deprecated_alias(xavier_uniform_)
+xavier_normal = _deprecated_alias(xavier_normal_)
+kaiming_uniform = _deprecated_alias(kaiming_uniform_)
+kaiming_normal = _deprecated_alias(kaiming_normal_)
+orthogonal = _deprecated_alias(orthogonal_)
+sparse = _deprecated_alias(sparse_)

@@ -1,17 +1,17 @@
-"""Layers with parameters or settings: Linear, Conv2d, pooling, Flatten, Dropout,
-Embedding, LayerNorm, BatchNorm1d/2d, Identity.
+"""Layers with parameters or settings: Linear, LazyLinear, Bilinear, Conv2d, pooling, Flatten,
+Unflatten, Identity (normalization, dropout and embedding layers have modules of their
+own).
 
 Each layer holds PyTorch's attributes under PyTorch's names (``in_features``,
-``kernel_size``, ``running_mean``, ...), initialises its parameters as PyTorch does,
+``kernel_size``, ...), initialises its parameters as PyTorch does,
 and computes its forward with one ``nn.functional`` call.
 """
 from __future__ import annotations
 
 import math
 
-from graphc import autograd, dtypes
 from graphc.composite import _pair
-from graphc.creation import empty, tensor
+from graphc.creation import empty
 from graphc.nn import functional as F
 from graphc.nn import init
 from graphc.nn.module import Module, Parameter
@@ -64,6 +64,68 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+
+
+class LazyLinear(Linear):
+    """A Linear whose ``in_features`` is the last dim of its first input: the weight
+    and bias are made and initialised then, and the module becomes a ``Linear``, as in
+    PyTorch.  graphc has no uninitialised parameters: before the first call the module
+    holds no ``weight``/``bias`` (PyTorch holds placeholders), so run one batch before
+    building an optimizer or loading a state_dict, as PyTorch recommends."""
+
+    def __init__(self, out_features: int, bias: bool = True, device=None, dtype=None):
+        Module.__init__(self)
+        self.in_features, self.out_features = 0, out_features
+        self._lazy_settings = (bias, device, dtype)
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
+
+    def forward(self, input):
+        bias, device, dtype = self._lazy_settings
+        self.in_features = input.shape[-1]
+        self.weight = _new_parameter(self.out_features, self.in_features, device=device,
+                                     dtype=dtype)
+        if bias:
+            self.bias = _new_parameter(self.out_features, device=device, dtype=dtype)
+        self.reset_parameters()
+        del self._lazy_settings
+        self.__class__ = Linear
+        return self.forward(input)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self._lazy_settings[0]}")
+
+
+class Bilinear(Module):
+    """y = x1^T A x2 + b, with A of shape (out_features, in1_features, in2_features);
+    weight and bias start U(-1/sqrt(in1_features), 1/sqrt(in1_features))."""
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int,
+                 bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        self.weight = _new_parameter(out_features, in1_features, in2_features, device=device,
+                                     dtype=dtype)
+        if bias:
+            self.bias = _new_parameter(out_features, device=device, dtype=dtype)
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1 / math.sqrt(self.weight.shape[1])
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1, input2):
+        return F.bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
 
 
 _PADDING_STRINGS = ("same", "valid")
@@ -215,170 +277,22 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
-class Dropout(Module):
-    """Zeroes elements with probability p in training mode (scaling the rest by
-    1/(1-p)); the identity in eval mode."""
+class Unflatten(Module):
+    """Splits dim ``dim`` into ``unflattened_size``."""
 
-    def __init__(self, p: float = 0.5, inplace: bool = False):
+    def __init__(self, dim: int, unflattened_size):
         super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p, self.inplace = p, inplace
+        if not isinstance(unflattened_size, (tuple, list)):
+            raise TypeError(f"unflattened_size must be a tuple of ints, but found type "
+                            f"{type(unflattened_size).__name__}")
+        for i, size in enumerate(unflattened_size):
+            if not isinstance(size, int):
+                raise TypeError(f"unflattened_size must be tuple of ints, but found element "
+                                f"of type {type(size).__name__} at pos {i}")
+        self.dim, self.unflattened_size = dim, unflattened_size
 
     def forward(self, input):
-        return F.dropout(input, self.p, self.training, self.inplace)
+        return input.unflatten(self.dim, self.unflattened_size)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, inplace={self.inplace}"
-
-
-class Embedding(Module):
-    """A lookup table of ``num_embeddings`` vectors; row ``padding_idx`` starts at zero
-    and gets no gradient."""
-
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, *,
-                 _weight=None, _freeze: bool = False, device=None, dtype=None):
-        super().__init__()
-        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError("Padding_idx must be within num_embeddings")
-            padding_idx %= num_embeddings
-        self.padding_idx = padding_idx
-        if _weight is None:
-            self.weight = _new_parameter(num_embeddings, embedding_dim, device=device,
-                                         dtype=dtype)
-            self.reset_parameters()
-        else:
-            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
-                raise ValueError("Shape of weight does not match num_embeddings and "
-                                 "embedding_dim")
-            self.weight = Parameter(_weight, requires_grad=not _freeze)
-
-    @classmethod
-    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx=None):
-        """An Embedding whose weight shares storage with ``embeddings`` (frozen by
-        default)."""
-        if embeddings.dim() != 2:
-            raise ValueError("Embeddings parameter is expected to be 2-dimensional")
-        rows, cols = embeddings.shape
-        return cls(rows, cols, padding_idx, _weight=embeddings, _freeze=freeze)
-
-    def reset_parameters(self) -> None:
-        init.normal_(self.weight)
-        if self.padding_idx is not None:
-            with autograd.no_grad():
-                self.weight[self.padding_idx] = 0
-
-    def forward(self, input):
-        return F.embedding(input, self.weight, self.padding_idx)
-
-    def extra_repr(self) -> str:
-        s = f"{self.num_embeddings}, {self.embedding_dim}"
-        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
-
-
-def _register_affine(module, shape, affine, bias, device, dtype) -> None:
-    """A norm layer's ``weight`` and ``bias`` parameters, registered as None when
-    disabled (so they still show in ``_parameters``, as in PyTorch)."""
-    module.register_parameter("weight", _new_parameter(shape, device=device, dtype=dtype)
-                              if affine else None)
-    module.register_parameter("bias", _new_parameter(shape, device=device, dtype=dtype)
-                              if affine and bias else None)
-
-
-class LayerNorm(Module):
-    """Normalises over the trailing ``normalized_shape`` dims, then scales and shifts."""
-
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
-                 bias: bool = True, device=None, dtype=None):
-        super().__init__()
-        self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) \
-            else tuple(normalized_shape)
-        self.eps, self.elementwise_affine = eps, elementwise_affine
-        _register_affine(self, self.normalized_shape, elementwise_affine, bias, device, dtype)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
-
-    def forward(self, input):
-        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
-
-    def extra_repr(self) -> str:
-        return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
-
-
-class _BatchNorm(Module):
-    """Batch statistics in training (updating running_mean and the unbiased running_var
-    with ``momentum``, or a cumulative average when momentum is None), running
-    statistics in eval mode.  Subclasses give the input ranks they accept as
-    ``_input_dims`` and ``_input_dims_text``."""
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1,
-                 affine: bool = True, track_running_stats: bool = True, device=None,
-                 dtype=None, *, bias: bool = True):
-        super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        _register_affine(self, (num_features,), affine, bias, device, dtype)
-        if track_running_stats:
-            self.register_buffer("running_mean", empty(num_features, device=device,
-                                                       dtype=dtype))
-            self.register_buffer("running_var", empty(num_features, device=device,
-                                                      dtype=dtype))
-            self.register_buffer("num_batches_tracked", tensor(0, dtype=dtypes.int64))
-        else:
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
-                self.register_buffer(name, None)
-        self.reset_parameters()
-
-    def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1)
-            self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
-
-    def forward(self, input):
-        if input.dim() not in self._input_dims:
-            raise ValueError(f"expected {self._input_dims_text} input (got {input.dim()}D "
-                             f"input)")
-        if input.shape[1] != self.num_features:
-            raise RuntimeError(f"running_mean should contain {input.shape[1]} elements not "
-                               f"{self.num_features}")
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked)
-        use_batch_stats = self.training or self.running_mean is None
-        track = not self.training or self.track_running_stats
-        return F.batch_norm(input, self.running_mean if track else None,
-                            self.running_var if track else None, self.weight, self.bias,
-                            use_batch_stats, factor, self.eps)
-
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, bias={self.bias is not None}, "
-                f"track_running_stats={self.track_running_stats}")
-
-
-class BatchNorm1d(_BatchNorm):
-    """Batch norm over (N, C) or (N, C, L) input."""
-    _input_dims, _input_dims_text = (2, 3), "2D or 3D"
-
-
-class BatchNorm2d(_BatchNorm):
-    """Batch norm over (N, C, H, W) input."""
-    _input_dims, _input_dims_text = (4,), "4D"
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

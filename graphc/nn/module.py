@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from graphc import autograd, dtypes
 from graphc.creation import empty
 from graphc.cuda import check_device
+from graphc.nn.hooks import (ModuleHooks, call_with_hooks, has_global_hooks,
+                             run_load_state_dict_post_hooks, run_state_dict_post_hooks,
+                             run_state_dict_pre_hooks)
 from graphc.tensor import Tensor, to_arguments, typename
 
 
@@ -116,7 +119,7 @@ def _check_member_name(kind: str, name) -> None:
         raise KeyError(f"{kind} name can't be empty string \"\"")
 
 
-class Module:
+class Module(ModuleHooks):
     """Base class of every layer and model.
 
     Subclasses call ``super().__init__()`` and then assign parameters, buffers and
@@ -138,13 +141,22 @@ class Module:
         object.__setattr__(self, "_buffers", _Members())
         object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "_modules", _Members())
+        self._init_hooks()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required "
                                   f"\"forward\" function")
 
     def __call__(self, *args, **kwargs):
+        if self._hook_state or has_global_hooks():
+            return call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    def _hooks_changed(self) -> None:
+        """A hook was added or removed: ``_hook_state`` moves, and compiled code that read
+        it while tracing checks its guards again."""
+        _changed()
+        object.__setattr__(self, "_hook_state", self._hook_state + 1)
 
     # ---- registration --------------------------------------------------------------------
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
@@ -203,6 +215,34 @@ class Module:
                 raise AttributeError(f"{module._get_name()} has no attribute `{item}`")
             module = module._modules[item]
         return module
+
+    def set_submodule(self, target: str, module: "Module", strict: bool = False) -> None:
+        """Put ``module`` at a dotted path whose parent exists (and, with ``strict``,
+        whose last name is already a submodule)."""
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        parent_path, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_path)
+        if strict and name not in parent._modules:
+            raise AttributeError(f"{parent._get_name()} has no attribute `{name}`")
+        parent.add_module(name, module) if name not in parent._modules else \
+            setattr(parent, name, module)
+
+    def get_parameter(self, target: str):
+        """``model.get_parameter("fc.weight")``."""
+        return self._get_member(target, "_parameters", "nn.Parameter")
+
+    def get_buffer(self, target: str):
+        return self._get_member(target, "_buffers", "buffer")
+
+    def _get_member(self, target: str, table: str, kind: str):
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
+        if name not in getattr(module, table):
+            raise AttributeError(f"`{name}` is not {'an' if kind[0] == 'n' else 'a'} {kind}")
+        return getattr(module, name)
 
     def __getattr__(self, name: str):
         # Only reached when normal lookup fails: parameters, buffers and modules live in
@@ -338,13 +378,14 @@ class Module:
         values are detached tensors sharing storage with the module's."""
         if destination is None:
             destination = OrderedDict()
+        run_state_dict_pre_hooks(self, prefix, keep_vars)
         for name, value in self._local_state().items():
             destination[prefix + name] = value if keep_vars else value.detach()
         for name, module in self._modules.items():
             if module is not None:
                 module.state_dict(destination=destination, prefix=prefix + name + ".",
                                   keep_vars=keep_vars)
-        return destination
+        return run_state_dict_post_hooks(self, destination, prefix)
 
     def load_state_dict(self, state_dict, strict: bool = True):
         """Copy ``state_dict``'s values into the existing parameters and buffers in place,
@@ -353,6 +394,7 @@ class Module:
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         missing, unexpected, errors = [], [], []
         self._load_tree(dict(state_dict), "", missing, unexpected, errors)
+        run_load_state_dict_post_hooks(self, _IncompatibleKeys(missing, unexpected))
         if strict:
             if unexpected:
                 errors.insert(0, "Unexpected key(s) in state_dict: {}. ".format(

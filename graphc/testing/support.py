@@ -85,6 +85,10 @@ def status(path: str, name: str) -> tuple[str, str]:
 
 
 def table(torch) -> list[dict]:
+    try:
+        import graphc.utils.tensorboard  # noqa: F401  (optional: registers its refusals)
+    except ImportError:
+        pass
     rows = []
     for section, path, names in checklist(torch):
         for name in names:
@@ -117,10 +121,10 @@ def markdown(rows, torch_version: str) -> str:
         label = f"**{section}**" if section == "all" else section
         lines.append(f"| {label} | {c['supported']} | {c['refused']} | {c['missing']} | "
                      f"{sum(c.values())} |")
-    refused = [r for r in rows if r["status"] == "refused"]
-    if refused:
-        lines += ["", "## Refused", "", "| name | why; instead |", "| --- | --- |"]
-        lines += [f"| `torch.{_qual(r)}` | {r['note']} |" for r in refused]
+    if REFUSED:
+        lines += ["", "## Refused", "", "| name | why | instead |", "| --- | --- | --- |"]
+        lines += [f"| `{name}` | {why} | {instead} |"
+                  for name, (why, instead) in sorted(REFUSED.items())]
     for section in dict.fromkeys(r["section"] for r in rows):
         mine = [r for r in rows if r["section"] == section]
         lines += ["", f"## {section}", ""]
@@ -129,10 +133,6 @@ def markdown(rows, torch_version: str) -> str:
             if names:
                 lines += [f"**{state}** ({len(names)}): " + ", ".join(names), ""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _qual(r) -> str:
-    return f"{r['path']}.{r['name']}" if r["path"] else r["name"]
 
 
 def main(argv=None) -> int:

@@ -29,25 +29,34 @@ class Backward:
     wrt: list
 
 
-def differentiable_values(fwd: Graph, wrt, requires_grad=None) -> set:
+def differentiable_values(fwd: Graph, wrt, requires_grad=None, custom=None) -> set:
     """Forward values that depend differentiably on the inputs ``wrt``; when given,
     only values in ``requires_grad`` (those that required grad when traced: a value
-    computed under ``no_grad`` or from a ``detach()`` carries no gradient)."""
+    computed under ``no_grad`` or from a ``detach()`` carries no gradient).  An output
+    of a custom-VJP region (``custom``) depends on the region's inputs."""
     live = {fwd.inputs[i] for i in wrt}
+    custom = custom or {}
     for op in fwd.ops:
         prim = REGISTRY.get(op.name)
+        operands = custom[op.out].inputs if op.out in custom else op.inputs
         if prim is not None and prim.vjp is not None and op.out.type.dtype.is_floating_point \
-                and any(v in live for v in op.inputs) \
+                and any(v in live for v in operands) \
                 and (requires_grad is None or op.out in requires_grad):
             live.add(op.out)
     return live
 
 
-def autodiff(fwd: Graph, wrt, requires_grad=None) -> Backward:
+def autodiff(fwd: Graph, wrt, requires_grad=None, custom=None, hooks=None) -> Backward:
     """Differentiate every floating output of ``fwd`` w.r.t. the inputs ``wrt``
-    (through the values in ``requires_grad`` only, when given)."""
+    (through the values in ``requires_grad`` only, when given).  ``custom`` maps the
+    outputs of traced ``autograd.Function`` calls to their ``CustomVJP``: the user's
+    backward is applied there instead of the VJPs of the ops forward recorded.
+    ``hooks`` maps values to a function applied to their complete gradient
+    (``Tensor.register_hook`` while tracing)."""
     wrt = list(wrt)
-    live = differentiable_values(fwd, wrt, requires_grad)
+    custom = custom or {}
+    hooks = hooks or {}
+    live = differentiable_values(fwd, wrt, requires_grad, custom)
     tr = Trace(f"{fwd.name}_backward")
     cotangents: dict = {}           # a value returned twice gets the sum of both
     grad_outputs = []
@@ -63,9 +72,15 @@ def autodiff(fwd: Graph, wrt, requires_grad=None) -> Backward:
     with tracing(tr), no_grad():
         ct = {v: sum(gs[1:], gs[0]) for v, gs in cotangents.items()}
         for op in reversed(fwd.ops):
+            if op.out in custom:
+                tr.source = op.source
+                apply_custom_vjp(custom[op.out], ct, live, hooks)
+                continue
             g = ct.pop(op.out, None)
             if g is None:
                 continue
+            if op.out in hooks:
+                g = hooks[op.out](g)
             prim = REGISTRY[op.name]
             tr.source = op.source           # backward ops point at their forward line
             inputs = [forward_value(v) for v in op.inputs]
@@ -78,12 +93,29 @@ def autodiff(fwd: Graph, wrt, requires_grad=None) -> Backward:
                 gi = rule(g, out, *inputs, **extra, **op.attr_dict)
                 ct[v] = gi if v not in ct else ct[v] + gi
         wrt = [i for i in wrt if fwd.inputs[i] in ct]
+        for i in wrt:
+            if fwd.inputs[i] in hooks:
+                ct[fwd.inputs[i]] = hooks[fwd.inputs[i]](ct[fwd.inputs[i]])
         outputs = [tr.value_of(ct[fwd.inputs[i]]) for i in wrt]
     saved_inputs = tr.inputs[n_cotangents:]
     by_input = {b: f for f, b in tr.external.items()}
     graph = tr.graph(outputs)
     graph, saved_inputs = recompute_cheap_values(graph, saved_inputs, by_input, fwd)
     return Backward(verify(graph), grad_outputs, [by_input[b] for b in saved_inputs], wrt)
+
+
+def apply_custom_vjp(region, ct, live, hooks) -> None:
+    """At the last output of a custom-VJP region met walking back (every cotangent of the
+    region's outputs is then complete), apply its rule once and pass the gradients to
+    the region's inputs."""
+    grads = [None if v is None else ct.pop(v, None) for v in region.outputs]
+    grads = [hooks[v](g) if g is not None and v in hooks else g
+             for v, g in zip(region.outputs, grads)]
+    if all(g is None for g in grads):
+        return
+    for v, gi in zip(region.inputs, region.rule(grads)):
+        if v is not None and v in live and gi is not None:
+            ct[v] = gi if v not in ct else ct[v] + gi
 
 
 # Kinds of op whose result the backward recomputes rather than saves: elementwise math

@@ -17,6 +17,7 @@ imports this module (``dispatch.bind`` finds the active trace in ``graphc.contex
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from graphc import dtypes
 from graphc.context import user_source_line
@@ -40,6 +41,8 @@ class Trace:
         self.numbers: dict = {}         # input Value -> (key, read) of a runtime Python number
         self._number_tracers: dict = {}  # key -> its tracer
         self.differentiable: set = set()  # Values that required grad when recorded
+        self.custom_vjps: dict = {}     # output Value -> its CustomVJP (autograd.Function)
+        self.grad_hooks: dict = {}      # Value -> fn(grad) -> grad (Tensor.register_hook)
         self.ran_backward = False       # the traced code ran a backward pass
         self.constants: dict = {}       # id(tensor) -> (tensor, Value)
         self.names = names or {}        # id(tensor) -> a name hint
@@ -141,8 +144,32 @@ class Trace:
         v = self.value_of(t)
         return self.emit("reshape", [v], (("shape", v.type.shape),), v.type)
 
+    def custom_vjp(self, inputs, outputs, rule) -> list:
+        """Mark the tensor ``outputs`` of an ``autograd.Function`` (None: not
+        differentiable): each becomes a new identity value whose gradient the autodiff
+        pass gets from ``rule(cotangents of outputs) -> gradients of inputs`` (None:
+        an input that takes no gradient), not from the ops forward recorded."""
+        region = CustomVJP([None if t is None else self.value_of(t) for t in inputs], [],
+                           rule)
+        for t in outputs:
+            v = None
+            if t is not None:
+                v = self.detached(t)
+                self.custom_vjps[v] = region
+            region.outputs.append(v)
+        return region.outputs
+
     def graph(self, outputs) -> Graph:
         return Graph(list(self.inputs), list(self.ops), list(outputs), self.name)
+
+
+@dataclass
+class CustomVJP:
+    """A traced ``autograd.Function`` call: its input and output Values and the gradient
+    rule (the user's backward) the autodiff pass applies to the outputs' cotangents."""
+    inputs: list
+    outputs: list
+    rule: object
 
 
 def is_tracer(t) -> bool:

@@ -19,6 +19,8 @@ EXAMPLES = ROOT / "examples"
 
 
 def load_example(name):
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))       # the examples share examples/text.py
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -104,6 +106,39 @@ def test_demo_trains_and_compiled_run_matches_eager():
     assert result["speedup"] == pytest.approx(eager["ms_per_step"] / compiled["ms_per_step"])
 
 
+def _compiled_matches_eager(result, rtol):
+    """Both runs started from the same weights on the same batches: same losses."""
+    eager, compiled = result["eager"]["losses"], result["compiled"]["losses"]
+    np.testing.assert_allclose(compiled, eager, rtol=rtol)
+    return eager
+
+
+def test_gpt_learns_and_compiled_matches_eager():
+    pytest.importorskip("sklearn")
+    result = load_example("gpt").main(steps=40, batch_size=8, block_size=16, width=32,
+                                      layers=1, sample_tokens=20, quiet=True)
+    losses = _compiled_matches_eager(result, rtol=1e-3)
+    assert losses[0] > 4.0 and np.mean(losses[-5:]) < 3.5     # from ln(85) = 4.44
+    assert result["sample"].startswith("The data set ") and len(result["sample"]) == 33
+
+
+def test_char_lstm_learns_and_compiled_matches_eager():
+    pytest.importorskip("sklearn")
+    result = load_example("char_lstm").main(steps=30, batch_size=8, block_size=8, width=32,
+                                            sample_tokens=20, quiet=True)
+    losses = _compiled_matches_eager(result, rtol=1e-3)
+    assert np.mean(losses[-5:]) < losses[0] - 0.8
+    assert len(result["sample"]) == 33
+
+
+def test_mnist_cnn_with_adadelta_and_steplr():
+    pytest.importorskip("sklearn")
+    result = load_example("mnist_cnn").main(epochs=2, quiet=True)
+    for mode in ("eager", "compiled"):      # dropout draws differ: each must learn
+        assert result[mode]["losses"][-1] < result[mode]["losses"][0]
+        assert result[mode]["accuracy"] >= 0.85, mode
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script, args", [
     ("two_layer_backprop.py", ["--steps", "3"]),
@@ -111,9 +146,12 @@ def test_demo_trains_and_compiled_run_matches_eager():
     ("quadrants.py", ["--epochs", "100"]),
     ("digits.py", ["--epochs", "1", "--cnn-epochs", "1"]),
     ("demo.py", ["--epochs", "2"]),
+    ("gpt.py", ["--steps", "3"]),
+    ("char_lstm.py", ["--steps", "3"]),
+    ("mnist_cnn.py", ["--epochs", "1"]),
 ])
 def test_example_runs_as_a_script(script, args):
-    if script in ("digits.py", "demo.py"):
+    if script in ("digits.py", "demo.py", "gpt.py", "char_lstm.py", "mnist_cnn.py"):
         pytest.importorskip("sklearn")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))

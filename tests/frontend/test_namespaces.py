@@ -145,3 +145,16 @@ def test_default_dtype_and_global_settings():
     a = graphc.rand(3)
     graphc.set_rng_state(state)
     assert np.array_equal(a.numpy(), graphc.rand(3).numpy())
+
+
+def test_tensorboard_summary_writer_takes_graphc_tensors(tmp_path):
+    pytest.importorskip("tensorboardX")
+    from graphc.utils.tensorboard import SummaryWriter
+    writer = SummaryWriter(str(tmp_path))
+    writer.add_scalar("Loss/train", graphc.tensor(0.5), 1)
+    writer.add_histogram("weights", graphc.randn(10), 1)
+    writer.close()
+    events = list(tmp_path.glob("events.out.tfevents.*"))
+    assert events and b"Loss/train" in events[0].read_bytes()
+    with pytest.raises(NotImplementedError, match="add_graph"):
+        writer.add_graph(graphc.nn.Linear(1, 1))

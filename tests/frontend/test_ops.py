@@ -979,7 +979,8 @@ ERRORS = [
     (lambda: graphc.bmm(graphc.zeros(2, 2, 2), graphc.zeros(3, 2, 2)), RuntimeError,
      r"bmm: batch sizes differ \(2 and 3\)"),
     (lambda: C.layer_norm(graphc.zeros(2, 3), (4,)), RuntimeError,
-     r"layer_norm: expected input with trailing shape \[4\], got \[2, 3\]"),
+     r"layer_norm: Given normalized_shape=\[4\], expected input with shape \[\*, 4\], but got input of "
+     r"size\[2, 3\]"),
 ]
 
 

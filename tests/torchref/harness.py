@@ -26,7 +26,8 @@ import graphc
 torch = pytest.importorskip("torch")
 
 COMPILED = ("cpu", "interpreter")
-"""The compiled modes every check runs (``mode`` names a graphc backend)."""
+"""The compiled modes every check runs (``mode`` names a graphc backend).  Compiled with
+``fullgraph=True``: a graph break fails the check instead of quietly running eagerly."""
 
 
 # ---- conversions -------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ def _train(lib, module, forward, arrays, steps, lr, input_grads, seed, compile_a
             opt.step()
         return outs
 
-    run = graphc.compile(step, backend=compile_as) if compile_as else step
+    run = graphc.compile(step, backend=compile_as, fullgraph=True) if compile_as else step
     first_params = {n: to_numpy(p) for n, p in module.named_parameters()}
     outs = [to_numpy(o) for o in run(*xs)]
     result = {"outputs": outs,
@@ -203,7 +204,7 @@ def _call(lib, fn, inputs, grad, seed, compile_as=None):
         return outs
 
     if compile_as:
-        run = graphc.compile(run, backend=compile_as)
+        run = graphc.compile(run, backend=compile_as, fullgraph=True)
     outs = [to_numpy(o) for o in run(*args)]
     return outs, [to_numpy(x.grad) if x.grad is not None else None for x in xs]
 
@@ -261,7 +262,7 @@ def _optimize(lib, make_opt, make_sched, steps, sched_step, groups, compile_as=N
     if isinstance(opt, lib.optim.LBFGS if hasattr(lib.optim, "LBFGS") else ()):
         def step():   # noqa: F811  (LBFGS re-evaluates the loss through the closure)
             return opt.step(closure)
-    run = graphc.compile(step, backend=compile_as) if compile_as else step
+    run = graphc.compile(step, backend=compile_as, fullgraph=True) if compile_as else step
     history = []
     for _ in range(steps):
         loss = run()

@@ -38,3 +38,4 @@ def clip_grad_value_(parameters, clip_value):
     with no_grad():
         for g in _grads(parameters):
             g.clamp_(-clip_value, clip_value)
+from graphc.nn.utils import rnn  # noqa: E402

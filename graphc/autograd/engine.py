@@ -12,7 +12,9 @@ import weakref
 
 from graphc import context
 from graphc.context import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from graphc.creation import as_tensor
+from graphc.autograd.hooks import (INFERENCE_SAVED, apply_hooks, is_inference,
+                                   post_accumulate_hooks)
+from graphc.creation import as_tensor, zeros
 from graphc.tensor import Tensor
 
 
@@ -21,10 +23,11 @@ class Node:
 
     The engine sees any node through ``inputs``, ``n_outputs``, ``apply(grads)`` (one
     gradient or None per output in, one per input out), ``freed`` and ``retained``, and
-    ``edges`` where the node records them (see :func:`input_edges`).
+    ``edges`` and ``hooks`` (tensor hooks by output number) where the node has them (see
+    :func:`input_edges`, ``hooks.register_hook``).
     """
     __slots__ = ("prim", "inputs", "edges", "attrs", "out_data", "out_dtype", "versions",
-                 "out_version", "freed", "retained", "__weakref__")
+                 "out_version", "freed", "retained", "hooks", "__weakref__")
     n_outputs = 1
 
     def __init__(self, prim, inputs, attrs, out_data, out_dtype, out_version_box):
@@ -42,6 +45,10 @@ class Node:
                             if self.out_data is not None else None)
         self.freed = False
         self.retained = None          # {output_nr: weakref to the tensor} after retain_grad()
+        self.hooks = None             # {output_nr: {id: hook}} from Tensor.register_hook
+        for i in prim.saves:
+            if i != "out" and is_inference(inputs[i]):
+                raise RuntimeError(INFERENCE_SAVED)
 
     def apply(self, grads):
         return _run_node(self, grads[0])
@@ -209,6 +216,8 @@ def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
             grads = node_grads.pop(node, None)
             if grads is None:
                 continue
+            if getattr(node, "hooks", None):
+                grads = [apply_hooks(node.hooks.get(nr), g) for nr, g in enumerate(grads)]
             for nr, g in enumerate(grads):
                 if (node, nr) in captured and g is not None:
                     results[captured[(node, nr)]] = g
@@ -225,10 +234,16 @@ def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
                     _accumulate_output(node_grads, edge, gi)
             if not retain_graph:
                 node.freed = True
+        # Leaf hooks run where the gradient arrives; autograd.grad reaches only its inputs.
+        wanted = None if capture is None else {id(t) for t in capture}
+        leaf_grads = {t: apply_hooks(t.__dict__.get("_grad_hooks"), g)
+                      for t, g in leaf_grads.items() if wanted is None or id(t) in wanted}
     if capture is not None:
         return [results.get(t, leaf_grads.get(t)) for t in capture]
     for leaf, g in leaf_grads.items():
         _accumulate_into_leaf(leaf, g, create_graph)
+        for hook in post_accumulate_hooks(leaf):
+            hook(leaf)
     return None
 
 
@@ -289,9 +304,18 @@ def _as_grad(tensor, gradient):
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=False):
+         only_inputs=True, allow_unused=None, is_grads_batched=False,
+         materialize_grads=False):
     """``graphc.autograd.grad``: gradients of ``outputs`` w.r.t. ``inputs``, returned
-    as a tuple instead of accumulated into ``.grad``."""
+    as a tuple instead of accumulated into ``.grad``; with ``materialize_grads``, an
+    input the outputs do not depend on gets zeros instead of None."""
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when "
+                         "materialize_grads=True, but got: allow_unused=False.")
+    if is_grads_batched:
+        raise NotImplementedError("autograd.grad(is_grads_batched=True) is not supported; "
+                                  "call autograd.grad once per grad_outputs row")
+    allow_unused = materialize_grads if allow_unused is None else allow_unused
     outputs, gs = _seeded(outputs, grad_outputs)
     inputs = _as_list(inputs)
     for t in inputs:
@@ -305,6 +329,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError(f"The differentiated Tensor at index {index} appears to not "
                                f"have been used in the graph. Set allow_unused=True if this "
                                f"is the desired behavior.")
+    if materialize_grads:
+        result = [zeros(t.shape, dtype=t.dtype) if g is None else g
+                  for t, g in zip(inputs, result)]
     return tuple(result)
 
 
