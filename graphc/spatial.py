@@ -25,8 +25,9 @@ import warnings
 
 import numpy as np
 
-from graphc import creation
+from graphc import creation, dtypes
 from graphc import functional as F
+from graphc.amp import cast_inputs, suspended
 from graphc.tensor import Tensor
 
 
@@ -274,6 +275,22 @@ def _conv_pads(op, padding, nd, kernel, stride, dilation):
     return [(p, p) for p in padding]
 
 
+def _autocast(conv):
+    """For ``conv(op, nd, input, weight, bias, ...)``: autocast's casts, then float16 and
+    bfloat16 computed in float32 and rounded once, as PyTorch's CPU convolutions do (the
+    bias included)."""
+    @functools.wraps(conv)
+    def run(op, nd, input, weight, bias, *rest):
+        input, weight, bias = cast_inputs(op, input, weight, bias)
+        if input.dtype not in dtypes.HALF:
+            return conv(op, nd, input, weight, bias, *rest)
+        with suspended():
+            wide = [t if t is None else F.cast(t, dtypes.float32) for t in (input, weight, bias)]
+            return F.cast(conv(op, nd, *wide, *rest), input.dtype)
+    return run
+
+
+@_autocast
 def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups):
     _check_conv_input(op, nd, input, weight)
     if input.dim() == nd + 1:
@@ -343,6 +360,7 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
+@_autocast
 def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding, groups,
                     dilation):
     _check_conv_input(op, nd, input, weight)
