@@ -91,7 +91,7 @@ def _float32(*tensors):
     return [t if t is None else F.cast(t, dtypes.float32) for t in tensors]
 
 
-def _rounded_once(fn):
+def rounded_once(fn):
     """For a composite (or an in-place activation's ``compute``) PyTorch computes in one
     CPU kernel, which reads float16/bfloat16 operands in float32 and rounds its result
     once: graphc runs the composed ops in float32 and rounds at the end, so the result
@@ -184,7 +184,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return inplace_or(input, inplace, "dropout", compute)
 
 
-@_rounded_once
+@rounded_once
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) \
         else (normalized_shape,)
@@ -250,10 +250,10 @@ def elu(input, alpha=1.0, inplace=False):
     def compute(x):
         positive = x > 0
         return F.where(positive, x, (F.where(positive, 0.0, x).exp() - 1) * alpha)
-    return inplace_or(input, inplace, "elu", _rounded_once(compute))
+    return inplace_or(input, inplace, "elu", rounded_once(compute))
 
 
-@_rounded_once
+@rounded_once
 def gelu(input, approximate="none"):
     """Exact erf GELU by default; ``approximate='tanh'`` for the tanh form."""
     if approximate == "tanh":
@@ -265,10 +265,10 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
-    return inplace_or(input, inplace, "silu", _rounded_once(lambda x: x * F.sigmoid(x)))
+    return inplace_or(input, inplace, "silu", rounded_once(lambda x: x * F.sigmoid(x)))
 
 
-@_rounded_once
+@rounded_once
 def softplus(input, beta=1.0, threshold=20.0):
     scaled = input * beta
     # log(1 + e^s) = m + log1p(e^(s - 2m)) with m = max(s, 0): the exponent is -|s| <= 0,
@@ -284,7 +284,7 @@ def hardswish(input, inplace=False):
     kinks: 0 at x = -3, 1 at x = 3."""
     if not input.dtype.is_floating_point:
         input = input.to(dtypes.default_float)
-    return inplace_or(input, inplace, "hardswish", _rounded_once(lambda x: F.where(
+    return inplace_or(input, inplace, "hardswish", rounded_once(lambda x: F.where(
         x <= -3, 0.0, F.where(x >= 3, x, x * (x + 3) / 6))))
 
 

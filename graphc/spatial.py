@@ -28,6 +28,7 @@ import numpy as np
 from graphc import creation, dtypes
 from graphc import functional as F
 from graphc.amp import cast_inputs, suspended
+from graphc.composite import rounded_once
 from graphc.tensor import Tensor
 
 
@@ -570,6 +571,14 @@ def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
     if not input.dtype.is_floating_point:
         raise NotImplementedError(f"{op}: not implemented for {input.dtype.name} input "
                                   f"{list(input.shape)}")
+    return _avg_pool_float(input, op, nd, kernel_size, stride, padding, ceil_mode,
+                           count_include_pad, divisor_override)
+
+
+@rounded_once
+def _avg_pool_float(input, op, nd, kernel_size, stride, padding, ceil_mode,
+                    count_include_pad, divisor_override):
+    """float16 and bfloat16 are summed in float32 and rounded once, as PyTorch's kernel."""
     pads, windows, (kernel, stride, padding, outs) = _pool_setup(
         op, nd, input, kernel_size, stride, padding, 1, ceil_mode)
     sums = functools.reduce(F.add, _window_slices(_pad_spatial(input, pads), windows))
