@@ -147,7 +147,7 @@ def test_mnist_cnn_with_adadelta_and_steplr():
     ("digits.py", ["--epochs", "1", "--cnn-epochs", "1"]),
     ("demo.py", ["--epochs", "2"]),
     ("gpt.py", ["--steps", "3"]),
-    ("char_lstm.py", ["--steps", "3"]),
+    ("char_lstm.py", ["--steps", "3", "--mode", "eager"]),   # compiled: the test above
     ("mnist_cnn.py", ["--epochs", "1"]),
 ])
 def test_example_runs_as_a_script(script, args):
