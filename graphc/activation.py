@@ -105,6 +105,21 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None):
     return composite.softmax(-input, dim, dtype=dtype)
 
 
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
+    """Samples from the Gumbel-softmax distribution: ``softmax((logits + g) / tau)`` with
+    g = -log(E), E ~ Exp(1) drawn from graphc's generator; ``hard`` gives the one-hot of
+    the sample's argmax with the soft sample's gradient (straight-through)."""
+    exponential = -F.log(1.0 - creation.rand_like(logits))
+    y_soft = composite.softmax((logits - F.log(exponential)) / tau, dim)
+    if not hard:
+        return y_soft
+    index = y_soft.argmax(dim, keepdim=True)
+    positions = creation.arange(y_soft.shape[dim]).reshape(
+        [-1] + [1] * (y_soft.dim() - 1 - (dim % y_soft.dim())))
+    y_hard = F.cast(F.eq(positions, index), y_soft.dtype)
+    return y_hard - y_soft.detach() + y_soft
+
+
 def softmax2d(input):
     """Softmax over the channel dim (-3) of (C, H, W) or (N, C, H, W) input."""
     if input.dim() not in (3, 4):

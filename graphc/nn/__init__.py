@@ -2,7 +2,8 @@
 ``init``, with PyTorch's names and behaviour (``import graphc.nn as nn``)."""
 from graphc.nn import functional, init
 from graphc.nn.module import Module, Parameter
-from graphc.nn.containers import Sequential, ModuleList, ModuleDict
+from graphc.nn.containers import (Sequential, ModuleList, ModuleDict, ParameterList,
+                                   ParameterDict)
 from graphc.nn.layers import Identity, Linear, Flatten
 from graphc.nn.layers import Bilinear, Unflatten, LazyLinear
 from graphc.nn.dropout import (Dropout, Dropout1d, Dropout2d, Dropout3d, AlphaDropout,
@@ -42,6 +43,7 @@ from graphc.nn.losses import (KLDivLoss, HuberLoss, SoftMarginLoss, MultiLabelSo
                               CTCLoss)
 from graphc.nn.distance import PairwiseDistance, CosineSimilarity
 from graphc.nn import utils, parallel  # noqa: E402
+from graphc.nn.parallel import DataParallel  # noqa: E402
 from graphc.nn.rnn import (RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell,  # noqa: E402
                            GRUCell)
 from graphc.nn.attention import MultiheadAttention  # noqa: E402

@@ -1,4 +1,5 @@
-"""Containers: ``Sequential``, ``ModuleList`` and ``ModuleDict``.
+"""Containers: ``Sequential``, ``ModuleList``, ``ModuleDict``, ``ParameterList`` and
+``ParameterDict``.
 
 Their items are ordinary child modules named "0", "1", ... (or by key), so parameter
 names come out as ``"0.weight"`` exactly as in PyTorch.
@@ -9,7 +10,8 @@ import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
-from graphc.nn.module import Module, _addindent
+from graphc.nn.module import Module, Parameter, _addindent
+from graphc.tensor import Tensor
 
 
 def _absolute_index(idx, size: int) -> int:
@@ -210,3 +212,131 @@ class ModuleDict(Module):
         for pair in pairs:
             key, module = pair
             self[key] = module
+
+
+def _as_parameter(value):
+    """A plain tensor stored in a ParameterList/Dict becomes a Parameter, as in PyTorch;
+    a Parameter (or any non-tensor value) is stored as it is."""
+    if isinstance(value, Tensor) and not isinstance(value, Parameter):
+        return Parameter(value)
+    return value
+
+
+def _describe(value, dtype_text) -> str:
+    if isinstance(value, Tensor):
+        size = "x".join(str(s) for s in value.shape)
+        return f"Parameter containing: [{dtype_text(value)} of size {size}]"
+    return repr(value)
+
+
+class ParameterList(Module):
+    """Parameters in a list, registered as "0", "1", ... (``named_parameters`` gives
+    ``"0"``, and ``"weights.0"`` inside a module)."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        self._size = 0
+        if values is not None:
+            self += values
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return ParameterList([self[i] for i in range(len(self))[idx]])
+        return getattr(self, str(_absolute_index(idx, len(self))))
+
+    def __setitem__(self, idx, value) -> None:
+        setattr(self, str(_absolute_index(idx, len(self))), _as_parameter(value))
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __iadd__(self, values) -> "ParameterList":
+        return self.extend(values)
+
+    def append(self, value) -> "ParameterList":
+        self._size += 1
+        self[self._size - 1] = value
+        return self
+
+    def extend(self, values) -> "ParameterList":
+        if not isinstance(values, Iterable) or isinstance(values, Tensor):
+            raise TypeError(f"ParameterList.extend should be called with an iterable, but "
+                            f"got {type(values).__name__}")
+        for value in values:
+            self.append(value)
+        return self
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"({i}): {_describe(p, lambda t: f'graphc.{t.dtype.name}')}"
+                         for i, p in enumerate(self))
+
+    def forward(self, *args, **kwargs):
+        raise RuntimeError("ParameterList should not be called.")
+
+
+class ParameterDict(Module):
+    """Parameters by string key, registered under those keys; insertion ordered."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        self._keys: dict = {}
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key: str):
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value) -> None:
+        self._keys[key] = None
+        setattr(self, key, _as_parameter(value))
+
+    def __delitem__(self, key: str) -> None:
+        del self._keys[key]
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __contains__(self, key) -> bool:
+        return key in self._keys
+
+    def keys(self):
+        return self._keys.keys()
+
+    def items(self):
+        return ((k, self[k]) for k in self._keys)
+
+    def values(self):
+        return (self[k] for k in self._keys)
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+    def pop(self, key: str):
+        value = self[key]
+        del self[key]
+        return value
+
+    def clear(self) -> None:
+        for key in list(self._keys):
+            del self[key]
+
+    def update(self, parameters) -> None:
+        items = parameters.items() if isinstance(parameters, (Mapping, ParameterDict)) \
+            else parameters
+        for key, value in items:
+            self[key] = value
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"({k}): {_describe(p, lambda t: t.type())}"
+                         for k, p in self.items())
+
+    def forward(self, *args, **kwargs):
+        raise RuntimeError("ParameterDict should not be called.")
+

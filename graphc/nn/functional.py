@@ -26,7 +26,7 @@ from graphc.losses import (
 from graphc.activation import (
     threshold, threshold_, relu6, hardsigmoid, hardshrink, softshrink, tanhshrink, softsign,
     selu, selu_, celu, celu_, mish, logsigmoid, glu, softmin, softmax2d, prelu, rrelu, rrelu_,
-    relu_, elu_, leaky_relu_, hardtanh_)
+    relu_, elu_, leaky_relu_, hardtanh_, gumbel_softmax)
 from graphc.normalization import instance_norm, group_norm, rms_norm, local_response_norm
 from graphc.dropout import (dropout1d, dropout2d, dropout3d, alpha_dropout,
                             feature_alpha_dropout)

@@ -158,3 +158,14 @@ def test_tensorboard_summary_writer_takes_graphc_tensors(tmp_path):
     assert events and b"Loss/train" in events[0].read_bytes()
     with pytest.raises(NotImplementedError, match="add_graph"):
         writer.add_graph(graphc.nn.Linear(1, 1))
+
+
+def test_stack_dataset_tuples_and_dicts():
+    from graphc.utils.data import DataLoader, StackDataset, TensorDataset
+    a, b = TensorDataset(graphc.arange(4.0)), list(range(10, 14))
+    sample = StackDataset(a, b)[1]
+    assert sample[1] == 11 and sample[0][0].item() == 1.0
+    batch = next(iter(DataLoader(StackDataset(x=a, y=b), batch_size=2)))
+    assert batch["y"].tolist() == [10, 11] and batch["x"][0].tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match="Size mismatch"):
+        StackDataset(a, [1])
