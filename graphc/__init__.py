@@ -24,6 +24,10 @@ from graphc.creation import (
     seed, initial_seed, rand, randn, randint, randperm, rand_like, randn_like, randint_like,
     normal)
 from graphc.composite import softmax, log_softmax, logaddexp
+from graphc.functional import (mul as multiply, sub as subtract, gt as greater,
+                               ge as greater_equal, lt as less, le as less_equal,
+                               ne as not_equal)
+from graphc.sampling import bernoulli
 from graphc.composite import cosine_similarity
 from graphc.losses import pairwise_distance, pdist
 from graphc.pointwise import (

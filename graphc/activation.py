@@ -13,8 +13,6 @@ import numpy as np
 from graphc import composite, creation
 from graphc import functional as F
 from graphc.composite import inplace_or
-from graphc.dispatch import bind
-from graphc.ops import REGISTRY as P
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -109,7 +107,7 @@ def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
     """Samples from the Gumbel-softmax distribution: ``softmax((logits + g) / tau)`` with
     g = -log(E), E ~ Exp(1) drawn from graphc's generator; ``hard`` gives the one-hot of
     the sample's argmax with the soft sample's gradient (straight-through)."""
-    exponential = -F.log(1.0 - creation.rand_like(logits))
+    exponential = -F.log(1.0 - F.uniform_noise(logits.shape, logits.dtype))
     y_soft = composite.softmax((logits - F.log(exponential)) / tau, dim)
     if not hard:
         return y_soft
@@ -152,7 +150,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
         return composite.leaky_relu(input, (lower + upper) / 2, inplace)
 
     def compute(x):
-        u = bind(P["uniform"], creation.next_seed(), shape=tuple(x.shape), dtype=x.dtype)
+        u = F.uniform_noise(x.shape, x.dtype)
         return F.where(x > 0, x, x * (u * (upper - lower) + lower))
     return inplace_or(input, inplace, "rrelu", compute)
 

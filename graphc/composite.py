@@ -179,7 +179,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return inplace_or(input, inplace, "dropout", lambda x: x * 0)
 
     def compute(x):
-        noise = bind(P["uniform"], creation.next_seed(), shape=tuple(x.shape), dtype=x.dtype)
+        noise = F.uniform_noise(x.shape, x.dtype)
         return F.where(noise >= p, x * (1.0 / (1 - p)), 0.0)
     return inplace_or(input, inplace, "dropout", compute)
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import warnings
 
-from graphc import creation
+from graphc import functional as F
 from graphc.composite import inplace_or
-from graphc.dispatch import bind
-from graphc.ops import REGISTRY as P
 
 SELU_SATURATION = 1.7580993408473766
 """-SELU's limit at -infinity: scale * alpha, where alpha dropout sets dropped units."""
@@ -38,7 +36,7 @@ def _dropout(input, p, training, inplace, name, feature, alpha, batched=True):
         if not batched:
             x = x.unsqueeze(0)
         shape = tuple(x.shape[:2]) + (1,) * (x.dim() - 2) if feature else tuple(x.shape)
-        u = bind(P["uniform"], creation.next_seed(), shape=shape, dtype=x.dtype)
+        u = F.uniform_noise(shape, x.dtype)
         keep = (u >= p).to(x.dtype)
         if alpha:
             a = 1.0 / ((SELU_SATURATION ** 2 * p + 1) * (1 - p)) ** 0.5

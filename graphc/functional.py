@@ -13,7 +13,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from graphc import context, dtypes
+from graphc import context, creation, dtypes
 from graphc.dispatch import bind
 from graphc.amp import cast_inputs
 from graphc.ops import REGISTRY as P
@@ -464,6 +464,13 @@ def isfinite(x):
 def zeros_like(x, dtype=None):
     dtype = dtypes.to_dtype(dtype) if dtype is not None else x.dtype
     return Tensor._wrap(np.zeros(x.shape, dtype.np), dtype)
+
+
+def uniform_noise(shape, dtype) -> Tensor:
+    """Draws from U[0, 1) of ``shape`` with graphc's generator.  Unlike ``rand`` this
+    traces: the draw is a ``uniform`` op on a fresh seed input, so a compiled program
+    draws new numbers on every call (dropout, RReLU, Gumbel noise)."""
+    return bind(P["uniform"], creation.next_seed(), shape=tuple(shape), dtype=dtype)
 
 
 # ---- reductions ------------------------------------------------------------------------------

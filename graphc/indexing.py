@@ -17,8 +17,8 @@ from graphc import context, creation, dtypes
 from graphc.autograd.hooks import check_inplace_on_inference
 from graphc.context import GraphBreak, active_trace
 from graphc.dispatch import bind
-from graphc.functional import (_index_tensor, _operand, _slice, cast, expand, is_concrete,
-                               permute, reshape, where)
+from graphc.functional import (_index_tensor, _operand, _slice, _zero_gradient, cast, expand,
+                               is_concrete, permute, reshape, where)
 from graphc.ops import REGISTRY as P
 from graphc.tensor import Tensor
 
@@ -247,6 +247,10 @@ def apply_inplace(x, name, compute):
             raise RuntimeError(f"result type {result.dtype.name} can't be cast to the "
                                f"desired output type {x.dtype.name} (in {name})")
         result = cast(result, x.dtype)
+    if recording and source._requires_grad and not result._requires_grad:
+        # A result that does not depend differentiably on x (x.eq_(0), x.fill_(1)): x
+        # keeps requiring grad, with PyTorch's zero gradient to its old history.
+        result = _zero_gradient(result, source)
     if result.shape != x.shape:
         raise RuntimeError(f"{name}: output with shape {list(x.shape)} doesn't match the "
                            f"broadcast shape {list(result.shape)}")

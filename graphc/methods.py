@@ -15,7 +15,7 @@ from graphc import functional as F
 from graphc.indexing import (apply_inplace, copy_, fill_, getitem, normal_, setitem,
                              uniform_, zero_)
 from graphc.tensor import Tensor
-from graphc import blas, coo, linalg, pointwise, reductions, shapes
+from graphc import blas, coo, linalg, pointwise, reductions, sampling, shapes
 
 
 def _backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
@@ -88,6 +88,34 @@ for _name, _fn in [("scatter_", S.scatter), ("scatter_reduce_", S.scatter_reduce
                    ("index_fill_", S.index_fill), ("index_add_", F.index_add),
                    ("masked_scatter_", S.masked_scatter)]:
     setattr(Tensor, _name, _inplace(_name, _fn))
+# In-place forms of the functions above (the result is cast back to self's dtype where
+# PyTorch allows it: x.gt_(0) on floats gives 0.0/1.0).
+for _name, _fn in [("log_", F.log), ("log2_", F.log2), ("log10_", F.log10),
+                   ("log1p_", F.log1p), ("expm1_", F.expm1), ("rsqrt_", F.rsqrt),
+                   ("sin_", F.sin), ("cos_", F.cos), ("tan_", F.tan), ("erf_", F.erf),
+                   ("ceil_", F.ceil), ("round_", F.round), ("trunc_", F.trunc),
+                   ("sign_", F.sign), ("remainder_", F.remainder),
+                   ("floor_divide_", F.floor_divide), ("true_divide_", F.div),
+                   ("divide_", F.div), ("negative_", F.neg), ("absolute_", F.abs),
+                   ("tril_", F.tril), ("triu_", F.triu), ("cumsum_", F.cumsum),
+                   ("eq_", F.eq), ("ne_", F.ne), ("lt_", F.lt), ("le_", F.le), ("gt_", F.gt),
+                   ("ge_", F.ge), ("logical_not_", F.logical_not),
+                   ("logical_and_", F.logical_and), ("logical_or_", F.logical_or),
+                   ("logical_xor_", F.logical_xor), ("multiply_", F.mul),
+                   ("subtract_", F.sub), ("greater_", F.gt), ("greater_equal_", F.ge),
+                   ("less_", F.lt), ("less_equal_", F.le), ("not_equal_", F.ne)]:
+    setattr(Tensor, _name, _inplace(_name, _fn))
+# PyTorch's other names for the same functions.
+for _name, _fn in [("multiply", F.mul), ("subtract", F.sub), ("greater", F.gt),
+                   ("greater_equal", F.ge), ("less", F.lt), ("less_equal", F.le),
+                   ("not_equal", F.ne)]:
+    setattr(Tensor, _name, _fn)
+Tensor.ndimension = Tensor.dim
+Tensor.type_as = lambda self, other: F.cast(self, other.dtype)
+Tensor.is_same_size = lambda self, other: tuple(self.shape) == tuple(other.shape)
+Tensor.bernoulli = sampling.bernoulli
+Tensor.bernoulli_ = sampling.bernoulli_
+Tensor.exponential_ = sampling.exponential_
 Tensor.zero_ = zero_
 Tensor.fill_ = fill_
 Tensor.copy_ = copy_
