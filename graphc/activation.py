@@ -4,7 +4,7 @@ not already give, and the in-place spellings of all of them (``F.relu_``, ``elu_
 Each is a composite of tensor functions, so it runs eagerly, differentiates, traces
 and compiles.  Where PyTorch's gradient at a kink differs from what the plain formula
 would give, the docstring says which side PyTorch takes.  ``inplace=True`` writes the
-result into the input (``composite.inplace_or``), as PyTorch does.
+result into the input (``composite._inplace_or``), as PyTorch does.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from graphc import composite, creation
 from graphc import functional as F
-from graphc.composite import inplace_or
+from graphc.composite import _inplace_or
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY as P
 
@@ -27,7 +27,7 @@ def _inside(input, low, high):
 
 def threshold(input, threshold, value, inplace=False):
     """x where x > threshold, else ``value`` (gradient only where x > threshold)."""
-    return inplace_or(input, inplace, "threshold",
+    return _inplace_or(input, inplace, "threshold",
                       lambda x: F.where(x > threshold, x, value))
 
 
@@ -41,7 +41,7 @@ def hardsigmoid(input, inplace=False):
     def compute(x):
         out = F.clamp(x + 3, 0.0, 6.0) / 6
         return F.where(_inside(x, -3.0, 3.0), out, out.detach())
-    return inplace_or(input, inplace, "hardsigmoid", compute)
+    return _inplace_or(input, inplace, "hardsigmoid", compute)
 
 
 def hardshrink(input, lambd=0.5):
@@ -69,18 +69,18 @@ def softsign(input):
 
 def selu(input, inplace=False):
     """scale * elu(x, alpha) with SELU's fixed constants."""
-    return inplace_or(input, inplace, "selu",
+    return _inplace_or(input, inplace, "selu",
                       lambda x: composite.elu(x, SELU_ALPHA) * SELU_SCALE)
 
 
 def celu(input, alpha=1.0, inplace=False):
     """max(0, x) + min(0, alpha (exp(x / alpha) - 1)): elu of x / alpha, scaled back."""
-    return inplace_or(input, inplace, "celu",
+    return _inplace_or(input, inplace, "celu",
                       lambda x: F.where(x > 0, x, composite.elu(x / alpha) * alpha))
 
 
 def mish(input, inplace=False):
-    return inplace_or(input, inplace, "mish",
+    return _inplace_or(input, inplace, "mish",
                       lambda x: x * F.tanh(composite.softplus(x)))
 
 
@@ -97,7 +97,7 @@ def glu(input, dim=-1):
     if size % 2:
         raise RuntimeError(f"Halving dimension must be even, but dimension "
                            f"{dim % input.dim()} is size {size}")
-    a, b = F.chunk(input, 2, dim)
+    a, b = F.narrow(input, dim, 0, size // 2), F.narrow(input, dim, size // 2, size // 2)
     return a * F.sigmoid(b)
 
 
@@ -125,7 +125,7 @@ def prelu(input, weight):
                                f"{channels}.")
         if input.dim() >= 2:
             weight = weight.reshape((-1,) + (1,) * (input.dim() - 2))
-    elif input.dim():
+    else:
         weight = weight.reshape(())
     return F.where(input > 0, input, input * weight)
 
@@ -139,7 +139,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
     def compute(x):
         u = bind(P["uniform"], creation.next_seed(), shape=tuple(x.shape), dtype=x.dtype)
         return F.where(x > 0, x, x * (u * (upper - lower) + lower))
-    return inplace_or(input, inplace, "rrelu", compute)
+    return _inplace_or(input, inplace, "rrelu", compute)
 
 
 def _inplace_form(name, fn):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 
 from graphc import creation
-from graphc.composite import inplace_or
+from graphc.composite import _inplace_or
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY as P
 
@@ -47,7 +47,7 @@ def _dropout(input, p, training, inplace, name, feature, alpha, batched=True):
         else:
             out = x * (keep * (1.0 / (1 - p)))
         return out if batched else out.squeeze(0)
-    return inplace_or(input, inplace, name, compute)
+    return _inplace_or(input, inplace, name, compute)
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
