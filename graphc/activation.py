@@ -28,7 +28,7 @@ def _inside(input, low, high):
 def threshold(input, threshold, value, inplace=False):
     """x where x > threshold, else ``value`` (gradient only where x > threshold)."""
     return _inplace_or(input, inplace, "threshold",
-                      lambda x: F.where(x > threshold, x, value))
+                      lambda x: F.where(x <= threshold, value, x))
 
 
 def relu6(input, inplace=False):
@@ -45,18 +45,19 @@ def hardsigmoid(input, inplace=False):
 
 
 def hardshrink(input, lambd=0.5):
-    """x where |x| > lambd, else 0."""
-    return F.where(F.abs(input) > lambd, input, 0.0)
+    """x where |x| > lambd, else 0 (nan stays nan)."""
+    return F.where(F.abs(input) <= lambd, 0.0, input)
 
 
 def softshrink(input, lambd=0.5):
-    """x - lambd above lambd, x + lambd below -lambd, else 0."""
+    """x - lambd above lambd, x + lambd below -lambd, else 0 (0 * x: nan stays nan)."""
     if lambd < 0:
         top = float(np.finfo(input.dtype.np).max)
         raise RuntimeError(f"lambda must be in range [0, {top:g}] for input dtype "
                            f"{'Double' if input.dtype.np == np.float64 else 'Float'}, but "
                            f"found {lambd:g}")
-    return F.where(input > lambd, input - lambd, F.where(input < -lambd, input + lambd, 0.0))
+    return F.where(input > lambd, input - lambd, F.where(input < -lambd, input + lambd,
+                                                         input * 0))
 
 
 def tanhshrink(input):

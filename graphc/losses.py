@@ -175,7 +175,8 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     classes = batch.shape[1]
     y = F.reshape(target, (batch.shape[0],)).to(dtypes.int64)
     picked = F.gather(batch, 1, F.unsqueeze(y, 1))
-    z = F.relu(margin - picked + batch)
+    z = margin - picked + batch
+    z = F.where(z > 0, z, 0.0)      # PyTorch's test: a nan term counts 0
     if p == 2:
         z = z * z
     if weight is not None:

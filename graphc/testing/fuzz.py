@@ -731,11 +731,13 @@ def _call(fn, names, params):
 
 _ACTIVATIONS = {"relu6": {}, "selu": {}, "celu": {"alpha": [1.0, 0.5]}, "mish": {},
                 "hardshrink": {"lambd": [0.5, 1.0]}, "softshrink": {"lambd": [0.5, 1.0]},
-                "softsign": {}, "tanhshrink": {}, "logsigmoid": {}, "hardsigmoid": {},
+                "softsign": {}, "tanhshrink": {}, "logsigmoid": {},
                 "threshold": {"threshold": [0.5, -1.0], "value": [0.0, 2.0]}}
 for _name, _params in _ACTIVATIONS.items():
     op(f"F.{_name}", lambda n, p, _name=_name: _call(f"F.{_name}", n, p),
        _floats_choice(_params))
+# float32 only: PyTorch's float64 hardsigmoid backward multiplies by a float32 1/6.
+op("F.hardsigmoid", "F.hardsigmoid({0})", _unary(("float32",)))
 # The in-place forms, on a copy: an input that requires grad cannot be written in place.
 _INPLACE = {"relu_": {}, "elu_": {"alpha": [1.0, 0.5]}, "leaky_relu_": {
     "negative_slope": [0.01, 0.2]}, "hardtanh_": {"min_val": [-1.0, -0.5], "max_val": [1.0, 2.0]},
@@ -961,8 +963,8 @@ op("multilabel_soft_margin_loss", lambda n, p: _call("F.multilabel_soft_margin_l
 def _multi_margin(g):
     x, c = _per_class(g)
     refs = [x, g.index(g.shape(x)[:-1], c)]
-    if g.coin(0.3):     # PyTorch has no derivative for the weight
-        refs.append(g.new_input((c,), g.dtype(x), grad=False))
+    if g.coin(0.3):     # positive and finite, as class weights are; PyTorch has no
+        refs.append(g.new_input((c,), g.dtype(x), low=0.1, grad=False))  # derivative for it
     return refs, {"p": g.choice([1, 2]), "margin": g.choice([1.0, 0.5]),
                   "reduction": g.choice(_REDUCTIONS)}
 
@@ -1140,8 +1142,8 @@ def excluded(step: Step, args) -> str | None:
         # PyTorch's fused layer_norm/batch_norm compute x * (w * rstd) + (b - mean * w *
         # rstd): when the variance overflows (rstd = 0) or w is infinite, that is
         # inf * 0 or inf - inf = nan where graphc's (x - mean) * rstd * w + b is not.
-        "layer_norm/batch_norm of values whose squares overflow, or inf/nan weights":
-            name in ("layer_norm", "batch_norm") and (
+        "norms of values whose squares overflow, or inf/nan weights": name in (
+            "layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm") and (
                 _huge(args[0], 1e18) or any(_huge(a, 1e38) for a in args[1:])),
         # PyTorch's vectorised % gives nan when x / y overflows (3.0 % 3e-39 in a tensor
         # of many elements); its one-element path and graphc give fmod's exact result.
@@ -1159,9 +1161,16 @@ def excluded(step: Step, args) -> str | None:
             and p["dtype"] in ("int64", "int32") and args[0].dtype.is_floating_point
             and _huge(args[0], 2.0 ** 31),
         # PyTorch raises an internal IndexError ("select(): index 0 out of range") for a
-        # batch_norm with zero channels and a weight; the empty result is graphc's.
-        "batch_norm with zero channels and a weight": name == "batch_norm"
-            and args[0].dim() > 1 and args[0].shape[1] == 0,
+        # batch_norm with zero channels and a weight (instance_norm: zero N * C, as it is a
+        # batch_norm over N * C channels); the empty result is graphc's.
+        "batch_norm with zero channels and a weight": args[0].dim() > 1 and (
+            name == "batch_norm" and args[0].shape[1] == 0
+            or name == "instance_norm" and args[0].shape[0] * args[0].shape[1] == 0),
+        # A group of one element has variance 0, so rstd = 1/sqrt(eps) = 316, and PyTorch's
+        # fused formula cancels x * (w * rstd) against mean * w * rstd: float32 noise of
+        # 1e-3 where graphc's (x - mean) * rstd * w + b is exact.
+        "group_norm of one-element groups": name == "group_norm"
+            and args[0].numel() == args[0].shape[0] * p["groups"],
         # Eager graphc results keep a transposed input's layout where PyTorch's may not,
         # so whether a later .view() succeeds can differ (open: see docs/fuzzing.md).
         "view of a non-contiguous eager result": name == "view"
