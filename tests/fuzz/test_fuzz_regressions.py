@@ -315,3 +315,17 @@ def program(ns, F, x0, x1, x2):
         Input(np.array([0], dtype=np.int64).reshape((1,))),
         Input(np.array([[1.0]], dtype=np.float32).reshape((1, 1)))])
     assert_agrees(program, backends=())
+
+
+@needs_torch
+def test_multilabel_margin_loss_counts_a_nan_term_zero():
+    # found as seed1000_43 (the short fuzz run)
+    program = parse_program('''
+def program(ns, F, x0, x1):
+    v0 = F.multilabel_margin_loss(x0, x1, reduction='mean')
+    return [v0]
+''', [
+        Input(np.array([[1.0, 1.0, 1.0, 1.0], [1.0, nan, 1.0, 1.0]], dtype=np.float32),
+              grad=True),
+        Input(np.array([[1, 1, -1, 0], [1, 1, 1, 2]], dtype=np.int64))])
+    assert_agrees(program, backends=("interpreter",))
