@@ -329,3 +329,21 @@ def program(ns, F, x0, x1):
               grad=True),
         Input(np.array([[1, 1, -1, 0], [1, 1, 1, 2]], dtype=np.int64))])
     assert_agrees(program, backends=("interpreter",))
+
+
+@needs_torch
+def test_attention_mask_adds_minus_inf_so_a_nan_score_stays_nan():
+    # PyTorch adds a boolean mask as a bias of 0 and -inf: a masked nan (or inf) score
+    # still makes its row nan; graphc's where used to drop it
+    program = parse_program('''
+def program(ns, F, x0, x1, x2, x3):
+    v0 = F.scaled_dot_product_attention(x0, x1, x2, attn_mask=x3, is_causal=False)
+    return [v0]
+''', [
+        Input(np.array([[1.0], [-3.0]], dtype=np.float32).reshape((2, 1, 1))),
+        Input(np.array([[1.0], [nan], [2.0], [1.0], [-inf], [0.5]],
+                       dtype=np.float32).reshape((2, 3, 1))),
+        Input(np.array([[0.0], [1.0], [2.0], [1.0], [1.0], [1.0]],
+                       dtype=np.float32).reshape((2, 3, 1))),
+        Input(np.array([[True, False, True]], dtype=np.bool_))])
+    assert_agrees(program, backends=("interpreter",))
