@@ -144,8 +144,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability p and scale the rest by 1/(1-p)."""
     if not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    if not training or p == 0:
-        return input
+    if not training or p == 0 or input.numel() == 0:    # PyTorch returns an empty input
+        return input                                     # of any dtype as it is
     if p == 1:
         return _inplace_or(input, inplace, "dropout", lambda x: x * 0)
 

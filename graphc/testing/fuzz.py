@@ -1130,7 +1130,9 @@ def excluded(step: Step, args) -> str | None:
         "gelu(inf)": name == "F.gelu" and _has(args[0], np.isinf),
         # Huge terms that cancel give any result, depending on the summation order.
         "sums of huge terms": name in ("conv2d", "matmul", "matmul_op", "mm", "bmm", "dot",
-                                       "mv", "linear", "F.avg_pool2d", "avg_pool2d")
+                                       "mv", "linear", "F.avg_pool2d", "avg_pool2d",
+                                       "bilinear", "scaled_dot_product_attention",
+                                       "multi_head_attention_forward")
             and any(_huge(a, 1e15) for a in args),
         # PyTorch's own conv2d multiplies the zeros of padding by an infinite weight for
         # some kernel shapes (nan) and not for others: there is no reference to match.

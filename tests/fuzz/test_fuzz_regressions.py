@@ -347,3 +347,15 @@ def program(ns, F, x0, x1, x2, x3):
                        dtype=np.float32).reshape((2, 3, 1))),
         Input(np.array([[True, False, True]], dtype=np.bool_))])
     assert_agrees(program, backends=("interpreter",))
+
+
+@needs_torch
+def test_dropout_of_an_empty_bool_tensor():
+    # found as seed71_136: PyTorch returns an empty input of any dtype as it is
+    program = parse_program('''
+def program(ns, F, x0):
+    v0 = F.dropout(x0, p=0.5, training=True)
+    return [v0]
+''', [
+        Input(np.array([[]], dtype=np.bool_).reshape((1, 0, 1)))])
+    assert_agrees(program, backends=("interpreter",))
