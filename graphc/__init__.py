@@ -73,6 +73,14 @@ float64 = double = _dtypes.float64
 int32 = int = _dtypes.int32
 int64 = long = _dtypes.int64
 bool = _dtypes.bool_
+float16 = half = _dtypes.float16
+bfloat16 = _dtypes.bfloat16
+uint8 = _dtypes.uint8
+int8 = _dtypes.int8
+int16 = short = _dtypes.int16
+from graphc.dtypes import finfo, iinfo, promote_types  # noqa: E402
+from graphc.tensor import (HalfTensor, BFloat16Tensor, ByteTensor, CharTensor,  # noqa: E402
+                           ShortTensor)
 
 from graphc.version import __version__  # noqa: E402,F401
 
@@ -160,3 +168,9 @@ from graphc import utils  # noqa: E402
 from graphc import onnx, distributed  # noqa: E402
 import graphc.autograd.functional  # noqa: E402,F401  (graphc.autograd.functional.jacobian)
 from graphc.serialization import save, load  # noqa: E402
+from graphc import amp, cpu  # noqa: E402
+from graphc.amp import (autocast, is_autocast_available, is_autocast_enabled,  # noqa: E402
+                        get_autocast_dtype)
+cuda.amp = amp.cuda_amp
+import sys as _sys  # noqa: E402
+_sys.modules["graphc.cuda.amp"], _sys.modules["graphc.cpu.amp"] = amp.cuda_amp, amp.cpu_amp

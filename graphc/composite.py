@@ -6,6 +6,7 @@ re-exports these under PyTorch's names.
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -15,8 +16,9 @@ from graphc.dtypes import TensorType
 from graphc.ops import REGISTRY as P
 from graphc.ops.primitive import broadcast_shapes
 from graphc.dispatch import bind
+from graphc.amp import cast_inputs, suspended
 from graphc.indexing import apply_inplace
-from graphc.tensor import normalize_dim
+from graphc.tensor import Tensor, normalize_dim
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -73,12 +75,39 @@ def _warn_if_broadcast(op, input, target):
 # ---- layers ------------------------------------------------------------------------------
 def linear(input, weight, bias=None):
     """y = x W^T + b."""
+    input, weight, bias = cast_inputs("linear", input, weight, bias)
+    if input.dtype in dtypes.HALF:     # PyTorch adds the bias in float32 too: one rounding
+        with suspended():
+            return F.cast(linear(*_float32(input, weight, bias)), input.dtype)
     if input.shape[-1] != weight.shape[-1]:
         rows = math.prod(input.shape[:-1])
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x"
                            f"{input.shape[-1]} and {weight.shape[-1]}x{weight.shape[0]})")
     out = F.matmul(input, F.t(weight))
     return out + bias if bias is not None else out
+
+
+def _float32(*tensors):
+    return [t if t is None else F.cast(t, dtypes.float32) for t in tensors]
+
+
+def _rounded_once(fn):
+    """For a composite (or an in-place activation's ``compute``) PyTorch computes in one
+    CPU kernel, which reads float16/bfloat16 operands in float32 and rounds its result
+    once: graphc runs the composed ops in float32 and rounds at the end, so the result
+    is PyTorch's bit for bit rather than rounded after every step."""
+    def widened(v):
+        return F.cast(v, dtypes.float32) if isinstance(v, Tensor) and \
+            v.dtype in dtypes.HALF else v
+
+    @functools.wraps(fn)
+    def compute(input, *args, **kwargs):
+        if not (isinstance(input, Tensor) and input.dtype in dtypes.HALF):
+            return fn(input, *args, **kwargs)
+        out = fn(widened(input), *map(widened, args),
+                 **{k: widened(v) for k, v in kwargs.items()})
+        return F.cast(out, input.dtype)
+    return compute
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
@@ -155,6 +184,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return _inplace_or(input, inplace, "dropout", compute)
 
 
+@_rounded_once
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) \
         else (normalized_shape,)
@@ -220,9 +250,10 @@ def elu(input, alpha=1.0, inplace=False):
     def compute(x):
         positive = x > 0
         return F.where(positive, x, (F.where(positive, 0.0, x).exp() - 1) * alpha)
-    return _inplace_or(input, inplace, "elu", compute)
+    return _inplace_or(input, inplace, "elu", _rounded_once(compute))
 
 
+@_rounded_once
 def gelu(input, approximate="none"):
     """Exact erf GELU by default; ``approximate='tanh'`` for the tanh form."""
     if approximate == "tanh":
@@ -234,9 +265,10 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
-    return _inplace_or(input, inplace, "silu", lambda x: x * F.sigmoid(x))
+    return _inplace_or(input, inplace, "silu", _rounded_once(lambda x: x * F.sigmoid(x)))
 
 
+@_rounded_once
 def softplus(input, beta=1.0, threshold=20.0):
     scaled = input * beta
     # log(1 + e^s) = m + log1p(e^(s - 2m)) with m = max(s, 0): the exponent is -|s| <= 0,
@@ -252,8 +284,8 @@ def hardswish(input, inplace=False):
     kinks: 0 at x = -3, 1 at x = 3."""
     if not input.dtype.is_floating_point:
         input = input.to(dtypes.default_float)
-    return _inplace_or(input, inplace, "hardswish", lambda x: F.where(
-        x <= -3, 0.0, F.where(x >= 3, x, x * (x + 3) / 6)))
+    return _inplace_or(input, inplace, "hardswish", _rounded_once(lambda x: F.where(
+        x <= -3, 0.0, F.where(x >= 3, x, x * (x + 3) / 6))))
 
 
 def logaddexp(input, other):
@@ -289,6 +321,8 @@ def tanh(input):
 def softmax(input, dim=None, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
+    if input.dtype in dtypes.HALF:           # one PyTorch kernel: rounded once
+        return F.cast(softmax(F.cast(input, dtypes.float32), dim), input.dtype)
     dim = _softmax_dim(input, dim)
     e = _shifted(input, dim).exp()
     return e / e.sum(dim, keepdim=True)
@@ -297,6 +331,8 @@ def softmax(input, dim=None, dtype=None):
 def log_softmax(input, dim=None, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
+    if input.dtype in dtypes.HALF:           # one PyTorch kernel: rounded once
+        return F.cast(log_softmax(F.cast(input, dtypes.float32), dim), input.dtype)
     dim = _softmax_dim(input, dim)
     shifted = _shifted(input, dim)
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
@@ -323,6 +359,7 @@ def _softmax_dim(input, dim):
 
 # ---- losses ---------------------------------------------------------------------------------
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    input, target = cast_inputs("mse_loss", input, target)
     _warn_if_broadcast("mse_loss", input, target)
     reduction = _legacy_reduction(size_average, reduce, reduction)
     diff = input - target
@@ -332,6 +369,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    input, target = cast_inputs("l1_loss", input, target)
     _warn_if_broadcast("l1_loss", input, target)
     reduction = _legacy_reduction(size_average, reduce, reduction)
     if weight is not None:
@@ -340,6 +378,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    input, target = cast_inputs("smooth_l1_loss", input, target)
     reduction = _legacy_reduction(size_average, reduce, reduction)
     if beta < 0:
         raise RuntimeError(f"smooth_l1_loss does not support negative values for beta "
@@ -355,6 +394,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
              reduction="mean"):
     """Negative log likelihood of class ``target`` under log-probabilities ``input``
     of shape (N, C) or (N, C, d1, ...)."""
+    input, weight = cast_inputs("nll_loss", input, weight)
     reduction = _legacy_reduction(size_average, reduce, reduction)
     if target.dtype.category != 1:
         raise RuntimeError(f"nll_loss: expected target of an integer dtype, got "
@@ -387,6 +427,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
                   reduce=None, reduction="mean", label_smoothing=0.0):
     """log_softmax over dim 1 then nll_loss; float targets are class probabilities."""
+    input, target, weight = cast_inputs("cross_entropy", input, target, weight)
     reduction = _legacy_reduction(size_average, reduce, reduction)
     dim = 0 if input.dim() == 1 else 1
     logp = log_softmax(input, dim)
@@ -420,6 +461,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                          reduction="mean"):
     """-(y log p + (1-y) log(1-p)), each log clamped at -100, with PyTorch's gradients
     (the ``binary_cross_entropy`` primitive says why it is one)."""
+    input, target, weight = cast_inputs("binary_cross_entropy", input, target, weight)
     _check_same_shape("binary_cross_entropy", input, target)
     reduction = _legacy_reduction(size_average, reduce, reduction)
     if F.is_concrete(input) and input.numel() and not (0 <= float(input.amin())
@@ -437,6 +479,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     """Numerically stable sigmoid + BCE: (1-y) x + (1+(pw-1) y) log(1+exp(-x)).
     log(1+exp(-x)) = log1p(exp(-|x|)) + max(-x, 0); at x = 0 the first term's gradient
     is 0 (abs'(0) = 0), so max's tie split (-1/2) gives sigmoid(0) = 1/2, as PyTorch."""
+    input, target, weight, pos_weight = cast_inputs(
+        "binary_cross_entropy_with_logits", input, target, weight, pos_weight)
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
     reduction = _legacy_reduction(size_average, reduce, reduction)
     log_sig_neg = F.log1p(F.exp(-F.abs(input))) + F.maximum(-input, 0)

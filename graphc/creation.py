@@ -53,7 +53,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     dtype = dtypes.from_numpy(array.dtype)
     if array.dtype != dtype.np:
         raise TypeError(f"can't convert np.ndarray of type {array.dtype}; graphc supports "
-                        f"float64, float32, int64, int32 and bool")
+                        f"{', '.join(d.name for d in dtypes.ALL)}")
     residency.escape(array)             # the caller keeps writing to it
     return Tensor._wrap(array, dtype)
 

@@ -13,6 +13,7 @@ from graphc import autograd, context
 from graphc.context import traces as _traces
 from graphc.dtypes import TensorType
 from graphc.ops import REGISTRY
+from graphc.ops.primitive import run
 from graphc.tensor import Tensor
 
 # Movement primitives whose numpy implementation returns a view of the input.
@@ -25,9 +26,7 @@ def bind(prim, *args, **attrs):
     tracer = _traces[-1] if _traces else None
     data = tracer.record(prim, args, attrs, out_type) if tracer is not None else None
     if data is None:
-        data = prim.impl(*[a._data for a in args], **attrs)
-        if type(data) is not np.ndarray or data.dtype != out_type.dtype.np:
-            data = np.asarray(data, dtype=out_type.dtype.np)
+        data = run(prim, [a._data for a in args], attrs, out_type)
         shares = prim.name in VIEW_PRIMITIVES and np.may_share_memory(data, args[0]._array)
     else:
         shares = prim.name in VIEW_PRIMITIVES      # a traced view aliases its base too

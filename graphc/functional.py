@@ -15,6 +15,7 @@ import numpy as np
 
 from graphc import context, dtypes
 from graphc.dispatch import bind
+from graphc.amp import cast_inputs
 from graphc.ops import REGISTRY as P
 from graphc.tensor import Tensor, normalize_dim, _size_args, to_arguments
 
@@ -29,7 +30,9 @@ def is_concrete(x: Tensor) -> bool:
 
 
 def scalar_tensor(value, dtype) -> Tensor:
-    return Tensor._wrap(np.array(value, dtype=dtype.np), dtype)
+    """A 0-dim tensor of a Python number; integers wrap into narrow dtypes (uint8 + 300
+    adds 44), as PyTorch's."""
+    return Tensor._wrap(np.array(value).astype(dtype.np), dtype)
 
 
 def result_type(*operands) -> dtypes.DType:
@@ -79,7 +82,23 @@ def _binary(name, a, b, floating=False, dtype=None):
         dtype = result_type(a, b)
     if floating and not dtype.is_floating_point:
         dtype = dtypes.default_float
+    if dtype in dtypes.HALF and _scalar_in_float32(name, a, b, dtype):
+        out = bind(P[name], _operand(a, dtypes.float32), _operand(b, dtypes.float32))
+        return cast(out, dtype)
     return bind(P[name], _operand(a, dtype), _operand(b, dtype))
+
+
+def _scalar_in_float32(name, a, b, dtype) -> bool:
+    """Whether PyTorch's CPU kernel of a float16/bfloat16 op reads its scalar operand (a
+    Python number, or a 0-dim tensor of another dtype) in float32 rather than rounded to
+    the op's dtype: ``mul`` either way round, ``div`` and ``floor_divide`` by a scalar
+    (f16 3 * 0.1 is 0.30005, where 3 * f16(0.1) is 0.2998); the others round it (measured
+    against PyTorch 2.13).  The op then runs in float32 and its result is rounded once."""
+    def is_scalar(x):
+        return not (isinstance(x, Tensor) and x.dtype is dtype)
+    if name == "mul":
+        return is_scalar(a) or is_scalar(b)
+    return name in ("div", "floor_divide") and is_scalar(b) and not is_scalar(a)
 
 
 def _unary_float(name, x):
@@ -92,7 +111,19 @@ def add(a, b, alpha=1):
     dtype = result_type(a, b)
     if dtype is dtypes.bool_:                  # PyTorch: bool + bool is logical or
         return _binary("logical_or", a, b, dtype=dtype)
+    if dtype in dtypes.HALF and isinstance(alpha, (int, float)) and alpha != 1:
+        return _add_scaled("add", a, b, alpha, dtype)
     return _binary("add", a, b if alpha == 1 else b * alpha, dtype=dtype)
+
+
+def _add_scaled(name, a, b, alpha, dtype):
+    """``a + alpha * b`` (or ``-``) of float16/bfloat16 as PyTorch's kernel computes it:
+    alpha rounded to the dtype, the rest in float32, the result rounded once (PyTorch's
+    vectorised loop; its scalar tail, under one vector of elements, rounds alpha * b
+    first)."""
+    alpha = float(np.array(alpha).astype(dtype.np).astype(np.float32))
+    x, y = (cast(_operand(v, dtype), dtypes.float32) for v in (a, b))
+    return cast(bind(P[name], x, mul(y, alpha)), dtype)
 
 
 def sub(a, b, alpha=1):
@@ -104,6 +135,8 @@ def sub(a, b, alpha=1):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
                            "supported. If you are trying to invert a mask, use the `~` or "
                            "`logical_not()` operator instead.")
+    if isinstance(alpha, (int, float)) and alpha != 1 and result_type(a, b) in dtypes.HALF:
+        return _add_scaled("sub", a, b, alpha, result_type(a, b))
     return _binary("sub", a, b if alpha == 1 else b * alpha)
 
 
@@ -461,6 +494,7 @@ def sum(x, dim=None, keepdim=False, dtype=None):
 
 
 def prod(x, dim=None, keepdim=False, dtype=None):
+    x, = cast_inputs("prod", x)
     if dtype is not None:
         x = cast(x, dtype)
     return _reduce(x, "prod", _axes(x, dim), keepdim)
@@ -662,6 +696,7 @@ def matmul(a, b):
     if a.dim() == 0 or b.dim() == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
                            f"{a.dim()}D and {b.dim()}D")
+    a, b = cast_inputs("matmul", a, b)
     if a.dtype != b.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
                            f"{a.dtype.name} != {b.dtype.name}")
@@ -672,7 +707,7 @@ def matmul(a, b):
                            f"other ({b.shape[0] if b.dim() == 1 else b.shape[-2]})"
                            f" (operands: {a.dtype.name}{list(a.shape)}, "
                            f"{b.dtype.name}{list(b.shape)})")
-    out = bind(P["matmul"], a2, b2)
+    out = _contract("matmul", a2, b2)
     if a.dim() == 1:
         out = squeeze(out, -2)
     if b.dim() == 1:
@@ -683,7 +718,8 @@ def matmul(a, b):
 def mm(a, b):
     if a.dim() != 2 or b.dim() != 2:
         raise RuntimeError(f"mm: expected 2-D tensors, got {a.dim()}-D and {b.dim()}-D")
-    return bind(P["matmul"], a, b)
+    a, b = cast_inputs("mm", a, b)
+    return _contract("matmul", a, b)
 
 
 def bmm(a, b):
@@ -691,7 +727,8 @@ def bmm(a, b):
         raise RuntimeError(f"bmm: expected 3-D tensors, got {a.dim()}-D and {b.dim()}-D")
     if a.shape[0] != b.shape[0]:
         raise RuntimeError(f"bmm: batch sizes differ ({a.shape[0]} and {b.shape[0]})")
-    return bind(P["matmul"], a, b)
+    a, b = cast_inputs("bmm", a, b)
+    return _contract("matmul", a, b)
 
 
 def dot(a, b):
@@ -709,7 +746,17 @@ def outer(a, b):
 
 
 def _conv2d(x, w, stride, dilation):
-    return bind(P["conv2d"], x, w, stride=tuple(stride), dilation=tuple(dilation))
+    return _contract("conv2d", x, w, stride=tuple(stride), dilation=tuple(dilation))
+
+
+def _contract(name, a, b, **attrs):
+    """A contraction primitive; float16/bfloat16 operands are multiplied and summed in
+    float32 and the result rounded once, as PyTorch's CPU kernels (the primitives take
+    float32 and float64 only)."""
+    if a.dtype in dtypes.HALF and a.dtype is b.dtype:
+        return cast(bind(P[name], cast(a, dtypes.float32), cast(b, dtypes.float32), **attrs),
+                    a.dtype)
+    return bind(P[name], a, b, **attrs)
 
 
 # ---- views and shape functions ------------------------------------------------------------

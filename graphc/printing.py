@@ -184,6 +184,8 @@ def tensor_repr(t) -> str:
 
     Printing needs values, so under tracing it is a graph break, as ``.item()`` is."""
     data = t._concrete("printing a tensor")
+    if t.dtype in dtypes.HALF:          # formatted from their exact float32 values
+        data = data.astype(np.float32)
     prefix = "tensor("
     indent = len(prefix)
     suffixes = []

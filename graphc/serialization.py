@@ -195,7 +195,10 @@ class _Writer:
                         f"tuples of them (save a module's state_dict(), not the module)")
 
     def _tensor(self, t: Tensor) -> dict:
-        node = {"tensor": self._array(t, t._data), "dtype": t.dtype.name,
+        data = t._data
+        if t.dtype is dtypes.bfloat16:       # .npy has no bfloat16: its bits, as uint16
+            data = data.view(np.uint16)
+        node = {"tensor": self._array(t, data), "dtype": t.dtype.name,
                 "requires_grad": t.requires_grad}
         if type(t) is not Tensor:
             node["class"] = type(t).__name__
@@ -253,6 +256,8 @@ class _Reader:
         if index not in self._tensors:
             dtype = dtypes.from_name(node["dtype"])
             array = self._array(index)
+            if dtype is dtypes.bfloat16 and array.dtype == np.uint16:
+                array = array.view(dtype.np)
             if array.dtype != dtype.np:
                 raise ValueError(f"tensor {index} is stored as {array.dtype}, but the "
                                  f"manifest says {dtype.name}")

@@ -25,8 +25,10 @@ import warnings
 
 import numpy as np
 
-from graphc import creation
+from graphc import creation, dtypes
 from graphc import functional as F
+from graphc.amp import cast_inputs, suspended
+from graphc.composite import _rounded_once
 from graphc.tensor import Tensor
 
 
@@ -274,6 +276,22 @@ def _conv_pads(op, padding, nd, kernel, stride, dilation):
     return [(p, p) for p in padding]
 
 
+def _autocast(conv):
+    """For ``conv(op, nd, input, weight, bias, ...)``: autocast's casts, then float16 and
+    bfloat16 computed in float32 and rounded once, as PyTorch's CPU convolutions do (the
+    bias included)."""
+    @functools.wraps(conv)
+    def run(op, nd, input, weight, bias, *rest):
+        input, weight, bias = cast_inputs(op, input, weight, bias)
+        if input.dtype not in dtypes.HALF:
+            return conv(op, nd, input, weight, bias, *rest)
+        with suspended():
+            wide = [t if t is None else F.cast(t, dtypes.float32) for t in (input, weight, bias)]
+            return F.cast(conv(op, nd, *wide, *rest), input.dtype)
+    return run
+
+
+@_autocast
 def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups):
     _check_conv_input(op, nd, input, weight)
     if input.dim() == nd + 1:
@@ -343,6 +361,7 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
+@_autocast
 def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding, groups,
                     dilation):
     _check_conv_input(op, nd, input, weight)
@@ -552,6 +571,14 @@ def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
     if not input.dtype.is_floating_point:
         raise NotImplementedError(f"{op}: not implemented for {input.dtype.name} input "
                                   f"{list(input.shape)}")
+    return _avg_pool_float(input, op, nd, kernel_size, stride, padding, ceil_mode,
+                           count_include_pad, divisor_override)
+
+
+@_rounded_once
+def _avg_pool_float(input, op, nd, kernel_size, stride, padding, ceil_mode,
+                    count_include_pad, divisor_override):
+    """float16 and bfloat16 are summed in float32 and rounded once, as PyTorch's kernel."""
     pads, windows, (kernel, stride, padding, outs) = _pool_setup(
         op, nd, input, kernel_size, stride, padding, 1, ceil_mode)
     sums = functools.reduce(F.add, _window_slices(_pad_spatial(input, pads), windows))

@@ -111,6 +111,9 @@ class Tensor:
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
 
+    def is_signed(self) -> bool:
+        return self.dtype.is_signed
+
     def is_contiguous(self) -> bool:
         # A traced value has no layout yet: code generation decides it.
         return type(self._array) is not np.ndarray or self._array.flags.c_contiguous
@@ -298,6 +301,21 @@ class Tensor:
     def bool(self):
         return self.to(dtypes.bool_)
 
+    def half(self):
+        return self.to(dtypes.float16)
+
+    def bfloat16(self):
+        return self.to(dtypes.bfloat16)
+
+    def byte(self):
+        return self.to(dtypes.uint8)
+
+    def char(self):
+        return self.to(dtypes.int8)
+
+    def short(self):
+        return self.to(dtypes.int16)
+
     def cpu(self):
         return self
 
@@ -464,8 +482,13 @@ DoubleTensor = _legacy("DoubleTensor", dtypes.float64)
 LongTensor = _legacy("LongTensor", dtypes.int64)
 IntTensor = _legacy("IntTensor", dtypes.int32)
 BoolTensor = _legacy("BoolTensor", dtypes.bool_)
-_LEGACY_NAMES = {t._graphc_dtype: f"graphc.{t.__name__}"
-                 for t in (FloatTensor, DoubleTensor, LongTensor, IntTensor, BoolTensor)}
-_LEGACY_BY_NAME = {name: t for t in (FloatTensor, DoubleTensor, LongTensor, IntTensor,
-                                     BoolTensor)
+HalfTensor = _legacy("HalfTensor", dtypes.float16)
+BFloat16Tensor = _legacy("BFloat16Tensor", dtypes.bfloat16)
+ByteTensor = _legacy("ByteTensor", dtypes.uint8)
+CharTensor = _legacy("CharTensor", dtypes.int8)
+ShortTensor = _legacy("ShortTensor", dtypes.int16)
+_LEGACY = (FloatTensor, DoubleTensor, LongTensor, IntTensor, BoolTensor, HalfTensor,
+           BFloat16Tensor, ByteTensor, CharTensor, ShortTensor)
+_LEGACY_NAMES = {t._graphc_dtype: f"graphc.{t.__name__}" for t in _LEGACY}
+_LEGACY_BY_NAME = {name: t for t in _LEGACY
                    for name in (f"graphc.{t.__name__}", f"torch.{t.__name__}")}

@@ -38,6 +38,13 @@ def graph_inputs(graph, inputs) -> list:
 def assert_same(got, expected):
     got, expected = np.asarray(got), np.asarray(expected)
     assert got.shape == expected.shape and got.dtype == expected.dtype
+    if dtypes.from_numpy(expected.dtype) in dtypes.HALF:
+        # float16/bfloat16 round once per op: libm and numpy's float32 results may round
+        # to neighbouring half values (bit-exact arithmetic is tested in tests/torchref)
+        ulp = float(graphc.finfo(dtypes.from_numpy(expected.dtype)).eps)
+        np.testing.assert_allclose(got.astype(np.float32), expected.astype(np.float32),
+                                   rtol=ulp, atol=1e-6)
+        return
     if expected.dtype.kind == "f":
         np.testing.assert_allclose(got, expected, **(F32 if expected.dtype == np.float32
                                                      else F64))
@@ -189,10 +196,17 @@ def samples() -> dict:
                                       (dtypes.bool_, dtypes.float32, dtypes.float64)),
                       [tensor([np.nan, 0.0, -0.0, 1.0, -np.inf], np.float32)]),
     }
-    for dtype in (np.int32, np.int64):
+    for dtype in (np.int32, np.int64, np.int16, np.int8):
         out[f"{np.dtype(dtype).name}_ops"] = (
             _int_ops, [tensor(_special(np.dtype(dtype))),
                        tensor(rng.integers(-3, 4, (4, 6)), dtype)])
+    # uint8 wraps: neg, sub and mul of these go round
+    out["uint8_ops"] = (_int_ops, [tensor(rng.integers(0, 256, (4, 6)), np.uint8),
+                                   tensor(rng.integers(0, 4, (4, 6)), np.uint8)])
+    for dt in (dtypes.float16, dtypes.bfloat16):   # computed in float, rounded per op
+        out[f"{dt.name}_ops"] = (_float_ops, [
+            tensor(_special(np.dtype(np.float32))).to(dt),
+            tensor(_special(np.dtype(np.float32))[1:2] * 0.7).to(dt)])
     for dtype in (np.float32, np.float64, np.int32, np.int64, np.bool_):
         out[f"reductions_{np.dtype(dtype).name}"] = (
             _reductions, [tensor(_reduction_input(np.dtype(dtype), rng))])

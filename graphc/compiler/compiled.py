@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from graphc import targets, context, dispatch, residency
+from graphc import amp, targets, context, dispatch, residency
 from graphc.compiler.build import Program, build, differentiate
 from graphc.compiler.capture import (ArgInput, LiftedInput, RetraceLater, capture,
                                      flatten_args)
@@ -185,9 +185,10 @@ class CompiledFunction:
 
     def _key(self, spec, leaves) -> tuple:
         """What a program is specialised to, from the arguments alone: structure, each
-        tensor's shape, dtype and requires_grad, each constant number's value."""
+        tensor's shape, dtype and requires_grad, each constant number's value; the grad
+        mode and the autocast regions, which change what a trace records."""
         dynamic = self.dynamic_numbers.get(spec, ())
-        key = [context.grad_enabled, spec]
+        key = [context.grad_enabled, spec, amp.state()]     # then one entry per leaf
         for i, x in enumerate(leaves):
             if isinstance(x, Tensor):
                 key.append((x._array.shape, x.dtype, x._requires_grad))
@@ -235,8 +236,10 @@ class CompiledFunction:
         if old[0] != key[0]:
             return f"grad mode: {'enabled' if old[0] else 'disabled'} -> " \
                    f"{'enabled' if key[0] else 'disabled'}"
+        if old[2] != key[2]:
+            return f"autocast regions: {old[2]} -> {key[2]}"
         paths = _leaf_paths(spec)
-        for path, a, b in zip(paths, old[2:], key[2:]):
+        for path, a, b in zip(paths, old[3:], key[3:]):
             if a != b:
                 return f"{path}: {_describe_leaf(a)} -> {_describe_leaf(b)}"
         return "the arguments changed"
@@ -252,7 +255,7 @@ class CompiledFunction:
         old = similar[-1].key
         dynamic = self.dynamic_numbers.setdefault(spec, set())
         static = self.static_numbers.get(spec, set())
-        changed = {i for i, (a, b) in enumerate(zip(old[2:], key[2:]))
+        changed = {i for i, (a, b) in enumerate(zip(old[3:], key[3:]))
                    if type(leaves[i]) in (int, float) and a != b and i not in static
                    and i not in dynamic and isinstance(a, tuple) and a[0] is type(leaves[i])}
         dynamic |= changed

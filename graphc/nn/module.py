@@ -514,6 +514,12 @@ class Module(ModuleHooks):
     def double(self) -> "Module":
         return self._cast_floating(dtypes.float64)
 
+    def half(self) -> "Module":
+        return self._cast_floating(dtypes.float16)
+
+    def bfloat16(self) -> "Module":
+        return self._cast_floating(dtypes.bfloat16)
+
     def cpu(self) -> "Module":
         return self
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphc.dtypes import TensorType
+from graphc.dtypes import HALF, TensorType
 from graphc.ops.primitive import Primitive, broadcast_shapes, op_error, register, unbroadcast
 
 
 def _matmul_infer(a: TensorType, b: TensorType) -> TensorType:
     if len(a.shape) < 2 or len(b.shape) < 2 or a.dtype != b.dtype \
-            or not a.dtype.is_floating_point:
-        raise op_error("matmul", "expects floating point operands of one dtype with at least "
-                                 "2 dimensions", a, b)
+            or not a.dtype.is_floating_point or a.dtype in HALF:
+        raise op_error("matmul", "expects float32 or float64 operands of one dtype with at "
+                                 "least 2 dimensions (the front end computes float16 and "
+                                 "bfloat16 products in float32)", a, b)
     if a.shape[-1] != b.shape[-2]:
         raise op_error("matmul", f"mat1 and mat2 shapes cannot be multiplied "
                                  f"({'x'.join(map(str, a.shape))} and "
@@ -39,9 +40,10 @@ def conv_out_size(size, kernel, stride, dilation) -> int:
 
 def _conv2d_infer(x: TensorType, w: TensorType, stride, dilation) -> TensorType:
     if len(x.shape) != 4 or len(w.shape) != 4 or x.dtype != w.dtype \
-            or not x.dtype.is_floating_point:
+            or not x.dtype.is_floating_point or x.dtype in HALF:
         raise op_error("conv2d", "expects a 4-D input (N, C, H, W) and a 4-D weight "
-                                 "(O, C, KH, KW) of one floating dtype", x, w)
+                                 "(O, C, KH, KW) of one dtype, float32 or float64 (the front "
+                                 "end computes float16 and bfloat16 in float32)", x, w)
     if x.shape[1] != w.shape[1]:
         raise op_error("conv2d", f"input has {x.shape[1]} channels but the weight expects "
                                  f"{w.shape[1]}", x, w)

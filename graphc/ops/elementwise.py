@@ -253,8 +253,19 @@ def _cast_grad(g, out, x, dtype):
     return g.to(x.dtype) if x.dtype.is_floating_point else None
 
 
+def _cast(x, dtype):
+    """numpy's astype, with PyTorch's two detours: float64 reaches float16/bfloat16
+    through float32 (two roundings, as c10's conversions), and floats reach the integer
+    types narrower than 32 bits through int64, wrapping (300.7 -> uint8 44)."""
+    if x.dtype == np.float64 and dtype in dtypes.HALF:
+        x = x.astype(np.float32)
+    elif x.dtype.kind == "f" and dtype.category == 1 and dtype.itemsize < 4:
+        x = x.astype(np.int64)
+    return x.astype(dtype.np)
+
+
 register(Primitive(
     "cast", "elementwise",
     lambda x, dtype: TensorType(x.shape, dtype),
-    lambda x, dtype: x.astype(dtype.np),
+    _cast,
     vjp=(_cast_grad,), attrs=("dtype",), scalar=scalar_op("cast")))

@@ -19,7 +19,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
-from graphc.dtypes import TensorType
+import numpy as np
+
+from graphc.dtypes import HALF, TensorType, float32
 
 # numpy reports inf/nan from float math as RuntimeWarnings; PyTorch makes them silently
 # (log(0) = -inf).  A filter on graphc's own modules costs nothing per call, unlike
@@ -53,6 +55,20 @@ class Primitive:
 
 
 REGISTRY: dict[str, Primitive] = {}
+
+_HALF_NP = tuple(d.np for d in HALF)
+
+
+def run(prim: Primitive, arrays, attrs: dict, out_type: TensorType):
+    """Run ``prim``'s numpy reference (eager and the interpreter) as PyTorch's CPU kernels
+    do: float16/bfloat16 operands are computed on in float32 and the result is rounded
+    to its dtype once.  Views keep their storage, so they are left alone."""
+    if not prim.view and any(a.dtype in _HALF_NP for a in arrays):
+        arrays = [a.astype(np.float32) if a.dtype in _HALF_NP else a for a in arrays]
+    result = prim.impl(*arrays, **attrs)
+    if type(result) is not np.ndarray or result.dtype != out_type.dtype.np:
+        result = np.asarray(result, dtype=out_type.dtype.np)
+    return result
 
 
 def register(prim: Primitive) -> Primitive:

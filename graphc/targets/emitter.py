@@ -10,7 +10,7 @@ backend spells each scalar op once and never dispatches on primitive names.
 
 A backend subclasses ``Emitter`` and supplies the leaves: ``var``, ``iconst``,
 ``index_op``, ``checked``, ``constant``, ``acc``, ``load``, ``index_value``, ``uniform``,
-``nonzero`` and ``scalar_ops(dtype, out_dtype)``.
+``nonzero``, ``scalar_ops(dtype, out_dtype)`` and ``narrow(value, dtype)``.
 """
 from __future__ import annotations
 
@@ -82,7 +82,10 @@ class Emitter:
         raise TypeError(f"not a loop IR scalar expression: {e!r}")
 
     def op(self, e: L.Op):
-        """The primitive's scalar rule over the operands' rendered values."""
+        """The primitive's scalar rule over the operands' rendered values, its result
+        rounded or wrapped into the op's dtype (``narrow``: float16 and bfloat16 are
+        computed in float and narrow integers in 32 bits, so a fused kernel rounds after
+        each op exactly where the eager ops do)."""
         args = [self.scalar(a) for a in e.args]
         ops = self.scalar_ops(e.args[-1].dtype, e.dtype)     # where: its branches' dtype
-        return REGISTRY[e.op].scalar(ops, *args)
+        return self.narrow(REGISTRY[e.op].scalar(ops, *args), e.dtype)

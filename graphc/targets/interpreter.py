@@ -11,6 +11,7 @@ import numpy as np
 from graphc.ir import Graph
 from graphc.ir.text import format_op
 from graphc.ops import REGISTRY
+from graphc.ops.primitive import run
 
 
 class Program:
@@ -23,12 +24,12 @@ class Program:
             for v in op.inputs:
                 last_use[v] = i
         keep = set(graph.outputs)
-        # (op, impl, input values, attrs, values to free after it)
+        # (op, primitive, input values, attrs, values to free after it)
         self.steps = []
         for i, op in enumerate(graph.ops):
-            impl = None if op.name == "constant" else REGISTRY[op.name].impl
+            prim = None if op.name == "constant" else REGISTRY[op.name]
             dead = [v for v in dict.fromkeys(op.inputs) if last_use[v] == i and v not in keep]
-            self.steps.append((op, impl, op.inputs, op.attr_dict, dead))
+            self.steps.append((op, prim, op.inputs, op.attr_dict, dead))
         # Outputs that may alias an input, a constant or another value (views) are
         # copied, so writing to a result (``f = lambda x: x.clone()``) never reaches them.
         self.fresh = {op.out for op in graph.ops
@@ -40,17 +41,17 @@ class Program:
             raise TypeError(f"graph {graph.name} takes {len(graph.inputs)} inputs, got "
                             f"{len(arrays)}")
         env = dict(zip(graph.inputs, arrays))
-        for op, impl, inputs, attrs, dead in self.steps:
-            if impl is None:
+        for op, prim, inputs, attrs, dead in self.steps:
+            if prim is None:
                 env[op.out] = attrs["value"].array
                 continue
             try:
-                result = impl(*[env[v] for v in inputs], **attrs)
+                result = run(prim, [env[v] for v in inputs], attrs, op.out.type)
             except Exception as e:
                 raise type(e)(f"while running {format_op(op)}: {e}") if isinstance(
                     e, (IndexError, ValueError, TypeError)) else RuntimeError(
                     f"while running {format_op(op)}: {e}") from e
-            env[op.out] = np.asarray(result, dtype=op.out.type.dtype.np)
+            env[op.out] = result
             for v in dead:
                 del env[v]
         return [env[v] if v in self.fresh else np.array(env[v]) for v in graph.outputs]

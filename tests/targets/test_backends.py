@@ -119,10 +119,15 @@ def test_every_elementwise_primitive_renders_in_every_code_generator(name):
         types = [cpu_kernel.value_type(d) for d in operands]
         fn = ir.Function(module, ir.FunctionType(cpu_kernel.value_type(out), types), f"f{k}")
         b = ir.IRBuilder(fn.append_basic_block())
-        b.ret(prim.scalar(cpu_kernel.ScalarOps(b, operands[-1], out), *fn.args))
-        text = prim.scalar(cuda_render.ScalarOps(operands[-1], out),
-                           *[f"a{i}" for i in range(n)])
+        # narrow: float16/bfloat16 and the 8/16-bit integers compute widened and round
+        # or wrap each op's result back into the dtype
+        b.ret(cpu_kernel.narrow(b, prim.scalar(cpu_kernel.ScalarOps(b, operands[-1], out),
+                                               *fn.args), out))
+        text = cuda_render.narrow(prim.scalar(cuda_render.ScalarOps(operands[-1], out),
+                                              *[f"a{i}" for i in range(n)]), out)
         assert all(f"a{i}" in text for i in range(n)), text
+        assert (out in dtypes.HALF or out.bits < 32 and out.category == 1) == \
+            ("gc::round_" in text or "gc::narrow_" in text), (name, out, text)
     llvm.parse_assembly(str(module)).verify()
 
 

@@ -19,13 +19,20 @@ from graphc.targets.emitter import Emitter as BaseEmitter
 from graphc.codegen import loops as L
 
 VOID = ir.VoidType()
-I1, I8, I32, I64 = (ir.IntType(w) for w in (1, 8, 32, 64))
+I1, I8, I16, I32, I64 = (ir.IntType(w) for w in (1, 8, 16, 32, 64))
 F32, F64 = ir.FloatType(), ir.DoubleType()
 PTR = ir.PointerType()
 KERNEL_TYPE = ir.FunctionType(VOID, [PTR, I64, I64, PTR])
 
-_VALUE_TYPES = {dtypes.bool_: I1, dtypes.int32: I32, dtypes.int64: I64,
-                dtypes.float32: F32, dtypes.float64: F64}
+# Narrow dtypes live in registers widened (integers in i32, float16 and bfloat16 in
+# float), where every op computes; ``narrow`` brings each op's result back into the
+# dtype's range or precision (wrapping, or rounding to nearest even), so a fused kernel
+# rounds after every op as PyTorch's eager ops do.
+_VALUE_TYPES = {dtypes.bool_: I1, dtypes.uint8: I32, dtypes.int8: I32, dtypes.int16: I32,
+                dtypes.int32: I32, dtypes.int64: I64, dtypes.float16: F32,
+                dtypes.bfloat16: F32, dtypes.float32: F32, dtypes.float64: F64}
+_STORAGE_TYPES = {dtypes.bool_: I8, dtypes.uint8: I8, dtypes.int8: I8, dtypes.int16: I16,
+                  dtypes.float16: I16, dtypes.bfloat16: I16}
 
 
 def value_type(dtype) -> ir.Type:
@@ -35,7 +42,68 @@ def value_type(dtype) -> ir.Type:
 
 def storage_type(dtype) -> ir.Type:
     """The type of one element in memory (bool is one byte, as in numpy)."""
-    return I8 if dtype is dtypes.bool_ else _VALUE_TYPES[dtype]
+    return _STORAGE_TYPES.get(dtype) or _VALUE_TYPES[dtype]
+
+
+def _u32(value):
+    return ir.Constant(I32, value)
+
+
+def float_to_half_bits(b, x):
+    """float -> IEEE half bits (in an i32), rounding to nearest even, branch-free (F.
+    Giesen's float_to_half_fast3_rtne): NaN is 0x7e00, overflow infinity, subnormals
+    rounded by a float add of a magic number."""
+    f = b.bitcast(x, I32)
+    sign = b.and_(f, _u32(0x80000000))
+    f = b.xor(f, sign)
+    special = b.select(b.icmp_unsigned(">", f, _u32(0x7F800000)), _u32(0x7E00), _u32(0x7C00))
+    magic = _u32(0x3F000000)                  # ((127 - 15) + (23 - 10) + 1) << 23
+    small = b.sub(b.bitcast(b.fadd(b.bitcast(f, F32), b.bitcast(magic, F32)), I32), magic)
+    odd = b.and_(b.lshr(f, _u32(13)), _u32(1))
+    normal = b.lshr(b.add(b.add(f, _u32(((15 - 127) << 23) + 0xFFF)), odd), _u32(13))
+    out = b.select(b.icmp_unsigned("<", f, _u32(0x38800000)), small, normal)
+    out = b.select(b.icmp_unsigned(">=", f, _u32(0x47800000)), special, out)
+    return b.or_(out, b.lshr(sign, _u32(16)))
+
+
+def half_bits_to_float(b, h):
+    """IEEE half bits (in an i32) -> float, exactly."""
+    o = b.shl(b.and_(h, _u32(0x7FFF)), _u32(13))
+    exp = b.and_(o, _u32(0x7C00 << 13))
+    o = b.add(o, _u32((127 - 15) << 23))
+    inf_nan = b.add(o, _u32((128 - 16) << 23))
+    magic = ir.Constant(F32, 2.0 ** -14)          # 113 << 23
+    subnormal = b.bitcast(b.fsub(b.bitcast(b.add(o, _u32(1 << 23)), F32), magic), I32)
+    o = b.select(b.icmp_unsigned("==", exp, _u32(0x7C00 << 13)), inf_nan,
+                 b.select(b.icmp_unsigned("==", exp, _u32(0)), subnormal, o))
+    return b.bitcast(b.or_(o, b.shl(b.and_(h, _u32(0x8000)), _u32(16))), F32)
+
+
+def float_to_bfloat16_bits(b, x):
+    """float -> bfloat16 bits (in an i32), rounding to nearest even; NaN is 0x7fc0 (c10's)."""
+    f = b.bitcast(x, I32)
+    odd = b.and_(b.lshr(f, _u32(16)), _u32(1))
+    rounded = b.lshr(b.add(f, b.add(_u32(0x7FFF), odd)), _u32(16))
+    return b.select(b.fcmp_unordered("uno", x, x), _u32(0x7FC0), rounded)
+
+
+def bfloat16_bits_to_float(b, h):
+    return b.bitcast(b.shl(h, _u32(16)), F32)
+
+
+def narrow(b, x, dtype):
+    """A widened register value brought into ``dtype``: integers wrap to its width,
+    float16 and bfloat16 round to nearest even; other dtypes are unchanged."""
+    if dtype is dtypes.uint8:
+        return b.and_(x, _u32(0xFF))
+    if dtype in (dtypes.int8, dtypes.int16):
+        shift = _u32(32 - dtype.bits)
+        return b.ashr(b.shl(x, shift), shift)
+    if dtype is dtypes.float16:
+        return half_bits_to_float(b, float_to_half_bits(b, x))
+    if dtype is dtypes.bfloat16:
+        return bfloat16_bits_to_float(b, float_to_bfloat16_bits(b, x))
+    return x
 
 
 def i64(value) -> ir.Value:
@@ -150,7 +218,8 @@ def _category(dtype) -> str:
 
 
 def cast(b, x, src, dst):
-    """numpy's ``astype``: float -> int truncates, anything -> bool is ``!= 0``."""
+    """numpy's ``astype`` between register values: float -> int truncates, anything ->
+    bool is ``!= 0``; a narrow ``dst`` is left widened (the caller ``narrow``s it)."""
     if src is dst:
         return x
     to, s, d = value_type(dst), _category(src), _category(dst)
@@ -159,18 +228,20 @@ def cast(b, x, src, dst):
                 else b.icmp_unsigned("!=", x, ir.Constant(x.type, 0)))
     if s == "b":
         return b.uitofp(x, to) if d == "f" else b.zext(x, to)
-    if s == "f" and d == "f":
-        return b.fpext(x, to) if dst.itemsize > src.itemsize else b.fptrunc(x, to)
+    if x.type == to:                           # float16 -> float32, int8 -> int32...
+        return x
+    if s == "f" and d == "f":                  # float64 -> float16 is through float32
+        return b.fpext(x, to) if isinstance(to, ir.DoubleType) else b.fptrunc(x, to)
     if s == "f":
         # Out of range (and NaN) is poison for fptosi; numpy on x86 gives the minimum
         # integer there, so do that (the unselected poison is harmless).
-        limit = float(2 ** (8 * dst.itemsize - 1))
+        limit = float(2 ** (to.width - 1))
         inside = b.and_(b.fcmp_ordered(">=", x, ir.Constant(x.type, -limit)),
                         b.fcmp_ordered("<", x, ir.Constant(x.type, limit)))
         return b.select(inside, b.fptosi(x, to), ir.Constant(to, -int(limit)))
     if d == "f":
         return b.sitofp(x, to)
-    return b.sext(x, to) if dst.itemsize > src.itemsize else b.trunc(x, to)
+    return b.sext(x, to) if to.width > x.type.width else b.trunc(x, to)
 
 
 def extremum(b, kind, x, y, dtype):
@@ -518,14 +589,18 @@ class Emitter(BaseEmitter):
 
     def acc(self, e):
         value, dtype = self.accs[e.name]()
-        return cast(self.b, value, dtype, e.dtype)
+        return narrow(self.b, cast(self.b, value, dtype, e.dtype), e.dtype)
 
     def load(self, e):
         value = self.b.load(self.address(e.buffer, e.offset, e.dtype), typ=storage_type(e.dtype))
         return _from_storage(self.b, value, e.dtype)
 
     def index_value(self, e):
-        return cast(self.b, self.index(e.index), dtypes.int64, e.dtype)
+        return narrow(self.b, cast(self.b, self.index(e.index), dtypes.int64, e.dtype),
+                      e.dtype)
+
+    def narrow(self, value, dtype):
+        return narrow(self.b, value, dtype)
 
     def scalar_ops(self, dtype, out) -> ScalarOps:
         return ScalarOps(self.b, dtype, out)
@@ -537,7 +612,8 @@ class Emitter(BaseEmitter):
         key = hash32(b, b.xor(low, hash32(b, high)))
         bits = hash32(b, b.xor(b.trunc(self.index(e.counter), I32), key))
         mantissa = b.uitofp(b.lshr(bits, ir.Constant(I32, 8)), value_type(e.dtype))
-        return b.fmul(mantissa, ir.Constant(value_type(e.dtype), 2.0 ** -24))
+        return narrow(b, b.fmul(mantissa, ir.Constant(value_type(e.dtype), 2.0 ** -24)),
+                      e.dtype)
 
     def address(self, buffer, offset, dtype) -> ir.Value:
         """Pointer to element ``offset`` (a loop IR index or an i64 value)."""
@@ -552,12 +628,35 @@ class Emitter(BaseEmitter):
             old = _from_storage(b, b.load(ptr, typ=storage_type(dtype)), dtype)
             value = b.or_(old, value) if dtype is dtypes.bool_ else \
                 ScalarOps(b, dtype, dtype).add(old, value)
-        b.store(b.zext(value, I8) if dtype is dtypes.bool_ else value, ptr)
+        b.store(_to_storage(b, value, dtype), ptr)
 
 
 def _from_storage(b, value, dtype):
-    """A loaded element as a register value: any nonzero byte is True."""
-    return b.icmp_unsigned("!=", value, ir.Constant(I8, 0)) if dtype is dtypes.bool_ else value
+    """A loaded element as a register value: any nonzero byte is True; narrow integers
+    and half floats are widened."""
+    if dtype is dtypes.bool_:
+        return b.icmp_unsigned("!=", value, ir.Constant(I8, 0))
+    if dtype is dtypes.uint8:
+        return b.zext(value, I32)
+    if dtype in (dtypes.int8, dtypes.int16):
+        return b.sext(value, I32)
+    if dtype is dtypes.float16:
+        return half_bits_to_float(b, b.zext(value, I32))
+    if dtype is dtypes.bfloat16:
+        return bfloat16_bits_to_float(b, b.zext(value, I32))
+    return value
+
+
+def _to_storage(b, value, dtype):
+    """A register value as the element stored: rounded (half floats) and truncated."""
+    if dtype is dtypes.bool_:
+        return b.zext(value, I8)
+    if dtype is dtypes.float16:
+        value = float_to_half_bits(b, value)
+    elif dtype is dtypes.bfloat16:
+        value = float_to_bfloat16_bits(b, value)
+    to = storage_type(dtype)
+    return b.trunc(value, to) if to != value.type else value
 
 
 # ---- kernel functions ----------------------------------------------------------------------------

@@ -131,6 +131,45 @@ template <class F> __device__ __forceinline__ long long to_i64(F x) {
          : x <= (F)-9223372036854775808.0 ? (-9223372036854775807LL - 1) : (long long)x;
 }
 
+// ---- narrow dtypes: uint8/int8/int16 computed in int, float16/bfloat16 in float -----------
+// Each op's result is wrapped or rounded back (narrow_*, round_*); buffers of float16 and
+// bfloat16 hold the raw bits (unsigned short), converted on load and store with
+// round-to-nearest-even, in plain integer code (no cuda_fp16.h: the CPU emulator runs it).
+__device__ __forceinline__ int narrow_u8(int x) { return x & 0xFF; }
+__device__ __forceinline__ int narrow_i8(int x) { return (int)(signed char)(unsigned char)(x & 0xFF); }
+__device__ __forceinline__ int narrow_i16(int x) { return (int)(short)(unsigned short)(x & 0xFFFF); }
+template <class F> __device__ __forceinline__ int to_u8(F x) { return narrow_u8(to_i32(x)); }
+template <class F> __device__ __forceinline__ int to_i8(F x) { return narrow_i8(to_i32(x)); }
+template <class F> __device__ __forceinline__ int to_i16(F x) { return narrow_i16(to_i32(x)); }
+__device__ __forceinline__ unsigned float_bits(float x) { unsigned u; memcpy(&u, &x, 4); return u; }
+__device__ __forceinline__ float bits_float(unsigned u) { float x; memcpy(&x, &u, 4); return x; }
+__device__ __forceinline__ unsigned short float_to_f16(float x) {   // F. Giesen's fast3_rtne
+    unsigned f = float_bits(x);
+    const unsigned sign = f & 0x80000000u;
+    f ^= sign;
+    unsigned o;
+    if (f >= 0x47800000u) o = f > 0x7F800000u ? 0x7E00u : 0x7C00u;
+    else if (f < 0x38800000u) o = float_bits(bits_float(f) + bits_float(0x3F000000u)) - 0x3F000000u;
+    else o = (f + ((unsigned)(15 - 127) << 23) + 0xFFFu + ((f >> 13) & 1u)) >> 13;
+    return (unsigned short)(o | (sign >> 16));
+}
+__device__ __forceinline__ float f16_to_float(unsigned short h) {
+    unsigned o = ((unsigned)h & 0x7FFFu) << 13;
+    const unsigned exp = o & (0x7C00u << 13);
+    o += (unsigned)(127 - 15) << 23;
+    if (exp == (0x7C00u << 13)) o += (unsigned)(128 - 16) << 23;
+    else if (exp == 0) o = float_bits(bits_float(o + (1u << 23)) - 6.103515625e-05f);
+    return bits_float(o | (((unsigned)h & 0x8000u) << 16));
+}
+__device__ __forceinline__ unsigned short float_to_bf16(float x) {
+    if (x != x) return 0x7FC0;
+    const unsigned f = float_bits(x);
+    return (unsigned short)((f + 0x7FFFu + ((f >> 16) & 1u)) >> 16);
+}
+__device__ __forceinline__ float bf16_to_float(unsigned short h) { return bits_float((unsigned)h << 16); }
+__device__ __forceinline__ float round_f16(float x) { return f16_to_float(float_to_f16(x)); }
+__device__ __forceinline__ float round_bf16(float x) { return bf16_to_float(float_to_bf16(x)); }
+
 // ---- counter-based random numbers (graphc.ops.random) -----------------------------------
 __device__ __forceinline__ unsigned hash32(unsigned x) {       // lowbias32
     x ^= x >> 16;

@@ -92,9 +92,18 @@ class CudaSource:
     limits: LaunchLimits
 
 
-_VALUE = {dtypes.bool_: "bool", dtypes.int32: "int", dtypes.int64: "long long",
-          dtypes.float32: "float", dtypes.float64: "double"}
-_STORAGE = {**_VALUE, dtypes.bool_: "unsigned char"}
+# Narrow dtypes compute widened (int, float) and are narrowed after each op (the
+# prelude's narrow_*/round_*); float16 and bfloat16 buffers hold raw bits.
+_VALUE = {dtypes.bool_: "bool", dtypes.uint8: "int", dtypes.int8: "int", dtypes.int16: "int",
+          dtypes.int32: "int", dtypes.int64: "long long", dtypes.float16: "float",
+          dtypes.bfloat16: "float", dtypes.float32: "float", dtypes.float64: "double"}
+_STORAGE = {**_VALUE, dtypes.bool_: "unsigned char", dtypes.uint8: "unsigned char",
+            dtypes.int8: "signed char", dtypes.int16: "short",
+            dtypes.float16: "unsigned short", dtypes.bfloat16: "unsigned short"}
+_NARROW = {dtypes.uint8: "gc::narrow_u8", dtypes.int8: "gc::narrow_i8",
+           dtypes.int16: "gc::narrow_i16", dtypes.float16: "gc::round_f16",
+           dtypes.bfloat16: "gc::round_bf16"}
+_HALF_SHORT = {dtypes.float16: "f16", dtypes.bfloat16: "bf16"}
 
 
 def value_type(dtype) -> str:
@@ -104,6 +113,11 @@ def value_type(dtype) -> str:
 def storage_type(dtype) -> str:
     """The C type of a buffer element (bool is one byte, as in numpy)."""
     return _STORAGE[dtype]
+
+
+def narrow(text, dtype) -> str:
+    """A widened value brought into ``dtype`` (wrapped, or rounded to nearest even)."""
+    return f"{_NARROW[dtype]}({text})" if dtype in _NARROW else text
 
 
 def prelude() -> str:
@@ -123,6 +137,8 @@ def literal(value, dtype) -> str:
             return f"({v + 1}{suffix} - 1)"
         return f"{v}{suffix}" if v >= 0 else f"({v}{suffix})"
     x = dtype.np.type(value)
+    if dtype in _HALF_SHORT:            # exactly its float32 value: computed in float
+        x, dtype = np.float32(x), dtypes.float32
     f = "f" if dtype is dtypes.float32 else ""
     if np.isnan(x):
         return f'__builtin_nan{f}("")'
@@ -147,8 +163,9 @@ class ScalarOps:
         self.is_float = dtype.is_floating_point
 
     def _f(self, name, *args):
-        """A libm function: ``expf`` for float32, ``exp`` for float64."""
-        return f"{name}{'f' if self.dtype is dtypes.float32 else ''}({', '.join(args)})"
+        """A libm function: ``expf`` for float32 (and the half types), ``exp`` for
+        float64."""
+        return f"{name}{'f' if value_type(self.dtype) == 'float' else ''}({', '.join(args)})"
 
     def _infix(self, symbol, helper, a, b):
         """Float arithmetic as an operator; integers through the prelude's wrapping
@@ -417,24 +434,30 @@ class Emitter(BaseEmitter):
 
     def acc(self, e) -> str:
         name, dtype = self.accs[e.name]
-        return cast(name, dtype, e.dtype)
+        return narrow(cast(name, dtype, e.dtype), e.dtype)
 
     def load(self, e) -> str:
         if self.lane is not None and e.buffer in self.vectors and id(e.offset) in self.flat:
             ref = f"{self.vectors[e.buffer]}.{self.lane}"
         else:
             ref = f"{self.buffer(e.buffer)}[{self.index(e.offset)}]"
+        if e.dtype in _HALF_SHORT:
+            return f"gc::{_HALF_SHORT[e.dtype]}_to_float({ref})"
         return f"{ref} != 0" if e.dtype is dtypes.bool_ else ref
 
     def index_value(self, e) -> str:
-        return cast(self.index(e.index), dtypes.int64, e.dtype)
+        return narrow(cast(self.index(e.index), dtypes.int64, e.dtype), e.dtype)
+
+    def narrow(self, value, dtype) -> str:
+        return narrow(value, dtype)
 
     def nonzero(self, e) -> str:
         return f"gc::nonzero({self.scalar(e.value)}, error_flag, {e.site})"
 
     def uniform(self, e) -> str:
         seed = cast(self.scalar(e.seed), e.seed.dtype, dtypes.int64)
-        return f"gc::uniform_{e.dtype.short}({seed}, {self.index(e.counter)})"
+        kind = "f64" if e.dtype is dtypes.float64 else "f32"
+        return narrow(f"gc::uniform_{kind}({seed}, {self.index(e.counter)})", e.dtype)
 
     def scalar_ops(self, dtype, out) -> ScalarOps:
         return ScalarOps(dtype, out)
@@ -449,7 +472,12 @@ class Emitter(BaseEmitter):
         ref = f"{self.buffer(buffer)}[{at}]"
         v = self.scalar(value)
         dtype = value.dtype
-        if not accumulate:
+        if dtype in _HALF_SHORT:
+            short = _HALF_SHORT[dtype]
+            if accumulate:
+                v = f"{v} + gc::{short}_to_float({ref})"
+            self.line(f"{ref} = gc::float_to_{short}({v});")
+        elif not accumulate:
             self.line(f"{ref} = {v};")
         elif dtype.is_floating_point:
             self.line(f"{ref} += {v};")
@@ -616,7 +644,11 @@ class KernelRenderer:
                 or stored & {ld.buffer for ld in loads}:
             return 1
         vectorised = stored | {ld.buffer for ld in loads if id(ld.offset) in self.e.flat}
-        return min(4, 16 // max(self.program.buffers[b].dtype.itemsize for b in vectorised))
+        lanes = min(4, 16 // max(self.program.buffers[b].dtype.itemsize for b in vectorised))
+        if any((storage_type(self.program.buffers[b].dtype), lanes) not in _VECTOR
+               for b in vectorised):        # the narrow dtypes have no vector types here
+            return 1
+        return lanes
 
     def vector_loop(self, groups: int, lanes: int, loads, start: str, step: str):
         e, k = self.e, self.k
