@@ -4,7 +4,7 @@ not already give, and the in-place spellings of all of them (``F.relu_``, ``elu_
 Each is a composite of tensor functions, so it runs eagerly, differentiates, traces
 and compiles.  Where PyTorch's gradient at a kink differs from what the plain formula
 would give, the docstring says which side PyTorch takes.  ``inplace=True`` writes the
-result into the input (``composite.inplace_or``), as PyTorch does.
+result into the input (``composite._inplace_or``), as PyTorch does.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from graphc import composite, creation
 from graphc import functional as F
-from graphc.composite import inplace_or
+from graphc.composite import _inplace_or
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -25,8 +25,8 @@ def _inside(input, low, high):
 
 def threshold(input, threshold, value, inplace=False):
     """x where x > threshold, else ``value`` (gradient only where x > threshold)."""
-    return inplace_or(input, inplace, "threshold",
-                      lambda x: F.where(x > threshold, x, value))
+    return _inplace_or(input, inplace, "threshold",
+                      lambda x: F.where(x <= threshold, value, x))
 
 
 def relu6(input, inplace=False):
@@ -39,22 +39,23 @@ def hardsigmoid(input, inplace=False):
     def compute(x):
         out = F.clamp(x + 3, 0.0, 6.0) / 6
         return F.where(_inside(x, -3.0, 3.0), out, out.detach())
-    return inplace_or(input, inplace, "hardsigmoid", compute)
+    return _inplace_or(input, inplace, "hardsigmoid", compute)
 
 
 def hardshrink(input, lambd=0.5):
-    """x where |x| > lambd, else 0."""
-    return F.where(F.abs(input) > lambd, input, 0.0)
+    """x where |x| > lambd, else 0 (nan stays nan)."""
+    return F.where(F.abs(input) <= lambd, 0.0, input)
 
 
 def softshrink(input, lambd=0.5):
-    """x - lambd above lambd, x + lambd below -lambd, else 0."""
+    """x - lambd above lambd, x + lambd below -lambd, else 0 (0 * x: nan stays nan)."""
     if lambd < 0:
         top = float(np.finfo(input.dtype.np).max)
         raise RuntimeError(f"lambda must be in range [0, {top:g}] for input dtype "
                            f"{'Double' if input.dtype.np == np.float64 else 'Float'}, but "
                            f"found {lambd:g}")
-    return F.where(input > lambd, input - lambd, F.where(input < -lambd, input + lambd, 0.0))
+    return F.where(input > lambd, input - lambd, F.where(input < -lambd, input + lambd,
+                                                         input * 0))
 
 
 def tanhshrink(input):
@@ -67,18 +68,18 @@ def softsign(input):
 
 def selu(input, inplace=False):
     """scale * elu(x, alpha) with SELU's fixed constants."""
-    return inplace_or(input, inplace, "selu",
+    return _inplace_or(input, inplace, "selu",
                       lambda x: composite.elu(x, SELU_ALPHA) * SELU_SCALE)
 
 
 def celu(input, alpha=1.0, inplace=False):
     """max(0, x) + min(0, alpha (exp(x / alpha) - 1)): elu of x / alpha, scaled back."""
-    return inplace_or(input, inplace, "celu",
+    return _inplace_or(input, inplace, "celu",
                       lambda x: F.where(x > 0, x, composite.elu(x / alpha) * alpha))
 
 
 def mish(input, inplace=False):
-    return inplace_or(input, inplace, "mish",
+    return _inplace_or(input, inplace, "mish",
                       lambda x: x * F.tanh(composite.softplus(x)))
 
 
@@ -95,7 +96,7 @@ def glu(input, dim=-1):
     if size % 2:
         raise RuntimeError(f"Halving dimension must be even, but dimension "
                            f"{dim % input.dim()} is size {size}")
-    a, b = F.chunk(input, 2, dim)
+    a, b = F.narrow(input, dim, 0, size // 2), F.narrow(input, dim, size // 2, size // 2)
     return a * F.sigmoid(b)
 
 
@@ -138,7 +139,7 @@ def prelu(input, weight):
                                f"{channels}.")
         if input.dim() >= 2:
             weight = weight.reshape((-1,) + (1,) * (input.dim() - 2))
-    elif input.dim():
+    else:
         weight = weight.reshape(())
     return F.where(input > 0, input, input * weight)
 
@@ -152,7 +153,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
     def compute(x):
         u = F.uniform_noise(x.shape, x.dtype)
         return F.where(x > 0, x, x * (u * (upper - lower) + lower))
-    return inplace_or(input, inplace, "rrelu", compute)
+    return _inplace_or(input, inplace, "rrelu", compute)
 
 
 def _inplace_form(name, fn):

@@ -29,11 +29,12 @@ def causal_mask(rows: int, cols: int) -> Tensor:
 
 
 def apply_mask(scores, mask):
-    """``scores`` with a mask applied: a boolean one (True = take part) puts -inf where it
-    is False (a ``where`` on the scores, so it fuses into the ``q k^T`` kernel's epilogue),
-    a float one is added."""
+    """``scores`` with a mask applied: a boolean one (True = take part) adds -inf where it
+    is False, as PyTorch's bias of 0 and -inf does (a nan or +inf score gives nan there),
+    written as a ``where`` on the scores, so it fuses into the ``q k^T`` kernel's
+    epilogue; a float one is added."""
     if mask.dtype == dtypes.bool_:
-        return F.where(mask, scores, F.scalar_tensor(-math.inf, scores.dtype))
+        return F.where(mask, scores, scores - math.inf)
     return scores + mask
 
 

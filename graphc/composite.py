@@ -91,7 +91,7 @@ def _float32(*tensors):
     return [t if t is None else F.cast(t, dtypes.float32) for t in tensors]
 
 
-def rounded_once(fn):
+def _rounded_once(fn):
     """For a composite (or an in-place activation's ``compute``) PyTorch computes in one
     CPU kernel, which reads float16/bfloat16 operands in float32 and rounds its result
     once: graphc runs the composed ops in float32 and rounds at the end, so the result
@@ -143,14 +143,14 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     out = F.index_select(weight, 0, flat)
     if scale_grad_by_freq:
         out = out.detach() + (out - out.detach()) / F.index_select(
-            index_counts(flat, rows), 0, flat).unsqueeze(1)
+            _index_counts(flat, rows), 0, flat).unsqueeze(1)
     out = out.reshape(tuple(input.shape) + (weight.shape[1],))
     if padding_idx is None:
         return out
     return F.where((input == padding_idx).unsqueeze(-1), out.detach(), out)
 
 
-def index_counts(flat_index, size):
+def _index_counts(flat_index, size):
     """How many times each of 0..size-1 occurs in ``flat_index`` (as floats)."""
     ones = creation.ones(flat_index.shape[0], dtype=dtypes.default_float)
     return F.index_add(creation.zeros(size, dtype=dtypes.default_float), 0, flat_index, ones)
@@ -163,7 +163,7 @@ def embedding_renorm_(weight, flat_index, max_norm, norm_type):
     with autograd.no_grad():
         def compute(w):
             norms = F.norm(w.detach(), norm_type, 1)
-            used = index_counts(flat_index, w.shape[0]) > 0
+            used = _index_counts(flat_index, w.shape[0]) > 0
             scale = F.where(used.logical_and(norms > max_norm), max_norm / (norms + 1e-7), 1.0)
             return w * scale.to(w.dtype).unsqueeze(1)
         return apply_inplace(weight, "embedding_renorm_", compute)
@@ -173,18 +173,18 @@ def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability p and scale the rest by 1/(1-p)."""
     if not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    if not training or p == 0:
-        return input
+    if not training or p == 0 or input.numel() == 0:    # PyTorch returns an empty input
+        return input                                     # of any dtype as it is
     if p == 1:
-        return inplace_or(input, inplace, "dropout", lambda x: x * 0)
+        return _inplace_or(input, inplace, "dropout", lambda x: x * 0)
 
     def compute(x):
         noise = F.uniform_noise(x.shape, x.dtype)
         return F.where(noise >= p, x * (1.0 / (1 - p)), 0.0)
-    return inplace_or(input, inplace, "dropout", compute)
+    return _inplace_or(input, inplace, "dropout", compute)
 
 
-@rounded_once
+@_rounded_once
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) \
         else (normalized_shape,)
@@ -229,18 +229,18 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 # ---- activations ----------------------------------------------------------------------------
-def inplace_or(input, inplace, name, compute):
+def _inplace_or(input, inplace, name, compute):
     """``compute(input)``, written into ``input`` (and returning it) when ``inplace``, as
     PyTorch's ``inplace=True`` activations do."""
     return apply_inplace(input, name, compute) if inplace else compute(input)
 
 
 def relu(input, inplace=False):
-    return inplace_or(input, inplace, "relu", F.relu)
+    return _inplace_or(input, inplace, "relu", F.relu)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return inplace_or(input, inplace, "leaky_relu",
+    return _inplace_or(input, inplace, "leaky_relu",
                       lambda x: F.where(x > 0, x, x * negative_slope))
 
 
@@ -250,10 +250,10 @@ def elu(input, alpha=1.0, inplace=False):
     def compute(x):
         positive = x > 0
         return F.where(positive, x, (F.where(positive, 0.0, x).exp() - 1) * alpha)
-    return inplace_or(input, inplace, "elu", rounded_once(compute))
+    return _inplace_or(input, inplace, "elu", _rounded_once(compute))
 
 
-@rounded_once
+@_rounded_once
 def gelu(input, approximate="none"):
     """Exact erf GELU by default; ``approximate='tanh'`` for the tanh form."""
     if approximate == "tanh":
@@ -265,10 +265,10 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
-    return inplace_or(input, inplace, "silu", rounded_once(lambda x: x * F.sigmoid(x)))
+    return _inplace_or(input, inplace, "silu", _rounded_once(lambda x: x * F.sigmoid(x)))
 
 
-@rounded_once
+@_rounded_once
 def softplus(input, beta=1.0, threshold=20.0):
     scaled = input * beta
     # log(1 + e^s) = m + log1p(e^(s - 2m)) with m = max(s, 0): the exponent is -|s| <= 0,
@@ -284,7 +284,7 @@ def hardswish(input, inplace=False):
     kinks: 0 at x = -3, 1 at x = 3."""
     if not input.dtype.is_floating_point:
         input = input.to(dtypes.default_float)
-    return inplace_or(input, inplace, "hardswish", rounded_once(lambda x: F.where(
+    return _inplace_or(input, inplace, "hardswish", _rounded_once(lambda x: F.where(
         x <= -3, 0.0, F.where(x >= 3, x, x * (x + 3) / 6))))
 
 
@@ -307,7 +307,7 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
         clamped = F.clamp(x, min_val, max_val)
         inside = (x > min_val).logical_and(x < max_val)
         return F.where(inside, clamped, clamped.detach())
-    return inplace_or(input, inplace, "hardtanh", compute)
+    return _inplace_or(input, inplace, "hardtanh", compute)
 
 
 def sigmoid(input):

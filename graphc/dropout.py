@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 
 from graphc import functional as F
-from graphc.composite import inplace_or
+from graphc.composite import _inplace_or
 
 SELU_SATURATION = 1.7580993408473766
 """-SELU's limit at -infinity: scale * alpha, where alpha dropout sets dropped units."""
@@ -45,7 +45,7 @@ def _dropout(input, p, training, inplace, name, feature, alpha, batched=True):
         else:
             out = x * (keep * (1.0 / (1 - p)))
         return out if batched else out.squeeze(0)
-    return inplace_or(input, inplace, name, compute)
+    return _inplace_or(input, inplace, name, compute)
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False):

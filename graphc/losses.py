@@ -175,7 +175,8 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     classes = batch.shape[1]
     y = F.reshape(target, (batch.shape[0],)).to(dtypes.int64)
     picked = F.gather(batch, 1, F.unsqueeze(y, 1))
-    z = F.relu(margin - picked + batch)
+    z = margin - picked + batch
+    z = F.where(z > 0, z, 0.0)      # PyTorch's test: a nan term counts 0
     if p == 2:
         z = z * z
     if weight is not None:
@@ -202,7 +203,8 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
     safe = F.where(listed, labels, 0)
     is_target = (F.one_hot(safe, classes) * F.unsqueeze(listed, 2).to(dtypes.int64)).sum(1) > 0
     picked = F.gather(batch, 1, safe)                                   # x[j] per slot
-    z = F.relu(1 - F.unsqueeze(picked, 2) + F.unsqueeze(batch, 1))      # slot j, class i
+    z = 1 - F.unsqueeze(picked, 2) + F.unsqueeze(batch, 1)      # slot j, class i
+    z = F.where(z > 0, z, 0.0)      # PyTorch's test: a nan term counts 0
     pairs = F.logical_and(F.unsqueeze(listed, 2), F.unsqueeze(F.logical_not(is_target), 1))
     loss = F.where(pairs, z, 0.0).sum((1, 2)) / classes
     if input.dim() < 2:

@@ -80,7 +80,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if n * c // num_groups * math.prod(input.shape[2:]) == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input "
                          f"size {[n * c // num_groups, num_groups] + list(input.shape[2:])}")
-    grouped = input.reshape(n, num_groups, -1)
+    grouped = input.reshape(n, num_groups, c // num_groups * math.prod(input.shape[2:]))
     out = _normalise(grouped, (2,), eps)[0].reshape(input.shape)
     return _affine(out, weight, bias, (1, -1) + (1,) * (input.dim() - 2))
 

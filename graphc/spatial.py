@@ -28,7 +28,7 @@ import numpy as np
 from graphc import creation, dtypes
 from graphc import functional as F
 from graphc.amp import cast_inputs, suspended
-from graphc.composite import rounded_once
+from graphc.composite import _rounded_once
 from graphc.tensor import Tensor
 
 
@@ -337,7 +337,6 @@ def _im2col_conv(x, weight, stride, dilation, groups):
     whatever the number of groups or spatial dims (grouped and 3-d convolution)."""
     n, c = x.shape[:2]
     o, kernel = weight.shape[0], tuple(weight.shape[2:])
-    nd = len(kernel)
     outs = [(size - d * (k - 1) - 1) // s + 1
             for size, k, s, d in zip(x.shape[2:], kernel, stride, dilation)]
     cols = F.stack(_window_slices(x, list(zip(outs, kernel, stride, dilation))), 2)
@@ -575,7 +574,7 @@ def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
                            count_include_pad, divisor_override)
 
 
-@rounded_once
+@_rounded_once
 def _avg_pool_float(input, op, nd, kernel_size, stride, padding, ceil_mode,
                     count_include_pad, divisor_override):
     """float16 and bfloat16 are summed in float32 and rounded once, as PyTorch's kernel."""

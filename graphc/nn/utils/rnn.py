@@ -144,9 +144,9 @@ def unpad_sequence(padded_sequences, lengths, batch_first=False):
     if not batch_first:
         padded_sequences = F.transpose(padded_sequences, 0, 1)
     if len(lengths) != padded_sequences.shape[0]:
-        raise ValueError(f"zip() argument 2 is shorter than argument 1"
+        raise ValueError("zip() argument 2 is shorter than argument 1"
                          if len(lengths) < padded_sequences.shape[0] else
-                         f"zip() argument 2 is longer than argument 1")
+                         "zip() argument 2 is longer than argument 1")
     return [padded_sequences[b, :int(n)] for b, n in enumerate(lengths)]
 
 
