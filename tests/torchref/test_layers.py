@@ -165,7 +165,10 @@ def test_layer_group_rms_lrn_modules_match():
         lib.nn.RMSNorm(4, eps=1e-3, elementwise_affine=False), lib.nn.LocalResponseNorm(3),
         lib.nn.LocalResponseNorm(2, alpha=0.1, beta=0.5, k=2.0)]),
         randn(2, 6, 3, 4), forward=lambda ms, x: [m(x[:, :3]) if i < 3 else m(x)
-                                                  for i, m in enumerate(ms)], atol=1e-5)
+                                                  for i, m in enumerate(ms)],
+        # The input gradient sums nine normalisations' float32 gradients: 3e-5 apart
+        # from PyTorch's depending on the inputs drawn.
+        rtol=1e-4, atol=5e-5)
 
 
 def test_normalization_functions_match():
