@@ -20,9 +20,9 @@ from graphc.functional import (
     concat, concatenate, stack, hstack, vstack)
 from graphc.creation import (
     tensor, as_tensor, from_numpy, zeros, ones, empty, full, zeros_like, ones_like,
-    empty_like, full_like, arange, linspace, eye, Generator, default_generator, manual_seed,
-    seed, initial_seed, rand, randn, randint, randperm, rand_like, randn_like, randint_like,
-    normal)
+    empty_like, full_like, arange, linspace, logspace, scalar_tensor, eye, Generator,
+    default_generator, manual_seed, seed, initial_seed, rand, randn, randint, randperm,
+    rand_like, randn_like, randint_like, normal)
 from graphc.composite import softmax, log_softmax, logaddexp
 from graphc.functional import (mul as multiply, sub as subtract, gt as greater,
                                ge as greater_equal, lt as less, le as less_equal,
@@ -56,7 +56,7 @@ from graphc.selection import (
     sort, argsort, msort, topk, kthvalue, median, nanmedian, mode, searchsorted, bucketize,
     multinomial, scatter, scatter_reduce, index_copy, index_fill, index_put, take,
     take_along_dim, masked_scatter, histc, nonzero, argwhere, where, masked_select, unique,
-    unique_consecutive, bincount, repeat_interleave)
+    unique_consecutive, bincount, repeat_interleave, quantile, nanquantile)
 from graphc.activation import (selu, selu_, celu, celu_, rrelu, rrelu_, prelu, threshold,
                                threshold_, hardshrink, relu_)
 from graphc.spatial import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,
@@ -96,9 +96,9 @@ def get_default_dtype():
 def set_default_dtype(d) -> None:
     """The dtype of float tensors made without one (and of Python floats in promotion)."""
     d = _dtypes.to_dtype(d)
-    if d not in (_dtypes.float32, _dtypes.float64):
+    if not d.is_floating_point:
         raise TypeError(f"only floating-point types are supported as the default type, "
-                        f"and graphc's are float32 and float64; got {d}")
+                        f"got {d}")
     _dtypes.default_float = d
 
 
@@ -129,6 +129,29 @@ def use_deterministic_algorithms(mode: "bool", *, warn_only: "bool" = False) -> 
 
 def are_deterministic_algorithms_enabled() -> "bool":
     return _deterministic[0]
+
+
+def result_type(tensor1, tensor2) -> dtype:
+    """The dtype PyTorch's promotion gives ``tensor1 op tensor2`` (tensors or numbers)."""
+    return _functional.result_type(tensor1, tensor2)
+
+
+def can_cast(from_, to) -> "bool":
+    """Whether PyTorch's casting rule allows ``from_`` -> ``to`` in an in-place op
+    (never to a lower category: float to int, int to bool)."""
+    return from_.category <= to.category
+
+
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    """Whether each element of ``elements`` is among ``test_elements``."""
+    test = test_elements if isinstance(test_elements, Tensor) else tensor(test_elements)
+    elements = elements if isinstance(elements, Tensor) else tensor(elements)
+    found = (elements.unsqueeze(-1) == test.reshape(-1)).any(-1)
+    return found.logical_not() if invert else found
+
+
+def detach(input):
+    return input.detach()
 
 
 def get_rng_state():

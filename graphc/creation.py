@@ -129,6 +129,22 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) ->
     return _make(np.linspace(start, end, int(steps)).astype(d.np), d, requires_grad)
 
 
+def logspace(start, end, steps, base=10.0, dtype=None, device=None,
+             requires_grad=False) -> Tensor:
+    """``base ** linspace(start, end, steps)``."""
+    d = _dtype(dtype)
+    if steps < 0:
+        raise RuntimeError(f"logspace: number of steps must be non-negative, got {steps}")
+    return _make(np.logspace(start, end, int(steps), base=base).astype(d.np), d,
+                 requires_grad)
+
+
+def scalar_tensor(s, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A 0-d tensor of the number ``s`` (the default float dtype unless ``dtype``)."""
+    d = _dtype(dtype)
+    return _make(np.asarray(s, dtype=d.np), d, requires_grad)
+
+
 def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     d = _dtype(dtype)
     for name, size in (("n", n), ("m", m)):

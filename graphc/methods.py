@@ -78,6 +78,7 @@ for _name, _fn in [("add_", F.add), ("sub_", F.sub), ("mul_", F.mul), ("div_", F
                    ("unsqueeze_", F.unsqueeze)]:
     setattr(Tensor, _name, _inplace(_name, _fn))
 for _fn in [S.sort, S.argsort, S.msort, S.topk, S.kthvalue, S.median, S.nanmedian, S.mode,
+            S.quantile, S.nanquantile,
             S.multinomial, S.scatter, S.scatter_reduce, S.index_copy, S.index_fill,
             S.index_put, S.index_put_, S.take, S.take_along_dim, S.masked_scatter, S.histc,
             S.nonzero, S.argwhere, S.masked_select, S.unique, S.unique_consecutive,

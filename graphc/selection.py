@@ -265,6 +265,62 @@ def nanmedian(input, dim=None, keepdim=False):
     return _median(input, dim, keepdim, True, nanmedian_result)
 
 
+def _quantile(input, q, dim, keepdim, interpolation, ignore_nan):
+    name = "nanquantile" if ignore_nan else "quantile"
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"{name}() input tensor must be either float or double dtype, "
+                           f"got {_describe(input)}")
+    if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
+        raise RuntimeError(f"{name}() interpolation must be one of linear, lower, higher, "
+                           f"midpoint or nearest, but got {interpolation}")
+    qs = q if isinstance(q, Tensor) else Tensor._wrap(np.asarray(q, input.dtype.np),
+                                                       input.dtype)
+    if qs.dim() > 1:
+        raise RuntimeError(f"{name}() q must be a scalar or 1D tensor")
+    if isinstance(q, Tensor) or np.ndim(q):
+        q_values = None
+    else:
+        q_values = float(q)
+        if not 0 <= q_values <= 1:
+            raise RuntimeError(f"{name}() q must be in the range [0, 1] but got {q}")
+    x = input.reshape(-1) if dim is None else input
+    d = 0 if dim is None else normalize_dim(dim, x.dim())
+    if x.shape[d] == 0:
+        raise IndexError(f"{name}() input tensor must be non-empty")
+    values = F.movedim(_sorted_along(x, d, False)[0], d, -1)                # (..., n)
+    n = x.shape[d]
+    numbers = F.sum(F.logical_not(F.isnan(values)).to(values.dtype), -1, keepdim=True)
+    last = F.clamp(numbers - 1, min=0) if ignore_nan else max(n - 1, 0)
+    rank = (qs.reshape(-1).to(values.dtype) * last).expand(*values.shape[:-1], qs.numel())
+    lo, hi = F.floor(rank), F.ceil(rank)                                      # (..., Q)
+    pick = {"lower": lo, "higher": hi, "nearest": F.round(rank)}.get(interpolation)
+    if pick is not None:
+        out = F.gather(values, -1, pick.to(dtypes.int64))
+    else:
+        below = F.gather(values, -1, lo.to(dtypes.int64))
+        above = F.gather(values, -1, hi.to(dtypes.int64))
+        weight = (rank - lo) if interpolation == "linear" else 0.5
+        out = below + (above - below) * weight
+    if not ignore_nan:                       # a NaN in the lane makes its quantiles NaN
+        out = where(numbers < n, math.nan, out)
+    out = F.movedim(out, -1, 0)                                              # (Q, ...)
+    if keepdim:
+        out = out.unsqueeze(d + 1) if dim is not None else \
+            out.reshape((out.shape[0],) + (1,) * input.dim())
+    return out[0] if q_values is not None else out
+
+
+def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    """The ``q``-quantiles (a number or 1-D tensor in [0, 1]) along ``dim``, or of all
+    elements, with PyTorch's interpolation modes; NaN where a lane has a NaN."""
+    return _quantile(input, q, dim, keepdim, interpolation, False)
+
+
+def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    """``quantile`` of the numbers of each lane, ignoring NaNs."""
+    return _quantile(input, q, dim, keepdim, interpolation, True)
+
+
 def mode(input, dim=-1, keepdim=False):
     """The most frequent value of each lane (the smallest of equally frequent ones) and
     the index of its last occurrence: runs of the stable ascending sort, counted with a

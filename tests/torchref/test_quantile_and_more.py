@@ -1,0 +1,58 @@
+"""quantile/nanquantile and the small torch.* functions (logspace, scalar_tensor, isin,
+result_type, can_cast, detach, half-precision default dtypes) against PyTorch."""
+import numpy as np
+import pytest
+
+import graphc
+from harness import check_function, torch
+
+rng = np.random.default_rng(5)
+X = rng.standard_normal((3, 7)).astype(np.float32)
+WITH_NAN = X.copy()
+WITH_NAN[1, 2] = np.nan
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "lower", "higher", "midpoint", "nearest"])
+def test_quantile_modes_dims_and_gradients(interpolation):
+    q = np.array([0.0, 0.25, 0.5, 0.9, 1.0], np.float32)
+    check_function(lambda lib, a: (
+        lib.quantile(a, 0.3, dim=1, interpolation=interpolation),
+        lib.quantile(a, lib.tensor(q), dim=0, keepdim=True, interpolation=interpolation),
+        a.quantile(0.75, interpolation=interpolation),
+        lib.quantile(a, lib.tensor(q), interpolation=interpolation)), X,
+        modes=("interpreter",))
+
+
+def test_quantile_nan_lanes_and_nanquantile():
+    check_function(lambda lib, a: (lib.quantile(a, 0.5, dim=1), lib.nanquantile(a, 0.5, dim=1),
+                                   lib.nanquantile(a, lib.tensor([0.1, 0.8]), dim=1,
+                                                   keepdim=True)),
+                   WITH_NAN, grad=False)
+
+
+def test_quantile_errors():
+    for lib in (torch, graphc):
+        with pytest.raises(RuntimeError, match="range"):
+            lib.quantile(lib.tensor(X), 1.5)
+        with pytest.raises(RuntimeError, match="float or double"):
+            lib.quantile(lib.tensor([1, 2]), 0.5)
+        with pytest.raises(RuntimeError, match="interpolation"):
+            lib.quantile(lib.tensor(X), 0.5, interpolation="cubic")
+
+
+def test_small_torch_functions():
+    check_function(lambda lib: (lib.logspace(0, 2, 5), lib.logspace(-1, 1, 3, base=2),
+                                lib.scalar_tensor(3), lib.scalar_tensor(2, dtype=lib.int64),
+                                lib.isin(lib.tensor([1, 2, 3, 4]), lib.tensor([2, 4])),
+                                lib.isin(lib.tensor([1.0, 5.0]), lib.tensor([5.0]),
+                                         invert=True)), grad=False, modes=())
+    for lib in (torch, graphc):
+        assert str(lib.result_type(lib.ones(2, dtype=lib.int32), 2.5)).endswith("float32")
+        assert not lib.can_cast(lib.float32, lib.int32) and lib.can_cast(lib.int32,
+                                                                          lib.float64)
+        assert not lib.detach(lib.ones(2, requires_grad=True) * 2).requires_grad
+    try:
+        graphc.set_default_dtype(graphc.float16)
+        assert graphc.tensor([1.0]).dtype == graphc.float16
+    finally:
+        graphc.set_default_dtype(graphc.float32)
