@@ -24,6 +24,7 @@ from graphc.creation import (
     default_generator, manual_seed, seed, initial_seed, rand, randn, randint, randperm,
     rand_like, randn_like, randint_like, normal)
 from graphc.composite import softmax, log_softmax, logaddexp
+from graphc.functional import bitwise_not  # noqa: E402
 from graphc.functional import (mul as multiply, sub as subtract, gt as greater,
                                ge as greater_equal, lt as less, le as less_equal,
                                ne as not_equal)

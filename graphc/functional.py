@@ -449,6 +449,17 @@ def _bitwise(name, a, b):
     return {"and": logical_and, "or": logical_or, "xor": logical_xor}[name](a, b)
 
 
+def bitwise_not(x):
+    """``~x``: logical not of bools; of integers, the two's complement -x - 1 (wrapping
+    as the integer dtype does, so ~0 of uint8 is 255)."""
+    if x.dtype == dtypes.bool_:
+        return logical_not(x)
+    if x.dtype.is_floating_point:
+        raise TypeError(f"~ (operator.invert) is only implemented on integer and "
+                        f"Boolean-type tensors (got {x.dtype.name}{list(x.shape)})")
+    return sub(neg(x), 1)
+
+
 def isnan(x):
     return x != x
 

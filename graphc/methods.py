@@ -107,7 +107,7 @@ for _name, _fn in [("log_", F.log), ("log2_", F.log2), ("log10_", F.log10),
                    ("less_", F.lt), ("less_equal_", F.le), ("not_equal_", F.ne)]:
     setattr(Tensor, _name, _inplace(_name, _fn))
 # PyTorch's other names for the same functions.
-for _name, _fn in [("multiply", F.mul), ("subtract", F.sub), ("greater", F.gt),
+for _name, _fn in [("bitwise_not", F.bitwise_not), ("multiply", F.mul), ("subtract", F.sub), ("greater", F.gt),
                    ("greater_equal", F.ge), ("less", F.lt), ("less_equal", F.le),
                    ("not_equal", F.ne)]:
     setattr(Tensor, _name, _fn)
@@ -132,7 +132,7 @@ _OPERATORS = {
     "__matmul__": F.matmul, "__rmatmul__": lambda a, b: F.matmul(b, a),
     "__neg__": F.neg, "__pos__": lambda a: a, "__abs__": F.abs,
     "__eq__": F.eq, "__ne__": F.ne, "__lt__": F.lt, "__le__": F.le, "__gt__": F.gt,
-    "__ge__": F.ge, "__invert__": F.logical_not,
+    "__ge__": F.ge, "__invert__": F.bitwise_not,
     "__and__": lambda a, b: F._bitwise("and", a, b),
     "__or__": lambda a, b: F._bitwise("or", a, b),
     "__xor__": lambda a, b: F._bitwise("xor", a, b),

@@ -56,3 +56,13 @@ def test_small_torch_functions():
         assert graphc.tensor([1.0]).dtype == graphc.float16
     finally:
         graphc.set_default_dtype(graphc.float32)
+
+
+def test_invert_is_bitwise_not():
+    check_function(lambda lib: (~lib.tensor([1, 6, -3]), ~lib.tensor([0, 255], dtype=lib.uint8),
+                                ~lib.tensor([True, False]), lib.tensor([7]).bitwise_not(),
+                                lib.bitwise_not(lib.tensor([2], dtype=lib.int8))),
+                   grad=False, modes=())
+    for lib in (torch, graphc):
+        with pytest.raises(TypeError, match="invert"):
+            ~lib.tensor([1.0])
