@@ -281,11 +281,14 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 def hardswish(input, inplace=False):
     """x * relu6(x + 3) / 6, as three pieces so that the gradient is PyTorch's at the
-    kinks: 0 at x = -3, 1 at x = 3."""
+    kinks: 0 at x = -3, 1 at x = 3.  The low piece is x * 0, as PyTorch's: -0 for
+    negative x, NaN at -inf."""
     if not input.dtype.is_floating_point:
         input = input.to(dtypes.default_float)
-    return _inplace_or(input, inplace, "hardswish", _rounded_once(lambda x: F.where(
-        x <= -3, 0.0, F.where(x >= 3, x, x * (x + 3) / 6))))
+    def compute(x):
+        middle = F.clamp(x, -3.0, 3.0)      # so that no inf reaches the middle piece's VJP
+        return F.where(x <= -3, x * 0.0, F.where(x >= 3, x, middle * (middle + 3) / 6))
+    return _inplace_or(input, inplace, "hardswish", _rounded_once(compute))
 
 
 def logaddexp(input, other):

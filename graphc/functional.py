@@ -681,6 +681,13 @@ def cumsum(x, dim):
     return summed.reshape(x.shape) if n > 1 else clone(x)    # a new tensor, as PyTorch's
 
 
+def _check_not_empty_for_inf_norm(x, dim, which):
+    if math.prod(x.shape[a] for a in _axes(x, dim)) == 0:
+        raise RuntimeError(f"linalg.vector_norm cannot compute the {which} norm on an empty "
+                           f"tensor because the operation does not have an identity "
+                           f"({x.dtype.name}{list(x.shape)})")
+
+
 def norm(x, p=2, dim=None, keepdim=False):
     """The p-norm as PyTorch's: squares and powers are summed in x's dtype (so they
     overflow as PyTorch's do), except that the norm of a single element is its
@@ -693,6 +700,7 @@ def norm(x, p=2, dim=None, keepdim=False):
     if p == 1 or math.prod(x.shape[a] for a in _axes(x, dim)) == 1:
         return sum(abs(x), dim, keepdim)
     if p in (math.inf, "inf"):
+        _check_not_empty_for_inf_norm(x, dim, "inf")
         return amax(abs(x), dim, keepdim)
     p = 2 if p == "fro" else p
     if p == 2:

@@ -50,6 +50,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
     if dtype is not None:
         x = F.cast(x, dtype)
     if ord in (-math.inf, "-inf"):
+        F._check_not_empty_for_inf_norm(x, dim, "-inf")
         return F.amin(F.abs(x), dim, keepdim)
     return F.norm(x, ord, dim, keepdim)
 

@@ -78,16 +78,24 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
                                  f"{padding_idx}")
         padding_idx %= weight.shape[0]
     member = _membership(input, offsets, include_last_offset, padding_idx)
+    bags = member.shape[0]
     if mode == "max":
+        if input.shape[0] == 0:            # no lookups: every bag is empty, so zeros
+            return creation.zeros((bags, weight.shape[1]), dtype=weight.dtype)
         picked = F.where(member.unsqueeze(2), rows.unsqueeze(0), -math.inf).amax(1)
         return F.where(member.any(1, keepdim=True), picked, 0.0)
-    coefficients = member.to(weight.dtype)
+    # Each lookup's row is added into its bag (an index_add, not a matmul with 0/1
+    # coefficients, so rows outside every bag never meet the sum: 0 * inf would be nan).
+    inside = member.any(0).unsqueeze(1)
     if per_sample_weights is not None:
-        coefficients = coefficients * per_sample_weights.to(weight.dtype)
+        rows = rows * per_sample_weights.to(weight.dtype).unsqueeze(1)
+    bag_of = member.to(dtypes.int64).argmax(0) if bags else input
+    summed = F.index_add(creation.zeros((bags, weight.shape[1]), dtype=weight.dtype), 0, bag_of,
+                         F.where(inside, rows, 0.0))
     if mode == "mean":
         counts = member.to(weight.dtype).sum(1, keepdim=True)
-        coefficients = coefficients / F.where(counts > 0, counts, 1.0)
-    return F.matmul(coefficients, rows)
+        summed = summed / F.where(counts > 0, counts, 1.0)
+    return summed
 
 
 def _membership(flat_index, offsets, include_last_offset, padding_idx) -> Tensor:

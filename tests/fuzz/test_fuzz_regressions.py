@@ -286,9 +286,6 @@ def program(ns, F, x0, x1):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="embedding_bag (graphc/sparse.py) sums a bag as a "
-                   "matmul with 0/1 coefficients, so an inf or nan row outside the bag "
-                   "gives 0 * inf = nan (open)")
 def test_embedding_bag_of_rows_with_inf():
     program = parse_program('''
 def program(ns, F, x0, x1):
@@ -301,9 +298,6 @@ def program(ns, F, x0, x1):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="embedding_bag (graphc/sparse.py) mode='max' of no "
-                   "lookups reduces amax over an empty dim (IndexError); PyTorch gives zeros "
-                   "(open)")
 def test_embedding_bag_max_of_no_lookups():
     # found as seed71_168
     program = parse_program('''

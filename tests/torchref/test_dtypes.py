@@ -499,7 +499,6 @@ def _one_kernel_ops(lib, x, w, b):
 
 def _near_one_kernel_ops(lib, x, w, b):
     F = lib.nn.functional
-    # hardswish: graphc gives +0.0 below -3 where PyTorch gives -0.0 (x * 0)
     return lib.log_softmax(x, 1), F.gelu(x), F.gelu(x, approximate="tanh"), F.hardswish(x)
 
 

@@ -66,3 +66,21 @@ def test_invert_is_bitwise_not():
     for lib in (torch, graphc):
         with pytest.raises(TypeError, match="invert"):
             ~lib.tensor([1.0])
+
+
+def test_inf_norms_of_empty_tensors_are_refused_as_pytorch():
+    for lib in (torch, graphc):
+        with pytest.raises(RuntimeError, match="inf norm on an empty tensor"):
+            lib.norm(lib.empty(0), float("inf"))
+        with pytest.raises(RuntimeError, match="-inf norm on an empty tensor"):
+            lib.linalg.vector_norm(lib.empty(0, 3), float("-inf"))
+        assert lib.norm(lib.empty(2, 0), float("inf"), dim=0).shape == (0,)
+
+
+def test_hardswish_at_the_extremes():
+    """x * 0 below -3, as PyTorch's kernel: -0 for negative x and NaN at -inf; gradients
+    0 and 1 at the infinities."""
+    check_function(lambda lib, a: lib.nn.functional.hardswish(a),
+                   np.array([-np.inf, -4.0, -3.0, -1.0, 3.0, 4.0, np.inf], np.float32))
+    out = graphc.nn.functional.hardswish(graphc.tensor([-4.0])).numpy()
+    assert np.signbit(out[0])
