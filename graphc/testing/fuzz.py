@@ -1566,7 +1566,7 @@ def check(programs, backends=BACKENDS, torch=None, batch=True, rotate=None) -> l
     if rotate is not None:
         native = [c for c in chosen if c[1] not in (None, "interpreter")]
         chosen = [c for c in chosen if c[1] in (None, "interpreter")] + \
-            native[rotate % len(native):][:1]
+            (native[rotate % len(native):][:1] if native else [])
     for label, backend, fuse in chosen:
         if backend is None and torch is None:
             continue                        # eager is the reference itself

@@ -122,6 +122,14 @@ def test_short_fuzz_run():
     assert failures == [], out.getvalue()
 
 
+def test_a_run_on_the_interpreter_alone():
+    """Rotation over code-generating configs with none chosen checks eager and the
+    interpreter only (it divided by zero)."""
+    out = io.StringIO()
+    assert fuzz.fuzz(seed=3, programs=12, batch=6, backends=("interpreter",),
+                     torch=fuzz.torch_or_none(), out=out) == [], out.getvalue()
+
+
 def test_without_torch_gradients_are_checked_by_finite_differences(monkeypatch):
     program = Program([Input(np.array([0.5, -1.25], np.float64), grad=True)],
                       [Step("tanh", ("x0",)), Step("exp", ("v0",))], ["v1"])
