@@ -29,6 +29,7 @@ from graphc.functional import (mul as multiply, sub as subtract, gt as greater,
                                ge as greater_equal, lt as less, le as less_equal,
                                ne as not_equal)
 from graphc.sampling import bernoulli
+from graphc.indexing import can_cast
 from graphc.composite import cosine_similarity
 from graphc.losses import pairwise_distance, pdist
 from graphc.pointwise import (
@@ -135,12 +136,6 @@ def are_deterministic_algorithms_enabled() -> "bool":
 def result_type(tensor1, tensor2) -> dtype:
     """The dtype PyTorch's promotion gives ``tensor1 op tensor2`` (tensors or numbers)."""
     return _functional.result_type(tensor1, tensor2)
-
-
-def can_cast(from_, to) -> "bool":
-    """Whether PyTorch's casting rule allows ``from_`` -> ``to`` in an in-place op
-    (never to a lower category: float to int, int to bool)."""
-    return from_.category <= to.category
 
 
 def isin(elements, test_elements, *, assume_unique=False, invert=False):

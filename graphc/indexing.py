@@ -209,8 +209,10 @@ def _is_index_put(key, value) -> bool:
     return not (lone_mask and value.dim() == 0)
 
 
-def _can_cast(src: dtypes.DType, dst: dtypes.DType) -> bool:
-    return src.category <= dst.category
+def can_cast(from_: dtypes.DType, to: dtypes.DType) -> bool:
+    """PyTorch's casting rule for in-place results (``torch.can_cast``): never to a lower
+    category (float to int, int to bool)."""
+    return from_.category <= to.category
 
 
 # ---- in-place ---------------------------------------------------------------------------------
@@ -243,7 +245,7 @@ def apply_inplace(x, name, compute):
         source._serial = x._serial
     result = compute(source)
     if result.dtype != x.dtype:
-        if not _can_cast(result.dtype, x.dtype):
+        if not can_cast(result.dtype, x.dtype):
             raise RuntimeError(f"result type {result.dtype.name} can't be cast to the "
                                f"desired output type {x.dtype.name} (in {name})")
         result = cast(result, x.dtype)
