@@ -5,8 +5,11 @@ A call costs a few microseconds: the pointers of constants and temporaries (one 
 per dtype, allocated once per program) are written once into a pointer array, and each
 call only writes the inputs' and fresh outputs' pointers, then makes one ctypes call.
 
-Object code is kept in graphc's disk cache (``graphc.targets.cache``), keyed by the LLVM
-IR text, graphc's and LLVM's versions and the host CPU with its features.  Buffers follow
+A program is several LLVM modules (``render.render_program``): the entry and one per
+distinct kernel.  Each is optimised at its own level and compiled to an object file on
+its own, kept in graphc's disk cache (``graphc.targets.cache``) keyed by the module's
+text, its level, LLVM's version and the host CPU with its features, so a kernel shared
+by several programs is compiled once; the objects are linked in one JIT engine.  Buffers follow
 the shared plan (``graphc.targets.plan``) in host memory.
 """
 from __future__ import annotations
@@ -27,35 +30,44 @@ _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
 
 # ---- LLVM --------------------------------------------------------------------------------------
-def optimize(ir_text: str) -> llvm.ModuleRef:
-    """Parse, verify and optimise at O3 (loop and SLP vectorizers on) for the host."""
+# The pipeline of each optimisation level a kernel module may ask for
+# (``render.optimisation_level``): LLVM's speed level, and whether the vectorizers and
+# loop unrolling run.  Unrolling makes compiles about twice as long and helps only the
+# loops that run many iterations; O1 keeps a small or serial kernel's compile short.
+PIPELINES = {1: (1, False, False), 2: (2, True, False), 3: (3, True, True)}
+ENTRY_LEVEL = 1          # the entry only calls kernels
+
+
+def optimize(ir_text: str, level: int = 3) -> llvm.ModuleRef:
+    """Parse, verify and optimise one module at ``level`` (``PIPELINES``) for the host."""
     module = llvm.parse_assembly(ir_text)
     module.verify()
-    tuning = llvm.create_pipeline_tuning_options(speed_level=3)
-    tuning.loop_vectorization = True
-    tuning.slp_vectorization = True
-    tuning.loop_unrolling = True
+    speed, vectorize, unroll = PIPELINES[level]
+    tuning = llvm.create_pipeline_tuning_options(speed_level=speed)
+    tuning.loop_vectorization = tuning.slp_vectorization = vectorize
+    tuning.loop_unrolling = unroll
     passes = llvm.create_pass_builder(render.target_machine(), tuning)
     passes.getModulePassManager().run(module, passes)
     return module
 
 
-def assembly(ir_text: str) -> str:
-    return render.target_machine().emit_assembly(optimize(ir_text))
+def assembly(ir_text: str, level: int = 3) -> str:
+    return render.target_machine().emit_assembly(optimize(ir_text, level))
 
 
-def compile_object(ir_text: str) -> bytes:
-    return render.target_machine().emit_object(optimize(ir_text))
+def compile_object(ir_text: str, level: int = 3) -> bytes:
+    return render.target_machine().emit_object(optimize(ir_text, level))
 
 
 class NativeCode:
-    """Object code loaded into its own JIT engine; ``address`` is the entry's."""
+    """Object files linked into one JIT engine; ``address`` is the entry's."""
 
-    def __init__(self, obj: bytes):
+    def __init__(self, objects):
         # The engine owns the target machine it is given: a fresh one.
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""),
                                                  render.create_target_machine())
-        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        for obj in objects:
+            self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         self.engine.finalize_object()
         self.address = self.engine.get_function_address(render.ENTRY)
         if not self.address:
@@ -63,27 +75,42 @@ class NativeCode:
 
 
 # ---- disk cache --------------------------------------------------------------------------------
-def cache_key(ir_text: str) -> str:
-    """The cache key of the object code for ``ir_text``: the IR, LLVM's version and the
-    host CPU with its features (and graphc's version, ``cache.key``)."""
-    return cache.key(ir_text, llvmlite.__version__,
+def cache_key(ir_text: str, level: int = 3) -> str:
+    """The cache key of the object code for one module's ``ir_text`` optimised at
+    ``level``: the IR, the level's pipeline, llvmlite's and LLVM's versions and the host
+    CPU with its features (and graphc's version, ``cache.key``)."""
+    return cache.key(ir_text, repr(PIPELINES[level]), llvmlite.__version__,
                      ".".join(map(str, llvm.llvm_version_info)), llvm.get_host_cpu_name(),
                      render.host_features())
 
 
-def load_native(ir_text: str) -> NativeCode:
-    """Object code for ``ir_text`` from the cache, or compiled (and cached)."""
-    key = cache_key(ir_text)
+def _modules(rendered: render.RenderedProgram) -> list:
+    """(IR text, level) of each module of a program: the entry, then each kernel."""
+    return [(rendered.entry, ENTRY_LEVEL), *((k.text, k.level) for k in rendered.kernels)]
+
+
+def object_code(ir_text: str, level: int) -> bytes:
+    """One module's object code from the cache, or compiled (and cached)."""
+    key = cache_key(ir_text, level)
     obj = cache.load(key, "o")
-    if obj is not None:
-        try:
-            return NativeCode(obj)
-        except RuntimeError:
-            pass
-    obj = compile_object(ir_text)
-    native = NativeCode(obj)
-    cache.store(key, "o", obj)
-    return native
+    if obj is None:
+        obj = compile_object(ir_text, level)
+        cache.store(key, "o", obj)
+    return obj
+
+
+def load_native(rendered: render.RenderedProgram) -> NativeCode:
+    """A program's object code, each module's from the cache or compiled (and cached),
+    linked into one JIT engine.  Each kernel is compiled once however many programs
+    use it.  If cached objects do not link, every module is compiled afresh."""
+    modules = _modules(rendered)
+    try:
+        return NativeCode([object_code(text, level) for text, level in modules])
+    except RuntimeError:
+        objects = [compile_object(text, level) for text, level in modules]
+        for (text, level), obj in zip(modules, objects):
+            cache.store(cache_key(text, level), "o", obj)
+        return NativeCode(objects)
 
 
 # ---- calling a program -------------------------------------------------------------------------
@@ -118,13 +145,13 @@ class CompiledProgram:
     outputs are fresh flat arrays (reshape them to the graph's shapes).  Calls are
     serialised: the arenas of temporaries are shared between calls."""
 
-    def __init__(self, program: L.Program, ir_text: str, native: NativeCode,
-                 output_shapes=None):
+    def __init__(self, program: L.Program, rendered: render.RenderedProgram,
+                 native: NativeCode, output_shapes=None):
         plan = BufferPlan(program, output_shapes)
         self.output_shapes = plan.shapes
         self.program = program
         self.name = program.name
-        self._ir_text = ir_text
+        self._rendered = rendered
         self._native = native                   # owns the code: keep it alive
         self._entry = _ENTRY_TYPE(native.address)
         self._slots = {name: i for i, name in enumerate(program.buffers)}
@@ -195,8 +222,11 @@ class CompiledProgram:
 
     # ---- inspection -----------------------------------------------------------------------------
     def llvm_ir(self, optimized: bool = False) -> str:
-        """The module's LLVM IR text, as rendered or after the O3 pipeline."""
-        return str(optimize(self._ir_text)) if optimized else self._ir_text
+        """The LLVM IR text of the program's modules (the entry's, then each kernel's),
+        as rendered or after each one's optimisation pipeline."""
+        if not optimized:
+            return str(self._rendered)
+        return "\n".join(str(optimize(text, level)) for text, level in _modules(self._rendered))
 
     def __repr__(self) -> str:
         return (f"<graphc cpu program {self.name}: {len(self.program.kernels)} kernels, "
@@ -206,5 +236,5 @@ class CompiledProgram:
 def compile_program(program: L.Program, output_shapes=None) -> CompiledProgram:
     """Render, optimise and JIT ``program``; returns the callable (its outputs get
     ``output_shapes`` when given, else they are flat)."""
-    ir_text = str(render.render_program(program))
-    return CompiledProgram(program, ir_text, load_native(ir_text), output_shapes)
+    rendered = render.render_program(program)
+    return CompiledProgram(program, rendered, load_native(rendered), output_shapes)
