@@ -142,20 +142,23 @@ def test_compiling_goes_on_in_a_refused_folder(folder):
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES) + ["folder"])
 def test_the_cpu_backend_rebuilds_a_damaged_entry(folder, damage):
-    """Every later compile works, and the first one after the damage repairs the entry."""
+    """Every later compile works, and the first one after the damage repairs the entries
+    (the program's entry module and its kernel's)."""
     def run():
         return graphc.compile(lambda x: x * 5 - 2, backend="cpu")(graphc.tensor([1.0]))
     assert run().tolist() == [3.0]
-    (path,) = folder.iterdir()
-    data = path.read_bytes()
-    path.unlink()
-    if damage == "folder":
-        path.mkdir()
-    else:
-        path.write_bytes(DAMAGES[damage](data))
+    paths = sorted(folder.iterdir())
+    assert len(paths) == 2
+    data = [path.read_bytes() for path in paths]
+    for path, intact in zip(paths, data):
+        path.unlink()
+        if damage == "folder":
+            path.mkdir()
+        else:
+            path.write_bytes(DAMAGES[damage](intact))
     for _ in range(2):
         assert run().tolist() == [3.0]
-    assert path.read_bytes() == data
+    assert [path.read_bytes() for path in paths] == data
 
 
 def test_least_recently_used_entries_are_evicted_first(folder, monkeypatch):

@@ -380,7 +380,10 @@ def _call_on_two_threads(b, allocas, fn, buffers, flag, extent):
 
 
 def _worker(module, fn) -> ir.Function:
-    """The thread start routine that calls ``fn`` with the arguments in a struct."""
+    """The thread start routine that calls ``fn`` with the arguments in a struct (one
+    per kernel function: a program may call one kernel several times)."""
+    if f"{fn.name}.worker" in module.globals:
+        return module.globals[f"{fn.name}.worker"]
     worker = ir.Function(module, ir.FunctionType(PTR, [PTR]), f"{fn.name}.worker")
     worker.linkage = "internal"
     b = ir.IRBuilder(worker.append_basic_block("entry"))

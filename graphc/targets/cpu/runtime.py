@@ -15,12 +15,16 @@ the shared plan (``graphc.targets.plan``) in host memory.
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
+import os
 import threading
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
+from graphc import progress
 from graphc.targets import cache
 from graphc.targets.cpu import render
 from graphc.targets.plan import BufferPlan, HostMemory
@@ -89,28 +93,62 @@ def _modules(rendered: render.RenderedProgram) -> list:
     return [(rendered.entry, ENTRY_LEVEL), *((k.text, k.level) for k in rendered.kernels)]
 
 
-def object_code(ir_text: str, level: int) -> bytes:
-    """One module's object code from the cache, or compiled (and cached)."""
-    key = cache_key(ir_text, level)
-    obj = cache.load(key, "o")
-    if obj is None:
-        obj = compile_object(ir_text, level)
-        cache.store(key, "o", obj)
-    return obj
+# Modules are compiled in worker processes when there are at least this many bytes of IR
+# text to compile (about half a second of LLVM at O2), which pays for forking them.
+PARALLEL_COMPILE_BYTES = 1 << 18
+
+
+def compile_objects(modules: list) -> list:
+    """The object code of each (IR text, level), in order, compiled in parallel when
+    there is enough of it and more than one usable core.  llvmlite runs every LLVM call
+    under one lock, so threads would not overlap: the workers are processes, forked
+    (they need nothing but LLVM, which the fork inherits ready to use; a spawned
+    interpreter would spend longer importing than compiling)."""
+    workers = min(len(modules), len(os.sched_getaffinity(0)))
+    if (workers < 2 or sum(len(text) for text, _ in modules) < PARALLEL_COMPILE_BYTES
+            or "fork" not in multiprocessing.get_all_start_methods()):
+        objects = []
+        for text, level in modules:
+            objects.append(compile_object(text, level))
+            progress.advance("modules compiled", len(objects), len(modules))
+        return objects
+    # Longest first, so no worker is left with a long module at the end.
+    order = sorted(range(len(modules)), key=lambda i: -len(modules[i][0]))
+    objects = [None] * len(modules)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {pool.submit(compile_object, *modules[i]): i for i in order}
+        for done, future in enumerate(as_completed(futures), 1):
+            objects[futures[future]] = future.result()
+            progress.advance("modules compiled", done, len(modules))
+    return objects
 
 
 def load_native(rendered: render.RenderedProgram) -> NativeCode:
     """A program's object code, each module's from the cache or compiled (and cached),
-    linked into one JIT engine.  Each kernel is compiled once however many programs
-    use it.  If cached objects do not link, every module is compiled afresh."""
+    linked into one JIT engine: a kernel is compiled once however many programs use
+    it.  If cached objects do not link, every module is compiled afresh."""
     modules = _modules(rendered)
-    try:
-        return NativeCode([object_code(text, level) for text, level in modules])
-    except RuntimeError:
-        objects = [compile_object(text, level) for text, level in modules]
-        for (text, level), obj in zip(modules, objects):
-            cache.store(cache_key(text, level), "o", obj)
-        return NativeCode(objects)
+    with progress.stage("cache"):
+        keys = [cache_key(text, level) for text, level in modules]
+        objects = [cache.load(key, "o") for key in keys]
+    missing = [i for i, obj in enumerate(objects) if obj is None]
+    if missing:
+        with progress.stage("llvm"):
+            compiled = compile_objects([modules[i] for i in missing])
+        with progress.stage("cache"):
+            for i, obj in zip(missing, compiled):
+                objects[i] = obj
+            cache.store_many({keys[i]: objects[i] for i in missing}, "o")
+    with progress.stage("link"):
+        try:
+            return NativeCode(objects)
+        except RuntimeError:
+            if len(missing) == len(modules):
+                raise
+    with progress.stage("llvm"):
+        objects = compile_objects(modules)
+    cache.store_many(dict(zip(keys, objects)), "o")
+    return NativeCode(objects)
 
 
 # ---- calling a program -------------------------------------------------------------------------
@@ -236,5 +274,6 @@ class CompiledProgram:
 def compile_program(program: L.Program, output_shapes=None) -> CompiledProgram:
     """Render, optimise and JIT ``program``; returns the callable (its outputs get
     ``output_shapes`` when given, else they are flat)."""
-    rendered = render.render_program(program)
+    with progress.stage("render"):
+        rendered = render.render_program(program)
     return CompiledProgram(program, rendered, load_native(rendered), output_shapes)

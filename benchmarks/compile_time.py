@@ -1,0 +1,140 @@
+"""How long ``graphc.compile`` takes to compile a whole training step, stage by stage.
+
+Each model's step (forward, loss, backward, optimizer) is compiled in a fresh process
+with an empty ``GRAPHC_CACHE_DIR`` (cold), then in a second fresh process with that
+folder as left by the first (warm: object code from the disk cache).  The compile is the
+call that builds the program (a stateful optimizer's first call only warms up: it runs
+eagerly and creates the optimizer's state); its seconds are that call's minus a later
+call's, and the stages are ``graphc.progress.last()``'s.
+
+    python benchmarks/compile_time.py                 # the GPT step and the small CNN step
+    python benchmarks/compile_time.py --models gpt    # one of them
+
+Models: ``gpt``, examples/gpt.py's model (batch 8, context 64, width 128, 4 heads,
+2 layers, AdamW); ``cnn``, two 3x3 convolutions (16 and 32 channels) with max pooling
+and a linear head, batch 64 of 28x28, SGD.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = ("gpt", "cnn")
+
+
+def gpt_step():
+    """examples/gpt.py's model and AdamW: the compiled step and its arguments."""
+    sys.path.insert(0, os.path.join(REPO, "examples"))
+    import graphc
+    from gpt import GPT
+    graphc.manual_seed(0)
+    vocab = 65
+    model = GPT(vocab, 64, width=128, heads=4, layers=2)
+    optimizer = graphc.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
+
+    def step(x, y):
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+    x, y = (graphc.randint(vocab, (8, 64)) for _ in range(2))
+    return graphc.compile(step), (x, y)
+
+
+def cnn_step():
+    """Two 3x3 convolutions, pooling and a linear head on 28x28 images, SGD."""
+    import graphc
+    from graphc import nn
+    graphc.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+    optimizer = graphc.optim.SGD(model.parameters(), lr=0.01)
+
+    def step(x, y):
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+    return graphc.compile(step), (graphc.randn(64, 1, 28, 28), graphc.randint(10, (64,)))
+
+
+def probe(model: str) -> dict:
+    """In this process: the compiling call's seconds, a later call's, and the stages."""
+    from graphc import progress
+    step, args = {"gpt": gpt_step, "cnn": cnn_step}[model]()
+    step(*args)                                  # warm-up: creates the optimizer's state
+    start = time.perf_counter()
+    step(*args).item()
+    first = time.perf_counter() - start
+    stages = progress.last()
+    later = []
+    for _ in range(3):
+        start = time.perf_counter()
+        step(*args).item()
+        later.append(time.perf_counter() - start)
+    run = statistics.median(later)
+    return {"compile_s": first - run, "run_s": run, "stages": stages}
+
+
+def run_probe(model: str, cache_dir: str) -> dict:
+    code = (f"import json; from benchmarks.compile_time import probe; "
+            f"print(json.dumps(probe({model!r})))")
+    env = dict(os.environ, GRAPHC_CACHE_DIR=cache_dir,
+               PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"compile probe of {model} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(model: str) -> dict:
+    """Cold (empty cache folder) and warm (a second process, that folder) probes."""
+    cache_dir = tempfile.mkdtemp(prefix="graphc-compile-time-")
+    try:
+        return {"cold": run_probe(model, cache_dir), "warm": run_probe(model, cache_dir)}
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+def table(model: str, result: dict) -> str:
+    cold, warm = result["cold"], result["warm"]
+    stages = list(dict.fromkeys([*cold["stages"], *warm["stages"]]))
+    stages.remove("total")
+    lines = [f"{model}: seconds    cold    warm", "-" * 30]
+    for stage in stages:
+        lines.append(f"{stage:<16}{cold['stages'].get(stage, 0):8.3f}"
+                     f"{warm['stages'].get(stage, 0):8.3f}")
+    lines.append(f"{'stages total':<16}{cold['stages']['total']:8.3f}"
+                 f"{warm['stages']['total']:8.3f}")
+    lines.append(f"{'compile call':<16}{cold['compile_s']:8.3f}{warm['compile_s']:8.3f}"
+                 f"   (first call - later call; a later call: {cold['run_s'] * 1e3:.1f} ms)")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    results = {model: measure(model) for model in args.models}
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    for model, result in results.items():
+        print(table(model, result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
