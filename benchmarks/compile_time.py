@@ -2,10 +2,10 @@
 
 Each model's step (forward, loss, backward, optimizer) is compiled in a fresh process
 with an empty ``GRAPHC_CACHE_DIR`` (cold), then in a second fresh process with that
-folder as left by the first (warm: object code from the disk cache).  The compile is the
-call that builds the program (a stateful optimizer's first call only warms up: it runs
-eagerly and creates the optimizer's state); its seconds are that call's minus a later
-call's, and the stages are ``graphc.progress.last()``'s.
+folder as left by the first (warm: object code from the disk cache).  The table gives
+the seconds of each compile stage (``graphc.progress``), summed over the compiles of the
+first calls, and those calls' wall seconds (which also run the step, eagerly on a
+stateful optimizer's first call).
 
     python benchmarks/compile_time.py                 # the GPT step and the small CNN step
     python benchmarks/compile_time.py --models gpt    # one of them
@@ -69,22 +69,27 @@ def cnn_step():
     return graphc.compile(step), (graphc.randn(64, 1, 28, 28), graphc.randint(10, (64,)))
 
 
-def probe(model: str) -> dict:
-    """In this process: the compiling call's seconds, a later call's, and the stages."""
+def probe(model: str, calls: int = 5) -> dict:
+    """In this process: the seconds of every compile made in the first ``calls`` calls,
+    stage by stage, summed (a stateful optimizer's first call traces, then runs eagerly
+    to create its state; a program that changes what its arguments are, such as the
+    ``.grad`` that ``zero_grad`` sets to None, may compile twice), the first calls' wall
+    seconds and a later call's."""
     from graphc import progress
     step, args = {"gpt": gpt_step, "cnn": cnn_step}[model]()
-    step(*args)                                  # warm-up: creates the optimizer's state
-    start = time.perf_counter()
-    step(*args).item()
-    first = time.perf_counter() - start
-    stages = progress.last()
-    later = []
-    for _ in range(3):
+    seconds = []
+    for _ in range(calls):
         start = time.perf_counter()
         step(*args).item()
-        later.append(time.perf_counter() - start)
-    run = statistics.median(later)
-    return {"compile_s": first - run, "run_s": run, "stages": stages}
+        seconds.append(time.perf_counter() - start)
+    stages = {}
+    for compile_ in progress.finished():
+        for stage, s in compile_.items():
+            if stage != "name":
+                stages[stage] = stages.get(stage, 0.0) + s
+    run = seconds[-1]
+    return {"compiles": len(progress.finished()), "stages": stages,
+            "first_calls_s": sum(seconds[:-1]), "run_s": run}
 
 
 def run_probe(model: str, cache_dir: str) -> dict:
@@ -110,16 +115,16 @@ def measure(model: str) -> dict:
 
 def table(model: str, result: dict) -> str:
     cold, warm = result["cold"], result["warm"]
-    stages = list(dict.fromkeys([*cold["stages"], *warm["stages"]]))
-    stages.remove("total")
-    lines = [f"{model}: seconds    cold    warm", "-" * 30]
+    stages = [s for s in dict.fromkeys([*cold["stages"], *warm["stages"]]) if s != "total"]
+    lines = [f"{model}: seconds     cold    warm", "-" * 32]
     for stage in stages:
         lines.append(f"{stage:<16}{cold['stages'].get(stage, 0):8.3f}"
                      f"{warm['stages'].get(stage, 0):8.3f}")
-    lines.append(f"{'stages total':<16}{cold['stages']['total']:8.3f}"
-                 f"{warm['stages']['total']:8.3f}")
-    lines.append(f"{'compile call':<16}{cold['compile_s']:8.3f}{warm['compile_s']:8.3f}"
-                 f"   (first call - later call; a later call: {cold['run_s'] * 1e3:.1f} ms)")
+    lines.append(f"{'compile (total)':<16}{cold['stages']['total']:8.3f}"
+                 f"{warm['stages']['total']:8.3f}   ({cold['compiles']} compiles)")
+    lines.append(f"{'first calls':<16}{cold['first_calls_s']:8.3f}"
+                 f"{warm['first_calls_s']:8.3f}   (wall; then {cold['run_s'] * 1e3:.1f} ms "
+                 f"a call)")
     return "\n".join(lines)
 
 

@@ -8,13 +8,15 @@ is timed with ``stage(name)``, and a long stage reports how far it got with
 one a second of a stage's progress, and one line with every stage's seconds at the end:
 a compile that takes a while says what it is doing.
 
-``last()`` gives the seconds per stage of the last compile that finished (what
-``benchmarks/compile_time.py`` prints).  Stages outside any compile are not timed.
+``finished()`` gives the seconds per stage of the compiles that finished in this process
+(the last ``KEPT``; what ``benchmarks/compile_time.py`` prints).  Stages outside any
+compile are not timed.
 """
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 
 from graphc.logs import logger
@@ -23,7 +25,8 @@ SLOW = 1.0                    # seconds after which a compile reports what it is
 
 _log = logger("compile")
 _local = threading.local()    # .compiles: the compiles under way in this thread
-_last: dict = {}
+KEPT = 100
+_finished: deque = deque(maxlen=KEPT)
 
 
 class _Compile:
@@ -47,7 +50,7 @@ def _current():
 
 @contextmanager
 def compiling(name: str):
-    """Time one compile of ``name``; on exit its stages' seconds become ``last()``."""
+    """Time one compile of ``name``; on exit its stages' seconds join ``finished()``."""
     compiles = _local.__dict__.setdefault("compiles", [])
     c = _Compile(name)
     compiles.append(c)
@@ -56,8 +59,7 @@ def compiling(name: str):
     finally:
         compiles.pop()
         total = c.elapsed()
-        _last.clear()
-        _last.update(c.seconds, total=total)
+        _finished.append({"name": name, **c.seconds, "total": total})
         if total > SLOW:
             _log.info("%s: compiled in %.1f s (%s)", name, total,
                       ", ".join(f"{stage} {s:.2f} s" for stage, s in c.seconds.items()))
@@ -89,6 +91,6 @@ def advance(what: str, done: int, total: int):
     _log.info("%s: %d/%d %s (%.1f s so far)", c.name, done, total, what, c.elapsed())
 
 
-def last() -> dict:
-    """Seconds per stage of the last finished compile, and its ``total``."""
-    return dict(_last)
+def finished() -> list:
+    """Per finished compile, oldest first: its ``name``, seconds per stage and ``total``."""
+    return [dict(c) for c in _finished]

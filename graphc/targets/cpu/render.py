@@ -279,19 +279,19 @@ class RenderedProgram:
         return "\n".join([self.entry, *(k.text for k in self.kernels)])
 
 
-# Loops of fewer iterations than this gain little from the vectorizers and unrolling
-# (a vector loop needs a few trips of 8-16 lanes to pay for its prologue and remainder),
-# while O3 costs several times O1's compile time per kernel.
+# Loops of fewer iterations than this gain little from the vectorizers (a vector loop
+# needs a few trips of 8-16 lanes to pay for its prologue and remainder), while they
+# double a kernel's compile time.
 VECTORIZE_WORK = 1 << 12
 
 
 def optimisation_level(kernel) -> int:
-    """The LLVM optimisation level that fits ``kernel``: O3 (vectorizers, unrolling) for
-    matmuls and for loops that run many iterations, O1 for small or serial ones, whose
-    compile time would be most of their cost."""
+    """The optimisation level (``runtime.PIPELINES``) that fits ``kernel``: 2 (O2 with
+    the vectorizers) for matmuls and for loops that run many iterations, 1 (O1) for
+    small or serial ones, whose compile time would be most of their cost."""
     if isinstance(kernel, L.MatmulKernel) or (kernel.work >= VECTORIZE_WORK
                                               and not kernel.serial):
-        return 3
+        return 2
     return 1
 
 

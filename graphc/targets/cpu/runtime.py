@@ -15,8 +15,12 @@ the shared plan (``graphc.targets.plan``) in host memory.
 from __future__ import annotations
 
 import ctypes
+import functools
+import hashlib
+import json
 import multiprocessing
 import os
+import pickle
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -36,13 +40,15 @@ _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 # ---- LLVM --------------------------------------------------------------------------------------
 # The pipeline of each optimisation level a kernel module may ask for
 # (``render.optimisation_level``): LLVM's speed level, and whether the vectorizers and
-# loop unrolling run.  Unrolling makes compiles about twice as long and helps only the
-# loops that run many iterations; O1 keeps a small or serial kernel's compile short.
-PIPELINES = {1: (1, False, False), 2: (2, True, False), 3: (3, True, True)}
+# loop unrolling run.  O3 with unrolling took twice as long to compile as O2 without
+# (the GPT training step: 21 s against 10 s) and its kernels ran no faster (sgemm,
+# softmax, layer norm, an elementwise chain, the GPT step: within 5%, either way; the
+# matmul kernel blocks its loops itself); O1 keeps a small or serial kernel's short.
+PIPELINES = {1: (1, False, False), 2: (2, True, False)}
 ENTRY_LEVEL = 1          # the entry only calls kernels
 
 
-def optimize(ir_text: str, level: int = 3) -> llvm.ModuleRef:
+def optimize(ir_text: str, level: int = 2) -> llvm.ModuleRef:
     """Parse, verify and optimise one module at ``level`` (``PIPELINES``) for the host."""
     module = llvm.parse_assembly(ir_text)
     module.verify()
@@ -55,11 +61,11 @@ def optimize(ir_text: str, level: int = 3) -> llvm.ModuleRef:
     return module
 
 
-def assembly(ir_text: str, level: int = 3) -> str:
+def assembly(ir_text: str, level: int = 2) -> str:
     return render.target_machine().emit_assembly(optimize(ir_text, level))
 
 
-def compile_object(ir_text: str, level: int = 3) -> bytes:
+def compile_object(ir_text: str, level: int = 2) -> bytes:
     return render.target_machine().emit_object(optimize(ir_text, level))
 
 
@@ -79,7 +85,7 @@ class NativeCode:
 
 
 # ---- disk cache --------------------------------------------------------------------------------
-def cache_key(ir_text: str, level: int = 3) -> str:
+def cache_key(ir_text: str, level: int = 2) -> str:
     """The cache key of the object code for one module's ``ir_text`` optimised at
     ``level``: the IR, the level's pipeline, llvmlite's and LLVM's versions and the host
     CPU with its features (and graphc's version, ``cache.key``)."""
@@ -271,9 +277,44 @@ class CompiledProgram:
                 f"{len(self._inputs)} inputs, {self._n_outputs} outputs>")
 
 
+@functools.cache
+def _source_digest() -> str:
+    """A hash of graphc's source files: a rendering cached by an older graphc (even one
+    of the same version number, as in development) is never used."""
+    h = hashlib.sha256()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for folder, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()
+
+
+def rendered_program(program: L.Program) -> render.RenderedProgram:
+    """``render.render_program(program)``, from the disk cache when this graphc rendered
+    the same program before (rendering is most of what a compile from cached object
+    code would cost).  The key covers what rendering reads: the program without its
+    constants' values, the renderer's settings and graphc's source."""
+    described = pickle.dumps((program.name, program.buffers, program.kernels, program.inputs,
+                              program.outputs, render.PARALLEL_WORK, render.VECTORIZE_WORK),
+                             protocol=5)
+    key = cache.key(hashlib.sha256(described).hexdigest(), _source_digest(),
+                    llvmlite.__version__, llvm.get_host_cpu_name(), render.host_features())
+    stored = cache.load(key, "ll")
+    if stored is not None:
+        entry, *kernels = json.loads(stored)
+        return render.RenderedProgram(entry, tuple(render.KernelModule(*k) for k in kernels))
+    rendered = render.render_program(program)
+    cache.store(key, "ll", json.dumps([rendered.entry, *(
+        (k.symbol, k.text, k.level) for k in rendered.kernels)]).encode())
+    return rendered
+
+
 def compile_program(program: L.Program, output_shapes=None) -> CompiledProgram:
     """Render, optimise and JIT ``program``; returns the callable (its outputs get
     ``output_shapes`` when given, else they are flat)."""
     with progress.stage("render"):
-        rendered = render.render_program(program)
+        rendered = rendered_program(program)
     return CompiledProgram(program, rendered, load_native(rendered), output_shapes)
