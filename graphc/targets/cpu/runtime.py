@@ -104,6 +104,11 @@ def _modules(rendered: render.RenderedProgram) -> list:
 PARALLEL_COMPILE_BYTES = 1 << 18
 
 
+def _compile_in_worker(ir_text: str, level: int) -> bytes:
+    """What a worker process runs (named here, so the pool pickles it by name)."""
+    return compile_object(ir_text, level)
+
+
 def compile_objects(modules: list) -> list:
     """The object code of each (IR text, level), in order, compiled in parallel when
     there is enough of it and more than one usable core.  llvmlite runs every LLVM call
@@ -122,7 +127,7 @@ def compile_objects(modules: list) -> list:
     order = sorted(range(len(modules)), key=lambda i: -len(modules[i][0]))
     objects = [None] * len(modules)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = {pool.submit(compile_object, *modules[i]): i for i in order}
+        futures = {pool.submit(_compile_in_worker, *modules[i]): i for i in order}
         for done, future in enumerate(as_completed(futures), 1):
             objects[futures[future]] = future.result()
             progress.advance("modules compiled", done, len(modules))
