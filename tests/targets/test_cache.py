@@ -324,11 +324,27 @@ def test_a_kernel_shared_by_two_programs_compiles_once(folder, monkeypatch):
     # The same kernel on buffers of other names, at another place, after another kernel:
     second = loop_program([exp_kernel("a", "t"), exp_kernel("t", "b")], ["a"], ["b"], ["t"])
     shared, = render.render_program(first).kernels
-    assert render.render_program(second).kernels == (shared,)   # one module, used twice
+    renders = []
+    original = render.render_kernel
+    monkeypatch.setattr(render, "render_kernel", lambda *a: renders.append(1) or original(*a))
+    assert render.render_program(second).kernels == (shared,)   # one module, used twice,
+    assert len(renders) == 1                                    # rendered once
     b, = compile_program(second)([x])
     assert len(texts) == 3 and shared.text not in texts[2:]    # only the second's entry
     np.testing.assert_allclose(y, np.exp(x), rtol=1e-6)
     np.testing.assert_allclose(b, np.exp(np.exp(x)), rtol=1e-6)
+
+
+def test_kernel_identity_ignores_names_only():
+    scopes = {name: name for name in "abcxy"}
+    same = [exp_kernel("x", "y"), exp_kernel("a", "b")]
+    other = [exp_kernel("x", "y", op="neg"), exp_kernel("x", "y", n=32),
+             L.LoopKernel("two", (("p", 64),), [L.Store((), "y", L.Var("p"), L.Op(
+                 "add", (L.Load("x", L.Var("p"), dtypes.float32),
+                         L.Load("c", L.Var("p"), dtypes.float32)), dtypes.float32))],
+                          ["x", "c"], ["y"])]
+    identities = [render.kernel_identity(k, scopes) for k in same + other]
+    assert identities[0] == identities[1] and len(set(identities)) == 4
 
 
 def test_object_cache_key_covers_module_level_llvm_and_host(monkeypatch):

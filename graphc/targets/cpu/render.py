@@ -40,8 +40,11 @@ not allocate matmul scratch memory; ``loops.Program.error`` turns it into the ex
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
 import math
+import pickle
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -58,7 +61,8 @@ from graphc.codegen import loops as L
 from graphc.ops import ACCUMULATIONS
 
 __all__ = ["ENTRY", "PARALLEL_WORK", "KernelModule", "RenderedProgram", "alias_scopes",
-           "create_target_machine", "host_features", "kernel_extent", "kernel_module",
+           "create_target_machine", "host_features", "kernel_extent", "kernel_identity",
+           "kernel_module",
            "optimisation_level", "render_kernel", "render_loop_kernel", "render_program",
            "runs_threaded", "target_machine"]
 
@@ -305,17 +309,47 @@ def kernel_buffers(kernel) -> list:
 SCRATCH_ERROR = 1
 
 
+def _kernel_scopes(kernel, scopes: dict) -> dict:
+    """Each buffer of ``kernel`` -> its alias scope, numbered in the kernel's own order."""
+    numbers = {}
+    for name in kernel_buffers(kernel):
+        numbers.setdefault(scopes[name], len(numbers))
+    return {name: str(numbers[scopes[name]]) for name in kernel_buffers(kernel)}
+
+
+class _Renamed(pickle.Pickler):
+    """Pickles a kernel with the strings ``names`` maps (its buffers' and its own name)
+    replaced by what they map to, so two kernels pickle alike when one is the other with
+    its buffers renamed."""
+
+    def __init__(self, file, names: dict):
+        super().__init__(file, protocol=5)
+        self.names = names
+
+    def persistent_id(self, obj):
+        return self.names.get(obj) if type(obj) is str else None
+
+
+def kernel_identity(kernel, scopes: dict) -> tuple:
+    """What ``kernel_module(kernel, scopes)`` depends on, without the names of the
+    kernel and its buffers or its comment (the graph ops it implements, for dumps):
+    kernels with equal identities render the same module (the layers of a model), so a
+    program renders each once."""
+    names = {name: i for i, name in enumerate(kernel_buffers(kernel))}
+    names[kernel.name] = "kernel"
+    data = io.BytesIO()
+    _Renamed(data, names).dump(dataclasses.replace(kernel, comment=[]))
+    return data.getvalue(), tuple(_kernel_scopes(kernel, scopes).values())
+
+
 def kernel_module(kernel, scopes: dict) -> KernelModule:
     """``kernel`` alone in a module, in canonical form: buffer ``i`` of
     ``kernel_buffers(kernel)`` is ``buffers[i]``, alias scopes are numbered in that order
     and the function is named after the text's hash."""
     names = kernel_buffers(kernel)
-    scope_numbers = {}
-    for name in names:
-        scope_numbers.setdefault(scopes[name], len(scope_numbers))
     module = new_module("kernel")
     fn = render_kernel(module, kernel, {name: i for i, name in enumerate(names)}, SCRATCH_ERROR,
-                       {name: str(scope_numbers[scopes[name]]) for name in names})
+                       _kernel_scopes(kernel, scopes))
     text = str(module).replace(f'@"{fn.name}"', '@"kernel"')
     symbol = f"graphc.kernel.{hashlib.sha256(text.encode()).hexdigest()[:24]}"
     return KernelModule(symbol, text.replace('@"kernel"', f'@"{symbol}"'),
@@ -335,9 +369,12 @@ def render_program(program: L.Program) -> RenderedProgram:
     allocas = ir.IRBuilder(entry.append_basic_block("allocas"))
     body = entry.append_basic_block("body")
     b = ir.IRBuilder(body)
-    kernels = {}
+    kernels, by_identity = {}, {}
     for kernel in program.kernels:
-        rendered = kernel_module(kernel, scopes)
+        identity = kernel_identity(kernel, scopes)
+        if identity not in by_identity:
+            by_identity[identity] = kernel_module(kernel, scopes)
+        rendered = by_identity[identity]
         kernels.setdefault(rendered.symbol, rendered)
         fn = declare(module, rendered.symbol, VOID, KERNEL_TYPE.args)
         own = _own_buffers(b, allocas, buffers, [slots[n] for n in kernel_buffers(kernel)])
