@@ -61,9 +61,8 @@ from graphc.codegen import loops as L
 from graphc.ops import ACCUMULATIONS
 
 __all__ = ["ENTRY", "PARALLEL_WORK", "KernelModule", "RenderedProgram", "alias_scopes",
-           "create_target_machine", "host_features", "kernel_extent", "kernel_identity",
-           "kernel_module",
-           "optimisation_level", "render_kernel", "render_loop_kernel", "render_program",
+           "create_target_machine", "host_features", "kernel_extent",
+           "kernel_identity", "kernel_module", "optimisation_level", "render_kernel", "render_loop_kernel", "render_program",
            "runs_threaded", "target_machine"]
 
 ENTRY = "entry"
@@ -283,20 +282,26 @@ class RenderedProgram:
         return "\n".join([self.entry, *(k.text for k in self.kernels)])
 
 
-# Loops of fewer iterations than this gain little from the vectorizers (a vector loop
-# needs a few trips of 8-16 lanes to pay for its prologue and remainder), while they
-# double a kernel's compile time.
-VECTORIZE_WORK = 1 << 12
+# Loops of fewer iterations than this are compiled without the vectorizers (a vector
+# loop needs a few trips of 8-16 lanes to pay for its prologue and remainder).  Loops of
+# 800 and 1000 elements ran 2-4x slower without them (the quadrant step's kernels, a
+# chain of 10 elementwise ops with sin and exp), so the bar is low.
+VECTORIZE_WORK = 64
+# A matmul whose depth or width is at most this is unrolled: its short loops, unrolled
+# whole, run much faster.  A larger one blocks its loops itself: unrolling doubled its
+# compile time and it ran no faster (sgemm 1024^3, the GPT step's matmuls).
+SHORT_LOOP = 16
 
 
 def optimisation_level(kernel) -> int:
-    """The optimisation level (``runtime.PIPELINES``) that fits ``kernel``: 2 (O2 with
-    the vectorizers) for matmuls and for loops that run many iterations, 1 (O1) for
-    small or serial ones, whose compile time would be most of their cost."""
-    if isinstance(kernel, L.MatmulKernel) or (kernel.work >= VECTORIZE_WORK
-                                              and not kernel.serial):
-        return 2
-    return 1
+    """The optimisation level (``runtime.PIPELINES``) that fits ``kernel``: 1 (O1) for
+    tiny or serial loops, whose compile time would be most of their cost; 2 (O2 and the
+    vectorizers) for matmuls of long loops; 3 (O2, the vectorizers and unrolling) for
+    the other loops and matmuls (the quadrant step's column sums over 800 rows ran 1.3x
+    faster unrolled)."""
+    if isinstance(kernel, L.MatmulKernel):
+        return 3 if min(kernel.n, kernel.k) <= SHORT_LOOP else 2
+    return 1 if kernel.work < VECTORIZE_WORK or kernel.serial else 3
 
 
 def kernel_buffers(kernel) -> list:

@@ -40,11 +40,10 @@ _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 # ---- LLVM --------------------------------------------------------------------------------------
 # The pipeline of each optimisation level a kernel module may ask for
 # (``render.optimisation_level``): LLVM's speed level, and whether the vectorizers and
-# loop unrolling run.  O3 with unrolling took twice as long to compile as O2 without
-# (the GPT training step: 21 s against 10 s) and its kernels ran no faster (sgemm,
-# softmax, layer norm, an elementwise chain, the GPT step: within 5%, either way; the
-# matmul kernel blocks its loops itself); O1 keeps a small or serial kernel's short.
-PIPELINES = {1: (1, False, False), 2: (2, True, False)}
+# loop unrolling run.  O2 is LLVM's O3 less its costliest extra passes: the kernels ran
+# as fast.  Unrolling doubles the compile time of a large matmul, which blocks its loops
+# itself, and gains it nothing (level 2); O1 keeps a tiny or serial kernel's short.
+PIPELINES = {1: (1, False, False), 2: (2, True, False), 3: (2, True, True)}
 ENTRY_LEVEL = 1          # the entry only calls kernels
 
 
