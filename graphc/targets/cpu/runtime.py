@@ -14,6 +14,7 @@ the shared plan (``graphc.targets.plan``) in host memory.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -126,7 +127,11 @@ def compile_objects(modules: list) -> list:
     order = sorted(range(len(modules)), key=lambda i: -len(modules[i][0]))
     objects = [None] * len(modules)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = {pool.submit(_compile_in_worker, *modules[i]): i for i in order}
+        # The workers fork at the first submit.  Holding llvmlite's lock (re-entrant: the
+        # workers' one thread is this thread's copy) while they do keeps another thread
+        # from being inside LLVM at that moment, which would leave them its lock, held.
+        with getattr(llvm.ffi.lib, "_lock", contextlib.nullcontext()):
+            futures = {pool.submit(_compile_in_worker, *modules[i]): i for i in order}
         for done, future in enumerate(as_completed(futures), 1):
             objects[futures[future]] = future.result()
             progress.advance("modules compiled", done, len(modules))
