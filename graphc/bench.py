@@ -121,8 +121,12 @@ def format_report(report) -> str:
              f"graphc {m['graphc']} ({report['backend']} backend), numpy {m['numpy']}, "
              f"{torch}, Python {m['python']}; load average {m.get('load_average', '?')} "
              f"before, {m.get('load_average_end', '?')} after; medians of "
-             f"{report['repeat']} interleaved rounds", ""]
+             f"{report['repeat']} interleaved rounds"]
     rows = [r for r in report["workloads"] if "times_s" in r]
+    if report.get("torch_compile_note") and any(
+            "torch_compile" in r["times_s"] and r["name"].endswith("_train") for r in rows):
+        lines.append(report["torch_compile_note"])
+    lines.append("")
     if rows:
         lines += times_table(rows, report["modes"]) + [""] + ratios_table(rows) + [""]
     for row in rows:
@@ -133,9 +137,6 @@ def format_report(report) -> str:
         for step, t in row.get("compile_s", {}).items():
             lines.append(f"compile time of the {step} step: cold {t['cold']:.3f} s, cached "
                          f"{t['cached']:.3f} s (target {verdict(t)})")
-    if report.get("torch_compile_note") and any(
-            "torch_compile" in r["times_s"] and r["name"].endswith("_train") for r in rows):
-        lines.append(report["torch_compile_note"])
     for row in rows:
         for mode, error in row.get("left_out", {}).items():
             lines.append(f"{row['name']}: {HEADERS[mode]} left out ({error})")
