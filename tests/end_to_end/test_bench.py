@@ -135,6 +135,30 @@ def test_table_names_every_workload(report):
     assert "CHECK FAILED" not in text
 
 
+def test_table_with_pytorch_columns():
+    """With PyTorch: its version and threads in the header, the torch.compile note above
+    the tables, fused's speedup over each mode, and a target that could not be measured."""
+    row = {"name": "gpt_train", "unit": "ms", "bytes": 8,
+           "times_s": {"eager": 0.1, "unfused": 0.004, "fused": 0.002, "torch": 0.003,
+                       "torch_compile": 0.0025},
+           "gbps": {"fused": 4e-6}, "copy_gbps": 10.0,
+           "target": {"goal": "fused >= 1.5x torch", "met": True}}
+    cnn = {**row, "name": "cnn_train", "target": {"goal": "fused >= 1x torch", "met": None}}
+    report = {"machine": {"processor": "CPU X", "cpus": 4, "usable_cpus": 3, "graphc": "0",
+                          "numpy": "2", "python": "3"},
+              "backend": "cpu", "repeat": 7, "torch": "2.13", "torch_threads": 3,
+              "torch_compile_note": suite.TORCH_COMPILE_NOTE,
+              "modes": ["eager", "unfused", "fused", "torch", "torch_compile"],
+              "workloads": [row, cnn]}
+    lines = bench.format_report(report).splitlines()
+    assert lines[0] == "CPU: CPU X, 4 CPUs (3 usable)"
+    assert "PyTorch 2.13 (3 threads)" in lines[1]
+    assert lines[2] == suite.TORCH_COMPILE_NOTE
+    ratios = [line for line in lines if line.startswith("gpt_train ")][1].split()
+    assert ratios[1:7] == ["-", "50.00x", "2.00x", "1.50x", "1.25x", "0.00"]
+    assert lines[-1].endswith("fused >= 1x torch: not measured")
+
+
 def test_check_catches_a_wrong_result():
     good = np.arange(4, dtype=np.float32)
     case = suite.Case(calls={}, bytes=0, results={
