@@ -3,12 +3,14 @@
 Each workload runs, in the same process and in interleaved timing rounds, as:
 
 - ``numpy``: a plain numpy function written by hand (for training steps: forward,
-  backward and the optimizer update, with numpy's matmul);
+  backward and the optimizer update, with numpy's matmul; the GPT and CNN steps have
+  none);
 - ``eager``: the graphc program run op by op;
 - ``unfused`` and ``fused``: the same program through ``graphc.compile(fuse=False|True)``
   (training steps are compiled whole: forward, loss, backward, update);
 - ``torch`` and ``torch_compile``: the same program on PyTorch, where it is importable
-  (it is not a dependency of graphc).
+  (it is not a dependency of graphc); a training step is given to ``torch.compile``
+  whole, as to ``graphc.compile`` (``TORCH_COMPILE_NOTE`` says where Dynamo breaks it).
 
 Every compiled (and numpy, and torch) result is checked against graphc eager before any
 timing.  Bandwidth-bound workloads are put next to ``np.copyto`` of the same bytes, timed
@@ -25,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -781,11 +782,7 @@ def check(case: Case) -> tuple:
 
 def measure(workload: Workload, sizes, ctx, repeat, min_time) -> dict:
     case = workload.build(sizes, ctx)
-    with warnings.catch_warnings():
-        # Expected: a compiled step runs its first call eagerly while Adam or SGD with
-        # momentum creates its state (the check runs that call).
-        warnings.filterwarnings("ignore", "graphc.compile.*optimizer creates its state")
-        checks, left_out = check(case)
+    checks, left_out = check(case)
     calls = {m: call for m, call in case.calls.items() if m not in left_out}
     copy, copied = copy_call(case.bytes // 2, on_gpu=ctx.backend == "cuda")
     times = interleaved({**calls, "copy": copy}, repeat, min_time)

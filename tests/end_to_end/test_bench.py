@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+import graphc
 from graphc import bench
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -157,6 +158,18 @@ def test_table_with_pytorch_columns():
     ratios = [line for line in lines if line.startswith("gpt_train ")][1].split()
     assert ratios[1:7] == ["-", "50.00x", "2.00x", "1.50x", "1.25x", "0.00"]
     assert lines[-1].endswith("fused >= 1x torch: not measured")
+
+
+@pytest.mark.parametrize("name", ["mlp_train", "gpt_train", "cnn_train"])
+def test_training_steps_compile_whole(name):
+    """Each training step the suite times compiled is one program, without a graph break
+    (``fullgraph`` raises at one), so ``fused`` never times an eager fallback."""
+    fn, x, y = suite.probe_step(name, suite.QUICK)
+    fn(x, y)                                # the optimizer's state, as in compile_probe
+    step = graphc.compile(fn, backend="interpreter", fullgraph=True)
+    step(x, y)
+    step(x, y)
+    assert step.compile_count == 1
 
 
 def test_check_catches_a_wrong_result():
