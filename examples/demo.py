@@ -81,8 +81,8 @@ def run(label, compiled, train_set, test_set, epochs, seed, quiet):
     result = {
         "losses": losses,
         "accuracy": evaluate(model, test_set),
-        # Compiled, the first step runs eagerly while Adam creates its state, and the
-        # second traces and compiles: the median leaves both out.
+        # Compiled, the first step runs eagerly while Adam creates its state and the
+        # second traces and compiles; the median of all steps is not moved by two.
         "first_steps_s": sum(times[:2]),
         "ms_per_step": 1e3 * statistics.median(times),
     }
