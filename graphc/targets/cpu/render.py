@@ -296,9 +296,8 @@ SHORT_LOOP = 16
 def optimisation_level(kernel) -> int:
     """The optimisation level (``runtime.PIPELINES``) that fits ``kernel``: 1 (O1) for
     tiny or serial loops, whose compile time would be most of their cost; 2 (O2 and the
-    vectorizers) for matmuls of long loops; 3 (O2, the vectorizers and unrolling) for
-    the other loops and matmuls (the quadrant step's column sums over 800 rows ran 1.3x
-    faster unrolled)."""
+    vectorizers, no unrolling) for matmuls of long loops; 3 (O3) for the other loops and
+    matmuls (unrolled, the quadrant step's column sums over 800 rows ran 1.3x faster)."""
     if isinstance(kernel, L.MatmulKernel):
         return 3 if min(kernel.n, kernel.k) <= SHORT_LOOP else 2
     return 1 if kernel.work < VECTORIZE_WORK or kernel.serial else 3
