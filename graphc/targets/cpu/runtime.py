@@ -1,5 +1,5 @@
-"""The cpu backend's runtime: optimise a program's LLVM module, JIT it, and call its one
-native entry point from Python; object code is cached on disk.
+"""The cpu backend's runtime: optimise a program's LLVM modules, JIT them, and call its one
+native entry point from Python; object code and renderings are cached on disk.
 
 A call costs a few microseconds: the pointers of constants and temporaries (one arena
 per dtype, allocated once per program) are written once into a pointer array, and each
@@ -9,8 +9,10 @@ A program is several LLVM modules (``render.render_program``): the entry and one
 distinct kernel.  Each is optimised at its own level and compiled to an object file on
 its own, kept in graphc's disk cache (``graphc.targets.cache``) keyed by the module's
 text, its level, LLVM's version and the host CPU with its features, so a kernel shared
-by several programs is compiled once; the objects are linked in one JIT engine.  Buffers follow
-the shared plan (``graphc.targets.plan``) in host memory.
+by several programs is compiled once; the objects are linked in one JIT engine.  The
+rendering of a program is cached too (``rendered_program``), so a compile whose object
+code is cached costs tracing, passes and lowering.  Buffers follow the shared plan
+(``graphc.targets.plan``) in host memory.
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ PIPELINES = {1: (1, False, False), 2: (2, True, False), 3: (3, True, True)}
 ENTRY_LEVEL = 1          # the entry only calls kernels
 
 
-def optimize(ir_text: str, level: int = 2) -> llvm.ModuleRef:
+def optimize(ir_text: str, level: int) -> llvm.ModuleRef:
     """Parse, verify and optimise one module at ``level`` (``PIPELINES``) for the host."""
     module = llvm.parse_assembly(ir_text)
     module.verify()
@@ -63,11 +65,11 @@ def optimize(ir_text: str, level: int = 2) -> llvm.ModuleRef:
     return module
 
 
-def assembly(ir_text: str, level: int = 2) -> str:
+def assembly(ir_text: str, level: int) -> str:
     return render.target_machine().emit_assembly(optimize(ir_text, level))
 
 
-def compile_object(ir_text: str, level: int = 2) -> bytes:
+def compile_object(ir_text: str, level: int) -> bytes:
     return render.target_machine().emit_object(optimize(ir_text, level))
 
 
@@ -87,7 +89,7 @@ class NativeCode:
 
 
 # ---- disk cache --------------------------------------------------------------------------------
-def cache_key(ir_text: str, level: int = 2) -> str:
+def cache_key(ir_text: str, level: int) -> str:
     """The cache key of the object code for one module's ``ir_text`` optimised at
     ``level``: the IR, the level's pipeline, llvmlite's and LLVM's versions and the host
     CPU with its features (and graphc's version, ``cache.key``)."""
