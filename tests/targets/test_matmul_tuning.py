@@ -227,14 +227,27 @@ def test_without_blas_graphcs_kernel_runs(monkeypatch):
     assert "cblas" not in ir_text
 
 
-def test_blas_kernels_are_not_split_between_graphcs_threads(monkeypatch):
+@needs_blas
+def test_blas_kernels_split_between_threads_and_restore_the_blas_setting(monkeypatch):
+    """graphc's pool splits a BLAS kernel's rows; each call runs on its caller's thread
+    alone and leaves that thread's OpenBLAS setting as it found it."""
+    monkeypatch.setenv("GRAPHC_MATMUL", "blas")
     monkeypatch.setattr(render, "PARALLEL_WORK", {"loops": 1, "matmul": 1})
-    kernel, _, _ = product_kernel(np.zeros((64, 64), np.float32), np.zeros((64, 64), np.float32))
-    monkeypatch.setenv("GRAPHC_MATMUL", "graphc")
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(4, 9, 20)).astype(np.float32)
+    b = rng.normal(size=(20, 7)).astype(np.float32)
+    kernel, inputs, outputs = product_kernel(a, b)
     assert render.runs_threaded(kernel)
-    if blas.library() is not None:
-        monkeypatch.setenv("GRAPHC_MATMUL", "blas")
-        assert not render.runs_threaded(kernel)
+    setting = getattr(blas.library().handle, blas.LOCAL_THREADS)
+    setting.argtypes, setting.restype = [ctypes.c_int], ctypes.c_int
+    before = setting(3)
+    try:
+        (c,), ir_text = run(kernel, inputs, outputs)
+        assert setting(before) == 3
+    finally:
+        setting(before)
+    assert calls_blas(ir_text, f32)
+    np.testing.assert_allclose(c.reshape(4, 9, 7), a @ b, rtol=1e-4, atol=1e-4)
 
 
 def test_explain_names_each_matmuls_code(mode):

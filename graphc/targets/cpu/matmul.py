@@ -22,7 +22,7 @@ from graphc.targets.cpu.kernel import (F32, F64, I32, I64, PTR, VOID, KernelFunc
                                         _suffix, declare, for_range, i64, imax, imin,
                                         intrinsic, raise_flag, value_type, vector_bytes)
 from graphc.codegen import loops as L
-from graphc.targets.cpu.blas import NO_TRANS, ROW_MAJOR, TRANS
+from graphc.targets.cpu.blas import LOCAL_THREADS, NO_TRANS, ROW_MAJOR, TRANS
 
 
 @dataclass(frozen=True)
@@ -206,13 +206,17 @@ class MatmulRenderer:
 
     def _blas_groups(self):
         """Each group's rows of [start, stop) in one ``?gemm`` call that writes the
-        product into the partial-sum output; then the epilogue runs over those rows."""
+        product into the partial-sum output; then the epilogue runs over those rows.
+        The calls run on this thread alone (graphc's pool splits the rows), and the
+        thread's BLAS setting is restored after them."""
         b, kf, k, g_rows = self.b, self.kf, self.k, self.rows
         (trans_a, lda), (trans_b, ldb) = blas_layout(k, self.blas.index_bits)
         index = ir.IntType(self.blas.index_bits)
         gemm = declare(b.module, self.blas.gemm[k.dtype.name], VOID,
                        [I32, I32, I32, index, index, index, self.vt, PTR, index, PTR, index,
                         self.vt, PTR, index])
+        threads = declare(b.module, LOCAL_THREADS, I32, [I32])
+        before = b.call(threads, [ir.Constant(I32, 1)])
         first = b.sdiv(kf.start, i64(g_rows))
         last = b.sdiv(b.add(kf.stop, i64(g_rows - 1)), i64(g_rows))
         with for_range(b, first, last, name="group") as g:
@@ -233,6 +237,7 @@ class MatmulRenderer:
                           ir.Constant(index, k.n)])
             if self.epilogue:
                 self._tile_epilogue(None, c_row, i64(0), rows, i64(k.n))
+        b.call(threads, [before])
 
     def _bases(self, g):
         b, k = self.b, self.k

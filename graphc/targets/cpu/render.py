@@ -232,8 +232,6 @@ def kernel_extent(kernel) -> int:
 
 def runs_threaded(kernel) -> bool:
     if isinstance(kernel, L.MatmulKernel):
-        if matmul_plan(kernel).blas is not None:
-            return False                # BLAS runs on its own threads
         threshold = PARALLEL_WORK["matmul"]
     elif kernel.serial:
         return False

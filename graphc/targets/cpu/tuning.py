@@ -264,8 +264,7 @@ def _measure_blas(dtype, shape_class) -> dict:
     a, b, c = _operands(dtype, rows, n, k, groups)
     calls = [_kernel_call(_KERNEL(jit.engine.get_function_address(name)), a, b, c,
                           groups * rows) for name in names]
-    with library.single_threaded():
-        graphc_s, blas_s = _interleaved(calls, _repeats(groups * rows * n * k))
+    graphc_s, blas_s = _interleaved(calls, _repeats(groups * rows * n * k))
     return {"graphc_s": graphc_s, "blas_s": blas_s}
 
 
