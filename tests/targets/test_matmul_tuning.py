@@ -211,6 +211,11 @@ def test_blas_choice_is_measured_once_per_shape_class(monkeypatch, tmp_path):
     monkeypatch.setattr(tuning, "_measured", {})
     assert tuning.plan(kernel) == first
     assert measured == [(32, 64, 64, 1)]
+    small, _, _ = product_kernel(np.zeros((2, 20, 9), np.float32),
+                                 np.zeros((2, 9, 30), np.float32))
+    assert tuning.plan(small).blas is None
+    assert tuning.plan(small).reason == "small product (32x32x16 x2): not measured"
+    assert measured == [(32, 64, 64, 1)]
 
 
 def test_without_blas_graphcs_kernel_runs(monkeypatch):

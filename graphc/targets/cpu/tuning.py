@@ -13,7 +13,8 @@ where it measured faster.
   rounded up to a power of two, capped) graphc's kernel and a kernel calling numpy's
   ``?gemm`` are compiled and timed on one core, interleaved, on a product of the
   class's shape (0.2-0.5 s per class, once per host); BLAS runs the matmul when it was
-  more than 5% faster and the operands fit cblas (``matmul.blas_layout``).
+  more than 5% faster and the operands fit cblas (``matmul.blas_layout``).  Classes of
+  at most 32^3 multiply-adds keep graphc's kernel without measuring.
 
 Results are kept in memory and in graphc's disk cache (``graphc.targets.cache``, kind
 ``json``) under a key naming the CPU model, its features, LLVM's version and the BLAS
@@ -27,6 +28,7 @@ import ctypes
 import dataclasses
 import functools
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -51,6 +53,9 @@ _MACRO = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 3, *[ctypes.c_int64] * 4)
 _TUNE_SHAPE = (256, 256, 512)      # rows, columns, depth of the blocking search
 _CLASS_CAP = 512                   # shape classes round each size up to a power of 2 <= this
 _CLASS_WORK = 1 << 24              # ... and measure at most this many multiply-adds
+# Classes of at most this many multiply-adds keep graphc's kernel unmeasured: either
+# takes a few microseconds, less than the call around it, and measuring costs a compile.
+_SMALL_WORK = 1 << 15
 _ROUNDS = 5
 # BLAS must beat graphc's kernel by this factor: the timed product has no epilogue, which
 # graphc's kernel runs on each tile while it is in cache and BLAS as a pass afterwards.
@@ -334,6 +339,9 @@ def plan(kernel: L.MatmulKernel) -> Plan:
     if not (kernel.m and kernel.n and kernel.k and all(kernel.batch)):
         return Plan(tiles, None, "empty product")
     shape = shape_class(kernel)
+    if math.prod(shape) <= _SMALL_WORK:
+        return Plan(tiles, None, f"small product ({'x'.join(map(str, shape[:3]))}"
+                                 f"{f' x{shape[3]}' if shape[3] > 1 else ''}): not measured")
     record = _cached(f"blas {kernel.dtype.name} {shape}",
                      lambda: _measure_blas(kernel.dtype, shape))
     ratio = record["graphc_s"] / record["blas_s"]
