@@ -98,8 +98,10 @@ def _is_plain_acc(value, dtype) -> bool:
 class MatmulRenderer:
     """BLIS's loop nest: for each column block (NC) and depth block (KC), pack B into
     NR-wide panels; for each row block (MC), pack A into MR-high panels; then an MR x NR
-    register tile (two vectors wide, along j) accumulates over the block's depth with
-    fused multiply-adds.  Packing makes any strides (transposed, broadcast) contiguous.
+    register tile (``blocking.nv`` vectors wide, along j) accumulates over the block's
+    depth with fused multiply-adds.  Packing makes any strides (transposed, broadcast)
+    contiguous.  With ``blas`` (a ``blas.Blas``) and operands cblas can read, the
+    product is BLAS's instead (``_blas_groups``).
 
     Partial sums over depth blocks live in the first output of the kernel's dtype; the
     epilogue runs on a tile when its last depth block is done.  Without such an output
