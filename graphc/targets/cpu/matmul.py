@@ -129,7 +129,8 @@ class MatmulRenderer:
                       _round_up(kernel.n, self.nr))
         self.mc = min(max(blocking.a_bytes // (self.kc * size) // self.mr, 1) * self.mr,
                       _round_up(self.rows, self.mr))
-        self.blas = blas if blas is not None and blas_layout(kernel) is not None else None
+        fits = blas is not None and blas_layout(kernel, blas.index_bits) is not None
+        self.blas = blas if fits else None
         self.kf = KernelFunction(module, kernel.name, slots, scopes)
         self.b, self.code = self.kf.b, code
 
