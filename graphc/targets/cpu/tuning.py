@@ -18,8 +18,9 @@ where it measured faster.
   at most 32^3 multiply-adds keep graphc's kernel without measuring.
 
 Results are kept in memory and in graphc's disk cache (``graphc.targets.cache``, kind
-``json``) under a key naming the CPU model, its features, LLVM's version and the BLAS
-library, so each measurement runs once per host.  ``GRAPHC_MATMUL=graphc`` or ``blas``
+``json``) under a key naming the CPU model, its features, LLVM's version, the BLAS
+library and what was compared (the candidates; the blocking BLAS was timed against),
+so each measurement runs once per host.  ``GRAPHC_MATMUL=graphc`` or ``blas``
 overrides the measured choice (``blas`` still needs a library and a cblas layout):
 for comparing the two and for tests that need one of them.
 """
@@ -308,7 +309,8 @@ def blocking(dtype) -> Blocking:
     half floats) take the blocking sized by the rules, unmeasured."""
     if dtype not in (dtypes.float32, dtypes.float64):
         return candidates(dtype)[0]
-    record = _cached(f"blocking {dtype.name}", lambda: _search_blocking(dtype))
+    record = _cached(f"blocking {dtype.name} of {candidates(dtype)}",
+                     lambda: _search_blocking(dtype))
     return Blocking(**record["blocking"])
 
 
@@ -334,7 +336,13 @@ class Plan:
     reason: str
 
 
+def _shape_text(shape) -> str:
+    rows, n, k, groups = shape
+    return f"{rows}x{n}x{k}" + (f" x{groups}" if groups > 1 else "")
+
+
 def plan(kernel: L.MatmulKernel) -> Plan:
+    """The plan for ``kernel`` on this host (measuring its shape class on first use)."""
     tiles = blocking(kernel.dtype)
     library = blas.library()
     forced = os.environ.get("GRAPHC_MATMUL", "").strip().lower()
@@ -348,16 +356,12 @@ def plan(kernel: L.MatmulKernel) -> Plan:
         return Plan(tiles, None, "empty product")
     shape = shape_class(kernel)
     if math.prod(shape) <= _SMALL_WORK:
-        return Plan(tiles, None, f"small product ({'x'.join(map(str, shape[:3]))}"
-                                 f"{f' x{shape[3]}' if shape[3] > 1 else ''}): not measured")
-    record = _cached(f"blas {kernel.dtype.name} {shape}",
+        return Plan(tiles, None, f"small product ({_shape_text(shape)}): not measured")
+    record = _cached(f"blas {kernel.dtype.name} {shape} against {tiles!r}",
                      lambda: _measure_blas(kernel.dtype, shape))
     ratio = record["graphc_s"] / record["blas_s"]
-    faster = ratio > _BLAS_MARGIN
-    reason = (f"measured BLAS {ratio:.2f}x graphc's kernel on a "
-              f"{'x'.join(map(str, shape[:3]))} product" + (f" x{shape[3]}" if shape[3] > 1
-                                                            else ""))
-    return Plan(tiles, library if faster else None, reason)
+    reason = f"measured BLAS {ratio:.2f}x graphc's kernel on a {_shape_text(shape)} product"
+    return Plan(tiles, library if ratio > _BLAS_MARGIN else None, reason)
 
 
 def describe(kernel: L.MatmulKernel) -> str:
