@@ -6,10 +6,11 @@ where it measured faster.
 - ``Blocking``: the register tile comes from the vector width and register count (LLVM's
   host features: 32 vector registers with AVX-512 or on AArch64, else 16), the depth
   block from L1 and the A and B blocks from L2 and L3 (``/sys/devices/system/cpu/cpu0/
-  cache``).  A few candidates (tiles two to four vectors wide, depth blocks of one, two
-  and four L1s) have their inner loops (``_macro_kernel``) compiled into one module and
+  cache``).  A few candidates (tiles two to four vectors wide, depth blocks of one and
+  two L1s) have their inner loops (``_macro_kernel``) compiled into one module and
   timed on one core, interleaved, on a 256 x 256 x 1024 product; of those within 3% of
-  the fastest, the deepest wins (about 0.5 s, once per host).
+  the fastest, the one with the fewest loads per multiply-add, then the deepest, wins
+  (about 0.4 s, once per host).
 - BLAS or not: for a shape class (dtype and each of rows, columns, depth and groups
   rounded up to a power of two, capped) graphc's kernel and a kernel calling numpy's
   ``?gemm`` are compiled and timed on one core, interleaved, on a product of the
@@ -125,14 +126,13 @@ def candidates(dtype) -> list:
     """Blockings worth timing for ``dtype``, the one sized by the usual rules first: the
     widest tile (``nv`` vectors by as many rows as the registers hold, leaving one per
     B vector and one for A's broadcast) whose B micro-panel fills L1, then tiles three
-    and four vectors wide, and two and four times that depth (each depth block is a
-    pass over C, which a large product reads from memory: at 2048^3 on Zen 4, four
-    times the depth was 15% faster)."""
+    and four vectors wide, and each at twice that depth (each depth block is a pass over
+    C, which a large product reads from memory)."""
     h = host()
     tiles = [(min((h.registers - nv - 1) // nv, 16), nv) for nv in (2, 3, 4)]
     tiles = [(mr, nv) for mr, nv in tiles if mr >= 4]
     found = []
-    for scale in (1, 2, 4):
+    for scale in (1, 2):
         for mr, nv in tiles:
             kc = max(int(h.l1 * scale) // (nv * h.vector_bytes) // 16 * 16, 16)
             found.append(Blocking(mr, nv, kc, h.l2 // 2, h.l3 // 2))
@@ -236,10 +236,14 @@ def _aligned(count, dtype) -> np.ndarray:
 def _search_blocking(dtype) -> dict:
     """Time each candidate's inner loops on one core, interleaved, on a product of
     ``_SEARCH_SHAPE`` (rounded to the tile); the record of the winner: of the blockings
-    within ``_TIE`` of the fastest per multiply-add, the deepest.  The timed C stays in
-    cache, so the search undercounts what a deep block saves on a large product, where
-    each depth block is a pass over C in memory (the whole kernel at 2048^3 on Zen 4:
-    20% faster with the deepest block than with the shallowest)."""
+    within ``_TIE`` of the fastest per multiply-add, the one with the fewest loads per
+    multiply-add (``mr + nv`` per ``mr * nv``), then the deepest.  The inner loops alone
+    are bound by the multiply-adds, so on a wide core they often time alike, while the
+    whole kernel, which also packs and misses the caches, is faster with fewer loads in
+    the micro-kernel and (on large products, where each depth block is a pass over C
+    in memory) deeper blocks: on Zen 4 the inner loops of all candidates timed alike, while a
+    6 x 4-vector tile with kc 256 made an MLP training step 1.6x faster than 14 x 2
+    vectors with kc 1024, and at 2048^3 kc 128 was 10-20% slower than kc 512."""
     rows, cols, depth = _SEARCH_SHAPE
     options = candidates(dtype)
     module = new_module("tuning")
@@ -261,7 +265,8 @@ def _search_blocking(dtype) -> dict:
     times = _interleaved(calls, _repeats(rows * cols * depth))
     per_madd = [t / f for t, f in zip(times, madds)]
     close = [i for i, t in enumerate(per_madd) if t <= min(per_madd) * _TIE]
-    best = max(close, key=lambda i: (options[i].kc, -per_madd[i]))
+    best = min(close, key=lambda i: ((options[i].mr + options[i].nv)
+                                     / (options[i].mr * options[i].nv), -options[i].kc))
     return {"blocking": dataclasses.asdict(options[best]), "seconds_per_madd": per_madd}
 
 
