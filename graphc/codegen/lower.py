@@ -207,7 +207,7 @@ class Lowering:
         return self.apply(op, index)
 
     def acc_name(self, v: Value) -> str:
-        return "acc" if self.producer[v].name == "matmul" else f"acc_{v.name}"
+        return "acc" if self.producer[v].name in ("matmul", "conv2d") else f"acc_{v.name}"
 
     def apply(self, op, index):
         """An elementwise op on its operands' values at the (broadcast) index, or an index
@@ -304,28 +304,89 @@ class Lowering:
                                                    value, dtype, index),))
 
     def lower_conv(self, group):
+        """A convolution as a batched matrix product over the samples: out[n] (O x P*Q)
+        = weight (O x C*KH*KW) @ cols[n] (C*KH*KW x P*Q), so it runs on the matmul
+        kernel (packed, register-tiled, fused epilogue: bias, activation) and its output
+        is NCHW as it comes.  ``cols`` is the im2col buffer, stored by a loop kernel
+        before the product (reading the input through its index maps, so a padded or
+        zero-interleaved gradient is expanded there, never stored); a 1x1 kernel of
+        stride 1 reads the input in place instead.  Its VJPs are convolutions too, so
+        every convolution of a training step takes this path."""
         conv = group.ops[0]
         x, w = conv.inputs
-        stride, dilation = conv.attr_dict["stride"], conv.attr_dict["dilation"]
-        n, o, oh, ow = (L.Var(v) for v in ("n", "o", "oh", "ow"))
-        c, kh, kw = (L.Var(v) for v in ("c", "kh", "kw"))
-        xi = (n, c, iop("add", iop("mul", oh, L.IConst(stride[0])),
-                        iop("mul", kh, L.IConst(dilation[0]))),
-              iop("add", iop("mul", ow, L.IConst(stride[1])),
-                  iop("mul", kw, L.IConst(dilation[1]))))
-        product = L.Op("mul", (self.value(x, xi), self.value(w, (o, c, kh, kw))),
-                       conv.out.type.dtype)
-        red = (("c", w.shape[1]), ("kh", w.shape[2]), ("kw", w.shape[3]))
-        body = [L.Reduce(red, (L.Accumulator(self.acc_name(conv.out), "sum", product,
-                                             conv.out.type.dtype),))]
-        out_index = (n, o, oh, ow)
-        for v in self.stored_values(group):
-            body.append(L.Store((), self.buffer_of[v], linear(out_index, v.shape),
-                                self.value(v, out_index)))
-        par = tuple(zip(("n", "o", "oh", "ow"), conv.out.shape))
+        n, o, p, q = conv.out.shape
+        depth = math.prod(w.shape[1:])
+        index = (L.Var("b0"), L.Var("i"), iop("floordiv", L.Var("j"), L.IConst(q)),
+                 iop("mod", L.Var("j"), L.IConst(q)))
+        stores = [(self.buffer_of[v], self.value(v, index)) for v in self.stored_values(group)]
         reads, writes = self.io(group)
-        return L.LoopKernel(self.kernel_name(group), par, body, reads, writes,
-                            self.comment(group))
+        weight = self.conv_weight(w)
+        cols = self.conv_input(conv)
+        for operand in (weight, cols):
+            if operand.buffer not in reads:
+                reads.append(operand.buffer)
+        return L.MatmulKernel(self.kernel_name(group), (n,), o, p * q, depth, weight, cols,
+                              conv.out.type.dtype, stores, reads, writes, self.comment(group))
+
+    def conv_weight(self, w: Value) -> L.Operand:
+        """The weight (O, C, KH, KW) as the product's A (O x C*KH*KW), the same matrix
+        for every sample: a strided view when (C, KH, KW) are one stride apart, else a
+        contiguous copy (a flipped weight of an input gradient)."""
+        view = self.strided(w)
+        if view is None or _merged_stride(w.shape[1:], view[1][1:]) is None:
+            view = self.materialize(w)
+        buffer, strides, offset = view
+        return L.Operand(buffer, (0,), strides[0], _merged_stride(w.shape[1:], strides[1:]),
+                         offset)
+
+    def conv_input(self, conv) -> L.Operand:
+        """The product's B for each sample (C*KH*KW x P*Q): the input itself when the
+        kernel is 1x1 with stride 1 and the input a strided view whose (H, W) are one
+        stride apart, else the im2col buffer."""
+        x, w = conv.inputs
+        n, c, h, wd = x.shape
+        _, _, p, q = conv.out.shape
+        stride, dilation = conv.attr_dict["stride"], conv.attr_dict["dilation"]
+        if w.shape[2:] == (1, 1) and tuple(stride) == (1, 1):
+            view = self.strided(x)
+            if view is not None:
+                buffer, strides, offset = view
+                spatial = _merged_stride((h, wd), strides[2:])
+                if spatial is not None:
+                    return L.Operand(buffer, (strides[0] if n > 1 else 0,), strides[1],
+                                     spatial, offset)
+        return self.im2col(conv)
+
+    def im2col(self, conv) -> L.Operand:
+        """A loop kernel storing cols[n, (c, kh, kw), (p, q)] = x[n, c, p * stride +
+        kh * dilation, q * stride + kw * dilation] into a temporary.  It reads x from a
+        buffer: x's own when x is a strided view, else a contiguous copy, so what x is
+        computed from (a pooling's gather, a gradient's padding) runs once per element,
+        not once per window that holds it."""
+        x, w = conv.inputs
+        _, c, kh, kw = w.shape
+        n, _, p, q = conv.out.shape
+        stride, dilation = conv.attr_dict["stride"], conv.attr_dict["dilation"]
+        source, strides, offset = self.buffered(x)
+        name = f"tmp_{conv.out.name}_cols"
+        shape = (n, c, kh, kw, p, q)
+        self.buffers[name] = L.BufferInfo(name, x.type.dtype, math.prod(shape), "temp")
+        loop = tuple(L.Var(v) for v in ("n", "c", "kh", "kw", "p", "q"))
+        vn, vc, vkh, vkw, vp, vq = loop
+        at = (vn, vc,
+              iop("add", iop("mul", vp, L.IConst(stride[0])),
+                  iop("mul", vkh, L.IConst(dilation[0]))),
+              iop("add", iop("mul", vq, L.IConst(stride[1])),
+                  iop("mul", vkw, L.IConst(dilation[1]))))
+        address = L.IConst(offset)
+        for i, s in zip(at, strides):
+            address = iop("add", address, iop("mul", i, L.IConst(s)))
+        self.kernels.append(L.LoopKernel(
+            f"im2col_{conv.out.name}", tuple(zip(("n", "c", "kh", "kw", "p", "q"), shape)),
+            [L.Store((), name, linear(loop, shape), L.Load(source, address, x.type.dtype))],
+            [source], [name], [f"im2col of %{x.name} for conv2d %{conv.out.name}"]))
+        depth = c * kh * kw
+        return L.Operand(name, (depth * p * q if n > 1 else 0,), p * q, 1, 0)
 
     def lower_scatter(self, group):
         op = group.ops[0]
@@ -410,6 +471,19 @@ class Lowering:
                 return buffer, contiguous_strides(v.shape), offset
         return None
 
+    def buffered(self, v: Value):
+        """(buffer, strides, offset) of v: a strided view of a buffer, else a permutation
+        of a contiguous copy of what v permutes (a weight gradient's transposed input
+        shares the copy the forward made), else a contiguous copy of v."""
+        view = self.strided(v)
+        if view is not None:
+            return view
+        op = self.producer.get(v)
+        if op is not None and op.name == "permute" and v in self.fusion.inline:
+            buffer, strides, offset = self.buffered(op.inputs[0])
+            return buffer, tuple(strides[p] for p in op.attr_dict["perm"]), offset
+        return self.materialize(v)
+
     def materialize(self, v: Value):
         """A copy kernel that stores v contiguously (a matmul operand that no strided
         view can express), made once however many operands read v (``c @ c``)."""
@@ -437,6 +511,18 @@ class Lowering:
         program = L.Program(self.name, self.buffers, self.kernels, inputs, outputs,
                             self.constants, sites=list(self.sites))
         return plan_memory(program)
+
+
+def _merged_stride(shape, strides):
+    """The one stride of dims ``shape`` (row-major, with ``strides``) read as a single
+    flat dim, or None when they are not evenly spaced: a reshape of a strided view."""
+    dims = [(d, s) for d, s in zip(shape, strides) if d != 1]
+    if not dims:
+        return 1
+    for (_, outer), (size, inner) in zip(dims, dims[1:]):
+        if outer != size * inner:
+            return None
+    return dims[-1][1]
 
 
 def _loads(expr):
