@@ -319,12 +319,16 @@ class Lowering:
         index = (L.Var("b0"), L.Var("i"), iop("floordiv", L.Var("j"), L.IConst(q)),
                  iop("mod", L.Var("j"), L.IConst(q)))
         stores = [(self.buffer_of[v], self.value(v, index)) for v in self.stored_values(group)]
-        reads, writes = self.io(group)
         weight = self.conv_weight(w)
         cols = self.conv_input(conv)
-        for operand in (weight, cols):
-            if operand.buffer not in reads:
-                reads.append(operand.buffer)
+        # What the kernel reads: its operands and the epilogue's loads, not the buffers
+        # the convolution's input is computed from (the im2col kernel read those).
+        reads = [weight.buffer, cols.buffer]
+        for _, value in stores:
+            for load in _loads(value):
+                if load.buffer not in reads:
+                    reads.append(load.buffer)
+        writes = [buffer for buffer, _ in stores]
         return L.MatmulKernel(self.kernel_name(group), (n,), o, p * q, depth, weight, cols,
                               conv.out.type.dtype, stores, reads, writes, self.comment(group))
 
