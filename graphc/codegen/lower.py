@@ -363,33 +363,42 @@ class Lowering:
 
     def im2col(self, conv) -> L.Operand:
         """A loop kernel storing cols[n, (c, kh, kw), (p, q)] = x[n, c, p * stride +
-        kh * dilation, q * stride + kw * dilation] into a temporary.  It reads x from a
-        buffer: x's own when x is a strided view, else a contiguous copy, so what x is
-        computed from (a pooling's gather, a gradient's padding) runs once per element,
-        not once per window that holds it."""
+        kh * dilation, q * stride + kw * dilation] into a temporary.  It reads x through
+        its index maps when that is one load (a view, a padding: no kernel of their own),
+        else from a contiguous copy of x (a pooling's gather: once per element, not once
+        per window that holds it)."""
         x, w = conv.inputs
         _, c, kh, kw = w.shape
         n, _, p, q = conv.out.shape
         stride, dilation = conv.attr_dict["stride"], conv.attr_dict["dilation"]
-        source, strides, offset = self.buffered(x)
         name = f"tmp_{conv.out.name}_cols"
-        shape = (n, c, kh, kw, p, q)
+        depth = c * kh * kw
+        shape = (n, depth, p, q)
         self.buffers[name] = L.BufferInfo(name, x.type.dtype, math.prod(shape), "temp")
-        loop = tuple(L.Var(v) for v in ("n", "c", "kh", "kw", "p", "q"))
-        vn, vc, vkh, vkw, vp, vq = loop
+        # One loop over the (c, kh, kw) rows: LLVM unrolls short constant loops, and a
+        # six-deep nest of them took longer to compile than the matmul kernel.
+        loop = tuple(L.Var(v) for v in ("n", "r", "p", "q"))
+        vn, vr, vp, vq = loop
+        vc, vkh, vkw = unravel(vr, (c, kh, kw))
         at = (vn, vc,
               iop("add", iop("mul", vp, L.IConst(stride[0])),
                   iop("mul", vkh, L.IConst(dilation[0]))),
               iop("add", iop("mul", vq, L.IConst(stride[1])),
                   iop("mul", vkw, L.IConst(dilation[1]))))
-        address = L.IConst(offset)
-        for i, s in zip(at, strides):
-            address = iop("add", address, iop("mul", i, L.IConst(s)))
+        group, self.group = self.group, None
+        value = self.value(x, at)
+        self.group = group
+        if len(list(_loads(value))) > 1:
+            source, strides, offset = self.buffered(x)
+            address = L.IConst(offset)
+            for i, s in zip(at, strides):
+                address = iop("add", address, iop("mul", i, L.IConst(s)))
+            value = L.Load(source, address, x.type.dtype)
+        reads = sorted({e.buffer for e in _loads(value)})
         self.kernels.append(L.LoopKernel(
-            f"im2col_{conv.out.name}", tuple(zip(("n", "c", "kh", "kw", "p", "q"), shape)),
-            [L.Store((), name, linear(loop, shape), L.Load(source, address, x.type.dtype))],
-            [source], [name], [f"im2col of %{x.name} for conv2d %{conv.out.name}"]))
-        depth = c * kh * kw
+            f"im2col_{conv.out.name}", tuple(zip(("n", "r", "p", "q"), shape)),
+            [L.Store((), name, linear(loop, shape), value)], reads, [name],
+            [f"im2col of %{x.name} for conv2d %{conv.out.name}"]))
         return L.Operand(name, (depth * p * q if n > 1 else 0,), p * q, 1, 0)
 
     def lower_scatter(self, group):
