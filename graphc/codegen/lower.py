@@ -89,13 +89,29 @@ def unravel(offset, shape) -> tuple:
 
 def reshape_index(index, from_shape, to_shape) -> tuple:
     """Index into ``to_shape`` of the element at ``index`` of ``from_shape`` (same size).
-    Unit dims added or removed map directly; anything else goes through the offset."""
-    squeezed_from = [(i, d) for i, d in zip(index, from_shape) if d != 1]
-    squeezed_to = [d for d in to_shape if d != 1]
-    if [d for _, d in squeezed_from] == squeezed_to:
-        it = iter(i for i, _ in squeezed_from)
-        return tuple(next(it) if d != 1 else L.IConst(0) for d in to_shape)
-    return unravel(linear(index, from_shape), to_shape)
+    Unit dims added or removed map directly; the other dims fall into the smallest runs
+    of equal size on both sides (a split, a merge), each mapped through its own offset,
+    so an unflatten reads ``(i // k, i % k)`` rather than the unravelled offset of the
+    whole tensor."""
+    sized_from = [(i, d) for i, d in zip(index, from_shape) if d != 1]
+    sized_to = [d for d in to_shape if d != 1]
+    if 0 in from_shape or 0 in to_shape:
+        return unravel(linear(index, from_shape), to_shape)
+    mapped, f, t = [], 0, 0
+    while t < len(sized_to):
+        run_from, run_to = [sized_from[f]], [sized_to[t]]
+        f, t = f + 1, t + 1
+        while math.prod(d for _, d in run_from) != math.prod(run_to):
+            if math.prod(d for _, d in run_from) < math.prod(run_to):
+                run_from.append(sized_from[f])
+                f += 1
+            else:
+                run_to.append(sized_to[t])
+                t += 1
+        offset = linear(tuple(i for i, _ in run_from), tuple(d for _, d in run_from))
+        mapped.extend(unravel(offset, tuple(run_to)))
+    it = iter(mapped)
+    return tuple(next(it) if d != 1 else L.IConst(0) for d in to_shape)
 
 
 def broadcast_index(index, out_shape, in_shape) -> tuple:
