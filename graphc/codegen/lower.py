@@ -22,6 +22,11 @@ from graphc.codegen.memory import plan_memory
 from graphc.ops import REGISTRY
 
 
+# A convolution whose output planes have fewer elements than this is one product over
+# all samples, not one per sample (see ``Lowering.lower_conv``).
+MERGED_PLANE = 64
+
+
 def accumulator_dtype(kind: str, dtype):
     """The dtype a reduction of ``kind`` producing ``dtype`` accumulates in: float32 sums
     in float64, so a sum (and mean, var, softmax's denominator, layer_norm's statistics)
@@ -163,6 +168,7 @@ class Lowering:
         self.constants: dict = {}
         self.kernels: list = []
         self.sites: dict = {}                  # loops.Site -> its number
+        self.products: dict = {}               # Value -> index -> its load from a product
         self.group = None
 
     def checked(self, op, value, size: int) -> L.CheckedIndex:
@@ -210,6 +216,8 @@ class Lowering:
         group = self.fusion.group_of.get(v)
         if group is not None and group is not self.group:
             return self.load(v, index)
+        if v in self.products:
+            return self.products[v](index)
         op = self.producer.get(v)
         if op is None:                                   # a graph input
             return self.load(v, index)
@@ -320,17 +328,19 @@ class Lowering:
                                                    value, dtype, index),))
 
     def lower_conv(self, group):
-        """A convolution as a batched matrix product over the samples: out[n] (O x P*Q)
-        = weight (O x C*KH*KW) @ cols[n] (C*KH*KW x P*Q), so it runs on the matmul
-        kernel (packed, register-tiled, fused epilogue: bias, activation) and its output
-        is NCHW as it comes.  ``cols`` is the im2col buffer, stored by a loop kernel
-        before the product (reading the input through its index maps, so a padded or
-        zero-interleaved gradient is expanded there, never stored); a 1x1 kernel of
-        stride 1 reads the input in place instead.  Its VJPs are convolutions too, so
-        every convolution of a training step takes this path."""
+        """A convolution as a matrix product: weight (O x C*KH*KW) times the im2col
+        columns of the input, so it runs on the matmul kernel (packed, register-tiled).
+        Its VJPs are convolutions too, so every convolution of a training step takes
+        this path.  Per sample (out[n] = weight @ cols[n], O x P*Q, NCHW as it comes, with
+        the group's bias and activation as the product's epilogue) unless a sample's
+        output plane is small (P*Q < ``MERGED_PLANE``: a weight gradient, whose P x Q is
+        the kernel's, or a late feature map), where that product would be too narrow to
+        fill the register tile: then one product over all samples (``lower_conv_merged``)."""
         conv = group.ops[0]
         x, w = conv.inputs
         n, o, p, q = conv.out.shape
+        if p * q < MERGED_PLANE and n > 1:
+            return self.lower_conv_merged(group)
         depth = math.prod(w.shape[1:])
         index = (L.Var("b0"), L.Var("i"), iop("floordiv", L.Var("j"), L.IConst(q)),
                  iop("mod", L.Var("j"), L.IConst(q)))
@@ -347,6 +357,32 @@ class Lowering:
         writes = [buffer for buffer, _ in stores]
         return L.MatmulKernel(self.kernel_name(group), (n,), o, p * q, depth, weight, cols,
                               conv.out.type.dtype, stores, reads, writes, self.comment(group))
+
+    def lower_conv_merged(self, group):
+        """One product over all samples: product (O x N*P*Q) = weight @ cols (C*KH*KW x
+        N*P*Q) into a temporary, then a loop kernel that stores the group's values (the
+        convolution read from the product, transposed to NCHW; bias, activation) ."""
+        conv = group.ops[0]
+        x, w = conv.inputs
+        n, o, p, q = conv.out.shape
+        dtype = conv.out.type.dtype
+        weight = self.conv_weight(w)
+        cols = self.im2col(conv, merged=True)
+        name = f"tmp_{conv.out.name}_product"
+        self.buffers[name] = L.BufferInfo(name, dtype, n * o * p * q, "temp")
+        self.kernels.append(L.MatmulKernel(
+            f"{self.kernel_name(group)}_product", (), o, n * p * q, math.prod(w.shape[1:]),
+            weight, cols, dtype, [(name, L.Acc("acc", dtype))], [weight.buffer, cols.buffer],
+            [name], [f"product of conv2d %{conv.out.name}, (O, N, P, Q)"]))
+        self.products[conv.out] = lambda index: L.Load(
+            name, linear((index[1], index[0], index[2], index[3]), (o, n, p, q)), dtype)
+        out_index = tuple(L.Var(v) for v in ("n", "o", "p", "q"))
+        body = [L.Store((), self.buffer_of[v], linear(out_index, v.shape),
+                        self.value(v, out_index)) for v in self.stored_values(group)]
+        reads = sorted({load.buffer for s in body for load in _loads(s.value)})
+        return L.LoopKernel(self.kernel_name(group), tuple(zip(("n", "o", "p", "q"),
+                                                                conv.out.shape)),
+                            body, reads, [s.buffer for s in body], self.comment(group))
 
     def conv_weight(self, w: Value) -> L.Operand:
         """The weight (O, C, KH, KW) as the product's A (O x C*KH*KW), the same matrix
@@ -377,9 +413,10 @@ class Lowering:
                                      spatial, offset)
         return self.im2col(conv)
 
-    def im2col(self, conv) -> L.Operand:
+    def im2col(self, conv, merged: bool = False) -> L.Operand:
         """A loop kernel storing cols[n, (c, kh, kw), (p, q)] = x[n, c, p * stride +
-        kh * dilation, q * stride + kw * dilation] into a temporary.  It reads x through
+        kh * dilation, q * stride + kw * dilation] into a temporary (``merged``: laid
+        out as cols[(c, kh, kw), (n, p, q)], one matrix for all samples).  It reads x through
         its index maps when that is one load (a view, a padding: no kernel of their own),
         else from a contiguous copy of x (a pooling's gather: once per element, not once
         per window that holds it)."""
@@ -411,10 +448,14 @@ class Lowering:
                 address = iop("add", address, iop("mul", i, L.IConst(s)))
             value = L.Load(source, address, x.type.dtype)
         reads = sorted({e.buffer for e in _loads(value)})
+        # Loops in the per-sample order either way: it reads x's planes in order.
+        at = linear((vr, vn, vp, vq), (depth, n, p, q)) if merged else linear(loop, shape)
         self.kernels.append(L.LoopKernel(
-            f"im2col_{conv.out.name}", tuple(zip(("n", "r", "p", "q"), shape)),
-            [L.Store((), name, linear(loop, shape), value)], reads, [name],
+            f"im2col_{conv.out.name}", tuple((v.name, d) for v, d in zip(loop, shape)),
+            [L.Store((), name, at, value)], reads, [name],
             [f"im2col of %{x.name} for conv2d %{conv.out.name}"]))
+        if merged:
+            return L.Operand(name, (), n * p * q, 1, 0)
         return L.Operand(name, (depth * p * q if n > 1 else 0,), p * q, 1, 0)
 
     def lower_scatter(self, group):

@@ -1,5 +1,6 @@
 """conv2d lowered as im2col + the matmul kernel: the kernels it makes (the fast path is
-taken, the epilogue fused, 1x1 convolutions read their input in place), the loop IR
+taken, the epilogue fused, 1x1 convolutions read their input in place, small output
+planes are one product over all samples), the loop IR
 against the interpreter, and forward and backward against PyTorch on the code
 generators for stride, dilation, padding, 1x1, kernel == input, batch 1, many channels,
 odd shapes and float64; a small CNN trains as in PyTorch."""
@@ -34,28 +35,41 @@ def lowered(fn, *arrays):
 
 def test_conv_bias_relu_is_im2col_then_one_matmul_with_the_epilogue():
     program = lowered(lambda x, w, b: F.conv2d(x, w, b, padding=1).relu(),
-                      r(2, 3, 6, 5), r(4, 3, 3, 3), r(4))
+                      r(2, 3, 10, 8), r(4, 3, 3, 3), r(4))
     im2col, product = program.kernels                  # im2col reads through the padding
     assert im2col.name.startswith("im2col_") and im2col.inputs == program.inputs[:1]
     assert isinstance(product, L.MatmulKernel)
-    assert (product.batch, product.m, product.n, product.k) == ((2,), 4, 30, 27)
+    assert (product.batch, product.m, product.n, product.k) == ((2,), 4, 80, 27)
     assert product.outputs == program.outputs           # bias and relu in the epilogue
     assert program.buffers[product.b.buffer].kind == "temp"
     assert product.b.buffer in program.arena            # the columns live in the arena
 
 
 def test_one_by_one_convolution_reads_its_input_in_place():
-    program = lowered(lambda x, w: F.conv2d(x, w), r(2, 5, 4, 3), r(6, 5, 1, 1))
+    program = lowered(lambda x, w: F.conv2d(x, w), r(2, 5, 8, 9), r(6, 5, 1, 1))
     [product] = program.kernels
     assert isinstance(product, L.MatmulKernel)
     assert product.b.buffer == program.inputs[0]
     assert (product.b.batch_strides, product.b.row_stride, product.b.col_stride) == \
-        ((60,), 12, 1)
+        ((360,), 72, 1)
+
+
+def test_small_output_planes_are_one_product_over_all_samples():
+    """A weight gradient's output plane is the kernel's (3x3): one product (O x N*P*Q)
+    of all samples' columns, then a loop kernel that transposes it to NCHW, with the
+    group's epilogue (here the bias and relu)."""
+    program = lowered(lambda x, w, b: F.conv2d(x, w, b).relu(),
+                      r(4, 3, 6, 5), r(2, 3, 3, 3), r(2))
+    im2col, product, stores = program.kernels
+    assert isinstance(product, L.MatmulKernel)
+    assert (product.batch, product.m, product.n, product.k) == ((), 2, 4 * 4 * 3, 27)
+    assert product.outputs[0] in stores.inputs and stores.outputs == program.outputs
+    assert isinstance(stores, L.LoopKernel) and im2col.outputs == [product.b.buffer]
 
 
 def test_strided_and_transposed_one_by_one_convolutions_go_through_im2col():
-    for fn, x in ((lambda x, w: F.conv2d(x, w, stride=2), r(2, 5, 5, 3)),
-                  (lambda x, w: F.conv2d(x.transpose(2, 3), w), r(2, 5, 3, 4))):
+    for fn, x in ((lambda x, w: F.conv2d(x, w, stride=2), r(2, 5, 17, 16)),
+                  (lambda x, w: F.conv2d(x.transpose(2, 3), w), r(2, 5, 9, 8))):
         program = lowered(fn, x, r(6, 5, 1, 1))
         assert [type(k) for k in program.kernels] == [L.LoopKernel, L.MatmulKernel]
         assert program.kernels[0].inputs == program.inputs[:1]    # reads x's own buffer
