@@ -330,8 +330,9 @@ class Lowering:
     def lower_conv(self, group):
         """A convolution as a matrix product: weight (O x C*KH*KW) times the im2col
         columns of the input, so it runs on the matmul kernel (packed, register-tiled).
-        Its VJPs are convolutions too, so every convolution of a training step takes
-        this path.  Per sample (out[n] = weight @ cols[n], O x P*Q, NCHW as it comes, with
+        Its weight gradient is a convolution too (its input gradient a matmul, see
+        ``graphc.ops.contraction``), so all of a training step's products take this
+        path.  Per sample (out[n] = weight @ cols[n], O x P*Q, NCHW as it comes, with
         the group's bias and activation as the product's epilogue) unless a sample's
         output plane is small (P*Q < ``MERGED_PLANE``: a weight gradient, whose P x Q is
         the kernel's, or a late feature map), where that product would be too narrow to
