@@ -1,6 +1,6 @@
 """conv2d lowered as im2col + the matmul kernel: the kernels it makes (the fast path is
 taken, the epilogue fused, 1x1 convolutions read their input in place, small output
-planes are one product over all samples), the loop IR
+planes are one product over all samples, the input gradient is col2im), the loop IR
 against the interpreter, and forward and backward against PyTorch on the code
 generators for stride, dilation, padding, 1x1, kernel == input, batch 1, many channels,
 odd shapes and float64; a small CNN trains as in PyTorch."""
@@ -124,3 +124,18 @@ def test_small_cnn_trains_as_in_pytorch():
         lib.nn.Conv2d(4, 6, 3, padding=1), lib.nn.ReLU(), lib.nn.MaxPool2d(2),
         lib.nn.Flatten(), lib.nn.Linear(6 * 3 * 3, 5)),
         r(3, 1, 14, 14), rtol=1e-4, atol=1e-5, steps=3)
+
+
+def test_input_gradient_is_col2im_not_a_convolution_of_the_padded_gradient():
+    """dx is w^T @ g per sample and a sum of padded planes: no conv2d of a padded,
+    zero-interleaved gradient, and no column buffer for it."""
+    def dx(x, w):
+        return graphc.autograd.grad(F.conv2d(x, w, stride=2).square().sum(), x)
+    arrays = [r(2, 3, 9, 8), r(4, 3, 3, 3)]
+    graph = run_pipeline(graphc.trace(dx, *(graphc.tensor(a, requires_grad=True)
+                                            for a in arrays)), check=True)
+    assert [op.name for op in graph.ops].count("conv2d") == 1       # the forward's
+    assert "matmul" in [op.name for op in graph.ops]
+    program, _ = lower(graph)
+    for got, want in zip(run_program(program, arrays), compile_graph(graph)(arrays)):
+        np.testing.assert_allclose(got.reshape(np.shape(want)), want, rtol=1e-5, atol=1e-5)
