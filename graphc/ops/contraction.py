@@ -1,8 +1,9 @@
 """Contraction primitives: batched ``matmul`` and ``conv2d``.
 
 ``conv2d`` takes no padding (the front end pads with the ``pad`` primitive) but has
-stride and dilation, which makes the primitive closed under differentiation: both of its
-VJPs are again ``conv2d`` of padded, dilated or permuted tensors.
+stride and dilation.  Its weight gradient is again a ``conv2d`` (of permuted tensors);
+its input gradient is col2im: one batched ``matmul`` of the weight and the gradient,
+whose planes are padded into place and summed.
 """
 from __future__ import annotations
 
@@ -70,18 +71,27 @@ def _conv2d_impl(x, w, stride, dilation):
 
 
 def _conv2d_input_grad(g, out, x, w, stride, dilation):
-    # Full correlation of the stride-dilated gradient with the flipped kernel.
-    kh, kw = w.shape[2:]
-    reach = [dilation[0] * (kh - 1), dilation[1] * (kw - 1)]
-    g = g._pad([(0, 0, 0), (0, 0, 0), (reach[0], reach[0], stride[0] - 1),
-                (reach[1], reach[1], stride[1] - 1)], 0)
-    flipped = w._slice([0, 0, kh - 1, kw - 1], [w.shape[0], w.shape[1], -1, -1],
-                       [1, 1, -1, -1]).transpose(0, 1)
-    dx = g._conv2d(flipped, (1, 1), dilation)
-    # Rows/columns the forward never read (past the last window) get zero gradient.
-    missing = [x.shape[2] - dx.shape[2], x.shape[3] - dx.shape[3]]
-    if max(missing) > 0:
-        dx = dx._pad([(0, 0, 0), (0, 0, 0), (0, missing[0], 0), (0, missing[1], 0)], 0)
+    # col2im: the gradient of each window's columns is one batched product, w^T @ g
+    # (N, C*KH*KW, P*Q); each kernel offset's plane is then placed where it was read
+    # (a pad: every stride-th row from its offset) and the planes are summed.  Less
+    # work than a convolution of the padded, zero-interleaved gradient, which
+    # multiplies its borders and interleaved zeros too.
+    n, o, p, q = g.shape
+    _, c, kh, kw = w.shape
+    cols = w.reshape(o, c * kh * kw).transpose(0, 1).matmul(g.reshape(n, o, p * q))
+    cols = cols.reshape(n, c, kh, kw, p, q)
+    dx = None
+    for i in range(kh):
+        for j in range(kw):
+            plane = cols._slice([0, 0, i, j, 0, 0], [n, c, i + 1, j + 1, p, q],
+                                [1] * 6).reshape(n, c, p, q)
+            top, left = i * dilation[0], j * dilation[1]
+            plane = plane._pad([(0, 0, 0), (0, 0, 0),
+                                (top, x.shape[2] - top - (p - 1) * stride[0] - 1,
+                                 stride[0] - 1),
+                                (left, x.shape[3] - left - (q - 1) * stride[1] - 1,
+                                 stride[1] - 1)], 0)
+            dx = plane if dx is None else dx + plane
     return dx
 
 
