@@ -7,6 +7,8 @@ whose planes are padded into place and summed.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from graphc.dtypes import HALF, TensorType
@@ -28,11 +30,38 @@ def _matmul_infer(a: TensorType, b: TensorType) -> TensorType:
     return TensorType(batch + (a.shape[-2], b.shape[-1]), a.dtype)
 
 
+def _shared_matrix(shape, g) -> bool:
+    """Whether an operand of ``shape`` is one matrix broadcast over all of the batch
+    dims of the gradient ``g`` (a linear layer's weight on a (batch, seq, features)
+    input)."""
+    return g.dim() > 2 and all(d == 1 for d in shape[:-2])
+
+
+def _matmul_grad_a(g, out, a, b):
+    if _shared_matrix(a.shape, g):
+        # One product with the batch folded into the depth, not a batch of products
+        # summed: sum_i g_i @ b_i^T = [g_1 ... g_n] @ [b_1 ... b_n]^T.
+        m, n, k = g.shape[-2], g.shape[-1], b.shape[-2]
+        depth = math.prod(g.shape[:-2]) * n
+        rows = g.movedim(-2, 0).reshape(m, depth)
+        cols = b.expand(*g.shape[:-2], k, n).transpose(-1, -2).reshape(depth, k)
+        return rows.matmul(cols).reshape(a.shape)
+    return unbroadcast(g.matmul(b.transpose(-1, -2)), a.shape)
+
+
+def _matmul_grad_b(g, out, a, b):
+    if _shared_matrix(b.shape, g):
+        # sum_i a_i^T @ g_i = (a's rows stacked)^T @ (g's rows stacked).
+        m, k, n = g.shape[-2], a.shape[-1], g.shape[-1]
+        depth = math.prod(g.shape[:-2]) * m
+        rows = a.expand(*g.shape[:-2], m, k).reshape(depth, k)
+        return rows.transpose(-1, -2).matmul(g.reshape(depth, n)).reshape(b.shape)
+    return unbroadcast(a.transpose(-1, -2).matmul(g), b.shape)
+
+
 register(Primitive(
     "matmul", "contraction", _matmul_infer, np.matmul,
-    vjp=(lambda g, out, a, b: unbroadcast(g.matmul(b.transpose(-1, -2)), a.shape),
-         lambda g, out, a, b: unbroadcast(a.transpose(-1, -2).matmul(g), b.shape)),
-    saves=(0, 1)))
+    vjp=(_matmul_grad_a, _matmul_grad_b), saves=(0, 1)))
 
 
 def conv_out_size(size, kernel, stride, dilation) -> int:
