@@ -172,6 +172,8 @@ class CallPlan:
 
     def bound_call(self):
         """The backend's call plan (``bind``) for the lifted tensors' current arrays."""
+        if not self.lifted and self.bound is not None:
+            return self.bound
         arrays = list(map(_ARRAY, self.lifted))
         ids = tuple(map(id, arrays))
         if ids != self.bound_ids:

@@ -155,13 +155,15 @@ class Guards:
         self._others = [g for g in always if id(g) not in folded]
 
     def check(self) -> bool:
-        if tuple(map(id, map(_CALL, self._same_reads))) != self._same_ids:
+        if self._same_reads and \
+                tuple(map(id, map(_CALL, self._same_reads))) != self._same_ids:
             return False
-        values = tuple(map(_CALL, self._equal_reads))
-        if tuple(map(type, values)) != self._equal_types or values != self._equal_values:
-            for g in self._equal:           # exactly: NaN, or a value of another type
-                if not g.check():
-                    return False
+        if self._equal_reads:
+            values = tuple(map(_CALL, self._equal_reads))
+            if tuple(map(type, values)) != self._equal_types or values != self._equal_values:
+                for g in self._equal:       # exactly: NaN, or a value of another type
+                    if not g.check():
+                        return False
         for g in self._others:
             if not g.check():
                 return False
