@@ -169,6 +169,12 @@ class CallPlan:
         self.results = [(k, v.type.dtype)
                         for k, v in enumerate(cap.graph.outputs[:cap.n_results])]
         self.single = isinstance(cap.result_tree, Tensor)
+        # A pure function of its tensor arguments returning one tensor: the call is the
+        # program's and a wrap, nothing more.
+        pure = not (cap.writebacks or cap.arg_writebacks or cap.grad_effects or
+                    cap.arg_grad_effects or program.backward is not None)
+        self.only_result = self.results[0] if pure and self.single and \
+            self.arg_indices is not None else None
 
     def bound_call(self):
         """The backend's call plan (``bind``) for the lifted tensors' current arrays."""
@@ -464,6 +470,9 @@ class CompiledFunction:
         """``_run`` by the call plan: only the arguments' arrays are passed, the outputs
         need no ``_owned`` (a bound call's are fresh and distinct), and with no device
         copies anywhere a write-back is a plain copy."""
+        if plan.only_result is not None:
+            k, dtype = plan.only_result
+            return Tensor._wrap(bound([leaves[i]._array for i in plan.arg_indices])[k], dtype)
         cap = plan.program.capture
         if plan.arg_indices is not None:
             varying = [leaves[i]._array for i in plan.arg_indices]
@@ -482,10 +491,6 @@ class CompiledFunction:
             t = leaves[i]
             np.copyto(t._array, outs[k])
             t._version[0] += 1
-        if plan.single and not cap.grad_effects and not cap.arg_grad_effects and \
-                plan.program.backward is None:
-            k, dtype = plan.results[0]
-            return Tensor._wrap(outs[k], dtype)
         arrays = bound._all_inputs(varying) if plan.program.backward is not None else None
         return self._finish(plan.program, leaves, arrays, outs)
 

@@ -167,6 +167,8 @@ class Guards:
         for g in self._others:
             if not g.check():
                 return False
+        if not self.on_modules:
+            return True
         changes = module_state.changes()
         if changes != self.passed_at:
             for g in self.on_modules:

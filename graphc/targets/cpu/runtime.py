@@ -135,7 +135,7 @@ class CompiledProgram:
         self._slots = {name: i for i, name in enumerate(program.buffers)}
         self._pointers = (ctypes.c_void_p * max(len(self._slots), 1))()
         self._pointers_address = ctypes.addressof(self._pointers)
-        self._error = (ctypes.c_int64 * 2)()     # {code, value}: see cpu/render.py
+        self._error = (ctypes.c_int64 * 2)()     # {code, value}: see cpu/render.py, _failed
         self._error_address = ctypes.addressof(self._error)
         self._lock = threading.Lock()
         self._dummy = np.zeros(8, np.int64)     # what a zero-size buffer points at
@@ -182,16 +182,22 @@ class CompiledProgram:
             for position, slot, dtype, shape in self._fresh:
                 out = outputs[position] = np.empty(shape, dtype)
                 pointers[slot] = data_address(out) if out.size else dummy
-            self._error[0] = 0
             self._entry(self._pointers_address, self._error_address)
             code = self._error[0]
+            if code:
+                return self._failed(code)
             for position, name, input_index in self._copies:
                 outputs[position] = self._copy_of(name, outputs, input_index, inputs).reshape(
                     self.output_shapes[position])
-        if code:
-            raise self.program.error(code, self._error[1])
         self._give_in_place(inputs, outputs)
         return outputs
+
+    def _failed(self, code: int):
+        """Raise the error a kernel recorded, and clear the record (it is 0 whenever a
+        call starts, so calls need not clear it)."""
+        value = self._error[1]
+        self._error[0] = self._error[1] = 0
+        raise self.program.error(code, value)
 
     def _give_in_place(self, inputs, outputs):
         """The in-place outputs: their inputs' arrays, in the outputs' shapes."""
@@ -260,18 +266,50 @@ class BoundCall:
                 self._converted.append((slot, position, a))
             else:
                 self._pointers[slot] = data_address(a) if size else program._dummy_address
-        self._varying = [entry for entry in program._inputs if entry[3] not in self.fixed]
+        self._varying = [(slot, dtype, size, position, position in program._in_place_inputs)
+                         for slot, dtype, size, position in program._inputs
+                         if position not in self.fixed]
         self._written = [(k, position) for k, position in
-                         enumerate(p for _, _, _, p in self._varying)
+                         enumerate(p for _, _, _, p, _ in self._varying)
                          if position in program._written_inputs]
         self._converted_positions = [position for _, position, _ in self._converted]
         self._fresh = program._fresh
         self._copies = program._copies
         self._in_place = program.in_place
         self._n_outputs = program._n_outputs
+        # The plain case, one loop per kind of buffer: every output fresh (in order),
+        # no fixed array converted, nothing written, nothing empty.
+        self._plain = not (self._converted or self._written or self._copies or
+                           self._in_place or program._written_inputs or
+                           any(size == 0 for _, _, size, _, _ in self._varying) or
+                           any(0 in shape for _, _, _, shape in self._fresh))
+        self._plain_inputs = [(slot, dtype, size) for slot, dtype, size, _, _ in self._varying]
+        self._plain_outputs = [(shape, dtype) for _, _, dtype, shape in self._fresh]
+        self._plain_slots = [slot for _, slot, _, _ in self._fresh]
 
     def __call__(self, arrays) -> list:
         """Run with ``arrays``: the inputs not fixed, in position order."""
+        if self._plain and len(arrays) == len(self._plain_inputs):
+            for a, (_, dtype, size) in zip(arrays, self._plain_inputs):
+                if type(a) is not np.ndarray or (a.dtype is not dtype and a.dtype != dtype) \
+                        or a.size != size or not a.flags.c_contiguous:
+                    return self._call(arrays)
+            outputs = [np.empty(shape, dtype) for shape, dtype in self._plain_outputs]
+            pointers = self._pointers
+            with self._lock:
+                for a, (slot, _, _) in zip(arrays, self._plain_inputs):
+                    pointers[slot] = data_address(a)
+                for out, slot in zip(outputs, self._plain_slots):
+                    pointers[slot] = data_address(out)
+                self._entry(self._pointers_address, self._error_address)
+                if self._error[0]:
+                    return self.program._failed(self._error[0])
+            return outputs
+        return self._call(arrays)
+
+    def _call(self, arrays) -> list:
+        """Any call: inputs converted where they must be, written inputs checked,
+        copied and in-place outputs."""
         program = self.program
         if len(arrays) != len(self._varying):
             raise TypeError(f"compiled program {program.name}: this call plan takes "
@@ -281,11 +319,12 @@ class BoundCall:
         dummy = program._dummy_address
         with self._lock:
             pointers = self._pointers
-            for k, (a, (slot, dtype, size, position)) in enumerate(zip(arrays, self._varying)):
-                if type(a) is not np.ndarray or a.dtype != dtype or a.size != size or \
-                        not a.flags.c_contiguous:
+            for k, (a, (slot, dtype, size, position, in_place)) in \
+                    enumerate(zip(arrays, self._varying)):
+                if type(a) is not np.ndarray or (a.dtype is not dtype and a.dtype != dtype) \
+                        or a.size != size or not a.flags.c_contiguous:
                     a = inputs[k] = program._plan.check_input(position, a)
-                if position in program._in_place_inputs and not a.flags.writeable:
+                if in_place and not a.flags.writeable:
                     a = inputs[k] = a.copy()
                 pointers[slot] = data_address(a) if size else dummy
             for k, position in self._written:
@@ -302,17 +341,16 @@ class BoundCall:
             for position, slot, dtype, shape in self._fresh:
                 out = outputs[position] = np.empty(shape, dtype)
                 pointers[slot] = data_address(out) if out.size else dummy
-            self._error[0] = 0
             self._entry(self._pointers_address, self._error_address)
             code = self._error[0]
+            if code:
+                return program._failed(code)
             if self._copies or self._in_place:
                 used = self._all_inputs(inputs, dict(zip(self._converted_positions, converted)))
                 for position, name, input_index in self._copies:
                     outputs[position] = program._copy_of(
                         name, outputs, input_index, used).reshape(
                         program.output_shapes[position])
-        if code:
-            raise program.program.error(code, program._error[1])
         if self._in_place:
             program._give_in_place(used, outputs)
         return outputs
