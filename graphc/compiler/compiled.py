@@ -491,7 +491,7 @@ class CompiledFunction:
             t = leaves[i]
             np.copyto(t._array, outs[k])
             t._version[0] += 1
-        arrays = bound._all_inputs(varying) if plan.program.backward is not None else None
+        arrays = bound.all_inputs(varying) if plan.program.backward is not None else None
         return self._finish(plan.program, leaves, arrays, outs)
 
     def _finish(self, program: Program, leaves, arrays, outs):

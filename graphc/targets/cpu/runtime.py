@@ -273,6 +273,8 @@ class BoundCall:
                          enumerate(p for _, _, _, p, _ in self._varying)
                          if position in program._written_inputs]
         self._converted_positions = [position for _, position, _ in self._converted]
+        self._varying_positions = [position for _, _, _, position, _ in self._varying]
+        self._template = [self.fixed.get(p) for p in range(len(program._inputs))]
         self._fresh = program._fresh
         self._copies = program._copies
         self._in_place = program.in_place
@@ -346,7 +348,7 @@ class BoundCall:
             if code:
                 return program._failed(code)
             if self._copies or self._in_place:
-                used = self._all_inputs(inputs, dict(zip(self._converted_positions, converted)))
+                used = self.all_inputs(inputs, converted)
                 for position, name, input_index in self._copies:
                     outputs[position] = program._copy_of(
                         name, outputs, input_index, used).reshape(
@@ -355,12 +357,15 @@ class BoundCall:
             program._give_in_place(used, outputs)
         return outputs
 
-    def _all_inputs(self, varying, converted=None) -> list:
+    def all_inputs(self, varying, converted=()) -> list:
         """Every input in position order: the fixed arrays (or their ``converted``
-        copies) and ``varying``."""
-        it, converted = iter(varying), converted or {}
-        return [converted.get(p, self.fixed[p]) if p in self.fixed else next(it)
-                for p in range(len(self.program._inputs))]
+        copies, in ``_converted`` order) and ``varying``."""
+        used = self._template.copy()
+        for position, a in zip(self._varying_positions, varying):
+            used[position] = a
+        for position, a in zip(self._converted_positions, converted):
+            used[position] = a
+        return used
 
 
 def compile_program(program: L.Program, output_shapes=None, in_place=()) -> CompiledProgram:
