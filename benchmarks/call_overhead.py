@@ -13,20 +13,25 @@ training step (benchmarks/compiled.py), timed in interleaved rounds (medians):
   array filled once: the kernels.
 
 ``python overhead`` is the compiled call minus the native entry.  Run it as
-``python benchmarks/call_overhead.py`` (``--quick`` for fewer rounds).
+``python benchmarks/call_overhead.py`` (``--quick`` for fewer rounds).  ``--cpu-time``
+times the process's CPU time instead of the wall clock (same interleaved rounds): on a
+machine shared with other jobs, wall time also counts the time this process waits for a
+core, which can be several times the call itself.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
+import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import graphc  # noqa: E402
-from benchmarks.common import interleaved, machine  # noqa: E402
+from benchmarks.common import calibrate, interleaved, machine, warmup  # noqa: E402
 from benchmarks.compiled import chain10, linear_init, quadrant_step, randn  # noqa: E402
 
 
@@ -74,17 +79,35 @@ def calls(fn, args) -> dict:
             "bound call": lambda: bound(varying), "native entry": native}
 
 
+def cpu_time_interleaved(calls: dict, repeat: int, min_time: float) -> dict:
+    """``benchmarks.common.interleaved`` with the process's CPU time as the clock."""
+    numbers = {name: calibrate(call, min_time) for name, call in calls.items()}
+    samples = {name: [] for name in calls}
+    for _ in range(repeat):
+        for name, call in calls.items():
+            warmup(call)
+            start = time.process_time()
+            for _ in range(numbers[name]):
+                call()
+            samples[name].append((time.process_time() - start) / numbers[name])
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time CPU time, not wall time (for a loaded machine)")
     options = parser.parse_args(argv)
+    timer = cpu_time_interleaved if options.cpu_time else interleaved
     repeat, min_time = (3, 0.01) if options.quick else (9, 0.05)
     print(machine())
     columns = ["compiled call", "general path", "bound call", "native entry"]
-    print(f"{'us per call':12s}" + "".join(f"{c:>15s}" for c in columns) +
+    unit = "CPU us/call" if options.cpu_time else "us per call"
+    print(f"{unit:12s}" + "".join(f"{c:>15s}" for c in columns) +
           f"{'python overhead':>17s}")
     for name, (fn, args) in workloads().items():
-        times = interleaved(calls(fn, args), repeat, min_time)
+        times = timer(calls(fn, args), repeat, min_time)
         fn._fast = fn._plan_of(fn.history[-1], fn.history[-1].key)
         row = [times[c] * 1e6 for c in columns]
         print(f"{name:12s}" + "".join(f"{t:15.2f}" for t in row) +
