@@ -359,3 +359,23 @@ def test_an_error_in_a_step_leaves_the_parameters_as_they_were():
         compiled(x, bad)
     for p, b in zip(model.parameters(), before):
         np.testing.assert_array_equal(array(p), b)
+
+
+def test_the_call_overhead_benchmark_splits_a_call():
+    """``benchmarks/call_overhead.py --quick`` runs and prints one row per workload:
+    four timings and the overhead, the compiled call minus the native entry."""
+    import os
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    run = subprocess.run([sys.executable, os.path.join(repo, "benchmarks", "call_overhead.py"),
+                          "--quick", "--cpu-time"], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=repo), timeout=300)
+    assert run.returncode == 0, run.stderr
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]]
+            for line in run.stdout.splitlines() if line.split()[:1] in (["chain10"],
+                                                                          ["quadrant"])}
+    assert set(rows) == {"chain10", "quadrant"}
+    for compiled_call, general, bound, native, overhead in rows.values():
+        assert min(compiled_call, general, bound, native) > 0
+        assert overhead == pytest.approx(compiled_call - native, abs=0.02)
