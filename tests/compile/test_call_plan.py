@@ -379,3 +379,47 @@ def test_the_call_overhead_benchmark_splits_a_call():
     for compiled_call, general, bound, native, overhead in rows.values():
         assert min(compiled_call, general, bound, native) > 0
         assert overhead == pytest.approx(compiled_call - native, abs=0.02)
+
+
+# ---- outputs reused when nobody holds them --------------------------------------------------------
+def address(t):
+    return t._array.__array_interface__["data"][0]
+
+
+def test_an_output_nobody_holds_is_reused_and_a_held_one_is_not(monkeypatch):
+    f = graphc.compile(lambda x: x * 2 + 1)
+    x, y = graphc.arange(4.0), graphc.ones(4)
+    f(x)
+    f(x)
+    no_lookup(monkeypatch)
+    a = f(x)
+    where = address(a)
+    del a
+    b = f(y)                                   # a's array, nobody held it
+    assert address(b) == where
+    close(b.numpy(), [3.0] * 4)
+    c = f(x)                                   # b is held: a new array
+    assert address(c) != where
+    close(b.numpy(), [3.0] * 4)
+    close(c.numpy(), [1.0, 3.0, 5.0, 7.0])
+    view = f(y)[1:]                            # a view holds its base
+    del b, c
+    d = f(x)
+    close(view.numpy(), [3.0] * 3)
+    close(d.numpy(), [1.0, 3.0, 5.0, 7.0])
+
+
+def test_a_converted_input_between_reused_outputs():
+    """A strided argument takes the bound call's general path, which writes the output
+    pointers too: the next plain call must not write into that call's output."""
+    f = graphc.compile(lambda x: x + 1)
+    x = graphc.zeros(4)
+    strided = graphc.arange(8.0)[::2]
+    for _ in range(2):
+        f(x)
+    first = f(strided)
+    second = f(x)
+    third = f(x)
+    close(first.numpy(), [1.0, 3.0, 5.0, 7.0])
+    close(second.numpy(), [1.0] * 4)
+    close(third.numpy(), [1.0] * 4)

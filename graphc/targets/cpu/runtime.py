@@ -12,6 +12,7 @@ the shared plan (``graphc.targets.plan``) in host memory.
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 
 import llvmlite
@@ -109,6 +110,15 @@ def data_address(a: np.ndarray) -> int:
     if _DATA_OFFSET is None:
         return a.__array_interface__["data"][0]
     return _pointer_at(id(a) + _DATA_OFFSET).value
+
+
+def _references(holder: list, i: int) -> int:
+    """``sys.getrefcount`` of ``holder[i]``, read always the same way, so it can be
+    compared with ``_ONLY_REFERENCE`` (whatever this interpreter counts on the way)."""
+    return sys.getrefcount(holder[i])
+
+
+_ONLY_REFERENCE = _references([object()], 0)      # an item only its list refers to
 
 
 class CompiledProgram:
@@ -286,8 +296,10 @@ class BoundCall:
                            any(size == 0 for _, _, size, _, _ in self._varying) or
                            any(0 in shape for _, _, _, shape in self._fresh))
         self._plain_inputs = [(slot, dtype, size) for slot, dtype, size, _, _ in self._varying]
-        self._plain_outputs = [(shape, dtype) for _, _, dtype, shape in self._fresh]
-        self._plain_slots = [slot for _, slot, _, _ in self._fresh]
+        self._plain_outputs = [(shape, dtype, slot) for _, slot, dtype, shape in self._fresh]
+        # The plain path's last outputs, their pointers still in place (``_call``, which
+        # writes those pointers too, empties it).
+        self._recycled = [None] * len(self._fresh)
 
     def __call__(self, arrays) -> list:
         """Run with ``arrays``: the inputs not fixed, in position order."""
@@ -296,13 +308,19 @@ class BoundCall:
                 if type(a) is not np.ndarray or (a.dtype is not dtype and a.dtype != dtype) \
                         or a.size != size or not a.flags.c_contiguous:
                     return self._call(arrays)
-            outputs = [np.empty(shape, dtype) for shape, dtype in self._plain_outputs]
-            pointers = self._pointers
-            with self._lock:
+            outputs = []
+            pointers, recycled = self._pointers, self._recycled
+            with self._lock:     # under it, ``recycled`` and the pointers agree
                 for a, (slot, _, _) in zip(arrays, self._plain_inputs):
                     pointers[slot] = data_address(a)
-                for out, slot in zip(outputs, self._plain_slots):
-                    pointers[slot] = data_address(out)
+                for i, (shape, dtype, slot) in enumerate(self._plain_outputs):
+                    # The last call's output, when nothing but ``recycled`` refers to it
+                    # any more, is reused: no allocation, no page faults, its pointer
+                    # already in place.
+                    if _references(recycled, i) != _ONLY_REFERENCE:
+                        recycled[i] = np.empty(shape, dtype)
+                        pointers[slot] = data_address(recycled[i])
+                    outputs.append(recycled[i])
                 self._entry(self._pointers_address, self._error_address)
                 if self._error[0]:
                     return self.program._failed(self._error[0])
@@ -343,6 +361,7 @@ class BoundCall:
             for position, slot, dtype, shape in self._fresh:
                 out = outputs[position] = np.empty(shape, dtype)
                 pointers[slot] = data_address(out) if out.size else dummy
+            self._recycled[:] = [None] * len(self._recycled)   # their pointers moved
             self._entry(self._pointers_address, self._error_address)
             code = self._error[0]
             if code:
