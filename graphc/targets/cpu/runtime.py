@@ -4,6 +4,9 @@ native entry point from Python; object code is cached on disk.
 A call costs a few microseconds: the pointers of constants and temporaries (one arena
 per dtype, allocated once per program) are written once into a pointer array, and each
 call only writes the inputs' and fresh outputs' pointers, then makes one ctypes call.
+A caller that passes the same arrays call after call (``graphc.compile``'s parameters
+and optimizer state) binds them once (``CompiledProgram.bind``: a ``BoundCall`` with a
+pointer array of its own), and its calls write only the other inputs' pointers.
 
 Object code is kept in graphc's disk cache (``graphc.targets.cache``), keyed by the LLVM
 IR text, graphc's and LLVM's versions and the host CPU with its features.  Buffers follow
@@ -248,8 +251,10 @@ class BoundCall:
     outputs.  The caller keeps the fixed arrays' identity (it binds again when a tensor's
     array is replaced); the plan holds them, so their addresses stay valid.
 
-    The outputs are fresh, writeable arrays, none of them another's or an input (an
-    input-valued output is a copy), so the caller may hand each to a tensor as it is."""
+    The outputs are writeable arrays, none of them another's: new ones, or the last
+    call's when nothing else refers to them any more (``__call__``); an input-valued
+    output is a copy, and an in-place output is its input's array (a fixed array, or its
+    converted copy).  So the caller may hand each to a tensor as it is."""
 
     def __init__(self, program: CompiledProgram, fixed: dict, private=()):
         self.program = program
