@@ -423,3 +423,15 @@ def test_a_converted_input_between_reused_outputs():
     close(first.numpy(), [1.0, 3.0, 5.0, 7.0])
     close(second.numpy(), [1.0] * 4)
     close(third.numpy(), [1.0] * 4)
+
+
+def test_double_backward_through_a_fast_call(monkeypatch):
+    f = graphc.compile(lambda x: (x * x * x).sum())
+    x = graphc.tensor([1.0, 2.0], requires_grad=True)
+    f(x)
+    f(x)
+    no_lookup(monkeypatch)
+    g, = graphc.autograd.grad(f(x), x, create_graph=True)
+    h, = graphc.autograd.grad(g.sum(), x)
+    close(array(g), [3.0, 12.0])
+    close(array(h), [6.0, 12.0])
