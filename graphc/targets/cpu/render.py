@@ -57,6 +57,7 @@ from graphc.targets.cpu.kernel import (I32, I64, KERNEL_TYPE, PTR, VOID, KernelF
                                         for_range, host_features, i64, imin, new_module,
                                         target_machine, value_type)
 from graphc.targets.cpu.matmul import MatmulRenderer
+from graphc.targets.cpu.tuning import plan as matmul_plan
 from graphc.codegen import loops as L
 from graphc.ops import ACCUMULATIONS
 
@@ -255,7 +256,9 @@ def runs_threaded(kernel) -> bool:
 
 def render_kernel(module, kernel, slots: dict, code: int, scopes=None) -> ir.Function:
     if isinstance(kernel, L.MatmulKernel):
-        return MatmulRenderer(module, kernel, slots, code, scopes).render()
+        plan = matmul_plan(kernel)
+        return MatmulRenderer(module, kernel, slots, code, scopes, plan.blocking,
+                              plan.blas).render()
     return render_loop_kernel(module, kernel, slots, scopes)
 
 
