@@ -1,8 +1,10 @@
 """How long ``graphc.compile`` takes to compile a whole training step, stage by stage.
 
 Each model's step (forward, loss, backward, optimizer) is compiled in a fresh process
-with an empty ``GRAPHC_CACHE_DIR`` (cold), then in a second fresh process with that
-folder as left by the first (warm: object code from the disk cache).  The table gives
+with an empty ``GRAPHC_CACHE_DIR`` (first: the matmul kernel's tuning to the host is
+measured too, once per machine), again in a fresh process with only the tuning records
+left in that folder (cold: every kernel compiles), and in a third with the folder as the
+second left it (warm: the rendering and object code from the disk cache).  The table gives
 the seconds of each compile stage (``graphc.progress``), summed over the compiles of the
 first calls, and those calls' wall seconds (which also run the step, eagerly on a
 stateful optimizer's first call).
@@ -105,26 +107,35 @@ def run_probe(model: str, cache_dir: str) -> dict:
 
 
 def measure(model: str) -> dict:
-    """Cold (empty cache folder) and warm (a second process, that folder) probes."""
+    """Three probes in fresh processes sharing one cache folder: ``first`` (empty: the
+    host's matmul tuning is measured too, once per machine), ``cold`` (the folder keeps
+    only the tuning records: every kernel compiles) and ``warm`` (everything cached)."""
     cache_dir = tempfile.mkdtemp(prefix="graphc-compile-time-")
     try:
-        return {"cold": run_probe(model, cache_dir), "warm": run_probe(model, cache_dir)}
+        first = run_probe(model, cache_dir)
+        for name in os.listdir(cache_dir):
+            if not name.endswith(".json"):                   # keep the tuning records
+                os.remove(os.path.join(cache_dir, name))
+        return {"first": first, "cold": run_probe(model, cache_dir),
+                "warm": run_probe(model, cache_dir)}
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
 
 
 def table(model: str, result: dict) -> str:
-    cold, warm = result["cold"], result["warm"]
-    stages = [s for s in dict.fromkeys([*cold["stages"], *warm["stages"]]) if s != "total"]
-    lines = [f"{model}: seconds     cold    warm", "-" * 32]
+    runs = ("first", "cold", "warm")
+    stages = [s for s in dict.fromkeys(s for run in runs for s in result[run]["stages"])
+              if s != "total"]
+    lines = [f"{model}: seconds     first    cold    warm", "-" * 40]
     for stage in stages:
-        lines.append(f"{stage:<16}{cold['stages'].get(stage, 0):8.3f}"
-                     f"{warm['stages'].get(stage, 0):8.3f}")
-    lines.append(f"{'compile (total)':<16}{cold['stages']['total']:8.3f}"
-                 f"{warm['stages']['total']:8.3f}   ({cold['compiles']} compiles)")
-    lines.append(f"{'first calls':<16}{cold['first_calls_s']:8.3f}"
-                 f"{warm['first_calls_s']:8.3f}   (wall; then {cold['run_s'] * 1e3:.1f} ms "
-                 f"a call)")
+        lines.append(f"{stage:<16}" + "".join(
+            f"{result[run]['stages'].get(stage, 0):8.3f}" for run in runs))
+    lines.append(f"{'compile (total)':<16}" + "".join(
+        f"{result[run]['stages']['total']:8.3f}" for run in runs) +
+        f"   ({result['cold']['compiles']} compiles)")
+    lines.append(f"{'first calls':<16}" + "".join(
+        f"{result[run]['first_calls_s']:8.3f}" for run in runs) +
+        f"   (wall; then {result['cold']['run_s'] * 1e3:.1f} ms a call)")
     return "\n".join(lines)
 
 
