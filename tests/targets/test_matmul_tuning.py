@@ -3,7 +3,6 @@ numpy-BLAS path give numpy's products on odd shapes, layouts and epilogues; the 
 tuning is measured once and reused from the disk cache; without BLAS graphc's kernel
 runs."""
 import ctypes
-import math
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from graphc.targets.cpu import blas, compile_program, render, tuning
 from graphc.targets.cpu.kernel import new_module
 from graphc.targets.cpu.matmul import MatmulRenderer, blas_layout
 from graphc.codegen import loops as L
+from matmul_kernels import product_kernel
 
 f32, f64, b8 = dtypes.float32, dtypes.float64, dtypes.bool_
 needs_blas = pytest.mark.skipif(blas.library() is None, reason="numpy has no cblas library")
@@ -28,33 +28,6 @@ def cache_in_tmp(tmp_path, monkeypatch):
 def mode(request, monkeypatch):
     monkeypatch.setenv("GRAPHC_MATMUL", request.param)
     return request.param
-
-
-def product_kernel(a, b, *, trans_a=False, trans_b=False, stores=None, extra=None):
-    """(kernel, inputs, outputs) of a @ b for (batch..., m, k) @ (batch..., k, n) arrays
-    (broadcasting batch dims), transposed operands passed as their transposes' buffers."""
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    m, k = a.shape[-2:]
-    n = b.shape[-1]
-    dtype = dtypes.from_numpy(a.dtype)
-
-    def operand(name, x, trans):
-        stored = np.ascontiguousarray(np.swapaxes(x, -1, -2)) if trans else x
-        strides = [s // x.itemsize for s in stored.strides]
-        rows, cols = (strides[-1], strides[-2]) if trans else (strides[-2], strides[-1])
-        lead = len(batch) - (x.ndim - 2)
-        batch_strides = tuple(0 if d < lead or x.shape[d - lead] == 1 else strides[d - lead]
-                              for d in range(len(batch)))
-        return stored, L.Operand(name, batch_strides, rows, cols)
-
-    a_buf, a_op = operand("a", a, trans_a)
-    b_buf, b_op = operand("b", b, trans_b)
-    stores = stores or [("c", L.Acc("acc", dtype))]
-    inputs = {"a": a_buf, "b": b_buf, **(extra or {})}
-    kernel = L.MatmulKernel("mm", tuple(batch), m, n, k, a_op, b_op, dtype, stores,
-                            list(inputs), [s[0] for s in stores])
-    size = math.prod(batch) * m * n
-    return kernel, inputs, {buf: (v.dtype, size) for buf, v in stores}
 
 
 def run(kernel, inputs, outputs):

@@ -195,8 +195,11 @@ class MatmulRenderer:
         b.call(free, [a_pack])
         b.call(free, [b_pack])
 
-    def _groups(self, a_pack, b_pack, tile):
-        """Row groups share operand bases; [start, stop) may cut through them."""
+    @contextmanager
+    def _each_group(self):
+        """A loop over the row groups [start, stop) reaches (groups share operand bases;
+        the range may cut through them): binds (the group's first row, its rows [lo, hi)
+        within the range, A's base, B's base)."""
         b, kf, g_rows = self.b, self.kf, self.rows
         first = b.sdiv(kf.start, i64(g_rows))
         last = b.sdiv(b.add(kf.stop, i64(g_rows - 1)), i64(g_rows))
@@ -204,7 +207,10 @@ class MatmulRenderer:
             row0 = b.mul(g, i64(g_rows), flags=("nsw",))
             lo = imax(b, b.sub(kf.start, row0), i64(0))
             hi = imin(b, b.sub(kf.stop, row0), i64(g_rows))
-            a_base, b_base = self._bases(g)
+            yield (row0, lo, hi, *self._bases(g))
+
+    def _groups(self, a_pack, b_pack, tile):
+        with self._each_group() as (row0, lo, hi, a_base, b_base):
             self._gemm(a_pack, b_pack, tile, row0, lo, hi, a_base, b_base)
 
     def _blas_groups(self):
@@ -212,7 +218,7 @@ class MatmulRenderer:
         product into the partial-sum output; then the epilogue runs over those rows.
         The calls run on this thread alone (graphc's pool splits the rows), and the
         thread's BLAS setting is restored after them."""
-        b, kf, k, g_rows = self.b, self.kf, self.k, self.rows
+        b, kf, k = self.b, self.kf, self.k
         (trans_a, lda), (trans_b, ldb) = blas_layout(k, self.blas.index_bits)
         index = ir.IntType(self.blas.index_bits)
         gemm = declare(b.module, self.blas.gemm[k.dtype.name], VOID,
@@ -220,13 +226,7 @@ class MatmulRenderer:
                         self.vt, PTR, index])
         threads = declare(b.module, LOCAL_THREADS, I32, [I32])
         before = b.call(threads, [ir.Constant(I32, 1)])
-        first = b.sdiv(kf.start, i64(g_rows))
-        last = b.sdiv(b.add(kf.stop, i64(g_rows - 1)), i64(g_rows))
-        with for_range(b, first, last, name="group") as g:
-            row0 = b.mul(g, i64(g_rows), flags=("nsw",))
-            lo = imax(b, b.sub(kf.start, row0), i64(0))
-            hi = imin(b, b.sub(kf.stop, row0), i64(g_rows))
-            a_base, b_base = self._bases(g)
+        with self._each_group() as (row0, lo, hi, a_base, b_base):
             a_at = b.add(a_base, b.mul(lo, i64(self.a_row_stride)))
             c_row = b.add(row0, lo)
             rows = b.sub(hi, lo)
