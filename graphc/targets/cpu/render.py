@@ -3,9 +3,10 @@
 Every kernel becomes ``void NAME(ptr buffers, i64 start, i64 stop, ptr error_flag)``:
 ``buffers[slot]`` points at each buffer of the program and [start, stop) is a range of the
 outermost parallel loop (outermost of extent > 1; the flattened batch*m rows for a
-matmul), so ``entry`` can split a large kernel between two threads.  A program becomes
-one module whose exported ``void entry(ptr buffers, ptr error_flag)`` runs every kernel
-in order.
+matmul), so ``entry`` can split a large kernel between the threads of libgomp's pool
+(``threads.py``: as many as its work pays for, at most ``graphc_num_threads``, read on
+each call).  A program becomes one module whose exported ``void entry(ptr buffers, ptr
+error_flag)`` runs every kernel in order.
 
 Numerics are numpy's, so there is no global fast-math: the only flag is ``reassoc`` on the
 accumulation of float sum/prod reductions, which lets the loop vectorizer keep several
@@ -39,26 +40,20 @@ from contextlib import ExitStack
 import llvmlite.ir as ir
 
 from graphc import dtypes
-from graphc.targets.cpu.kernel import (I32, I64, PTR, VOID, KernelFunction, ScalarOps,
+from graphc.targets.cpu.kernel import (I8, I32, I64, PTR, VOID, KernelFunction, ScalarOps,
                                         cast, constant, create_target_machine, declare,
                                         for_range, host_features, i64, imin, new_module,
                                         target_machine, value_type)
+from graphc.targets.cpu import threads
 from graphc.targets.cpu.matmul import MatmulRenderer
 from graphc.codegen import loops as L
 from graphc.ops import ACCUMULATIONS
 
-__all__ = ["ENTRY", "PARALLEL_WORK", "alias_scopes", "create_target_machine", "host_features",
+__all__ = ["ENTRY", "alias_scopes", "create_target_machine", "host_features",
            "kernel_extent", "render_kernel", "render_loop_kernel", "render_program",
-           "runs_threaded", "target_machine"]
+           "runs_threaded", "target_machine", "team_size_cap"]
 
 ENTRY = "entry"
-
-# A kernel runs on two threads when its ``work`` is at least this.  Starting and joining
-# a thread (and, for a matmul, its scratch memory) costs 20-50 us on a 2-core VM: two
-# threads measured faster from ~400k iterations of an elementwise loop and from ~16M
-# multiply-adds of a matmul (256^3).
-PARALLEL_WORK = {"loops": 1 << 19, "matmul": 1 << 24}
-
 
 # ---- loop kernels --------------------------------------------------------------------------------
 def alias_scopes(program: L.Program) -> dict:
@@ -219,9 +214,6 @@ def render_loop_kernel(module, kernel: L.LoopKernel, slots: dict, scopes=None) -
 
 
 # ---- the program ---------------------------------------------------------------------------------
-_WORKER_ARGS = ir.LiteralStructType([PTR, I64, I64, PTR])
-
-
 def kernel_extent(kernel) -> int:
     """Size of the range [0, extent) a kernel's function is called over."""
     if isinstance(kernel, L.MatmulKernel):
@@ -229,14 +221,25 @@ def kernel_extent(kernel) -> int:
     return kernel.parallel[_ranged(kernel.parallel)][1] if kernel.parallel else 1
 
 
-def runs_threaded(kernel) -> bool:
+def _kind(kernel) -> str | None:
+    """The kernel's kind for threading (``threads.MIN_WORK_PER_THREAD``), None if serial."""
     if isinstance(kernel, L.MatmulKernel):
-        threshold = PARALLEL_WORK["matmul"]
-    elif kernel.serial:
-        return False
-    else:
-        threshold = PARALLEL_WORK["loops"]
-    return kernel.work >= threshold and kernel_extent(kernel) >= 2
+        return "matmul"
+    return None if kernel.serial else "loops"
+
+
+def team_size_cap(kernel) -> int:
+    """The most threads a kernel may use (1: it runs on the calling thread)."""
+    kind = _kind(kernel)
+    if kind is None:
+        return 1
+    return threads.team_size_cap(kernel_extent(kernel), kernel.work, kind)
+
+
+def runs_threaded(kernel) -> bool:
+    """Whether ``entry`` may split the kernel's range between the threads of libgomp's
+    pool: the one predicate deciding it (a kernel that threads itself answers False)."""
+    return team_size_cap(kernel) >= 2 and threads.openmp() is not None
 
 
 def render_kernel(module, kernel, slots: dict, code: int, scopes=None) -> ir.Function:
@@ -247,55 +250,91 @@ def render_kernel(module, kernel, slots: dict, code: int, scopes=None) -> ir.Fun
 
 def render_program(program: L.Program) -> ir.Module:
     """The module of a whole program: its kernels and ``entry(buffers, error_flag)``,
-    which calls each over its whole range, large ones on two threads.  ``buffers`` has
-    one pointer per ``program.buffers`` entry, in that order."""
+    which calls each over its whole range, large ones split between threads.
+    ``buffers`` has one pointer per ``program.buffers`` entry, in that order."""
     module = new_module(program.name)
     slots = {name: i for i, name in enumerate(program.buffers)}
     scopes = alias_scopes(program)
     entry = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR]), ENTRY)
     buffers, flag = entry.args
-    allocas = ir.IRBuilder(entry.append_basic_block("allocas"))
-    body = entry.append_basic_block("body")
-    b = ir.IRBuilder(body)
+    b = ir.IRBuilder(entry.append_basic_block("body"))
+    team_args = None
     for code, kernel in enumerate(program.kernels, 1):
         fn = render_kernel(module, kernel, slots, code, scopes)
         extent = kernel_extent(kernel)
         if runs_threaded(kernel):
-            _call_on_two_threads(b, allocas, fn, buffers, flag, extent)
+            if team_args is None:
+                team_args = _team_args(b, buffers, flag)
+            _call_on_team(b, fn, buffers, flag, team_args, extent, team_size_cap(kernel),
+                          CHUNKS_PER_THREAD[_kind(kernel)])
         else:
             b.call(fn, [buffers, i64(0), i64(extent), flag])
     b.ret_void()
-    allocas.branch(body)
     return module
 
 
-def _call_on_two_threads(b, allocas, fn, buffers, flag, extent):
-    """Run the second half of the range on a new thread and the first half here; if no
-    thread can be started, run both halves here."""
-    module = b.module
-    create = declare(module, "pthread_create", I32, [PTR, PTR, PTR, PTR])
-    join = declare(module, "pthread_join", I32, [I64, PTR])
-    args, thread = allocas.alloca(_WORKER_ARGS), allocas.alloca(I64)
-    half = extent // 2
-    for i, value in enumerate((buffers, i64(half), i64(extent), flag)):
+# ---- threads: libgomp's pool (see threads.py) ------------------------------------------------------
+_TEAM_ARGS = ir.LiteralStructType([PTR, PTR])          # {buffers, error_flag}
+
+
+def _team_args(b, buffers, flag):
+    """The struct every team function receives: the program's buffers and error flag."""
+    args = b.alloca(_TEAM_ARGS, name="team.args")
+    for i, value in enumerate((buffers, flag)):
         b.store(value, b.gep(args, [ir.Constant(I32, 0), ir.Constant(I32, i)], inbounds=True))
-    status = b.call(create, [thread, ir.Constant(PTR, None), _worker(module, fn), args])
-    b.call(fn, [buffers, i64(0), i64(half), flag])
-    with b.if_else(b.icmp_signed("==", status, ir.Constant(I32, 0))) as (started, failed):
-        with started:
-            b.call(join, [b.load(thread, typ=I64), ir.Constant(PTR, None)])
-        with failed:
-            b.call(fn, [buffers, i64(half), i64(extent), flag])
+    return args
 
 
-def _worker(module, fn) -> ir.Function:
-    """The thread start routine that calls ``fn`` with the arguments in a struct."""
-    worker = ir.Function(module, ir.FunctionType(PTR, [PTR]), f"{fn.name}.worker")
-    worker.linkage = "internal"
-    b = ir.IRBuilder(worker.append_basic_block("entry"))
-    fields = [b.load(b.gep(worker.args[0], [ir.Constant(I32, 0), ir.Constant(I32, i)],
-                           inbounds=True, source_etype=_WORKER_ARGS), typ=t)
-              for i, t in enumerate(_WORKER_ARGS.elements)]
-    b.call(fn, fields)
-    b.ret(ir.Constant(PTR, None))
-    return worker
+def _call_on_team(b, fn, buffers, flag, args, extent: int, cap: int, chunks: int):
+    """Call ``fn`` over [0, extent) on ``min(graphc_num_threads, cap)`` threads of
+    libgomp's pool (``GOMP_parallel``; the calling thread is one of them), or directly
+    when that is one thread."""
+    module = b.module
+    count = module.globals.get(threads.NUM_THREADS_SYMBOL)
+    if count is None:
+        count = ir.GlobalVariable(module, I32, threads.NUM_THREADS_SYMBOL)
+    parallel = declare(module, "GOMP_parallel", VOID, [PTR, PTR, I32, I32])
+    n = imin(b, b.load(count, typ=I32), ir.Constant(I32, cap))
+    with b.if_else(b.icmp_signed(">", n, ir.Constant(I32, 1))) as (team, alone):
+        with team:
+            b.call(parallel, [_team_function(module, fn, extent, cap, chunks), args, n,
+                              ir.Constant(I32, 0)])
+        with alone:
+            b.call(fn, [buffers, i64(0), i64(extent), flag])
+
+
+# Each thread of a team takes chunks of the range from libgomp's dynamic schedule, about
+# this many per thread (never more than the kernel's cap, so a chunk is worth a thread):
+# on a shared machine a thread whose core is busy takes fewer chunks instead of making
+# the whole team wait for its fixed share.  A matmul packs all of B for each chunk, so
+# its chunks are one per thread.
+CHUNKS_PER_THREAD = {"loops": 4, "matmul": 1}
+
+
+def _team_function(module, fn, extent: int, cap: int, chunks_per_thread: int) -> ir.Function:
+    """What each thread of the team runs: ``#pragma omp for schedule(dynamic, chunk)
+    nowait`` over [0, extent), calling ``fn`` on each chunk it takes, with ``extent /
+    min(chunks_per_thread * threads, cap)`` indices per chunk."""
+    team = ir.Function(module, ir.FunctionType(VOID, [PTR]), f"{fn.name}.team")
+    team.linkage = "internal"
+    b = ir.IRBuilder(team.append_basic_block("entry"))
+    buffers, flag = (b.load(b.gep(team.args[0], [ir.Constant(I32, 0), ir.Constant(I32, i)],
+                                  inbounds=True, source_etype=_TEAM_ARGS), typ=PTR)
+                     for i in range(2))
+    first, last = b.alloca(I64, name="chunk.start"), b.alloca(I64, name="chunk.stop")
+    n = b.sext(b.call(declare(module, "omp_get_num_threads", I32, []), []), I64)
+    chunks = imin(b, b.mul(n, i64(chunks_per_thread)), i64(cap))
+    size = b.sdiv(b.add(i64(extent), b.sub(chunks, i64(1))), chunks)
+    start = declare(module, "GOMP_loop_dynamic_start", I8, [I64] * 4 + [PTR, PTR])
+    next_ = declare(module, "GOMP_loop_dynamic_next", I8, [PTR, PTR])
+    taken = b.call(start, [i64(0), i64(extent), i64(1), size, first, last])
+    loop, done = team.append_basic_block("chunk"), team.append_basic_block("done")
+    b.cbranch(b.icmp_unsigned("!=", taken, ir.Constant(I8, 0)), loop, done)
+    b.position_at_end(loop)
+    b.call(fn, [buffers, b.load(first, typ=I64), b.load(last, typ=I64), flag])
+    more = b.call(next_, [first, last])
+    b.cbranch(b.icmp_unsigned("!=", more, ir.Constant(I8, 0)), loop, done)
+    b.position_at_end(done)
+    b.call(declare(module, "GOMP_loop_end_nowait", VOID, []), [])
+    b.ret_void()
+    return team

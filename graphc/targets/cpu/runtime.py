@@ -19,7 +19,7 @@ import llvmlite.binding as llvm
 import numpy as np
 
 from graphc.targets import cache
-from graphc.targets.cpu import render
+from graphc.targets.cpu import render, threads
 from graphc.targets.plan import BufferPlan, HostMemory
 from graphc.codegen import loops as L
 
@@ -52,6 +52,7 @@ class NativeCode:
     """Object code loaded into its own JIT engine; ``address`` is the entry's."""
 
     def __init__(self, obj: bytes):
+        threads.register_symbols()          # graphc_num_threads, libgomp's entry points
         # The engine owns the target machine it is given: a fresh one.
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""),
                                                  render.create_target_machine())
