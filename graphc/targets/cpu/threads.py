@@ -56,7 +56,7 @@ def default_num_threads() -> int:
         n = 0
     if n < 1:
         warnings.warn(f"GRAPHC_NUM_THREADS={value!r} is not a positive integer; using "
-                      f"{cores} threads", RuntimeWarning, stacklevel=2)
+                      f"{cores} threads", stacklevel=2)
         return cores
     return n
 
@@ -75,10 +75,6 @@ def set_num_threads(n: int) -> None:
     functions = _openblas()
     if functions is not None:
         functions[0](n)
-
-
-if "GRAPHC_NUM_THREADS" in os.environ:        # OpenBLAS follows an explicit setting only
-    set_num_threads(NUM_THREADS.value)
 
 
 def team_size_cap(extent: int, work: int, kind: str) -> int:
@@ -156,3 +152,7 @@ def openblas_num_threads() -> int | None:
     """How many threads numpy's OpenBLAS uses (None: numpy has another BLAS)."""
     functions = _openblas()
     return None if functions is None else functions[1]()
+
+
+if "GRAPHC_NUM_THREADS" in os.environ:        # OpenBLAS follows an explicit setting only
+    set_num_threads(NUM_THREADS.value)
