@@ -44,6 +44,7 @@ from graphc.targets.cpu.kernel import (I8, I32, I64, PTR, VOID, KernelFunction, 
                                         cast, constant, create_target_machine, declare,
                                         for_range, host_features, i64, imin, new_module,
                                         target_machine, value_type)
+from graphc.targets.cpu.kernel import vector_bytes as kernel_vector_bytes
 from graphc.targets.cpu import threads
 from graphc.targets.cpu.matmul import MatmulRenderer
 from graphc.codegen import loops as L
@@ -184,10 +185,33 @@ def _blocked_loop(kf, accs, loop, rest, start, steps, into):
                     emit.loops(rest):
                 for a in accs:
                     a.update(partial[a])
+            width = _widened_sum_width(accs)
+            if width and not rest:
+                _vectorize_width(b.module, i.incomings[-1][1].terminator, width)
         for a in accs:
             if a.blocked:
                 total = b.load(into[a], typ=a.slot.allocated_type)
                 b.store(b.fadd(total, b.load(partial[a], typ=a.slot.allocated_type)), into[a])
+
+
+def _widened_sum_width(accs) -> int | None:
+    """The vector width (elements) of the values of a loop whose float sums accumulate in
+    a wider type (float32 into float64): LLVM vectorises such a loop at the width of the
+    accumulator (8 doubles per 512-bit vector), so everything else in it, say the exp of
+    a softmax's sum, runs on half-full vectors.  None when no sum widens."""
+    widths = [kernel_vector_bytes() // a.acc.value.args[0].dtype.itemsize for a in accs
+              if a.blocked and isinstance(a.acc.value, L.Op) and a.acc.value.op == "cast"
+              and a.acc.value.args[0].dtype.itemsize < a.dtype.itemsize]
+    return max(widths) if widths else None
+
+
+def _vectorize_width(module, latch, width: int):
+    """Ask the loop vectorizer for ``width`` lanes on the loop whose back edge is
+    ``latch`` (``llvm.loop.vectorize.width``; the loop ID is a self-referencing node)."""
+    hint = module.add_metadata(["llvm.loop.vectorize.width", ir.Constant(I32, width)])
+    loop_id = ir.MDValue(module, [], name=str(len(module.metadata)))
+    loop_id.operands = (loop_id, hint)
+    latch.set_metadata("llvm.loop", loop_id)
 
 
 def _ranged(parallel) -> int:
