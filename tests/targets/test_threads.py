@@ -211,3 +211,25 @@ def test_a_forked_child_runs_serially(thread_count):
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     pytest.fail("the forked child hung")
+
+
+def test_idle_workers_spin_briefly_unless_the_environment_says():
+    code = ("import os; from graphc.targets.cpu import threads; lib = threads.openmp(); "
+            "lib.omp_display_env(1); print('GOMP_SPINCOUNT' in os.environ)")
+    short = run_python(code)
+    assert f"GOMP_SPINCOUNT = '{threads.SPIN_COUNT}'" in short.stderr
+    assert short.stdout.split()[-1] == "False"          # children do not inherit it
+    chosen = run_python(code, OMP_WAIT_POLICY="active")
+    assert "OMP_WAIT_POLICY = 'ACTIVE'" in chosen.stderr
+    assert f"GOMP_SPINCOUNT = '{threads.SPIN_COUNT}'" not in chosen.stderr
+
+
+def test_a_long_sum_to_one_value_is_split_between_threads(thread_count):
+    x = graphc.tensor(np.random.default_rng(3).standard_normal(1 << 20, np.float32))
+    compiled = graphc.compile(lambda x: (x.sum(), x.amax(), x.exp().mean()), backend="cpu")
+    results = at_each_count(thread_count, lambda: [t.numpy() for t in compiled(x)])
+    assert_identical(results)
+    kernels = native_program(compiled).program.kernels
+    assert any(k.name.endswith("_partial") and render.runs_threaded(k) for k in kernels)
+    a = x.numpy().astype(np.float64)
+    np.testing.assert_allclose(results[2], [a.sum(), a.max(), np.exp(a).mean()], rtol=1e-6)

@@ -15,7 +15,9 @@ partial sums.  Float sums are added in blocks (``SUM_BLOCKS``): the vectorised l
 elements, and those into the accumulator, so the error bound grows like 4096 / lanes +
 256 + n / 2**20 additions instead of n / lanes (numpy's pairwise summation: 16 +
 log2(n / 128)); float32 sums accumulate in float64 (lowering's ``accumulator_dtype``), so
-they are within float64 rounding of the exact sum before the one float32 rounding.  A
+they are within float64 rounding of the exact sum before the one float32 rounding; their
+loops ask for float32's vector width (``llvm.loop.vectorize.width``), else LLVM takes
+the doubles' and the summands' math (a softmax's exp) runs on half-full vectors.  A
 smaller first block would be more accurate but LLVM then unrolls the block loop fully and
 reassociates its partial sums into one dependent chain, which is latency bound (measured
 1.5-2x slower).  The matmul accumulates with fused multiply-adds, as BLAS does.

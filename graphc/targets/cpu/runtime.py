@@ -22,6 +22,7 @@ from graphc.targets import cache
 from graphc.targets.cpu import render, threads
 from graphc.targets.plan import BufferPlan, HostMemory
 from graphc.codegen import loops as L
+from graphc.codegen.split import split_reductions
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -206,6 +207,8 @@ class CompiledProgram:
 
 def compile_program(program: L.Program, output_shapes=None) -> CompiledProgram:
     """Render, optimise and JIT ``program``; returns the callable (its outputs get
-    ``output_shapes`` when given, else they are flat)."""
+    ``output_shapes`` when given, else they are flat).  Long, narrow reductions are
+    split in two passes first, so their work can be shared between threads."""
+    program = split_reductions(program, threads.LONG_REDUCTIONS)
     ir_text = str(render.render_program(program))
     return CompiledProgram(program, ir_text, load_native(ir_text), output_shapes)

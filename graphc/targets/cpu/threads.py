@@ -24,9 +24,10 @@ import os
 import re
 import warnings
 
+from graphc.codegen.split import SplitPolicy
 from graphc.logs import logger
 
-__all__ = ["MIN_WORK_PER_THREAD", "NUM_THREADS", "NUM_THREADS_SYMBOL", "OPENMP_SYMBOLS",
+__all__ = ["LONG_REDUCTIONS", "MIN_WORK_PER_THREAD", "NUM_THREADS", "NUM_THREADS_SYMBOL", "OPENMP_SYMBOLS",
            "default_num_threads", "get_num_threads", "openblas_num_threads", "openmp", "register_symbols",
            "set_num_threads", "team_size_cap"]
 
@@ -40,6 +41,14 @@ OPENMP_SYMBOLS = ("GOMP_parallel", "GOMP_loop_dynamic_start", "GOMP_loop_dynamic
 # 3-8 us; two threads beat one from about 16k iterations of an elementwise loop (the
 # break-even is near 8k) and from 64^3 multiply-adds of a matmul.
 MIN_WORK_PER_THREAD = {"loops": 1 << 14, "matmul": 1 << 18}
+
+
+# A reduction of few rows and many elements (``x.sum()``, a sum over the long dim of a
+# (8, 2**21) tensor) is split in two passes (``codegen/split.py``) so its first pass has
+# rows for the pool to share: chunks of at least ``chunk`` elements, up to ``busy``
+# partial rows in all (enough for 64 threads; the pool divides them at run time, so the
+# numbers never depend on the thread count).
+LONG_REDUCTIONS = SplitPolicy(busy=64, chunk=1 << 16)
 
 
 def default_num_threads() -> int:
@@ -89,7 +98,7 @@ def openmp() -> ctypes.CDLL | None:
     when it cannot be found: then ``perf_hints`` logs that kernels run serially."""
     name = ctypes.util.find_library("gomp") or "libgomp.so.1"
     try:
-        lib = ctypes.CDLL(name)
+        lib = _load_with_short_spin(name)
         for symbol in OPENMP_SYMBOLS:
             getattr(lib, symbol)
     except (OSError, AttributeError) as e:
@@ -97,6 +106,33 @@ def openmp() -> ctypes.CDLL | None:
                                   "kernels run serially on the calling thread", e)
         return None
     return lib
+
+
+# How long an idle libgomp thread spins before it sleeps (``GOMP_SPINCOUNT``, in pause
+# instructions: 0.1-0.5 ms), unless the environment says (``OMP_WAIT_POLICY``,
+# ``GOMP_SPINCOUNT``).  libgomp's own default (300000, milliseconds) keeps each worker
+# burning its core long after a call: on a 2-core machine shared with other processes,
+# two threads then measured 3x slower than one (the workers' spinning delays the threads
+# that have work); with a short spin they cost nothing there, while the kernels of one
+# program, which follow each other within microseconds, still find the pool awake.
+SPIN_COUNT = 10000
+
+
+def _load_with_short_spin(name: str) -> ctypes.CDLL:
+    """libgomp, started with ``SPIN_COUNT`` (it reads the environment once, when loaded;
+    a libgomp already in the process keeps its settings).  The variable is set only
+    while loading, so child processes do not inherit it."""
+    try:
+        return ctypes.CDLL(name, mode=os.RTLD_NOLOAD | ctypes.RTLD_GLOBAL)
+    except OSError:
+        pass
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return ctypes.CDLL(name)
+    os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    try:
+        return ctypes.CDLL(name)
+    finally:
+        del os.environ["GOMP_SPINCOUNT"]
 
 
 @functools.cache
