@@ -69,8 +69,8 @@ def scaling(counts, repeat, min_time):
         fn(*args)                                    # compile (and the warm-up call)
         times = interleaved({n: at(n, fn, args) for n in counts}, repeat, min_time)
         rows.append((name, title, times))
-        print(f"{name:12s} " + "  ".join(f"{times[n] * 1e3:9.2f} ({times[counts[0]] / times[n]:4.2f}x)"
-                                          for n in counts), flush=True)
+        cells = [f"{times[n] * 1e3:9.2f} ({times[counts[0]] / times[n]:4.2f}x)" for n in counts]
+        print(f"{name:12s} " + "  ".join(cells), flush=True)
     return rows
 
 

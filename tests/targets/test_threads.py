@@ -106,7 +106,7 @@ def test_a_training_step_is_identical_at_any_thread_count(thread_count):
 
 def test_the_thread_count_is_read_at_run_time_not_compiled_in(thread_count):
     """One compiled program (one object code) serves every setting."""
-    x = graphc.ones(1 << 16)
+    x = graphc.ones(1 << 18)
     compiled = graphc.compile(lambda x: x * 2 + 1, backend="cpu")
     thread_count(2)
     compiled(x)
@@ -114,7 +114,7 @@ def test_the_thread_count_is_read_at_run_time_not_compiled_in(thread_count):
     text = program.llvm_ir()
     assert "GOMP_parallel" in text and f'@"{threads.NUM_THREADS_SYMBOL}"' in text
     thread_count(1)
-    assert compiled(x).tolist() == [3.0] * (1 << 16)
+    assert compiled(x).tolist() == [3.0] * (1 << 18)
     assert native_program(compiled) is program
 
 

@@ -299,7 +299,7 @@ def render_program(program: L.Program) -> ir.Module:
     return module
 
 
-# ---- threads: libgomp's pool (see threads.py) ------------------------------------------------------
+# ---- threads: libgomp's pool (see threads.py) -----------------------------------------------
 _TEAM_ARGS = ir.LiteralStructType([PTR, PTR])          # {buffers, error_flag}
 
 

@@ -27,20 +27,23 @@ import warnings
 from graphc.codegen.split import SplitPolicy
 from graphc.logs import logger
 
-__all__ = ["LONG_REDUCTIONS", "MIN_WORK_PER_THREAD", "NUM_THREADS", "NUM_THREADS_SYMBOL", "OPENMP_SYMBOLS",
-           "default_num_threads", "get_num_threads", "openblas_num_threads", "openmp", "register_symbols",
-           "set_num_threads", "team_size_cap"]
+__all__ = ["LONG_REDUCTIONS", "MIN_WORK_PER_THREAD", "NUM_THREADS", "NUM_THREADS_SYMBOL",
+           "OPENMP_SYMBOLS", "SPIN_COUNT", "default_num_threads", "get_num_threads",
+           "openblas_num_threads", "openmp", "register_symbols", "set_num_threads",
+           "team_size_cap"]
 
 NUM_THREADS_SYMBOL = "graphc_num_threads"
 OPENMP_SYMBOLS = ("GOMP_parallel", "GOMP_loop_dynamic_start", "GOMP_loop_dynamic_next",
                   "GOMP_loop_end_nowait", "omp_get_num_threads")
 
 # A thread of a kernel's team gets at least this much ``work`` (LoopKernel/MatmulKernel
-# ``work``: scalar loop iterations, multiply-adds).  Measured with benchmarks/threads.py
-# ``--calibrate`` on a 2-core AMD EPYC VM: waking libgomp's pool and joining it costs
-# 3-8 us; two threads beat one from about 16k iterations of an elementwise loop (the
-# break-even is near 8k) and from 64^3 multiply-adds of a matmul.
-MIN_WORK_PER_THREAD = {"loops": 1 << 14, "matmul": 1 << 18}
+# ``work``: scalar loop iterations, multiply-adds), so what a thread saves outweighs
+# waking it (a few us when the pool is spinning, 10-30 us from sleep on an idle machine):
+# 2**16 iterations of a cheap elementwise loop take about 20 us and 2**19 multiply-adds
+# about 60 us on one core of the 2-core AMD EPYC VM (``python benchmarks/threads.py
+# --calibrate`` prints both kinds' times at one and two threads, every kernel allowed to
+# split; the machine was too loaded by other jobs for its two-thread column to mean much).
+MIN_WORK_PER_THREAD = {"loops": 1 << 16, "matmul": 1 << 19}
 
 
 # A reduction of few rows and many elements (``x.sum()``, a sum over the long dim of a
