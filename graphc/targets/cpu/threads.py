@@ -138,10 +138,9 @@ def _load_with_short_spin(name: str) -> ctypes.CDLL:
         del os.environ["GOMP_SPINCOUNT"]
 
 
-@functools.cache
 def register_symbols() -> None:
     """Make ``graphc_num_threads`` and libgomp's entry points (when there is a libgomp)
-    visible to the JIT's linker, once per process."""
+    visible to the JIT's linker (cheap: called for each object code loaded)."""
     import llvmlite.binding as llvm
     llvm.add_symbol(NUM_THREADS_SYMBOL, ctypes.addressof(NUM_THREADS))
     lib = openmp()
