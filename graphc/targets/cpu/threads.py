@@ -2,9 +2,9 @@
 
 Generated code runs a large kernel with ``GOMP_parallel`` (GNU OpenMP's entry point, the
 one ``#pragma omp parallel`` compiles to): libgomp keeps its worker threads alive between
-calls, so a parallel kernel costs a wake-up, not a thread start.  Each thread of the team
-asks ``omp_get_thread_num`` / ``omp_get_num_threads`` for its chunk of the kernel's range
-(see ``render.py``).
+calls, so a parallel kernel costs a wake-up, not a thread start.  The threads of the team
+take chunks of the kernel's range from libgomp's dynamic schedule (``GOMP_loop_dynamic_*``,
+what ``#pragma omp for schedule(dynamic)`` compiles to; see ``render.py``).
 
 The thread count is a runtime value, not part of the generated code (object code is
 cached on disk and shared between settings): the process-wide int ``NUM_THREADS`` is the
