@@ -233,3 +233,19 @@ def test_a_long_sum_to_one_value_is_split_between_threads(thread_count):
     assert any(k.name.endswith("_partial") and render.runs_threaded(k) for k in kernels)
     a = x.numpy().astype(np.float64)
     np.testing.assert_allclose(results[2], [a.sum(), a.max(), np.exp(a).mean()], rtol=1e-6)
+
+
+def test_leading_parallel_loops_are_joined_into_the_threads_range(thread_count):
+    """A softmax over (2, 512, 512) splits its 1024 rows, not its 2 batches."""
+    x = graphc.tensor(np.random.default_rng(4).standard_normal((2, 512, 512), np.float32))
+    compiled = graphc.compile(lambda x: (graphc.softmax(x, dim=2), x.permute(0, 2, 1) * 2),
+                              backend="cpu")
+    results = at_each_count(thread_count, lambda: [t.numpy() for t in compiled(x)])
+    assert_identical(results)
+    kernels = native_program(compiled).program.kernels
+    assert [render.kernel_extent(k) for k in kernels] == [1024, 1024]
+    assert all(render.team_size_cap(k) > 2 for k in kernels)
+    e = np.exp(x.numpy() - x.numpy().max(2, keepdims=True))
+    np.testing.assert_allclose(results[7][0], e / e.sum(2, keepdims=True), rtol=1e-5,
+                               atol=1e-7)
+    np.testing.assert_array_equal(results[7][1], x.numpy().transpose(0, 2, 1) * 2)

@@ -2,8 +2,7 @@
 
 Every kernel becomes ``void NAME(ptr buffers, i64 start, i64 stop, ptr error_flag)``:
 ``buffers[slot]`` points at each buffer of the program and [start, stop) is a range of the
-outermost parallel loop (outermost of extent > 1; the flattened batch*m rows for a
-matmul), so ``entry`` can split a large kernel between the threads of libgomp's pool
+outer parallel loops, joined (``_ranged``; the flattened batch*m rows for a matmul), so ``entry`` can split a large kernel between the threads of libgomp's pool
 (``threads.py``: as many as its work pays for, at most ``graphc_num_threads``, read on
 each call).  A program becomes one module whose exported ``void entry(ptr buffers, ptr
 error_flag)`` runs every kernel in order.
@@ -216,23 +215,42 @@ def _vectorize_width(module, latch, width: int):
     latch.set_metadata("llvm.loop", loop_id)
 
 
-def _ranged(parallel) -> int:
-    """Which parallel loop the [start, stop) range covers: the outermost one with an
-    extent other than 1 (the loops outside it only see index 0)."""
-    return next((d for d, (_, extent) in enumerate(parallel) if extent != 1), 0)
+# The [start, stop) range of a loop kernel joins parallel loops (as OpenMP's ``collapse``)
+# until it has this many iterations, so a kernel over (2, 512, 512) has 1024 rows for the
+# pool to share rather than 2.
+COLLAPSED_RANGE = 256
+
+
+def _ranged(kernel: L.LoopKernel) -> tuple[int, int]:
+    """Which parallel loops ``d..e-1`` the [start, stop) range covers: from the outermost
+    with an extent other than 1 (the loops outside it only see index 0), joined with the
+    loops inside it until they have ``COLLAPSED_RANGE`` iterations; a body without loops
+    of its own keeps its innermost parallel loop out of the range, for the vectorizer."""
+    parallel = kernel.parallel or (("p", 1),)
+    d = next((d for d, (_, extent) in enumerate(parallel) if extent != 1), 0)
+    last = len(parallel) if any(stmt.loops for stmt in kernel.body) else len(parallel) - 1
+    e, size = d + 1, parallel[d][1]
+    while e < last and size < COLLAPSED_RANGE:
+        size *= parallel[e][1]
+        e += 1
+    return d, e
 
 
 def render_loop_kernel(module, kernel: L.LoopKernel, slots: dict, scopes=None) -> ir.Function:
     kf = KernelFunction(module, kernel.name, slots, scopes)
     parallel = kernel.parallel or (("p", 1),)
-    d = _ranged(parallel)
+    d, e = _ranged(kernel)
+    b = kf.b
     with ExitStack() as stack:
         for name, _ in parallel[:d]:
             stack.enter_context(kf.emit.bind(name, i64(0)))
-        name = parallel[d][0]
-        p = stack.enter_context(for_range(kf.b, kf.start, kf.stop, name=name))
-        stack.enter_context(kf.emit.bind(name, p))
-        stack.enter_context(kf.emit.loops(parallel[d + 1:]))
+        r = stack.enter_context(for_range(b, kf.start, kf.stop, name=parallel[d][0]))
+        ranged = parallel[d:e]
+        for i, (name, extent) in enumerate(ranged):      # r's digits, outermost first
+            stride = math.prod(n for _, n in ranged[i + 1:])
+            index = b.udiv(r, i64(stride)) if stride > 1 else r
+            stack.enter_context(kf.emit.bind(name, b.urem(index, i64(extent)) if i else index))
+        stack.enter_context(kf.emit.loops(parallel[e:]))
         for stmt in kernel.body:
             with kf.emit.scope():
                 _render_statement(kf, stmt)
@@ -244,7 +262,8 @@ def kernel_extent(kernel) -> int:
     """Size of the range [0, extent) a kernel's function is called over."""
     if isinstance(kernel, L.MatmulKernel):
         return math.prod(kernel.batch) * kernel.m
-    return kernel.parallel[_ranged(kernel.parallel)][1] if kernel.parallel else 1
+    d, e = _ranged(kernel)
+    return math.prod(extent for _, extent in kernel.parallel[d:e])
 
 
 def _kind(kernel) -> str | None:
