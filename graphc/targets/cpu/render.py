@@ -2,9 +2,9 @@
 
 Every kernel becomes ``void NAME(ptr buffers, i64 start, i64 stop, ptr error_flag)``:
 ``buffers[slot]`` points at each buffer of the program and [start, stop) is a range of the
-outer parallel loops, joined (``_ranged``; the flattened batch*m rows for a matmul), so ``entry`` can split a large kernel between the threads of libgomp's pool
-(``threads.py``: as many as its work pays for, at most ``graphc_num_threads``, read on
-each call).  A program becomes one module whose exported ``void entry(ptr buffers, ptr
+outer parallel loops, joined (``_ranged``; the flattened batch*m rows for a matmul), so
+``entry`` can split a large kernel between the threads of libgomp's pool (``threads.py``:
+as many as its work pays for, at most ``graphc_num_threads``, read on each call).  A program becomes one module whose exported ``void entry(ptr buffers, ptr
 error_flag)`` runs every kernel in order.
 
 Numerics are numpy's, so there is no global fast-math: the only flag is ``reassoc`` on the
@@ -44,8 +44,7 @@ from graphc import dtypes
 from graphc.targets.cpu.kernel import (I8, I32, I64, PTR, VOID, KernelFunction, ScalarOps,
                                         cast, constant, create_target_machine, declare,
                                         for_range, host_features, i64, imin, new_module,
-                                        target_machine, value_type)
-from graphc.targets.cpu.kernel import vector_bytes as kernel_vector_bytes
+                                        target_machine, value_type, vector_bytes)
 from graphc.targets.cpu import threads
 from graphc.targets.cpu.matmul import MatmulRenderer
 from graphc.codegen import loops as L
@@ -200,7 +199,7 @@ def _widened_sum_width(accs) -> int | None:
     a wider type (float32 into float64): LLVM vectorises such a loop at the width of the
     accumulator (8 doubles per 512-bit vector), so everything else in it, say the exp of
     a softmax's sum, runs on half-full vectors.  None when no sum widens."""
-    widths = [kernel_vector_bytes() // a.acc.value.args[0].dtype.itemsize for a in accs
+    widths = [vector_bytes() // a.acc.value.args[0].dtype.itemsize for a in accs
               if a.blocked and isinstance(a.acc.value, L.Op) and a.acc.value.op == "cast"
               and a.acc.value.args[0].dtype.itemsize < a.dtype.itemsize]
     return max(widths) if widths else None
