@@ -4,8 +4,9 @@ Every kernel becomes ``void NAME(ptr buffers, i64 start, i64 stop, ptr error_fla
 ``buffers[slot]`` points at each buffer of the program and [start, stop) is a range of the
 outer parallel loops, joined (``_ranged``; the flattened batch*m rows for a matmul), so
 ``entry`` can split a large kernel between the threads of libgomp's pool (``threads.py``:
-as many as its work pays for, at most ``graphc_num_threads``, read on each call).  A program becomes one module whose exported ``void entry(ptr buffers, ptr
-error_flag)`` runs every kernel in order.
+as many as its work pays for, at most ``graphc_num_threads``, read on each call).  A
+program becomes one module whose exported ``void entry(ptr buffers, ptr error_flag)``
+runs every kernel in order.
 
 Numerics are numpy's, so there is no global fast-math: the only flag is ``reassoc`` on the
 accumulation of float sum/prod reductions, which lets the loop vectorizer keep several
