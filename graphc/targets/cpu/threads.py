@@ -112,13 +112,17 @@ def openmp() -> ctypes.CDLL | None:
 
 
 # How long an idle libgomp thread spins before it sleeps (``GOMP_SPINCOUNT``, in pause
-# instructions: 0.1-0.5 ms), unless the environment says (``OMP_WAIT_POLICY``,
-# ``GOMP_SPINCOUNT``).  libgomp's own default (300000, milliseconds) keeps each worker
-# burning its core long after a call: on a 2-core machine shared with other processes,
-# two threads then measured 3x slower than one (the workers' spinning delays the threads
-# that have work); with a short spin they cost nothing there, while the kernels of one
-# program, which follow each other within microseconds, still find the pool awake.
-SPIN_COUNT = 10000
+# instructions), unless the environment says (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``).
+# A spinning thread holds a core that another thread may need: the team's own threads
+# when the process gets fewer cores than it has threads (a machine shared with other
+# jobs), so each parallel kernel then costs the spin.  Measured on the 2-core VM with
+# another job on the other core (``benchmarks/threads.py --calibrate``): two threads
+# cost 500 us more than one per kernel at 10000 spins, 58 us at 1000, 14 us at 100 and
+# 10 us at 0 (sleeping at once); libgomp's default (300000, milliseconds) made a 16M
+# ``x.sum()`` 3x slower on two threads than on one.  A short spin still finds the pool
+# awake between the kernels of one program, which follow each other within
+# microseconds.
+SPIN_COUNT = 100
 
 
 def _load_with_short_spin(name: str) -> ctypes.CDLL:
