@@ -38,12 +38,13 @@ OPENMP_SYMBOLS = ("GOMP_parallel", "GOMP_loop_dynamic_start", "GOMP_loop_dynamic
 
 # A thread of a kernel's team gets at least this much ``work`` (LoopKernel/MatmulKernel
 # ``work``: scalar loop iterations, multiply-adds), so what a thread saves outweighs
-# waking it (a few us when the pool is spinning, 10-30 us from sleep on an idle machine):
-# 2**16 iterations of a cheap elementwise loop take about 20 us and 2**19 multiply-adds
-# about 60 us on one core of the 2-core AMD EPYC VM (``python benchmarks/threads.py
-# --calibrate`` prints both kinds' times at one and two threads, every kernel allowed to
-# split; the machine was too loaded by other jobs for its two-thread column to mean much).
-MIN_WORK_PER_THREAD = {"loops": 1 << 16, "matmul": 1 << 19}
+# waking it (a few us while the pool spins, 10-20 us from sleep).  On one core of the
+# 2-core AMD EPYC VM (``python benchmarks/threads.py --calibrate``, quiet minute) 2**17
+# iterations of ``x * 2 + 1`` take about 15 us and 2**19 multiply-adds about 15 us,
+# beyond the call's 8 us (costlier loops, say exp, gain from threads sooner than this
+# says).  The two-thread column could not be measured there: other jobs held the other
+# core the whole time (docs/benchmarks.md).
+MIN_WORK_PER_THREAD = {"loops": 1 << 17, "matmul": 1 << 19}
 
 
 # A reduction of few rows and many elements (``x.sum()``, a sum over the long dim of a
