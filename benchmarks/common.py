@@ -93,12 +93,22 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def machine() -> dict:
     """What the numbers were measured on, for the report."""
     import graphc
-    info = {"processor": cpu_name(), "cpus": os.cpu_count(), "system": platform.system(),
+    info = {"processor": cpu_name(), "cpus": os.cpu_count(), "usable_cpus": usable_cpus(),
+            "system": platform.system(),
             "python": platform.python_version(), "numpy": np.__version__,
             "graphc": graphc.__version__}
+    if hasattr(graphc, "get_num_threads"):
+        info["graphc_threads"] = graphc.get_num_threads()
     try:
         import llvmlite
         info["llvmlite"] = llvmlite.__version__

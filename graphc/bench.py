@@ -105,14 +105,28 @@ def failed_checks(report) -> list:
 
 
 # ---- the table ----------------------------------------------------------------------------
+def verdict(target) -> str:
+    met = target["met"]
+    return f"{target['goal']}: " + ("met" if met else "not measured" if met is None
+                                     else "MISSED")
+
+
 def format_report(report) -> str:
     m = report["machine"]
-    lines = [f"graphc {m['graphc']} ({report['backend']} backend), numpy {m['numpy']}, "
-             f"Python {m['python']}, {m['cpus']} CPUs ({m['processor']}), load average "
-             f"{m.get('load_average', '?')} before, {m.get('load_average_end', '?')} after; "
-             f"medians of {report['repeat']} interleaved rounds"
-             + (f", PyTorch {report['torch']}" if report["torch"] else ""), ""]
+    threads = f"{m['usable_cpus']} usable" + (
+        f", graphc {m['graphc_threads']} threads" if "graphc_threads" in m else "")
+    torch = (f"PyTorch {report['torch']} ({report['torch_threads']} threads)"
+             if report["torch"] else "no PyTorch")
+    lines = [f"CPU: {m['processor']}, {m['cpus']} CPUs ({threads})",
+             f"graphc {m['graphc']} ({report['backend']} backend), numpy {m['numpy']}, "
+             f"{torch}, Python {m['python']}; load average {m.get('load_average', '?')} "
+             f"before, {m.get('load_average_end', '?')} after; medians of "
+             f"{report['repeat']} interleaved rounds"]
     rows = [r for r in report["workloads"] if "times_s" in r]
+    if report.get("torch_compile_note") and any(
+            "torch_compile" in r["times_s"] and r["name"].endswith("_train") for r in rows):
+        lines.append(report["torch_compile_note"])
+    lines.append("")
     if rows:
         lines += times_table(rows, report["modes"]) + [""] + ratios_table(rows) + [""]
     for row in rows:
@@ -120,11 +134,9 @@ def format_report(report) -> str:
             lines.append(f"{row['name']} GFLOPS: " + ", ".join(
                 f"{mode} {g:.1f}" for mode, g in row["gflops"].items()))
     for row in report["workloads"]:
-        if "compile_s" in row:
-            t = row["compile_s"]
-            lines.append(f"compile time of the MLP train step: cold {t['cold']:.3f} s, "
-                         f"cached {t['cached']:.3f} s (target {row['target']['goal']}: "
-                         f"{'met' if row['target']['met'] else 'NOT met'})")
+        for step, t in row.get("compile_s", {}).items():
+            lines.append(f"compile time of the {step} step: cold {t['cold']:.3f} s, cached "
+                         f"{t['cached']:.3f} s (target {verdict(t)})")
     for row in rows:
         for mode, error in row.get("left_out", {}).items():
             lines.append(f"{row['name']}: {HEADERS[mode]} left out ({error})")
@@ -146,20 +158,23 @@ def times_table(rows, modes) -> list:
     return out
 
 
+RATIOS = [("fused/np", "numpy"), ("fused/eager", "eager"), ("fused/unf", "unfused"),
+          ("fused/torch", "torch"), ("fused/t.comp", "torch_compile")]
+
+
 def ratios_table(rows) -> list:
-    header = (f"{'speedups, bandwidth':<22}{'fused/np':>9}{'fused/eager':>12}"
-              f"{'fused/unf':>10}{'GB/s np':>9}{'GB/s fused':>11}{'GB/s copy':>10}"
-              f"   target")
+    """How many times faster fused runs than each other mode, its bandwidth next to the
+    copy's, and the target."""
+    header = (f"{'speedup of fused':<22}" + "".join(f"{name:>13}" for name, _ in RATIOS)
+              + f"{'GB/s fused':>11}{'GB/s copy':>10}   target")
     out = [header, "-" * len(header)]
     for row in rows:
         t = row["times_s"]
-        target = row.get("target")
-        met = "" if target is None else (
-            f"{target['goal']}: {'met' if target['met'] else 'NOT met'}")
-        out.append(f"{row['name']:<22}{row['speedup_vs_numpy']['fused']:>8.2f}x"
-                   f"{t['eager'] / t['fused']:>11.2f}x{row['fused_vs_unfused']:>9.2f}x"
-                   f"{row['gbps']['numpy']:>9.2f}{row['gbps']['fused']:>11.2f}"
-                   f"{row['copy_gbps']:>10.2f}   {met}")
+        out.append(f"{row['name']:<22}" + "".join(
+            f"{t[base] / t['fused']:>12.2f}x" if base in t else f"{'-':>13}"
+            for _, base in RATIOS)
+            + f"{row['gbps']['fused']:>11.2f}{row['copy_gbps']:>10.2f}   "
+            + (verdict(row["target"]) if "target" in row else ""))
     return out
 
 

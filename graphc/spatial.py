@@ -85,6 +85,22 @@ def _window_slices(x, windows):
     return slices
 
 
+def _tiled_windows(x, windows):
+    """(..., *spatial) -> (..., *outputs, window size): the windows of ``_window_slices``
+    (the same order) when they tile the dims (stride == kernel, dilation 1), by reshapes
+    and a permute: their gradient is the same index map back, one load per element, not
+    a sum of one padded tensor per window offset."""
+    lead = x.dim() - len(windows)
+    for i, (out, kernel, _, _) in enumerate(windows):
+        dim = lead + 2 * i
+        if x.shape[dim] != out * kernel:
+            x = F.narrow(x, dim, 0, out * kernel)
+        x = F.unflatten(x, dim, (out, kernel))
+    spatial = range(lead, x.dim(), 2)
+    x = x.permute(*range(lead), *spatial, *(d + 1 for d in spatial))
+    return x.reshape(tuple(x.shape[:lead + len(windows)]) + (-1,))
+
+
 def _adaptive_windows(x, windows):
     """(..., *spatial) -> (..., out1, k1, out2, k2, ...): a reshape where windows tile the
     dim (a regular window), a gather with the index matrix of irregular windows."""
@@ -486,8 +502,11 @@ def _window_max(input, pads, windows, return_indices):
     """The maximum over the stacked window slices: the first maximum gets the gradient and
     gives the index, as in PyTorch's scan."""
     nd = len(windows)
-    stacked = F.stack(_window_slices(_pad_spatial(input, pads, _lowest(input.dtype)), windows),
-                      -1)
+    if all(pad == (0, 0) for pad in pads) and all(s == k and d == 1 for _, k, s, d in windows):
+        stacked = _tiled_windows(input, windows)
+    else:
+        stacked = F.stack(_window_slices(_pad_spatial(input, pads, _lowest(input.dtype)),
+                                         windows), -1)
     values, picked = stacked.max(-1)
     if not return_indices:
         return values

@@ -251,8 +251,11 @@ def _accumulate_into_leaf(leaf, g, create_graph):
     if not create_graph:
         g = g.detach()
     if leaf.grad is None:
-        # Own the storage: the same gradient tensor may have reached several leaves.
-        leaf.grad = g if create_graph else g.clone()
+        # Own the storage (the same gradient tensor may have reached several leaves), in
+        # row-major order as PyTorch's AccumulateGrad does: a linear layer's weight
+        # gradient arrives as a transposed view, and state cloned from it (momentum) would
+        # inherit that layout.
+        leaf.grad = g if create_graph else (g.clone() if g.is_contiguous() else g.contiguous())
     elif create_graph:
         leaf.grad = leaf.grad + g
     else:

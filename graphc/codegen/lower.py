@@ -22,6 +22,11 @@ from graphc.codegen.memory import plan_memory
 from graphc.ops import REGISTRY
 
 
+# A convolution whose output planes have fewer elements than this is one product over
+# all samples, not one per sample (see ``Lowering.lower_conv``).
+MERGED_PLANE = 64
+
+
 def accumulator_dtype(kind: str, dtype):
     """The dtype a reduction of ``kind`` producing ``dtype`` accumulates in: float32 sums
     in float64, so a sum (and mean, var, softmax's denominator, layer_norm's statistics)
@@ -89,13 +94,29 @@ def unravel(offset, shape) -> tuple:
 
 def reshape_index(index, from_shape, to_shape) -> tuple:
     """Index into ``to_shape`` of the element at ``index`` of ``from_shape`` (same size).
-    Unit dims added or removed map directly; anything else goes through the offset."""
-    squeezed_from = [(i, d) for i, d in zip(index, from_shape) if d != 1]
-    squeezed_to = [d for d in to_shape if d != 1]
-    if [d for _, d in squeezed_from] == squeezed_to:
-        it = iter(i for i, _ in squeezed_from)
-        return tuple(next(it) if d != 1 else L.IConst(0) for d in to_shape)
-    return unravel(linear(index, from_shape), to_shape)
+    Unit dims added or removed map directly; the other dims fall into the smallest runs
+    of equal size on both sides (a split, a merge), each mapped through its own offset,
+    so an unflatten reads ``(i // k, i % k)`` rather than the unravelled offset of the
+    whole tensor."""
+    sized_from = [(i, d) for i, d in zip(index, from_shape) if d != 1]
+    sized_to = [d for d in to_shape if d != 1]
+    if 0 in from_shape or 0 in to_shape:
+        return unravel(linear(index, from_shape), to_shape)
+    mapped, f, t = [], 0, 0
+    while t < len(sized_to):
+        run_from, run_to = [sized_from[f]], [sized_to[t]]
+        f, t = f + 1, t + 1
+        while math.prod(d for _, d in run_from) != math.prod(run_to):
+            if math.prod(d for _, d in run_from) < math.prod(run_to):
+                run_from.append(sized_from[f])
+                f += 1
+            else:
+                run_to.append(sized_to[t])
+                t += 1
+        offset = linear(tuple(i for i, _ in run_from), tuple(d for _, d in run_from))
+        mapped.extend(unravel(offset, tuple(run_to)))
+    it = iter(mapped)
+    return tuple(next(it) if d != 1 else L.IConst(0) for d in to_shape)
 
 
 def broadcast_index(index, out_shape, in_shape) -> tuple:
@@ -147,6 +168,7 @@ class Lowering:
         self.constants: dict = {}
         self.kernels: list = []
         self.sites: dict = {}                  # loops.Site -> its number
+        self.products: dict = {}               # Value -> index -> its load from a product
         self.group = None
 
     def checked(self, op, value, size: int) -> L.CheckedIndex:
@@ -194,6 +216,8 @@ class Lowering:
         group = self.fusion.group_of.get(v)
         if group is not None and group is not self.group:
             return self.load(v, index)
+        if v in self.products:
+            return self.products[v](index)
         op = self.producer.get(v)
         if op is None:                                   # a graph input
             return self.load(v, index)
@@ -207,7 +231,7 @@ class Lowering:
         return self.apply(op, index)
 
     def acc_name(self, v: Value) -> str:
-        return "acc" if self.producer[v].name == "matmul" else f"acc_{v.name}"
+        return "acc" if self.producer[v].name in ("matmul", "conv2d") else f"acc_{v.name}"
 
     def apply(self, op, index):
         """An elementwise op on its operands' values at the (broadcast) index, or an index
@@ -304,28 +328,136 @@ class Lowering:
                                                    value, dtype, index),))
 
     def lower_conv(self, group):
+        """A convolution as a matrix product: weight (O x C*KH*KW) times the im2col
+        columns of the input, so it runs on the matmul kernel (packed, register-tiled).
+        Its weight gradient is a convolution too (its input gradient a matmul, see
+        ``graphc.ops.contraction``), so all of a training step's products take this
+        path.  Per sample (out[n] = weight @ cols[n], O x P*Q, NCHW as it comes, with
+        the group's bias and activation as the product's epilogue) unless a sample's
+        output plane is small (P*Q < ``MERGED_PLANE``: a weight gradient, whose P x Q is
+        the kernel's, or a late feature map), where that product would be too narrow to
+        fill the register tile: then one product over all samples (``lower_conv_merged``)."""
         conv = group.ops[0]
         x, w = conv.inputs
+        n, o, p, q = conv.out.shape
+        if p * q < MERGED_PLANE and n > 1:
+            return self.lower_conv_merged(group)
+        depth = math.prod(w.shape[1:])
+        index = (L.Var("b0"), L.Var("i"), iop("floordiv", L.Var("j"), L.IConst(q)),
+                 iop("mod", L.Var("j"), L.IConst(q)))
+        stores = [(self.buffer_of[v], self.value(v, index)) for v in self.stored_values(group)]
+        weight = self.conv_weight(w)
+        cols = self.conv_input(conv)
+        # What the kernel reads: its operands and the epilogue's loads, not the buffers
+        # the convolution's input is computed from (the im2col kernel read those).
+        reads = [weight.buffer, cols.buffer]
+        for _, value in stores:
+            for load in _loads(value):
+                if load.buffer not in reads:
+                    reads.append(load.buffer)
+        writes = [buffer for buffer, _ in stores]
+        return L.MatmulKernel(self.kernel_name(group), (n,), o, p * q, depth, weight, cols,
+                              conv.out.type.dtype, stores, reads, writes, self.comment(group))
+
+    def lower_conv_merged(self, group):
+        """One product over all samples: product (O x N*P*Q) = weight @ cols (C*KH*KW x
+        N*P*Q) into a temporary, then a loop kernel that stores the group's values (the
+        convolution read from the product, transposed to NCHW; bias, activation) ."""
+        conv = group.ops[0]
+        x, w = conv.inputs
+        n, o, p, q = conv.out.shape
+        dtype = conv.out.type.dtype
+        weight = self.conv_weight(w)
+        cols = self.im2col(conv, merged=True)
+        name = f"tmp_{conv.out.name}_product"
+        self.buffers[name] = L.BufferInfo(name, dtype, n * o * p * q, "temp")
+        self.kernels.append(L.MatmulKernel(
+            f"{self.kernel_name(group)}_product", (), o, n * p * q, math.prod(w.shape[1:]),
+            weight, cols, dtype, [(name, L.Acc("acc", dtype))], [weight.buffer, cols.buffer],
+            [name], [f"product of conv2d %{conv.out.name}, (O, N, P, Q)"]))
+        self.products[conv.out] = lambda index: L.Load(
+            name, linear((index[1], index[0], index[2], index[3]), (o, n, p, q)), dtype)
+        out_index = tuple(L.Var(v) for v in ("n", "o", "p", "q"))
+        body = [L.Store((), self.buffer_of[v], linear(out_index, v.shape),
+                        self.value(v, out_index)) for v in self.stored_values(group)]
+        reads = sorted({load.buffer for s in body for load in _loads(s.value)})
+        return L.LoopKernel(self.kernel_name(group), tuple(zip(("n", "o", "p", "q"),
+                                                                conv.out.shape)),
+                            body, reads, [s.buffer for s in body], self.comment(group))
+
+    def conv_weight(self, w: Value) -> L.Operand:
+        """The weight (O, C, KH, KW) as the product's A (O x C*KH*KW), the same matrix
+        for every sample: a strided view when (C, KH, KW) are one stride apart, else a
+        contiguous copy (a flipped weight of an input gradient)."""
+        view = self.strided(w)
+        if view is None or _merged_stride(w.shape[1:], view[1][1:]) is None:
+            view = self.materialize(w)
+        buffer, strides, offset = view
+        return L.Operand(buffer, (0,), strides[0], _merged_stride(w.shape[1:], strides[1:]),
+                         offset)
+
+    def conv_input(self, conv) -> L.Operand:
+        """The product's B for each sample (C*KH*KW x P*Q): the input itself when the
+        kernel is 1x1 with stride 1 and the input a strided view whose (H, W) are one
+        stride apart, else the im2col buffer."""
+        x, w = conv.inputs
+        n, c, h, wd = x.shape
+        _, _, p, q = conv.out.shape
         stride, dilation = conv.attr_dict["stride"], conv.attr_dict["dilation"]
-        n, o, oh, ow = (L.Var(v) for v in ("n", "o", "oh", "ow"))
-        c, kh, kw = (L.Var(v) for v in ("c", "kh", "kw"))
-        xi = (n, c, iop("add", iop("mul", oh, L.IConst(stride[0])),
-                        iop("mul", kh, L.IConst(dilation[0]))),
-              iop("add", iop("mul", ow, L.IConst(stride[1])),
-                  iop("mul", kw, L.IConst(dilation[1]))))
-        product = L.Op("mul", (self.value(x, xi), self.value(w, (o, c, kh, kw))),
-                       conv.out.type.dtype)
-        red = (("c", w.shape[1]), ("kh", w.shape[2]), ("kw", w.shape[3]))
-        body = [L.Reduce(red, (L.Accumulator(self.acc_name(conv.out), "sum", product,
-                                             conv.out.type.dtype),))]
-        out_index = (n, o, oh, ow)
-        for v in self.stored_values(group):
-            body.append(L.Store((), self.buffer_of[v], linear(out_index, v.shape),
-                                self.value(v, out_index)))
-        par = tuple(zip(("n", "o", "oh", "ow"), conv.out.shape))
-        reads, writes = self.io(group)
-        return L.LoopKernel(self.kernel_name(group), par, body, reads, writes,
-                            self.comment(group))
+        if w.shape[2:] == (1, 1) and tuple(stride) == (1, 1):
+            view = self.strided(x)
+            if view is not None:
+                buffer, strides, offset = view
+                spatial = _merged_stride((h, wd), strides[2:])
+                if spatial is not None:
+                    return L.Operand(buffer, (strides[0] if n > 1 else 0,), strides[1],
+                                     spatial, offset)
+        return self.im2col(conv)
+
+    def im2col(self, conv, merged: bool = False) -> L.Operand:
+        """A loop kernel storing cols[n, (c, kh, kw), (p, q)] = x[n, c, p * stride +
+        kh * dilation, q * stride + kw * dilation] into a temporary (``merged``: laid
+        out as cols[(c, kh, kw), (n, p, q)], one matrix for all samples).  It reads x through
+        its index maps when that is one load (a view, a padding: no kernel of their own),
+        else from a contiguous copy of x (a pooling's gather: once per element, not once
+        per window that holds it)."""
+        x, w = conv.inputs
+        _, c, kh, kw = w.shape
+        n, _, p, q = conv.out.shape
+        stride, dilation = conv.attr_dict["stride"], conv.attr_dict["dilation"]
+        name = f"tmp_{conv.out.name}_cols"
+        depth = c * kh * kw
+        shape = (n, depth, p, q)
+        self.buffers[name] = L.BufferInfo(name, x.type.dtype, math.prod(shape), "temp")
+        # One loop over the (c, kh, kw) rows: LLVM unrolls short constant loops, and a
+        # six-deep nest of them took longer to compile than the matmul kernel.
+        loop = tuple(L.Var(v) for v in ("n", "r", "p", "q"))
+        vn, vr, vp, vq = loop
+        vc, vkh, vkw = unravel(vr, (c, kh, kw))
+        at = (vn, vc,
+              iop("add", iop("mul", vp, L.IConst(stride[0])),
+                  iop("mul", vkh, L.IConst(dilation[0]))),
+              iop("add", iop("mul", vq, L.IConst(stride[1])),
+                  iop("mul", vkw, L.IConst(dilation[1]))))
+        group, self.group = self.group, None
+        value = self.value(x, at)
+        self.group = group
+        if len(list(_loads(value))) > 1:
+            source, strides, offset = self.buffered(x)
+            address = L.IConst(offset)
+            for i, s in zip(at, strides):
+                address = iop("add", address, iop("mul", i, L.IConst(s)))
+            value = L.Load(source, address, x.type.dtype)
+        reads = sorted({e.buffer for e in _loads(value)})
+        # Loops in the per-sample order either way: it reads x's planes in order.
+        at = linear((vr, vn, vp, vq), (depth, n, p, q)) if merged else linear(loop, shape)
+        self.kernels.append(L.LoopKernel(
+            f"im2col_{conv.out.name}", tuple((v.name, d) for v, d in zip(loop, shape)),
+            [L.Store((), name, at, value)], reads, [name],
+            [f"im2col of %{x.name} for conv2d %{conv.out.name}"]))
+        if merged:
+            return L.Operand(name, (), n * p * q, 1, 0)
+        return L.Operand(name, (depth * p * q if n > 1 else 0,), p * q, 1, 0)
 
     def lower_scatter(self, group):
         op = group.ops[0]
@@ -410,6 +542,19 @@ class Lowering:
                 return buffer, contiguous_strides(v.shape), offset
         return None
 
+    def buffered(self, v: Value):
+        """(buffer, strides, offset) of v: a strided view of a buffer, else a permutation
+        of a contiguous copy of what v permutes (a weight gradient's transposed input
+        shares the copy the forward made), else a contiguous copy of v."""
+        view = self.strided(v)
+        if view is not None:
+            return view
+        op = self.producer.get(v)
+        if op is not None and op.name == "permute" and v in self.fusion.inline:
+            buffer, strides, offset = self.buffered(op.inputs[0])
+            return buffer, tuple(strides[p] for p in op.attr_dict["perm"]), offset
+        return self.materialize(v)
+
     def materialize(self, v: Value):
         """A copy kernel that stores v contiguously (a matmul operand that no strided
         view can express), made once however many operands read v (``c @ c``)."""
@@ -437,6 +582,18 @@ class Lowering:
         program = L.Program(self.name, self.buffers, self.kernels, inputs, outputs,
                             self.constants, sites=list(self.sites))
         return plan_memory(program)
+
+
+def _merged_stride(shape, strides):
+    """The one stride of dims ``shape`` (row-major, with ``strides``) read as a single
+    flat dim, or None when they are not evenly spaced: a reshape of a strided view."""
+    dims = [(d, s) for d, s in zip(shape, strides) if d != 1]
+    if not dims:
+        return 1
+    for (_, outer), (size, inner) in zip(dims, dims[1:]):
+        if outer != size * inner:
+            return None
+    return dims[-1][1]
 
 
 def _loads(expr):

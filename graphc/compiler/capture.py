@@ -15,9 +15,9 @@ import numpy as np
 
 from graphc import creation
 from graphc.autograd.hooks import leaf_hook_ids
-from graphc.compiler.guards import (Guard, Guards, LiftedGuard, MembersGuard, Recorder,
-                                    attribute_guards, closure_guards, global_guards,
-                                    is_constant, optimizer_guards)
+from graphc.compiler.guards import (GradPresenceGuard, Guards, LiftedGuard, MembersGuard,
+                                    Recorder, attribute_guards, closure_guards,
+                                    global_guards, is_constant, optimizer_guards)
 from graphc.context import GraphBreak, tracing
 from graphc.dtypes import TensorType
 from graphc.ir import Graph, verify
@@ -274,9 +274,7 @@ def _guards(fn, roots, labels, recorder, sources, dynamic_hyper, params) -> Guar
         if is_optimizer(root):
             always += optimizer_guards(label, root, dynamic_hyper)
     if params:
-        always.append(Guard("which parameters have a .grad, and their gradient hooks",
-                            functools.partial(_grad_presence, params),
-                            _grad_presence(params)))
+        always.append(GradPresenceGuard(params, _grad_presence))
     on_modules = [MembersGuard(label, root) for label, root in roots
                   if isinstance(root, Module)]
     on_modules += attribute_guards(recorder, labels)

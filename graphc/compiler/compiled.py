@@ -16,6 +16,7 @@ cannot be traced raises (``fullgraph=True``) or runs eagerly with a one-time war
 from __future__ import annotations
 
 import functools
+import operator
 import os
 import types
 import warnings
@@ -127,11 +128,80 @@ def _owned(arrays) -> list:
 
 
 class CacheEntry:
-    """One compiled specialisation: valid while ``guards`` pass."""
-    __slots__ = ("key", "guards", "program")
+    """One compiled specialisation: valid while ``guards`` pass.  ``plan``: its
+    ``CallPlan``, made on the first call that can use one."""
+    __slots__ = ("key", "guards", "program", "plan")
 
     def __init__(self, key, guards: Guards, program):
         self.key, self.guards, self.program = key, guards, program
+        self.plan = None
+
+
+# What the program key holds of each tensor argument (see ``CompiledFunction._key``).
+_TENSOR_META = operator.attrgetter("_array.shape", "dtype", "_requires_grad")
+_ARRAY = operator.attrgetter("_array")
+
+
+class CallPlan:
+    """Everything about calling one cached program with positional tensor arguments
+    that does not change from call to call, worked out once: the key the arguments
+    must match (``meta``: each tensor's shape, dtype and requires_grad; grad mode and
+    autocast state), which graph inputs are arguments, and the backend's call plan
+    (``BoundCall``) with the lifted tensors' arrays (parameters, optimizer state) as
+    fixed inputs.  The plan is valid while those tensors keep the same arrays (checked
+    by identity on each call; a replaced array binds the plan again)."""
+
+    def __init__(self, entry: CacheEntry, key: tuple):
+        program = self.program = entry.program
+        cap = program.capture
+        self.guards = entry.guards
+        self.grad_enabled, self.amp, self.meta = key[0], key[2], tuple(key[3:])
+        lifted = [(i, s.tensor) for i, s in enumerate(cap.sources)
+                  if isinstance(s, LiftedInput)]
+        self.lifted_positions = [i for i, _ in lifted]
+        self.lifted = tuple(t for _, t in lifted)
+        self.varying = [s for s in cap.sources if not isinstance(s, LiftedInput)]
+        self.arg_indices = ([s.index for s in self.varying]
+                            if all(isinstance(s, ArgInput) for s in self.varying) else None)
+        self.bound, self.bound_ids = None, None
+        self.in_place = [i for _, i in program.forward.in_place]
+        self.written, self.written_roots = [], frozenset()
+        self.results = [(k, v.type.dtype)
+                        for k, v in enumerate(cap.graph.outputs[:cap.n_results])]
+        self.single = isinstance(cap.result_tree, Tensor)
+        # A pure function of its tensor arguments returning one tensor: the call is the
+        # program's and a wrap, nothing more.
+        pure = not (cap.writebacks or cap.arg_writebacks or cap.grad_effects or
+                    cap.arg_grad_effects or program.backward is not None)
+        self.only_result = self.results[0] if pure and self.single and \
+            self.arg_indices is not None else None
+
+    def bound_call(self):
+        """The backend's call plan (``bind``) for the lifted tensors' current arrays."""
+        if not self.lifted and self.bound is not None:
+            return self.bound
+        arrays = list(map(_ARRAY, self.lifted))
+        ids = tuple(map(id, arrays))
+        if ids != self.bound_ids:
+            fixed = dict(zip(self.lifted_positions, arrays))
+            private = {i for i in self.in_place
+                       if any(np.may_share_memory(fixed[i], a) for j, a in fixed.items()
+                              if j != i)}
+            self.bound = self.program.forward.bind(fixed, private)
+            self.written = [fixed[i] for i in self.in_place if i not in private]
+            self.written_roots = frozenset(id(residency.root_of(a)) for a in self.written)
+            self.bound_ids = ids
+        return self.bound
+
+    def apart(self, arrays) -> bool:
+        """Whether ``arrays`` (the arguments' arrays) share no memory with the arrays
+        the program updates in place (checked exactly only for a view, or an array
+        that is the root of one of those)."""
+        for a in arrays:
+            if (a.base is not None or id(a) in self.written_roots) and \
+                    any(np.may_share_memory(a, w) for w in self.written):
+                return False
+        return True
 
 
 def _number_key(x):
@@ -157,6 +227,7 @@ class CompiledFunction:
         self.static_numbers: dict = {}   # argument structure -> leaves that must stay constant
         self.compile_count = 0
         self.recompiles = 0
+        self._fast = None               # the CallPlan the last call ran, if one fits
         self._warned: set = set()
         self.name = getattr(fn, "__name__", type(fn).__name__)
         functools.update_wrapper(self, fn, updated=())
@@ -168,7 +239,17 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if context.traces:              # called from code being traced: trace through it
             return self.fn(*args, **kwargs)
-        if not kwargs and all(type(a) is Tensor for a in args):     # the common case
+        plan = self._fast
+        if plan is not None and not kwargs and not residency.records:
+            try:
+                meta = tuple(map(_TENSOR_META, args))
+            except AttributeError:      # an argument that is not a tensor
+                meta = None
+            if meta == plan.meta and context.grad_enabled is plan.grad_enabled and \
+                    amp.state() == plan.amp and plan.guards.check():
+                return self._run_planned(plan, plan.bound_call(), args)
+        common = not kwargs and all(type(a) is Tensor for a in args)
+        if common:
             leaves, spec = args, _all_tensors_spec(len(args))
         else:
             leaves = []
@@ -181,7 +262,19 @@ class CompiledFunction:
             entry = self._miss(key, spec, leaves, args, kwargs)
         if entry is None or entry.program is EAGER:
             return self.fn(*args, **kwargs)
+        if common:
+            self._fast = self._plan_of(entry, key)
         return self._run(entry.program, leaves)
+
+    def _plan_of(self, entry: CacheEntry, key) -> CallPlan | None:
+        """The call plan of ``entry`` when the next call with the same key can take the
+        fast path: ``entry`` is the first program tried for ``key`` (so the fast path
+        picks what the lookup would), and its backend program can bind inputs."""
+        if self.cache[key][0] is not entry or not hasattr(entry.program.forward, "bind"):
+            return None
+        if entry.plan is None:
+            entry.plan = CallPlan(entry, key)
+        return entry.plan
 
     def _key(self, spec, leaves) -> tuple:
         """What a program is specialised to, from the arguments alone: structure, each
@@ -311,6 +404,7 @@ class CompiledFunction:
                           "\n    ".join(map(str, entry.guards)))
         self.cache.setdefault(key, []).insert(0, entry)
         self.history.append(entry)
+        self._fast = None
         return entry
 
     def _build(self, spec, leaves, args, kwargs, dynamic) -> Program:
@@ -318,14 +412,18 @@ class CompiledFunction:
         cap = capture(self.fn, args, kwargs, leaves, spec, dynamic, self.name)
         self._dump("traced", cap.graph)
         diff = differentiate(cap, context.grad_enabled)
-        program = build(cap, diff, self._backend, self._dump)
+        program = build(cap, diff, functools.partial(self._backend, in_place=_in_place(cap)),
+                        self._dump)
         self.compile_count += 1
         return program
 
-    def _backend(self, graph, stage):
+    def _backend(self, graph, stage, in_place=()):
         """Hand a graph to the backend; its stages (fusion report, loop IR, generated
-        code) are dumped under ``stage``."""
-        return self.compile_backend(graph, fuse=self.fuse,
+        code) are dumped under ``stage``.  The cpu backend may compute the forward
+        graph's write-backs of lifted tensors into their own arrays (``in_place``)."""
+        extra = {"in_place": in_place} if stage == "forward" and in_place and \
+            self.backend == "cpu" else {}
+        return self.compile_backend(graph, fuse=self.fuse, **extra,
                                     dump=lambda name, text: self._dump(f"{stage}.{name}", text))
 
     def _dump(self, stage, content):
@@ -356,12 +454,50 @@ class CompiledFunction:
         host = ("_array" if not residency.records or hasattr(program.forward, "call_resident")
                 else "_data")
         arrays = [source.array(leaves, host) for source in cap.sources]
+        for _, i in getattr(program.forward, "in_place", ()):
+            # Updated in place during the call: pass a copy, so an argument or another
+            # input sharing its memory reads the old value throughout, as in eager.
+            arrays[i] = np.array(arrays[i], order="C")
         self._release_replaced_grads(cap)
         outs = _owned(_call(program.forward, arrays))
         writes = cap.writebacks + [(leaves[i], k) for i, k in cap.arg_writebacks]
         for t, k in writes:
             residency.assign(t._array, outs[k])
             t._version[0] += 1
+        return self._finish(program, leaves, arrays, outs)
+
+    def _run_planned(self, plan: CallPlan, bound, leaves):
+        """``_run`` by the call plan: only the arguments' arrays are passed, the outputs
+        need no ``_owned`` (a bound call's are fresh and distinct), and with no device
+        copies anywhere a write-back is a plain copy."""
+        if plan.only_result is not None:
+            k, dtype = plan.only_result
+            return Tensor._wrap(bound([leaves[i]._array for i in plan.arg_indices])[k], dtype)
+        cap = plan.program.capture
+        if plan.arg_indices is not None:
+            varying = [leaves[i]._array for i in plan.arg_indices]
+        else:
+            varying = [s.array(leaves, "_array") for s in plan.varying]
+        if plan.written and not plan.apart(varying):
+            return self._run(plan.program, leaves)     # which copies what it updates
+        if cap.grad_effects:
+            self._release_replaced_grads(cap)
+        outs = bound(varying)
+        for t, k in cap.writebacks:
+            if outs[k] is not t._array:        # not computed in place
+                np.copyto(t._array, outs[k])
+            t._version[0] += 1
+        for i, k in cap.arg_writebacks:
+            t = leaves[i]
+            np.copyto(t._array, outs[k])
+            t._version[0] += 1
+        arrays = bound.all_inputs(varying) if plan.program.backward is not None else None
+        return self._finish(plan.program, leaves, arrays, outs)
+
+    def _finish(self, program: Program, leaves, arrays, outs):
+        """After the program ran: ``.grad`` effects, the results as tensors, and the
+        compiled backward node."""
+        cap = program.capture
         for p, k in cap.grad_effects:
             p.grad = None if k is None else Tensor._wrap(outs[k], p.dtype)
         for i, k in cap.arg_grad_effects:      # backward reached an argument: accumulate
@@ -402,6 +538,14 @@ class CompiledFunction:
 
     def programs(self) -> list:
         return [e.program for e in self.history if e.program is not EAGER]
+
+
+def _in_place(cap) -> list:
+    """(output, input) positions of the capture's write-backs to lifted tensors: the new
+    value of a parameter or optimizer state may be computed into its own array."""
+    position = {id(s.tensor): i for i, s in enumerate(cap.sources)
+                if isinstance(s, LiftedInput)}
+    return [(k, position[id(t)]) for t, k in cap.writebacks if id(t) in position]
 
 
 @functools.lru_cache(maxsize=64)

@@ -4,8 +4,10 @@ The function is captured exactly as a compile would capture it (so nothing it to
 changes: parameters, ``.grad``, optimizer state are all restored), differentiated and
 optimised; the report lists each program's kernels (a whole training step's forward,
 backward and optimizer kernels are one program), why each unfused edge is a kernel
-boundary, the peak bytes of intermediate buffers, a graph break with its source line,
-and the guards that would decide when to recompile.
+boundary, the peak bytes of intermediate buffers, how the cpu backend runs each matmul
+(graphc's kernel with its tuned blocking, or numpy's BLAS, and the measurement that
+chose it), a graph break with its source line, and the guards that would decide when
+to recompile.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from graphc.codegen.memory import peak_bytes
 from graphc.compiler.build import differentiate, optimise
 from graphc.compiler.capture import RetraceLater, capture, flatten_args
 from graphc.context import GraphBreak
+from graphc.codegen.loops import MatmulKernel
+from graphc.targets.cpu.tuning import describe as describe_matmul
 
 
 def explain(fn, *args, fuse=True, **kwargs) -> str:
@@ -39,8 +43,10 @@ def explain(fn, *args, fuse=True, **kwargs) -> str:
         programs.append(("backward", diff.backward))
     for stage, graph in programs:
         program, fusion = lower(optimise(graph, lambda *_: None), fuse)
+        matmuls = [describe_matmul(k) for k in program.kernels if isinstance(k, MatmulKernel)]
         sections.append(f"== {stage} ==\n{fusion.report()}\n"
-                        f"peak intermediate bytes: {peak_bytes(program)}")
+                        f"peak intermediate bytes: {peak_bytes(program)}" +
+                        "".join(f"\nmatmul on cpu: {line}" for line in matmuls))
     sections.append(f"== guards ({len(cap.guards)}) ==\n" +
                     "\n".join(f"  {g}" for g in cap.guards))
     return "\n".join(sections)

@@ -18,12 +18,19 @@ the ``LOAD_GLOBAL`` names of each user frame); which module attributes, by a
 ``Module.__getattribute__`` that records reads while a trace runs.  The checks on
 modules run again only after some module changed (``graphc.nn.module.changes()``), so a
 call on an unchanged model pays for none of them.
+
+The checks made on every call are folded (``Guards``): the identity guards are read
+together and compared as one tuple of ids, the guards on scalar constants as one tuple
+of values (and one of their types); only when such a comparison fails are the guards
+checked one by one, so each keeps its exact meaning (``same_constant``: NaN equals NaN).
 """
 from __future__ import annotations
 
 import dis
 import enum
 import functools
+import itertools
+import operator
 import os
 import sys
 import sysconfig
@@ -36,6 +43,12 @@ from graphc.tensor import Tensor
 MISSING = object()          # what a read returns for a name that no longer exists
 
 _CONSTANT_TYPES = (int, float, bool, str, bytes, complex, type(None), enum.Enum, DType)
+
+
+def _scalar_constant(value) -> bool:
+    """A constant that ``==`` compares as ``same_constant`` does once the types are
+    equal (not a tuple, whose items may differ in type)."""
+    return is_constant(value) and not isinstance(value, (tuple, frozenset))
 
 
 def is_constant(value) -> bool:
@@ -110,8 +123,14 @@ class LiftedGuard(Guard):
         return f"{self.source}: unchanged"
 
 
-def _shapes_and_flags(tensors) -> list:
-    return [(t._array.shape, t._requires_grad) for t in tensors]
+_SHAPE_AND_FLAG = operator.attrgetter("_array.shape", "_requires_grad")
+
+
+def _shapes_and_flags(tensors) -> tuple:
+    return tuple(map(_SHAPE_AND_FLAG, tensors))
+
+
+_CALL = operator.methodcaller("__call__")
 
 
 class Guards:
@@ -122,11 +141,34 @@ class Guards:
         self.always = always
         self.on_modules = on_modules
         self.passed_at = -1        # module_state.changes() when on_modules last passed
+        same = [g for g in always if type(g) is Guard and g.identity]
+        equal = [g for g in always if type(g) in (Guard, ZeroGuard) and not g.identity
+                 and _scalar_constant(g.expected)]
+        folded = {id(g) for g in same + equal}
+        # A guard holds what it expects, so equal ids mean the very same objects.
+        self._same_reads = tuple(g.read for g in same)
+        self._same_ids = tuple(id(g.expected) for g in same)
+        self._equal = equal
+        self._equal_reads = tuple(g.read for g in equal)
+        self._equal_values = tuple(g.expected for g in equal)
+        self._equal_types = tuple(map(type, self._equal_values))
+        self._others = [g for g in always if id(g) not in folded]
 
     def check(self) -> bool:
-        for g in self.always:
+        if self._same_reads and \
+                tuple(map(id, map(_CALL, self._same_reads))) != self._same_ids:
+            return False
+        if self._equal_reads:
+            values = tuple(map(_CALL, self._equal_reads))
+            if tuple(map(type, values)) != self._equal_types or values != self._equal_values:
+                for g in self._equal:       # exactly: NaN, or a value of another type
+                    if not g.check():
+                        return False
+        for g in self._others:
             if not g.check():
                 return False
+        if not self.on_modules:
+            return True
         changes = module_state.changes()
         if changes != self.passed_at:
             for g in self.on_modules:
@@ -313,13 +355,43 @@ class LayoutGuard(Guard):
         return f"{self.source}: replaced (load_state_dict, add_param_group, or new state)"
 
 
+_PARAMS = operator.itemgetter("params")
+
+
 def optimizer_layout(opt) -> tuple:
     """The identity of an optimizer's parameter groups, their parameters and its state
     tensors (``load_state_dict`` replaces them all)."""
-    groups = tuple((id(g), tuple(map(id, g["params"]))) for g in opt.param_groups)
-    state = tuple((id(p), k, id(v)) for p, s in opt.state.items() for k, v in s.items()
-                  if isinstance(v, Tensor))
+    params = list(map(_PARAMS, opt.param_groups))
+    groups = (tuple(map(id, opt.param_groups)), tuple(map(len, params)),
+              tuple(map(id, itertools.chain.from_iterable(params))))
+    state = tuple([(id(p), k, id(v)) for p, s in opt.state.items() for k, v in s.items()
+                   if isinstance(v, Tensor)])
     return groups, state
+
+
+_GRAD = operator.attrgetter("grad")
+_DICT = operator.attrgetter("__dict__")
+
+
+class GradPresenceGuard(Guard):
+    """Which parameters have no ``.grad``, and their gradient hooks (``presence(params)``
+    gives both): code that touches gradients traces differently for each.  Checked
+    first by the ``.grad``s alone when no parameter had hooks and none has any
+    attribute of its own now (hooks live in the tensor's ``__dict__``)."""
+    __slots__ = ("params", "no_grads", "hookless")
+
+    def __init__(self, params: list, presence):
+        super().__init__("which parameters have a .grad, and their gradient hooks",
+                         functools.partial(presence, params), presence(params))
+        self.params = params
+        self.no_grads = tuple(none for none, _ in self.expected)
+        self.hookless = all(hooks == ((), ()) for _, hooks in self.expected)
+
+    def check(self) -> bool:
+        if self.hookless and not any(map(len, map(_DICT, self.params))):
+            return tuple(map(operator.is_, map(_GRAD, self.params),
+                             itertools.repeat(None))) == self.no_grads
+        return self.read() == self.expected
 
 
 def optimizer_guards(label: str, opt, dynamic: set) -> list:

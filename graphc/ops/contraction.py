@@ -1,10 +1,13 @@
 """Contraction primitives: batched ``matmul`` and ``conv2d``.
 
 ``conv2d`` takes no padding (the front end pads with the ``pad`` primitive) but has
-stride and dilation, which makes the primitive closed under differentiation: both of its
-VJPs are again ``conv2d`` of padded, dilated or permuted tensors.
+stride and dilation.  Its weight gradient is again a ``conv2d`` (of permuted tensors);
+its input gradient is col2im: one batched ``matmul`` of the weight and the gradient,
+whose planes are padded into place and summed.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -27,11 +30,38 @@ def _matmul_infer(a: TensorType, b: TensorType) -> TensorType:
     return TensorType(batch + (a.shape[-2], b.shape[-1]), a.dtype)
 
 
+def _shared_matrix(shape, g) -> bool:
+    """Whether an operand of ``shape`` is one matrix broadcast over all of the batch
+    dims of the gradient ``g`` (a linear layer's weight on a (batch, seq, features)
+    input)."""
+    return g.dim() > 2 and all(d == 1 for d in shape[:-2])
+
+
+def _matmul_grad_a(g, out, a, b):
+    if _shared_matrix(a.shape, g):
+        # One product with the batch folded into the depth, not a batch of products
+        # summed: sum_i g_i @ b_i^T = [g_1 ... g_n] @ [b_1 ... b_n]^T.
+        m, n, k = g.shape[-2], g.shape[-1], b.shape[-2]
+        depth = math.prod(g.shape[:-2]) * n
+        rows = g.movedim(-2, 0).reshape(m, depth)
+        cols = b.expand(*g.shape[:-2], k, n).transpose(-1, -2).reshape(depth, k)
+        return rows.matmul(cols).reshape(a.shape)
+    return unbroadcast(g.matmul(b.transpose(-1, -2)), a.shape)
+
+
+def _matmul_grad_b(g, out, a, b):
+    if _shared_matrix(b.shape, g):
+        # sum_i a_i^T @ g_i = (a's rows stacked)^T @ (g's rows stacked).
+        m, k, n = g.shape[-2], a.shape[-1], g.shape[-1]
+        depth = math.prod(g.shape[:-2]) * m
+        rows = a.expand(*g.shape[:-2], m, k).reshape(depth, k)
+        return rows.transpose(-1, -2).matmul(g.reshape(depth, n)).reshape(b.shape)
+    return unbroadcast(a.transpose(-1, -2).matmul(g), b.shape)
+
+
 register(Primitive(
     "matmul", "contraction", _matmul_infer, np.matmul,
-    vjp=(lambda g, out, a, b: unbroadcast(g.matmul(b.transpose(-1, -2)), a.shape),
-         lambda g, out, a, b: unbroadcast(a.transpose(-1, -2).matmul(g), b.shape)),
-    saves=(0, 1)))
+    vjp=(_matmul_grad_a, _matmul_grad_b), saves=(0, 1)))
 
 
 def conv_out_size(size, kernel, stride, dilation) -> int:
@@ -70,18 +100,27 @@ def _conv2d_impl(x, w, stride, dilation):
 
 
 def _conv2d_input_grad(g, out, x, w, stride, dilation):
-    # Full correlation of the stride-dilated gradient with the flipped kernel.
-    kh, kw = w.shape[2:]
-    reach = [dilation[0] * (kh - 1), dilation[1] * (kw - 1)]
-    g = g._pad([(0, 0, 0), (0, 0, 0), (reach[0], reach[0], stride[0] - 1),
-                (reach[1], reach[1], stride[1] - 1)], 0)
-    flipped = w._slice([0, 0, kh - 1, kw - 1], [w.shape[0], w.shape[1], -1, -1],
-                       [1, 1, -1, -1]).transpose(0, 1)
-    dx = g._conv2d(flipped, (1, 1), dilation)
-    # Rows/columns the forward never read (past the last window) get zero gradient.
-    missing = [x.shape[2] - dx.shape[2], x.shape[3] - dx.shape[3]]
-    if max(missing) > 0:
-        dx = dx._pad([(0, 0, 0), (0, 0, 0), (0, missing[0], 0), (0, missing[1], 0)], 0)
+    # col2im: the gradient of each window's columns is one batched product, w^T @ g
+    # (N, C*KH*KW, P*Q); each kernel offset's plane is then placed where it was read
+    # (a pad: every stride-th row from its offset) and the planes are summed.  Less
+    # work than a convolution of the padded, zero-interleaved gradient, which
+    # multiplies its borders and interleaved zeros too.
+    n, o, p, q = g.shape
+    _, c, kh, kw = w.shape
+    cols = w.reshape(o, c * kh * kw).transpose(0, 1).matmul(g.reshape(n, o, p * q))
+    cols = cols.reshape(n, c, kh, kw, p, q)
+    dx = None
+    for i in range(kh):
+        for j in range(kw):
+            plane = cols._slice([0, 0, i, j, 0, 0], [n, c, i + 1, j + 1, p, q],
+                                [1] * 6).reshape(n, c, p, q)
+            top, left = i * dilation[0], j * dilation[1]
+            plane = plane._pad([(0, 0, 0), (0, 0, 0),
+                                (top, x.shape[2] - top - (p - 1) * stride[0] - 1,
+                                 stride[0] - 1),
+                                (left, x.shape[3] - left - (q - 1) * stride[1] - 1,
+                                 stride[1] - 1)], 0)
+            dx = plane if dx is None else dx + plane
     return dx
 
 

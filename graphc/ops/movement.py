@@ -337,9 +337,21 @@ def _gather_map(m, index, axis):
     return m.read(0, index[:axis] + (j,) + index[axis + 1:])
 
 
+def _gather_grad(g, out, x, idx, axis):
+    """scatter_add of g into zeros; an index picking one element per line of x along
+    ``axis`` (max with dim, max pooling, nll_loss) picks where it equals the position
+    instead: an elementwise op that fuses, not a serial scatter kernel."""
+    if idx.shape[axis] == 1 and all(i == d for a, (i, d) in enumerate(zip(idx.shape, x.shape))
+                                    if a != axis):
+        positions = np.arange(x.shape[axis]).reshape(
+            [x.shape[axis] if a == axis else 1 for a in range(len(x.shape))])
+        return g.where(idx == idx.new_tensor(positions), 0)
+    return x.new_zeros(x.shape).scatter_add(axis, idx, g)
+
+
 register(Primitive(
     "gather", "movement", _gather_infer, _gather_impl,
-    vjp=(lambda g, out, x, idx, axis: x.new_zeros(x.shape).scatter_add(axis, idx, g), None),
+    vjp=(_gather_grad, None),
     saves=(1,), attrs=("axis",), index_map=_gather_map))
 
 

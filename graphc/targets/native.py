@@ -20,9 +20,14 @@ def lower_graph(graph: Graph, fuse: bool = True, dump=None) -> L.Program:
     return program
 
 
-def compile_graph_cpu(graph: Graph, fuse: bool = True, dump=None):
+def compile_graph_cpu(graph: Graph, fuse: bool = True, dump=None, in_place=()):
+    """``in_place``: (output, input) positions the caller lets the program compute into
+    the input's array (``graphc.codegen.inplace``; done where safe, see the program's
+    ``in_place``)."""
+    from graphc.codegen.inplace import write_in_place
     from graphc.targets.cpu.runtime import compile_program
-    native = compile_program(lower_graph(graph, fuse, dump), [v.shape for v in graph.outputs])
+    program, done = write_in_place(lower_graph(graph, fuse, dump), in_place)
+    native = compile_program(program, [v.shape for v in graph.outputs], done)
     if dump is not None:
         dump("ll", native.llvm_ir())
     return native

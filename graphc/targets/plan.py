@@ -39,14 +39,16 @@ class HostMemory:
 class BufferPlan:
     """The fixed facts of a program's buffers, computed once per compiled program.
 
-    ``inputs``: (buffer name, numpy dtype, size) in call order; ``written_inputs``: the
-    positions of inputs the kernels update in place; ``fresh``: (output position, buffer
-    name) for outputs the kernels write into a new array each call; ``copies``: (output
-    position, buffer name, input position or None) for outputs that are an input, a
-    constant or a repeated output, copied after the call; ``shapes``: each output's
-    shape (flat when not given: buffers have no shape)."""
+    ``inputs``: (buffer name, numpy dtype, size) in call order; ``in_place``: (output
+    position, input position) for outputs computed into their input's array
+    (``graphc.codegen.inplace``), which the call returns as that output;
+    ``written_inputs``: the positions of the other inputs the kernels update in place;
+    ``fresh``: (output position, buffer name) for outputs the kernels write into a new
+    array each call; ``copies``: (output position, buffer name, input position or None)
+    for outputs that are an input, a constant or a repeated output, copied after the
+    call; ``shapes``: each output's shape (flat when not given: buffers have no shape)."""
 
-    def __init__(self, program: L.Program, output_shapes=None):
+    def __init__(self, program: L.Program, output_shapes=None, in_place=()):
         self.program = program
         self.name = program.name
         buffers = program.buffers
@@ -54,15 +56,21 @@ class BufferPlan:
                        else [(buffers[name].size,) for name in program.outputs])
         self.inputs = [(name, buffers[name].dtype.np, buffers[name].size)
                        for name in program.inputs]
+        self.in_place = [tuple(pair) for pair in in_place]
+        in_place_outputs = {out for out, _ in self.in_place}
+        in_place_inputs = {inp for _, inp in self.in_place}
         written = {name for kernel in program.kernels for name in kernel.outputs}
-        self.written_inputs = [i for i, name in enumerate(program.inputs) if name in written]
+        self.written_inputs = [i for i, name in enumerate(program.inputs)
+                               if name in written and i not in in_place_inputs]
         self.fresh, self.copies, seen = [], [], set()
         positions = {name: i for i, name in enumerate(program.inputs)}
         for position, name in enumerate(program.outputs):
-            if buffers[name].kind == "output" and name not in seen and name not in positions:
-                self.fresh.append((position, name))
-            else:
-                self.copies.append((position, name, positions.get(name)))
+            if position not in in_place_outputs:
+                if buffers[name].kind == "output" and name not in seen and \
+                        name not in positions:
+                    self.fresh.append((position, name))
+                else:
+                    self.copies.append((position, name, positions.get(name)))
             seen.add(name)
 
     # ---- inputs ---------------------------------------------------------------------------

@@ -1,14 +1,19 @@
-"""The matmul kernel of the cpu backend: a BLIS-style loop nest.
+"""The matmul kernel of the cpu backend: a BLIS-style loop nest, or a call to numpy's BLAS.
 
 Blocks of A and B are packed into aligned scratch (so any strides work: transposed and
 broadcast operands included), a register-tiled micro-kernel accumulates a tile of C in
 vector registers, and the fused epilogue runs on each tile when its last depth block is
-done.  ``MatmulRenderer(module, kernel, slots, code, scopes).render()`` returns the
-kernel's function, with the signature of every kernel (see ``kernel.py``).
+done.  The sizes (``Blocking``) come from the host (``tuning.py``).  Where ``tuning``
+measured numpy's BLAS faster for the shape, the kernel instead calls its ``?gemm`` on
+each group of rows (operands as cblas row- or column-major with leading dimensions:
+``blas_layout``) and runs the epilogue over the result.
+``MatmulRenderer(module, kernel, slots, code, scopes, blocking, blas).render()`` returns
+the kernel's function, with the signature of every kernel (see ``kernel.py``).
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import llvmlite.ir as ir
 
@@ -17,14 +22,25 @@ from graphc.targets.cpu.kernel import (F32, F64, I32, I64, PTR, VOID, KernelFunc
                                         _suffix, declare, for_range, i64, imax, imin,
                                         intrinsic, raise_flag, value_type, vector_bytes)
 from graphc.codegen import loops as L
+from graphc.targets.cpu.blas import LOCAL_THREADS, NO_TRANS, ROW_MAJOR, TRANS
 
 
-KC = 256                     # depth of a packed block: a B micro-panel (KC x NR) stays in L1
-A_BLOCK_BYTES = 160 << 10    # a packed block of A (MC x KC) stays in L2 ...
-B_BLOCK_BYTES = 1 << 20      # ... next to a packed block of B (KC x NC)
+@dataclass(frozen=True)
+class Blocking:
+    """The loop nest's sizes: an ``mr`` x ``nv`` vectors register tile, packed blocks of
+    depth ``kc`` (a B micro-panel, kc x NR, stays in L1), A blocks (MC x kc) of at most
+    ``a_bytes`` (in L2) and B blocks (kc x NC) of at most ``b_bytes`` (in L3)."""
+    mr: int
+    nv: int
+    kc: int
+    a_bytes: int
+    b_bytes: int
+
+    def __str__(self):
+        return f"{self.mr}x{self.nv}v tile, kc {self.kc}"
 
 
-def _group_layout(k: L.MatmulKernel):
+def group_layout(k: L.MatmulKernel):
     """(number of outer batch dims, rows per group, A's row stride in a group): the inner
     batch dims along which B does not move and A's rows continue are merged into the
     rows of one group, so a linear layer on a (batch, seq, features) input is one
@@ -41,6 +57,36 @@ def _group_layout(k: L.MatmulKernel):
     return outer, rows, (k.a.row_stride if row_stride is None else row_stride)
 
 
+def blas_layout(k: L.MatmulKernel, index_bits: int = 64):
+    """How row-major cblas sees a group's operands: ((transpose A, lda), (transpose B,
+    ldb)), or None when graphc's kernel must run it: no BLAS for the dtype, no output of
+    the dtype to hold the product, a stride that is neither row- nor column-major (a
+    broadcast or strided matrix dim), or a size beyond the library's integers."""
+    if k.dtype not in (dtypes.float32, dtypes.float64) or \
+            not any(v.dtype is k.dtype for _, v in k.stores):
+        return None
+    _, rows, a_row_stride = group_layout(k)
+    a = _cblas_operand(rows, k.k, a_row_stride, k.a.col_stride)
+    b = _cblas_operand(k.k, k.n, k.b.row_stride, k.b.col_stride)
+    if a is None or b is None or max(rows, k.n, k.k, a[1], b[1]) >= 1 << (index_bits - 1):
+        return None
+    return a, b
+
+
+def _cblas_operand(rows, cols, row_stride, col_stride):
+    """(NO_TRANS or TRANS, leading dimension) of a rows x cols matrix with these strides
+    (a stride along a dim of size 1 is free), or None when it is neither layout."""
+    if cols == 1 or col_stride == 1:
+        lead = row_stride if rows > 1 else cols
+        if lead >= cols:
+            return NO_TRANS, lead
+    if rows == 1 or row_stride == 1:
+        lead = col_stride if cols > 1 else rows
+        if lead >= rows:
+            return TRANS, lead
+    return None
+
+
 def _round_up(x: int, step: int) -> int:
     return -(-x // step) * step
 
@@ -52,14 +98,17 @@ def _is_plain_acc(value, dtype) -> bool:
 class MatmulRenderer:
     """BLIS's loop nest: for each column block (NC) and depth block (KC), pack B into
     NR-wide panels; for each row block (MC), pack A into MR-high panels; then an MR x NR
-    register tile (two vectors wide, along j) accumulates over the block's depth with
-    fused multiply-adds.  Packing makes any strides (transposed, broadcast) contiguous.
+    register tile (``blocking.nv`` vectors wide, along j) accumulates over the block's
+    depth with fused multiply-adds.  Packing makes any strides (transposed, broadcast)
+    contiguous.  With ``blas`` (a ``blas.Blas``) and operands cblas can read, the
+    product is BLAS's instead (``_blas_groups``).
 
     Partial sums over depth blocks live in the first output of the kernel's dtype; the
     epilogue runs on a tile when its last depth block is done.  Without such an output
     (say only a bool result) the whole depth is one block."""
 
-    def __init__(self, module, kernel: L.MatmulKernel, slots: dict, code: int, scopes=None):
+    def __init__(self, module, kernel: L.MatmulKernel, slots: dict, code: int, scopes,
+                 blocking: Blocking, blas=None):
         if kernel.dtype is dtypes.bool_:
             raise ValueError(f"cpu backend: matmul {kernel.name} of bool operands is not "
                              f"supported")
@@ -67,27 +116,33 @@ class MatmulRenderer:
         self.dtype, self.vt = kernel.dtype, value_type(kernel.dtype)
         lanes = vector_bytes() // kernel.dtype.itemsize
         self.vec = ir.VectorType(self.vt, lanes)
-        self.outer, self.rows, self.a_row_stride = _group_layout(kernel)
-        # The register tile: up to 24 accumulators (of 32 registers with AVX-512, else
-        # 12 of 16), narrower for few rows or columns so little work is wasted.
-        self.mr = max(min(12 if vector_bytes() == 64 else 6, self.rows), 1)
-        self.nr = lanes if kernel.n <= lanes else 2 * lanes
+        self.outer, self.rows, self.a_row_stride = group_layout(kernel)
+        # The register tile, narrower for few rows or columns so little work is wasted.
+        self.mr = max(min(blocking.mr, self.rows), 1)
+        self.nr = min(blocking.nv, max(-(-kernel.n // lanes), 1)) * lanes
         self.partial = next((buf for buf, v in kernel.stores if v.dtype is kernel.dtype), None)
         self.epilogue = [(buf, v) for buf, v in kernel.stores
                          if not (buf == self.partial and _is_plain_acc(v, kernel.dtype))]
         size = kernel.dtype.itemsize
-        self.kc = max(min(KC if self.partial else kernel.k, kernel.k), 1)
-        self.nc = min(max(B_BLOCK_BYTES // (self.kc * size) // self.nr, 1) * self.nr,
+        self.kc = max(min(blocking.kc if self.partial else kernel.k, kernel.k), 1)
+        self.nc = min(max(blocking.b_bytes // (self.kc * size) // self.nr, 1) * self.nr,
                       _round_up(kernel.n, self.nr))
-        self.mc = min(max(A_BLOCK_BYTES // (self.kc * size) // self.mr, 1) * self.mr,
+        self.mc = min(max(blocking.a_bytes // (self.kc * size) // self.mr, 1) * self.mr,
                       _round_up(self.rows, self.mr))
+        fits = blas is not None and blas_layout(kernel, blas.index_bits) is not None
+        self.blas = blas if fits else None
         self.kf = KernelFunction(module, kernel.name, slots, scopes)
         self.b, self.code = self.kf.b, code
 
     def render(self) -> ir.Function:
         k = self.k
         if k.n and k.m and all(k.batch):
-            (self._blocked if k.k else self._zero_depth)()
+            if not k.k:
+                self._zero_depth()
+            elif self.blas is not None:
+                self._blas_groups()
+            else:
+                self._blocked()
         return self.kf.finish()
 
     # ---- the epilogue -------------------------------------------------------------------
@@ -152,6 +207,41 @@ class MatmulRenderer:
             a_base, b_base = self._bases(g)
             self._gemm(a_pack, b_pack, tile, row0, lo, hi, a_base, b_base)
 
+    def _blas_groups(self):
+        """Each group's rows of [start, stop) in one ``?gemm`` call that writes the
+        product into the partial-sum output; then the epilogue runs over those rows.
+        The calls run on this thread alone (graphc's pool splits the rows), and the
+        thread's BLAS setting is restored after them."""
+        b, kf, k, g_rows = self.b, self.kf, self.k, self.rows
+        (trans_a, lda), (trans_b, ldb) = blas_layout(k, self.blas.index_bits)
+        index = ir.IntType(self.blas.index_bits)
+        gemm = declare(b.module, self.blas.gemm[k.dtype.name], VOID,
+                       [I32, I32, I32, index, index, index, self.vt, PTR, index, PTR, index,
+                        self.vt, PTR, index])
+        threads = declare(b.module, LOCAL_THREADS, I32, [I32])
+        before = b.call(threads, [ir.Constant(I32, 1)])
+        first = b.sdiv(kf.start, i64(g_rows))
+        last = b.sdiv(b.add(kf.stop, i64(g_rows - 1)), i64(g_rows))
+        with for_range(b, first, last, name="group") as g:
+            row0 = b.mul(g, i64(g_rows), flags=("nsw",))
+            lo = imax(b, b.sub(kf.start, row0), i64(0))
+            hi = imin(b, b.sub(kf.stop, row0), i64(g_rows))
+            a_base, b_base = self._bases(g)
+            a_at = b.add(a_base, b.mul(lo, i64(self.a_row_stride)))
+            c_row = b.add(row0, lo)
+            rows = b.sub(hi, lo)
+            b.call(gemm, [ir.Constant(I32, ROW_MAJOR), ir.Constant(I32, trans_a),
+                          ir.Constant(I32, trans_b), b.trunc(rows, index) if index != I64
+                          else rows, ir.Constant(index, k.n), ir.Constant(index, k.k),
+                          ir.Constant(self.vt, 1.0), self._at(kf.pointer(k.a.buffer), a_at),
+                          ir.Constant(index, lda), self._at(kf.pointer(k.b.buffer), b_base),
+                          ir.Constant(index, ldb), ir.Constant(self.vt, 0.0),
+                          self._at(kf.pointer(self.partial), b.mul(c_row, i64(k.n))),
+                          ir.Constant(index, k.n)])
+            if self.epilogue:
+                self._tile_epilogue(None, c_row, i64(0), rows, i64(k.n))
+        b.call(threads, [before])
+
     def _bases(self, g):
         b, k = self.b, self.k
         a_base, b_base = i64(k.a.offset), i64(k.b.offset)
@@ -164,7 +254,7 @@ class MatmulRenderer:
 
     def _gemm(self, a_pack, b_pack, tile, row0, lo, hi, a_base, b_base):
         b, k = self.b, self.k
-        micro = _micro_kernel(b.module, self.vec, self.mr, self.nr)
+        micro = micro_kernel(b.module, self.vec, self.mr, self.nr)
         with for_range(b, 0, k.n, self.nc, name="jc") as jc:
             nc = imin(b, i64(self.nc), b.sub(i64(k.n), jc))
             with for_range(b, 0, k.k, self.kc, name="pc") as pc:
@@ -258,7 +348,7 @@ class MatmulRenderer:
                     self._store_epilogue(self.epilogue, out_row, out_col, acc)
 
 
-def _micro_kernel(module, vec, mr, nr) -> ir.Function:
+def micro_kernel(module, vec, mr, nr) -> ir.Function:
     """``tile[mr][nr] = sum_p a[p][mr] (outer) b[p][nr]`` over packed panels, the tile
     held in mr * nr / lanes vector registers; fn(a panel, b panel, depth >= 1, tile)."""
     name = f"graphc.micro.{mr}x{nr}.{_suffix(vec.element)}"

@@ -48,6 +48,7 @@ from graphc.targets.cpu.kernel import (I8, I32, I64, PTR, VOID, KernelFunction, 
                                         target_machine, value_type, vector_bytes)
 from graphc.targets.cpu import threads
 from graphc.targets.cpu.matmul import MatmulRenderer
+from graphc.targets.cpu.tuning import plan as matmul_plan
 from graphc.codegen import loops as L
 from graphc.ops import ACCUMULATIONS
 
@@ -289,7 +290,9 @@ def runs_threaded(kernel) -> bool:
 
 def render_kernel(module, kernel, slots: dict, code: int, scopes=None) -> ir.Function:
     if isinstance(kernel, L.MatmulKernel):
-        return MatmulRenderer(module, kernel, slots, code, scopes).render()
+        plan = matmul_plan(kernel)
+        return MatmulRenderer(module, kernel, slots, code, scopes, plan.blocking,
+                              plan.blas).render()
     return render_loop_kernel(module, kernel, slots, scopes)
 
 

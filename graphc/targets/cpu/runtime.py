@@ -4,6 +4,9 @@ native entry point from Python; object code is cached on disk.
 A call costs a few microseconds: the pointers of constants and temporaries (one arena
 per dtype, allocated once per program) are written once into a pointer array, and each
 call only writes the inputs' and fresh outputs' pointers, then makes one ctypes call.
+A caller that passes the same arrays call after call (``graphc.compile``'s parameters
+and optimizer state) binds them once (``CompiledProgram.bind``: a ``BoundCall`` with a
+pointer array of its own), and its calls write only the other inputs' pointers.
 
 Object code is kept in graphc's disk cache (``graphc.targets.cache``), keyed by the LLVM
 IR text, graphc's and LLVM's versions and the host CPU with its features.  Buffers follow
@@ -12,6 +15,7 @@ the shared plan (``graphc.targets.plan``) in host memory.
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 
 import llvmlite
@@ -113,16 +117,30 @@ def data_address(a: np.ndarray) -> int:
     return _pointer_at(id(a) + _DATA_OFFSET).value
 
 
+def _references(holder: list, i: int) -> int:
+    """``sys.getrefcount`` of ``holder[i]``, read always the same way, so it can be
+    compared with ``_ONLY_REFERENCE`` (whatever this interpreter counts on the way)."""
+    return sys.getrefcount(holder[i])
+
+
+_ONLY_REFERENCE = _references([object()], 0)      # an item only its list refers to
+
+
 class CompiledProgram:
     """A loop IR program compiled to native code: ``program(inputs) -> outputs``.
 
     Inputs must have the buffers' dtypes and sizes (any shape: buffers are flat);
-    outputs are fresh flat arrays (reshape them to the graph's shapes).  Calls are
-    serialised: the arenas of temporaries are shared between calls."""
+    outputs are fresh flat arrays (reshape them to the graph's shapes), except those
+    computed in place (``in_place``: (output position, input position), see
+    ``graphc.codegen.inplace``): such an output is its input's array, updated (or, when
+    that array cannot be written as it is, a converted copy).  Calls are serialised: the
+    arenas of temporaries are shared between calls."""
 
     def __init__(self, program: L.Program, ir_text: str, native: NativeCode,
-                 output_shapes=None):
-        plan = BufferPlan(program, output_shapes)
+                 output_shapes=None, in_place=()):
+        plan = BufferPlan(program, output_shapes, in_place)
+        self.in_place = plan.in_place
+        self._in_place_inputs = {inp for _, inp in plan.in_place}
         self.output_shapes = plan.shapes
         self.program = program
         self.name = program.name
@@ -132,7 +150,7 @@ class CompiledProgram:
         self._slots = {name: i for i, name in enumerate(program.buffers)}
         self._pointers = (ctypes.c_void_p * max(len(self._slots), 1))()
         self._pointers_address = ctypes.addressof(self._pointers)
-        self._error = (ctypes.c_int64 * 2)()     # {code, value}: see cpu/render.py
+        self._error = (ctypes.c_int64 * 2)()     # {code, value}: see cpu/render.py, _failed
         self._error_address = ctypes.addressof(self._error)
         self._lock = threading.Lock()
         self._dummy = np.zeros(8, np.int64)     # what a zero-size buffer points at
@@ -170,6 +188,8 @@ class CompiledProgram:
                 if type(a) is not np.ndarray or a.dtype != dtype or a.size != size or \
                         not a.flags.c_contiguous:
                     a = self._plan.check_input(position, a)
+                if position in self._in_place_inputs and not a.flags.writeable:
+                    a = a.copy()
                 pointers[slot] = data_address(a) if size else dummy
                 inputs.append(a)
             for i in self._written_inputs:
@@ -177,15 +197,35 @@ class CompiledProgram:
             for position, slot, dtype, shape in self._fresh:
                 out = outputs[position] = np.empty(shape, dtype)
                 pointers[slot] = data_address(out) if out.size else dummy
-            self._error[0] = 0
             self._entry(self._pointers_address, self._error_address)
             code = self._error[0]
+            if code:
+                return self._failed(code)
             for position, name, input_index in self._copies:
                 outputs[position] = self._copy_of(name, outputs, input_index, inputs).reshape(
                     self.output_shapes[position])
-        if code:
-            raise self.program.error(code, self._error[1])
+        self._give_in_place(inputs, outputs)
         return outputs
+
+    def _failed(self, code: int):
+        """Raise the error a kernel recorded, and clear the record (it is 0 whenever a
+        call starts, so calls need not clear it)."""
+        value = self._error[1]
+        self._error[0] = self._error[1] = 0
+        raise self.program.error(code, value)
+
+    def _give_in_place(self, inputs, outputs):
+        """The in-place outputs: their inputs' arrays, in the outputs' shapes."""
+        for out, inp in self.in_place:
+            a, shape = inputs[inp], self.output_shapes[out]
+            outputs[out] = a if a.shape == shape else a.reshape(shape)
+
+    def bind(self, fixed: dict, private=()) -> "BoundCall":
+        """A call plan with the inputs at the positions in ``fixed`` (position -> array)
+        fixed: see ``BoundCall``.  An in-place input in ``private`` is copied on each
+        call (its array shares memory with another input, which must not see it
+        change during the call)."""
+        return BoundCall(self, fixed, private)
 
     def _copy_of(self, name, outputs, input_index, inputs):
         if input_index is not None:
@@ -205,10 +245,160 @@ class CompiledProgram:
                 f"{len(self._inputs)} inputs, {self._n_outputs} outputs>")
 
 
-def compile_program(program: L.Program, output_shapes=None) -> CompiledProgram:
+class BoundCall:
+    """One caller's call plan of a ``CompiledProgram``: some inputs are fixed arrays (a
+    compiled training step's parameters and optimizer state, the same arrays call after
+    call), so their pointers are written once, into a pointer array of this plan's own;
+    a call passes only the other inputs, in position order, and gets the program's
+    outputs.  The caller keeps the fixed arrays' identity (it binds again when a tensor's
+    array is replaced); the plan holds them, so their addresses stay valid.
+
+    The outputs are writeable arrays, none of them another's: new ones, or the last
+    call's when nothing else refers to them any more (``__call__``); an input-valued
+    output is a copy, and an in-place output is its input's array (a fixed array, or its
+    converted copy).  So the caller may hand each to a tensor as it is."""
+
+    def __init__(self, program: CompiledProgram, fixed: dict, private=()):
+        self.program = program
+        self.fixed = dict(fixed)                 # position -> array, kept alive here
+        self._lock = program._lock               # the arenas of temporaries are shared
+        self._entry = program._entry
+        self._error = program._error
+        self._error_address = program._error_address
+        self._pointers = type(program._pointers).from_buffer_copy(program._pointers)
+        self._pointers_address = ctypes.addressof(self._pointers)
+        # A fixed array the kernels cannot read as it is (not contiguous: an optimizer's
+        # state cloned from a transposed gradient) is converted on every call, as an
+        # input passed to ``CompiledProgram`` is.
+        self._converted = []
+        for slot, dtype, size, position in program._inputs:
+            a = self.fixed.get(position)
+            if a is None:
+                continue
+            written = position in program._written_inputs or \
+                position in program._in_place_inputs
+            if type(a) is not np.ndarray or a.dtype != dtype or a.size != size or \
+                    not a.flags.c_contiguous or (written and not a.flags.writeable) or \
+                    position in private:
+                self._converted.append((slot, position, a))
+            else:
+                self._pointers[slot] = data_address(a) if size else program._dummy_address
+        self._varying = [(slot, dtype, size, position, position in program._in_place_inputs)
+                         for slot, dtype, size, position in program._inputs
+                         if position not in self.fixed]
+        self._written = [(k, position) for k, position in
+                         enumerate(p for _, _, _, p, _ in self._varying)
+                         if position in program._written_inputs]
+        self._converted_positions = [position for _, position, _ in self._converted]
+        self._varying_positions = [position for _, _, _, position, _ in self._varying]
+        self._template = [self.fixed.get(p) for p in range(len(program._inputs))]
+        self._fresh = program._fresh
+        self._copies = program._copies
+        self._in_place = program.in_place
+        self._n_outputs = program._n_outputs
+        # The plain case, one loop per kind of buffer: every output fresh (in order),
+        # no fixed array converted, nothing written, nothing empty.
+        self._plain = not (self._converted or self._written or self._copies or
+                           self._in_place or program._written_inputs or
+                           any(size == 0 for _, _, size, _, _ in self._varying) or
+                           any(0 in shape for _, _, _, shape in self._fresh))
+        self._plain_inputs = [(slot, dtype, size) for slot, dtype, size, _, _ in self._varying]
+        self._plain_outputs = [(shape, dtype, slot) for _, slot, dtype, shape in self._fresh]
+        # The plain path's last outputs, their pointers still in place (``_call``, which
+        # writes those pointers too, empties it).
+        self._recycled = [None] * len(self._fresh)
+
+    def __call__(self, arrays) -> list:
+        """Run with ``arrays``: the inputs not fixed, in position order."""
+        if self._plain and len(arrays) == len(self._plain_inputs):
+            for a, (_, dtype, size) in zip(arrays, self._plain_inputs):
+                if type(a) is not np.ndarray or (a.dtype is not dtype and a.dtype != dtype) \
+                        or a.size != size or not a.flags.c_contiguous:
+                    return self._call(arrays)
+            outputs = []
+            pointers, recycled = self._pointers, self._recycled
+            with self._lock:     # under it, ``recycled`` and the pointers agree
+                for a, (slot, _, _) in zip(arrays, self._plain_inputs):
+                    pointers[slot] = data_address(a)
+                for i, (shape, dtype, slot) in enumerate(self._plain_outputs):
+                    # The last call's output, when nothing but ``recycled`` refers to it
+                    # any more, is reused: no allocation, no page faults, its pointer
+                    # already in place.
+                    if _references(recycled, i) != _ONLY_REFERENCE:
+                        recycled[i] = np.empty(shape, dtype)
+                        pointers[slot] = data_address(recycled[i])
+                    outputs.append(recycled[i])
+                self._entry(self._pointers_address, self._error_address)
+                if self._error[0]:
+                    return self.program._failed(self._error[0])
+            return outputs
+        return self._call(arrays)
+
+    def _call(self, arrays) -> list:
+        """Any call: inputs converted where they must be, written inputs checked,
+        copied and in-place outputs."""
+        program = self.program
+        if len(arrays) != len(self._varying):
+            raise TypeError(f"compiled program {program.name}: this call plan takes "
+                            f"{len(self._varying)} inputs, got {len(arrays)}")
+        outputs = [None] * self._n_outputs
+        inputs = list(arrays)
+        dummy = program._dummy_address
+        with self._lock:
+            pointers = self._pointers
+            for k, (a, (slot, dtype, size, position, in_place)) in \
+                    enumerate(zip(arrays, self._varying)):
+                if type(a) is not np.ndarray or (a.dtype is not dtype and a.dtype != dtype) \
+                        or a.size != size or not a.flags.c_contiguous:
+                    a = inputs[k] = program._plan.check_input(position, a)
+                if in_place and not a.flags.writeable:
+                    a = inputs[k] = a.copy()
+                pointers[slot] = data_address(a) if size else dummy
+            for k, position in self._written:
+                program._check_writeable(arrays[k], inputs[k], program._plan.inputs[position][0])
+            converted = []                       # alive until the call returns
+            for slot, position, given in self._converted:
+                a = program._plan.check_input(position, given)
+                if position in program._written_inputs:
+                    program._check_writeable(given, a, program._plan.inputs[position][0])
+                elif position in program._in_place_inputs and a is given:
+                    a = a.copy()                 # read-only or private: update a copy
+                converted.append(a)
+                pointers[slot] = data_address(a) if a.size else dummy
+            for position, slot, dtype, shape in self._fresh:
+                out = outputs[position] = np.empty(shape, dtype)
+                pointers[slot] = data_address(out) if out.size else dummy
+            self._recycled[:] = [None] * len(self._recycled)   # their pointers moved
+            self._entry(self._pointers_address, self._error_address)
+            code = self._error[0]
+            if code:
+                return program._failed(code)
+            if self._copies or self._in_place:
+                used = self.all_inputs(inputs, converted)
+                for position, name, input_index in self._copies:
+                    outputs[position] = program._copy_of(
+                        name, outputs, input_index, used).reshape(
+                        program.output_shapes[position])
+        if self._in_place:
+            program._give_in_place(used, outputs)
+        return outputs
+
+    def all_inputs(self, varying, converted=()) -> list:
+        """Every input in position order: the fixed arrays (or their ``converted``
+        copies, in ``_converted`` order) and ``varying``."""
+        used = self._template.copy()
+        for position, a in zip(self._varying_positions, varying):
+            used[position] = a
+        for position, a in zip(self._converted_positions, converted):
+            used[position] = a
+        return used
+
+
+def compile_program(program: L.Program, output_shapes=None, in_place=()) -> CompiledProgram:
     """Render, optimise and JIT ``program``; returns the callable (its outputs get
-    ``output_shapes`` when given, else they are flat).  Long, narrow reductions are
+    ``output_shapes`` when given, else they are flat; ``in_place``: the (output, input)
+    positions ``graphc.codegen.inplace`` made in place).  Long, narrow reductions are
     split in two passes first, so their work can be shared between threads."""
     program = split_reductions(program, threads.LONG_REDUCTIONS)
     ir_text = str(render.render_program(program))
-    return CompiledProgram(program, ir_text, load_native(ir_text), output_shapes)
+    return CompiledProgram(program, ir_text, load_native(ir_text), output_shapes, in_place)
