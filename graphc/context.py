@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import os
 import sys
 
@@ -117,11 +118,19 @@ def user_source_line() -> str | None:
     """``file.py:LINE`` of the innermost frame outside graphc (the user's code)."""
     frame = sys._getframe(1)
     while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
-        if not path.startswith(_GRAPHC_DIR):
-            return f"{os.path.basename(path)}:{frame.f_lineno}"
+        name = _user_file(frame.f_code.co_filename)
+        if name is not None:
+            return f"{name}:{frame.f_lineno}"
         frame = frame.f_back
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _user_file(filename: str) -> str | None:
+    """The base name of a source file outside graphc, None for one of graphc's (asked
+    for every frame of every traced op: remembered, it was a third of tracing's time)."""
+    path = os.path.abspath(filename)
+    return None if path.startswith(_GRAPHC_DIR) else os.path.basename(path)
 
 
 def graph_break(what: str) -> GraphBreak:

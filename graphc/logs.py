@@ -9,6 +9,7 @@ Each channel is a logger, silent until turned on, the way PyTorch's ``TORCH_LOGS
 ``guards``         the guards installed with each compiled program
 ``output_code``    where the generated code of each program went (and the code itself)
 ``perf_hints``     things that cost speed: a number argument that could not be made dynamic
+``compile``        what a compile that has run over a second is doing, and its stages' seconds
 =================  ==========================================================================
 
 Turn channels on with the environment (``GRAPHC_LOGS=recompiles,graph_breaks``) or in
@@ -22,7 +23,7 @@ import logging
 import os
 import sys
 
-CHANNELS = ("recompiles", "graph_breaks", "guards", "output_code", "perf_hints")
+CHANNELS = ("recompiles", "graph_breaks", "guards", "output_code", "perf_hints", "compile")
 
 _handler = logging.StreamHandler(sys.stderr)
 _handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))

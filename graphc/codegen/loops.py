@@ -293,11 +293,12 @@ class Program:
 
     def error(self, code: int, value: int) -> Exception:
         """The exception for a kernel's error record: ``code`` > 0 is a site (and
-        ``value`` what it met), < 0 a kernel (by position) that could not allocate."""
+        ``value`` what it met), < 0 a kernel that could not allocate scratch memory (not
+        which: kernels are compiled and cached apart from their programs)."""
         if code > 0:
             return self.sites[code - 1].error(value)
-        return MemoryError(f"compiled kernel {self.kernels[-code - 1].name} could not "
-                           f"allocate its scratch memory")
+        return MemoryError(f"a kernel of compiled program {self.name} could not allocate "
+                           f"its scratch memory")
 
 
 # ---- printing ------------------------------------------------------------------------------------

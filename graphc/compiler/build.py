@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from graphc import progress
 from graphc.compiler.capture import Capture, LiftedInput
 from graphc.context import GraphBreak
 from graphc.ir import Graph
@@ -67,7 +68,8 @@ def differentiate(cap: Capture, grad_enabled: bool) -> Differentiated:
 
 def optimise(graph: Graph, dump, prefix="") -> Graph:
     """The graph passes, each stage dumped."""
-    return run_pipeline(graph, dump=lambda stage, g: dump(f"{prefix}{stage}", g))
+    with progress.stage("passes"):
+        return run_pipeline(graph, dump=lambda stage, g: dump(f"{prefix}{stage}", g))
 
 
 def build(cap: Capture, diff: Differentiated, backend, dump) -> Program:

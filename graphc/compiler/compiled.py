@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from graphc import amp, targets, context, dispatch, residency
+from graphc import amp, targets, context, dispatch, progress, residency
 from graphc.compiler.build import Program, build, differentiate
 from graphc.compiler.capture import (ArgInput, LiftedInput, RetraceLater, capture,
                                      flatten_args)
@@ -409,11 +409,14 @@ class CompiledFunction:
 
     def _build(self, spec, leaves, args, kwargs, dynamic) -> Program:
         """capture -> differentiate -> optimise -> build."""
-        cap = capture(self.fn, args, kwargs, leaves, spec, dynamic, self.name)
-        self._dump("traced", cap.graph)
-        diff = differentiate(cap, context.grad_enabled)
-        program = build(cap, diff, functools.partial(self._backend, in_place=_in_place(cap)),
-                        self._dump)
+        with progress.compiling(self.name):
+            with progress.stage("trace"):
+                cap = capture(self.fn, args, kwargs, leaves, spec, dynamic, self.name)
+            self._dump("traced", cap.graph)
+            with progress.stage("differentiate"):
+                diff = differentiate(cap, context.grad_enabled)
+            program = build(cap, diff, functools.partial(self._backend, in_place=_in_place(cap)),
+                            self._dump)
         self.compile_count += 1
         return program
 

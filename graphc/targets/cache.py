@@ -146,6 +146,21 @@ def _payload(data: bytes, entry_key: str) -> bytes | None:
 def store(entry_key: str, kind: str, payload: bytes) -> bool:
     """Store ``payload`` for ``entry_key``, then evict down to the size limit; False
     (and nothing left behind) when the cache is off or cannot be written."""
+    return store_many({entry_key: payload}, kind) == 1
+
+
+def store_many(payloads: dict, kind: str) -> int:
+    """Store each ``{key: payload}``, then evict down to the size limit (once: eviction
+    reads the whole folder); returns how many were stored."""
+    stored = sum(_write(entry_key, kind, payload) for entry_key, payload in payloads.items())
+    folder = directory()
+    if stored and folder is not None:
+        evict(folder, size_limit())
+    return stored
+
+
+def _write(entry_key: str, kind: str, payload: bytes) -> bool:
+    """Write one entry (atomically: a temporary file renamed into place)."""
     path = _path(entry_key, kind)
     if path is None:
         return False
@@ -161,7 +176,6 @@ def store(entry_key: str, kind: str, payload: bytes) -> bool:
         if os.path.exists(tmp):
             os.remove(tmp)
         return False
-    evict(os.path.dirname(path), size_limit())
     return True
 
 

@@ -3,6 +3,7 @@ memory (``lower_graph``), then each backend renders the loop IR program and buil
 (``cpu``: LLVM, here; ``cuda``: CUDA C, ``graphc.targets.cuda``)."""
 from __future__ import annotations
 
+from graphc import progress
 from graphc.codegen import loops as L
 from graphc.codegen.loops import format_program
 from graphc.codegen.lower import lower
@@ -13,7 +14,8 @@ from graphc.ir import Graph
 def lower_graph(graph: Graph, fuse: bool = True, dump=None) -> L.Program:
     """``graph`` fused (unless ``fuse`` is False) and lowered to a loop IR program with its
     memory planned; ``dump(stage, text)`` gets the fusion report and the loop IR."""
-    program, fusion = lower(graph, fuse, name=graph.name)
+    with progress.stage("lower"):
+        program, fusion = lower(graph, fuse, name=graph.name)
     if dump is not None:
         dump("fusion", fusion.report() + f"\npeak intermediate bytes: {peak_bytes(program)}")
         dump("loops", format_program(program))

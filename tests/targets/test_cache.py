@@ -1,17 +1,22 @@
 """The disk cache of compiled code (``graphc.targets.cache``): hits and misses, damaged
 entries, least-recently-used eviction, where it lives, ``python -m graphc cache``, and
-atomic writes under concurrent writers.  The backends' use of it is tested with them
-(``test_cpu_render.py``, ``test_cuda.py``)."""
+atomic writes under concurrent writers; the cpu backend's object code per kernel (a kernel
+shared by programs compiles once, what its key covers, parallel compiles).  The backends'
+other uses of it are tested with them (``test_cpu_render.py``, ``test_cuda.py``)."""
 import os
 import subprocess
 import sys
 import textwrap
 import warnings
 
+import numpy as np
 import pytest
 
 import graphc
+from graphc import dtypes
+from graphc.codegen import loops as L
 from graphc.targets import cache
+from graphc.targets.cpu import compile_program, render, runtime, threads
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY_A, KEY_B, KEY_C, KEY_D = (cache.key(name) for name in "abcd")
@@ -142,20 +147,23 @@ def test_compiling_goes_on_in_a_refused_folder(folder):
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES) + ["folder"])
 def test_the_cpu_backend_rebuilds_a_damaged_entry(folder, damage):
-    """Every later compile works, and the first one after the damage repairs the entry."""
+    """Every later compile works, and the first one after the damage repairs the entries
+    (the object code of the program's entry module and its kernel's, its rendering)."""
     def run():
         return graphc.compile(lambda x: x * 5 - 2, backend="cpu")(graphc.tensor([1.0]))
     assert run().tolist() == [3.0]
-    (path,) = folder.iterdir()
-    data = path.read_bytes()
-    path.unlink()
-    if damage == "folder":
-        path.mkdir()
-    else:
-        path.write_bytes(DAMAGES[damage](data))
+    paths = sorted(folder.iterdir())
+    assert sorted(path.suffix for path in paths) == [".ll", ".o", ".o"]
+    data = [path.read_bytes() for path in paths]
+    for path, intact in zip(paths, data):
+        path.unlink()
+        if damage == "folder":
+            path.mkdir()
+        else:
+            path.write_bytes(DAMAGES[damage](intact))
     for _ in range(2):
         assert run().tolist() == [3.0]
-    assert path.read_bytes() == data
+    assert [path.read_bytes() for path in paths] == data
 
 
 def test_least_recently_used_entries_are_evicted_first(folder, monkeypatch):
@@ -276,3 +284,121 @@ def test_concurrent_writers_of_one_entry_never_expose_half_of_it(folder):
         reads += 1
     assert [w.wait() for w in writers] == [0, 0]
     assert entry_names(folder) == [f"{KEY_A}.so"]          # no temporary file left behind
+
+
+# ---- the cpu backend's object code per kernel --------------------------------------------------
+def exp_kernel(src, dst, n=64, op="exp"):
+    """dst[p] = op(src[p]) for p < n."""
+    p = L.Var("p")
+    return L.LoopKernel(f"{op}_{dst}", (("p", n),), [L.Store((), dst, p, L.Op(
+        op, (L.Load(src, p, dtypes.float32),), dtypes.float32))], [src], [dst])
+
+
+def loop_program(kernels, inputs, outputs, temps=(), n=64):
+    """A program over float32 buffers of ``n`` elements with the given names."""
+    buffers = {}
+    for kind, names in (("input", inputs), ("output", outputs), ("temp", temps)):
+        for name in names:
+            buffers[name] = L.BufferInfo(name, dtypes.float32, n, kind)
+    p = L.Program("test", buffers, kernels, list(inputs), list(outputs), {})
+    p.arena, p.arena_sizes = {t: i * n for i, t in enumerate(temps)}, {"float32": len(temps) * n}
+    return p
+
+
+def compiled_modules(monkeypatch) -> list:
+    """The IR text of every module the cpu backend compiles from now on (in this
+    process: compiles stay serial for programs this small)."""
+    texts = []
+    original = runtime.compile_object
+    monkeypatch.setattr(runtime, "compile_object",
+                        lambda text, level: texts.append(text) or original(text, level))
+    return texts
+
+
+def test_a_kernel_shared_by_two_programs_compiles_once(folder, monkeypatch):
+    x = np.linspace(-2, 2, 64).astype(np.float32)
+    texts = compiled_modules(monkeypatch)
+    first = loop_program([exp_kernel("x", "y")], ["x"], ["y"])
+    y, = compile_program(first)([x])
+    assert len(texts) == 2                                  # its entry and its kernel
+    # The same kernel on buffers of other names, at another place, after another kernel:
+    second = loop_program([exp_kernel("a", "t"), exp_kernel("t", "b")], ["a"], ["b"], ["t"])
+    shared, = render.render_program(first).kernels
+    renders = []
+    original = render.render_kernel
+    monkeypatch.setattr(render, "render_kernel", lambda *a: renders.append(1) or original(*a))
+    assert render.render_program(second).kernels == (shared,)   # one module, used twice,
+    assert len(renders) == 1                                    # rendered once
+    b, = compile_program(second)([x])
+    assert len(texts) == 3 and shared.text not in texts[2:]    # only the second's entry
+    np.testing.assert_allclose(y, np.exp(x), rtol=1e-6)
+    np.testing.assert_allclose(b, np.exp(np.exp(x)), rtol=1e-6)
+
+
+def test_kernel_identity_ignores_names_only():
+    scopes = {name: name for name in "abcxy"}
+    same = [exp_kernel("x", "y"), exp_kernel("a", "b")]
+    other = [exp_kernel("x", "y", op="neg"), exp_kernel("x", "y", n=32),
+             L.LoopKernel("two", (("p", 64),), [L.Store((), "y", L.Var("p"), L.Op(
+                 "add", (L.Load("x", L.Var("p"), dtypes.float32),
+                         L.Load("c", L.Var("p"), dtypes.float32)), dtypes.float32))],
+                          ["x", "c"], ["y"])]
+    identities = [render.kernel_identity(k, scopes) for k in same + other]
+    assert identities[0] == identities[1] and len(set(identities)) == 4
+
+
+def test_object_cache_key_covers_module_level_llvm_and_host(monkeypatch):
+    text = render.render_program(loop_program([exp_kernel("x", "y")], ["x"], ["y"])).entry
+    keys = {runtime.cache_key(text, 1), runtime.cache_key(text, 2),
+            runtime.cache_key(text + "\n", 1)}
+    monkeypatch.setattr(runtime.llvmlite, "__version__", "0.0.0")
+    keys.add(runtime.cache_key(text, 1))
+    monkeypatch.setattr(runtime.llvm, "llvm_version_info", (1, 0, 0))
+    keys.add(runtime.cache_key(text, 1))
+    monkeypatch.setattr(runtime.llvm, "get_host_cpu_name", lambda: "another-cpu")
+    keys.add(runtime.cache_key(text, 1))
+    monkeypatch.setattr(render, "host_features", lambda: "+sse2")
+    keys.add(runtime.cache_key(text, 1))
+    assert len(keys) == 7
+
+
+def test_a_rendering_is_reused_only_by_the_same_graphc_and_settings(folder, monkeypatch):
+    renders = []
+    original = render.render_program
+    monkeypatch.setattr(render, "render_program",
+                        lambda program: renders.append(1) or original(program))
+    x = np.ones(64, np.float32)
+
+    def compile_and_run():
+        program = loop_program([exp_kernel("x", "y")], ["x"], ["y"])
+        np.testing.assert_allclose(compile_program(program)([x])[0], np.exp(x), rtol=1e-6)
+    compile_and_run()
+    compile_and_run()
+    assert len(renders) == 1
+    monkeypatch.setattr(threads, "MIN_WORK_PER_THREAD", {"loops": 1, "matmul": 1})
+    compile_and_run()
+    monkeypatch.setattr(runtime, "_source_digest", lambda: "graphc's source, edited")
+    compile_and_run()
+    assert len(renders) == 3
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two usable cores")
+def test_modules_compile_in_worker_processes(folder, monkeypatch, tmp_path):
+    """Past PARALLEL_COMPILE_BYTES, modules compile in forked processes, and the program
+    they make computes the same."""
+    log = tmp_path / "pids"
+    original = runtime.compile_object
+
+    def logged(text, level):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return original(text, level)
+    monkeypatch.setattr(runtime, "compile_object", logged)
+    monkeypatch.setattr(runtime, "PARALLEL_COMPILE_BYTES", 0)
+    program = loop_program([exp_kernel("x", "t"), exp_kernel("t", "y", op="neg")], ["x"], ["y"],
+                           ["t"])
+    x = np.linspace(-1, 1, 64).astype(np.float32)
+    y, = compile_program(program)([x])
+    pids = log.read_text().split()
+    assert len(pids) == 3 and str(os.getpid()) not in pids
+    np.testing.assert_allclose(y, -np.exp(x), rtol=1e-6)

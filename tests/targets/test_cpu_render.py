@@ -87,9 +87,11 @@ def test_broadcast_and_transposed_loads():
 def test_elementwise_kernel_is_vectorized():
     value = L.Op("mul", (load("x", f32), L.Op("exp", (load("x", f32),), f32)), f32)
     kernel = L.LoopKernel("ew", (("p", 4096),), [L.Store((), "out", P, value)], ["x"], ["out"])
-    ir_text = str(render.render_program(program([kernel], {"x": (f32, 4096)},
-                                                {"out": (f32, 4096)})))
-    asm = runtime.assembly(ir_text)
+    rendered = render.render_program(program([kernel], {"x": (f32, 4096)},
+                                             {"out": (f32, 4096)}))
+    module, = rendered.kernels
+    assert module.level == 3
+    asm = runtime.assembly(module.text, module.level)
     assert "ymm" in asm or "zmm" in asm
 
 
@@ -632,8 +634,10 @@ def test_llvm_ir_before_and_after_optimisation():
     compiled = compile_program(program([kernel], {"t": (f32, 4), "idx": (i64, 8)},
                                        {"out": (f32, 8)}))
     before, after = compiled.llvm_ir(), compiled.llvm_ir(optimized=True)
-    assert 'define void @"entry"' in before and " = alloca " in before
-    assert "define void @entry" in after and " = alloca " not in after
+    assert 'define void @"entry"' in before and "define void @entry" in after
+    kernel_before = before[before.index('define void @"graphc.kernel.'):]
+    kernel_after = after[after.index("define void @graphc.kernel."):]
+    assert " = alloca " in kernel_before and " = alloca " not in kernel_after
 
 
 # ---- the disk cache ----------------------------------------------------------------------------
@@ -641,31 +645,40 @@ def small_program():
     return program([copy_kernel(4)], {"x": (f32, 4)}, {"y": (f32, 4)})
 
 
-def cache_files():
+def cache_files(kind="o"):
+    """The cache's entries of one kind: object code (``o``), renderings (``ll``)."""
     directory = os.environ["GRAPHC_CACHE_DIR"]
-    return [os.path.join(directory, f) for f in os.listdir(directory)]
+    return sorted(os.path.join(directory, f) for f in os.listdir(directory)
+                  if f.endswith(f".{kind}"))
+
+
+def kernel_cache_file(p):
+    """The cache entry of the object code of the one kernel of program ``p``."""
+    module, = render.render_program(p).kernels
+    key = runtime.cache_key(module.text, module.level)
+    return os.path.join(os.environ["GRAPHC_CACHE_DIR"], f"{key}.o")
 
 
 def count_compiles(monkeypatch):
     calls = []
     original = runtime.compile_object
     monkeypatch.setattr(runtime, "compile_object",
-                        lambda text: calls.append(1) or original(text))
+                        lambda text, level: calls.append(text) or original(text, level))
     return calls
 
 
 def test_cache_hit_skips_compilation(monkeypatch):
     calls = count_compiles(monkeypatch)
-    compile_program(small_program())
+    compile_program(small_program())           # two modules: the entry and the kernel
     compiled = compile_program(small_program())
-    assert len(calls) == 1 and len(cache_files()) == 1
+    assert len(calls) == 2 and len(cache_files()) == 2
     np.testing.assert_array_equal(compiled([np.arange(4, dtype=np.float32)])[0], [0, 1, 2, 3])
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "other_key"])
 def test_corrupt_cache_entry_is_rebuilt(monkeypatch, damage):
     compile_program(small_program())
-    path, = cache_files()
+    path = kernel_cache_file(small_program())
     data = open(path, "rb").read()
     damaged = {"flip": data[:-10] + bytes([data[-10] ^ 0xFF]) + data[-9:],
                "truncate": data[: len(data) // 2], "garbage": b"\x00" * 100,
@@ -680,12 +693,12 @@ def test_corrupt_cache_entry_is_rebuilt(monkeypatch, damage):
 
 def test_a_folder_in_place_of_a_cache_entry_is_rebuilt(monkeypatch):
     compile_program(small_program())
-    path, = cache_files()
+    path = kernel_cache_file(small_program())
     os.remove(path)
     os.mkdir(path)
     calls = count_compiles(monkeypatch)
     compiled = compile_program(small_program())
-    assert len(calls) == 1 and os.path.isfile(path) and cache_files() == [path]
+    assert len(calls) == 1 and os.path.isfile(path) and len(cache_files()) == 2
     np.testing.assert_array_equal(compiled([np.ones(4, np.float32)])[0], [1, 1, 1, 1])
 
 
@@ -695,7 +708,7 @@ def test_empty_cache_dir_disables_the_cache(monkeypatch, tmp_path):
     calls = count_compiles(monkeypatch)
     compile_program(small_program())
     compile_program(small_program())
-    assert len(calls) == 2 and os.listdir(tmp_path) == []
+    assert len(calls) == 4 and os.listdir(tmp_path) == []
 
 
 def test_each_buffer_is_its_own_alias_scope():

@@ -707,7 +707,10 @@ class KernelFunction:
                                  f"buffer of the program")
             slot = self.entry.gep(self.buffers_arg, [i64(self.slots[buffer])], inbounds=True,
                                   source_etype=PTR)
-            self._pointers[buffer] = self.entry.load(slot, name=buffer, typ=PTR)
+            # Named by slot, not by buffer: a kernel's text must not depend on the names
+            # its program gave its buffers (render.kernel_module).
+            self._pointers[buffer] = self.entry.load(slot, name=f"buffer{self.slots[buffer]}",
+                                                     typ=PTR)
         return self._pointers[buffer]
 
     def alloca(self, ty, count=None, name="", align=None):

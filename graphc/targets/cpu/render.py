@@ -5,8 +5,15 @@ Every kernel becomes ``void NAME(ptr buffers, i64 start, i64 stop, ptr error_fla
 outer parallel loops, joined (``_ranged``; the flattened batch*m rows for a matmul), so
 ``entry`` can split a large kernel between the threads of libgomp's pool (``threads.py``:
 as many as its work pays for, at most ``graphc_num_threads``, read on each call).  A
-program becomes one module whose exported ``void entry(ptr buffers, ptr error_flag)``
-runs every kernel in order.
+program becomes a module whose exported ``void entry(ptr buffers, ptr error_flag)`` runs
+every kernel in order, each called with an array of its own buffers' pointers.
+
+Each kernel is rendered into a module of its own, in a canonical form that depends only on
+the kernel (its buffers numbered in its own order, its alias scopes named by that order, its
+function named after the hash of its text), so the same kernel in two programs, or twice in
+one program (the layers of a model), has the same text: the runtime compiles and caches
+object code per kernel module (``runtime.load_native``).  A kernel module also carries
+the optimisation effort that fits the kernel (``optimisation_level``).
 
 Numerics are numpy's, so there is no global fast-math: the only flag is ``reassoc`` on the
 accumulation of float sum/prod reductions, which lets the loop vectorizer keep several
@@ -36,14 +43,19 @@ not allocate matmul scratch memory; ``loops.Program.error`` turns it into the ex
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import io
 import math
+import pickle
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 import llvmlite.ir as ir
 
 from graphc import dtypes
-from graphc.targets.cpu.kernel import (I8, I32, I64, PTR, VOID, KernelFunction, ScalarOps,
-                                        cast, constant, create_target_machine, declare,
+from graphc.targets.cpu.kernel import (I8, I32, I64, KERNEL_TYPE, PTR, VOID, KernelFunction,
+                                        ScalarOps, cast, constant, create_target_machine, declare,
                                         for_range, host_features, i64, imin, new_module,
                                         target_machine, value_type, vector_bytes)
 from graphc.targets.cpu import threads
@@ -52,9 +64,10 @@ from graphc.targets.cpu.tuning import plan as matmul_plan
 from graphc.codegen import loops as L
 from graphc.ops import ACCUMULATIONS
 
-__all__ = ["ENTRY", "alias_scopes", "create_target_machine", "host_features",
-           "kernel_extent", "render_kernel", "render_loop_kernel", "render_program",
-           "runs_threaded", "target_machine", "team_size_cap"]
+__all__ = ["ENTRY", "KernelModule", "RenderedProgram", "alias_scopes",
+           "create_target_machine", "host_features", "kernel_extent", "kernel_identity",
+           "kernel_module", "optimisation_level", "render_kernel", "render_loop_kernel",
+           "render_program", "runs_threaded", "target_machine", "team_size_cap"]
 
 ENTRY = "entry"
 
@@ -296,38 +309,156 @@ def render_kernel(module, kernel, slots: dict, code: int, scopes=None) -> ir.Fun
     return render_loop_kernel(module, kernel, slots, scopes)
 
 
-def render_program(program: L.Program) -> ir.Module:
-    """The module of a whole program: its kernels and ``entry(buffers, error_flag)``,
-    which calls each over its whole range, large ones split between threads.
-    ``buffers`` has one pointer per ``program.buffers`` entry, in that order."""
+@dataclass(frozen=True)
+class KernelModule:
+    """One kernel's own LLVM module: its ``text`` defines one exported function,
+    ``symbol``, named after a hash of the text (so equal kernels are one symbol), to be
+    optimised at ``level`` (``optimisation_level``)."""
+    symbol: str
+    text: str
+    level: int
+
+
+@dataclass(frozen=True)
+class RenderedProgram:
+    """A program as LLVM IR modules: ``entry`` (the text of the module defining
+    ``entry``, which declares and calls the kernels) and ``kernels``, each distinct
+    kernel module once, in order of first use.  ``str()`` is every module's text, for
+    dumps."""
+    entry: str
+    kernels: tuple
+
+    def __str__(self) -> str:
+        return "\n".join([self.entry, *(k.text for k in self.kernels)])
+
+
+# Loops of fewer iterations than this are compiled without the vectorizers (a vector
+# loop needs a few trips of 8-16 lanes to pay for its prologue and remainder).  Loops of
+# 800 and 1000 elements ran 2-4x slower without them (the quadrant step's kernels, a
+# chain of 10 elementwise ops with sin and exp), so the bar is low.
+VECTORIZE_WORK = 64
+# A matmul whose depth or width is at most this is unrolled: its short loops, unrolled
+# whole, run much faster.  A larger one blocks its loops itself: unrolling doubled its
+# compile time and it ran no faster (sgemm 1024^3, the GPT step's matmuls).
+SHORT_LOOP = 16
+
+
+def optimisation_level(kernel) -> int:
+    """The optimisation level (``runtime.PIPELINES``) that fits ``kernel``: 1 (O1) for
+    tiny or serial loops, whose compile time would be most of their cost; 2 (O2 and the
+    vectorizers, no unrolling) for matmuls of long loops; 3 (O3) for the other loops and
+    matmuls (unrolled, the quadrant step's column sums over 800 rows ran 1.3x faster)."""
+    if isinstance(kernel, L.MatmulKernel):
+        return 3 if min(kernel.n, kernel.k) <= SHORT_LOOP else 2
+    return 1 if kernel.work < VECTORIZE_WORK or kernel.serial else 3
+
+
+def kernel_buffers(kernel) -> list:
+    """The buffers a kernel reads and writes, in its own order (inputs, then outputs)."""
+    return list(dict.fromkeys([*kernel.inputs, *kernel.outputs]))
+
+
+# What a kernel that cannot allocate scratch memory records as its error code (negated):
+# one code for every kernel, since a kernel's text may not depend on its position.
+SCRATCH_ERROR = 1
+
+
+def _kernel_scopes(kernel, scopes: dict) -> dict:
+    """Each buffer of ``kernel`` -> its alias scope, numbered in the kernel's own order."""
+    numbers = {}
+    for name in kernel_buffers(kernel):
+        numbers.setdefault(scopes[name], len(numbers))
+    return {name: str(numbers[scopes[name]]) for name in kernel_buffers(kernel)}
+
+
+class _Renamed(pickle.Pickler):
+    """Pickles a kernel with the strings ``names`` maps (its buffers' and its own name)
+    replaced by what they map to, so two kernels pickle alike when one is the other with
+    its buffers renamed."""
+
+    def __init__(self, file, names: dict):
+        super().__init__(file, protocol=5)
+        self.names = names
+
+    def persistent_id(self, obj):
+        return self.names.get(obj) if type(obj) is str else None
+
+
+def kernel_identity(kernel, scopes: dict) -> tuple:
+    """What ``kernel_module(kernel, scopes)`` depends on, without the names of the
+    kernel and its buffers or its comment (the graph ops it implements, for dumps):
+    kernels with equal identities render the same module (the layers of a model), so a
+    program renders each once."""
+    names = {name: i for i, name in enumerate(kernel_buffers(kernel))}
+    names[kernel.name] = "kernel"
+    data = io.BytesIO()
+    _Renamed(data, names).dump(dataclasses.replace(kernel, comment=[]))
+    return data.getvalue(), tuple(_kernel_scopes(kernel, scopes).values())
+
+
+def kernel_module(kernel, scopes: dict) -> KernelModule:
+    """``kernel`` alone in a module, in canonical form: buffer ``i`` of
+    ``kernel_buffers(kernel)`` is ``buffers[i]``, alias scopes are numbered in that order
+    and the function is named after the text's hash."""
+    names = kernel_buffers(kernel)
+    module = new_module("kernel")
+    fn = render_kernel(module, kernel, {name: i for i, name in enumerate(names)}, SCRATCH_ERROR,
+                       _kernel_scopes(kernel, scopes))
+    text = str(module).replace(f'@"{fn.name}"', '@"kernel"')
+    symbol = f"graphc.kernel.{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+    return KernelModule(symbol, text.replace('@"kernel"', f'@"{symbol}"'),
+                        optimisation_level(kernel))
+
+
+def render_program(program: L.Program) -> RenderedProgram:
+    """The modules of a whole program: one per distinct kernel, and the entry module's
+    ``entry(buffers, error_flag)``, which calls each kernel over its whole range (large
+    ones split between threads) with an array of the pointers of its buffers.  ``buffers`` has
+    one pointer per ``program.buffers`` entry, in that order."""
     module = new_module(program.name)
     slots = {name: i for i, name in enumerate(program.buffers)}
     scopes = alias_scopes(program)
     entry = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR]), ENTRY)
     buffers, flag = entry.args
-    b = ir.IRBuilder(entry.append_basic_block("body"))
-    team_args = None
-    for code, kernel in enumerate(program.kernels, 1):
-        fn = render_kernel(module, kernel, slots, code, scopes)
+    allocas = ir.IRBuilder(entry.append_basic_block("allocas"))
+    body = entry.append_basic_block("body")
+    b = ir.IRBuilder(body)
+    kernels, by_identity = {}, {}
+    for kernel in program.kernels:
+        identity = kernel_identity(kernel, scopes)
+        if identity not in by_identity:
+            by_identity[identity] = kernel_module(kernel, scopes)
+        rendered = by_identity[identity]
+        kernels.setdefault(rendered.symbol, rendered)
+        fn = declare(module, rendered.symbol, VOID, KERNEL_TYPE.args)
+        own = _own_buffers(b, allocas, buffers, [slots[n] for n in kernel_buffers(kernel)])
         extent = kernel_extent(kernel)
         if runs_threaded(kernel):
-            if team_args is None:
-                team_args = _team_args(b, buffers, flag)
-            _call_on_team(b, fn, buffers, flag, team_args, extent, team_size_cap(kernel),
-                          CHUNKS_PER_THREAD[_kind(kernel)])
+            _call_on_team(b, fn, own, flag, _team_args(allocas, b, own, flag), extent,
+                          team_size_cap(kernel), CHUNKS_PER_THREAD[_kind(kernel)])
         else:
-            b.call(fn, [buffers, i64(0), i64(extent), flag])
+            b.call(fn, [own, i64(0), i64(extent), flag])
     b.ret_void()
-    return module
+    allocas.branch(body)
+    return RenderedProgram(str(module), tuple(kernels.values()))
+
+
+def _own_buffers(b, allocas, buffers, slots):
+    """A kernel's array of pointers: those of the program's ``buffers[slots[i]]``."""
+    own = allocas.alloca(ir.ArrayType(PTR, max(len(slots), 1)))
+    for i, slot in enumerate(slots):
+        pointer = b.load(b.gep(buffers, [i64(slot)], inbounds=True, source_etype=PTR), typ=PTR)
+        b.store(pointer, b.gep(own, [i64(0), i64(i)], inbounds=True))
+    return own
 
 
 # ---- threads: libgomp's pool (see threads.py) -----------------------------------------------
 _TEAM_ARGS = ir.LiteralStructType([PTR, PTR])          # {buffers, error_flag}
 
 
-def _team_args(b, buffers, flag):
-    """The struct every team function receives: the program's buffers and error flag."""
-    args = b.alloca(_TEAM_ARGS, name="team.args")
+def _team_args(allocas, b, buffers, flag):
+    """The struct a team function receives: the kernel's buffers and the error flag."""
+    args = allocas.alloca(_TEAM_ARGS, name="team.args")
     for i, value in enumerate((buffers, flag)):
         b.store(value, b.gep(args, [ir.Constant(I32, 0), ir.Constant(I32, i)], inbounds=True))
     return args
@@ -363,7 +494,10 @@ def _team_function(module, fn, extent: int, cap: int, chunks_per_thread: int) ->
     """What each thread of the team runs: ``#pragma omp for schedule(dynamic, chunk)
     nowait`` over [0, extent), calling ``fn`` on each chunk it takes, with ``extent /
     min(chunks_per_thread * threads, cap)`` indices per chunk."""
-    team = ir.Function(module, ir.FunctionType(VOID, [PTR]), f"{fn.name}.team")
+    name = f"{fn.name}.team{extent}"
+    if name in module.globals:                  # the same kernel, called again
+        return module.globals[name]
+    team = ir.Function(module, ir.FunctionType(VOID, [PTR]), name)
     team.linkage = "internal"
     b = ir.IRBuilder(team.append_basic_block("entry"))
     buffers, flag = (b.load(b.gep(team.args[0], [ir.Constant(I32, 0), ir.Constant(I32, i)],

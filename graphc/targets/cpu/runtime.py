@@ -1,5 +1,5 @@
-"""The cpu backend's runtime: optimise a program's LLVM module, JIT it, and call its one
-native entry point from Python; object code is cached on disk.
+"""The cpu backend's runtime: optimise a program's LLVM modules, JIT them, and call its one
+native entry point from Python; object code and renderings are cached on disk.
 
 A call costs a few microseconds: the pointers of constants and temporaries (one arena
 per dtype, allocated once per program) are written once into a pointer array, and each
@@ -8,22 +8,37 @@ A caller that passes the same arrays call after call (``graphc.compile``'s param
 and optimizer state) binds them once (``CompiledProgram.bind``: a ``BoundCall`` with a
 pointer array of its own), and its calls write only the other inputs' pointers.
 
-Object code is kept in graphc's disk cache (``graphc.targets.cache``), keyed by the LLVM
-IR text, graphc's and LLVM's versions and the host CPU with its features.  Buffers follow
-the shared plan (``graphc.targets.plan``) in host memory.
+A program is several LLVM modules (``render.render_program``): the entry and one per
+distinct kernel.  Each is optimised at its own level and compiled to an object file on
+its own, kept in graphc's disk cache (``graphc.targets.cache``) keyed by the module's
+text, its level, LLVM's version and the host CPU with its features, so a kernel shared
+by several programs is compiled once; the objects are linked in one JIT engine.  The
+rendering of a program is cached too (``rendered_program``), so a compile whose object
+code is cached costs tracing, passes and lowering.  Buffers follow the shared plan
+(``graphc.targets.plan``) in host memory.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+import pickle
 import sys
 import threading
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
+from graphc import progress
 from graphc.targets import cache
 from graphc.targets.cpu import render, threads
+from graphc.targets.cpu.tuning import plan as matmul_plan
 from graphc.targets.plan import BufferPlan, HostMemory
 from graphc.codegen import loops as L
 from graphc.codegen.split import split_reductions
@@ -32,36 +47,48 @@ _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
 
 # ---- LLVM --------------------------------------------------------------------------------------
-def optimize(ir_text: str) -> llvm.ModuleRef:
-    """Parse, verify and optimise at O3 (loop and SLP vectorizers on) for the host."""
+# The pipeline of each optimisation level a kernel module may ask for
+# (``render.optimisation_level``): LLVM's speed level, and whether the vectorizers and
+# loop unrolling run.  Level 3 is LLVM's O3, which long loops of transcendental math
+# need (10% faster than O2 with the same vectorizers and unrolling: a GELU chain over
+# 16M floats); a large matmul blocks its loops itself, and O2 without unrolling (level
+# 2) compiles it in half the time of O3 and runs it as fast (sgemm 1024^3, the GPT
+# step); O1 keeps the compile of a tiny or serial kernel short.
+PIPELINES = {1: (1, False, False), 2: (2, True, False), 3: (3, True, True)}
+ENTRY_LEVEL = 1          # the entry only calls kernels
+
+
+def optimize(ir_text: str, level: int) -> llvm.ModuleRef:
+    """Parse, verify and optimise one module at ``level`` (``PIPELINES``) for the host."""
     module = llvm.parse_assembly(ir_text)
     module.verify()
-    tuning = llvm.create_pipeline_tuning_options(speed_level=3)
-    tuning.loop_vectorization = True
-    tuning.slp_vectorization = True
-    tuning.loop_unrolling = True
+    speed, vectorize, unroll = PIPELINES[level]
+    tuning = llvm.create_pipeline_tuning_options(speed_level=speed)
+    tuning.loop_vectorization = tuning.slp_vectorization = vectorize
+    tuning.loop_unrolling = unroll
     passes = llvm.create_pass_builder(render.target_machine(), tuning)
     passes.getModulePassManager().run(module, passes)
     return module
 
 
-def assembly(ir_text: str) -> str:
-    return render.target_machine().emit_assembly(optimize(ir_text))
+def assembly(ir_text: str, level: int) -> str:
+    return render.target_machine().emit_assembly(optimize(ir_text, level))
 
 
-def compile_object(ir_text: str) -> bytes:
-    return render.target_machine().emit_object(optimize(ir_text))
+def compile_object(ir_text: str, level: int) -> bytes:
+    return render.target_machine().emit_object(optimize(ir_text, level))
 
 
 class NativeCode:
-    """Object code loaded into its own JIT engine; ``address`` is the entry's."""
+    """Object files linked into one JIT engine; ``address`` is the entry's."""
 
-    def __init__(self, obj: bytes):
+    def __init__(self, objects):
         threads.register_symbols()          # graphc_num_threads, libgomp's entry points
         # The engine owns the target machine it is given: a fresh one.
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""),
                                                  render.create_target_machine())
-        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        for obj in objects:
+            self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         self.engine.finalize_object()
         self.address = self.engine.get_function_address(render.ENTRY)
         if not self.address:
@@ -69,27 +96,85 @@ class NativeCode:
 
 
 # ---- disk cache --------------------------------------------------------------------------------
-def cache_key(ir_text: str) -> str:
-    """The cache key of the object code for ``ir_text``: the IR, LLVM's version and the
-    host CPU with its features (and graphc's version, ``cache.key``)."""
-    return cache.key(ir_text, llvmlite.__version__,
+def cache_key(ir_text: str, level: int) -> str:
+    """The cache key of the object code for one module's ``ir_text`` optimised at
+    ``level``: the IR, the level's pipeline, llvmlite's and LLVM's versions and the host
+    CPU with its features (and graphc's version, ``cache.key``)."""
+    return cache.key(ir_text, repr(PIPELINES[level]), llvmlite.__version__,
                      ".".join(map(str, llvm.llvm_version_info)), llvm.get_host_cpu_name(),
                      render.host_features())
 
 
-def load_native(ir_text: str) -> NativeCode:
-    """Object code for ``ir_text`` from the cache, or compiled (and cached)."""
-    key = cache_key(ir_text)
-    obj = cache.load(key, "o")
-    if obj is not None:
+def _modules(rendered: render.RenderedProgram) -> list:
+    """(IR text, level) of each module of a program: the entry, then each kernel."""
+    return [(rendered.entry, ENTRY_LEVEL), *((k.text, k.level) for k in rendered.kernels)]
+
+
+# Modules are compiled in worker processes when there are at least this many bytes of IR
+# text to compile (about half a second of LLVM at O2), which pays for forking them.
+PARALLEL_COMPILE_BYTES = 1 << 18
+
+
+def _compile_in_worker(ir_text: str, level: int) -> bytes:
+    """What a worker process runs (named here, so the pool pickles it by name)."""
+    return compile_object(ir_text, level)
+
+
+def compile_objects(modules: list) -> list:
+    """The object code of each (IR text, level), in order, compiled in parallel when
+    there is enough of it and more than one usable core.  llvmlite runs every LLVM call
+    under one lock, so threads would not overlap: the workers are processes, forked
+    (they need nothing but LLVM, which the fork inherits ready to use; a spawned
+    interpreter would spend longer importing than compiling)."""
+    workers = min(len(modules), len(os.sched_getaffinity(0)))
+    if (workers < 2 or sum(len(text) for text, _ in modules) < PARALLEL_COMPILE_BYTES
+            or "fork" not in multiprocessing.get_all_start_methods()):
+        objects = []
+        for text, level in modules:
+            objects.append(compile_object(text, level))
+            progress.advance("modules compiled", len(objects), len(modules))
+        return objects
+    # Longest first, so no worker is left with a long module at the end.
+    order = sorted(range(len(modules)), key=lambda i: -len(modules[i][0]))
+    objects = [None] * len(modules)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        # The workers fork at the first submit.  Holding llvmlite's lock (re-entrant: the
+        # workers' one thread is this thread's copy) while they do keeps another thread
+        # from being inside LLVM at that moment, which would leave them its lock, held.
+        with getattr(llvm.ffi.lib, "_lock", contextlib.nullcontext()):
+            futures = {pool.submit(_compile_in_worker, *modules[i]): i for i in order}
+        for done, future in enumerate(as_completed(futures), 1):
+            objects[futures[future]] = future.result()
+            progress.advance("modules compiled", done, len(modules))
+    return objects
+
+
+def load_native(rendered: render.RenderedProgram) -> NativeCode:
+    """A program's object code, each module's from the cache or compiled (and cached),
+    linked into one JIT engine: a kernel is compiled once however many programs use
+    it.  If cached objects do not link, every module is compiled afresh."""
+    modules = _modules(rendered)
+    with progress.stage("cache"):
+        keys = [cache_key(text, level) for text, level in modules]
+        objects = [cache.load(key, "o") for key in keys]
+    missing = [i for i, obj in enumerate(objects) if obj is None]
+    if missing:
+        with progress.stage("llvm"):
+            compiled = compile_objects([modules[i] for i in missing])
+        with progress.stage("cache"):
+            for i, obj in zip(missing, compiled):
+                objects[i] = obj
+            cache.store_many({keys[i]: objects[i] for i in missing}, "o")
+    with progress.stage("link"):
         try:
-            return NativeCode(obj)
+            return NativeCode(objects)
         except RuntimeError:
-            pass
-    obj = compile_object(ir_text)
-    native = NativeCode(obj)
-    cache.store(key, "o", obj)
-    return native
+            if len(missing) == len(modules):
+                raise
+    with progress.stage("llvm"):
+        objects = compile_objects(modules)
+    cache.store_many(dict(zip(keys, objects)), "o")
+    return NativeCode(objects)
 
 
 # ---- calling a program -------------------------------------------------------------------------
@@ -136,15 +221,15 @@ class CompiledProgram:
     that array cannot be written as it is, a converted copy).  Calls are serialised: the
     arenas of temporaries are shared between calls."""
 
-    def __init__(self, program: L.Program, ir_text: str, native: NativeCode,
-                 output_shapes=None, in_place=()):
+    def __init__(self, program: L.Program, rendered: render.RenderedProgram,
+                 native: NativeCode, output_shapes=None, in_place=()):
         plan = BufferPlan(program, output_shapes, in_place)
         self.in_place = plan.in_place
         self._in_place_inputs = {inp for _, inp in plan.in_place}
         self.output_shapes = plan.shapes
         self.program = program
         self.name = program.name
-        self._ir_text = ir_text
+        self._rendered = rendered
         self._native = native                   # owns the code: keep it alive
         self._entry = _ENTRY_TYPE(native.address)
         self._slots = {name: i for i, name in enumerate(program.buffers)}
@@ -237,8 +322,11 @@ class CompiledProgram:
 
     # ---- inspection -----------------------------------------------------------------------------
     def llvm_ir(self, optimized: bool = False) -> str:
-        """The module's LLVM IR text, as rendered or after the O3 pipeline."""
-        return str(optimize(self._ir_text)) if optimized else self._ir_text
+        """The LLVM IR text of the program's modules (the entry's, then each kernel's),
+        as rendered or after each one's optimisation pipeline."""
+        if not optimized:
+            return str(self._rendered)
+        return "\n".join(str(optimize(text, level)) for text, level in _modules(self._rendered))
 
     def __repr__(self) -> str:
         return (f"<graphc cpu program {self.name}: {len(self.program.kernels)} kernels, "
@@ -394,11 +482,56 @@ class BoundCall:
         return used
 
 
+@functools.cache
+def _source_digest() -> str:
+    """A hash of graphc's source files: a rendering cached by an older graphc (even one
+    of the same version number, as in development) is never used."""
+    h = hashlib.sha256()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for folder, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()
+
+
+def rendered_program(program: L.Program) -> render.RenderedProgram:
+    """``render.render_program(program)``, from the disk cache when this graphc rendered
+    the same program before (rendering is most of what a compile from cached object
+    code would cost).  The key covers what rendering reads: the program without its
+    constants' values, the renderer's settings, each matmul's plan (its blocking, and the
+    BLAS function it calls, if any: ``tuning.plan``) and graphc's source."""
+    plans = []
+    for kernel in program.kernels:
+        if isinstance(kernel, L.MatmulKernel):
+            plan = matmul_plan(kernel)
+            plans.append((plan.blocking, None if plan.blas is None else (
+                plan.blas.path, plan.blas.index_bits, plan.blas.gemm)))
+    described = pickle.dumps((program.name, program.buffers, program.kernels, program.inputs,
+                              program.outputs, threads.MIN_WORK_PER_THREAD,
+                              threads.openmp() is not None, render.COLLAPSED_RANGE,
+                              render.CHUNKS_PER_THREAD, render.VECTORIZE_WORK, plans),
+                             protocol=5)
+    key = cache.key(hashlib.sha256(described).hexdigest(), _source_digest(),
+                    llvmlite.__version__, llvm.get_host_cpu_name(), render.host_features())
+    stored = cache.load(key, "ll")
+    if stored is not None:
+        entry, *kernels = json.loads(stored)
+        return render.RenderedProgram(entry, tuple(render.KernelModule(*k) for k in kernels))
+    rendered = render.render_program(program)
+    cache.store(key, "ll", json.dumps([rendered.entry, *(
+        (k.symbol, k.text, k.level) for k in rendered.kernels)]).encode())
+    return rendered
+
+
 def compile_program(program: L.Program, output_shapes=None, in_place=()) -> CompiledProgram:
     """Render, optimise and JIT ``program``; returns the callable (its outputs get
     ``output_shapes`` when given, else they are flat; ``in_place``: the (output, input)
     positions ``graphc.codegen.inplace`` made in place).  Long, narrow reductions are
     split in two passes first, so their work can be shared between threads."""
     program = split_reductions(program, threads.LONG_REDUCTIONS)
-    ir_text = str(render.render_program(program))
-    return CompiledProgram(program, ir_text, load_native(ir_text), output_shapes, in_place)
+    with progress.stage("render"):
+        rendered = rendered_program(program)
+    return CompiledProgram(program, rendered, load_native(rendered), output_shapes, in_place)

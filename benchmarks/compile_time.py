@@ -1,0 +1,156 @@
+"""How long ``graphc.compile`` takes to compile a whole training step, stage by stage.
+
+Each model's step (forward, loss, backward, optimizer) is compiled in a fresh process
+with an empty ``GRAPHC_CACHE_DIR`` (first: the matmul kernel's tuning to the host is
+measured too, once per machine), again in a fresh process with only the tuning records
+left in that folder (cold: every kernel compiles), and in a third with the folder as the
+second left it (warm: the rendering and object code from the disk cache).  The table gives
+the seconds of each compile stage (``graphc.progress``), summed over the compiles of the
+first calls, and those calls' wall seconds (which also run the step, eagerly on a
+stateful optimizer's first call).
+
+    python benchmarks/compile_time.py                 # the GPT step and the small CNN step
+    python benchmarks/compile_time.py --models gpt    # one of them
+
+Models: ``gpt``, examples/gpt.py's model (batch 8, context 64, width 128, 4 heads,
+2 layers, AdamW); ``cnn``, two 3x3 convolutions (16 and 32 channels) with max pooling
+and a linear head, batch 64 of 28x28, SGD.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = ("gpt", "cnn")
+
+
+def gpt_step():
+    """examples/gpt.py's model and AdamW: the compiled step and its arguments."""
+    sys.path.insert(0, os.path.join(REPO, "examples"))
+    import graphc
+    from gpt import GPT
+    graphc.manual_seed(0)
+    vocab = 65
+    model = GPT(vocab, 64, width=128, heads=4, layers=2)
+    optimizer = graphc.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
+
+    def step(x, y):
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+    x, y = (graphc.randint(vocab, (8, 64)) for _ in range(2))
+    return graphc.compile(step), (x, y)
+
+
+def cnn_step():
+    """Two 3x3 convolutions, pooling and a linear head on 28x28 images, SGD."""
+    import graphc
+    from graphc import nn
+    graphc.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+    optimizer = graphc.optim.SGD(model.parameters(), lr=0.01)
+
+    def step(x, y):
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+    return graphc.compile(step), (graphc.randn(64, 1, 28, 28), graphc.randint(10, (64,)))
+
+
+def probe(model: str, calls: int = 5) -> dict:
+    """In this process: the seconds of every compile made in the first ``calls`` calls,
+    stage by stage, summed (a stateful optimizer's first call traces, then runs eagerly
+    to create its state; a program that changes what its arguments are, such as the
+    ``.grad`` that ``zero_grad`` sets to None, may compile twice), the first calls' wall
+    seconds and a later call's."""
+    from graphc import progress
+    step, args = {"gpt": gpt_step, "cnn": cnn_step}[model]()
+    seconds = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        step(*args).item()
+        seconds.append(time.perf_counter() - start)
+    stages = {}
+    for compile_ in progress.finished():
+        for stage, s in compile_.items():
+            if stage != "name":
+                stages[stage] = stages.get(stage, 0.0) + s
+    run = seconds[-1]
+    return {"compiles": len(progress.finished()), "stages": stages,
+            "first_calls_s": sum(seconds[:-1]), "run_s": run}
+
+
+def run_probe(model: str, cache_dir: str) -> dict:
+    code = (f"import json; from benchmarks.compile_time import probe; "
+            f"print(json.dumps(probe({model!r})))")
+    env = dict(os.environ, GRAPHC_CACHE_DIR=cache_dir,
+               PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"compile probe of {model} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(model: str) -> dict:
+    """Three probes in fresh processes sharing one cache folder: ``first`` (empty: the
+    host's matmul tuning is measured too, once per machine), ``cold`` (the folder keeps
+    only the tuning records: every kernel compiles) and ``warm`` (everything cached)."""
+    cache_dir = tempfile.mkdtemp(prefix="graphc-compile-time-")
+    try:
+        first = run_probe(model, cache_dir)
+        for name in os.listdir(cache_dir):
+            if not name.endswith(".json"):                   # keep the tuning records
+                os.remove(os.path.join(cache_dir, name))
+        return {"first": first, "cold": run_probe(model, cache_dir),
+                "warm": run_probe(model, cache_dir)}
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+def table(model: str, result: dict) -> str:
+    runs = ("first", "cold", "warm")
+    stages = [s for s in dict.fromkeys(s for run in runs for s in result[run]["stages"])
+              if s != "total"]
+    lines = [f"{model}: seconds     first    cold    warm", "-" * 40]
+    for stage in stages:
+        lines.append(f"{stage:<16}" + "".join(
+            f"{result[run]['stages'].get(stage, 0):8.3f}" for run in runs))
+    lines.append(f"{'compile (total)':<16}" + "".join(
+        f"{result[run]['stages']['total']:8.3f}" for run in runs) +
+        f"   ({result['cold']['compiles']} compiles)")
+    lines.append(f"{'first calls':<16}" + "".join(
+        f"{result[run]['first_calls_s']:8.3f}" for run in runs) +
+        f"   (wall; then {result['cold']['run_s'] * 1e3:.1f} ms a call)")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    results = {model: measure(model) for model in args.models}
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    for model, result in results.items():
+        print(table(model, result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
