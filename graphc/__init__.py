@@ -192,6 +192,7 @@ from graphc import onnx, distributed  # noqa: E402
 import graphc.autograd.functional  # noqa: E402,F401  (graphc.autograd.functional.jacobian)
 from graphc.serialization import save, load  # noqa: E402
 from graphc import amp, cpu  # noqa: E402
+from graphc.parallel import set_num_threads, get_num_threads  # noqa: E402
 from graphc.amp import (autocast, is_autocast_available, is_autocast_enabled,  # noqa: E402
                         get_autocast_dtype)
 cuda.amp = amp.cuda_amp

@@ -2,4 +2,6 @@
 
 
 def is_available() -> bool:
-    return False
+    """True when libgomp was found: compiled cpu kernels then run on its thread pool."""
+    from graphc.targets.cpu import threads
+    return threads.openmp() is not None

@@ -16,7 +16,7 @@ import graphc
 from graphc import dtypes
 from graphc.codegen import loops as L
 from graphc.targets import cache
-from graphc.targets.cpu import compile_program, render, runtime
+from graphc.targets.cpu import compile_program, render, runtime, threads
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY_A, KEY_B, KEY_C, KEY_D = (cache.key(name) for name in "abcd")
@@ -375,7 +375,7 @@ def test_a_rendering_is_reused_only_by_the_same_graphc_and_settings(folder, monk
     compile_and_run()
     compile_and_run()
     assert len(renders) == 1
-    monkeypatch.setattr(render, "PARALLEL_WORK", {"loops": 1, "matmul": 1})
+    monkeypatch.setattr(threads, "MIN_WORK_PER_THREAD", {"loops": 1, "matmul": 1})
     compile_and_run()
     monkeypatch.setattr(runtime, "_source_digest", lambda: "graphc's source, edited")
     compile_and_run()

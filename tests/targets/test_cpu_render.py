@@ -7,7 +7,7 @@ import pytest
 from matmul_kernels import product_kernel
 
 from graphc import dtypes
-from graphc.targets.cpu import compile_program, render, runtime
+from graphc.targets.cpu import compile_program, render, runtime, threads
 from graphc.targets.cpu import matmul as matmul_renderer
 from graphc.codegen import loops as L
 from graphc.ops import REGISTRY
@@ -492,36 +492,42 @@ def test_threaded_kernels_match_single_threaded(monkeypatch):
                 {"c": (f32, 300 * 129), "i": (i64, 300)}, temps={"y": (f32, x.size)},
                 arena=({"y": 0}, {"float32": x.size}))
     assert render.kernel_extent(ew) == 300
-    monkeypatch.setattr(render, "PARALLEL_WORK", {"loops": 1, "matmul": 1})
+    monkeypatch.setattr(threads, "MIN_WORK_PER_THREAD", {"loops": 1, "matmul": 1})
     assert all(render.runs_threaded(k) for k in (ew, mm, arg))
-    assert "pthread_create" in str(render.render_program(p))
-    threaded = compile_program(p)([x, w])
-    monkeypatch.setattr(render, "PARALLEL_WORK", {"loops": 1 << 62, "matmul": 1 << 62})
-    assert "pthread_create" not in str(render.render_program(p))
+    assert "GOMP_parallel" in str(render.render_program(p))
+    compiled = compile_program(p)
+    runs = {}
+    for n in (1, 2, 7):                      # 7: more threads than most machines' cores
+        monkeypatch.setattr(threads.NUM_THREADS, "value", n)
+        runs[n] = compiled([x, w])
+    monkeypatch.setattr(threads, "MIN_WORK_PER_THREAD", {"loops": 1 << 62, "matmul": 1 << 62})
+    assert "GOMP_parallel" not in str(render.render_program(p))
     single = compile_program(p)([x, w])
-    for t, s in zip(threaded, single):
-        np.testing.assert_array_equal(t, s)
+    for threaded in runs.values():
+        for t, s in zip(threaded, single):
+            np.testing.assert_array_equal(t, s)
     np.testing.assert_allclose(single[0].reshape(300, 129), np.tanh(x) @ w, rtol=1e-4,
                                atol=1e-4)
     np.testing.assert_array_equal(single[1], np.tanh(x).argmax(axis=1))
 
 
 def test_serial_kernels_never_run_threaded(monkeypatch):
-    monkeypatch.setattr(render, "PARALLEL_WORK", {"loops": 1, "matmul": 1})
+    monkeypatch.setattr(threads, "MIN_WORK_PER_THREAD", {"loops": 1, "matmul": 1})
     serial = scatter_kernel(1000, 1000)
     serial.parallel = (("p", 1000),)
     assert not render.runs_threaded(serial)
 
 
 def test_threaded_kernel_reports_index_errors(monkeypatch):
-    monkeypatch.setattr(render, "PARALLEL_WORK", {"loops": 1, "matmul": 1})
+    monkeypatch.setattr(threads, "MIN_WORK_PER_THREAD", {"loops": 1, "matmul": 1})
+    monkeypatch.setattr(threads.NUM_THREADS, "value", 3)
     value = load("t", f32, L.CheckedIndex(load("idx", i64), 4, 3))
     kernel = L.LoopKernel("gather", (("p", 100),), [L.Store((), "out", P, value)],
                           ["t", "idx"], ["out"])
     compiled = compile_program(program([kernel], {"t": (f32, 4), "idx": (i64, 100)},
                                        {"out": (f32, 100)}))
     idx = np.zeros(100, np.int64)
-    idx[99] = 4                                        # in the second thread's half
+    idx[99] = 4                                        # in the last thread's chunk
     with pytest.raises(IndexError, match=r"take: index 4 .* size 4 \(model.py:9\)"):
         compiled([np.arange(4, dtype=np.float32), idx])
 

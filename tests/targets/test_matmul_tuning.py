@@ -9,7 +9,7 @@ import pytest
 
 import graphc
 from graphc import dtypes
-from graphc.targets.cpu import blas, compile_program, render, tuning
+from graphc.targets.cpu import blas, compile_program, render, threads, tuning
 from graphc.targets.cpu.kernel import new_module
 from graphc.targets.cpu.matmul import MatmulRenderer, blas_layout
 from graphc.codegen import loops as L
@@ -210,7 +210,7 @@ def test_blas_kernels_split_between_threads_and_restore_the_blas_setting(monkeyp
     """graphc's pool splits a BLAS kernel's rows; each call runs on its caller's thread
     alone and leaves that thread's OpenBLAS setting as it found it."""
     monkeypatch.setenv("GRAPHC_MATMUL", "blas")
-    monkeypatch.setattr(render, "PARALLEL_WORK", {"loops": 1, "matmul": 1})
+    monkeypatch.setattr(threads, "MIN_WORK_PER_THREAD", {"loops": 1, "matmul": 1})
     rng = np.random.default_rng(4)
     a = rng.normal(size=(4, 9, 20)).astype(np.float32)
     b = rng.normal(size=(20, 7)).astype(np.float32)

@@ -109,7 +109,7 @@ def test_the_error_record_is_reset_between_calls(backend):
 
 
 def test_a_bad_index_in_the_second_threads_half_is_reported():
-    i = np.zeros(1 << 16, np.int64)
+    i = np.zeros(1 << 18, np.int64)
     i[-1] = 9
     with pytest.raises(IndexError, match=r"take: index 9 .* size 4 \(" + line_of(take_twice)):
         graphc.compile(take_twice, backend="cpu")(graphc.arange(4.0), graphc.tensor(i))

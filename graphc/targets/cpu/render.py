@@ -2,10 +2,11 @@
 
 Every kernel becomes ``void NAME(ptr buffers, i64 start, i64 stop, ptr error_flag)``:
 ``buffers[slot]`` points at each buffer of the program and [start, stop) is a range of the
-outermost parallel loop (outermost of extent > 1; the flattened batch*m rows for a
-matmul), so ``entry`` can split a large kernel between two threads.  A program becomes
-module whose exported ``void entry(ptr buffers, ptr error_flag)`` runs every kernel in
-order, each called with an array of its own buffers' pointers.
+outer parallel loops, joined (``_ranged``; the flattened batch*m rows for a matmul), so
+``entry`` can split a large kernel between the threads of libgomp's pool (``threads.py``:
+as many as its work pays for, at most ``graphc_num_threads``, read on each call).  A
+program becomes a module whose exported ``void entry(ptr buffers, ptr error_flag)`` runs
+every kernel in order, each called with an array of its own buffers' pointers.
 
 Each kernel is rendered into a module of its own, in a canonical form that depends only on
 the kernel (its buffers numbered in its own order, its alias scopes named by that order, its
@@ -21,7 +22,9 @@ partial sums.  Float sums are added in blocks (``SUM_BLOCKS``): the vectorised l
 elements, and those into the accumulator, so the error bound grows like 4096 / lanes +
 256 + n / 2**20 additions instead of n / lanes (numpy's pairwise summation: 16 +
 log2(n / 128)); float32 sums accumulate in float64 (lowering's ``accumulator_dtype``), so
-they are within float64 rounding of the exact sum before the one float32 rounding.  A
+they are within float64 rounding of the exact sum before the one float32 rounding; their
+loops ask for float32's vector width (``llvm.loop.vectorize.width``), else LLVM takes
+the doubles' and the summands' math (a softmax's exp) runs on half-full vectors.  A
 smaller first block would be more accurate but LLVM then unrolls the block loop fully and
 reassociates its partial sums into one dependent chain, which is latency bound (measured
 1.5-2x slower).  The matmul accumulates with fused multiply-adds, as BLAS does.
@@ -51,29 +54,22 @@ from dataclasses import dataclass
 import llvmlite.ir as ir
 
 from graphc import dtypes
-from graphc.targets.cpu.kernel import (I32, I64, KERNEL_TYPE, PTR, VOID, KernelFunction,
-                                        ScalarOps,
-                                        cast, constant, create_target_machine, declare,
+from graphc.targets.cpu.kernel import (I8, I32, I64, KERNEL_TYPE, PTR, VOID, KernelFunction,
+                                        ScalarOps, cast, constant, create_target_machine, declare,
                                         for_range, host_features, i64, imin, new_module,
-                                        target_machine, value_type)
+                                        target_machine, value_type, vector_bytes)
+from graphc.targets.cpu import threads
 from graphc.targets.cpu.matmul import MatmulRenderer
 from graphc.targets.cpu.tuning import plan as matmul_plan
 from graphc.codegen import loops as L
 from graphc.ops import ACCUMULATIONS
 
-__all__ = ["ENTRY", "PARALLEL_WORK", "KernelModule", "RenderedProgram", "alias_scopes",
-           "create_target_machine", "host_features", "kernel_extent",
-           "kernel_identity", "kernel_module", "optimisation_level", "render_kernel", "render_loop_kernel", "render_program",
-           "runs_threaded", "target_machine"]
+__all__ = ["ENTRY", "KernelModule", "RenderedProgram", "alias_scopes",
+           "create_target_machine", "host_features", "kernel_extent", "kernel_identity",
+           "kernel_module", "optimisation_level", "render_kernel", "render_loop_kernel",
+           "render_program", "runs_threaded", "target_machine", "team_size_cap"]
 
 ENTRY = "entry"
-
-# A kernel runs on two threads when its ``work`` is at least this.  Starting and joining
-# a thread (and, for a matmul, its scratch memory) costs 20-50 us on a 2-core VM: two
-# threads measured faster from ~400k iterations of an elementwise loop and from ~16M
-# multiply-adds of a matmul (256^3).
-PARALLEL_WORK = {"loops": 1 << 19, "matmul": 1 << 24}
-
 
 # ---- loop kernels --------------------------------------------------------------------------------
 def alias_scopes(program: L.Program) -> dict:
@@ -204,29 +200,71 @@ def _blocked_loop(kf, accs, loop, rest, start, steps, into):
                     emit.loops(rest):
                 for a in accs:
                     a.update(partial[a])
+            width = _widened_sum_width(accs)
+            if width and not rest:
+                _vectorize_width(b.module, i.incomings[-1][1].terminator, width)
         for a in accs:
             if a.blocked:
                 total = b.load(into[a], typ=a.slot.allocated_type)
                 b.store(b.fadd(total, b.load(partial[a], typ=a.slot.allocated_type)), into[a])
 
 
-def _ranged(parallel) -> int:
-    """Which parallel loop the [start, stop) range covers: the outermost one with an
-    extent other than 1 (the loops outside it only see index 0)."""
-    return next((d for d, (_, extent) in enumerate(parallel) if extent != 1), 0)
+def _widened_sum_width(accs) -> int | None:
+    """The vector width (elements) of the values of a loop whose float sums accumulate in
+    a wider type (float32 into float64): LLVM vectorises such a loop at the width of the
+    accumulator (8 doubles per 512-bit vector), so everything else in it, say the exp of
+    a softmax's sum, runs on half-full vectors.  None when no sum widens."""
+    widths = [vector_bytes() // a.acc.value.args[0].dtype.itemsize for a in accs
+              if a.blocked and isinstance(a.acc.value, L.Op) and a.acc.value.op == "cast"
+              and a.acc.value.args[0].dtype.itemsize < a.dtype.itemsize]
+    return max(widths) if widths else None
+
+
+def _vectorize_width(module, latch, width: int):
+    """Ask the loop vectorizer for ``width`` lanes on the loop whose back edge is
+    ``latch`` (``llvm.loop.vectorize.width``; the loop ID is a self-referencing node)."""
+    hint = module.add_metadata(["llvm.loop.vectorize.width", ir.Constant(I32, width)])
+    loop_id = ir.MDValue(module, [], name=str(len(module.metadata)))
+    loop_id.operands = (loop_id, hint)
+    latch.set_metadata("llvm.loop", loop_id)
+
+
+# The [start, stop) range of a loop kernel joins parallel loops (as OpenMP's ``collapse``)
+# until it has this many iterations, so a kernel over (2, 512, 512) has 1024 rows for the
+# pool to share rather than 2.
+COLLAPSED_RANGE = 256
+
+
+def _ranged(kernel: L.LoopKernel) -> tuple[int, int]:
+    """Which parallel loops ``d..e-1`` the [start, stop) range covers: from the outermost
+    with an extent other than 1 (the loops outside it only see index 0), joined with the
+    loops inside it until they have ``COLLAPSED_RANGE`` iterations; a body without loops
+    of its own keeps its innermost parallel loop out of the range, for the vectorizer."""
+    parallel = kernel.parallel or (("p", 1),)
+    d = next((d for d, (_, extent) in enumerate(parallel) if extent != 1), 0)
+    last = len(parallel) if any(stmt.loops for stmt in kernel.body) else len(parallel) - 1
+    e, size = d + 1, parallel[d][1]
+    while e < last and size < COLLAPSED_RANGE:
+        size *= parallel[e][1]
+        e += 1
+    return d, e
 
 
 def render_loop_kernel(module, kernel: L.LoopKernel, slots: dict, scopes=None) -> ir.Function:
     kf = KernelFunction(module, kernel.name, slots, scopes)
     parallel = kernel.parallel or (("p", 1),)
-    d = _ranged(parallel)
+    d, e = _ranged(kernel)
+    b = kf.b
     with ExitStack() as stack:
         for name, _ in parallel[:d]:
             stack.enter_context(kf.emit.bind(name, i64(0)))
-        name = parallel[d][0]
-        p = stack.enter_context(for_range(kf.b, kf.start, kf.stop, name=name))
-        stack.enter_context(kf.emit.bind(name, p))
-        stack.enter_context(kf.emit.loops(parallel[d + 1:]))
+        r = stack.enter_context(for_range(b, kf.start, kf.stop, name=parallel[d][0]))
+        ranged = parallel[d:e]
+        for i, (name, extent) in enumerate(ranged):      # r's digits, outermost first
+            stride = math.prod(n for _, n in ranged[i + 1:])
+            index = b.udiv(r, i64(stride)) if stride > 1 else r
+            stack.enter_context(kf.emit.bind(name, b.urem(index, i64(extent)) if i else index))
+        stack.enter_context(kf.emit.loops(parallel[e:]))
         for stmt in kernel.body:
             with kf.emit.scope():
                 _render_statement(kf, stmt)
@@ -234,24 +272,33 @@ def render_loop_kernel(module, kernel: L.LoopKernel, slots: dict, scopes=None) -
 
 
 # ---- the program ---------------------------------------------------------------------------------
-_WORKER_ARGS = ir.LiteralStructType([PTR, I64, I64, PTR])
-
-
 def kernel_extent(kernel) -> int:
     """Size of the range [0, extent) a kernel's function is called over."""
     if isinstance(kernel, L.MatmulKernel):
         return math.prod(kernel.batch) * kernel.m
-    return kernel.parallel[_ranged(kernel.parallel)][1] if kernel.parallel else 1
+    d, e = _ranged(kernel)
+    return math.prod(extent for _, extent in kernel.parallel[d:e])
+
+
+def _kind(kernel) -> str | None:
+    """The kernel's kind for threading (``threads.MIN_WORK_PER_THREAD``), None if serial."""
+    if isinstance(kernel, L.MatmulKernel):
+        return "matmul"
+    return None if kernel.serial else "loops"
+
+
+def team_size_cap(kernel) -> int:
+    """The most threads a kernel may use (1: it runs on the calling thread)."""
+    kind = _kind(kernel)
+    if kind is None:
+        return 1
+    return threads.team_size_cap(kernel_extent(kernel), kernel.work, kind)
 
 
 def runs_threaded(kernel) -> bool:
-    if isinstance(kernel, L.MatmulKernel):
-        threshold = PARALLEL_WORK["matmul"]
-    elif kernel.serial:
-        return False
-    else:
-        threshold = PARALLEL_WORK["loops"]
-    return kernel.work >= threshold and kernel_extent(kernel) >= 2
+    """Whether ``entry`` may split the kernel's range between the threads of libgomp's
+    pool: the one predicate deciding it (a kernel that threads itself answers False)."""
+    return team_size_cap(kernel) >= 2 and threads.openmp() is not None
 
 
 def render_kernel(module, kernel, slots: dict, code: int, scopes=None) -> ir.Function:
@@ -366,7 +413,7 @@ def kernel_module(kernel, scopes: dict) -> KernelModule:
 def render_program(program: L.Program) -> RenderedProgram:
     """The modules of a whole program: one per distinct kernel, and the entry module's
     ``entry(buffers, error_flag)``, which calls each kernel over its whole range (large
-    ones on two threads) with an array of the pointers of its buffers.  ``buffers`` has
+    ones split between threads) with an array of the pointers of its buffers.  ``buffers`` has
     one pointer per ``program.buffers`` entry, in that order."""
     module = new_module(program.name)
     slots = {name: i for i, name in enumerate(program.buffers)}
@@ -387,7 +434,8 @@ def render_program(program: L.Program) -> RenderedProgram:
         own = _own_buffers(b, allocas, buffers, [slots[n] for n in kernel_buffers(kernel)])
         extent = kernel_extent(kernel)
         if runs_threaded(kernel):
-            _call_on_two_threads(b, allocas, fn, own, flag, extent)
+            _call_on_team(b, fn, own, flag, _team_args(allocas, b, own, flag), extent,
+                          team_size_cap(kernel), CHUNKS_PER_THREAD[_kind(kernel)])
         else:
             b.call(fn, [own, i64(0), i64(extent), flag])
     b.ret_void()
@@ -404,36 +452,71 @@ def _own_buffers(b, allocas, buffers, slots):
     return own
 
 
-def _call_on_two_threads(b, allocas, fn, buffers, flag, extent):
-    """Run the second half of the range on a new thread and the first half here; if no
-    thread can be started, run both halves here."""
-    module = b.module
-    create = declare(module, "pthread_create", I32, [PTR, PTR, PTR, PTR])
-    join = declare(module, "pthread_join", I32, [I64, PTR])
-    args, thread = allocas.alloca(_WORKER_ARGS), allocas.alloca(I64)
-    half = extent // 2
-    for i, value in enumerate((buffers, i64(half), i64(extent), flag)):
+# ---- threads: libgomp's pool (see threads.py) -----------------------------------------------
+_TEAM_ARGS = ir.LiteralStructType([PTR, PTR])          # {buffers, error_flag}
+
+
+def _team_args(allocas, b, buffers, flag):
+    """The struct a team function receives: the kernel's buffers and the error flag."""
+    args = allocas.alloca(_TEAM_ARGS, name="team.args")
+    for i, value in enumerate((buffers, flag)):
         b.store(value, b.gep(args, [ir.Constant(I32, 0), ir.Constant(I32, i)], inbounds=True))
-    status = b.call(create, [thread, ir.Constant(PTR, None), _worker(module, fn), args])
-    b.call(fn, [buffers, i64(0), i64(half), flag])
-    with b.if_else(b.icmp_signed("==", status, ir.Constant(I32, 0))) as (started, failed):
-        with started:
-            b.call(join, [b.load(thread, typ=I64), ir.Constant(PTR, None)])
-        with failed:
-            b.call(fn, [buffers, i64(half), i64(extent), flag])
+    return args
 
 
-def _worker(module, fn) -> ir.Function:
-    """The thread start routine that calls ``fn`` with the arguments in a struct (one
-    per kernel function: a program may call one kernel several times)."""
-    if f"{fn.name}.worker" in module.globals:
-        return module.globals[f"{fn.name}.worker"]
-    worker = ir.Function(module, ir.FunctionType(PTR, [PTR]), f"{fn.name}.worker")
-    worker.linkage = "internal"
-    b = ir.IRBuilder(worker.append_basic_block("entry"))
-    fields = [b.load(b.gep(worker.args[0], [ir.Constant(I32, 0), ir.Constant(I32, i)],
-                           inbounds=True, source_etype=_WORKER_ARGS), typ=t)
-              for i, t in enumerate(_WORKER_ARGS.elements)]
-    b.call(fn, fields)
-    b.ret(ir.Constant(PTR, None))
-    return worker
+def _call_on_team(b, fn, buffers, flag, args, extent: int, cap: int, chunks: int):
+    """Call ``fn`` over [0, extent) on ``min(graphc_num_threads, cap)`` threads of
+    libgomp's pool (``GOMP_parallel``; the calling thread is one of them), or directly
+    when that is one thread."""
+    module = b.module
+    count = module.globals.get(threads.NUM_THREADS_SYMBOL)
+    if count is None:
+        count = ir.GlobalVariable(module, I32, threads.NUM_THREADS_SYMBOL)
+    parallel = declare(module, "GOMP_parallel", VOID, [PTR, PTR, I32, I32])
+    n = imin(b, b.load(count, typ=I32), ir.Constant(I32, cap))
+    with b.if_else(b.icmp_signed(">", n, ir.Constant(I32, 1))) as (team, alone):
+        with team:
+            b.call(parallel, [_team_function(module, fn, extent, cap, chunks), args, n,
+                              ir.Constant(I32, 0)])
+        with alone:
+            b.call(fn, [buffers, i64(0), i64(extent), flag])
+
+
+# Each thread of a team takes chunks of the range from libgomp's dynamic schedule, about
+# this many per thread (never more than the kernel's cap, so a chunk is worth a thread):
+# on a shared machine a thread whose core is busy takes fewer chunks instead of making
+# the whole team wait for its fixed share.  A matmul packs all of B for each chunk, so
+# its chunks are one per thread.
+CHUNKS_PER_THREAD = {"loops": 4, "matmul": 1}
+
+
+def _team_function(module, fn, extent: int, cap: int, chunks_per_thread: int) -> ir.Function:
+    """What each thread of the team runs: ``#pragma omp for schedule(dynamic, chunk)
+    nowait`` over [0, extent), calling ``fn`` on each chunk it takes, with ``extent /
+    min(chunks_per_thread * threads, cap)`` indices per chunk."""
+    name = f"{fn.name}.team{extent}"
+    if name in module.globals:                  # the same kernel, called again
+        return module.globals[name]
+    team = ir.Function(module, ir.FunctionType(VOID, [PTR]), name)
+    team.linkage = "internal"
+    b = ir.IRBuilder(team.append_basic_block("entry"))
+    buffers, flag = (b.load(b.gep(team.args[0], [ir.Constant(I32, 0), ir.Constant(I32, i)],
+                                  inbounds=True, source_etype=_TEAM_ARGS), typ=PTR)
+                     for i in range(2))
+    first, last = b.alloca(I64, name="chunk.start"), b.alloca(I64, name="chunk.stop")
+    n = b.sext(b.call(declare(module, "omp_get_num_threads", I32, []), []), I64)
+    chunks = imin(b, b.mul(n, i64(chunks_per_thread)), i64(cap))
+    size = b.sdiv(b.add(i64(extent), b.sub(chunks, i64(1))), chunks)
+    start = declare(module, "GOMP_loop_dynamic_start", I8, [I64] * 4 + [PTR, PTR])
+    next_ = declare(module, "GOMP_loop_dynamic_next", I8, [PTR, PTR])
+    taken = b.call(start, [i64(0), i64(extent), i64(1), size, first, last])
+    loop, done = team.append_basic_block("chunk"), team.append_basic_block("done")
+    b.cbranch(b.icmp_unsigned("!=", taken, ir.Constant(I8, 0)), loop, done)
+    b.position_at_end(loop)
+    b.call(fn, [buffers, b.load(first, typ=I64), b.load(last, typ=I64), flag])
+    more = b.call(next_, [first, last])
+    b.cbranch(b.icmp_unsigned("!=", more, ir.Constant(I8, 0)), loop, done)
+    b.position_at_end(done)
+    b.call(declare(module, "GOMP_loop_end_nowait", VOID, []), [])
+    b.ret_void()
+    return team

@@ -37,10 +37,11 @@ import numpy as np
 
 from graphc import progress
 from graphc.targets import cache
-from graphc.targets.cpu import render
+from graphc.targets.cpu import render, threads
 from graphc.targets.cpu.tuning import plan as matmul_plan
 from graphc.targets.plan import BufferPlan, HostMemory
 from graphc.codegen import loops as L
+from graphc.codegen.split import split_reductions
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -82,6 +83,7 @@ class NativeCode:
     """Object files linked into one JIT engine; ``address`` is the entry's."""
 
     def __init__(self, objects):
+        threads.register_symbols()          # graphc_num_threads, libgomp's entry points
         # The engine owns the target machine it is given: a fresh one.
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""),
                                                  render.create_target_machine())
@@ -508,8 +510,10 @@ def rendered_program(program: L.Program) -> render.RenderedProgram:
             plans.append((plan.blocking, None if plan.blas is None else (
                 plan.blas.path, plan.blas.index_bits, plan.blas.gemm)))
     described = pickle.dumps((program.name, program.buffers, program.kernels, program.inputs,
-                              program.outputs, render.PARALLEL_WORK, render.VECTORIZE_WORK,
-                              plans), protocol=5)
+                              program.outputs, threads.MIN_WORK_PER_THREAD,
+                              threads.openmp() is not None, render.COLLAPSED_RANGE,
+                              render.CHUNKS_PER_THREAD, render.VECTORIZE_WORK, plans),
+                             protocol=5)
     key = cache.key(hashlib.sha256(described).hexdigest(), _source_digest(),
                     llvmlite.__version__, llvm.get_host_cpu_name(), render.host_features())
     stored = cache.load(key, "ll")
@@ -525,7 +529,9 @@ def rendered_program(program: L.Program) -> render.RenderedProgram:
 def compile_program(program: L.Program, output_shapes=None, in_place=()) -> CompiledProgram:
     """Render, optimise and JIT ``program``; returns the callable (its outputs get
     ``output_shapes`` when given, else they are flat; ``in_place``: the (output, input)
-    positions ``graphc.codegen.inplace`` made in place)."""
+    positions ``graphc.codegen.inplace`` made in place).  Long, narrow reductions are
+    split in two passes first, so their work can be shared between threads."""
+    program = split_reductions(program, threads.LONG_REDUCTIONS)
     with progress.stage("render"):
         rendered = rendered_program(program)
     return CompiledProgram(program, rendered, load_native(rendered), output_shapes, in_place)
