@@ -12,9 +12,10 @@ stateful optimizer's first call).
     python benchmarks/compile_time.py                 # the GPT step and the small CNN step
     python benchmarks/compile_time.py --models gpt    # one of them
 
-Models: ``gpt``, examples/gpt.py's model (batch 8, context 64, width 128, 4 heads,
-2 layers, AdamW); ``cnn``, two 3x3 convolutions (16 and 32 channels) with max pooling
-and a linear head, batch 64 of 28x28, SGD.
+Models: the training steps of ``python -m graphc bench`` (``benchmarks/compiled.py``):
+``gpt`` (``gpt_train``: batch 8, context 64, width 128, 4 heads, 2 layers, AdamW),
+``cnn`` (``cnn_train``: two 3x3 convolutions of 16 and 32 channels with max pooling and a
+linear head, batch 64 of 28x28, SGD) and ``mlp`` (``mlp_train``).
 """
 from __future__ import annotations
 
@@ -22,53 +23,16 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = ("gpt", "cnn")
+sys.path.insert(0, REPO)
 
-
-def gpt_step():
-    """examples/gpt.py's model and AdamW: the compiled step and its arguments."""
-    sys.path.insert(0, os.path.join(REPO, "examples"))
-    import graphc
-    from gpt import GPT
-    graphc.manual_seed(0)
-    vocab = 65
-    model = GPT(vocab, 64, width=128, heads=4, layers=2)
-    optimizer = graphc.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
-
-    def step(x, y):
-        _, loss = model(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss
-    x, y = (graphc.randint(vocab, (8, 64)) for _ in range(2))
-    return graphc.compile(step), (x, y)
-
-
-def cnn_step():
-    """Two 3x3 convolutions, pooling and a linear head on 28x28 images, SGD."""
-    import graphc
-    from graphc import nn
-    graphc.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
-    optimizer = graphc.optim.SGD(model.parameters(), lr=0.01)
-
-    def step(x, y):
-        loss = nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss
-    return graphc.compile(step), (graphc.randn(64, 1, 28, 28), graphc.randint(10, (64,)))
+from benchmarks.compiled import keep_host_tuning  # noqa: E402
+MODELS = {"gpt": "gpt_train", "cnn": "cnn_train", "mlp": "mlp_train"}    # -> bench step
 
 
 def probe(model: str, calls: int = 5) -> dict:
@@ -77,8 +41,11 @@ def probe(model: str, calls: int = 5) -> dict:
     to create its state; a program that changes what its arguments are, such as the
     ``.grad`` that ``zero_grad`` sets to None, may compile twice), the first calls' wall
     seconds and a later call's."""
+    import graphc
     from graphc import progress
-    step, args = {"gpt": gpt_step, "cnn": cnn_step}[model]()
+    from benchmarks.compiled import FULL, probe_step
+    fn, x, y = probe_step(MODELS[model], FULL)
+    step, args = graphc.compile(fn), (x, y)
     seconds = []
     for _ in range(calls):
         start = time.perf_counter()
@@ -113,9 +80,7 @@ def measure(model: str) -> dict:
     cache_dir = tempfile.mkdtemp(prefix="graphc-compile-time-")
     try:
         first = run_probe(model, cache_dir)
-        for name in os.listdir(cache_dir):
-            if not name.endswith(".json"):                   # keep the tuning records
-                os.remove(os.path.join(cache_dir, name))
+        keep_host_tuning(cache_dir)
         return {"first": first, "cold": run_probe(model, cache_dir),
                 "warm": run_probe(model, cache_dir)}
     finally:
@@ -141,7 +106,7 @@ def table(model: str, result: dict) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=["gpt", "cnn"])
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     results = {model: measure(model) for model in args.models}

@@ -136,7 +136,8 @@ def format_report(report) -> str:
     for row in report["workloads"]:
         for step, t in row.get("compile_s", {}).items():
             lines.append(f"compile time of the {step} step: cold {t['cold']:.3f} s, cached "
-                         f"{t['cached']:.3f} s (target {verdict(t)})")
+                         f"{t['cached']:.3f} s (target {verdict(t)}); first on this host "
+                         f"(matmul tuning measured too) {t['first']:.3f} s")
     for row in rows:
         for mode, error in row.get("left_out", {}).items():
             lines.append(f"{row['name']}: {HEADERS[mode]} left out ({error})")
