@@ -42,9 +42,12 @@ OPENMP_SYMBOLS = ("GOMP_parallel", "GOMP_loop_dynamic_start", "GOMP_loop_dynamic
 # 2-core AMD EPYC VM (``python benchmarks/threads.py --calibrate``, quiet minute) 2**17
 # iterations of ``x * 2 + 1`` take about 15 us and 2**19 multiply-adds about 15 us,
 # beyond the call's 8 us (costlier loops, say exp, gain from threads sooner than this
-# says).  The two-thread column could not be measured there: other jobs held the other
-# core the whole time (docs/benchmarks.md).
-MIN_WORK_PER_THREAD = {"loops": 1 << 17, "matmul": 1 << 19}
+# says).  On the quiet machine, whole training steps ran fastest with loops split from
+# 2**13 iterations a thread (``python -m graphc bench`` steps, one process each, medians
+# of 9 rounds at 2**17 / 2**15 / 2**13: GPT 14.8 / 14.1 / 13.8 ms, CNN 6.8 / 6.5 /
+# 6.3 ms, MLP unchanged at 2.35 ms): their loops (exp, erf, layer norms) cost more per
+# iteration than ``x * 2 + 1``.
+MIN_WORK_PER_THREAD = {"loops": 1 << 13, "matmul": 1 << 19}
 
 
 # A reduction of few rows and many elements (``x.sum()``, a sum over the long dim of a
