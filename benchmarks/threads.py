@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import numpy as np
 
-import graphc
-from graphc.targets.cpu import threads
-from common import cpu_name, interleaved
-from compiled import gelu_chain, linear_init, matmul, mlp_step, randn, softmax_rows
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import graphc  # noqa: E402
+from graphc.targets.cpu import threads  # noqa: E402
+from benchmarks.common import cpu_name, interleaved  # noqa: E402
+from benchmarks.compiled import (gelu_chain, linear_init, matmul, mlp_step,  # noqa: E402
+                                 randn, softmax_rows)
 
 
 def elementwise_chain():

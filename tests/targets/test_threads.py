@@ -249,3 +249,17 @@ def test_leading_parallel_loops_are_joined_into_the_threads_range(thread_count):
     np.testing.assert_allclose(results[7][0], e / e.sum(2, keepdims=True), rtol=1e-5,
                                atol=1e-7)
     np.testing.assert_array_equal(results[7][1], x.numpy().transpose(0, 2, 1) * 2)
+
+
+@pytest.mark.slow
+def test_the_scaling_benchmark_runs_as_a_script():
+    """``python benchmarks/threads.py`` (not a package import: the script finds the
+    repository itself) prints one row per workload."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    run = subprocess.run([sys.executable, os.path.join(repo, "benchmarks", "threads.py"),
+                          "--threads", "1", "--repeat", "1", "--min-time", "0"],
+                         cwd=os.path.dirname(repo), capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    for workload in ("elementwise", "softmax", "sgemm", "mlp_train"):
+        assert workload in run.stdout
