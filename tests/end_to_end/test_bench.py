@@ -260,3 +260,16 @@ def test_the_suite_runs_on_the_cuda_backend_with_a_device_copy_baseline(fake_gpu
     for w in timed(report):
         assert all(c["ok"] for c in w["checks"].values()), w["name"]
     assert fake_gpu.synchronized > 0       # the baseline: a device copy, waited for
+
+
+@pytest.mark.slow
+def test_kernel_times_lists_the_kernels_of_a_step():
+    """``benchmarks/kernel_times.py`` runs each kernel of a compiled step alone: every
+    kernel gets a time, and the kinds add up to the total it prints."""
+    run = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "kernel_times.py"),
+                          "cnn_train", "--quick", "--top", "100"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    kernels = int(lines[0].split(" kernels")[0].rsplit(" ", 1)[1])
+    assert kernels == len(lines) - 2 and "matmul" in lines[1] and "im2col" in run.stdout
