@@ -273,3 +273,11 @@ def test_kernel_times_lists_the_kernels_of_a_step():
     lines = run.stdout.splitlines()
     kernels = int(lines[0].split(" kernels")[0].rsplit(" ", 1)[1])
     assert kernels == len(lines) - 2 and "matmul" in lines[1] and "im2col" in run.stdout
+
+
+def test_alone_times_one_mode_of_a_workload():
+    run = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "alone.py"),
+                          "chain10", "fused", "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("chain10 fused alone: ") and "ms a call" in run.stdout
