@@ -403,7 +403,7 @@ class Lowering:
         x, w = conv.inputs
         n, c, h, wd = x.shape
         _, _, p, q = conv.out.shape
-        stride, dilation = conv.attr_dict["stride"], conv.attr_dict["dilation"]
+        stride = conv.attr_dict["stride"]
         if w.shape[2:] == (1, 1) and tuple(stride) == (1, 1):
             view = self.strided(x)
             if view is not None:

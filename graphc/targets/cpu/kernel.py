@@ -16,7 +16,6 @@ import llvmlite.ir as ir
 from graphc import dtypes
 from graphc.targets.cpu import mathlib
 from graphc.targets.emitter import Emitter as BaseEmitter
-from graphc.codegen import loops as L
 
 VOID = ir.VoidType()
 I1, I8, I16, I32, I64 = (ir.IntType(w) for w in (1, 8, 16, 32, 64))
