@@ -95,6 +95,13 @@ def _is_plain_acc(value, dtype) -> bool:
     return isinstance(value, L.Acc) and value.name == "acc" and value.dtype is dtype
 
 
+def uses_blas(kernel: L.MatmulKernel, blas) -> bool:
+    """Whether ``kernel`` is rendered as calls to ``blas`` (a ``blas.Blas``, or None):
+    a product with work to do whose operands cblas can read."""
+    return (blas is not None and bool(kernel.n and kernel.m and kernel.k and all(kernel.batch))
+            and blas_layout(kernel, blas.index_bits) is not None)
+
+
 class MatmulRenderer:
     """BLIS's loop nest: for each column block (NC) and depth block (KC), pack B into
     NR-wide panels; for each row block (MC), pack A into MR-high panels; then an MR x NR
@@ -129,18 +136,17 @@ class MatmulRenderer:
                       _round_up(kernel.n, self.nr))
         self.mc = min(max(blocking.a_bytes // (self.kc * size) // self.mr, 1) * self.mr,
                       _round_up(self.rows, self.mr))
-        fits = blas is not None and blas_layout(kernel, blas.index_bits) is not None
-        self.blas = blas if fits else None
+        self.blas = blas if uses_blas(kernel, blas) else None
         self.kf = KernelFunction(module, kernel.name, slots, scopes)
         self.b, self.code = self.kf.b, code
 
     def render(self) -> ir.Function:
         k = self.k
-        if k.n and k.m and all(k.batch):
+        if self.blas is not None:
+            self._blas_groups()
+        elif k.n and k.m and all(k.batch):
             if not k.k:
                 self._zero_depth()
-            elif self.blas is not None:
-                self._blas_groups()
             else:
                 self._blocked()
         return self.kf.finish()
@@ -216,16 +222,18 @@ class MatmulRenderer:
     def _blas_groups(self):
         """Each group's rows of [start, stop) in one ``?gemm`` call that writes the
         product into the partial-sum output; then the epilogue runs over those rows.
-        The calls run on this thread alone (graphc's pool splits the rows), and the
-        thread's BLAS setting is restored after them."""
+        The calls run on this thread alone (graphc's pool splits the rows): the
+        program's entry sets OpenBLAS to one thread around its kernels
+        (``render.render_program``), and the setting is made here too, for a build
+        where it is per thread (it is one process-wide value in numpy's wheels, so the
+        kernels running at once cannot each save and restore it)."""
         b, kf, k = self.b, self.kf, self.k
         (trans_a, lda), (trans_b, ldb) = blas_layout(k, self.blas.index_bits)
         index = ir.IntType(self.blas.index_bits)
         gemm = declare(b.module, self.blas.gemm[k.dtype.name], VOID,
                        [I32, I32, I32, index, index, index, self.vt, PTR, index, PTR, index,
                         self.vt, PTR, index])
-        threads = declare(b.module, LOCAL_THREADS, I32, [I32])
-        before = b.call(threads, [ir.Constant(I32, 1)])
+        b.call(declare(b.module, LOCAL_THREADS, I32, [I32]), [ir.Constant(I32, 1)])
         with self._each_group() as (row0, lo, hi, a_base, b_base):
             a_at = b.add(a_base, b.mul(lo, i64(self.a_row_stride)))
             c_row = b.add(row0, lo)
@@ -240,7 +248,6 @@ class MatmulRenderer:
                           ir.Constant(index, k.n)])
             if self.epilogue:
                 self._tile_epilogue(None, c_row, i64(0), rows, i64(k.n))
-        b.call(threads, [before])
 
     def _bases(self, g):
         b, k = self.b, self.k

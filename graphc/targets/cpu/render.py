@@ -59,7 +59,8 @@ from graphc.targets.cpu.kernel import (I8, I32, I64, KERNEL_TYPE, PTR, VOID, Ker
                                         for_range, host_features, i64, imin, new_module,
                                         target_machine, value_type, vector_bytes)
 from graphc.targets.cpu import threads
-from graphc.targets.cpu.matmul import MatmulRenderer
+from graphc.targets.cpu.blas import LOCAL_THREADS
+from graphc.targets.cpu.matmul import MatmulRenderer, uses_blas
 from graphc.targets.cpu.tuning import plan as matmul_plan
 from graphc.codegen import loops as L
 from graphc.ops import ACCUMULATIONS
@@ -423,6 +424,14 @@ def render_program(program: L.Program) -> RenderedProgram:
     allocas = ir.IRBuilder(entry.append_basic_block("allocas"))
     body = entry.append_basic_block("body")
     b = ir.IRBuilder(body)
+    # Kernels that call numpy's BLAS run it on one thread each (graphc's pool splits
+    # them): OpenBLAS's setting is one process-wide value in numpy's wheels, so it is set
+    # here, before any kernel runs, and restored after the last.
+    blas_threads = None
+    if any(isinstance(k, L.MatmulKernel) and uses_blas(k, matmul_plan(k).blas)
+           for k in program.kernels):
+        blas_threads = declare(module, LOCAL_THREADS, I32, [I32])
+        blas_before = b.call(blas_threads, [ir.Constant(I32, 1)])
     kernels, by_identity = {}, {}
     for kernel in program.kernels:
         identity = kernel_identity(kernel, scopes)
@@ -438,6 +447,8 @@ def render_program(program: L.Program) -> RenderedProgram:
                           team_size_cap(kernel), CHUNKS_PER_THREAD[_kind(kernel)])
         else:
             b.call(fn, [own, i64(0), i64(extent), flag])
+    if blas_threads is not None:
+        b.call(blas_threads, [blas_before])
     b.ret_void()
     allocas.branch(body)
     return RenderedProgram(str(module), tuple(kernels.values()))
