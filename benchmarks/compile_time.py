@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from benchmarks.compiled import keep_host_tuning  # noqa: E402
+from benchmarks.compiled import in_fresh_process, keep_host_tuning  # noqa: E402
 MODELS = {"gpt": "gpt_train", "cnn": "cnn_train", "mlp": "mlp_train"}    # -> bench step
 
 
@@ -62,15 +61,8 @@ def probe(model: str, calls: int = 5) -> dict:
 
 
 def run_probe(model: str, cache_dir: str) -> dict:
-    code = (f"import json; from benchmarks.compile_time import probe; "
-            f"print(json.dumps(probe({model!r})))")
-    env = dict(os.environ, GRAPHC_CACHE_DIR=cache_dir,
-               PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        raise RuntimeError(f"compile probe of {model} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return in_fresh_process(f"benchmarks.compile_time.probe({model!r})", cache_dir,
+                            f"compile probe of {model}", timeout=900)
 
 
 def measure(model: str) -> dict:

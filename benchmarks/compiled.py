@@ -665,17 +665,25 @@ def compile_probe(name: str, backend: str, quick: bool) -> dict:
     return {"first_s": first, "run_s": statistics.median(later)}
 
 
-def run_probe(name, backend, quick, cache_dir) -> float:
-    """Compile seconds (first call minus a later call) of the probe in a new process."""
-    code = ("import json, sys; from benchmarks.compiled import compile_probe; "
-            f"print(json.dumps(compile_probe({name!r}, {backend!r}, {quick!r})))")
+def in_fresh_process(call: str, cache_dir: str, what: str, timeout=600):
+    """What ``call`` (a dotted function call, ``module.function(args)``, its module
+    imported first) returns, as JSON, in a new interpreter whose GRAPHC_CACHE_DIR is
+    ``cache_dir``."""
+    module = call.split("(", 1)[0].rsplit(".", 1)[0]
+    code = f"import json, {module}; print(json.dumps({call}))"
     env = dict(os.environ, GRAPHC_CACHE_DIR=cache_dir,
                PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"compile probe of {name} failed:\n{done.stderr}")
-    probe = json.loads(done.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{what} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_probe(name, backend, quick, cache_dir) -> float:
+    """Compile seconds (first call minus a later call) of the probe in a new process."""
+    probe = in_fresh_process(f"benchmarks.compiled.compile_probe({name!r}, {backend!r}, "
+                             f"{quick!r})", cache_dir, f"compile probe of {name}")
     return probe["first_s"] - probe["run_s"]
 
 

@@ -51,6 +51,20 @@ def data(n=40):
     return x, y
 
 
+def warmed_pair():
+    """The quadrant step compiled and an eager twin, both three steps in (the eager
+    first step that makes momentum state, the trace, the plan): (x, y, compiled,
+    (model, optimizer), (eager model, eager optimizer, eager step))."""
+    x, y = data()
+    model, optimizer, step = quadrant()
+    eager_model, eager_optimizer, eager_step = quadrant()
+    compiled = graphc.compile(step)
+    for _ in range(3):
+        compiled(x, y)
+        eager_step(x, y)
+    return x, y, compiled, (model, optimizer), (eager_model, eager_optimizer, eager_step)
+
+
 def test_a_training_step_takes_the_fast_path_and_matches_eager(monkeypatch):
     x, y = data()
     model, optimizer, step = quadrant()
@@ -93,13 +107,7 @@ def test_views_of_parameters_see_each_update():
 
 
 def test_a_replaced_parameter_array_binds_the_plan_again():
-    x, y = data()
-    model, _, step = quadrant()
-    eager_model, _, eager_step = quadrant()
-    compiled = graphc.compile(step)
-    for _ in range(3):
-        compiled(x, y)
-        eager_step(x, y)
+    x, y, compiled, (model, _), (eager_model, _, eager_step) = warmed_pair()
     plan = compiled._fast
     bound = plan.bound_call()
     new = np.full((3, 2), 0.25, np.float32)
@@ -112,13 +120,7 @@ def test_a_replaced_parameter_array_binds_the_plan_again():
 
 
 def test_a_non_contiguous_parameter_array_is_converted_on_each_call(monkeypatch):
-    x, y = data()
-    model, _, step = quadrant()
-    eager_model, _, eager_step = quadrant()
-    compiled = graphc.compile(step)
-    for _ in range(3):
-        compiled(x, y)
-        eager_step(x, y)
+    x, y, compiled, (model, _), (eager_model, _, eager_step) = warmed_pair()
     transposed = np.asfortranarray(np.full((3, 2), 0.5, np.float32))
     model[0].weight.data = graphc.from_numpy(transposed)
     eager_model[0].weight.data = graphc.from_numpy(transposed.copy())
@@ -259,13 +261,7 @@ def test_a_gradient_hook_on_a_parameter_recompiles():
 
 @pytest.mark.parametrize("change", ["lr", "momentum"])
 def test_optimizer_hyperparameters_still_guard(change):
-    x, y = data()
-    model, optimizer, step = quadrant()
-    eager_model, eager_optimizer, eager_step = quadrant()
-    compiled = graphc.compile(step)
-    for _ in range(3):
-        compiled(x, y)
-        eager_step(x, y)
+    x, y, compiled, (model, optimizer), (eager_model, eager_optimizer, eager_step) = warmed_pair()
     for opt in (optimizer, eager_optimizer):
         opt.param_groups[0][change] = 0.0 if change == "momentum" else 0.1
     for _ in range(2):
