@@ -1,0 +1,199 @@
+"""graphc as a TorchDynamo backend: ``torch.compile(model, backend="graphc")``.
+
+Dynamo hands ``backend`` an FX graph of torch functions.  AOTAutograd traces it to ATen
+(functional: in-place updates become outputs that AOTAutograd writes back), splits
+forward from backward, and hands each graph to ``compile_graph``.  There, the nodes
+graphc can run (an ATen op with a lowering in ``graphc.dynamo.aten``) are grouped into
+partitions; each partition becomes a function that runs its nodes' lowerings on graphc
+tensors, compiled by ``graphc.compile``; the other nodes stay in PyTorch.  At run time
+PyTorch's tensors go in and come out without copies (both sides view the same memory
+through numpy).
+"""
+from __future__ import annotations
+
+import functools
+import operator
+import warnings
+
+import ml_dtypes
+import numpy as np
+import torch
+from torch._dynamo.backends.common import aot_autograd
+from torch._functorch.aot_autograd import make_boxed_func
+from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
+from torch.fx.passes.operator_support import OperatorSupportBase
+
+import graphc
+from graphc import logs, targets
+from graphc.dynamo import aten
+
+OPTIONS = ("backend", "fuse", "dump")
+MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+_log = logs.logger("graph_breaks")
+_warned: set[str] = set()           # the ops already named in a warning (once per process)
+
+
+def backend(gm: torch.fx.GraphModule, example_inputs, *, options=None, mode=None):
+    """The Dynamo backend: compile ``gm`` (forward and backward) with graphc.
+
+    ``options`` (``torch.compile(..., options={...})``): ``backend`` ("cpu", the default,
+    or "cuda" when the inputs are on a GPU; "interpreter"), ``fuse`` (default True),
+    ``dump`` (a folder for the fusion report, loop IR and generated code).  ``mode`` is
+    accepted for PyTorch programs: graphc has one mode."""
+    if mode not in MODES:
+        raise RuntimeError(f"graphc backend: unrecognized mode={mode!r}, should be one of: "
+                           f"{', '.join(m for m in MODES if m)}")
+    settings = _settings(options, example_inputs)
+    compiler = functools.partial(compile_graph, settings=settings)
+    return aot_autograd(fw_compiler=compiler, bw_compiler=compiler,
+                        decompositions=_decompositions())(gm, example_inputs)
+
+
+def _settings(options, example_inputs) -> dict:
+    """graphc.compile's settings from the backend's options, checked."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise RuntimeError(f"graphc backend: unexpected option {unknown[0]!r}, known options "
+                           f"are {list(OPTIONS)}")
+    on_gpu = any(isinstance(x, torch.Tensor) and x.device.type != "cpu"
+                 for x in example_inputs)
+    name = options.get("backend", "cuda" if on_gpu else "cpu")
+    if name not in targets.NAMES:
+        raise RuntimeError(f"graphc backend: unknown backend {name!r}; available: "
+                           f"{', '.join(targets.NAMES)}")
+    if on_gpu:
+        devices = sorted({str(x.device) for x in example_inputs
+                          if isinstance(x, torch.Tensor) and x.device.type != "cpu"})
+        raise RuntimeError(f"graphc backend: inputs on {', '.join(devices)}: graphc runs "
+                           f"PyTorch's tensors in place only on the CPU; move the model "
+                           f"and its inputs to the CPU, or port the program to graphc "
+                           f"(import graphc as torch) to use graphc's cuda backend")
+    return dict(backend=name, fuse=bool(options.get("fuse", True)),
+                dump=options.get("dump"))
+
+
+def compile_graph(gm: torch.fx.GraphModule, example_inputs, settings: dict):
+    """One ATen graph from AOTAutograd -> the same graph with each partition of nodes
+    graphc supports replaced by a graphc-compiled ``Partition``."""
+    partitioner = CapabilityBasedPartitioner(gm, _Support(), allows_single_node_partition=True)
+    split = partitioner.fuse_partitions(partitioner.propose_partitions())
+    for node in split.graph.nodes:
+        if node.op == "call_module":
+            setattr(split, node.target, Partition(getattr(split, node.target), settings))
+    return make_boxed_func(split)
+
+
+def _why_not(node) -> str | None:
+    """Why graphc cannot run ``node`` (a reason to name), or None when it can."""
+    if node.target is operator.getitem:         # an item of a supported op's tuple
+        return None if _supported(node.args[0]) else "its tuple comes from PyTorch"
+    if hasattr(aten, "unsupported"):
+        return aten.unsupported(node)
+    return None if node.target in aten.LOWERINGS else "no lowering"
+
+
+def _decompositions():
+    if hasattr(aten, "DECOMPOSITIONS"):
+        return aten.DECOMPOSITIONS
+    from torch._decomp import core_aten_decompositions
+    return core_aten_decompositions()
+
+
+def _supported(node) -> bool:
+    return node.op == "call_function" and _why_not(node) is None
+
+
+class _Support(OperatorSupportBase):
+    """The partitioner's question: can graphc run this node?  A node that cannot is
+    named once per op, as a warning and on the ``graph_breaks`` log channel."""
+
+    def is_node_supported(self, submodules, node) -> bool:
+        if node.op != "call_function":
+            return False
+        why = _why_not(node)
+        if why is None:
+            return True
+        if node.target is not operator.getitem:
+            name = str(node.target)
+            _log.debug("graphc cannot run %s (%s): it runs in PyTorch", name, why)
+            if name not in _warned:
+                _warned.add(name)
+                warnings.warn(f"graphc cannot run {name} ({why}); it runs in PyTorch "
+                              f"and the rest of the graph in graphc", stacklevel=2)
+        return False
+
+
+def _run_nodes(graph: torch.fx.Graph, *args):
+    """Run a partition's nodes on graphc tensors: each ATen op by its lowering."""
+    env = {}
+    inputs = iter(args)
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            env[node] = next(inputs)
+        elif node.op == "call_function":
+            fn = operator.getitem if node.target is operator.getitem else \
+                aten.LOWERINGS[node.target]
+            node_args, node_kwargs = torch.fx.node.map_arg((node.args, node.kwargs),
+                                                           env.__getitem__)
+            env[node] = fn(*node_args, **node_kwargs)
+        elif node.op == "output":
+            result = torch.fx.node.map_arg(node.args[0], env.__getitem__)
+            return tuple(result) if isinstance(result, (list, tuple)) else result
+        else:
+            raise RuntimeError(f"graphc backend: a partition holds a {node.op} node "
+                               f"({node.format_node()})")
+    raise RuntimeError("graphc backend: a partition graph without an output node")
+
+
+class Partition(torch.nn.Module):
+    """Nodes graphc runs, as one ``graphc.compile``d function called on torch tensors.
+
+    Shapes and number arguments (sizes Dynamo made symbolic) are specialised: each new
+    combination compiles once more (graphc.compile's program cache)."""
+
+    def __init__(self, part: torch.fx.GraphModule, settings: dict):
+        super().__init__()
+        self.part = part
+        outputs = next(n for n in reversed(part.graph.nodes) if n.op == "output").args[0]
+        self.outputs = tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs,)
+        self.dtypes = tuple(map(_expected_dtype, self.outputs))
+        self.compiled = graphc.compile(functools.partial(_run_nodes, part.graph),
+                                       backend=settings["backend"], fuse=settings["fuse"],
+                                       dump=settings["dump"], dynamic=False)
+
+    def forward(self, *args):
+        result = self.compiled(*map(to_graphc, args))
+        outputs = result if isinstance(result, tuple) else (result,)
+        converted = tuple(map(to_torch, outputs))
+        for out, expected, node in zip(converted, self.dtypes, self.outputs):
+            if expected is not None and out.dtype != expected:
+                raise RuntimeError(f"graphc backend: the lowering of {node.target} gave "
+                                   f"{out.dtype} where PyTorch gives {expected}")
+        return converted if isinstance(result, tuple) else converted[0]
+
+
+def _expected_dtype(node):
+    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return value.dtype if isinstance(value, torch.Tensor) else None
+
+
+def to_graphc(x):
+    """A torch tensor -> a graphc tensor on the same memory (other values unchanged)."""
+    if not isinstance(x, torch.Tensor):
+        return x
+    x = x.detach()
+    if x.dtype == torch.bfloat16:       # numpy has no bfloat16: view the bits
+        return graphc.from_numpy(x.view(torch.int16).numpy().view(ml_dtypes.bfloat16))
+    return graphc.from_numpy(x.numpy())
+
+
+def to_torch(t):
+    """A graphc tensor -> a torch tensor on the same memory."""
+    if not isinstance(t, graphc.Tensor):
+        return t
+    array = t.detach().numpy()
+    if array.dtype == ml_dtypes.bfloat16:
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
