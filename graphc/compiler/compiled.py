@@ -647,8 +647,8 @@ class OptimizedModule(Module):
         return self._compiled.graphs()
 
 
-def compile(model=None, *, fullgraph=False, dynamic=None, backend="cpu", mode=None,
-            options=None, disable=False, fuse=True, dump=None):
+def compile(model=None, example_inputs=None, /, *, fullgraph=False, dynamic=None,
+            backend="cpu", mode=None, options=None, disable=False, fuse=True, dump=None):
     """Compile a function, method or ``nn.Module``, as ``torch.compile`` does.
 
     Use it as a function, a decorator, or a decorator factory::
@@ -667,7 +667,13 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="cpu", mode=No
     is accepted for PyTorch programs (graphc has one mode).  ``options``:
     ``recompile_limit`` (default 8, or ``GRAPHC_RECOMPILE_LIMIT``), ``fuse``, ``dump``.
     ``disable=True`` returns ``model`` unchanged.
+
+    Called as a TorchDynamo backend (``torch.compile(model, backend=graphc.compile)``
+    calls it with a ``torch.fx.GraphModule`` and a list of example inputs), it is
+    ``graphc.dynamo.backend``.
     """
+    if example_inputs is not None or _is_fx_graph_module(model):
+        return _dynamo_backend(model, example_inputs, mode=mode, options=options)
     if mode not in MODES:
         raise RuntimeError(f"Unrecognized mode={mode!r}, should be one of: "
                            f"{', '.join(m for m in MODES if m)}")
@@ -691,6 +697,22 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="cpu", mode=No
     if model is None:
         return functools.partial(_compile_one, disable=disable, settings=settings)
     return _compile_one(model, disable=disable, settings=settings)
+
+
+def _is_fx_graph_module(model) -> bool:
+    """Whether ``model`` is a ``torch.fx.GraphModule``, found without importing torch."""
+    return any(c.__name__ == "GraphModule" and c.__module__ == "torch.fx.graph_module"
+               for c in type(model).__mro__)
+
+
+def _dynamo_backend(gm, example_inputs, mode, options):
+    if not _is_fx_graph_module(gm) or not isinstance(example_inputs, (list, tuple)):
+        raise TypeError(f"graphc.compile: called with two arguments it is a TorchDynamo "
+                        f"backend and takes a torch.fx.GraphModule and a list of example "
+                        f"inputs, not {type(gm).__name__} and "
+                        f"{type(example_inputs).__name__}")
+    from graphc.dynamo import backend
+    return backend(gm, example_inputs, mode=mode, options=options)
 
 
 def _compile_one(model, disable, settings):
