@@ -16,6 +16,7 @@ cannot be traced raises (``fullgraph=True``) or runs eagerly with a one-time war
 from __future__ import annotations
 
 import functools
+import importlib
 import operator
 import os
 import types
@@ -711,8 +712,10 @@ def _dynamo_backend(gm, example_inputs, mode, options):
                         f"backend and takes a torch.fx.GraphModule and a list of example "
                         f"inputs, not {type(gm).__name__} and "
                         f"{type(example_inputs).__name__}")
-    from graphc.dynamo import backend
-    return backend(gm, example_inputs, mode=mode, options=options)
+    # graphc.dynamo is a client of the compiler (it compiles through graphc.compile), so
+    # it is found by name when called, as PyTorch finds it through its entry point.
+    dynamo = importlib.import_module("graphc.dynamo")
+    return dynamo.backend(gm, example_inputs, mode=mode, options=options)
 
 
 def _compile_one(model, disable, settings):
