@@ -19,6 +19,7 @@ import ml_dtypes
 import numpy as np
 import torch
 from torch._dynamo.backends.common import aot_autograd
+from torch._dynamo.utils import counters
 from torch._functorch.aot_autograd import make_boxed_func
 from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
@@ -78,11 +79,33 @@ def compile_graph(gm: torch.fx.GraphModule, example_inputs, settings: dict):
     """One ATen graph from AOTAutograd -> the same graph with each partition of nodes
     graphc supports replaced by a graphc-compiled ``Partition``."""
     partitioner = CapabilityBasedPartitioner(gm, _Support(), allows_single_node_partition=True)
-    split = partitioner.fuse_partitions(partitioner.propose_partitions())
+    partitions = partitioner.propose_partitions()
+    _report(gm, {node for p in partitions for node in p.nodes})
+    split = partitioner.fuse_partitions(partitions)
     for node in split.graph.nodes:
         if node.op == "call_module":
             setattr(split, node.target, Partition(getattr(split, node.target), settings))
     return make_boxed_func(split)
+
+
+def _report(gm: torch.fx.GraphModule, in_graphc: set) -> None:
+    """Count where the graph's nodes run (``torch._dynamo.utils.counters["graphc"]``:
+    ``graphc nodes``, and ``pytorch <op>`` per op left to PyTorch) and name each op
+    graphc cannot run: on the ``graph_breaks`` log channel, and in a warning once."""
+    ran = counters["graphc"]
+    ran["graphc nodes"] += len(in_graphc)
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node in in_graphc or \
+                node.target is operator.getitem or \
+                not isinstance(node.meta.get("val"), (torch.Tensor, list, tuple)):
+            continue                # placeholders, items of tuples, size arithmetic
+        name, why = str(node.target), _why_not(node)
+        ran[f"pytorch {name}"] += 1
+        _log.debug("graphc cannot run %s (%s): it runs in PyTorch", name, why)
+        if name not in _warned:
+            _warned.add(name)
+            warnings.warn(f"graphc cannot run {name} ({why}); it runs in PyTorch and the "
+                          f"rest of the graph in graphc", stacklevel=2)
 
 
 def _why_not(node) -> str | None:
@@ -106,23 +129,10 @@ def _supported(node) -> bool:
 
 
 class _Support(OperatorSupportBase):
-    """The partitioner's question: can graphc run this node?  A node that cannot is
-    named once per op, as a warning and on the ``graph_breaks`` log channel."""
+    """The partitioner's question: can graphc run this node?"""
 
     def is_node_supported(self, submodules, node) -> bool:
-        if node.op != "call_function":
-            return False
-        why = _why_not(node)
-        if why is None:
-            return True
-        if node.target is not operator.getitem:
-            name = str(node.target)
-            _log.debug("graphc cannot run %s (%s): it runs in PyTorch", name, why)
-            if name not in _warned:
-                _warned.add(name)
-                warnings.warn(f"graphc cannot run {name} ({why}); it runs in PyTorch "
-                              f"and the rest of the graph in graphc", stacklevel=2)
-        return False
+        return _supported(node)
 
 
 def _run_nodes(graph: torch.fx.Graph, *args):
