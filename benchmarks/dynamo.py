@@ -1,0 +1,87 @@
+"""The GPT training step in PyTorch: eager, ``torch.compile(backend="graphc")`` and the
+default ``torch.compile`` (Inductor), timed in the same run.
+
+The step is the ``gpt_train`` workload of ``python -m graphc bench``
+(``benchmarks/compiled.py``: batch 8, context 64, width 128, 4 heads, 2 layers, AdamW),
+written once for PyTorch; each mode trains its own copy of the same initial parameters.
+The whole step function is compiled: Dynamo breaks the graph at ``loss.backward()``
+(AOTAutograd's compiled backward runs there) and compiles ``optimizer.step`` as a graph
+of its own.  The table gives the median seconds per step over interleaved rounds
+(``benchmarks/common.py``), each mode's speed against eager, and the seconds of each
+mode's first call (for the compiled modes: capture, compile and one step); the last
+line says which ATen ops graphc left to PyTorch.
+
+    python benchmarks/dynamo.py             # the bench's sizes
+    python benchmarks/dynamo.py --quick     # tiny sizes, a smoke test
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch._dynamo.utils import counters  # noqa: E402
+
+from benchmarks.common import interleaved  # noqa: E402
+from benchmarks.compiled import FULL, QUICK, gpt_init, gpt_step  # noqa: E402
+
+MODES = ("eager", "graphc", "inductor")
+
+
+def steps(sizes) -> dict:
+    """Each mode's step, a zero-argument call training its own copy of the parameters
+    on one fixed batch."""
+    batch, context, *rest = sizes
+    params = gpt_init(sizes[1:])
+    x, y = (torch.from_numpy(a) for a in
+            np.random.default_rng(1).integers(0, rest[-1], (2, batch, context)))
+    calls = {}
+    for mode in MODES:
+        step, _ = gpt_step(torch, params, sizes[1:])
+        if mode == "graphc":
+            step = torch.compile(step, backend="graphc")
+        elif mode == "inductor":
+            step = torch.compile(step)
+        calls[mode] = (lambda step=step: step(x, y))
+    return calls
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
+    parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds")
+    parser.add_argument("--min-time", type=float, default=0.2,
+                        help="seconds each timing sample lasts at least")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    calls = steps((QUICK if args.quick else FULL)["gpt"])
+    first = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                 # ops left to PyTorch: counted below
+        for mode, call in calls.items():
+            start = time.perf_counter()
+            call()
+            first[mode] = time.perf_counter() - start
+    medians = interleaved(calls, args.repeat, args.min_time)
+    print(f"GPT train step {(QUICK if args.quick else FULL)['gpt']} "
+          f"(batch, context, width, heads, layers, vocab), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    print(f"{'mode':<10} {'ms/step':>9} {'vs eager':>9} {'first call s':>13}")
+    for mode in MODES:
+        print(f"{mode:<10} {medians[mode] * 1e3:>9.2f} "
+              f"{medians['eager'] / medians[mode]:>8.2f}x {first[mode]:>13.2f}")
+    ran = counters["graphc"]
+    left = sorted(k.removeprefix("pytorch ") for k in ran if k.startswith("pytorch "))
+    print(f"graphc ran {ran['graphc nodes']} ATen nodes; left to PyTorch: "
+          f"{', '.join(left) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
