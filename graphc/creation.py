@@ -58,6 +58,12 @@ def from_dlpack(ext) -> Tensor:
     return _from_array(dlpack.array_from(ext, "graphc.from_dlpack"))
 
 
+def to_dlpack(tensor: Tensor):
+    """``torch.to_dlpack``: a legacy ``"dltensor"`` capsule of ``tensor``'s memory (the
+    kind older consumers take; new code passes the tensor to ``from_dlpack``)."""
+    return tensor.__dlpack__()
+
+
 def _from_array(array: np.ndarray) -> Tensor:
     residency.escape(array)             # its producer may write to it
     return Tensor._wrap(array, dtypes.from_numpy(array.dtype))

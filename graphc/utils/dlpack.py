@@ -1,11 +1,6 @@
-"""``torch.utils.dlpack``'s two functions: ``to_dlpack(t)`` is a legacy ``"dltensor"``
-capsule of ``t``'s memory (what older consumers take), ``from_dlpack`` is
-``graphc.from_dlpack``."""
-from graphc.creation import from_dlpack
-
-
-def to_dlpack(tensor):
-    return tensor.__dlpack__()
-
+"""``torch.utils.dlpack``: ``to_dlpack(t)`` (a legacy ``"dltensor"`` capsule of ``t``'s
+memory) and ``from_dlpack`` (a tensor sharing the memory of a capsule or of any object
+with ``__dlpack__``)."""
+from graphc.creation import from_dlpack, to_dlpack
 
 __all__ = ["from_dlpack", "to_dlpack"]
