@@ -648,7 +648,7 @@ class OptimizedModule(Module):
         return self._compiled.graphs()
 
 
-def compile(model=None, example_inputs=None, /, *, fullgraph=False, dynamic=None,
+def compile(model=None, example_inputs=None, *, fullgraph=False, dynamic=None,
             backend="cpu", mode=None, options=None, disable=False, fuse=True, dump=None):
     """Compile a function, method or ``nn.Module``, as ``torch.compile`` does.
 
