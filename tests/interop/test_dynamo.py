@@ -237,6 +237,8 @@ def test_a_shape_change_recompiles_and_dynamic_sizes_are_specialised():
     for n in (10, 12):
         x = torch.randn(n)
         torch.testing.assert_close(f_d(x), f(x))
+    assert counters["stats"]["unique_graphs"] == 3      # static, automatic dynamic, dynamic
+    assert_all_in_graphc()
 
 
 # ---- the split: what graphc cannot run stays in PyTorch ---------------------------------------
