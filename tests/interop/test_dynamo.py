@@ -25,7 +25,7 @@ BACKENDS = ["cpu", "interpreter"]
 def fresh_dynamo():
     """Each test compiles from scratch (Dynamo's caches and counters are process-wide)."""
     torch._dynamo.reset()
-    counters["graphc"].clear()
+    counters.clear()
     yield
     torch._dynamo.reset()
 
