@@ -46,9 +46,44 @@ def backend(gm: torch.fx.GraphModule, example_inputs, *, options=None, mode=None
         raise RuntimeError(f"graphc backend: unrecognized mode={mode!r}, should be one of: "
                            f"{', '.join(m for m in MODES if m)}")
     settings = _settings(options, example_inputs)
+    if any(_symbolic(node.meta.get("example_value")) for node in gm.graph.nodes
+           if node.op == "placeholder"):
+        return torch._dynamo.disable(Specialised(gm, settings),
+                                     reason="graphc compiles each call's sizes itself")
+    return _aot(gm, example_inputs, settings)
+
+
+def _aot(gm: torch.fx.GraphModule, example_inputs, settings: dict):
     compiler = functools.partial(compile_graph, settings=settings)
     return aot_autograd(fw_compiler=compiler, bw_compiler=compiler,
                         decompositions=_decompositions())(gm, example_inputs)
+
+
+def _symbolic(value) -> bool:
+    """Whether a placeholder's example is a symbolic size or has one in its shape."""
+    if isinstance(value, torch.SymInt):
+        return True
+    return isinstance(value, torch.Tensor) and \
+        any(not isinstance(d, int) for d in (*value.shape, *value.stride()))
+
+
+class Specialised:
+    """A Dynamo graph with symbolic sizes (after a shape change, Dynamo's automatic
+    dynamic shapes recompile with them; ``torch.compile(dynamic=True)`` from the start),
+    compiled through AOTAutograd once per combination of concrete sizes it is called
+    with: graphc compiles static shapes, and a symbolic graph would leave every op to
+    PyTorch.  Dynamo then still compiles one graph for all sizes."""
+
+    def __init__(self, gm: torch.fx.GraphModule, settings: dict):
+        self.gm, self.settings, self.by_sizes = gm, settings, {}
+
+    def __call__(self, *args):
+        key = (torch.is_grad_enabled(), *((x.shape, x.stride()) if isinstance(x, torch.Tensor)
+                                          else x for x in args))
+        compiled = self.by_sizes.get(key)
+        if compiled is None:
+            compiled = self.by_sizes[key] = _aot(self.gm, list(args), self.settings)
+        return compiled(*args)
 
 
 def _settings(options, example_inputs) -> dict:

@@ -89,6 +89,7 @@ class QuickstartNet(torch.nn.Module):
         return self.stack(self.flatten(x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_quickstart_classifier_trains_as_eager(backend):
     train_both(QuickstartNet, classify_batches((16, 8, 8), 10), F.cross_entropy,
@@ -241,6 +242,18 @@ def test_a_shape_change_recompiles_and_dynamic_sizes_are_specialised():
     assert_all_in_graphc()
 
 
+@pytest.mark.slow
+def test_batches_of_changing_size_train_as_eager():
+    """A smaller batch makes Dynamo recompile with a symbolic batch size; graphc then
+    compiles that graph (forward and backward) for each size it meets."""
+    g = torch.Generator().manual_seed(2)
+    batches = [(torch.randn(n, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g))
+               for n in (16, 12, 16, 8, 12)]
+    train_both(QuickstartNet, batches, F.cross_entropy, lambda p: torch.optim.SGD(p, lr=0.1),
+               "interpreter")
+    assert counters["stats"]["unique_graphs"] == 2      # static, then symbolic
+
+
 # ---- the split: what graphc cannot run stays in PyTorch ---------------------------------------
 def test_an_unsupported_op_runs_in_pytorch_and_is_named_once(monkeypatch):
     from graphc.dynamo import aten
@@ -296,6 +309,7 @@ def test_unknown_options_are_refused():
         f(torch.randn(3))
 
 
+@pytest.mark.slow
 def test_import_graphc_does_not_import_torch():
     import subprocess
     import sys
