@@ -6,6 +6,7 @@ the graphs (every ATen op lowered), so a fallback to PyTorch cannot pass for gra
 """
 import copy
 import importlib
+import logging
 import warnings
 
 import numpy as np
@@ -255,7 +256,7 @@ def test_batches_of_changing_size_train_as_eager():
 
 
 # ---- the split: what graphc cannot run stays in PyTorch ---------------------------------------
-def test_an_unsupported_op_runs_in_pytorch_and_is_named_once(monkeypatch):
+def test_an_unsupported_op_runs_in_pytorch_and_is_named_once(monkeypatch, caplog):
     from graphc.dynamo import aten
     monkeypatch.delitem(aten.LOWERINGS, torch.ops.aten.sin.default)
     monkeypatch.setattr(importlib.import_module("graphc.dynamo.backend"), "_warned", set())
@@ -264,12 +265,16 @@ def test_an_unsupported_op_runs_in_pytorch_and_is_named_once(monkeypatch):
         return torch.sin(torch.relu(x) * 3.0) + x
 
     x = torch.randn(5, requires_grad=True)
-    with pytest.warns(UserWarning, match=r"graphc cannot run aten\.sin\.default") as record:
+    with pytest.warns(UserWarning, match=r"graphc cannot run aten\.sin\.default") as record, \
+            caplog.at_level(logging.DEBUG, logger="graphc.graph_breaks"):
         out = graphc_compile(f, "cpu")(x)
+        graphc_compile(lambda x: torch.sin(x * 2.0), "interpreter")(x)     # a second graph
     out.sum().backward()
     torch.testing.assert_close(out, f(x))
     named = [w for w in record if "aten.sin.default" in str(w.message)]
-    assert len(named) == 1
+    assert len(named) == 1          # a warning once per process; the log every time
+    assert sum("graphc cannot run aten.sin.default" in r.getMessage()
+               for r in caplog.records) == 2
     ran = counters["graphc"]
     assert ran["pytorch aten.sin.default"] >= 1 and ran["graphc nodes"] > 0, dict(ran)
     grad = x.grad.clone()
@@ -297,6 +302,11 @@ def test_options_dump_and_fuse(tmp_path):
         f = graphc_compile(lambda x: torch.exp(x) + 1.0, "cpu", fuse=fuse, dump=str(folder))
         torch.testing.assert_close(f(x), torch.exp(x) + 1.0)
         assert any(folder.rglob("*")), f"dump={folder} wrote nothing"
+
+
+def test_modes_are_accepted():
+    f = torch.compile(lambda x: x * 3.0, backend="graphc", mode="max-autotune")
+    torch.testing.assert_close(f(torch.ones(2)), torch.full((2,), 3.0))
 
 
 def test_unknown_options_are_refused():
