@@ -880,6 +880,28 @@ def upsample_bilinear2d(x, output_size, align_corners, scale_factors):
                          mode="bilinear", align_corners=align_corners)
 
 
+@lowering(aten.mkldnn_rnn_layer.default)
+def mkldnn_rnn_layer(x, w_ih, w_hh, b_ih, b_hh, hx, cx, reverse, batch_sizes, mode,
+                     hidden_size, num_layers, has_biases, bidirectional, batch_first,
+                     train):
+    """One LSTM layer over a (T, B, I) sequence: the op PyTorch's LSTM runs each layer
+    as on the CPU in inference (it passes the sequence time-major whatever
+    ``batch_first`` says).  Gates i, f, g, o as in PyTorch; the final states have the
+    initial states' shapes, (B, H) or (1, B, H); the fourth output (oneDNN's workspace,
+    read only by its own backward) is empty.  ``unsupported`` refuses other modes."""
+    h, c = hx.reshape(hx.shape[-2:]), cx.reshape(cx.shape[-2:])
+    projected = graphc.matmul(x, w_ih.t()) + (b_ih + b_hh)
+    steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+    outputs = [None] * x.shape[0]
+    for t in steps:
+        i, f, g, o = (projected[t] + graphc.mm(h, w_hh.t())).chunk(4, 1)
+        c = graphc.sigmoid(f) * c + graphc.sigmoid(i) * graphc.tanh(g)
+        h = graphc.sigmoid(o) * graphc.tanh(c)
+        outputs[t] = h
+    return (graphc.stack(outputs), h.reshape(hx.shape), c.reshape(cx.shape),
+            graphc.zeros(0, dtype=x.dtype))
+
+
 # ------------------------------------------------------------------- normalisations
 
 def _float(x):
@@ -1047,7 +1069,17 @@ def _attention_dropout(node, args):
     return None
 
 
+def _lstm_layer(node, args):
+    mode, batch_sizes, bidirectional = args[9], args[8], args[13]
+    if mode != 2 or batch_sizes or bidirectional:
+        return (f"{node.target} with mode={mode}, batch_sizes={batch_sizes}, "
+                f"bidirectional={bidirectional}: graphc lowers the one-direction LSTM "
+                "layer (mode 2) of PyTorch's decomposition")
+    return None
+
+
 ARGUMENT_CHECKS = {
+    aten.mkldnn_rnn_layer.default: _lstm_layer,
     aten._scaled_dot_product_flash_attention_for_cpu_backward.default: _attention_dropout,
     **{op: _integer_bitwise for packet in (aten.bitwise_and, aten.bitwise_or, aten.bitwise_xor)
        for op in (getattr(packet, name) for name in packet.overloads())},

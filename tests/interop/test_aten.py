@@ -422,6 +422,17 @@ def test_dropout_traced_draws_new_numbers_each_call():
     assert not np.array_equal(drop(x).numpy(), drop(x).numpy())
 
 
+@pytest.mark.parametrize("reverse, batch_first", [(False, False), (True, False), (False, True)])
+def test_lstm_layer_matches_aten(reverse, batch_first):
+    """The sequence is time-major whatever batch_first says; states (1, B, H) or (B, H)."""
+    x, hx, cx = rand(5, 3, 6), rand(*[1][:1 - batch_first], 3, 8), rand(*[1][:1 - batch_first], 3, 8)
+    weights = [rand(32, 6) / 3, rand(32, 8) / 3, rand(32), rand(32)]
+    args = (x, *weights, hx, cx, reverse, [], 2, 8, 1, True, False, batch_first, False)
+    want = aten.mkldnn_rnn_layer(*args)[:3]
+    got = lowered.LOWERINGS[aten.mkldnn_rnn_layer.default](*to_graphc(args))[:3]
+    check_same(got, want, "mkldnn_rnn_layer")
+
+
 def test_dtypes_convert_by_name():
     for name in ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16",
                  "float32", "float64"):
@@ -584,6 +595,16 @@ def _rnn_graph(kind):
         dict(model.named_parameters()), torch.randn(3, 5, 6), torch.randint(0, 3, (3,)))
 
 
+def _lstm_inference_graph():
+    """An LSTM's inference graph: on the CPU PyTorch's decomposition runs each layer as
+    one ``mkldnn_rnn_layer`` (its training graph would be the cells' ops, but Dynamo runs
+    nn.LSTM in PyTorch, and its allow_rnn path fails inside PyTorch 2.13)."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    model = RNN("LSTM").eval()
+    with torch.no_grad():
+        return make_fx(model, decomposition_table=lowered.DECOMPOSITIONS)(torch.randn(3, 5, 6))
+
+
 MODELS = {
     "mlp": lambda: _model_graphs(MLP(), torch.randn(5, 8), torch.randint(0, 4, (5,)), True),
     **{f"gpt-{'manual' if manual else 'sdpa'}-p{p}": (
@@ -596,7 +617,8 @@ MODELS = {
                                        torch.randint(0, 10, (2,)), True),
     "cnn-eval": lambda: _model_graphs(CNN(), torch.randn(2, 3, 12, 12),
                                       torch.randint(0, 10, (2,)), False),
-    **{kind.lower(): (lambda kind=kind: [_rnn_graph(kind)]) for kind in ("LSTM", "GRU", "RNN")},
+    **{kind.lower(): (lambda kind=kind: [_rnn_graph(kind)]) for kind in ("GRU", "RNN")},
+    "lstm-inference": lambda: [_lstm_inference_graph()],
 }
 
 
