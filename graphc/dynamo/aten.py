@@ -76,7 +76,9 @@ def _all_dims(x, dim):
 
 def _ints(value, n):
     """An ATen ``int[n]`` argument (one int or a list) as a tuple of n ints."""
-    return tuple(value) * (n if len(value) == 1 else 1) if isinstance(value, (list, tuple)) else (value,) * n
+    if not isinstance(value, (list, tuple)):
+        return (value,) * n
+    return tuple(value) * (n if len(value) == 1 else 1)
 
 
 # ---------------------------------------------------------------- pointwise, one name
@@ -429,7 +431,9 @@ def stack(tensors, dim=0):
 @lowering(aten.split_with_sizes.default, aten.split.Tensor, aten.split.sizes,
           aten.split_with_sizes_copy.default, aten.split_copy.Tensor)
 def split(x, split_size, dim=0):
-    return tuple(graphc.split(x, list(split_size) if isinstance(split_size, (list, tuple)) else split_size, dim))
+    if isinstance(split_size, (list, tuple)):
+        split_size = list(split_size)
+    return tuple(graphc.split(x, split_size, dim))
 
 
 @lowering(aten.unbind.int, aten.unbind_copy.int)
@@ -630,7 +634,8 @@ def _new(make):
 lowering(aten.zeros.default)(_new(lambda size, dtype: graphc.zeros(size, dtype=dtype)))
 lowering(aten.ones.default)(_new(lambda size, dtype: graphc.ones(size, dtype=dtype)))
 lowering(aten.empty.memory_format)(_new(lambda size, dtype: graphc.empty(size, dtype=dtype)))
-lowering(aten.full.default)(_new(lambda size, fill, dtype: graphc.full(size, fill, dtype=dtype)))
+lowering(aten.full.default)(
+    _new(lambda size, fill, dtype: graphc.full(size, fill, dtype=dtype)))
 lowering(aten.rand.default)(_new(lambda size, dtype: _uniform(size, dtype)))
 lowering(aten.randn.default)(_new(lambda size, dtype: _normal(size, dtype)))
 
@@ -723,7 +728,8 @@ def bernoulli(x, *, generator=None):
 
 @lowering(aten.bernoulli.p)
 def bernoulli_p(x, p, *, generator=None):
-    return (_uniform(x.shape, _float(x).dtype if x.is_floating_point() else None) < p).to(x.dtype)
+    dtype = _float(x).dtype if x.is_floating_point() else None
+    return (_uniform(x.shape, dtype) < p).to(x.dtype)
 
 
 @lowering(aten.native_dropout.default)
@@ -924,9 +930,11 @@ def _batch_norm(x, weight, bias, running_mean, running_var, training, momentum, 
         rstd = graphc.rsqrt(var + eps)
         count = xf.numel() // xf.shape[1]
         if running_mean is not None:
-            running_mean = running_mean * (1 - momentum) + mean.to(running_mean.dtype) * momentum
             unbiased = var * (count / max(count - 1, 1))
-            running_var = running_var * (1 - momentum) + unbiased.to(running_var.dtype) * momentum
+            running_mean = (running_mean * (1 - momentum)
+                            + mean.to(running_mean.dtype) * momentum)
+            running_var = (running_var * (1 - momentum)
+                           + unbiased.to(running_var.dtype) * momentum)
         centre, scale = mean, rstd
     else:
         centre, scale = _float(running_mean), graphc.rsqrt(_float(running_var) + eps)
@@ -1041,9 +1049,9 @@ def _integer_bitwise(node, args):
     """graphc's bitwise and/or/xor are its logical ones: bool operands only."""
     for arg in args:
         if isinstance(arg, torch.Tensor) and arg.dtype != torch.bool:
-            return f"{node.target} on {arg.dtype}: graphc has bitwise and/or/xor for bool only"
+            return f"{node.target} on {arg.dtype}: graphc has bitwise ops for bool only"
         if isinstance(arg, int) and not isinstance(arg, bool):
-            return f"{node.target} with the integer {arg}: graphc has bitwise ops for bool only"
+            return f"{node.target} with the integer {arg}: graphc has them for bool only"
     return None
 
 
@@ -1081,8 +1089,9 @@ def _lstm_layer(node, args):
 ARGUMENT_CHECKS = {
     aten.mkldnn_rnn_layer.default: _lstm_layer,
     aten._scaled_dot_product_flash_attention_for_cpu_backward.default: _attention_dropout,
-    **{op: _integer_bitwise for packet in (aten.bitwise_and, aten.bitwise_or, aten.bitwise_xor)
-       for op in (getattr(packet, name) for name in packet.overloads())},
+    **{getattr(packet, name): _integer_bitwise
+       for packet in (aten.bitwise_and, aten.bitwise_or, aten.bitwise_xor)
+       for name in packet.overloads()},
     aten.index.Tensor: _boolean_index,
     aten._unsafe_index.Tensor: _boolean_index,
     aten.index_put.default: _boolean_index,
@@ -1098,6 +1107,21 @@ def _meta(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_meta(v) for v in value)
     return value
+
+
+def _tensor_reason(target, tensor):
+    """Why graphc cannot take or make this (fake) tensor, or None.  Dtypes, layouts and
+    devices given as arguments show in the result's FakeTensor, so they are read there."""
+    if str(tensor.dtype).removeprefix("torch.") not in SUPPORTED_DTYPES:
+        return f"{target} on {tensor.dtype}: graphc has no such dtype"
+    if tensor.layout != torch.strided:
+        return f"{target} on a {tensor.layout} tensor: graphc tensors are strided"
+    if not all(isinstance(size, int) for size in tensor.shape):
+        return (f"{target} with symbolic shape {tuple(tensor.shape)}: graphc compiles "
+                "static shapes")
+    if tensor.device.type not in ("cpu", "cuda"):
+        return f"{target} on device {tensor.device}: graphc runs on cpu and cuda"
+    return None
 
 
 def unsupported(node) -> str | None:
@@ -1118,24 +1142,12 @@ def unsupported(node) -> str | None:
     reason = check(node, args) if check else None
     if reason:
         return reason
-    for tensor in _tensors(node.meta.get("val")) + _tensors(args) + _tensors(list(kwargs.values())):
-        name = str(tensor.dtype).removeprefix("torch.")
-        if name not in SUPPORTED_DTYPES:
-            return f"{target} on {tensor.dtype}: graphc has no such dtype"
-        if tensor.layout != torch.strided:
-            return f"{target} on a {tensor.layout} tensor: graphc tensors are strided"
-        if any(not isinstance(s, int) for s in tensor.shape):
-            return f"{target} with symbolic shape {tuple(tensor.shape)}: graphc compiles static shapes"
-        if tensor.device.type not in ("cpu", "cuda"):
-            return f"{target} on device {tensor.device}: graphc runs on cpu and cuda"
-    for value in list(args) + list(kwargs.values()):
-        if isinstance(value, torch.SymInt) or (
-                isinstance(value, (list, tuple)) and any(isinstance(v, torch.SymInt) for v in value)):
-            return f"{target} with a symbolic size argument: graphc compiles static shapes"
-    layout = kwargs.get("layout")
-    if layout is not None and layout != torch.strided:
-        return f"{target} with layout={layout}: graphc tensors are strided"
-    dtype = kwargs.get("dtype")
-    if isinstance(dtype, torch.dtype) and str(dtype).removeprefix("torch.") not in SUPPORTED_DTYPES:
-        return f"{target} with dtype={dtype}: graphc has no such dtype"
+    for tensor in _tensors([node.meta.get("val"), args, list(kwargs.values())]):
+        reason = _tensor_reason(target, tensor)
+        if reason:
+            return reason
+    sizes = [v for value in [*args, *kwargs.values()]
+             for v in (value if isinstance(value, (list, tuple)) else [value])]
+    if any(isinstance(v, torch.SymInt) for v in sizes):
+        return f"{target} with a symbolic size argument: graphc compiles static shapes"
     return None

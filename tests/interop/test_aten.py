@@ -66,7 +66,8 @@ def check_same(got, want, op):
         assert got is None, op
         return
     assert isinstance(got, graphc.Tensor), (op, type(got))
-    assert str(got.dtype) == str(want.dtype).replace("torch.", "graphc."), (op, got.dtype, want.dtype)
+    assert str(got.dtype) == str(want.dtype).replace("torch.", "graphc."), \
+        (op, got.dtype, want.dtype)
     assert tuple(got.shape) == tuple(want.shape), (op, got.shape, want.shape)
     tol = {torch.float16: 2e-3, torch.bfloat16: 1e-2}.get(want.dtype, 1e-5)
     np.testing.assert_allclose(got.numpy().astype(np.float64) if want.dtype.is_floating_point
@@ -230,8 +231,9 @@ SAMPLES = [
     (aten.index_put.default, (rand(5, 4), [ints(3, high=5)], rand(3, 4)), {}),
     (aten.index_put.default, (rand(5, 4), [torch.tensor([1, 1, 3])], rand(3, 4), True), {}),
     (aten.index_put.default, (rand(3, 5), [None, torch.tensor([0, 2])], rand(3, 2)), {}),
-    (aten.index_put.default, (rand(3, 5, 4, 2), [None, torch.tensor([0, 0]), torch.tensor([1, 3]),
-                                                 None], rand(2), True), {}),
+    (aten.index_put.default, (rand(3, 5, 4, 2), [None, torch.tensor([0, 0]),
+                                                 torch.tensor([1, 3]), None], rand(2), True),
+     {}),
     (aten.index_put.default, (rand(3, 5, 4), [torch.tensor([[0], [2]]), None,
                                               torch.tensor([1, 3])], rand(2, 2, 5)), {}),
     (aten.index_select.default, (rand(5, 4), 0, ints(3, high=5)), {}),
@@ -246,8 +248,9 @@ SAMPLES = [
     (aten.slice_scatter.default, (rand(5, 4), rand(2, 4), 0, 1, 5, 2), {}),
     (aten.select_scatter.default, (rand(5, 4), rand(4), 0, 2), {}),
     (aten.embedding.default, (rand(6, 3), ints(2, 4, high=6)), {}),
-    (aten.embedding_dense_backward.default, (rand(2, 4, 3), torch.tensor([[0, 1, 1, 5], [2, 5, 0, 0]]), 6, -1, False), {}),
-    (aten.embedding_dense_backward.default, (rand(2, 4, 3), torch.tensor([[0, 1, 1, 5], [2, 5, 0, 0]]), 6, 0, True), {}),
+    *[(aten.embedding_dense_backward.default,
+       (rand(2, 4, 3), torch.tensor([[0, 1, 1, 5], [2, 5, 0, 0]]), 6, padding_idx, by_freq), {})
+      for padding_idx, by_freq in ((-1, False), (0, True))],
     (aten.topk.default, (rand(3, 6), 2), {}),
     (aten.topk.default, (rand(3, 6), 3, 0, False), {}),
     (aten.sort.default, (rand(3, 6), 1, True), {}),
@@ -315,7 +318,8 @@ SAMPLES = [
                                               1e-5), {}),
     (aten.native_layer_norm.default, (rand(2, 3, 8), [8], rand(8), rand(8), 1e-5), {}),
     (aten.native_layer_norm.default, (rand(2, 3, 4), [3, 4], None, None, 1e-5), {}),
-    (aten.native_group_norm.default, (rand(2, 6, 3, 3), rand(6), rand(6), 2, 6, 9, 3, 1e-5), {}),
+    (aten.native_group_norm.default, (rand(2, 6, 3, 3), rand(6), rand(6), 2, 6, 9, 3, 1e-5),
+     {}),
 ]
 
 
@@ -354,7 +358,7 @@ def test_lowering_matches_aten_eagerly(sample):
 
 def _traced(op, args, kwargs):
     """The lowering compiled by graphc (interpreter backend), tensors as its inputs."""
-    flat, structure = [], []
+    flat = []
 
     def mark(value):
         if isinstance(value, torch.Tensor):
@@ -381,11 +385,6 @@ def _traced(op, args, kwargs):
 class _Slot:
     def __init__(self, index):
         self.index = index
-
-
-# data-dependent results cannot be traced (graphc's trace breaks); empty tensors have
-# no values to compare
-UNTRACED = {aten.empty.memory_format, aten.empty_like.default}
 
 
 @pytest.mark.parametrize("sample", SAMPLES[::3], ids=[sample_id(s) for s in SAMPLES[::3]])
@@ -416,8 +415,9 @@ def test_random_ops_draw_from_graphc_with_pytorchs_distribution():
 
 
 def test_dropout_traced_draws_new_numbers_each_call():
-    drop = graphc.compile(lambda x: lowered.LOWERINGS[aten.native_dropout.default](x, 0.5, True)[1],
-                          backend="interpreter", fullgraph=True)
+    dropout = lowered.LOWERINGS[aten.native_dropout.default]
+    drop = graphc.compile(lambda x: dropout(x, 0.5, True)[1], backend="interpreter",
+                          fullgraph=True)
     x = graphc.ones(1000)
     assert not np.array_equal(drop(x).numpy(), drop(x).numpy())
 
@@ -425,7 +425,8 @@ def test_dropout_traced_draws_new_numbers_each_call():
 @pytest.mark.parametrize("reverse, batch_first", [(False, False), (True, False), (False, True)])
 def test_lstm_layer_matches_aten(reverse, batch_first):
     """The sequence is time-major whatever batch_first says; states (1, B, H) or (B, H)."""
-    x, hx, cx = rand(5, 3, 6), rand(*[1][:1 - batch_first], 3, 8), rand(*[1][:1 - batch_first], 3, 8)
+    state = (3, 8) if batch_first else (1, 3, 8)
+    x, hx, cx = rand(5, 3, 6), rand(*state), rand(*state)
     weights = [rand(32, 6) / 3, rand(32, 8) / 3, rand(32), rand(32)]
     args = (x, *weights, hx, cx, reverse, [], 2, 8, 1, True, False, batch_first, False)
     want = aten.mkldnn_rnn_layer(*args)[:3]
@@ -455,26 +456,42 @@ def test_decompositions_keep_graphcs_fused_composites_whole():
 # ------------------------------------------------------------------- unsupported
 
 
-def _graph(fn, *args):
+def _refusals(fn, *args):
+    """The reasons ``unsupported`` gives for the nodes of ``fn``'s ATen graph."""
     from torch.fx.experimental.proxy_tensor import make_fx
-    return make_fx(fn, tracing_mode="fake")(*args)
-
-
-def _reasons(fn, *args):
-    return [lowered.unsupported(n) for n in _graph(fn, *args).graph.nodes
-            if n.op == "call_function"]
+    graph = make_fx(fn, tracing_mode="fake")(*args).graph
+    return [r for r in map(lowered.unsupported, graph.nodes) if r is not None]
 
 
 def test_unsupported_names_the_op_and_why():
-    assert _reasons(lambda x: torch.relu(x) + 1, torch.ones(3)) == [None, None]
-    complex_reasons = _reasons(lambda x: x * 2, torch.ones(3, dtype=torch.complex64))
-    assert "aten.mul.Tensor" in complex_reasons[0] and "complex64" in complex_reasons[0]
-    (reason,) = _reasons(lambda x: x & 3, torch.ones(3, dtype=torch.int64))
+    assert _refusals(lambda x: torch.relu(x) + 1, torch.ones(3)) == []
+    (reason,) = _refusals(lambda x: x * 2, torch.ones(3, dtype=torch.complex64))
+    assert "aten.mul.Tensor" in reason and "complex64" in reason
+    (reason,) = _refusals(lambda x: x & 3, torch.ones(3, dtype=torch.int64))
     assert "bitwise_and" in reason and "bool" in reason
-    (reason,) = _reasons(lambda x: torch.special.bessel_j0(x), torch.ones(3))
+    (reason,) = _refusals(lambda x: torch.special.bessel_j0(x), torch.ones(3))
     assert reason == "aten.special_bessel_j0.default has no graphc lowering"
-    (reason,) = _reasons(lambda x, m: x[m], torch.ones(3), torch.ones(3, dtype=torch.bool))
+    (reason,) = _refusals(lambda x, m: x[m], torch.ones(3), torch.ones(3, dtype=torch.bool))
     assert "aten.index.Tensor" in reason and "boolean mask" in reason
+    (reason,) = _refusals(lambda x: x.to(torch.uint16), torch.ones(3, dtype=torch.int32))
+    assert "aten._to_copy.default" in reason and "uint16" in reason
+
+
+def test_unsupported_refuses_arguments_a_lowering_cannot_honour():
+    q = torch.ones(1, 1, 4, 2)
+    (reason,) = _refusals(
+        lambda g, q, o, lse: aten._scaled_dot_product_flash_attention_for_cpu_backward(
+            g, q, q, q, o, lse, 0.5, False), q, q, q, torch.ones(1, 1, 4))
+    assert "dropout_p=0.5" in reason
+    x, w, h = torch.ones(2, 1, 3), torch.ones(12, 3), torch.ones(1, 1, 3)
+    (reason,) = _refusals(lambda x, w, h: aten.mkldnn_rnn_layer(
+        x, w, w[:, :3], w[:, 0], w[:, 0], h, h, False, [], 1, 3, 1, True, False, False,
+        False), x, w, h)
+    assert "mode=1" in reason
+    (reason,) = _refusals(
+        lambda x, w: aten.convolution(x, w, None, [1], [0], [1], False, [0], 1),
+        torch.ones(1, 1, 4, dtype=torch.int64), torch.ones(1, 1, 2, dtype=torch.int64))
+    assert "convolves float tensors only" in reason
 
 
 def test_unsupported_refuses_symbolic_shapes():
