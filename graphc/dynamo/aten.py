@@ -827,50 +827,76 @@ def convolution_backward(grad_output, x, weight, bias_sizes, stride, padding, di
     return grad_x, grad_w, grad_b
 
 
-@lowering(aten.max_pool2d_with_indices.default)
-def max_pool2d_with_indices(x, kernel_size, stride=(), padding=0, dilation=1,
-                            ceil_mode=False):
-    return tuple(F.max_pool2d(x, _ints(kernel_size, 2), _ints(stride or kernel_size, 2),
-                              _ints(padding, 2), _ints(dilation, 2), ceil_mode,
-                              return_indices=True))
+def _max_pool(n):
+    """ATen's max_pool{n}d_with_indices: (values, flat index into each input plane)."""
+    pool = (F.max_pool2d, F.max_pool3d)[n - 2]
+
+    def lower(x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+        return tuple(pool(x, _ints(kernel_size, n), _ints(stride or kernel_size, n),
+                          _ints(padding, n), _ints(dilation, n), ceil_mode,
+                          return_indices=True))
+    return lower
 
 
-@lowering(aten.max_pool2d_with_indices_backward.default)
-def max_pool2d_with_indices_backward(grad_output, x, kernel_size, stride, padding,
-                                     dilation, ceil_mode, indices):
-    """Each output's gradient added at the input position its index names (per plane)."""
-    planes = x.shape[:-2]
-    flat = graphc.zeros(*planes, x.shape[-2] * x.shape[-1], dtype=grad_output.dtype)
-    flat = flat.scatter_add(-1, indices.flatten(-2), grad_output.flatten(-2))
-    return flat.reshape(x.shape)
+def _max_pool_backward(n):
+    def lower(grad_output, x, kernel_size, stride, padding, dilation, ceil_mode, indices):
+        """Each output's gradient added at the input position its index names."""
+        planes = x.shape[:-n]
+        flat = graphc.zeros(*planes, math.prod(x.shape[-n:]), dtype=grad_output.dtype)
+        flat = flat.scatter_add(-1, indices.flatten(-n), grad_output.flatten(-n))
+        return flat.reshape(x.shape)
+    return lower
 
 
-@lowering(aten.avg_pool2d.default)
-def avg_pool2d(x, kernel_size, stride=(), padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
-    return F.avg_pool2d(x, _ints(kernel_size, 2), _ints(stride or kernel_size, 2),
-                        _ints(padding, 2), ceil_mode, count_include_pad, divisor_override)
+def _avg_pool(n):
+    pool = (F.avg_pool2d, F.avg_pool3d)[n - 2]
+
+    def lower(x, kernel_size, stride=(), padding=0, ceil_mode=False,
+              count_include_pad=True, divisor_override=None):
+        return pool(x, _ints(kernel_size, n), _ints(stride or kernel_size, n),
+                    _ints(padding, n), ceil_mode, count_include_pad, divisor_override)
+    return lower
 
 
-@lowering(aten.avg_pool2d_backward.default)
-def avg_pool2d_backward(grad_output, x, kernel_size, stride, padding, ceil_mode,
-                        count_include_pad, divisor_override):
-    def forward(x):
-        return avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                          divisor_override)
-    return _gradients(forward, grad_output, (x,), (True,))[0]
+def _avg_pool_backward(n):
+    def lower(grad_output, x, *pooling):
+        return _gradients(lambda x: _avg_pool(n)(x, *pooling), grad_output, (x,), (True,))[0]
+    return lower
 
 
-@lowering(aten._adaptive_avg_pool2d.default)
-def adaptive_avg_pool2d(x, output_size):
-    return F.adaptive_avg_pool2d(x, tuple(output_size))
+def _adaptive_avg_pool(n):
+    pool = (F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[n - 2]
+    return lambda x, output_size: pool(x, tuple(output_size))
 
 
-@lowering(aten._adaptive_avg_pool2d_backward.default)
-def adaptive_avg_pool2d_backward(grad_output, x):
-    def forward(x):
-        return F.adaptive_avg_pool2d(x, tuple(grad_output.shape[-2:]))
-    return _gradients(forward, grad_output, (x,), (True,))[0]
+def _adaptive_avg_pool_backward(n):
+    def lower(grad_output, x):
+        def forward(x):
+            return _adaptive_avg_pool(n)(x, grad_output.shape[-n:])
+        return _gradients(forward, grad_output, (x,), (True,))[0]
+    return lower
+
+
+for _n, _ops in ((2, (aten.max_pool2d_with_indices, aten.max_pool2d_with_indices_backward,
+                      aten.avg_pool2d, aten.avg_pool2d_backward, aten._adaptive_avg_pool2d,
+                      aten._adaptive_avg_pool2d_backward)),
+                 (3, (aten.max_pool3d_with_indices, aten.max_pool3d_with_indices_backward,
+                      aten.avg_pool3d, aten.avg_pool3d_backward, aten._adaptive_avg_pool3d,
+                      aten._adaptive_avg_pool3d_backward))):
+    for _op, _make in zip(_ops, (_max_pool, _max_pool_backward, _avg_pool,
+                                 _avg_pool_backward, _adaptive_avg_pool,
+                                 _adaptive_avg_pool_backward)):
+        lowering(_op.default)(_make(_n))
+
+
+@lowering(aten._cdist_forward.default)
+def cdist(x1, x2, p, compute_mode=None):
+    return graphc.cdist(x1, x2, p)
+
+
+@lowering(aten._pdist_forward.default)
+def pdist(x, p=2.0):
+    return F.pdist(x, p)
 
 
 @lowering(aten.upsample_nearest2d.vec)

@@ -306,6 +306,16 @@ SAMPLES = [
     (aten._adaptive_avg_pool2d.default, (rand(2, 3, 6, 6), [1, 1]), {}),
     (aten._adaptive_avg_pool2d.default, (rand(2, 3, 6, 6), [3, 2]), {}),
     (aten._adaptive_avg_pool2d_backward.default, (rand(2, 3, 3, 2), rand(2, 3, 6, 6)), {}),
+    (aten.max_pool3d_with_indices.default, (rand(1, 2, 4, 5, 5), [2, 2, 2], [2, 1, 2]), {}),
+    (aten.avg_pool3d.default, (rand(1, 2, 4, 5, 5), [2, 2, 2], [], [1, 0, 1]), {}),
+    (aten.avg_pool3d_backward.default, (rand(1, 2, 2, 2, 2), rand(1, 2, 4, 4, 4), [2, 2, 2],
+                                        [2, 2, 2], [0, 0, 0], False, True, None), {}),
+    (aten._adaptive_avg_pool3d.default, (rand(1, 2, 4, 6, 6), [2, 3, 1]), {}),
+    (aten._adaptive_avg_pool3d_backward.default, (rand(1, 2, 2, 3, 1), rand(1, 2, 4, 6, 6)),
+     {}),
+    (aten._cdist_forward.default, (rand(2, 4, 3), rand(2, 5, 3), 2.0, None), {}),
+    (aten._cdist_forward.default, (rand(4, 3), rand(5, 3), 1.0, None), {}),
+    (aten._pdist_forward.default, (rand(5, 3),), {}),
     (aten.upsample_nearest2d.vec, (rand(1, 2, 3, 3), [6, 6], None), {}),
     (aten.upsample_bilinear2d.vec, (rand(1, 2, 3, 3), None, False, [2.0, 2.0]), {}),
     (aten._native_batch_norm_legit_functional.default, (rand(4, 3, 5, 5), rand(3), rand(3),
@@ -330,6 +340,7 @@ def _gradient_samples():
     q, k, v = rand(2, 2, 5, 4), rand(2, 2, 5, 4), rand(2, 2, 5, 4)
     o, lse = aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, True)[:2]
     pool, indices = aten.max_pool2d_with_indices(rand(2, 3, 7, 7), [3, 3], [2, 2], [1, 1])
+    pool3, indices3 = aten.max_pool3d_with_indices(rand(1, 2, 4, 5, 5), [2, 2, 2], [1, 2, 2])
     return [
         (aten.native_group_norm_backward.default, (rand(2, 6, 3, 3), x, mean, rstd, w, 2, 6,
                                                    9, 3, [True, True, True]), {}),
@@ -338,6 +349,9 @@ def _gradient_samples():
         (aten.max_pool2d_with_indices_backward.default,
          (rand(2, 3, 4, 4), rand(2, 3, 7, 7), [3, 3], [2, 2], [1, 1], [1, 1], False, indices),
          {}),
+        (aten.max_pool3d_with_indices_backward.default,
+         (rand(*pool3.shape), rand(1, 2, 4, 5, 5), [2, 2, 2], [1, 2, 2], [0, 0, 0], [1, 1, 1],
+          False, indices3), {}),
     ]
 
 
