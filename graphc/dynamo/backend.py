@@ -56,7 +56,7 @@ def backend(gm: torch.fx.GraphModule, example_inputs, *, options=None, mode=None
 def _aot(gm: torch.fx.GraphModule, example_inputs, settings: dict):
     compiler = functools.partial(compile_graph, settings=settings)
     return aot_autograd(fw_compiler=compiler, bw_compiler=compiler,
-                        decompositions=_decompositions())(gm, example_inputs)
+                        decompositions=aten.DECOMPOSITIONS)(gm, example_inputs)
 
 
 def _symbolic(value) -> bool:
@@ -147,16 +147,7 @@ def _why_not(node) -> str | None:
     """Why graphc cannot run ``node`` (a reason to name), or None when it can."""
     if node.target is operator.getitem:         # an item of a supported op's tuple
         return None if _supported(node.args[0]) else "its tuple comes from PyTorch"
-    if hasattr(aten, "unsupported"):
-        return aten.unsupported(node)
-    return None if node.target in aten.LOWERINGS else "no lowering"
-
-
-def _decompositions():
-    if hasattr(aten, "DECOMPOSITIONS"):
-        return aten.DECOMPOSITIONS
-    from torch._decomp import core_aten_decompositions
-    return core_aten_decompositions()
+    return aten.unsupported(node)
 
 
 def _supported(node) -> bool:
