@@ -284,6 +284,13 @@ def test_an_unsupported_op_runs_in_pytorch_and_is_named_once(monkeypatch, caplog
 
 
 # ---- options and the entry point --------------------------------------------------------------
+def test_tensors_off_the_cpu_are_refused_clearly():
+    f = torch.compile(lambda x: x * 2.0, backend="graphc")
+    with pytest.raises(Exception, match="inputs on meta: graphc runs PyTorch's tensors in "
+                                        "place only on the CPU"):
+        f(torch.ones(3, device="meta"))
+
+
 def test_the_entry_point_registers_graphc():
     assert "graphc" in torch._dynamo.list_backends()
 
