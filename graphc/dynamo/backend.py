@@ -12,6 +12,7 @@ through numpy arrays).
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import warnings
 
@@ -33,6 +34,7 @@ MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cu
 
 _log = logs.logger("graph_breaks")
 _warned: set[str] = set()           # the ops already named in a warning (once per process)
+_graph_ids = itertools.count()      # numbers the graphs compiled, to name their partitions
 
 
 def backend(gm: torch.fx.GraphModule, example_inputs, *, options=None, mode=None):
@@ -117,9 +119,11 @@ def compile_graph(gm: torch.fx.GraphModule, example_inputs, settings: dict):
     partitions = partitioner.propose_partitions()
     _report(gm, {node for p in partitions for node in p.nodes})
     split = partitioner.fuse_partitions(partitions)
+    graph_id = next(_graph_ids)
     for node in split.graph.nodes:
         if node.op == "call_module":
-            setattr(split, node.target, Partition(getattr(split, node.target), settings))
+            name = f"graph{graph_id}_{node.target}"
+            setattr(split, node.target, Partition(getattr(split, node.target), name, settings))
     return make_boxed_func(split)
 
 
@@ -184,14 +188,15 @@ class Partition(torch.nn.Module):
     Shapes and number arguments (sizes Dynamo made symbolic) are specialised: each new
     combination compiles once more (graphc.compile's program cache)."""
 
-    def __init__(self, part: torch.fx.GraphModule, settings: dict):
+    def __init__(self, part: torch.fx.GraphModule, name: str, settings: dict):
         super().__init__()
         self.part = part
         outputs = next(n for n in reversed(part.graph.nodes) if n.op == "output").args[0]
         self.outputs = tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs,)
         self.dtypes = tuple(map(_expected_dtype, self.outputs))
-        self.compiled = graphc.compile(functools.partial(_run_nodes, part.graph),
-                                       backend=settings["backend"], fuse=settings["fuse"],
+        run = functools.partial(_run_nodes, part.graph)
+        run.__name__ = name             # names its compile logs and dump files
+        self.compiled = graphc.compile(run, backend=settings["backend"], fuse=settings["fuse"],
                                        dump=settings["dump"], dynamic=False)
 
     def forward(self, *args):

@@ -7,6 +7,7 @@ the graphs (every ATen op lowered), so a fallback to PyTorch cannot pass for gra
 import copy
 import importlib
 import logging
+import re
 import warnings
 
 import numpy as np
@@ -302,13 +303,25 @@ def test_graphc_compile_is_a_dynamo_backend():
     assert_all_in_graphc()
 
 
-def test_options_dump_and_fuse(tmp_path):
+def test_options_dump_and_fuse(tmp_path, monkeypatch):
+    """Each partition dumps its own files: two partitions (split by an op left to
+    PyTorch) write two programs."""
+    from graphc.dynamo import aten
+    monkeypatch.delitem(aten.LOWERINGS, torch.ops.aten.sin.default)
     x = torch.randn(16)
     for fuse in (True, False):
         folder = tmp_path / f"fuse-{fuse}"
-        f = graphc_compile(lambda x: torch.exp(x) + 1.0, "cpu", fuse=fuse, dump=str(folder))
-        torch.testing.assert_close(f(x), torch.exp(x) + 1.0)
-        assert any(folder.rglob("*")), f"dump={folder} wrote nothing"
+        f = graphc_compile(lambda x: torch.sin(torch.exp(x) + 1.0) * 2.0, "cpu", fuse=fuse,
+                           dump=str(folder))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.testing.assert_close(f(x), torch.sin(torch.exp(x) + 1.0) * 2.0)
+        programs = sorted(p.name for p in folder.iterdir() if p.name.endswith(".ll"))
+        assert [re.sub(r"graph\d+_", "", name) for name in programs] == \
+            ["fused_0.0.forward.ll", "fused_1.0.forward.ll"], programs
+        kernels = sum(int(report.read_text().split()[0])
+                      for report in folder.glob("*.forward.fusion.txt"))
+        assert kernels == (2 if fuse else 3)       # exp and add fuse or not; mul alone
 
 
 def test_modes_are_accepted():
