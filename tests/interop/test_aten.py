@@ -53,6 +53,8 @@ def to_graphc(value):
         return graphc.from_numpy(value.numpy())
     if isinstance(value, (list, tuple)):
         return type(value)(to_graphc(v) for v in value)
+    if isinstance(value, dict):
+        return {k: to_graphc(v) for k, v in value.items()}
     return value
 
 
@@ -66,6 +68,7 @@ def check_same(got, want, op):
         assert got is None, op
         return
     assert isinstance(got, graphc.Tensor), (op, type(got))
+    want = want.detach()
     assert str(got.dtype) == str(want.dtype).replace("torch.", "graphc."), \
         (op, got.dtype, want.dtype)
     assert tuple(got.shape) == tuple(want.shape), (op, got.shape, want.shape)
@@ -339,6 +342,9 @@ def _gradient_samples():
     out, mean, rstd = aten.native_group_norm(x, w, rand(6), 2, 6, 9, 3, 1e-5)
     q, k, v = rand(2, 2, 5, 4), rand(2, 2, 5, 4), rand(2, 2, 5, 4)
     o, lse = aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, True)[:2]
+    bias = rand(5, 5)
+    masked_o, masked_lse = aten._scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, 0.0, True, attn_mask=bias)
     pool, indices = aten.max_pool2d_with_indices(rand(2, 3, 7, 7), [3, 3], [2, 2], [1, 1])
     pool3, indices3 = aten.max_pool3d_with_indices(rand(1, 2, 4, 5, 5), [2, 2, 2], [1, 2, 2])
     return [
@@ -346,6 +352,13 @@ def _gradient_samples():
                                                    9, 3, [True, True, True]), {}),
         (aten._scaled_dot_product_flash_attention_for_cpu_backward.default,
          (rand(2, 2, 5, 4), q, k, v, o, lse, 0.0, True), {}),
+        (aten._scaled_dot_product_flash_attention_for_cpu_backward.default,
+         (rand(2, 2, 5, 4), q, k, v, masked_o, masked_lse, 0.0, True), {"attn_mask": bias}),
+        (aten._scaled_dot_product_flash_attention_for_cpu.default, (q, k, v, 0.0, True), {}),
+        (aten._scaled_dot_product_flash_attention_for_cpu.default, (q, k, v),
+         {"attn_mask": rand(5, 5), "scale": 0.3}),
+        (aten._scaled_dot_product_flash_attention_for_cpu.default,
+         (q, k[:, :, :3], v[:, :, :3], 0.0, True), {"attn_mask": rand(2, 1, 5, 3)}),
         (aten.max_pool2d_with_indices_backward.default,
          (rand(2, 3, 4, 4), rand(2, 3, 7, 7), [3, 3], [2, 2], [1, 1], [1, 1], False, indices),
          {}),
@@ -589,16 +602,24 @@ class RNN(torch.nn.Module):
         return self.fc(self.rnn(x)[0][:, -1])
 
 
-def _model_graphs(model, x, y, train):
+def _model_graphs(model, x, y, train, calls=None):
     """The forward and backward ATen graphs of ``cross_entropy(model(x), y)`` that
-    AOTAutograd makes with our decompositions (what the graphc backend receives)."""
+    AOTAutograd makes with our decompositions (what the graphc backend receives); with
+    ``calls``, each graph's real inputs and outputs of one training step are appended."""
     from torch._functorch.aot_autograd import aot_module_simplified
     from functorch.compile import make_boxed_func
     graphs = []
 
     def keep(gm, _):
         graphs.append(gm)
-        return make_boxed_func(gm.forward)
+
+        def run(*args):
+            inputs = [a.detach().clone() if isinstance(a, torch.Tensor) else a for a in args]
+            outputs = gm(*args)
+            if calls is not None:
+                calls.append((gm, inputs, outputs))
+            return outputs
+        return make_boxed_func(run)
 
     def backend(gm, example_inputs):
         return aot_module_simplified(gm, example_inputs, fw_compiler=keep, bw_compiler=keep,
@@ -609,6 +630,27 @@ def _model_graphs(model, x, y, train):
                          backend=backend, fullgraph=True)
     step(x, y).backward()
     return graphs
+
+
+def run_in_graphc(gm, inputs):
+    """Interpret an ATen graph with the lowerings on graphc tensors ``inputs`` (what the
+    backend does, without its partitioning)."""
+    values = {}
+
+    def read(arg):
+        if isinstance(arg, torch.fx.Node):
+            return values[arg]
+        if isinstance(arg, (list, tuple)):
+            return type(arg)(read(a) for a in arg)
+        return arg
+    placeholders = iter(inputs)
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            values[node] = next(placeholders)
+        elif node.op == "call_function":
+            values[node] = lowered.LOWERINGS[node.target](*read(node.args), **read(node.kwargs))
+        elif node.op == "output":
+            return read(node.args[0])
 
 
 def _rnn_graph(kind):
@@ -665,3 +707,37 @@ def test_every_op_of_the_models_graphs_is_lowered(name):
     assert {op: r for op, r in reasons.items() if r} == {}
     assert all(n.target in lowered.LOWERINGS for gm in graphs for n in gm.graph.nodes
                if n.op == "call_function" and n.target is not operator.getitem)
+
+
+DETERMINISTIC_MODELS = {
+    "mlp": (MLP, (torch.randn(5, 8), torch.randint(0, 4, (5,))), True),
+    "gpt-sdpa": (lambda: GPT(False, 0.0), (torch.randint(0, 32, (2, 8)),
+                                           torch.randint(0, 32, (16,))), True),
+    "gpt-manual-eval": (lambda: GPT(True, 0.1), (torch.randint(0, 32, (2, 8)),
+                                                 torch.randint(0, 32, (16,))), False),
+    "cnn-train": (CNN, (torch.randn(2, 3, 12, 12), torch.randint(0, 10, (2,))), True),
+    "cnn-eval": (CNN, (torch.randn(2, 3, 12, 12), torch.randint(0, 10, (2,))), False),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "traced"])
+@pytest.mark.parametrize("name", list(DETERMINISTIC_MODELS))
+def test_models_graphs_run_in_graphc_as_in_pytorch(name, traced):
+    """Every forward and backward graph of a training step, interpreted with the
+    lowerings on graphc tensors, eagerly or traced by graphc.compile, gives PyTorch's
+    outputs (loss, activations saved for backward, gradients, new batch norm
+    statistics)."""
+    make, (x, y), train = DETERMINISTIC_MODELS[name]
+    torch.manual_seed(0)
+    calls = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _model_graphs(make(), x, y, train, calls)
+    assert len(calls) == 2
+    for gm, inputs, want in calls:
+        def run(*tensors, gm=gm):
+            return run_in_graphc(gm, tensors)
+        if traced:
+            run = graphc.compile(run, backend="interpreter", fullgraph=True)
+        check_same(run(*to_graphc(inputs)), list(want), name)
