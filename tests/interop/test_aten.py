@@ -8,7 +8,6 @@ decomposition table) and checks that graphc lowers every node, so coverage canno
 silently regress.
 """
 import math
-import operator
 import warnings
 
 import numpy as np
