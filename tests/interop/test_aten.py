@@ -479,6 +479,15 @@ def test_decompositions_keep_graphcs_fused_composites_whole():
     assert not set(lowered.DECOMPOSITIONS) & set(lowered.LOWERINGS)
 
 
+def test_docs_list_every_lowered_op():
+    """docs/aten.md's list of lowered ops is the table's."""
+    from pathlib import Path
+    text = (Path(__file__).parents[2] / "docs" / "aten.md").read_text()
+    listed = set(text.split("<!-- lowered ops -->\n```\n")[1].split("```")[0].split())
+    assert listed == {str(op).removeprefix("aten.") for op in lowered.LOWERINGS
+                      if isinstance(op, torch._ops.OpOverload)}
+
+
 # ------------------------------------------------------------------- unsupported
 
 
