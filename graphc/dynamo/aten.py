@@ -25,6 +25,7 @@ import torch
 import torch._decomp
 
 import graphc
+import graphc.attention
 import graphc.nn.functional as F
 
 aten = torch.ops.aten
@@ -1030,15 +1031,46 @@ def native_group_norm_backward(grad_output, x, mean, rstd, weight, n, c, hxw, gr
     return grad_x, grad_w, grad_b
 
 
+def _attention_mask(query, key, attn_mask, is_causal):
+    """The kernel's mask and causal flag as one mask (PyTorch's public attention takes
+    one or the other; its kernel takes both)."""
+    causal = graphc.attention.causal_mask(query.shape[-2], key.shape[-2])
+    if not is_causal or attn_mask is None:
+        return causal if is_causal else attn_mask
+    if attn_mask.dtype == graphc.bool:
+        return attn_mask & causal
+    return attn_mask.masked_fill(~causal, -math.inf)
+
+
+@lowering(aten._scaled_dot_product_flash_attention_for_cpu.default)
+def flash_attention(query, key, value, dropout_p=0.0, is_causal=False, *, attn_mask=None,
+                    scale=None):
+    """PyTorch's CPU attention kernel: (output, logsumexp of each row of scores).
+
+    Lowered whole, not decomposed: PyTorch 2.13's core table decomposes this forward to
+    ops whose second output is not the logsumexp its kept backward kernel reads, so a
+    training step compiled that way gets wrong gradients (in PyTorch too).
+    """
+    mask = _attention_mask(query, key, attn_mask, is_causal)
+    out = F.scaled_dot_product_attention(query, key, value, mask, scale=scale)
+    if scale is None:
+        scale = 1.0 / math.sqrt(query.shape[-1])
+    scores = graphc.matmul(query, key.transpose(-2, -1)) * scale
+    if mask is not None:
+        scores = graphc.attention.apply_mask(scores, mask)
+    return out, graphc.logsumexp(scores, -1).float()
+
+
 @lowering(aten._scaled_dot_product_flash_attention_for_cpu_backward.default)
 def flash_attention_backward(grad_out, query, key, value, out, logsumexp, dropout_p,
                              is_causal, *, attn_mask=None, scale=None):
-    """The backward of PyTorch's CPU attention kernel, which AOTAutograd keeps whole
-    even where the core table decomposes its forward: graphc's gradient of its own
-    attention (``unsupported`` refuses dropout, whose mask the kernel does not save)."""
+    """graphc's gradient of its own attention (the forward is recomputed: graphc has no
+    kernel that reads ``logsumexp``; ``unsupported`` refuses dropout, whose mask the
+    kernel does not save)."""
+    mask = _attention_mask(query, key, attn_mask, is_causal)
+
     def forward(query, key, value):
-        return F.scaled_dot_product_attention(query, key, value, attn_mask,
-                                              is_causal=is_causal, scale=scale)
+        return F.scaled_dot_product_attention(query, key, value, mask, scale=scale)
     return _gradients(forward, grad_out, (query, key, value), (True, True, True))
 
 
@@ -1098,8 +1130,13 @@ def _integer_convolution(node, args):
 
 
 def _attention_dropout(node, args):
-    if args[6]:
-        return f"{node.target} with dropout_p={args[6]}: the kernel's dropout mask is not saved"
+    """graphc's attention draws its own dropout mask, which the kernels' backward
+    cannot see."""
+    names = [argument.name for argument in node.target._schema.arguments]
+    dropout_p = dict(zip(names, args)).get("dropout_p", node.kwargs.get("dropout_p", 0.0))
+    if dropout_p:
+        return (f"{node.target} with dropout_p={dropout_p}: graphc draws its own dropout "
+                "mask, which the kernel's backward cannot see")
     return None
 
 
@@ -1114,6 +1151,7 @@ def _lstm_layer(node, args):
 
 ARGUMENT_CHECKS = {
     aten.mkldnn_rnn_layer.default: _lstm_layer,
+    aten._scaled_dot_product_flash_attention_for_cpu.default: _attention_dropout,
     aten._scaled_dot_product_flash_attention_for_cpu_backward.default: _attention_dropout,
     **{getattr(packet, name): _integer_bitwise
        for packet in (aten.bitwise_and, aten.bitwise_or, aten.bitwise_xor)

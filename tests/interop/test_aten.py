@@ -8,7 +8,6 @@ decomposition table) and checks that graphc lowers every node, so coverage canno
 silently regress.
 """
 import math
-import operator
 import warnings
 
 import numpy as np
@@ -53,6 +52,8 @@ def to_graphc(value):
         return graphc.from_numpy(value.numpy())
     if isinstance(value, (list, tuple)):
         return type(value)(to_graphc(v) for v in value)
+    if isinstance(value, dict):
+        return {k: to_graphc(v) for k, v in value.items()}
     return value
 
 
@@ -66,6 +67,7 @@ def check_same(got, want, op):
         assert got is None, op
         return
     assert isinstance(got, graphc.Tensor), (op, type(got))
+    want = want.detach()
     assert str(got.dtype) == str(want.dtype).replace("torch.", "graphc."), \
         (op, got.dtype, want.dtype)
     assert tuple(got.shape) == tuple(want.shape), (op, got.shape, want.shape)
@@ -339,6 +341,9 @@ def _gradient_samples():
     out, mean, rstd = aten.native_group_norm(x, w, rand(6), 2, 6, 9, 3, 1e-5)
     q, k, v = rand(2, 2, 5, 4), rand(2, 2, 5, 4), rand(2, 2, 5, 4)
     o, lse = aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, True)[:2]
+    bias = rand(5, 5)
+    masked_o, masked_lse = aten._scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, 0.0, True, attn_mask=bias)
     pool, indices = aten.max_pool2d_with_indices(rand(2, 3, 7, 7), [3, 3], [2, 2], [1, 1])
     pool3, indices3 = aten.max_pool3d_with_indices(rand(1, 2, 4, 5, 5), [2, 2, 2], [1, 2, 2])
     return [
@@ -346,6 +351,13 @@ def _gradient_samples():
                                                    9, 3, [True, True, True]), {}),
         (aten._scaled_dot_product_flash_attention_for_cpu_backward.default,
          (rand(2, 2, 5, 4), q, k, v, o, lse, 0.0, True), {}),
+        (aten._scaled_dot_product_flash_attention_for_cpu_backward.default,
+         (rand(2, 2, 5, 4), q, k, v, masked_o, masked_lse, 0.0, True), {"attn_mask": bias}),
+        (aten._scaled_dot_product_flash_attention_for_cpu.default, (q, k, v, 0.0, True), {}),
+        (aten._scaled_dot_product_flash_attention_for_cpu.default, (q, k, v),
+         {"attn_mask": rand(5, 5), "scale": 0.3}),
+        (aten._scaled_dot_product_flash_attention_for_cpu.default,
+         (q, k[:, :, :3], v[:, :, :3], 0.0, True), {"attn_mask": rand(2, 1, 5, 3)}),
         (aten.max_pool2d_with_indices_backward.default,
          (rand(2, 3, 4, 4), rand(2, 3, 7, 7), [3, 3], [2, 2], [1, 1], [1, 1], False, indices),
          {}),
@@ -465,6 +477,15 @@ def test_decompositions_keep_graphcs_fused_composites_whole():
     for op in (aten.silu.default, aten.hardswish.default, aten.logsumexp.default):
         assert op in core and op not in lowered.DECOMPOSITIONS
     assert not set(lowered.DECOMPOSITIONS) & set(lowered.LOWERINGS)
+
+
+def test_docs_list_every_lowered_op():
+    """docs/aten.md's list of lowered ops is the table's."""
+    from pathlib import Path
+    text = (Path(__file__).parents[2] / "docs" / "aten.md").read_text()
+    listed = set(text.split("<!-- lowered ops -->\n```\n")[1].split("```")[0].split())
+    assert listed == {str(op).removeprefix("aten.") for op in lowered.LOWERINGS
+                      if isinstance(op, torch._ops.OpOverload)}
 
 
 # ------------------------------------------------------------------- unsupported
@@ -589,79 +610,128 @@ class RNN(torch.nn.Module):
         return self.fc(self.rnn(x)[0][:, -1])
 
 
-def _model_graphs(model, x, y, train):
-    """The forward and backward ATen graphs of ``cross_entropy(model(x), y)`` that
-    AOTAutograd makes with our decompositions (what the graphc backend receives)."""
+def _graphs(model, args, loss, calls):
+    """The ATen graphs AOTAutograd makes of ``loss(model(*args))`` with our
+    decompositions (what the graphc backend receives): forward and backward, or the
+    forward alone under no_grad; each graph's real inputs and outputs of the call are
+    appended to ``calls``.  Dynamo inlines RNN modules only with ``allow_rnn``."""
     from torch._functorch.aot_autograd import aot_module_simplified
     from functorch.compile import make_boxed_func
-    graphs = []
 
     def keep(gm, _):
-        graphs.append(gm)
-        return make_boxed_func(gm.forward)
+        def run(*args):
+            inputs = [a.detach().clone() if isinstance(a, torch.Tensor) else a for a in args]
+            outputs = gm(*args)
+            calls.append((gm, inputs, outputs))
+            return outputs
+        return make_boxed_func(run)
 
     def backend(gm, example_inputs):
         return aot_module_simplified(gm, example_inputs, fw_compiler=keep, bw_compiler=keep,
                                      decompositions=lowered.DECOMPOSITIONS)
     torch._dynamo.reset()
-    model.train(train)
-    step = torch.compile(lambda x, y: torch.nn.functional.cross_entropy(model(x), y),
-                         backend=backend, fullgraph=True)
-    step(x, y).backward()
-    return graphs
+    with torch._dynamo.config.patch(allow_rnn=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = torch.compile(lambda *args: loss(model(*args)), backend=backend,
+                               fullgraph=True)(*args)
+        if result.requires_grad:
+            result.backward()
 
 
-def _rnn_graph(kind):
-    """A recurrent model's training-step graph (parameter gradients of the loss, made
-    functional): Dynamo runs nn.LSTM/GRU/RNN in PyTorch unless allow_rnn, and that
-    path fails inside PyTorch 2.13's AOTAutograd, so this traces the cells directly."""
-    from torch.fx.experimental.proxy_tensor import make_fx
-    model = RNN(kind)
-
-    def loss(params, x, y):
-        return torch.nn.functional.cross_entropy(
-            torch.func.functional_call(model, params, (x,)), y)
-    step = torch.func.functionalize(torch.func.grad(loss), remove="mutations_and_views")
-    return make_fx(step, decomposition_table=lowered.DECOMPOSITIONS)(
-        dict(model.named_parameters()), torch.randn(3, 5, 6), torch.randint(0, 3, (3,)))
+def training_step(make, train=True):
+    """A training step of ``cross_entropy(model(x), y)`` on a fresh model."""
+    def capture(x, y, calls):
+        model = make().train(train)
+        _graphs(model, (x,), lambda out: torch.nn.functional.cross_entropy(out, y), calls)
+    return capture
 
 
-def _lstm_inference_graph():
-    """An LSTM's inference graph: on the CPU PyTorch's decomposition runs each layer as
-    one ``mkldnn_rnn_layer`` (its training graph would be the cells' ops, but Dynamo runs
-    nn.LSTM in PyTorch, and its allow_rnn path fails inside PyTorch 2.13)."""
-    from torch.fx.experimental.proxy_tensor import make_fx
-    model = RNN("LSTM").eval()
-    with torch.no_grad():
-        return make_fx(model, decomposition_table=lowered.DECOMPOSITIONS)(torch.randn(3, 5, 6))
+def inference(make):
+    """A forward pass under no_grad of an eval-mode model."""
+    def capture(x, y, calls):
+        with torch.no_grad():
+            _graphs(make().eval(), (x,), lambda out: out, calls)
+    return capture
 
 
+def _tokens():
+    return torch.randint(0, 32, (2, 8)), torch.randint(0, 32, (16,))
+
+
+def _images():
+    return torch.randn(2, 3, 12, 12), torch.randint(0, 10, (2,))
+
+
+def _sequences():
+    return torch.randn(3, 5, 6), torch.randint(0, 3, (3,))
+
+
+# name: (capture, inputs, deterministic); RNN modules: Dynamo inlines nn.GRU/nn.RNN with
+# allow_rnn; nn.LSTM's training step fails inside PyTorch 2.13's AOTAutograd that way
+# (it runs in PyTorch by default), so it is captured in inference, where PyTorch's CPU
+# LSTM runs each layer as one mkldnn_rnn_layer op.
 MODELS = {
-    "mlp": lambda: _model_graphs(MLP(), torch.randn(5, 8), torch.randint(0, 4, (5,)), True),
+    "mlp": (training_step(MLP), (torch.randn(5, 8), torch.randint(0, 4, (5,))), True),
     **{f"gpt-{'manual' if manual else 'sdpa'}-p{p}": (
-        lambda manual=manual, p=p: _model_graphs(
-            GPT(manual, p), torch.randint(0, 32, (2, 8)), torch.randint(0, 32, (16,)), True))
+        training_step(lambda manual=manual, p=p: GPT(manual, p)), _tokens(), p == 0)
        for manual in (False, True) for p in (0.0, 0.1)},
-    "gpt-eval": lambda: _model_graphs(GPT(True, 0.1), torch.randint(0, 32, (2, 8)),
-                                      torch.randint(0, 32, (16,)), False),
-    "cnn-train": lambda: _model_graphs(CNN(), torch.randn(2, 3, 12, 12),
-                                       torch.randint(0, 10, (2,)), True),
-    "cnn-eval": lambda: _model_graphs(CNN(), torch.randn(2, 3, 12, 12),
-                                      torch.randint(0, 10, (2,)), False),
-    **{kind.lower(): (lambda kind=kind: [_rnn_graph(kind)]) for kind in ("GRU", "RNN")},
-    "lstm-inference": lambda: [_lstm_inference_graph()],
+    "gpt-eval": (training_step(lambda: GPT(True, 0.1), train=False), _tokens(), True),
+    "cnn-train": (training_step(CNN), _images(), True),
+    "cnn-eval": (training_step(CNN, train=False), _images(), True),
+    **{kind.lower(): (training_step(lambda kind=kind: RNN(kind)), _sequences(), True)
+       for kind in ("GRU", "RNN")},
+    "lstm-inference": (inference(lambda: RNN("LSTM")), _sequences(), True),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_op_of_the_models_graphs_is_lowered(name):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        graphs = MODELS[name]()
-    assert graphs
-    reasons = {str(n.target): lowered.unsupported(n) for gm in graphs for n in gm.graph.nodes
-               if n.op == "call_function"}
+    capture, (x, y), _ = MODELS[name]
+    calls = []
+    capture(x, y, calls)
+    assert calls
+    reasons = {str(n.target): lowered.unsupported(n) for gm, _, _ in calls
+               for n in gm.graph.nodes if n.op == "call_function"}
     assert {op: r for op, r in reasons.items() if r} == {}
-    assert all(n.target in lowered.LOWERINGS for gm in graphs for n in gm.graph.nodes
-               if n.op == "call_function" and n.target is not operator.getitem)
+
+
+def run_in_graphc(gm, inputs):
+    """Interpret an ATen graph with the lowerings on graphc tensors ``inputs`` (what the
+    backend does, without its partitioning)."""
+    values = {}
+
+    def read(arg):
+        if isinstance(arg, torch.fx.Node):
+            return values[arg]
+        if isinstance(arg, (list, tuple)):
+            return type(arg)(read(a) for a in arg)
+        return arg
+    placeholders = iter(inputs)
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            values[node] = next(placeholders)
+        elif node.op == "call_function":
+            values[node] = lowered.LOWERINGS[node.target](*read(node.args), **read(node.kwargs))
+        elif node.op == "output":
+            return read(node.args[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "traced"])
+@pytest.mark.parametrize("name", [name for name, model in MODELS.items() if model[2]])
+def test_models_graphs_run_in_graphc_as_in_pytorch(name, traced):
+    """Every forward and backward graph of a training step (or an inference pass),
+    interpreted with the lowerings on graphc tensors, eagerly or traced by
+    graphc.compile, gives PyTorch's outputs (loss, activations saved for backward,
+    gradients, new batch norm statistics)."""
+    capture, (x, y), _ = MODELS[name]
+    torch.manual_seed(0)
+    calls = []
+    capture(x, y, calls)
+    for gm, inputs, want in calls:
+        def run(*tensors, gm=gm):
+            return run_in_graphc(gm, tensors)
+        if traced:
+            run = graphc.compile(run, backend="interpreter", fullgraph=True)
+        check_same(run(*to_graphc(inputs)), list(want), name)
