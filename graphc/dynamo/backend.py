@@ -40,10 +40,10 @@ _graph_ids = itertools.count()      # numbers the graphs compiled, to name their
 def backend(gm: torch.fx.GraphModule, example_inputs, *, options=None, mode=None):
     """The Dynamo backend: compile ``gm`` (forward and backward) with graphc.
 
-    ``options`` (``torch.compile(..., options={...})``): ``backend`` ("cpu", the default,
-    or "cuda" when the inputs are on a GPU; "interpreter"), ``fuse`` (default True),
-    ``dump`` (a folder for the fusion report, loop IR and generated code).  ``mode`` is
-    accepted for PyTorch programs: graphc has one mode."""
+    ``options`` (``torch.compile(..., options={...})``): ``backend`` (a graphc backend
+    name, default "cpu"), ``fuse`` (default True), ``dump`` (a folder for each
+    partition's fusion report, loop IR and generated code).  ``mode`` is accepted for
+    PyTorch programs: graphc has one mode.  Tensors off the CPU are refused."""
     if mode not in MODES:
         raise RuntimeError(f"graphc backend: unrecognized mode={mode!r}, should be one of: "
                            f"{', '.join(m for m in MODES if m)}")
@@ -95,15 +95,13 @@ def _settings(options, example_inputs) -> dict:
     if unknown:
         raise RuntimeError(f"graphc backend: unexpected option {unknown[0]!r}, known options "
                            f"are {list(OPTIONS)}")
-    on_gpu = any(isinstance(x, torch.Tensor) and x.device.type != "cpu"
-                 for x in example_inputs)
-    name = options.get("backend", "cuda" if on_gpu else "cpu")
+    name = options.get("backend", "cpu")
     if name not in targets.NAMES:
         raise RuntimeError(f"graphc backend: unknown backend {name!r}; available: "
                            f"{', '.join(targets.NAMES)}")
-    if on_gpu:
-        devices = sorted({str(x.device) for x in example_inputs
-                          if isinstance(x, torch.Tensor) and x.device.type != "cpu"})
+    devices = sorted({str(x.device) for x in example_inputs
+                      if isinstance(x, torch.Tensor) and x.device.type != "cpu"})
+    if devices:
         raise RuntimeError(f"graphc backend: inputs on {', '.join(devices)}: graphc runs "
                            f"PyTorch's tensors in place only on the CPU; move the model "
                            f"and its inputs to the CPU, or port the program to graphc "
@@ -177,23 +175,32 @@ def _run_nodes(graph: torch.fx.Graph, *args):
             node_args, node_kwargs = torch.fx.node.map_arg((node.args, node.kwargs),
                                                            env.__getitem__)
             env[node] = fn(*node_args, **node_kwargs)
+            _check_dtypes(node, env[node])
         else:                           # the output node, last (a partition holds no other)
             result = torch.fx.node.map_arg(node.args[0], env.__getitem__)
             return tuple(result) if isinstance(result, (list, tuple)) else result
 
 
-class Partition(torch.nn.Module):
-    """Nodes graphc runs, as one ``graphc.compile``d function called on torch tensors.
+def _check_dtypes(node, result) -> None:
+    """A lowering's results must have PyTorch's dtypes: checked as a partition is traced
+    (once per compile, not per call), so a lowering that got one wrong fails loudly."""
+    expected = node.meta.get("val")
+    pairs = zip(expected, result) if isinstance(expected, (list, tuple)) else \
+        [(expected, result)]
+    for want, got in pairs:
+        if isinstance(want, torch.Tensor) and isinstance(got, graphc.Tensor) and \
+                got.dtype.name != str(want.dtype).removeprefix("torch."):
+            raise RuntimeError(f"graphc backend: the lowering of {node.target} gave "
+                               f"{got.dtype.name} where PyTorch gives {want.dtype}")
 
-    Shapes and number arguments (sizes Dynamo made symbolic) are specialised: each new
-    combination compiles once more (graphc.compile's program cache)."""
+
+class Partition(torch.nn.Module):
+    """Nodes graphc runs, as one ``graphc.compile``d function called on torch tensors
+    (its graph has static shapes: ``Specialised`` sees to that)."""
 
     def __init__(self, part: torch.fx.GraphModule, name: str, settings: dict):
         super().__init__()
         self.part = part
-        outputs = next(n for n in reversed(part.graph.nodes) if n.op == "output").args[0]
-        self.outputs = tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs,)
-        self.dtypes = tuple(map(_expected_dtype, self.outputs))
         run = functools.partial(_run_nodes, part.graph)
         run.__name__ = name             # names its compile logs and dump files
         self.compiled = graphc.compile(run, backend=settings["backend"], fuse=settings["fuse"],
@@ -201,18 +208,7 @@ class Partition(torch.nn.Module):
 
     def forward(self, *args):
         result = self.compiled(*map(to_graphc, args))
-        outputs = result if isinstance(result, tuple) else (result,)
-        converted = tuple(map(to_torch, outputs))
-        for out, expected, node in zip(converted, self.dtypes, self.outputs):
-            if expected is not None and out.dtype != expected:
-                raise RuntimeError(f"graphc backend: the lowering of {node.target} gave "
-                                   f"{out.dtype} where PyTorch gives {expected}")
-        return converted if isinstance(result, tuple) else converted[0]
-
-
-def _expected_dtype(node):
-    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
-    return value.dtype if isinstance(value, torch.Tensor) else None
+        return tuple(map(to_torch, result)) if isinstance(result, tuple) else to_torch(result)
 
 
 # Tensors cross between the two libraries as numpy arrays: as zero-copy as DLPack

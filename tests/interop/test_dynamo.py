@@ -285,6 +285,16 @@ def test_an_unsupported_op_runs_in_pytorch_and_is_named_once(monkeypatch, caplog
 
 
 # ---- options and the entry point --------------------------------------------------------------
+def test_a_lowering_that_gets_the_dtype_wrong_fails_loudly(monkeypatch):
+    from graphc.dynamo import aten
+    monkeypatch.setitem(aten.LOWERINGS, torch.ops.aten.relu.default,
+                        lambda x: graphc.relu(x).double())
+    f = torch.compile(lambda x: torch.relu(x) * 2.0, backend="graphc")
+    with pytest.raises(RuntimeError, match="lowering of aten.relu.default gave float64 "
+                                           "where PyTorch gives torch.float32"):
+        f(torch.randn(3))
+
+
 def test_tensors_off_the_cpu_are_refused_clearly():
     f = torch.compile(lambda x: x * 2.0, backend="graphc")
     with pytest.raises(Exception, match="inputs on meta: graphc runs PyTorch's tensors in "
