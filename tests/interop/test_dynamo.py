@@ -226,6 +226,19 @@ def test_noncontiguous_0d_int64_and_bool_inputs(backend):
         torch.testing.assert_close(a, b)
 
 
+def test_a_bfloat16_model_runs_in_graphc():
+    """bfloat16 crosses as its bit pattern (numpy has no bfloat16) and comes back as is."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(),
+                                torch.nn.Linear(8, 2)).to(torch.bfloat16)
+    x = torch.randn(4, 8, dtype=torch.bfloat16)
+    with torch.no_grad():
+        got, want = graphc_compile(model, "cpu")(x), model(x)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got, want)        # bfloat16's tolerance (rtol 1.6e-2)
+    assert_all_in_graphc()
+
+
 def test_a_shape_change_recompiles_and_dynamic_sizes_are_specialised():
     """After a shape change Dynamo recompiles with symbolic sizes (automatic dynamic);
     graphc specialises each partition on the sizes it is called with."""
