@@ -341,6 +341,12 @@ def cumprod(x, dim, *, dtype=None):
     return graphc.cumprod(x if dtype is None else x.to(graphc_dtype(dtype)), dim)
 
 
+@lowering(aten.linalg_vector_norm.default)
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    return graphc.linalg.vector_norm(x, ord, _all_dims(x, dim), keepdim,
+                                     dtype=graphc_dtype(dtype))
+
+
 @lowering(aten.logsumexp.default)
 def logsumexp(x, dim, keepdim=False):
     return graphc.logsumexp(x, _all_dims(x, dim), keepdim=keepdim)
@@ -472,6 +478,12 @@ def reflection_pad(x, padding):
           aten.replication_pad3d.default)
 def replication_pad(x, padding):
     return F.pad(x, list(padding), mode="replicate")
+
+
+@lowering(aten.replication_pad1d_backward.default, aten.replication_pad2d_backward.default,
+          aten.replication_pad3d_backward.default)
+def replication_pad_backward(grad_output, x, padding):
+    return _gradients(lambda x: replication_pad(x, padding), grad_output, (x,), (True,))[0]
 
 
 @lowering(aten.tril.default)
@@ -839,14 +851,27 @@ def _max_pool(n):
     return lower
 
 
+def _scatter_to_indices(grad_output, x, indices, n):
+    """Each output's gradient added at the input position its flat index (within its
+    n-d plane) names: the backward of every max pooling that returns indices."""
+    flat = graphc.zeros(*x.shape[:-n], math.prod(x.shape[-n:]), dtype=grad_output.dtype)
+    flat = flat.scatter_add(-1, indices.flatten(-n), grad_output.flatten(-n))
+    return flat.reshape(x.shape)
+
+
 def _max_pool_backward(n):
     def lower(grad_output, x, kernel_size, stride, padding, dilation, ceil_mode, indices):
-        """Each output's gradient added at the input position its index names."""
-        planes = x.shape[:-n]
-        flat = graphc.zeros(*planes, math.prod(x.shape[-n:]), dtype=grad_output.dtype)
-        flat = flat.scatter_add(-1, indices.flatten(-n), grad_output.flatten(-n))
-        return flat.reshape(x.shape)
+        return _scatter_to_indices(grad_output, x, indices, n)
     return lower
+
+
+def _adaptive_max_pool(n):
+    pool = (F.adaptive_max_pool2d, F.adaptive_max_pool3d)[n - 2]
+    return lambda x, output_size: tuple(pool(x, tuple(output_size), return_indices=True))
+
+
+def _adaptive_max_pool_backward(n):
+    return lambda grad_output, x, indices: _scatter_to_indices(grad_output, x, indices, n)
 
 
 def _avg_pool(n):
@@ -880,13 +905,16 @@ def _adaptive_avg_pool_backward(n):
 
 for _n, _ops in ((2, (aten.max_pool2d_with_indices, aten.max_pool2d_with_indices_backward,
                       aten.avg_pool2d, aten.avg_pool2d_backward, aten._adaptive_avg_pool2d,
-                      aten._adaptive_avg_pool2d_backward)),
+                      aten._adaptive_avg_pool2d_backward, aten.adaptive_max_pool2d,
+                      aten.adaptive_max_pool2d_backward)),
                  (3, (aten.max_pool3d_with_indices, aten.max_pool3d_with_indices_backward,
                       aten.avg_pool3d, aten.avg_pool3d_backward, aten._adaptive_avg_pool3d,
-                      aten._adaptive_avg_pool3d_backward))):
+                      aten._adaptive_avg_pool3d_backward, aten.adaptive_max_pool3d,
+                      aten.adaptive_max_pool3d_backward))):
     for _op, _make in zip(_ops, (_max_pool, _max_pool_backward, _avg_pool,
                                  _avg_pool_backward, _adaptive_avg_pool,
-                                 _adaptive_avg_pool_backward)):
+                                 _adaptive_avg_pool_backward, _adaptive_max_pool,
+                                 _adaptive_max_pool_backward)):
         lowering(_op.default)(_make(_n))
 
 

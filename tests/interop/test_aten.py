@@ -192,6 +192,10 @@ SAMPLES = [
     (aten.cumsum.default, (rand(3, 4), 1), {}),
     (aten.cumsum.default, (ints(3, 4), 0), {"dtype": torch.float32}),
     (aten.logsumexp.default, (rand(3, 4), [1]), {}),
+    (aten.linalg_vector_norm.default, (rand(3, 4),), {}),
+    (aten.linalg_vector_norm.default, (rand(3, 4), 3, [1], True), {}),
+    (aten.linalg_vector_norm.default, (rand(2, 3, 4), float("inf"), [0, 2]), {}),
+    (aten.linalg_vector_norm.default, (rand(3, 4), 1, None), {"dtype": torch.float64}),
     # views and shapes
     (aten.view.default, (rand(2, 3, 4), [6, 4]), {}),
     (aten.view.default, (rand(2, 3, 4), [-1]), {}),
@@ -315,6 +319,11 @@ SAMPLES = [
     (aten._adaptive_avg_pool3d.default, (rand(1, 2, 4, 6, 6), [2, 3, 1]), {}),
     (aten._adaptive_avg_pool3d_backward.default, (rand(1, 2, 2, 3, 1), rand(1, 2, 4, 6, 6)),
      {}),
+    (aten.adaptive_max_pool2d.default, (rand(2, 3, 5, 7), [2, 3]), {}),
+    (aten.adaptive_max_pool3d.default, (rand(1, 2, 4, 5, 6), [2, 2, 3]), {}),
+    (aten.replication_pad2d_backward.default,
+     (rand(1, 2, 7, 6), rand(1, 2, 4, 5), [1, 0, 2, 1]), {}),
+    (aten.replication_pad1d_backward.default, (rand(2, 3, 8), rand(2, 3, 5), [2, 1]), {}),
     (aten._cdist_forward.default, (rand(2, 4, 3), rand(2, 5, 3), 2.0, None), {}),
     (aten._cdist_forward.default, (rand(4, 3), rand(5, 3), 1.0, None), {}),
     (aten._pdist_forward.default, (rand(5, 3),), {}),
@@ -346,6 +355,7 @@ def _gradient_samples():
         q, k, v, 0.0, True, attn_mask=bias)
     pool, indices = aten.max_pool2d_with_indices(rand(2, 3, 7, 7), [3, 3], [2, 2], [1, 1])
     pool3, indices3 = aten.max_pool3d_with_indices(rand(1, 2, 4, 5, 5), [2, 2, 2], [1, 2, 2])
+    adaptive, adaptive_indices = aten.adaptive_max_pool2d(rand(2, 3, 5, 7), [2, 3])
     return [
         (aten.native_group_norm_backward.default, (rand(2, 6, 3, 3), x, mean, rstd, w, 2, 6,
                                                    9, 3, [True, True, True]), {}),
@@ -361,6 +371,8 @@ def _gradient_samples():
         (aten.max_pool2d_with_indices_backward.default,
          (rand(2, 3, 4, 4), rand(2, 3, 7, 7), [3, 3], [2, 2], [1, 1], [1, 1], False, indices),
          {}),
+        (aten.adaptive_max_pool2d_backward.default,
+         (rand(*adaptive.shape), rand(2, 3, 5, 7), adaptive_indices), {}),
         (aten.max_pool3d_with_indices_backward.default,
          (rand(*pool3.shape), rand(1, 2, 4, 5, 5), [2, 2, 2], [1, 2, 2], [0, 0, 0], [1, 1, 1],
           False, indices3), {}),
