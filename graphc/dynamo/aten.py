@@ -963,6 +963,39 @@ def mkldnn_rnn_layer(x, w_ih, w_hh, b_ih, b_hh, hx, cx, reverse, batch_sizes, mo
             graphc.zeros(0, dtype=x.dtype))
 
 
+@lowering(aten._transformer_encoder_layer_fwd.default)
+def transformer_encoder_layer(src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight,
+                              proj_bias, use_gelu, norm_first, eps, norm_weight_1,
+                              norm_bias_1, norm_weight_2, norm_bias_2, ffn_weight_1,
+                              ffn_bias_1, ffn_weight_2, ffn_bias_2, mask=None,
+                              mask_type=None):
+    """nn.TransformerEncoderLayer's inference fast path (batch-first (B, T, E), no mask:
+    ``unsupported`` refuses the rest) as graphc's attention, linear and layer norm."""
+    batch, length = src.shape[:2]
+
+    def attention(x):
+        q, k, v = F.linear(x, qkv_weight, qkv_bias).reshape(
+            batch, length, 3, num_heads, -1).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+        return F.linear(y.reshape(batch, length, embed_dim), proj_weight, proj_bias)
+
+    def feed_forward(x):
+        hidden = F.linear(x, ffn_weight_1, ffn_bias_1)
+        return F.linear(F.gelu(hidden) if use_gelu else F.relu(hidden), ffn_weight_2,
+                        ffn_bias_2)
+
+    def norm_1(x):
+        return F.layer_norm(x, [embed_dim], norm_weight_1, norm_bias_1, eps)
+
+    def norm_2(x):
+        return F.layer_norm(x, [embed_dim], norm_weight_2, norm_bias_2, eps)
+    if norm_first:
+        x = src + attention(norm_1(src))
+        return x + feed_forward(norm_2(x))
+    x = norm_1(src + attention(src))
+    return norm_2(x + feed_forward(x))
+
+
 # ------------------------------------------------------------------- normalisations
 
 def _float(x):
@@ -1177,7 +1210,16 @@ def _lstm_layer(node, args):
     return None
 
 
+def _encoder_layer(node, args):
+    if args[0].ndim != 3 or (len(args) > 18 and args[18] is not None) or \
+            node.kwargs.get("mask") is not None:
+        return (f"{node.target} with a mask or an unbatched input: graphc lowers the "
+                "batch-first, unmasked layer")
+    return None
+
+
 ARGUMENT_CHECKS = {
+    aten._transformer_encoder_layer_fwd.default: _encoder_layer,
     aten.mkldnn_rnn_layer.default: _lstm_layer,
     aten._scaled_dot_product_flash_attention_for_cpu.default: _attention_dropout,
     aten._scaled_dot_product_flash_attention_for_cpu_backward.default: _attention_dropout,

@@ -337,6 +337,11 @@ SAMPLES = [
                                                          rand(3), pos(3), 0.1, 1e-5), {}),
     (aten._native_batch_norm_legit.no_stats, (rand(4, 3, 5), rand(3), rand(3), True, 0.1,
                                               1e-5), {}),
+    *[(aten._transformer_encoder_layer_fwd.default,
+       (rand(2, 5, 8), 8, 2, rand(24, 8) / 3, rand(24), rand(8, 8) / 3, rand(8), use_gelu,
+        norm_first, 1e-5, rand(8), rand(8), rand(8), rand(8), rand(16, 8) / 3, rand(16),
+        rand(8, 16) / 3, rand(8)), {})
+      for use_gelu, norm_first in ((False, False), (True, True))],
     (aten.native_layer_norm.default, (rand(2, 3, 8), [8], rand(8), rand(8), 1e-5), {}),
     (aten.native_layer_norm.default, (rand(2, 3, 4), [3, 4], None, None, 1e-5), {}),
     (aten.native_group_norm.default, (rand(2, 6, 3, 3), rand(6), rand(6), 2, 6, 9, 3, 1e-5),
@@ -666,6 +671,19 @@ def inference(make):
     return capture
 
 
+class Encoder(torch.nn.Module):
+    """Embeddings and a TransformerEncoderLayer: in inference PyTorch runs the layer as
+    one fused ATen op (its fast path)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tok = torch.nn.Embedding(32, 16)
+        self.layer = torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+
+    def forward(self, idx):
+        return self.layer(self.tok(idx)).flatten(0, 1)
+
+
 def _tokens():
     return torch.randint(0, 32, (2, 8)), torch.randint(0, 32, (16,))
 
@@ -693,6 +711,7 @@ MODELS = {
     **{kind.lower(): (training_step(lambda kind=kind: RNN(kind)), _sequences(), True)
        for kind in ("GRU", "RNN")},
     "lstm-inference": (inference(lambda: RNN("LSTM")), _sequences(), True),
+    "encoder-inference": (inference(lambda: Encoder()), _tokens(), True),
 }
 
 
