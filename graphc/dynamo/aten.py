@@ -734,6 +734,15 @@ def _normal(shape, dtype=None):
     return (radius * graphc.cos((2 * math.pi) * _uniform(shape, compute))).to(dtype)
 
 
+@lowering(aten.randint.default, aten.randint.low)
+def randint(*args, dtype=None, layout=None, device=None, pin_memory=None):
+    """Integers uniform in [low, high): low + floor(u * (high - low)), u drawn in
+    float64 so every integer of a wide range is reachable."""
+    low, high, size = (0, *args) if len(args) == 2 else args
+    u = _uniform(size, graphc.float64)
+    return (graphc.floor(u * (high - low)) + low).to(graphc_dtype(dtype) or graphc.int64)
+
+
 @lowering(aten.bernoulli.default)
 def bernoulli(x, *, generator=None):
     return graphc.bernoulli(x)

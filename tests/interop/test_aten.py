@@ -453,6 +453,10 @@ def test_random_ops_draw_from_graphc_with_pytorchs_distribution():
     assert str(u.dtype) == "graphc.float64" and 0 <= u.numpy().min() and u.numpy().max() < 1
     n = lowered.LOWERINGS[aten.randn_like.default](to_graphc(torch.zeros(4000)))
     assert abs(float(n.numpy().std()) - 1) < 0.1
+    r = lowered.LOWERINGS[aten.randint.low](-3, 4, [4000])
+    assert str(r.dtype) == "graphc.int64" and set(np.unique(r.numpy())) == set(range(-3, 4))
+    r = lowered.LOWERINGS[aten.randint.default](5, [3, 2], dtype=torch.int32)
+    assert str(r.dtype) == "graphc.int32" and tuple(r.shape) == (3, 2)
     b = lowered.LOWERINGS[aten.bernoulli.p](to_graphc(torch.zeros(4000)), 0.3)
     assert abs(float(b.numpy().mean()) - 0.3) < 0.05
 
