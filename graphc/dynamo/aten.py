@@ -1271,8 +1271,9 @@ def unsupported(node) -> str | None:
     """None when graphc runs this FX node, else why not (naming the op).
 
     Reasons: no lowering; a tensor of a dtype graphc lacks (complex...); a tensor whose
-    shape is symbolic (graphc compiles static shapes); a device graphc does not run on;
-    a sparse or other non-strided layout; or an argument the lowering cannot honour.
+    shape is symbolic (graphc compiles static shapes); a device graphc does not run on,
+    or a move between devices; a sparse or other non-strided layout; a PyTorch random
+    generator; or an argument the lowering cannot honour.
     """
     if node.op != "call_function":
         return None
@@ -1285,10 +1286,16 @@ def unsupported(node) -> str | None:
     reason = check(node, args) if check else None
     if reason:
         return reason
-    for tensor in _tensors([node.meta.get("val"), args, list(kwargs.values())]):
+    tensors = _tensors([node.meta.get("val"), args, list(kwargs.values())])
+    for tensor in tensors:
         reason = _tensor_reason(target, tensor)
         if reason:
             return reason
+    devices = {str(tensor.device) for tensor in tensors}
+    if len(devices) > 1:
+        return f"{target} moves tensors between {' and '.join(sorted(devices))}"
+    if node.kwargs.get("generator") is not None:
+        return f"{target} with a generator: graphc draws from its own"
     sizes = [v for value in [*args, *kwargs.values()]
              for v in (value if isinstance(value, (list, tuple)) else [value])]
     if any(isinstance(v, torch.SymInt) for v in sizes):

@@ -531,6 +531,11 @@ def test_unsupported_names_the_op_and_why():
     assert "aten.index.Tensor" in reason and "boolean mask" in reason
     (reason,) = _refusals(lambda x: x.to(torch.uint16), torch.ones(3, dtype=torch.int32))
     assert "aten._to_copy.default" in reason and "uint16" in reason
+    (reason, _) = _refusals(lambda x: x.to("meta") + 0, torch.ones(3))
+    assert reason == "aten._to_copy.default on device meta: graphc runs on cpu and cuda"
+    (reason,) = _refusals(lambda x: torch.bernoulli(x, generator=torch.Generator()),
+                          torch.ones(3))
+    assert "aten.bernoulli.default with a generator" in reason
 
 
 def test_unsupported_refuses_arguments_a_lowering_cannot_honour():
@@ -548,6 +553,20 @@ def test_unsupported_refuses_arguments_a_lowering_cannot_honour():
         lambda x, w: aten.convolution(x, w, None, [1], [0], [1], False, [0], 1),
         torch.ones(1, 1, 4, dtype=torch.int64), torch.ones(1, 1, 2, dtype=torch.int64))
     assert "convolves float tensors only" in reason
+
+
+def test_unsupported_refuses_a_move_between_devices():
+    """A copy to the GPU inside a CPU graph (fake tensors: no GPU needed)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode():
+        on_cpu, on_gpu = torch.empty(3), torch.empty(3, device="cuda")
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    x.meta["val"] = on_cpu
+    copy = graph.call_function(aten._to_copy.default, (x,), {"device": torch.device("cuda")})
+    copy.meta["val"] = on_gpu
+    assert lowered.unsupported(copy) == \
+        "aten._to_copy.default moves tensors between cpu and cuda:0"
 
 
 def test_unsupported_refuses_symbolic_shapes():
