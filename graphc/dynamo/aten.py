@@ -341,6 +341,12 @@ def cumprod(x, dim, *, dtype=None):
     return graphc.cumprod(x if dtype is None else x.to(graphc_dtype(dtype)), dim)
 
 
+@lowering(aten.linalg_vector_norm.default)
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    return graphc.linalg.vector_norm(x, ord, _all_dims(x, dim), keepdim,
+                                     dtype=graphc_dtype(dtype))
+
+
 @lowering(aten.logsumexp.default)
 def logsumexp(x, dim, keepdim=False):
     return graphc.logsumexp(x, _all_dims(x, dim), keepdim=keepdim)
@@ -472,6 +478,12 @@ def reflection_pad(x, padding):
           aten.replication_pad3d.default)
 def replication_pad(x, padding):
     return F.pad(x, list(padding), mode="replicate")
+
+
+@lowering(aten.replication_pad1d_backward.default, aten.replication_pad2d_backward.default,
+          aten.replication_pad3d_backward.default)
+def replication_pad_backward(grad_output, x, padding):
+    return _gradients(lambda x: replication_pad(x, padding), grad_output, (x,), (True,))[0]
 
 
 @lowering(aten.tril.default)
@@ -722,6 +734,15 @@ def _normal(shape, dtype=None):
     return (radius * graphc.cos((2 * math.pi) * _uniform(shape, compute))).to(dtype)
 
 
+@lowering(aten.randint.default, aten.randint.low)
+def randint(*args, dtype=None, layout=None, device=None, pin_memory=None):
+    """Integers uniform in [low, high): low + floor(u * (high - low)), u drawn in
+    float64 so every integer of a wide range is reachable."""
+    low, high, size = (0, *args) if len(args) == 2 else args
+    u = _uniform(size, graphc.float64)
+    return (graphc.floor(u * (high - low)) + low).to(graphc_dtype(dtype) or graphc.int64)
+
+
 @lowering(aten.bernoulli.default)
 def bernoulli(x, *, generator=None):
     return graphc.bernoulli(x)
@@ -839,14 +860,27 @@ def _max_pool(n):
     return lower
 
 
+def _scatter_to_indices(grad_output, x, indices, n):
+    """Each output's gradient added at the input position its flat index (within its
+    n-d plane) names: the backward of every max pooling that returns indices."""
+    flat = graphc.zeros(*x.shape[:-n], math.prod(x.shape[-n:]), dtype=grad_output.dtype)
+    flat = flat.scatter_add(-1, indices.flatten(-n), grad_output.flatten(-n))
+    return flat.reshape(x.shape)
+
+
 def _max_pool_backward(n):
     def lower(grad_output, x, kernel_size, stride, padding, dilation, ceil_mode, indices):
-        """Each output's gradient added at the input position its index names."""
-        planes = x.shape[:-n]
-        flat = graphc.zeros(*planes, math.prod(x.shape[-n:]), dtype=grad_output.dtype)
-        flat = flat.scatter_add(-1, indices.flatten(-n), grad_output.flatten(-n))
-        return flat.reshape(x.shape)
+        return _scatter_to_indices(grad_output, x, indices, n)
     return lower
+
+
+def _adaptive_max_pool(n):
+    pool = (F.adaptive_max_pool2d, F.adaptive_max_pool3d)[n - 2]
+    return lambda x, output_size: tuple(pool(x, tuple(output_size), return_indices=True))
+
+
+def _adaptive_max_pool_backward(n):
+    return lambda grad_output, x, indices: _scatter_to_indices(grad_output, x, indices, n)
 
 
 def _avg_pool(n):
@@ -880,13 +914,16 @@ def _adaptive_avg_pool_backward(n):
 
 for _n, _ops in ((2, (aten.max_pool2d_with_indices, aten.max_pool2d_with_indices_backward,
                       aten.avg_pool2d, aten.avg_pool2d_backward, aten._adaptive_avg_pool2d,
-                      aten._adaptive_avg_pool2d_backward)),
+                      aten._adaptive_avg_pool2d_backward, aten.adaptive_max_pool2d,
+                      aten.adaptive_max_pool2d_backward)),
                  (3, (aten.max_pool3d_with_indices, aten.max_pool3d_with_indices_backward,
                       aten.avg_pool3d, aten.avg_pool3d_backward, aten._adaptive_avg_pool3d,
-                      aten._adaptive_avg_pool3d_backward))):
+                      aten._adaptive_avg_pool3d_backward, aten.adaptive_max_pool3d,
+                      aten.adaptive_max_pool3d_backward))):
     for _op, _make in zip(_ops, (_max_pool, _max_pool_backward, _avg_pool,
                                  _avg_pool_backward, _adaptive_avg_pool,
-                                 _adaptive_avg_pool_backward)):
+                                 _adaptive_avg_pool_backward, _adaptive_max_pool,
+                                 _adaptive_max_pool_backward)):
         lowering(_op.default)(_make(_n))
 
 
@@ -933,6 +970,39 @@ def mkldnn_rnn_layer(x, w_ih, w_hh, b_ih, b_hh, hx, cx, reverse, batch_sizes, mo
         outputs[t] = h
     return (graphc.stack(outputs), h.reshape(hx.shape), c.reshape(cx.shape),
             graphc.zeros(0, dtype=x.dtype))
+
+
+@lowering(aten._transformer_encoder_layer_fwd.default)
+def transformer_encoder_layer(src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight,
+                              proj_bias, use_gelu, norm_first, eps, norm_weight_1,
+                              norm_bias_1, norm_weight_2, norm_bias_2, ffn_weight_1,
+                              ffn_bias_1, ffn_weight_2, ffn_bias_2, mask=None,
+                              mask_type=None):
+    """nn.TransformerEncoderLayer's inference fast path (batch-first (B, T, E), no mask:
+    ``unsupported`` refuses the rest) as graphc's attention, linear and layer norm."""
+    batch, length = src.shape[:2]
+
+    def attention(x):
+        q, k, v = F.linear(x, qkv_weight, qkv_bias).reshape(
+            batch, length, 3, num_heads, -1).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+        return F.linear(y.reshape(batch, length, embed_dim), proj_weight, proj_bias)
+
+    def feed_forward(x):
+        hidden = F.linear(x, ffn_weight_1, ffn_bias_1)
+        return F.linear(F.gelu(hidden) if use_gelu else F.relu(hidden), ffn_weight_2,
+                        ffn_bias_2)
+
+    def norm_1(x):
+        return F.layer_norm(x, [embed_dim], norm_weight_1, norm_bias_1, eps)
+
+    def norm_2(x):
+        return F.layer_norm(x, [embed_dim], norm_weight_2, norm_bias_2, eps)
+    if norm_first:
+        x = src + attention(norm_1(src))
+        return x + feed_forward(norm_2(x))
+    x = norm_1(src + attention(src))
+    return norm_2(x + feed_forward(x))
 
 
 # ------------------------------------------------------------------- normalisations
@@ -1149,7 +1219,16 @@ def _lstm_layer(node, args):
     return None
 
 
+def _encoder_layer(node, args):
+    if args[0].ndim != 3 or (len(args) > 18 and args[18] is not None) or \
+            node.kwargs.get("mask") is not None:
+        return (f"{node.target} with a mask or an unbatched input: graphc lowers the "
+                "batch-first, unmasked layer")
+    return None
+
+
 ARGUMENT_CHECKS = {
+    aten._transformer_encoder_layer_fwd.default: _encoder_layer,
     aten.mkldnn_rnn_layer.default: _lstm_layer,
     aten._scaled_dot_product_flash_attention_for_cpu.default: _attention_dropout,
     aten._scaled_dot_product_flash_attention_for_cpu_backward.default: _attention_dropout,
@@ -1192,8 +1271,9 @@ def unsupported(node) -> str | None:
     """None when graphc runs this FX node, else why not (naming the op).
 
     Reasons: no lowering; a tensor of a dtype graphc lacks (complex...); a tensor whose
-    shape is symbolic (graphc compiles static shapes); a device graphc does not run on;
-    a sparse or other non-strided layout; or an argument the lowering cannot honour.
+    shape is symbolic (graphc compiles static shapes); a device graphc does not run on,
+    or a move between devices; a sparse or other non-strided layout; a PyTorch random
+    generator; or an argument the lowering cannot honour.
     """
     if node.op != "call_function":
         return None
@@ -1206,10 +1286,16 @@ def unsupported(node) -> str | None:
     reason = check(node, args) if check else None
     if reason:
         return reason
-    for tensor in _tensors([node.meta.get("val"), args, list(kwargs.values())]):
+    tensors = _tensors([node.meta.get("val"), args, list(kwargs.values())])
+    for tensor in tensors:
         reason = _tensor_reason(target, tensor)
         if reason:
             return reason
+    devices = {str(tensor.device) for tensor in tensors}
+    if len(devices) > 1:
+        return f"{target} moves tensors between {' and '.join(sorted(devices))}"
+    if node.kwargs.get("generator") is not None:
+        return f"{target} with a generator: graphc draws from its own"
     sizes = [v for value in [*args, *kwargs.values()]
              for v in (value if isinstance(value, (list, tuple)) else [value])]
     if any(isinstance(v, torch.SymInt) for v in sizes):

@@ -192,6 +192,10 @@ SAMPLES = [
     (aten.cumsum.default, (rand(3, 4), 1), {}),
     (aten.cumsum.default, (ints(3, 4), 0), {"dtype": torch.float32}),
     (aten.logsumexp.default, (rand(3, 4), [1]), {}),
+    (aten.linalg_vector_norm.default, (rand(3, 4),), {}),
+    (aten.linalg_vector_norm.default, (rand(3, 4), 3, [1], True), {}),
+    (aten.linalg_vector_norm.default, (rand(2, 3, 4), float("inf"), [0, 2]), {}),
+    (aten.linalg_vector_norm.default, (rand(3, 4), 1, None), {"dtype": torch.float64}),
     # views and shapes
     (aten.view.default, (rand(2, 3, 4), [6, 4]), {}),
     (aten.view.default, (rand(2, 3, 4), [-1]), {}),
@@ -315,6 +319,11 @@ SAMPLES = [
     (aten._adaptive_avg_pool3d.default, (rand(1, 2, 4, 6, 6), [2, 3, 1]), {}),
     (aten._adaptive_avg_pool3d_backward.default, (rand(1, 2, 2, 3, 1), rand(1, 2, 4, 6, 6)),
      {}),
+    (aten.adaptive_max_pool2d.default, (rand(2, 3, 5, 7), [2, 3]), {}),
+    (aten.adaptive_max_pool3d.default, (rand(1, 2, 4, 5, 6), [2, 2, 3]), {}),
+    (aten.replication_pad2d_backward.default,
+     (rand(1, 2, 7, 6), rand(1, 2, 4, 5), [1, 0, 2, 1]), {}),
+    (aten.replication_pad1d_backward.default, (rand(2, 3, 8), rand(2, 3, 5), [2, 1]), {}),
     (aten._cdist_forward.default, (rand(2, 4, 3), rand(2, 5, 3), 2.0, None), {}),
     (aten._cdist_forward.default, (rand(4, 3), rand(5, 3), 1.0, None), {}),
     (aten._pdist_forward.default, (rand(5, 3),), {}),
@@ -328,6 +337,11 @@ SAMPLES = [
                                                          rand(3), pos(3), 0.1, 1e-5), {}),
     (aten._native_batch_norm_legit.no_stats, (rand(4, 3, 5), rand(3), rand(3), True, 0.1,
                                               1e-5), {}),
+    *[(aten._transformer_encoder_layer_fwd.default,
+       (rand(2, 5, 8), 8, 2, rand(24, 8) / 3, rand(24), rand(8, 8) / 3, rand(8), use_gelu,
+        norm_first, 1e-5, rand(8), rand(8), rand(8), rand(8), rand(16, 8) / 3, rand(16),
+        rand(8, 16) / 3, rand(8)), {})
+      for use_gelu, norm_first in ((False, False), (True, True))],
     (aten.native_layer_norm.default, (rand(2, 3, 8), [8], rand(8), rand(8), 1e-5), {}),
     (aten.native_layer_norm.default, (rand(2, 3, 4), [3, 4], None, None, 1e-5), {}),
     (aten.native_group_norm.default, (rand(2, 6, 3, 3), rand(6), rand(6), 2, 6, 9, 3, 1e-5),
@@ -346,6 +360,7 @@ def _gradient_samples():
         q, k, v, 0.0, True, attn_mask=bias)
     pool, indices = aten.max_pool2d_with_indices(rand(2, 3, 7, 7), [3, 3], [2, 2], [1, 1])
     pool3, indices3 = aten.max_pool3d_with_indices(rand(1, 2, 4, 5, 5), [2, 2, 2], [1, 2, 2])
+    adaptive, adaptive_indices = aten.adaptive_max_pool2d(rand(2, 3, 5, 7), [2, 3])
     return [
         (aten.native_group_norm_backward.default, (rand(2, 6, 3, 3), x, mean, rstd, w, 2, 6,
                                                    9, 3, [True, True, True]), {}),
@@ -361,6 +376,8 @@ def _gradient_samples():
         (aten.max_pool2d_with_indices_backward.default,
          (rand(2, 3, 4, 4), rand(2, 3, 7, 7), [3, 3], [2, 2], [1, 1], [1, 1], False, indices),
          {}),
+        (aten.adaptive_max_pool2d_backward.default,
+         (rand(*adaptive.shape), rand(2, 3, 5, 7), adaptive_indices), {}),
         (aten.max_pool3d_with_indices_backward.default,
          (rand(*pool3.shape), rand(1, 2, 4, 5, 5), [2, 2, 2], [1, 2, 2], [0, 0, 0], [1, 1, 1],
           False, indices3), {}),
@@ -436,6 +453,10 @@ def test_random_ops_draw_from_graphc_with_pytorchs_distribution():
     assert str(u.dtype) == "graphc.float64" and 0 <= u.numpy().min() and u.numpy().max() < 1
     n = lowered.LOWERINGS[aten.randn_like.default](to_graphc(torch.zeros(4000)))
     assert abs(float(n.numpy().std()) - 1) < 0.1
+    r = lowered.LOWERINGS[aten.randint.low](-3, 4, [4000])
+    assert str(r.dtype) == "graphc.int64" and set(np.unique(r.numpy())) == set(range(-3, 4))
+    r = lowered.LOWERINGS[aten.randint.default](5, [3, 2], dtype=torch.int32)
+    assert str(r.dtype) == "graphc.int32" and tuple(r.shape) == (3, 2)
     b = lowered.LOWERINGS[aten.bernoulli.p](to_graphc(torch.zeros(4000)), 0.3)
     assert abs(float(b.numpy().mean()) - 0.3) < 0.05
 
@@ -510,6 +531,11 @@ def test_unsupported_names_the_op_and_why():
     assert "aten.index.Tensor" in reason and "boolean mask" in reason
     (reason,) = _refusals(lambda x: x.to(torch.uint16), torch.ones(3, dtype=torch.int32))
     assert "aten._to_copy.default" in reason and "uint16" in reason
+    (reason, _) = _refusals(lambda x: x.to("meta") + 0, torch.ones(3))
+    assert reason == "aten._to_copy.default on device meta: graphc runs on cpu and cuda"
+    (reason,) = _refusals(lambda x: torch.bernoulli(x, generator=torch.Generator()),
+                          torch.ones(3))
+    assert "aten.bernoulli.default with a generator" in reason
 
 
 def test_unsupported_refuses_arguments_a_lowering_cannot_honour():
@@ -527,6 +553,20 @@ def test_unsupported_refuses_arguments_a_lowering_cannot_honour():
         lambda x, w: aten.convolution(x, w, None, [1], [0], [1], False, [0], 1),
         torch.ones(1, 1, 4, dtype=torch.int64), torch.ones(1, 1, 2, dtype=torch.int64))
     assert "convolves float tensors only" in reason
+
+
+def test_unsupported_refuses_a_move_between_devices():
+    """A copy to the GPU inside a CPU graph (fake tensors: no GPU needed)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode():
+        on_cpu, on_gpu = torch.empty(3), torch.empty(3, device="cuda")
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    x.meta["val"] = on_cpu
+    copy = graph.call_function(aten._to_copy.default, (x,), {"device": torch.device("cuda")})
+    copy.meta["val"] = on_gpu
+    assert lowered.unsupported(copy) == \
+        "aten._to_copy.default moves tensors between cpu and cuda:0"
 
 
 def test_unsupported_refuses_symbolic_shapes():
@@ -654,6 +694,19 @@ def inference(make):
     return capture
 
 
+class Encoder(torch.nn.Module):
+    """Embeddings and a TransformerEncoderLayer: in inference PyTorch runs the layer as
+    one fused ATen op (its fast path)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tok = torch.nn.Embedding(32, 16)
+        self.layer = torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+
+    def forward(self, idx):
+        return self.layer(self.tok(idx)).flatten(0, 1)
+
+
 def _tokens():
     return torch.randint(0, 32, (2, 8)), torch.randint(0, 32, (16,))
 
@@ -681,6 +734,7 @@ MODELS = {
     **{kind.lower(): (training_step(lambda kind=kind: RNN(kind)), _sequences(), True)
        for kind in ("GRU", "RNN")},
     "lstm-inference": (inference(lambda: RNN("LSTM")), _sequences(), True),
+    "encoder-inference": (inference(lambda: Encoder()), _tokens(), True),
 }
 
 
