@@ -162,13 +162,35 @@ def test_read_only_arrays():
     a = np.arange(3.)
     a.setflags(write=False)
     g = graphc.from_numpy(a)
-    versioned = g.__dlpack__(max_version=(1, 0))
-    out = graphc.from_dlpack(_Capsule(versioned))
+    out = graphc.from_dlpack(g)
     assert not out._data.flags.writeable                 # the READ_ONLY flag is read
+    assert out._data.ctypes.data == a.ctypes.data
     # A legacy capsule cannot say read-only: a copy (numpy raises BufferError instead).
-    assert graphc.from_dlpack(_Capsule(g.__dlpack__()))._data.flags.writeable
+    assert graphc.from_dlpack(_Legacy(g))._data.flags.writeable
     with pytest.raises(BufferError):
         g.__dlpack__(copy=False)
+
+
+def test_legacy_producers_are_read_as_writable():
+    """numpy marks what a legacy capsule gives read-only; PyTorch and graphc do not."""
+    t = torch.zeros(3)
+    for producer in (_Legacy(t), torch.utils.dlpack.to_dlpack(t)):
+        g = graphc.from_dlpack(producer)
+        g[0] += 1
+    assert t.tolist() == [2, 0, 0]
+
+
+class _Legacy:
+    """A producer from before DLPack 1.0: legacy capsules only."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __dlpack__(self, stream=None):
+        return self.tensor.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self.tensor.__dlpack_device__()
 
 
 def test_refusals_match_pytorch():
@@ -219,9 +241,11 @@ class _Tensor:
 
 
 def test_exports_are_freed_by_the_consumer_or_with_an_unused_capsule():
+    """graphc's own export (bfloat16: numpy's refuses it) keeps the array alive until
+    the consumer's deleter runs, or until an unused capsule dies."""
     gc.collect()
     before = len(dlpack._exported)
-    g = graphc.ones(1000)
+    g = graphc.ones(1000, dtype=graphc.bfloat16)
     t = torch.from_dlpack(g)
     unused = g.__dlpack__(max_version=(1, 0))
     assert len(dlpack._exported) == before + 2
