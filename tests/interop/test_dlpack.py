@@ -293,6 +293,14 @@ def test_torch_tensor_of_graphc_tensors(name):
         assert t.data_ptr() != g._data.ctypes.data
 
 
+def test_torch_tensor_of_a_graphc_tensor_that_requires_grad_is_refused():
+    """PyTorch copies a PyTorch tensor that requires grad; a graphc one reaches it only
+    through ``__dlpack__``, which refuses such a tensor (as PyTorch's own does)."""
+    with pytest.raises(BufferError, match="use tensor.detach"):
+        torch.tensor(graphc.ones(2, requires_grad=True))
+    assert torch.tensor(graphc.ones(2, requires_grad=True).detach()).tolist() == [1, 1]
+
+
 @pytest.mark.filterwarnings("ignore:graphc.compile")
 def test_export_while_tracing_is_a_graph_break():
     def f(x):

@@ -95,6 +95,7 @@ def test_requires_grad_refuses_implicit_conversion_with_pytorchs_message():
     assert np.asarray(graphc.ones(2, requires_grad=True).detach()).tolist() == [1, 1]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # PyTorch's __array__
 def test_array_copy_semantics():
     """numpy 2: ``np.asarray`` shares (as with PyTorch), ``np.array`` copies (PyTorch
     too: numpy copies after its __array__), ``copy=False`` shares or raises."""
