@@ -119,6 +119,8 @@ def test_ufunc_results_are_graphc_tensors_of_numpys_dtype():
     assert type(r) is graphc.Tensor and r.dtype is graphc.float32 and r.tolist() == [2, 3]
     r = np.add(graphc.tensor([1, 2], dtype=graphc.int16), np.int8(1))
     assert r.dtype is graphc.int16 and r.tolist() == [2, 3]
+    r = np.add(graphc.tensor([1, 2], dtype=graphc.uint8), np.uint16(1))   # uint16 in numpy
+    assert r.dtype is graphc.int64 and r._data.dtype == np.int64 and r.tolist() == [2, 3]
 
 
 def test_conversion_while_tracing_is_still_a_graph_break():
