@@ -1,15 +1,16 @@
 """DLPack, the protocol array libraries use to share memory without copying.
 
-graphc's tensors are numpy arrays, but numpy's own DLPack support refuses bfloat16
-(graphc stores it as ``ml_dtypes.bfloat16``, a dtype numpy does not know), so this
-module implements the protocol itself with ctypes, for every graphc dtype:
+graphc's tensors are numpy arrays, and numpy's own DLPack code (in C) exports and imports
+most of them.  It refuses bfloat16 (graphc stores it as ``ml_dtypes.bfloat16``, a dtype
+numpy does not know), so this module implements the protocol with ctypes too, and
+``Tensor.__dlpack__`` / ``array_from`` use it where numpy's cannot serve:
 
 * ``export(array, ...)`` makes the capsule a consumer (``torch.from_dlpack``,
   ``np.from_dlpack``, ``jax.dlpack``...) takes: a ``DLManagedTensorVersioned`` in a
   ``"dltensor_versioned"`` capsule when the consumer asked for DLPack 1.x, else a legacy
   ``DLManagedTensor`` in a ``"dltensor"`` capsule.  The array is kept alive in
   ``_exported`` until the consumer calls the deleter (or the capsule dies unconsumed).
-* ``consume(obj)`` reads a producer's capsule into a numpy array over the producer's
+* ``consume(capsule)`` reads a producer's capsule into a numpy array over the producer's
   memory; the array's base owns the capsule's contents and calls the producer's deleter
   when numpy frees the array.
 
@@ -168,7 +169,7 @@ class _Owner:
             self._deleter(self._address)
 
 
-def consume(capsule, what: str = "from_dlpack") -> np.ndarray:
+def consume(capsule, what: str) -> np.ndarray:
     """A numpy array over the memory of a DLPack capsule (legacy or versioned), which
     this call takes over (renames) as the protocol requires."""
     if type(capsule).__name__ != "PyCapsule":
