@@ -202,6 +202,11 @@ def test_refusals_match_pytorch():
     assert str(ours.value) == str(theirs.value)
     with pytest.raises(BufferError, match="require gradient"):
         torch.from_dlpack(w)
+    for lib in (torch, graphc):                          # from_dlpack of its own kind
+        with pytest.raises(BufferError, match="require gradient"):
+            lib.from_dlpack(lib.ones(2, requires_grad=True))
+    with pytest.raises(BufferError, match="require gradient"):
+        graphc.from_dlpack(tw)
     with pytest.raises(ValueError, match="stream"):
         graphc.ones(2).__dlpack__(stream=1)              # PyTorch: an AssertionError
     with pytest.raises(BufferError, match="host memory"):
