@@ -13,15 +13,16 @@ from __future__ import annotations
 import os
 
 from graphc.context import no_grad, tracing
+from graphc.onnx import errors
+from graphc.onnx.errors import OnnxExporterError, UnsupportedOperatorError
 from graphc.dtypes import TensorType
 from graphc.tensor import Tensor
 
+__all__ = ["OnnxExporterError", "UnsupportedOperatorError", "errors", "export",
+           "is_in_onnx_export"]
+
 MIN_OPSET = 17
 DEFAULT_OPSET = 18
-
-
-class OnnxExporterError(RuntimeError):
-    """The model cannot be exported (PyTorch's ``torch.onnx.OnnxExporterError``)."""
 
 
 _exporting = False
@@ -138,8 +139,16 @@ def _trace_eval(model, args, kwargs, positions):
                                 f"when called in eval mode; an ONNX model has no state")
     if not outs:
         raise OnnxExporterError("graphc.onnx.export: the model returns no tensor")
+    graph = verify(tr.graph(outs))
+    draws = [op for op in graph.ops if op.name == "uniform"]
+    if draws:
+        raise UnsupportedOperatorError(
+            f"graphc.onnx.export: the model draws random numbers (uniform, at "
+            f"{draws[0].source}), which ONNX cannot reproduce: graphc's generator has no "
+            f"ONNX operator; a module in eval mode (as export sets) draws nothing in "
+            f"dropout, a function must not draw either")
     lifted = {v: original for _, original, v in tr.lifted.values()}
-    return verify(tr.graph(outs)), lifted
+    return graph, lifted
 
 
 class _Dynamic:
@@ -250,8 +259,7 @@ def _symbolic(graph, other, dynamic):
 
 def _to_onnx(onnx, graph, lifted, shapes, attrs, input_names, output_names, opset,
              export_params, dynamic):
-    from graphc.onnx.lowering import (EMITTERS, Dim, Emitter, UnsupportedOperatorError,
-                                      onnx_dtype)
+    from graphc.onnx.lowering import EMITTERS, Dim, Emitter, onnx_dtype
     from graphc.ops import REGISTRY
     helper = onnx.helper
     n_args = len(graph.inputs) - len(lifted)

@@ -21,15 +21,11 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 from graphc import dtypes
+from graphc.onnx.errors import UnsupportedOperatorError
 
 INT64_MIN = -(2 ** 63)
 FLOATS = (dtypes.float32, dtypes.float64)
 NUMBERS = FLOATS + (dtypes.int32, dtypes.int64)
-
-
-class UnsupportedOperatorError(RuntimeError):
-    """A graph op no ONNX operator can express (PyTorch's
-    ``torch.onnx.errors.UnsupportedOperatorError`` is a RuntimeError too)."""
 
 
 @dataclass(frozen=True)
@@ -464,17 +460,35 @@ def emit_contraction(e, op, names, shapes) -> str:
     if op.name == "matmul":
         return e.node("MatMul", names)
     attrs = op.attr_dict
-    return e.node("Conv", names, strides=list(attrs["stride"]),
-                  dilations=list(attrs["dilation"]), pads=[0, 0, 0, 0])
+    if op.out.type.dtype == dtypes.float32:
+        return e.node("Conv", names, strides=list(attrs["stride"]),
+                      dilations=list(attrs["dilation"]), pads=[0, 0, 0, 0])
+    return _conv2d_im2col(e, names, shapes, attrs["stride"], attrs["dilation"])
 
 
-def emit_random(e, op, names, shapes) -> str:
-    raise UnsupportedOperatorError(
-        f"{op.name}: random draws cannot be exported to ONNX (graphc's counter-based "
-        f"generator has no ONNX operator), at {op.source or 'an unknown line'}; export "
-        f"the model in eval mode, where dropout draws nothing")
+def _conv2d_im2col(e, names, shapes, stride, dilation) -> str:
+    """float64 (onnxruntime's Conv is float32 only): one strided Slice per kernel
+    offset, stacked into columns, and one MatMul with the weight."""
+    x, w = names
+    (_, c, h, wd), (o, _, kh, kw) = shapes
+    oh, ow = ((size - d * (k - 1) - 1) // s + 1
+              for size, k, s, d in zip((h, wd), (kh, kw), stride, dilation))
+    planes = []
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dilation[0], j * dilation[1]
+            plane = e.node("Slice", [x, e.ints([top, left]),
+                                     e.ints([top + (oh - 1) * stride[0] + 1,
+                                             left + (ow - 1) * stride[1] + 1]),
+                                     e.ints([2, 3]), e.ints(stride)])
+            planes.append(e.node("Unsqueeze", [plane, e.ints([2])]))
+    # (N, C, KH*KW, OH, OW) -> (N, C*KH*KW, OH*OW); 0 copies the batch size.
+    cols = e.node("Reshape", [e.node("Concat", planes, axis=2), e.ints([0, c * kh * kw, oh * ow])])
+    out = e.node("MatMul", [e.node("Reshape", [w, e.ints([o, c * kh * kw])]), cols])
+    return e.node("Reshape", [out, e.ints([0, o, oh, ow])])
 
 
+# Random ops never get here: the export refuses a graph with a draw (its seed input has
+# no ONNX counterpart).
 EMITTERS = {"elementwise": emit_elementwise, "reduction": emit_reduction,
-            "movement": emit_movement, "contraction": emit_contraction,
-            "random": emit_random}
+            "movement": emit_movement, "contraction": emit_contraction}
