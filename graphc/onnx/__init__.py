@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from graphc.context import no_grad, tracing
+from graphc.context import GraphBreak, no_grad, tracing
 from graphc.onnx import errors
 from graphc.onnx.errors import OnnxExporterError, UnsupportedOperatorError
 from graphc.dtypes import TensorType
@@ -86,7 +86,7 @@ def export(model, args=(), f=None, *, kwargs=None, export_params=True, verbose=N
     onnx.checker.check_model(model_proto, full_check=True)
     if verbose:
         print(graph)
-        print(onnx.helper.printable_graph(model_proto.graph))
+        print(onnx.printer.to_text(model_proto.graph))
     if isinstance(f, (str, os.PathLike)):
         onnx.save_model(model_proto, os.fspath(f))
     elif f is not None:
@@ -128,6 +128,9 @@ def _trace_eval(model, args, kwargs, positions):
         with no_grad(), tracing(tr):
             result = model(*args, **kwargs)
             outs = [tr.value_of(t) for t in flatten_tensors(result)]
+    except GraphBreak as e:
+        raise OnnxExporterError(f"graphc.onnx.export: the model cannot be traced into one "
+                                f"graph: {e}") from e
     finally:
         _exporting = False
         for m, training in modes:

@@ -15,7 +15,7 @@ from graphc import dtypes, nn
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY
 from graphc.tracing.trace import flatten_tensors
-from samples import PRIMITIVE_SAMPLES
+from samples import GRAD_CASES, PRIMITIVE_SAMPLES
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -312,3 +312,24 @@ def test_stateful_forward_is_refused():
 
 def test_math_constants_survive():
     check_matches(lambda x: (x * math.pi).sin(), (graphc.randn(3),))
+
+
+# ---- composites: every gradient case of the samples, forward only -----------------------
+# Cases whose constants are float64 run in float64; a boolean mask cannot be traced.
+FLOAT64_CASES = {"gather_scatter"}
+UNTRACEABLE = {"getitem_mask"}
+
+
+@pytest.mark.parametrize("case", sorted(set(GRAD_CASES) - UNTRACEABLE))
+def test_composite_matches_onnxruntime(case):
+    fn, arrays = GRAD_CASES[case]
+    cast = np.float64 if case in FLOAT64_CASES else np.float32
+    args = tuple(graphc.tensor(a.astype(cast) if a.dtype == np.float64 else a)
+                 for a in arrays)
+    check_matches(fn, args, rtol=2e-5, atol=2e-6)
+
+
+def test_value_dependent_code_is_refused_naming_the_line():
+    fn, arrays = GRAD_CASES["getitem_mask"]
+    with pytest.raises(graphc.onnx.OnnxExporterError, match="boolean mask.*samples.py"):
+        graphc.onnx.export(fn, graphc.tensor(arrays[0]))
