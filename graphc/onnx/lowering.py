@@ -432,9 +432,8 @@ def emit_movement(e, op, names, shapes) -> str:
         return e.node("Gather", names, axis=axis)
     if op.name == "gather":
         # graphc's index may be smaller than the input outside `axis`; ONNX's may not.
-        idx_shape = shapes[1]
-        whole = list(shapes[0][:axis]) + [shapes[0][axis]] + list(shapes[0][axis + 1:])
-        smaller = [whole[a] if a == axis else idx_shape[a] for a in range(len(whole))]
+        whole = list(shapes[0])
+        smaller = [d if a == axis else shapes[1][a] for a, d in enumerate(whole)]
         if smaller != whole:
             x = _slice(e, x, whole, [0] * len(whole), smaller, [1] * len(whole))
         return e.node("GatherElements", [x, names[1]], axis=axis)
