@@ -230,9 +230,11 @@ def _symbolic(graph, other, dynamic):
     from graphc.onnx.lowering import Dim
 
     def fail(what):
+        hint = (" (an example of size 1 traces broadcasting that a larger one does not: "
+                "give an example of size 2 or more)" if dynamic.size == 1 else "")
         return OnnxExporterError(
             f"graphc.onnx.export: the model's graph depends on the dynamic dimension "
-            f"{dynamic.name!r} beyond its size ({what}); export it with fixed shapes")
+            f"{dynamic.name!r} beyond its size ({what}){hint}; export it with fixed shapes")
 
     def merge(a, b, where):
         if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):

@@ -333,3 +333,21 @@ def test_value_dependent_code_is_refused_naming_the_line():
     fn, arrays = GRAD_CASES["getitem_mask"]
     with pytest.raises(graphc.onnx.OnnxExporterError, match="boolean mask.*samples.py"):
         graphc.onnx.export(fn, graphc.tensor(arrays[0]))
+
+
+@pytest.mark.parametrize("opset", [17, 18, 21])
+def test_reductions_at_each_opset(opset):
+    """ReduceMax/Min/Prod take their axes as an attribute before opset 18."""
+    data = check_matches(
+        lambda x: (x.amax(1) + x.amin(0, keepdim=True).sum() + x.prod(1)
+                   + x.argmin(1).float() + graphc.softmax(x, 1).sum(1)),
+        (graphc.randn(3, 4),), opset_version=opset)
+    assert onnx.load_from_string(data).opset_import[0].version == opset
+
+
+def test_batch_of_one_example_with_dynamic_axes():
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
+    data = check_matches(model, (graphc.randn(1, 3),), dynamic_axes={"input0": [0]})
+    x = graphc.randn(6, 3)
+    got, = run_onnx(data, x.numpy())
+    np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
