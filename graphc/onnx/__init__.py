@@ -69,10 +69,10 @@ def export(model, args=(), f=None, *, kwargs=None, export_params=True, verbose=N
     positions = [("arg", i) for i, a in enumerate(args) if isinstance(a, Tensor)] + \
         [("kwarg", k) for k, a in kwargs.items() if isinstance(a, Tensor)]
     names = _names(input_names, [f"input{i}" for i in range(len(positions))], "input")
+    dynamic = _Dynamic.parse(dynamic_axes, names, args, kwargs, positions)
     graph, lifted = _trace_eval(model, args, kwargs, positions)
     if do_constant_folding:
         graph = run_pipeline(graph)
-    dynamic = _Dynamic.parse(dynamic_axes, names, args, kwargs, positions)
     shapes, attrs = _static_shapes(graph)
     if dynamic is not None:
         other, _ = _trace_eval(model, *dynamic.resized(args, kwargs, positions), positions)
@@ -98,10 +98,12 @@ def _names(given, default, what) -> list:
     if given is None:
         return default
     given = list(given)
-    if len(given) > len(default) or len(set(given)) != len(given):
-        raise ValueError(f"graphc.onnx.export: {what}_names {given} must be distinct, at "
-                         f"most one per {what} tensor ({len(default)})")
-    return given + default[len(given):]
+    names = given + default[len(given):]
+    if len(given) > len(default) or len(set(names)) != len(names):
+        raise ValueError(f"graphc.onnx.export: {what}_names {given} must be distinct "
+                         f"(from the default names of the others too), at most one per "
+                         f"{what} tensor ({len(default)})")
+    return names
 
 
 def _trace_eval(model, args, kwargs, positions):
@@ -304,10 +306,11 @@ def _to_onnx(onnx, graph, lifted, shapes, attrs, input_names, output_names, opse
         outputs.append(info(name, v))
     if dynamic is not None:
         _check_dynamic_outputs(dynamic, output_names, graph.outputs, shapes)
-    taken = [i.name for i in inputs] + [i.name for i in e.initializers]
+    taken = [i.name for i in inputs] + [i.name for i in e.initializers] + output_names
     if len(set(taken)) != len(taken):
-        raise ValueError(f"graphc.onnx.export: input names {input_names} clash with the "
-                         f"model's parameter names")
+        clash = sorted({n for n in taken if taken.count(n) > 1})
+        raise ValueError(f"graphc.onnx.export: the names {clash} are given to more than "
+                         f"one of the inputs, outputs and parameters")
     onnx_graph = helper.make_graph(e.nodes, graph.name, inputs, outputs,
                                    initializer=e.initializers)
     from graphc.version import __version__

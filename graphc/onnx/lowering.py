@@ -482,7 +482,8 @@ def _conv2d_im2col(e, names, shapes, stride, dilation) -> str:
                                      e.ints([2, 3]), e.ints(stride)])
             planes.append(e.node("Unsqueeze", [plane, e.ints([2])]))
     # (N, C, KH*KW, OH, OW) -> (N, C*KH*KW, OH*OW); 0 copies the batch size.
-    cols = e.node("Reshape", [e.node("Concat", planes, axis=2), e.ints([0, c * kh * kw, oh * ow])])
+    cols = e.node("Reshape", [e.node("Concat", planes, axis=2),
+                              e.ints([0, c * kh * kw, oh * ow])])
     out = e.node("MatMul", [e.node("Reshape", [w, e.ints([o, c * kh * kw])]), cols])
     return e.node("Reshape", [out, e.ints([0, o, oh, ow])])
 

@@ -267,7 +267,8 @@ def test_dynamic_axes_refusals():
     with pytest.raises(NotImplementedError, match="one dynamic dimension"):
         graphc.onnx.export(model, x, dynamic_axes={"input0": {0: "batch", 1: "width"}})
     with pytest.raises(ValueError, match="dimension 1 of output 'output0'"):
-        graphc.onnx.export(model, x, dynamic_axes={"input0": [0], "output0": {1: "input0_dynamic_axes_1"}})
+        graphc.onnx.export(model, x, dynamic_axes={
+            "input0": [0], "output0": {1: "input0_dynamic_axes_1"}})
     # A value that depends on the batch size other than as a multiple of it.
     with pytest.raises(graphc.onnx.OnnxExporterError, match="depends on the dynamic"):
         graphc.onnx.export(lambda x: x / x.shape[0], x,
@@ -351,3 +352,12 @@ def test_batch_of_one_example_with_dynamic_axes():
     x = graphc.randn(6, 3)
     got, = run_onnx(data, x.numpy())
     np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_clashing_names_are_refused():
+    model = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match=r"\['weight'\]"):
+        graphc.onnx.export(model, graphc.randn(1, 2), input_names=["weight"])
+    with pytest.raises(ValueError, match="distinct"):
+        graphc.onnx.export(lambda a, b: a + b, (graphc.randn(1), graphc.randn(1)),
+                           input_names=["input1"])
