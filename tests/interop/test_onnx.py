@@ -361,3 +361,28 @@ def test_clashing_names_are_refused():
     with pytest.raises(ValueError, match="distinct"):
         graphc.onnx.export(lambda a, b: a + b, (graphc.randn(1), graphc.randn(1)),
                            input_names=["input1"])
+
+
+@pytest.mark.slow
+def test_benchmark_gpt_matches_graphc_and_pytorch():
+    """The GPT of the benchmarks, built once with graphc and once with PyTorch from the
+    same source and weights: the exported file gives graphc's logits and PyTorch's."""
+    torch = pytest.importorskip("torch")
+    root = str(Path(__file__).resolve().parents[2])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from benchmarks.compiled import gpt_model
+    sizes = (8, 16, 2, 2, 11)                  # context, width, heads, layers, vocabulary
+    graphc.manual_seed(0)
+    model, reference = gpt_model(graphc, *sizes), gpt_model(torch, *sizes)
+    with torch.no_grad():
+        for p, q in zip(model.parameters(), reference.parameters()):
+            q.copy_(torch.from_numpy(p.detach().numpy().copy()))
+    idx = graphc.randint(0, 11, (2, 8))
+    data = check_matches(model, (idx,), rtol=1e-4, atol=1e-5,
+                         dynamic_axes={"input0": {0: "batch"}})
+    idx3 = np.random.default_rng(0).integers(0, 11, (3, 8))
+    got, = run_onnx(data, idx3)
+    with torch.no_grad():
+        want = reference(torch.from_numpy(idx3)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
