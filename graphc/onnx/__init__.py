@@ -260,8 +260,28 @@ def _symbolic(graph, other, dynamic):
     for op, twin in zip(graph.ops, other.ops):
         where = f"{op.name} %{op.out.name} ({op.source})"
         shapes[op.out] = merge(op.out.type.shape, twin.out.type.shape, where)
-        attrs[op] = {k: merge(v, twin.attr_dict[k], where) for k, v in op.attrs}
+        if op.name == "constant" and op.attrs != twin.attrs:
+            # A constant filled with one value (an LSTM's zero state) may have the
+            # dynamic dimension: it is exported as that value expanded to its shape.
+            value = _splat_value(op.attr_dict["value"].array, twin.attr_dict["value"].array)
+            if value is None:
+                raise fail(f"a constant changes in {where}")
+            attrs[op] = {"value": Constant(value)}
+        else:
+            attrs[op] = {k: merge(v, twin.attr_dict[k], where) for k, v in op.attrs}
     return shapes, attrs
+
+
+def _splat_value(a, b):
+    """The one value both arrays are filled with (a 0-d array), or None."""
+    import numpy as np
+    if a.dtype != b.dtype or a.size == 0 or b.size == 0:
+        return None
+    first = a.reshape(-1)[:1].reshape(())
+    for x in (a, b):
+        if x.tobytes() != np.full_like(x, first).tobytes():
+            return None
+    return first
 
 
 def _to_onnx(onnx, graph, lifted, shapes, attrs, input_names, output_names, opset,
@@ -288,7 +308,9 @@ def _to_onnx(onnx, graph, lifted, shapes, attrs, input_names, output_names, opse
             inputs.append(info(v.name, v))
     for op in graph.ops:
         if op.name == "constant":
-            names[op.out] = e.initializer(op.attr_dict["value"].array)
+            value = attrs[op]["value"].array
+            names[op.out] = e.initializer(value) if value.shape == shapes[op.out] else \
+                e.node("Expand", [e.initializer(value), e.ints(shapes[op.out])])
             continue
         prim = REGISTRY[op.name]
         view = _OpView(op, attrs[op])

@@ -232,7 +232,15 @@ def test_lstm_example():
     example = load_example("char_lstm")
     graphc.manual_seed(0)
     model = example.CharLSTM(vocab=7, width=8, layers=2)
-    check_matches(model, (graphc.randint(0, 7, (2, 5)),), rtol=1e-5, atol=1e-6)
+    # The zero initial state has the batch size: a constant expanded to the batch.
+    data = check_matches(model, (graphc.randint(0, 7, (2, 5)),), rtol=1e-5, atol=1e-6,
+                         dynamic_axes={"input0": {0: "batch"}})
+    idx = graphc.randint(0, 7, (4, 5))
+    got = run_onnx(data, idx.numpy())
+    with graphc.no_grad():
+        want = flatten_tensors(model(idx))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-6)
 
 
 # ---- keywords, targets, refusals -------------------------------------------------------
