@@ -111,6 +111,15 @@ EXTRA = [
 ]
 
 
+# Movement ops copy any dtype: each of them at the dtypes onnxruntime is thin on.
+for _dt in (np.float16, np.int16, np.int8, np.uint8, np.bool_):
+    for _name in ("reshape", "permute", "expand", "slice", "pad", "concat", "take", "gather",
+                  "index_add", "scatter_add", "where", "amax", "eq"):
+        _arrays, _attrs = PRIMITIVE_SAMPLES[_name][0]
+        EXTRA.append((_name, [a.astype(_dt) if a.dtype == np.float64 else a
+                              for a in _arrays], _attrs))
+
+
 def _cases():
     for name in sorted(REGISTRY):
         if REGISTRY[name].kind == "random":
@@ -394,3 +403,14 @@ def test_benchmark_gpt_matches_graphc_and_pytorch():
     with torch.no_grad():
         want = reference(torch.from_numpy(idx3)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_keyword_tensor_arguments_are_inputs_and_numbers_are_constants():
+    def fn(x, power, scale=None):
+        return x ** power * scale
+    x, scale = graphc.randn(3), graphc.randn(3)
+    proto = graphc.onnx.export(fn, (x, 2), kwargs={"scale": scale},
+                               input_names=["x", "scale"])
+    assert [i.name for i in proto.graph.input] == ["x", "scale"]
+    got, = run_onnx(proto.SerializeToString(), x.numpy(), scale.numpy())
+    np.testing.assert_allclose(got, fn(x, 2, scale=scale).numpy(), rtol=1e-6)
