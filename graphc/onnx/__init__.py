@@ -174,6 +174,8 @@ class _Dynamic:
                 axes = {a: f"{key}_dynamic_axes_{i + 1}" for i, a in enumerate(axes)}
             per_name[key] = {int(a): str(n) for a, n in axes.items()}
         dims = {n for axes in per_name.values() for n in axes.values()}
+        if not dims:
+            return None
         if len(dims) > 1:
             raise NotImplementedError(
                 f"graphc.onnx.export: dynamic_axes names {sorted(dims)}; graphc exports one "
