@@ -414,3 +414,14 @@ def test_keyword_tensor_arguments_are_inputs_and_numbers_are_constants():
     assert [i.name for i in proto.graph.input] == ["x", "scale"]
     got, = run_onnx(proto.SerializeToString(), x.numpy(), scale.numpy())
     np.testing.assert_allclose(got, fn(x, 2, scale=scale).numpy(), rtol=1e-6)
+
+
+def test_compiled_module_exports_its_module():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh())
+    compiled = graphc.compile(model, backend="interpreter")
+    x = graphc.randn(2, 3)
+    proto = graphc.onnx.export(compiled, (x,))
+    assert [i.name for i in proto.graph.initializer][:2] == ["_orig_mod.0.weight",
+                                                            "_orig_mod.0.bias"]
+    got, = run_onnx(proto.SerializeToString(), x.numpy())
+    np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-6, atol=1e-7)
