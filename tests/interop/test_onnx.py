@@ -425,3 +425,8 @@ def test_compiled_module_exports_its_module():
                                                             "_orig_mod.0.bias"]
     got, = run_onnx(proto.SerializeToString(), x.numpy())
     np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_bfloat16_inside_a_float32_model():
+    fn = lambda x: (x.bfloat16().exp() * 3 + x.bfloat16()).sum(1).float()  # noqa: E731
+    check_matches(fn, (graphc.randn(4, 5),), rtol=0, atol=0)
