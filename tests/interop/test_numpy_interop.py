@@ -129,3 +129,16 @@ def test_conversion_while_tracing_is_still_a_graph_break():
     compiled = graphc.compile(f, backend="interpreter")
     with pytest.warns(UserWarning, match="numpy array"):
         assert compiled(graphc.ones(3)).item() == 9.0
+
+
+def test_numpy_scalars_trace_without_a_graph_break():
+    def f(x):
+        return (np.float64(2) * x * np.sqrt(4.0) + x ** np.float32(2)).sum()
+    grads = []
+    for lib, fn in ((torch, f), (graphc, graphc.compile(f, backend="interpreter"))):
+        x = lib.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")            # a graph break would warn
+            fn(x).backward()
+        grads.append(x.grad.tolist())
+    assert grads[1] == grads[0]
