@@ -263,11 +263,9 @@ class Tensor:
                               f"exported without a copy, and copy=False")
         if copied:
             data = data.copy()                # C order, writable
-            return dlpack.export(data, self.dtype, versioned=versioned, copied=True)
-        residency.escape(data)               # the consumer may write to it
-        if self.dtype is dtypes.bfloat16:    # a dtype numpy's own export refuses
-            return dlpack.export(data, self.dtype, versioned=versioned)
-        return data.__dlpack__(max_version=max_version)   # numpy's (in C: faster)
+        else:
+            residency.escape(data)           # the consumer may write to it
+        return dlpack.export(data, self.dtype, versioned=versioned, copied=copied)
 
     def __dlpack_device__(self):
         return dlpack.DeviceType.kDLCPU, 0
