@@ -96,6 +96,7 @@ _api.PyCapsule_SetName.argtypes = [ctypes.py_object, ctypes.c_char_p]
 LEGACY, VERSIONED = b"dltensor", b"dltensor_versioned"
 _USED = {LEGACY: b"used_dltensor", VERSIONED: b"used_dltensor_versioned"}
 
+
 def export(array: np.ndarray, dtype, *, versioned: bool, copied: bool = False):
     """The DLPack capsule of ``array`` (graphc dtype ``dtype``): numpy's own export, whose
     deleter and capsule destructor (in C) keep the array alive for the consumer; for
@@ -141,7 +142,9 @@ class _Owner:
 
 def consume(capsule, what: str) -> np.ndarray:
     """A numpy array over the memory of a DLPack capsule (legacy or versioned), which
-    this call takes over (renames) as the protocol requires."""
+    this call takes over (renames) as the protocol requires: checked here, then read by
+    numpy's consumer where it can (a writable versioned capsule of a dtype numpy
+    knows), else by graphc's."""
     if type(capsule).__name__ != "PyCapsule":
         raise TypeError(f"{what}: expected a DLPack capsule or an object with __dlpack__, "
                         f"got {type(capsule).__name__}")
