@@ -1,22 +1,23 @@
 """DLPack, the protocol array libraries use to share memory without copying.
 
-graphc's tensors are numpy arrays, but numpy's own DLPack support refuses bfloat16
-(graphc stores it as ``ml_dtypes.bfloat16``, a dtype numpy does not know), so this
-module implements the protocol itself with ctypes, for every graphc dtype:
+graphc's tensors are numpy arrays, so numpy's own DLPack code (in C) does most of the
+work, and this module adds what it cannot do, with ctypes over the structs of
+``dlpack.h`` (DLPack 1.1; strides count elements, not bytes):
 
-* ``export(array, ...)`` makes the capsule a consumer (``torch.from_dlpack``,
-  ``np.from_dlpack``, ``jax.dlpack``...) takes: a ``DLManagedTensorVersioned`` in a
-  ``"dltensor_versioned"`` capsule when the consumer asked for DLPack 1.x, else a legacy
-  ``DLManagedTensor`` in a ``"dltensor"`` capsule.  The array is kept alive in
-  ``_exported`` until the consumer calls the deleter (or the capsule dies unconsumed).
-* ``consume(obj)`` reads a producer's capsule into a numpy array over the producer's
-  memory; the array's base owns the capsule's contents and calls the producer's deleter
-  when numpy frees the array.
+* ``export``: numpy refuses to export bfloat16 (graphc stores it as
+  ``ml_dtypes.bfloat16``, a dtype numpy does not know), so a bfloat16 array is exported
+  as its uint16 view and the capsule's dtype code is changed to kDLBfloat.  numpy's
+  deleter and capsule destructor keep the array alive until the consumer is done; they
+  are C functions, which matters: a destructor written in Python (a ctypes callback)
+  can run while an exception is pending, and would swallow it.
+* ``consume`` checks a capsule (device, dtype, version) and gives the usual ones to
+  numpy's consumer.  That one refuses bfloat16 too, and marks what a legacy capsule
+  gives read-only (PyTorch does not), so graphc reads those capsules itself into an array
+  whose base calls the producer's deleter when numpy frees it.
 
-The structs follow ``dlpack.h`` (DLPack 1.1); strides count elements, not bytes.  Only
-host memory is handled (kDLCPU, and kDLCUDAHost on the consumer side): graphc's tensors
-live on the host, and a value a CUDA program keeps on the device is brought home
-before it is exported (see ``Tensor.__dlpack__``).  This module is a leaf: numpy,
+Only host memory is handled (kDLCPU, and kDLCUDAHost on the consumer side): graphc's
+tensors live on the host, and a value a CUDA program keeps on the device is brought
+home before it is exported (see ``Tensor.__dlpack__``).  This module is a leaf: numpy,
 ctypes and ``graphc.dtypes``.
 """
 from __future__ import annotations
@@ -44,6 +45,7 @@ _CODES = {dtypes.bool_: (6, 8), dtypes.uint8: (1, 8), dtypes.int8: (0, 8),
           dtypes.float16: (2, 16), dtypes.bfloat16: (4, 16), dtypes.float32: (2, 32),
           dtypes.float64: (2, 64)}
 _BY_CODE = {code: d for d, code in _CODES.items()}
+_NUMPY_DTYPES = {d.np for d in _CODES if d is not dtypes.bfloat16}
 _CODE_NAMES = {0: "int", 1: "uint", 2: "float", 3: "opaque handle", 4: "bfloat",
                5: "complex", 6: "bool", 7: "float8_e3m4"}
 
@@ -83,10 +85,6 @@ class _ManagedVersioned(ctypes.Structure):        # DLManagedTensorVersioned
 
 
 _api = ctypes.pythonapi
-_api.PyCapsule_New.restype = ctypes.py_object
-_api.PyCapsule_New.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
-_api.PyCapsule_IsValid.restype = ctypes.c_int
-_api.PyCapsule_IsValid.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
 _api.PyCapsule_GetPointer.restype = ctypes.c_void_p
 _api.PyCapsule_GetPointer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
 _api.PyCapsule_GetName.restype = ctypes.c_char_p
@@ -95,60 +93,35 @@ _api.PyCapsule_SetName.restype = ctypes.c_int
 _api.PyCapsule_SetName.argtypes = [ctypes.py_object, ctypes.c_char_p]
 
 # Capsule names; the "used_" spellings are how a consumer marks a capsule it took over.
-# They are module constants because a capsule keeps a pointer to its name.
 LEGACY, VERSIONED = b"dltensor", b"dltensor_versioned"
 _USED = {LEGACY: b"used_dltensor", VERSIONED: b"used_dltensor_versioned"}
 
-# struct address -> (struct, shape, strides, array): what an exported capsule points
-# into, alive until the consumer's deleter call.
-_exported: dict = {}
-
-
-@_Deleter
-def _delete_exported(address):
-    _exported.pop(address, None)
-
-
-def _capsule_destructor(name: bytes):
-    """Frees an exported tensor nobody consumed (the capsule still has its first name:
-    a consumer renames it and calls the deleter itself)."""
-    @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-    def destroy(capsule):
-        if _api.PyCapsule_IsValid(capsule, name):
-            _delete_exported(_api.PyCapsule_GetPointer(capsule, name))
-    return destroy
-
-
-_DESTRUCTORS = {name: _capsule_destructor(name) for name in (LEGACY, VERSIONED)}
-
 
 def export(array: np.ndarray, dtype, *, versioned: bool, copied: bool = False):
-    """A DLPack capsule over ``array``'s memory (graphc dtype ``dtype``).  Strides that
-    are negative or not a whole number of elements have no DLPack spelling PyTorch
-    accepts (its consumer aborts the process on a negative stride), so the caller
-    passes a contiguous copy instead and says so with ``copied``."""
-    code, bits = _CODES[dtype]
-    ndim = array.ndim
-    shape = (ctypes.c_int64 * max(ndim, 1))(*array.shape)
-    strides = (ctypes.c_int64 * max(ndim, 1))(*(s // array.itemsize for s in array.strides))
-    tensor = _DLTensor(array.ctypes.data, _Device(CPU, 0), ndim, _DataType(code, bits, 1),
-                       shape, strides, 0)
-    if versioned:
-        flags = (0 if array.flags.writeable else READ_ONLY) | (IS_COPIED if copied else 0)
-        managed = _ManagedVersioned(_Version(*VERSION), None, _delete_exported, flags,
-                                    tensor)
-        name = VERSIONED
-    else:
-        managed = _Managed(tensor, None, _delete_exported)
-        name = LEGACY
-    address = ctypes.addressof(managed)
-    _exported[address] = (managed, shape, strides, array)
-    return _api.PyCapsule_New(address, name, ctypes.cast(_DESTRUCTORS[name],
-                                                         ctypes.c_void_p))
+    """The DLPack capsule of ``array`` (graphc dtype ``dtype``): numpy's own export, whose
+    deleter and capsule destructor (in C) keep the array alive for the consumer; for
+    bfloat16, which numpy's export refuses, the export of its uint16 view with the
+    dtype code changed to kDLBfloat.  ``copied`` (the caller passes a copy) sets the
+    versioned capsule's IS_COPIED flag.  The caller passes a layout DLPack consumers
+    accept (``exportable``)."""
+    bfloat = dtype is dtypes.bfloat16
+    capsule = (array.view(np.uint16) if bfloat else array).__dlpack__(
+        max_version=VERSION if versioned else None)
+    if bfloat or copied:
+        name = VERSIONED if versioned else LEGACY
+        address = _api.PyCapsule_GetPointer(id(capsule), name)
+        managed = (_ManagedVersioned if versioned else _Managed).from_address(address)
+        if bfloat:
+            managed.dl_tensor.dtype.code = _CODES[dtypes.bfloat16][0]
+        if copied and versioned:
+            managed.flags |= IS_COPIED
+    return capsule
 
 
 def exportable(array: np.ndarray) -> bool:
-    """Whether ``array``'s layout can be exported as it is (see ``export``)."""
+    """Whether ``array``'s layout can be exported as it is: PyTorch has no negative
+    strides (its consumer aborts the process on one), and DLPack counts strides in
+    whole elements."""
     return all(s >= 0 and s % array.itemsize == 0 for s in array.strides)
 
 
@@ -167,9 +140,11 @@ class _Owner:
             self._deleter(self._address)
 
 
-def consume(capsule, what: str = "from_dlpack") -> np.ndarray:
+def consume(capsule, what: str) -> np.ndarray:
     """A numpy array over the memory of a DLPack capsule (legacy or versioned), which
-    this call takes over (renames) as the protocol requires."""
+    this call takes over (renames) as the protocol requires: checked here, then read by
+    numpy's consumer where it can (a writable versioned capsule of a dtype numpy
+    knows), else by graphc's."""
     if type(capsule).__name__ != "PyCapsule":
         raise TypeError(f"{what}: expected a DLPack capsule or an object with __dlpack__, "
                         f"got {type(capsule).__name__}")
@@ -201,6 +176,8 @@ def consume(capsule, what: str = "from_dlpack") -> np.ndarray:
                         f"{'x%d' % t.dtype.lanes if t.dtype.lanes != 1 else ''}; graphc "
                         f"supports {', '.join(d.name for d in dtypes.ALL)}")
     dtype = _BY_CODE[code].np
+    if name == VERSIONED and not read_only and dtype in _NUMPY_DTYPES:
+        return np.from_dlpack(_Given(capsule))   # numpy's consumer, in C: faster
     shape = tuple(t.shape[i] for i in range(t.ndim))
     if t.strides:
         strides = tuple(t.strides[i] * dtype.itemsize for i in range(t.ndim))
@@ -224,15 +201,27 @@ def _device_name(device_type: int) -> str:
 
 def array_from(obj, what: str) -> np.ndarray:
     """A numpy array over the memory of ``obj``: any object with ``__dlpack__`` (a
-    PyTorch, JAX or graphc tensor), or a DLPack capsule.  Asks for a versioned capsule
-    first; a producer from before DLPack 1.0 takes no ``max_version`` (TypeError)."""
+    PyTorch, JAX or graphc tensor), or a DLPack capsule."""
     if not hasattr(obj, "__dlpack__"):
         return consume(obj, what)
-    try:
+    try:                  # a producer from before DLPack 1.0 takes no max_version
         capsule = obj.__dlpack__(max_version=VERSION)
     except TypeError:
         capsule = obj.__dlpack__()
     return consume(capsule, what)
+
+
+class _Given:
+    """Hands numpy's consumer a capsule graphc has already asked for and checked."""
+
+    def __init__(self, capsule):
+        self.capsule = capsule
+
+    def __dlpack__(self, **kwargs):
+        return self.capsule
+
+    def __dlpack_device__(self):
+        return CPU, 0
 
 
 def _row_major(shape, itemsize) -> tuple:

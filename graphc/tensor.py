@@ -233,8 +233,10 @@ class Tensor:
 
     def __array_wrap__(self, array, context=None, return_scalar=False):
         """The result of a numpy ufunc applied to tensors, as a tensor (no history:
-        numpy computed it), as PyTorch gives."""
-        return Tensor._wrap(np.asarray(array), dtypes.from_numpy(array.dtype))
+        numpy computed it), as PyTorch gives; a dtype graphc lacks (uint16) becomes the
+        one ``dtypes.from_numpy`` maps it to."""
+        dtype = dtypes.from_numpy(array.dtype)
+        return Tensor._wrap(np.asarray(array).astype(dtype.np, copy=False), dtype)
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """The DLPack capsule of this tensor's memory (``torch.from_dlpack(t)``,

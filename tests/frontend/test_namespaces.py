@@ -121,11 +121,6 @@ def test_data_parallel_is_the_module_with_prefixed_keys():
     assert list(dp.state_dict()) == ["module.weight", "module.bias"]
 
 
-def test_onnx_export_is_refused_with_the_alternative():
-    with pytest.raises(NotImplementedError, match="ONNX.*Instead"):
-        graphc.onnx.export(graphc.nn.Linear(1, 1), graphc.randn(1, 1), "m.onnx")
-
-
 def test_default_dtype_and_global_settings():
     try:
         graphc.set_default_dtype(graphc.float64)

@@ -3,6 +3,7 @@ against real PyTorch and numpy: round trips share memory (a write through one is
 through the other) for every dtype both libraries have, views keep their strides, and
 what PyTorch refuses graphc refuses with the same exception type."""
 import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -104,6 +105,8 @@ def test_negative_strides_are_exported_as_a_copy_flagged_copied():
     g = graphc.from_numpy(np.arange(5.)[::-1])
     t = torch.from_dlpack(g)
     assert t.tolist() == [4., 3., 2., 1., 0.] and t.data_ptr() != g._data.ctypes.data
+    assert _flags(g.__dlpack__(max_version=(1, 0))) == dlpack.IS_COPIED
+    assert _flags(graphc.ones(2).__dlpack__(max_version=(1, 0))) == 0
     with pytest.raises(BufferError, match="copy=False"):
         g.__dlpack__(max_version=(1, 0), copy=False)
 
@@ -162,13 +165,36 @@ def test_read_only_arrays():
     a = np.arange(3.)
     a.setflags(write=False)
     g = graphc.from_numpy(a)
-    versioned = g.__dlpack__(max_version=(1, 0))
-    out = graphc.from_dlpack(_Capsule(versioned))
+    assert _flags(g.__dlpack__(max_version=(1, 0))) == dlpack.READ_ONLY
+    out = graphc.from_dlpack(g)
     assert not out._data.flags.writeable                 # the READ_ONLY flag is read
+    assert out._data.ctypes.data == a.ctypes.data
     # A legacy capsule cannot say read-only: a copy (numpy raises BufferError instead).
-    assert graphc.from_dlpack(_Capsule(g.__dlpack__()))._data.flags.writeable
+    assert graphc.from_dlpack(_Legacy(g))._data.flags.writeable
     with pytest.raises(BufferError):
         g.__dlpack__(copy=False)
+
+
+def test_legacy_producers_are_read_as_writable():
+    """numpy marks what a legacy capsule gives read-only; PyTorch and graphc do not."""
+    t = torch.zeros(3)
+    for producer in (_Legacy(t), torch.utils.dlpack.to_dlpack(t)):
+        g = graphc.from_dlpack(producer)
+        g[0] += 1
+    assert t.tolist() == [2, 0, 0]
+
+
+class _Legacy:
+    """A producer from before DLPack 1.0: legacy capsules only."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __dlpack__(self, stream=None):
+        return self.tensor.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self.tensor.__dlpack_device__()
 
 
 def test_refusals_match_pytorch():
@@ -180,6 +206,11 @@ def test_refusals_match_pytorch():
     assert str(ours.value) == str(theirs.value)
     with pytest.raises(BufferError, match="require gradient"):
         torch.from_dlpack(w)
+    for lib in (torch, graphc):                          # from_dlpack of its own kind
+        with pytest.raises(BufferError, match="require gradient"):
+            lib.from_dlpack(lib.ones(2, requires_grad=True))
+    with pytest.raises(BufferError, match="require gradient"):
+        graphc.from_dlpack(tw)
     with pytest.raises(ValueError, match="stream"):
         graphc.ones(2).__dlpack__(stream=1)              # PyTorch: an AssertionError
     with pytest.raises(BufferError, match="host memory"):
@@ -189,51 +220,79 @@ def test_refusals_match_pytorch():
 
 
 def test_non_cpu_and_unsupported_dtypes_are_refused_by_name():
-    cuda_like = _Tensor(device=2, code=(2, 32))
+    def on_cuda(t):
+        t.device.device_type = 2
     with pytest.raises(BufferError, match="kDLCUDA:0.*x.cpu"):
-        graphc.from_dlpack(cuda_like)
+        graphc.from_dlpack(_Tweaked(np.zeros(2, np.float32), on_cuda, device=2))
     with pytest.raises(TypeError, match="unsupported DLPack dtype complex64"):
         graphc.from_dlpack(torch.ones(2, dtype=torch.complex64))
     with pytest.raises(TypeError, match="unsupported DLPack dtype uint16"):
         graphc.from_dlpack(torch.ones(2, dtype=torch.uint16))
 
 
-class _Tensor:
-    """A producer whose capsule claims a device and dtype (its memory is a real host
-    array, so nothing is read from a bad address)."""
+def test_byte_offset_and_null_strides_are_read():
+    """A producer may point ``data`` before the first element (``byte_offset``) and
+    leave ``strides`` NULL for a compact row-major tensor."""
+    import ml_dtypes
+    base = np.arange(8).astype(ml_dtypes.bfloat16)
+    view = base[2:].reshape(2, 3)
 
-    def __init__(self, device, code):
-        self.array = np.zeros(2, np.float32)
-        self.device, self.code = device, code
+    def offset_and_compact(t):
+        t.data -= 4
+        t.byte_offset = 4
+        t.strides = None
+    g = graphc.from_dlpack(_Tweaked(view, offset_and_compact))
+    assert g.dtype is graphc.bfloat16 and g.tolist() == [[2, 3, 4], [5, 6, 7]]
+    g[0, 0] = 9
+    assert base[2] == 9
+
+
+class _Tweaked:
+    """A producer whose capsule (graphc's export of ``array``) is changed by ``tweak``
+    (the DLTensor) first: a device, a dtype, an offset graphc never exports itself."""
+
+    def __init__(self, array, tweak, device=1):
+        self.array, self.tweak, self.device = array, tweak, device
 
     def __dlpack__(self, **kwargs):
-        capsule = dlpack.export(self.array, graphc.float32, versioned=True)
-        managed = dlpack._ManagedVersioned.from_address(
-            dlpack._api.PyCapsule_GetPointer(id(capsule), dlpack.VERSIONED))
-        managed.dl_tensor.device.device_type = self.device
-        managed.dl_tensor.dtype.code, managed.dl_tensor.dtype.bits = self.code
+        capsule = dlpack.export(self.array, graphc.dtypes.from_numpy(self.array.dtype),
+                                versioned=True)
+        self.tweak(dlpack._ManagedVersioned.from_address(
+            dlpack._api.PyCapsule_GetPointer(id(capsule), dlpack.VERSIONED)).dl_tensor)
         return capsule
 
     def __dlpack_device__(self):
         return (self.device, 0)
 
 
-def test_exports_are_freed_by_the_consumer_or_with_an_unused_capsule():
-    gc.collect()
-    before = len(dlpack._exported)
-    g = graphc.ones(1000)
+def test_exports_live_until_the_consumer_is_done():
+    """numpy's export (bfloat16: of the uint16 view) keeps the array alive until the
+    consumer's deleter runs, or until an unused capsule dies."""
+    g = graphc.ones(1000, dtype=graphc.bfloat16)
+    alive = weakref.ref(g._data)
     t = torch.from_dlpack(g)
     unused = g.__dlpack__(max_version=(1, 0))
-    assert len(dlpack._exported) == before + 2
-    del unused                                            # never consumed
-    assert len(dlpack._exported) == before + 1
-    del g
+    del g, unused
     gc.collect()
-    assert t.sum().item() == 1000                         # the memory outlives graphc's tensor
+    assert alive() is not None and t.sum().item() == 1000
     del t
-    assert len(dlpack._exported) == before
-    imported = graphc.from_dlpack(torch.ones(5))
+    gc.collect()
+    assert alive() is None
+    imported = graphc.from_dlpack(torch.ones(5, dtype=torch.bfloat16))
+    gc.collect()
     assert imported.sum().item() == 5                     # PyTorch's memory, alive
+
+
+def test_a_consumer_refusing_a_capsule_raises_its_own_error():
+    """The capsule's destructor runs while the consumer's exception is pending: it must
+    not swallow it (a destructor written in Python would: SystemError)."""
+    with pytest.raises(RuntimeError, match="Unsupported dtype"):
+        np.from_dlpack(graphc.ones(2, dtype=graphc.bfloat16))
+
+
+def _flags(capsule) -> int:
+    return dlpack._ManagedVersioned.from_address(
+        dlpack._api.PyCapsule_GetPointer(id(capsule), dlpack.VERSIONED)).flags
 
 
 @pytest.mark.filterwarnings("ignore:To copy construct from a tensor")
@@ -267,6 +326,14 @@ def test_torch_tensor_of_graphc_tensors(name):
         t = torch.tensor(g)
         assert t.dtype == getattr(torch, name) and t.tolist() == g.tolist()
         assert t.data_ptr() != g._data.ctypes.data
+
+
+def test_torch_tensor_of_a_graphc_tensor_that_requires_grad_is_refused():
+    """PyTorch copies a PyTorch tensor that requires grad; a graphc one reaches it only
+    through ``__dlpack__``, which refuses such a tensor (as PyTorch's own does)."""
+    with pytest.raises(BufferError, match="use tensor.detach"):
+        torch.tensor(graphc.ones(2, requires_grad=True))
+    assert torch.tensor(graphc.ones(2, requires_grad=True).detach()).tolist() == [1, 1]
 
 
 @pytest.mark.filterwarnings("ignore:graphc.compile")

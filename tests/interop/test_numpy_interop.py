@@ -95,6 +95,7 @@ def test_requires_grad_refuses_implicit_conversion_with_pytorchs_message():
     assert np.asarray(graphc.ones(2, requires_grad=True).detach()).tolist() == [1, 1]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # PyTorch's __array__
 def test_array_copy_semantics():
     """numpy 2: ``np.asarray`` shares (as with PyTorch), ``np.array`` copies (PyTorch
     too: numpy copies after its __array__), ``copy=False`` shares or raises."""
@@ -118,6 +119,8 @@ def test_ufunc_results_are_graphc_tensors_of_numpys_dtype():
     assert type(r) is graphc.Tensor and r.dtype is graphc.float32 and r.tolist() == [2, 3]
     r = np.add(graphc.tensor([1, 2], dtype=graphc.int16), np.int8(1))
     assert r.dtype is graphc.int16 and r.tolist() == [2, 3]
+    r = np.add(graphc.tensor([1, 2], dtype=graphc.uint8), np.uint16(1))   # uint16 in numpy
+    assert r.dtype is graphc.int64 and r._data.dtype == np.int64 and r.tolist() == [2, 3]
 
 
 def test_conversion_while_tracing_is_still_a_graph_break():
@@ -126,3 +129,16 @@ def test_conversion_while_tracing_is_still_a_graph_break():
     compiled = graphc.compile(f, backend="interpreter")
     with pytest.warns(UserWarning, match="numpy array"):
         assert compiled(graphc.ones(3)).item() == 9.0
+
+
+def test_numpy_scalars_trace_without_a_graph_break():
+    def f(x):
+        return (np.float64(2) * x * np.sqrt(4.0) + x ** np.float32(2)).sum()
+    grads = []
+    for lib, fn in ((torch, f), (graphc, graphc.compile(f, backend="interpreter"))):
+        x = lib.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")            # a graph break would warn
+            fn(x).backward()
+        grads.append(x.grad.tolist())
+    assert grads[1] == grads[0]
