@@ -26,6 +26,7 @@ dtypes, ``torch.Size``, ``OrderedDict`` and ``Counter``, by name, so
 """
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import os
 import pickle
@@ -184,7 +185,16 @@ class _RestrictedUnpickler(pickle._Unpickler):
         self.name = name
         self.storage = storage      # persistent id -> _Storage
 
+    def _global(self):
+        module, name = self.readline(), self.readline()
+        if not (module.endswith(b"\n") and name.endswith(b"\n")):
+            raise EOFError("the pickle is truncated inside a GLOBAL")
+        self.append(self.find_class(module[:-1].decode("utf-8"), name[:-1].decode("utf-8")))
+
     def find_class(self, module, name):
+        if self.proto < 3:          # protocol 2 spells Python 3's names as Python 2's
+            module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         found = _ALLOWED.get((module, name))
         if found is not None:
             return found
@@ -265,7 +275,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
     for _name in ("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4", "PERSID",
                   "NEXT_BUFFER", "READONLY_BUFFER"):
         dispatch[getattr(pickle, _name)[0]] = _opcode_refused(_name)
-    dispatch.update({pickle.REDUCE[0]: _reduce, pickle.BUILD[0]: _build,
+    dispatch.update({pickle.GLOBAL[0]: _global, pickle.REDUCE[0]: _reduce, pickle.BUILD[0]: _build,
                      pickle.APPEND[0]: _append, pickle.APPENDS[0]: _appends,
                      pickle.SETITEM[0]: _setitem, pickle.SETITEMS[0]: _setitems,
                      pickle.ADDITEMS[0]: _additems})
