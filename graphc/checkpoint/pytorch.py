@@ -163,7 +163,8 @@ _CALLABLE = [f for f in _ALLOWED.values()
              if callable(f) and f is not Tensor and f is not Parameter]
 # Globals PyTorch's weights_only loader accepts that graphc has no counterpart for.
 _UNSUPPORTED = {
-    "torch._utils": "sparse, quantized, nested, meta and subclass tensors",
+    "torch._utils": "sparse, quantized, nested or meta tensors, nor tensors of other "
+                    "dtypes (float8, uint16-64: _rebuild_tensor_v3)",
     "torch": "complex, quantized, float8 and unsigned 16-64 bit dtypes and storages",
     "torch.serialization": "sparse layouts",
 }
