@@ -213,7 +213,8 @@ class _RestrictedUnpickler(pickle._Unpickler):
             f"torch.load(weights_only=True)); nothing in the file was run")
 
     def persistent_load(self, pid):
-        if type(pid) is not tuple or not pid or pid[0] not in ("storage", b"storage"):
+        if type(pid) is not tuple or not pid or type(pid[0]) not in (str, bytes) \
+                or pid[0] not in ("storage", b"storage"):
             raise UnsafeCheckpointError(f"graphc.load: {self.name}: refused persistent id "
                                         f"{pid!r:.80}: only storages are allowed")
         return self.storage(pid)
@@ -276,15 +277,16 @@ class _RestrictedUnpickler(pickle._Unpickler):
     for _name in ("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4", "PERSID",
                   "NEXT_BUFFER", "READONLY_BUFFER"):
         dispatch[getattr(pickle, _name)[0]] = _opcode_refused(_name)
-    dispatch.update({pickle.GLOBAL[0]: _global, pickle.REDUCE[0]: _reduce, pickle.BUILD[0]: _build,
-                     pickle.APPEND[0]: _append, pickle.APPENDS[0]: _appends,
-                     pickle.SETITEM[0]: _setitem, pickle.SETITEMS[0]: _setitems,
-                     pickle.ADDITEMS[0]: _additems})
+    dispatch.update({pickle.GLOBAL[0]: _global, pickle.REDUCE[0]: _reduce,
+                     pickle.BUILD[0]: _build, pickle.APPEND[0]: _append,
+                     pickle.APPENDS[0]: _appends, pickle.SETITEM[0]: _setitem,
+                     pickle.SETITEMS[0]: _setitems, pickle.ADDITEMS[0]: _additems})
     del _name, _opcode_refused
 
 
-def _storage_request(pid, name):
-    """``(storage_type, key, location, numel)`` from a persistent id, checked."""
+def _storage_request(pid):
+    """``(dtype, key, numel)`` from a storage's persistent id ``("storage",
+    storage_type, key, location, numel[, view])``, checked."""
     if len(pid) not in (5, 6) or not isinstance(pid[1], _StorageType) \
             or type(pid[4]) is not int or pid[4] < 0:
         raise ValueError(f"malformed storage id {pid!r:.120}")
@@ -303,7 +305,7 @@ def _from_bytes(data, dtype: dtypes.DType, little: bool) -> np.ndarray:
 
 def load_zip(archive: zipfile.ZipFile, name: str):
     """The object in a PyTorch zip checkpoint whose members ``check_sizes`` bounded."""
-    pickles = [n for n in archive.namelist() if n.endswith("data.pkl")
+    pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")
                and n.count("/") == 1]
     if not pickles:
         raise DamagedFileError(f"graphc.load: {name} is neither a graphc file (no "
@@ -318,7 +320,7 @@ def load_zip(archive: zipfile.ZipFile, name: str):
     loaded = {}
 
     def storage(pid):
-        dtype, key, numel = _storage_request(pid, name)
+        dtype, key, numel = _storage_request(pid)
         if key not in loaded:
             member = f"{prefix}data/{key}"
             if member not in archive.namelist():
@@ -362,12 +364,14 @@ def load_legacy(f, name: str, size: int):
     storages, views = {}, {}
 
     def storage(pid):
-        dtype, key, numel = _storage_request(pid, name)
+        dtype, key, numel = _storage_request(pid)
         if key not in storages:
-            if numel * dtype.itemsize > size:
+            declared = numel * dtype.itemsize + sum(s.array.nbytes for s in storages.values())
+            if declared > size:
                 raise DamagedFileError(
                     f"graphc.load: {name} is corrupt: storage {key} declares {numel} "
-                    f"{dtype.name} elements, more than the file's {size} bytes hold")
+                    f"{dtype.name} elements, and the storages so far {declared} bytes, "
+                    f"more than the file's {size} bytes hold")
             storages[key] = _Storage(np.zeros(numel, dtype.np), dtype)
         root = _typed(storages[key], dtype, key)
         view = pid[5] if len(pid) == 6 else None

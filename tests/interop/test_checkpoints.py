@@ -484,3 +484,10 @@ CORRUPTIBLE = {c: torch_bytes({"w": torch.arange(6.0).reshape(2, 3), "n": torch.
                                "h": [1, "x", (2.5,)], "p": torch.nn.Parameter(torch.ones(2)),
                                "o": OrderedDict(s=torch.Size([2]))}, c)
                for c in CONTAINERS}
+
+
+def test_legacy_storages_adding_up_to_more_than_the_file_are_refused_before_allocating():
+    data = torch_bytes({"s": [torch.zeros(40) for _ in range(30)]}, "legacy")
+    cut = data[:len(data) - 29 * (8 + 160)]      # all but one storage's count and bytes
+    with pytest.raises(DamagedFileError, match="storages so far .* more than the file"):
+        graphc.load(io.BytesIO(cut))
