@@ -116,13 +116,23 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
 
 
 def _rebuild_from_type_v2(func, new_type, args, state):
-    """``torch._tensor._rebuild_from_type_v2``: a plain tensor or Parameter rebuilt by
-    an allow-listed function (PyTorch's Python attributes on tensors are dropped)."""
+    """``torch._tensor._rebuild_from_type_v2``: a tensor (or Parameter) rebuilt by an
+    allow-listed function, with the Python attributes PyTorch saved for it (``t.note =
+    "x"``); graphc keeps its own state in attributes starting with ``_``, so those
+    names are refused."""
     if not _is_allowed_callable(func) or not (new_type is Tensor or new_type is Parameter):
-        raise UnsafeCheckpointError(f"_rebuild_from_type_v2 of {new_type!r} by {func!r} "
-                                    f"is not allowed")
+        raise UnsafeCheckpointError(f"_rebuild_from_type_v2 of {new_type!r:.80} by "
+                                    f"{func!r:.80} is not allowed")
+    attributes = state or {}
+    if type(attributes) is not dict or not all(type(k) is str and not k.startswith("_")
+                                               for k in attributes):
+        raise UnsafeCheckpointError(f"_rebuild_from_type_v2 with state {state!r:.80} is "
+                                    f"not allowed: only public attribute names")
     t = func(*args)
-    return t if new_type is Tensor or isinstance(t, Parameter) else Parameter(t)
+    if new_type is Parameter and not isinstance(t, Parameter):
+        t = Parameter(t)
+    t.__dict__.update(attributes)
+    return t
 
 
 def _encode(text, encoding="latin1"):
@@ -435,7 +445,8 @@ _DTYPE_GLOBALS = {dtype: _Global("torch", dtype.name) for dtype in dtypes.ALL}
 
 
 class _StorageRef:
-    """One storage to write: ``data/<key>`` holding ``array``'s bytes."""
+    """One storage to write: ``data/<key>`` holding ``array``'s bytes (a flat uint8
+    view of the storage's root array)."""
 
     def __init__(self, key: str, array: np.ndarray, dtype: dtypes.DType):
         self.key, self.array, self.dtype = key, array, dtype
@@ -472,9 +483,9 @@ class _TorchPickler(pickle._Pickler):
                                             OrderedDict())
             if type(obj) is not Tensor:
                 raise TypeError(f"graphc.save cannot store a {type(obj).__name__}")
-            return self._tensor(obj)
-        if type(obj) is _PlainTensor:
-            return self._tensor(obj.tensor)
+            return self._tensor(obj, obj.requires_grad)
+        if type(obj) is _PlainTensor:       # as torch pickles a Parameter's data
+            return self._tensor(obj.tensor, False)
         if type(obj) is Size:
             return _SIZE, (tuple(obj),)
         if type(obj) in self._PLAIN or type(obj) in (_Global, dtypes.DType) \
@@ -489,10 +500,10 @@ class _TorchPickler(pickle._Pickler):
                         f"dicts, lists and tuples of them (save a module's state_dict(), "
                         f"not the module){numpy_hint}")
 
-    def _tensor(self, t: Tensor):
+    def _tensor(self, t: Tensor, requires_grad: bool):
         storage, offset, stride = self._storage(t._concrete("graphc.save"), t.dtype)
-        return _REBUILD_TENSOR, (storage, offset, tuple(t.shape), stride,
-                                 t.requires_grad, OrderedDict())
+        return _REBUILD_TENSOR, (storage, offset, tuple(t.shape), stride, requires_grad,
+                                 OrderedDict())
 
     def _storage(self, array: np.ndarray, dtype: dtypes.DType):
         """The storage a tensor views, its offset and strides in elements: the array's
@@ -509,10 +520,9 @@ class _TorchPickler(pickle._Pickler):
             root = array = np.ascontiguousarray(array)
             start = 0
         entry = (id(root), dtype)
-        if entry not in self.storages:
+        if entry not in self.storages:     # the entry's view keeps the root (and its id)
             flat = root.reshape(-1).view(np.uint8)
             self.storages[entry] = _StorageRef(str(len(self.storages)), flat, dtype)
-            self._keep_alive.append(root)
         return (self.storages[entry], start // itemsize,
                 tuple(s // itemsize for s in array.strides))
 
@@ -526,10 +536,6 @@ class _TorchPickler(pickle._Pickler):
     dispatch = dict(pickle._Pickler.dispatch)
     dispatch[_Global] = _save_global_ref
     dispatch[dtypes.DType] = _save_dtype
-
-    def dump(self, obj):
-        self._keep_alive = []       # copies made for storages live until written
-        super().dump(obj)
 
 
 _ALIGNMENT = 64                     # torch aligns each record's data to 64 bytes

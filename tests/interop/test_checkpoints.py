@@ -491,3 +491,13 @@ def test_legacy_storages_adding_up_to_more_than_the_file_are_refused_before_allo
     cut = data[:len(data) - 29 * (8 + 160)]      # all but one storage's count and bytes
     with pytest.raises(DamagedFileError, match="storages so far .* more than the file"):
         graphc.load(io.BytesIO(cut))
+
+
+def test_python_attributes_of_a_pytorch_tensor_load_and_private_ones_are_refused():
+    t = torch.arange(3.0)
+    t.note = "calibrated"
+    got = graphc.load(io.BytesIO(torch_bytes({"t": t})))["t"]
+    assert got.note == "calibrated" and got.tolist() == [0.0, 1.0, 2.0]
+    t._version_hack = 1
+    with pytest.raises(UnsafeCheckpointError, match="only public attribute names"):
+        graphc.load(io.BytesIO(torch_bytes({"t": t})))
