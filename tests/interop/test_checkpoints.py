@@ -357,17 +357,15 @@ def hostile_files(payload):
 
 @pytest.mark.parametrize("container", CONTAINERS)
 @pytest.mark.parametrize("payload,name", [
-    ("touch", "posix.system"),
-    ("nested", "posix.system"),
-    (Eval(), "builtins.eval"),
-    ({"a": [1, {"b": Eval()}]}, "builtins.eval"),
-])
+    (lambda marker: Touch(marker), "posix.system"),
+    (lambda marker: OrderedDict(w=[Touch(marker)]), "posix.system"),
+    (lambda marker: Eval(), "builtins.eval"),
+    (lambda marker: {"a": [1, {"b": Eval()}]}, "builtins.eval"),
+], ids=["os.system", "os.system-nested", "eval", "eval-nested"])
 def test_a_malicious_checkpoint_is_refused_and_nothing_runs(tmp_path, container, payload,
                                                              name):
     marker = tmp_path / "pwned"
-    payload = {"touch": Touch(marker), "nested": OrderedDict(w=[Touch(marker)])}.get(
-        payload, payload) if isinstance(payload, str) else payload
-    data = hostile_files(payload)[container]
+    data = hostile_files(payload(marker))[container]
     with pytest.raises(UnsafeCheckpointError, match=f"refused GLOBAL {name}"):
         graphc.load(io.BytesIO(data))
     assert not marker.exists()
