@@ -178,6 +178,18 @@ def test_an_optimizer_resumes_from_a_pytorch_checkpoint():
         step(ours, ours_opt, ours_sched, graphc.tensor(x.numpy()))
     for theirs, mine in zip(model.parameters(), ours.parameters()):
         np.testing.assert_allclose(mine.detach().numpy(), theirs.detach().numpy(), rtol=1e-5)
+    # and back: a fresh PyTorch optimizer resumes from graphc's checkpoint
+    back = torch.load(io.BytesIO(graphc_bytes({"opt": ours_opt.state_dict(),
+                                               "sched": ours_sched.state_dict()})),
+                      weights_only=True)
+    opt = torch.optim.Adam(model.parameters(), lr=123.0)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[9])
+    opt.load_state_dict(back["opt"])
+    sched.load_state_dict(back["sched"])
+    step(model, opt, sched, x)
+    step(ours, ours_opt, ours_sched, graphc.tensor(x.numpy()))
+    for theirs, mine in zip(model.parameters(), ours.parameters()):
+        np.testing.assert_allclose(mine.detach().numpy(), theirs.detach().numpy(), rtol=1e-5)
 
 
 def trained_graphc_state():
