@@ -9,6 +9,8 @@ every name loads back (``load_state_dict(strict=True)`` finds them all).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from graphc import dtypes
@@ -44,7 +46,7 @@ def save(obj, f, metadata=None) -> None:
         raise TypeError("graphc.save: safetensors metadata must be a dict of str to str")
     arrays = {k: np.ascontiguousarray(v._concrete("graphc.save")) for k, v in obj.items()}
     data = library.numpy.save(arrays, metadata=metadata)
-    if isinstance(f, (str, bytes)) or hasattr(f, "__fspath__"):
+    if isinstance(f, (str, os.PathLike)):
         with open(f, "wb") as opened:
             opened.write(data)
     else:

@@ -126,8 +126,7 @@ def test_a_big_endian_zip_file_loads_the_same_values():
     zoo = {"f": torch.arange(5.0) - 2.5, "i": torch.arange(4) * 1000,
            "h": torch.arange(3.0, dtype=torch.bfloat16)}
     data = torch_bytes(zoo)
-    with zipfile.ZipFile(io.BytesIO(data)) as source:
-        members = {n: source.read(n) for n in source.namelist()}
+    members = members_of(data)
     dtype_of = {"0": ">f4", "1": ">i8", "2": ">i2"}
     for n in list(members):
         key = n.rsplit("/", 1)[-1]
@@ -141,12 +140,25 @@ def test_a_big_endian_zip_file_loads_the_same_values():
         np.testing.assert_array_equal(as_numpy(got[key]), as_numpy(t))
 
 
+def members_of(data: bytes) -> dict:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {n: archive.read(n) for n in archive.namelist()}
+
+
 def zipped(members: dict) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def pickle_in_zip(pickled: bytes) -> bytes:
+    """A PyTorch zip checkpoint whose data.pkl is ``pickled`` (with valid CRCs, so the
+    reader sees the pickle however damaged it is)."""
+    members = members_of(torch_bytes({"w": torch.ones(2)}))
+    members["archive/data.pkl"] = pickled
+    return zipped(members)
 
 
 @pytest.mark.slow          # the first torch.optim use in a process costs ~1 s
@@ -312,7 +324,7 @@ def test_safetensors_written_by_graphc(tmp_path):
     assert other.fc.weight is other.emb.weight
     np.testing.assert_array_equal(other.fc.weight.detach().numpy(),
                                   model.fc.weight.detach().numpy())
-    zoo = {k: v for k, v in dtype_zoo(graphc).items()}
+    zoo = dtype_zoo(graphc)
     got = graphc.load(io.BytesIO(graphc_bytes(zoo, format="safetensors")))
     for key, value in zoo.items():
         assert got[key].dtype == value.dtype
@@ -357,14 +369,10 @@ class Eval:
 def hostile_files(payload):
     """The payload as the pickle of a PyTorch zip file and of a legacy file."""
     pickled = pickle.dumps(payload, protocol=2)
-    template = torch_bytes({"w": torch.ones(2)})
-    with zipfile.ZipFile(io.BytesIO(template)) as source:
-        members = {n: source.read(n) for n in source.namelist()}
-    members["archive/data.pkl"] = pickled
     legacy = b"".join(pickle.dumps(x, protocol=2) for x in (
         0x1950a86a20f9469cfc6c, 1001, {"protocol_version": 1001, "little_endian": True})) \
         + pickled + pickle.dumps([], protocol=2)
-    return {"zip": zipped(members), "legacy": legacy}
+    return {"zip": pickle_in_zip(pickled), "legacy": legacy}
 
 
 @pytest.mark.parametrize("container", CONTAINERS)
@@ -396,12 +404,8 @@ def test_a_malicious_checkpoint_is_refused_and_nothing_runs(tmp_path, container,
     (b"\x80\x02X\x04\x00\x00\x00evilQ.", "persistent id"),
 ])
 def test_opcodes_that_build_or_call_anything_else_are_refused(pickled, what):
-    data = hostile_files(None)["zip"]
-    with zipfile.ZipFile(io.BytesIO(data)) as source:
-        members = {n: source.read(n) for n in source.namelist()}
-    members["archive/data.pkl"] = pickled
     with pytest.raises(UnsafeCheckpointError, match=what):
-        graphc.load(io.BytesIO(zipped(members)))
+        graphc.load(io.BytesIO(pickle_in_zip(pickled)))
     assert graphc.float32.name == "float32"
 
 
@@ -436,8 +440,7 @@ def test_a_storage_shorter_than_its_tensor_needs_is_refused():
                                                r"1 needs 7 elements .* holds 4"):
         graphc.load(io.BytesIO(torch_bytes(Overreach())))
     data = torch_bytes({"w": torch.ones(4)})
-    with zipfile.ZipFile(io.BytesIO(data)) as source:
-        members = {n: source.read(n) for n in source.namelist()}
+    members = members_of(data)
     members["archive/data/0"] = members["archive/data/0"][:8]
     with pytest.raises(DamagedFileError, match="storage 0 holds 8 bytes, but the pickle "
                                                "says 4 float32 elements"):
@@ -467,21 +470,12 @@ def corrupt(good: bytes, data) -> bytes:
     return bytes(damaged)
 
 
-def pickle_in_zip(pickled: bytes) -> bytes:
-    """A zip checkpoint around ``pickled``: the zip's CRCs would catch a damaged pickle,
-    so the corruption tests damage the pickle and zip it again."""
-    with zipfile.ZipFile(io.BytesIO(CORRUPTIBLE["zip"])) as source:
-        members = {n: source.read(n) for n in source.namelist()}
-    members["archive/data.pkl"] = pickled
-    return zipped(members)
-
-
 @pytest.mark.parametrize("container", CONTAINERS + ["pickle"])
 @given(data=st.data())
 def test_random_corruptions_never_crash_or_hang(container, data):
     if container == "pickle":
-        with zipfile.ZipFile(io.BytesIO(CORRUPTIBLE["zip"])) as source:
-            damaged = pickle_in_zip(corrupt(source.read("archive/data.pkl"), data))
+        pickled = members_of(CORRUPTIBLE["zip"])["archive/data.pkl"]
+        damaged = pickle_in_zip(corrupt(pickled, data))
     else:
         damaged = corrupt(CORRUPTIBLE[container], data)
     try:
