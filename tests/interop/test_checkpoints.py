@@ -153,10 +153,10 @@ def zipped(members: dict) -> bytes:
     return buffer.getvalue()
 
 
-def pickle_in_zip(pickled: bytes) -> bytes:
-    """A PyTorch zip checkpoint whose data.pkl is ``pickled`` (with valid CRCs, so the
-    reader sees the pickle however damaged it is)."""
-    members = members_of(torch_bytes({"w": torch.ones(2)}))
+def pickle_in_zip(pickled: bytes, template: bytes = None) -> bytes:
+    """The PyTorch zip checkpoint ``template`` (a small one by default) with ``pickled``
+    as its data.pkl, and valid CRCs, so the reader sees the pickle however damaged."""
+    members = members_of(template or torch_bytes({"w": torch.ones(2)}))
     members["archive/data.pkl"] = pickled
     return zipped(members)
 
@@ -475,7 +475,7 @@ def corrupt(good: bytes, data) -> bytes:
 def test_random_corruptions_never_crash_or_hang(container, data):
     if container == "pickle":
         pickled = members_of(CORRUPTIBLE["zip"])["archive/data.pkl"]
-        damaged = pickle_in_zip(corrupt(pickled, data))
+        damaged = pickle_in_zip(corrupt(pickled, data), CORRUPTIBLE["zip"])
     else:
         damaged = corrupt(CORRUPTIBLE[container], data)
     try:
