@@ -94,15 +94,15 @@ def _save_graphc(obj, f) -> None:
             archive.writestr(f"tensors/{i}.npy", buffer.getvalue())
 
 
-def load(f, map_location=None, weights_only=None):
+def load(f, map_location=None, weights_only=None, mmap=None):
     """Read a checkpoint from a path or a binary file object: a graphc file, a PyTorch
     ``.pt``/``.pth`` file (zip or legacy format) or a safetensors file.
 
     Nothing in the file is ever run: a PyTorch file naming anything beyond tensor
     reconstruction and plain containers raises :class:`UnsafeCheckpointError` (a
     ``pickle.UnpicklingError``, as ``torch.load(weights_only=True)`` raises) whatever
-    ``weights_only`` says.  ``map_location`` is accepted for PyTorch compatibility:
-    loaded tensors live on the host.  A damaged file raises :class:`DamagedFileError`
+    ``weights_only`` says.  ``map_location`` and ``mmap`` are accepted for PyTorch
+    compatibility: loaded tensors live in host memory.  A damaged file raises :class:`DamagedFileError`
     naming the file and the problem; a missing file raises ``FileNotFoundError``.
     """
     if isinstance(f, (str, os.PathLike)):

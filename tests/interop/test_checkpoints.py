@@ -505,3 +505,10 @@ def test_python_attributes_of_a_pytorch_tensor_load_and_private_ones_are_refused
     t._version_hack = 1
     with pytest.raises(UnsafeCheckpointError, match="only public attribute names"):
         graphc.load(io.BytesIO(torch_bytes({"t": t})))
+
+
+def test_pytorchs_load_arguments_are_accepted(tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.arange(3.0)}, path)
+    got = graphc.load(path, map_location="cpu", weights_only=True, mmap=True)
+    assert got["w"].tolist() == [0.0, 1.0, 2.0]
