@@ -19,10 +19,10 @@ from graphc.functional import (
     index_select, gather, scatter_add, index_add, masked_fill, tril, triu, diag, cat,
     concat, concatenate, stack, hstack, vstack)
 from graphc.creation import (
-    tensor, as_tensor, from_numpy, zeros, ones, empty, full, zeros_like, ones_like,
-    empty_like, full_like, arange, linspace, logspace, scalar_tensor, eye, Generator,
-    default_generator, manual_seed, seed, initial_seed, rand, randn, randint, randperm,
-    rand_like, randn_like, randint_like, normal)
+    tensor, as_tensor, from_numpy, from_dlpack, to_dlpack, zeros, ones, empty, full,
+    zeros_like, ones_like, empty_like, full_like, arange, linspace, logspace, scalar_tensor,
+    eye, Generator, default_generator, manual_seed, seed, initial_seed, rand, randn,
+    randint, randperm, rand_like, randn_like, randint_like, normal)
 from graphc.composite import softmax, log_softmax, logaddexp
 from graphc.functional import bitwise_not  # noqa: E402
 from graphc.functional import (mul as multiply, sub as subtract, gt as greater,

@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from graphc import context, dtypes, residency
+from graphc import context, dlpack, dtypes, residency
 from graphc.cuda import check_device
-from graphc.tensor import Tensor, _size_args, _to_numpy
+from graphc.tensor import Tensor, _size_args, _to_numpy, foreign_array, is_foreign_tensor
 
 
 def _make(data: np.ndarray, dtype, requires_grad=False) -> Tensor:
@@ -43,7 +43,30 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     if isinstance(data, np.ndarray) and (dtype is None or
                                          dtypes.to_dtype(dtype).np == data.dtype):
         return from_numpy(data)
+    if is_foreign_tensor(data):
+        t = _from_array(foreign_array(data, "graphc.as_tensor"))
+        return t if dtype is None else t.to(dtypes.to_dtype(dtype))
     return tensor(data, dtype)
+
+
+def from_dlpack(ext) -> Tensor:
+    """A tensor sharing memory with ``ext``: any object with ``__dlpack__`` (a PyTorch,
+    numpy, JAX or graphc tensor) or a DLPack capsule (``torch.utils.dlpack.to_dlpack``).
+    A numpy array is taken as it is (numpy's own export refuses bfloat16)."""
+    if isinstance(ext, np.ndarray):
+        return from_numpy(ext)
+    return _from_array(dlpack.array_from(ext, "graphc.from_dlpack"))
+
+
+def to_dlpack(tensor: Tensor):
+    """``torch.to_dlpack``: a legacy ``"dltensor"`` capsule of ``tensor``'s memory (the
+    kind older consumers take; new code passes the tensor to ``from_dlpack``)."""
+    return tensor.__dlpack__()
+
+
+def _from_array(array: np.ndarray) -> Tensor:
+    residency.escape(array)             # its producer may write to it
+    return Tensor._wrap(array, dtypes.from_numpy(array.dtype))
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

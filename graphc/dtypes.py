@@ -114,9 +114,13 @@ def to_dtype(x) -> DType:
 
 
 def scalar_dtype(value) -> DType:
-    """The dtype PyTorch gives a bare Python scalar."""
-    if isinstance(value, (bool, np.bool_)):
+    """The dtype PyTorch gives a bare Python scalar.  A numpy bool is not a Python
+    bool to PyTorch: it promotes as a float (``int_tensor + np.bool_(True)`` is
+    float32, ``torch.full((2,), np.bool_(True))`` too)."""
+    if isinstance(value, bool):
         return bool_
+    if isinstance(value, np.bool_):
+        return default_float
     if isinstance(value, (int, np.integer)):
         return int64
     if isinstance(value, (float, np.floating)):

@@ -8,6 +8,8 @@ import ``Tensor`` without ``Tensor`` importing them back.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from graphc import autograd, composite, creation
 from graphc import selection as S
 from graphc.autograd import hooks
@@ -141,19 +143,31 @@ _OPERATORS = {
 }
 
 
-def _operator(fn):
+def _operator(fn, operands=(Tensor,) + F._Number):
     """Binary dunders return NotImplemented for foreign operands, so Python can try the
-    other side (and ``tensor == "a"`` is False rather than an error)."""
+    other side (and ``tensor == "a"`` is False rather than an error).  An ndarray's own
+    reflected method then computes in numpy, and the result comes back as a tensor
+    through ``Tensor.__array_wrap__`` (``t + np.ones(3)``), as in PyTorch."""
     def method(self, *other):
-        if other and not isinstance(other[0], (Tensor,) + F._Number):
+        if other and not isinstance(other[0], operands):
             return NotImplemented
         return fn(self, *other)
     method.__name__ = fn.__name__
     return method
 
 
+def _eq_array(a, b):
+    """``t == ndarray`` compares elementwise, as PyTorch's ``__eq__`` does (it reads the
+    array as a tensor, so it works on a tensor that requires grad; ``!=`` does not)."""
+    return F.eq(a, creation.as_tensor(b) if isinstance(b, np.ndarray) else b)
+
+
 for _name, _fn in _OPERATORS.items():
     setattr(Tensor, _name, _operator(_fn))
+# PyTorch's ``@`` takes tensors only: ``t @ 2.0`` is a TypeError.
+Tensor.__matmul__ = _operator(F.matmul, (Tensor,))
+Tensor.__rmatmul__ = _operator(lambda a, b: F.matmul(b, a), (Tensor,))
+Tensor.__eq__ = _operator(_eq_array, (Tensor, np.ndarray) + F._Number)
 
 
 Tensor.backward = _backward

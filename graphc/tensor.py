@@ -15,7 +15,7 @@ import itertools
 
 import numpy as np
 
-from graphc import context, dtypes, residency
+from graphc import context, dlpack, dtypes, residency
 from graphc.cuda import check_device, device as Device
 from graphc.dtypes import DType
 from graphc.printing import tensor_repr
@@ -207,12 +207,68 @@ class Tensor:
         residency.escape(data)          # shared with the caller, who may write to it
         return data
 
+    # numpy defers its binary operators to an operand of higher priority that has the
+    # reflected method (``np.float64(2) * t`` calls ``t.__rmul__``, as with PyTorch's
+    # tensors, which have the same priority); ufuncs (``np.sqrt(t)``) still run in numpy
+    # on ``__array__`` and come back as tensors through ``__array_wrap__``, as in PyTorch.
+    __array_priority__ = 1000
+
     def __array__(self, dtype=None, copy=None):
+        """numpy 2's protocol: ``copy=True`` always copies (``np.array(t)``), ``None``
+        shares when it can (``np.asarray(t)``), ``False`` shares or raises."""
+        if self._requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
         data = self._concrete("conversion of a tensor to a numpy array")
-        if dtype is not None:
+        if dtype is not None and np.dtype(dtype) != data.dtype:
+            if copy is False:
+                raise ValueError(f"Unable to avoid copy while creating an array as "
+                                 f"requested: the tensor is {self.dtype.name}, the array "
+                                 f"{np.dtype(dtype)}")
             return data.astype(dtype)
+        if copy:
+            return data.copy()
         residency.escape(data)
         return data
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        """The result of a numpy ufunc applied to tensors, as a tensor (no history:
+        numpy computed it), as PyTorch gives; a dtype graphc lacks (uint16) becomes the
+        one ``dtypes.from_numpy`` maps it to."""
+        dtype = dtypes.from_numpy(array.dtype)
+        return Tensor._wrap(np.asarray(array).astype(dtype.np, copy=False), dtype)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """The DLPack capsule of this tensor's memory (``torch.from_dlpack(t)``,
+        ``np.from_dlpack(t)``), a versioned one when the consumer reads DLPack 1.x.  A
+        value a CUDA program keeps on the device is brought home first and exported from
+        host memory (a program's device buffers are reused by its next call, so lending
+        them out would let that call overwrite what the consumer holds)."""
+        if self._requires_grad:
+            raise BufferError("Can't export tensors that require gradient, use "
+                              "tensor.detach()")
+        if stream not in (None, -1):
+            raise ValueError(f"__dlpack__: stream must be None for a tensor in host "
+                             f"memory, got {stream!r}")
+        if dl_device is not None and tuple(int(v) for v in dl_device) != (dlpack.CPU, 0):
+            raise BufferError(f"__dlpack__: graphc exports host memory (kDLCPU, 0) only, "
+                              f"not device {tuple(dl_device)}")
+        data = self._concrete("DLPack export (Tensor.__dlpack__)")
+        versioned = max_version is not None and max_version[0] >= 1
+        copied = bool(copy) or not dlpack.exportable(data) or \
+            not (versioned or data.flags.writeable)
+        if copied and copy is False:
+            raise BufferError(f"__dlpack__: this view (strides {data.strides} bytes"
+                              f"{'' if data.flags.writeable else ', read-only'}) cannot be "
+                              f"exported without a copy, and copy=False")
+        if copied:
+            data = data.copy()                # C order, writable
+        else:
+            residency.escape(data)           # the consumer may write to it
+        return dlpack.export(data, self.dtype, versioned=versioned, copied=copied)
+
+    def __dlpack_device__(self):
+        return dlpack.DeviceType.kDLCPU, 0
 
     def item(self):
         if self._data.size != 1:
@@ -415,6 +471,9 @@ def _to_numpy(data, dtype: DType | None) -> np.ndarray:
     """Python data (nested lists of numbers or 0-dim tensors, arrays) -> a numpy array."""
     if isinstance(data, Tensor):
         arr = data._data
+    elif is_foreign_tensor(data):
+        arr = foreign_array(data, "graphc.tensor")
+        dtype = dtype or dtypes.from_numpy(arr.dtype)
     elif isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
         arr = np.array([_to_numpy(x, None) for x in data])
     else:
@@ -429,6 +488,21 @@ def _to_numpy(data, dtype: DType | None) -> np.ndarray:
     if dtype is None:
         dtype = _default_dtype_of(arr, data)
     return np.array(arr, dtype=dtype.np)
+
+
+def is_foreign_tensor(data) -> bool:
+    """Another library's tensor (PyTorch, JAX, CuPy...): it speaks DLPack."""
+    return hasattr(data, "__dlpack__") and not isinstance(data, (np.ndarray, Tensor))
+
+
+def foreign_array(data, what: str) -> np.ndarray:
+    """The memory of another library's tensor as a numpy array, shared through DLPack
+    (graphc never imports PyTorch).  A tensor that requires grad is detached first:
+    DLPack refuses to export it, and a graphc tensor cannot join another library's
+    autograd graph anyway (``torch.tensor(t)`` also keeps the values only)."""
+    if getattr(data, "requires_grad", False) and hasattr(data, "detach"):
+        data = data.detach()
+    return dlpack.array_from(data, what)
 
 
 def _ragged(data) -> str | None:
