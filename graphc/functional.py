@@ -443,15 +443,15 @@ def logical_xor(a, b):
 
 
 def _bitwise(name, a, b):
-    """``&``, ``|``, ``^`` of bool tensors and bool scalars (graphc has no integer
+    """``&``, ``|``, ``^`` of bool tensors and Python bools (graphc has no integer
     bitwise primitive, so integer operands are refused rather than computed wrongly)."""
     operands = [x for x in (a, b) if isinstance(x, Tensor)]
     scalars = [x for x in (a, b) if not isinstance(x, Tensor)]
     if builtins.any(t.dtype != dtypes.bool_ for t in operands) or \
-            builtins.any(not isinstance(x, (bool, np.bool_)) for x in scalars):
+            builtins.any(not isinstance(x, bool) for x in scalars):
         kinds = ", ".join(x.dtype.name if isinstance(x, Tensor) else type(x).__name__
                           for x in (a, b))
-        raise TypeError(f"graphc supports the {name} operator on bool tensors and bool "
+        raise TypeError(f"graphc supports the {name} operator on bool tensors and Python bool "
                         f"scalars only (got {kinds})")
     a, b = (x if isinstance(x, Tensor) else creation.full((), bool(x), dtype=dtypes.bool_)
             for x in (a, b))

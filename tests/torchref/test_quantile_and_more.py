@@ -70,8 +70,8 @@ def test_invert_is_bitwise_not():
 
 def test_bool_operators_take_bool_scalars_on_either_side():
     check_function(lambda lib: (lib.tensor([True, False]) & True, True & lib.tensor([True, False]),
-                                lib.tensor([True, False]) | np.bool_(False),
-                                np.bool_(True) ^ lib.tensor([True, False])),
+                                lib.tensor([True, False]) | False,
+                                True ^ lib.tensor([True, False])),
                    grad=False, modes=("interpreter",))
 
 
@@ -82,7 +82,7 @@ def test_integer_bitwise_and_shift_operators_are_refused_not_left_to_numpy():
     for op in (lambda: t << np.int64(1), lambda: t >> 1, lambda: 1 << t):
         with pytest.raises(TypeError, match="no (<<|>>) operator on tensors .*int64"):
             op()
-    with pytest.raises(TypeError, match="bool tensors and bool scalars only .*int64, int"):
+    with pytest.raises(TypeError, match="bool tensors and Python bool scalars only .*int64, int"):
         t & 1
 
 
