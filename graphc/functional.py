@@ -443,10 +443,28 @@ def logical_xor(a, b):
 
 
 def _bitwise(name, a, b):
-    if a.dtype != dtypes.bool_:
-        raise TypeError(f"graphc supports the {name} operator on bool tensors only "
-                        f"(got {a.dtype.name})")
+    """``&``, ``|``, ``^`` of bool tensors and Python bools (graphc has no integer
+    bitwise primitive, so integer operands are refused rather than computed wrongly)."""
+    operands = [x for x in (a, b) if isinstance(x, Tensor)]
+    scalars = [x for x in (a, b) if not isinstance(x, Tensor)]
+    if builtins.any(t.dtype != dtypes.bool_ for t in operands) or \
+            builtins.any(not isinstance(x, bool) for x in scalars):
+        kinds = ", ".join(x.dtype.name if isinstance(x, Tensor) else type(x).__name__
+                          for x in (a, b))
+        raise TypeError(f"graphc supports the {name} operator on bool tensors and Python bool "
+                        f"scalars only (got {kinds})")
+    a, b = (x if isinstance(x, Tensor) else creation.full((), bool(x), dtype=dtypes.bool_)
+            for x in (a, b))
     return {"and": logical_and, "or": logical_or, "xor": logical_xor}[name](a, b)
+
+
+def _shift(name):
+    """``<<`` and ``>>``: refused with the operands named (without them, Python would
+    let a numpy scalar's own shift turn the tensor into an ndarray)."""
+    def refuse(a, b):
+        raise TypeError(f"graphc has no {name} operator on tensors (got "
+                        f"{a.dtype.name} {name} {type(b).__name__})")
+    return refuse
 
 
 def bitwise_not(x):

@@ -138,6 +138,11 @@ _OPERATORS = {
     "__and__": lambda a, b: F._bitwise("and", a, b),
     "__or__": lambda a, b: F._bitwise("or", a, b),
     "__xor__": lambda a, b: F._bitwise("xor", a, b),
+    "__rand__": lambda a, b: F._bitwise("and", b, a),
+    "__ror__": lambda a, b: F._bitwise("or", b, a),
+    "__rxor__": lambda a, b: F._bitwise("xor", b, a),
+    "__lshift__": F._shift("<<"), "__rlshift__": F._shift("<<"),
+    "__rshift__": F._shift(">>"), "__rrshift__": F._shift(">>"),
     "__iadd__": _inplace("__iadd__", F.add), "__isub__": _inplace("__isub__", F.sub),
     "__imul__": _inplace("__imul__", F.mul), "__itruediv__": _inplace("__itruediv__", F.div),
 }

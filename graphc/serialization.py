@@ -1,11 +1,20 @@
-"""``graphc.save`` / ``graphc.load``: state dicts in a file that cannot run code.
+"""``graphc.save`` / ``graphc.load``: checkpoints in three formats, none of which can run
+code when read (``docs/checkpoints.md``).
+
+* ``"pytorch"`` (the default): PyTorch's zip format, which ``torch.load(f,
+  weights_only=True)`` reads; ``graphc.load`` also reads PyTorch's own ``.pt``/``.pth``
+  files, zip and legacy, with an allow-listed unpickler (``graphc.checkpoint.pytorch``).
+* ``"safetensors"`` (the default for a path ending in ``.safetensors``): a flat dict of
+  tensors, through the optional ``safetensors`` library.
+* ``"graphc"``: graphc's own zip archive, below, which also stores numpy arrays.
+
+``load`` tells the formats apart by their content, not the file name.
 
 A graphc file is a zip archive holding ``manifest.json`` (the object tree, with every
 container, number and string written as tagged JSON) and one ``tensors/<i>.npy`` per
 distinct tensor, read back with ``np.load(allow_pickle=False)``.  Nothing is ever
-unpickled, so loading an untrusted file cannot execute anything; the price is that only
-data can be saved (tensors, numpy arrays, numbers, strings, None, dtypes and
-dict/OrderedDict/Counter/list/tuple of those), not modules or arbitrary objects.
+unpickled; only data can be saved (tensors, numpy arrays, numbers, strings, None, dtypes
+and dict/OrderedDict/Counter/list/tuple of those), not modules or arbitrary objects.
 
 Manifest nodes: JSON null/bools/strings stand for themselves; everything else is a
 one-key object: ``{"int": 3}``, ``{"float": "0.1"}`` (repr, so inf and nan survive),
@@ -19,8 +28,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pickle                      # only for its exception type: nothing is unpickled
-import struct
 import zipfile
 import zlib
 from collections import Counter, OrderedDict
@@ -28,21 +35,54 @@ from collections import Counter, OrderedDict
 import numpy as np
 
 from graphc import dtypes
+from graphc.checkpoint import pytorch, safetensors_file
+from graphc.checkpoint.archive import (DAMAGE, DamagedFileError, UnsafeCheckpointError,
+                                       UnsupportedCheckpointError, check_sizes,
+                                       read_member)
 from graphc.nn.module import Parameter
 from graphc.tensor import Tensor
+
+__all__ = ["save", "load", "DamagedFileError", "UnsafeCheckpointError",
+           "UnsupportedCheckpointError"]
 
 _FORMAT = "graphc"
 _VERSION = 1
 _MANIFEST = "manifest.json"
 _MAPPING_TAGS = {dict: "dict", OrderedDict: "odict", Counter: "counter"}
 _MAPPING_TYPES = {tag: cls for cls, tag in _MAPPING_TAGS.items()}
+_FORMATS = ("pytorch", "safetensors", "graphc")
+_MAX_DEPTH = 100                   # a state dict nests a few levels; the manifest's limit
 
 
-def save(obj, f) -> None:
+def save(obj, f, *, format=None, metadata=None) -> None:
     """Write ``obj`` (typically a ``state_dict()``) to a path or a binary file object.
 
-    >>> graphc.save(model.state_dict(), "model.pt")
+    ``format`` is ``"pytorch"`` (the default: a file ``torch.load(f, weights_only=True)``
+    reads), ``"safetensors"`` (the default for a path ending in ``.safetensors``; a dict
+    of str to tensors, with optional str ``metadata``) or ``"graphc"`` (graphc's own
+    format, which also stores numpy arrays)::
+
+        graphc.save(model.state_dict(), "model.pt")
+        graphc.save(model.state_dict(), "model.safetensors", metadata={"step": "10"})
     """
+    if format is None:
+        is_path = isinstance(f, (str, os.PathLike))
+        format = "safetensors" if is_path and os.fspath(f).endswith(".safetensors") \
+            else "pytorch"
+    if format not in _FORMATS:
+        raise ValueError(f"graphc.save: unknown format {format!r}; expected one of "
+                         f"{', '.join(map(repr, _FORMATS))}")
+    if metadata is not None and format != "safetensors":
+        raise TypeError("graphc.save: metadata is stored only in safetensors files")
+    if format == "safetensors":
+        safetensors_file.save(obj, f, metadata)
+    elif format == "pytorch":
+        pytorch.save(obj, f)
+    else:
+        _save_graphc(obj, f)
+
+
+def _save_graphc(obj, f) -> None:
     writer = _Writer()
     tree = writer.encode(obj)
     manifest = {"format": _FORMAT, "version": _VERSION, "object": tree}
@@ -54,32 +94,16 @@ def save(obj, f) -> None:
             archive.writestr(f"tensors/{i}.npy", buffer.getvalue())
 
 
-class DamagedFileError(RuntimeError, pickle.UnpicklingError):
-    """What ``graphc.load`` raises for a file it cannot read back: a RuntimeError, as
-    torch.load raises for a damaged zip, and an ``UnpicklingError``, as it raises for a
-    damaged pickle, so code written for either catches it (nothing is unpickled)."""
+def load(f, map_location=None, weights_only=None, mmap=None):
+    """Read a checkpoint from a path or a binary file object: a graphc file, a PyTorch
+    ``.pt``/``.pth`` file (zip or legacy format) or a safetensors file.
 
-
-# A graphc file stores its members uncompressed, so they add up to less than the file.
-# Other zip tools may compress them (zeros shrink ~1000x), so a member may declare up to
-# _RATIO times its compressed size (plus 1 MiB), and the members together at most _RATIO
-# times the file or _FLOOR bytes, whichever is more: a zip bomb declares far more, and no
-# member is read beyond what it declares.
-_RATIO = 64
-_FLOOR = 64 << 20
-_MAX_DEPTH = 100                   # a state dict nests a few levels; the manifest's limit
-_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, TypeError, ValueError,
-           AttributeError, IndexError, OverflowError, EOFError, OSError, MemoryError,
-           RecursionError, NotImplementedError, RuntimeError, struct.error, zlib.error)
-
-
-def load(f, map_location=None, weights_only=None):
-    """Read an object written by ``graphc.save`` from a path or a binary file object.
-
-    ``map_location`` and ``weights_only`` are accepted for PyTorch compatibility: graphc
-    tensors live on the host and graphc files only ever hold data.  A file that is not a
-    graphc file, or is damaged, raises :class:`DamagedFileError` naming the file and the
-    problem; a missing file raises ``FileNotFoundError``.
+    Nothing in the file is ever run: a PyTorch file naming anything beyond tensor
+    reconstruction and plain containers raises :class:`UnsafeCheckpointError` (a
+    ``pickle.UnpicklingError``, as ``torch.load(weights_only=True)`` raises) whatever
+    ``weights_only`` says.  ``map_location`` and ``mmap`` are accepted for PyTorch
+    compatibility: loaded tensors live in host memory.  A damaged file raises :class:`DamagedFileError`
+    naming the file and the problem; a missing file raises ``FileNotFoundError``.
     """
     if isinstance(f, (str, os.PathLike)):
         with open(f, "rb") as opened:
@@ -90,62 +114,35 @@ def load(f, map_location=None, weights_only=None):
 def _load(f, name):
     try:
         size = f.seek(0, os.SEEK_END) - f.seek(0)
+        head = f.read(len(pytorch.LEGACY_PREFIX))
+        f.seek(0)
+        if head == pytorch.LEGACY_PREFIX:
+            return pytorch.load_legacy(f, name, size)
+        if safetensors_file.looks_like_safetensors(head, size):
+            return safetensors_file.load(f.read(), name)
         try:
             archive = zipfile.ZipFile(f)
         except zipfile.BadZipFile:
             raise DamagedFileError(f"graphc.load: {name} is not a graphc file (not a zip "
-                                   f"archive)") from None
+                                   f"archive), nor a PyTorch or safetensors "
+                                   f"file") from None
         with archive:
-            _check_sizes(archive, name, size)
+            check_sizes(archive, name, size)
+            if _MANIFEST not in archive.namelist():
+                return pytorch.load_zip(archive, name)
             manifest = _read_manifest(archive, name)
             return _Reader(archive, name).decode(manifest["object"])
-    except DamagedFileError:
+    except (DamagedFileError, UnsafeCheckpointError, UnsupportedCheckpointError):
         raise
-    except _DAMAGE as e:
+    except DAMAGE as e:
         what = "it is nested too deeply" if isinstance(e, RecursionError) else \
             f"{type(e).__name__}: {e}"
         raise DamagedFileError(f"graphc.load: {name} is corrupt ({what})") from None
 
 
-def _check_sizes(archive, name, size):
-    """Refuse a zip bomb before inflating anything: members declaring far more bytes than
-    a checkpoint of this file's size holds (see ``_RATIO``)."""
-    bound = max(_RATIO * size, _FLOOR)
-    total = 0
-    for member in archive.infolist():
-        total += member.file_size
-        stored = member.compress_type == zipfile.ZIP_STORED
-        if member.compress_size > size or total > bound \
-                or (stored and member.file_size != member.compress_size) \
-                or member.file_size > _RATIO * max(member.compress_size, 1) + (1 << 20):
-            raise DamagedFileError(
-                f"graphc.load: {name} is corrupt or a zip bomb: member {member.filename!r} "
-                f"declares {member.file_size} bytes ({member.compress_size} compressed; "
-                f"{total} in all so far) in a file of {size} bytes")
-
-
-def _read(archive, member: str) -> bytes:
-    """A member's bytes, never more than its declared size (which ``_check_sizes``
-    bounded): a member that inflates beyond it is damaged."""
-    info = archive.getinfo(member)
-    with archive.open(info) as stream:
-        data = stream.read(info.file_size + 1)
-    if len(data) != info.file_size:
-        raise ValueError(f"member {member!r} holds {len(data)} bytes, its header says "
-                         f"{info.file_size}")
-    return data
-
-
 def _read_manifest(archive, name) -> dict:
-    names = archive.namelist()
-    if _MANIFEST not in names:
-        hint = " (it looks like a PyTorch checkpoint, which graphc does not read: it " \
-               "holds pickled Python objects)" if any(n.endswith("data.pkl") for n in names) \
-            else ""
-        raise DamagedFileError(f"graphc.load: {name} is not a graphc file: no "
-                               f"{_MANIFEST}{hint}")
     try:
-        manifest = json.loads(_read(archive, _MANIFEST))
+        manifest = json.loads(read_member(archive, _MANIFEST))
     except (ValueError, UnicodeDecodeError) as e:
         raise DamagedFileError(f"graphc.load: {name} has an unreadable manifest "
                                f"({e})") from None
@@ -270,7 +267,7 @@ class _Reader:
     def _array(self, index) -> np.ndarray:
         if index not in self._arrays:
             try:
-                self._arrays[index] = _npy(_read(self.archive, f"tensors/{index}.npy"))
+                self._arrays[index] = _npy(read_member(self.archive, f"tensors/{index}.npy"))
             except KeyError:
                 raise DamagedFileError(f"graphc.load: {self.name} is corrupt: tensor "
                                        f"{index} is missing") from None

@@ -22,7 +22,7 @@ def checkpoint() -> bytes:
              "optim": {"state": {0: {"exp_avg": graphc.zeros(2, 3)}},
                        "param_groups": [{"lr": 0.1, "params": [0, 1]}]}}
     buffer = io.BytesIO()
-    graphc.save(state, buffer)
+    graphc.save(state, buffer, format="graphc")
     return buffer.getvalue()
 
 
@@ -147,7 +147,7 @@ def test_a_member_declaring_an_absurd_size_is_refused():
 
 
 def test_many_members_adding_up_to_a_bomb_are_refused(monkeypatch):
-    monkeypatch.setattr(graphc.serialization, "_FLOOR", 1 << 16)
+    monkeypatch.setattr(graphc.checkpoint.archive, "_FLOOR", 1 << 16)
     members = {"manifest.json": manifest(None)}
     members.update({f"junk/{i}": bytes(1 << 14) for i in range(64)})
     data = archive(members, zipfile.ZIP_DEFLATED)
@@ -185,7 +185,7 @@ def test_nesting_as_deep_as_a_real_state_dict_loads():
     for _ in range(50):
         obj = [obj]
     buffer = io.BytesIO()
-    graphc.save(obj, buffer)
+    graphc.save(obj, buffer, format="graphc")
     assert graphc.load(io.BytesIO(buffer.getvalue())) == obj
 
 

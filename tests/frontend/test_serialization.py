@@ -1,5 +1,6 @@
-"""graphc.save / graphc.load: round trips of state dicts, and clear errors for what cannot
-be stored or read."""
+"""graphc.save / graphc.load in graphc's own format (format="graphc"): round trips of state
+dicts, and clear errors for what cannot be stored or read.  PyTorch's format and
+safetensors: tests/interop/test_checkpoints.py."""
 import io
 import json
 import math
@@ -16,7 +17,7 @@ from graphc.serialization import load, save
 
 def _roundtrip(obj):
     buffer = io.BytesIO()
-    save(obj, buffer)
+    save(obj, buffer, format="graphc")
     buffer.seek(0)
     return load(buffer)
 
@@ -77,7 +78,7 @@ def test_ordered_dict_is_preserved_as_such():
 def test_shared_tensor_is_stored_once_and_loads_as_one_object():
     t = graphc.ones(4)
     buffer = io.BytesIO()
-    save({"a": t, "b": [t]}, buffer)
+    save({"a": t, "b": [t]}, buffer, format="graphc")
     assert sum(n.startswith("tensors/") for n in zipfile.ZipFile(buffer).namelist()) == 1
     buffer.seek(0)
     got = load(buffer)
@@ -96,17 +97,17 @@ def test_requires_grad_and_parameters_survive():
 def test_paths_and_file_objects(tmp_path):
     obj = {"w": graphc.arange(3.0)}
     for target in (str(tmp_path / "a.pt"), tmp_path / "b.pt"):
-        save(obj, target)
+        save(obj, target, format="graphc")
         assert load(target)["w"].tolist() == [0.0, 1.0, 2.0]
     with open(tmp_path / "c.pt", "wb") as f:
-        save(obj, f)
+        save(obj, f, format="graphc")
     with open(tmp_path / "c.pt", "rb") as f:
         assert load(f, map_location="cpu", weights_only=True)["w"].tolist() == [0.0, 1.0, 2.0]
 
 
 def test_file_holds_json_and_npy_only():
     buffer = io.BytesIO()
-    save({"w": graphc.ones(2, 2), "n": 3}, buffer)
+    save({"w": graphc.ones(2, 2), "n": 3}, buffer, format="graphc")
     archive = zipfile.ZipFile(buffer)
     assert sorted(archive.namelist()) == ["manifest.json", "tensors/0.npy"]
     manifest = json.loads(archive.read("manifest.json"))
@@ -152,7 +153,7 @@ def test_optimizer_state_dict_round_trip_keeps_layout():
 ])
 def test_unsupported_objects_name_their_type(obj, name):
     with pytest.raises(TypeError, match=name):
-        save(obj, io.BytesIO())
+        save(obj, io.BytesIO(), format="graphc")
 
 
 def _zip(members: dict) -> io.BytesIO:
@@ -170,7 +171,7 @@ def _manifest(obj, **overrides) -> str:
 
 @pytest.mark.parametrize("data,match", [
     (io.BytesIO(b"definitely not a zip"), "not a graphc file \\(not a zip archive\\)"),
-    (_zip({"archive/data.pkl": b"\x80\x02"}), "looks like a PyTorch checkpoint"),
+    (_zip({"archive/data.pkl": b"\x80\x02"}), "corrupt"),
     (_zip({"other.txt": b"x"}), "no manifest.json"),
     (_zip({"manifest.json": b"{not json"}), "unreadable manifest"),
     (_zip({"manifest.json": json.dumps({"format": "other"})}), "is not a graphc file"),

@@ -68,6 +68,24 @@ def test_invert_is_bitwise_not():
             ~lib.tensor([1.0])
 
 
+def test_bool_operators_take_bool_scalars_on_either_side():
+    check_function(lambda lib: (lib.tensor([True, False]) & True, True & lib.tensor([True, False]),
+                                lib.tensor([True, False]) | False,
+                                True ^ lib.tensor([True, False])),
+                   grad=False, modes=("interpreter",))
+
+
+def test_integer_bitwise_and_shift_operators_are_refused_not_left_to_numpy():
+    """graphc has no integer bitwise primitive: a TypeError naming the operands, never
+    numpy's shift of the tensor turned into an ndarray."""
+    t = graphc.tensor([1, 2])
+    for op in (lambda: t << np.int64(1), lambda: t >> 1, lambda: 1 << t):
+        with pytest.raises(TypeError, match="no (<<|>>) operator on tensors .*int64"):
+            op()
+    with pytest.raises(TypeError, match="bool tensors and Python bool scalars only .*int64, int"):
+        t & 1
+
+
 def test_inf_norms_of_empty_tensors_are_refused_as_pytorch():
     for lib in (torch, graphc):
         with pytest.raises(RuntimeError, match="inf norm on an empty tensor"):
