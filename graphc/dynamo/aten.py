@@ -1008,7 +1008,8 @@ def transformer_encoder_layer(src, embed_dim, num_heads, qkv_weight, qkv_bias, p
 # ------------------------------------------------------------------- normalisations
 
 def _float(x):
-    """Normalisation statistics are float32 for half input, as in PyTorch's kernels."""
+    """Half input as float32: normalisations compute in float32, as PyTorch's kernels
+    do, and round their results (statistics included) to the input's dtype."""
     return x.float() if x.dtype in (graphc.float16, graphc.bfloat16) else x
 
 
@@ -1016,8 +1017,10 @@ def _batch_norm(x, weight, bias, running_mean, running_var, training, momentum, 
     """PyTorch's batch norm returning (out, mean, rstd, new running mean, new running var).
 
     ``mean``/``rstd`` are the batch's (what the backward reads) in training, empty in
-    eval, as ATen's functional batch norm ops return them.
+    eval, as ATen's functional batch norm ops return them, in the running statistics'
+    dtype (the input's without them).
     """
+    stats = running_mean.dtype if running_mean is not None else x.dtype
     dims = [0] + list(range(2, x.ndim))
     shape = [1, -1] + [1] * (x.ndim - 2)
     xf = _float(x)
@@ -1033,9 +1036,10 @@ def _batch_norm(x, weight, bias, running_mean, running_var, training, momentum, 
             running_var = (running_var * (1 - momentum)
                            + unbiased.to(running_var.dtype) * momentum)
         centre, scale = mean, rstd
+        mean, rstd = mean.to(stats), rstd.to(stats)
     else:
         centre, scale = _float(running_mean), graphc.rsqrt(_float(running_var) + eps)
-        mean = rstd = graphc.zeros(0, dtype=xf.dtype)
+        mean = rstd = graphc.zeros(0, dtype=stats)
     out = (xf - centre.reshape(shape)) * scale.reshape(shape)
     if weight is not None:
         out = out * weight.reshape(shape)
@@ -1064,12 +1068,13 @@ def native_batch_norm_no_stats(x, weight, bias, training, momentum, eps):
 @lowering(aten.native_layer_norm.default)
 def native_layer_norm(x, normalized_shape, weight, bias, eps):
     """(layer_norm(x), mean, rstd): graphc's fused layer norm, and the statistics the
-    backward reads (float32 for half input), each of shape x.shape[:axis] + (1,)*k."""
+    backward reads, each of shape x.shape[:axis] + (1,)*k."""
     dims = tuple(range(x.ndim - len(normalized_shape), x.ndim))
     xf = _float(x)
     mean = xf.mean(dims, keepdim=True)
     rstd = graphc.rsqrt(((xf - mean) ** 2).mean(dims, keepdim=True) + eps)
-    return F.layer_norm(x, list(normalized_shape), weight, bias, eps), mean, rstd
+    return (F.layer_norm(x, list(normalized_shape), weight, bias, eps), mean.to(x.dtype),
+            rstd.to(x.dtype))
 
 
 @lowering(aten.native_group_norm.default)
@@ -1077,7 +1082,7 @@ def native_group_norm(x, weight, bias, n, c, hxw, group, eps):
     xf = _float(x).reshape(n, group, -1)
     mean = xf.mean(-1)
     rstd = graphc.rsqrt(xf.var(-1, correction=0) + eps)
-    return F.group_norm(x, group, weight, bias, eps), mean, rstd
+    return F.group_norm(x, group, weight, bias, eps), mean.to(x.dtype), rstd.to(x.dtype)
 
 
 @lowering(aten.native_group_norm_backward.default)

@@ -48,6 +48,9 @@ def nc(*shape):
 def to_graphc(value):
     """PyTorch tensors (nested in lists) as graphc tensors with the same values and
     strides (numpy keeps the view's strides)."""
+    if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16:
+        import ml_dtypes
+        return graphc.from_numpy(value.view(torch.int16).numpy().view(ml_dtypes.bfloat16))
     if isinstance(value, torch.Tensor):
         return graphc.from_numpy(value.numpy())
     if isinstance(value, (list, tuple)):
@@ -144,6 +147,26 @@ SAMPLES = [
         ("acosh", pos(3, 4) + 1), ("atanh", rand(3, 4) / 3), ("log2", pos(3, 4)),
         ("log10", pos(3, 4)), ("exp2", rand(3, 4)), ("exp", rand(2, 3, dtype=torch.float16)),
         ("sigmoid", rand(2, 3, dtype=torch.float64))]],
+    # half precision: computed in float32, rounded once per op, as PyTorch's CPU kernels
+    *[(op, args(dtype), {}) for dtype in (torch.float16, torch.bfloat16) for op, args in [
+        (aten.add.Tensor, lambda d: (rand(3, 4, dtype=d), rand(4, dtype=d))),
+        (aten.mul.Scalar, lambda d: (rand(3, 4, dtype=d), 0.1)),
+        (aten.div.Tensor, lambda d: (rand(3, 4, dtype=d), pos(3, 4, dtype=d))),
+        (aten.gelu.default, lambda d: (rand(3, 4, dtype=d),)),
+        (aten._softmax.default, lambda d: (rand(3, 8, dtype=d), -1, False)),
+        (aten.sum.dim_IntList, lambda d: (rand(3, 40, dtype=d), [1])),
+        (aten.mm.default, lambda d: (rand(3, 8, dtype=d), rand(8, 5, dtype=d))),
+        (aten.native_layer_norm.default,
+         lambda d: (rand(2, 3, 8, dtype=d), [8], rand(8, dtype=d), rand(8, dtype=d), 1e-5)),
+        (aten.native_group_norm.default,
+         lambda d: (rand(2, 6, 3, 3, dtype=d), None, None, 2, 6, 9, 3, 1e-5)),
+        (aten._native_batch_norm_legit_functional.default,
+         lambda d: (rand(4, 3, 5, dtype=d), None, None, rand(3, dtype=d), pos(3, dtype=d), True,
+                    0.1, 1e-5)),
+        (aten._native_batch_norm_legit_no_training.default,
+         lambda d: (rand(4, 3, 5, dtype=d), None, None, rand(3), pos(3), 0.1, 1e-5)),
+        (aten._to_copy.default, lambda d: (rand(3, 4, dtype=d), )),
+    ]],
     # activations and fused composites
     (aten.gelu.default, (rand(3, 4),), {}),
     (aten.gelu.default, (rand(3, 4),), {"approximate": "tanh"}),
