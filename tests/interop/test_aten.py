@@ -125,6 +125,8 @@ SAMPLES = [
     (aten.where.self, (mask(3, 4), ints(3, 4), ints(3, 4)), {}),
     (aten.masked_fill.Scalar, (rand(3, 4), mask(3, 4), float("-inf")), {}),
     (aten.masked_fill.Tensor, (rand(3, 4), mask(4), torch.tensor(2.0)), {}),
+    (aten.masked_fill.Tensor, (ints(4), mask(3, 4), torch.tensor(2.5)), {}),
+    (aten.masked_fill.Scalar, (rand(4), mask(2, 4), 1), {}),
     (aten.clamp.default, (rand(3, 4), -0.5, 0.5), {}),
     (aten.clamp.default, (ints(3, 4), None, 2), {}),
     (aten.clamp.Tensor, (rand(3, 4), rand(4) - 1, None), {}),
@@ -453,7 +455,7 @@ class _Slot:
         self.index = index
 
 
-@pytest.mark.parametrize("sample", SAMPLES[::3], ids=[sample_id(s) for s in SAMPLES[::3]])
+@pytest.mark.parametrize("sample", SAMPLES, ids=[sample_id(s) for s in SAMPLES])
 def test_lowering_matches_aten_traced(sample):
     op, args, kwargs = sample
     with graphc.no_grad():
