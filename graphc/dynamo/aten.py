@@ -34,18 +34,28 @@ LOWERINGS: dict = {}
 
 
 def lowering(*ops):
-    """Register the decorated function as the lowering of every overload in ``ops``."""
+    """Register the decorated function as the lowering of every overload in ``ops``; a
+    packet (``aten.eq``) stands for its tensor overloads (``_on_tensors``)."""
     def register(fn):
         for op in ops:
             if isinstance(op, torch._ops.OpOverloadPacket):
                 for name in op.overloads():
-                    overload = getattr(op, name)
-                    if not overload._schema.is_mutable:  # out= and in-place forms
-                        LOWERINGS[overload] = fn
+                    if _on_tensors(getattr(op, name)):
+                        LOWERINGS[getattr(op, name)] = fn
             else:
                 LOWERINGS[op] = fn
         return fn
     return register
+
+
+def _on_tensors(overload) -> bool:
+    """Whether an overload computes tensors from a tensor operand without writing one:
+    not an ``out=`` or in-place form, nor one on Python values (``eq.int``, ``eq.str``:
+    TorchScript's, returning Python values)."""
+    schema = overload._schema
+    tensor = torch._C.TensorType.get()
+    return (not schema.is_mutable and any(a.type == tensor for a in schema.arguments)
+            and all(r.type == tensor for r in schema.returns))
 
 
 # ---------------------------------------------------------------------------- dtypes
@@ -129,8 +139,10 @@ def power(a, b):
 
 
 def _bitwise(logical):
-    """ATen's bitwise and/or/xor; graphc has them for bool only (``unsupported`` checks)."""
+    """ATen's bitwise and/or/xor; graphc has them for bool only (``unsupported`` checks),
+    where they are its logical ones (a Python bool operand as a 0-d tensor)."""
     def lower(a, b):
+        a, b = (x if isinstance(x, graphc.Tensor) else graphc.tensor(x) for x in (a, b))
         return logical(a, b)
     return lower
 
@@ -326,14 +338,24 @@ def all_true(x, dim=None, keepdim=False):
     return graphc.all(x, _all_dims(x, dim), keepdim=keepdim)
 
 
-@lowering(aten.var.correction, aten.var.dim, aten.var.default)
+@lowering(aten.var.default)
+def var_all(x, unbiased=True):
+    return var(x, None, unbiased)
+
+
+@lowering(aten.std.default)
+def std_all(x, unbiased=True):
+    return std(x, None, unbiased)
+
+
+@lowering(aten.var.correction, aten.var.dim)
 def var(x, dim=None, unbiased=True, keepdim=False, *, correction=None):
     if correction is None:
         correction = 1 if unbiased else 0
     return graphc.var(x, _all_dims(x, dim), correction=correction, keepdim=keepdim)
 
 
-@lowering(aten.std.correction, aten.std.dim, aten.std.default)
+@lowering(aten.std.correction, aten.std.dim)
 def std(x, dim=None, unbiased=True, keepdim=False, *, correction=None):
     return graphc.sqrt(var(x, dim, unbiased, keepdim, correction=correction))
 
