@@ -11,7 +11,7 @@ Non-tensor arguments arrive as PyTorch gave them: Python numbers, lists of ints,
 formats do not change values, so they are read only by ``unsupported``).
 
 ``LOWERINGS`` maps each ``OpOverload`` to its lowering; ``lowering(*ops)`` registers one
-function for several overloads (an ``OpOverloadPacket`` registers all its overloads).
+function for several overloads (an ``OpOverloadPacket`` registers its tensor overloads).
 ``DECOMPOSITIONS`` is the table AOTAutograd traces with, and ``unsupported(node)`` says
 why an FX node must stay in PyTorch.  This module imports PyTorch: only
 ``graphc.dynamo`` imports it.  docs/aten.md lists the ops and how to add one.
@@ -657,8 +657,6 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
 
 @lowering(aten.sort.default, aten.sort.stable)
 def sort(x, dim=-1, descending=False, *, stable=None):
-    if not isinstance(dim, int):  # sort.stable(self, *, stable, dim=-1, descending=False)
-        dim = -1
     return tuple(graphc.sort(x, dim, descending, stable=bool(stable)))
 
 
