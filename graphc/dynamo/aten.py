@@ -11,7 +11,7 @@ Non-tensor arguments arrive as PyTorch gave them: Python numbers, lists of ints,
 formats do not change values, so they are read only by ``unsupported``).
 
 ``LOWERINGS`` maps each ``OpOverload`` to its lowering; ``lowering(*ops)`` registers one
-function for several overloads (an ``OpOverloadPacket`` registers all its overloads).
+function for several overloads (an ``OpOverloadPacket`` registers its tensor overloads).
 ``DECOMPOSITIONS`` is the table AOTAutograd traces with, and ``unsupported(node)`` says
 why an FX node must stay in PyTorch.  This module imports PyTorch: only
 ``graphc.dynamo`` imports it.  docs/aten.md lists the ops and how to add one.
@@ -34,18 +34,28 @@ LOWERINGS: dict = {}
 
 
 def lowering(*ops):
-    """Register the decorated function as the lowering of every overload in ``ops``."""
+    """Register the decorated function as the lowering of every overload in ``ops``; a
+    packet (``aten.eq``) stands for its tensor overloads (``_on_tensors``)."""
     def register(fn):
         for op in ops:
             if isinstance(op, torch._ops.OpOverloadPacket):
                 for name in op.overloads():
-                    overload = getattr(op, name)
-                    if not overload._schema.is_mutable:  # out= and in-place forms
-                        LOWERINGS[overload] = fn
+                    if _on_tensors(getattr(op, name)):
+                        LOWERINGS[getattr(op, name)] = fn
             else:
                 LOWERINGS[op] = fn
         return fn
     return register
+
+
+def _on_tensors(overload) -> bool:
+    """Whether an overload computes tensors from a tensor operand without writing one:
+    not an ``out=`` or in-place form, nor one on Python values (``eq.int``, ``eq.str``:
+    TorchScript's, returning Python values)."""
+    schema = overload._schema
+    tensor = torch._C.TensorType.get()
+    return (not schema.is_mutable and any(a.type == tensor for a in schema.arguments)
+            and all(r.type == tensor for r in schema.returns))
 
 
 # ---------------------------------------------------------------------------- dtypes
@@ -129,8 +139,10 @@ def power(a, b):
 
 
 def _bitwise(logical):
-    """ATen's bitwise and/or/xor; graphc has them for bool only (``unsupported`` checks)."""
+    """ATen's bitwise and/or/xor; graphc has them for bool only (``unsupported`` checks),
+    where they are its logical ones (a Python bool operand as a 0-d tensor)."""
     def lower(a, b):
+        a, b = (x if isinstance(x, graphc.Tensor) else graphc.tensor(x) for x in (a, b))
         return logical(a, b)
     return lower
 
@@ -160,9 +172,16 @@ def where(condition, a, b):
     return graphc.where(condition, a, b)
 
 
-@lowering(aten.masked_fill.Scalar, aten.masked_fill.Tensor)
+@lowering(aten.masked_fill.Scalar)
 def masked_fill(x, mask, value):
     return graphc.masked_fill(x, mask, value)
+
+
+@lowering(aten.masked_fill.Tensor)
+def masked_fill_tensor(x, mask, value):
+    """A 0-d ``value`` as a ``where`` operand (graphc's masked_fill reads its value, which
+    tracing cannot), in x's dtype; x and the mask broadcast, as in PyTorch."""
+    return graphc.where(mask, value.to(x.dtype), x)
 
 
 @lowering(aten.lerp.Scalar, aten.lerp.Tensor)
@@ -319,14 +338,24 @@ def all_true(x, dim=None, keepdim=False):
     return graphc.all(x, _all_dims(x, dim), keepdim=keepdim)
 
 
-@lowering(aten.var.correction, aten.var.dim, aten.var.default)
+@lowering(aten.var.default)
+def var_all(x, unbiased=True):
+    return var(x, None, unbiased)
+
+
+@lowering(aten.std.default)
+def std_all(x, unbiased=True):
+    return std(x, None, unbiased)
+
+
+@lowering(aten.var.correction, aten.var.dim)
 def var(x, dim=None, unbiased=True, keepdim=False, *, correction=None):
     if correction is None:
         correction = 1 if unbiased else 0
     return graphc.var(x, _all_dims(x, dim), correction=correction, keepdim=keepdim)
 
 
-@lowering(aten.std.correction, aten.std.dim, aten.std.default)
+@lowering(aten.std.correction, aten.std.dim)
 def std(x, dim=None, unbiased=True, keepdim=False, *, correction=None):
     return graphc.sqrt(var(x, dim, unbiased, keepdim, correction=correction))
 
@@ -628,8 +657,6 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
 
 @lowering(aten.sort.default, aten.sort.stable)
 def sort(x, dim=-1, descending=False, *, stable=None):
-    if not isinstance(dim, int):  # sort.stable(self, *, stable, dim=-1, descending=False)
-        dim = -1
     return tuple(graphc.sort(x, dim, descending, stable=bool(stable)))
 
 
@@ -1008,7 +1035,8 @@ def transformer_encoder_layer(src, embed_dim, num_heads, qkv_weight, qkv_bias, p
 # ------------------------------------------------------------------- normalisations
 
 def _float(x):
-    """Normalisation statistics are float32 for half input, as in PyTorch's kernels."""
+    """Half input as float32: normalisations compute in float32, as PyTorch's kernels
+    do, and round their results (statistics included) to the input's dtype."""
     return x.float() if x.dtype in (graphc.float16, graphc.bfloat16) else x
 
 
@@ -1016,8 +1044,10 @@ def _batch_norm(x, weight, bias, running_mean, running_var, training, momentum, 
     """PyTorch's batch norm returning (out, mean, rstd, new running mean, new running var).
 
     ``mean``/``rstd`` are the batch's (what the backward reads) in training, empty in
-    eval, as ATen's functional batch norm ops return them.
+    eval, as ATen's functional batch norm ops return them, in the running statistics'
+    dtype (the input's without them).
     """
+    stats = running_mean.dtype if running_mean is not None else x.dtype
     dims = [0] + list(range(2, x.ndim))
     shape = [1, -1] + [1] * (x.ndim - 2)
     xf = _float(x)
@@ -1033,9 +1063,10 @@ def _batch_norm(x, weight, bias, running_mean, running_var, training, momentum, 
             running_var = (running_var * (1 - momentum)
                            + unbiased.to(running_var.dtype) * momentum)
         centre, scale = mean, rstd
+        mean, rstd = mean.to(stats), rstd.to(stats)
     else:
         centre, scale = _float(running_mean), graphc.rsqrt(_float(running_var) + eps)
-        mean = rstd = graphc.zeros(0, dtype=xf.dtype)
+        mean = rstd = graphc.zeros(0, dtype=stats)
     out = (xf - centre.reshape(shape)) * scale.reshape(shape)
     if weight is not None:
         out = out * weight.reshape(shape)
@@ -1064,12 +1095,13 @@ def native_batch_norm_no_stats(x, weight, bias, training, momentum, eps):
 @lowering(aten.native_layer_norm.default)
 def native_layer_norm(x, normalized_shape, weight, bias, eps):
     """(layer_norm(x), mean, rstd): graphc's fused layer norm, and the statistics the
-    backward reads (float32 for half input), each of shape x.shape[:axis] + (1,)*k."""
+    backward reads, each of shape x.shape[:axis] + (1,)*k."""
     dims = tuple(range(x.ndim - len(normalized_shape), x.ndim))
     xf = _float(x)
     mean = xf.mean(dims, keepdim=True)
     rstd = graphc.rsqrt(((xf - mean) ** 2).mean(dims, keepdim=True) + eps)
-    return F.layer_norm(x, list(normalized_shape), weight, bias, eps), mean, rstd
+    return (F.layer_norm(x, list(normalized_shape), weight, bias, eps), mean.to(x.dtype),
+            rstd.to(x.dtype))
 
 
 @lowering(aten.native_group_norm.default)
@@ -1077,7 +1109,7 @@ def native_group_norm(x, weight, bias, n, c, hxw, group, eps):
     xf = _float(x).reshape(n, group, -1)
     mean = xf.mean(-1)
     rstd = graphc.rsqrt(xf.var(-1, correction=0) + eps)
-    return F.group_norm(x, group, weight, bias, eps), mean, rstd
+    return F.group_norm(x, group, weight, bias, eps), mean.to(x.dtype), rstd.to(x.dtype)
 
 
 @lowering(aten.native_group_norm_backward.default)
