@@ -23,6 +23,7 @@ import operator
 
 import torch
 import torch._decomp
+from torch._inductor import inductor_prims   # registers prims.fma, which Dynamo emits
 
 import graphc
 import graphc.attention
@@ -192,6 +193,13 @@ def lerp(a, b, weight):
 @lowering(aten.addcmul.default)
 def addcmul(x, a, b, value=1):
     return graphc.addcmul(x, a, b, value=value)
+
+
+@lowering(inductor_prims.fma)
+def fma(a, b, c):
+    """``a * b + c``: Dynamo writes ``addcmul_`` (AdamW's step) with it.  PyTorch's
+    prim rounds once; graphc rounds the product too, as eager ``addcmul`` does."""
+    return graphc.add(graphc.mul(a, b), c)
 
 
 @lowering(aten.addcdiv.default)
