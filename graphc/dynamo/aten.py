@@ -802,29 +802,8 @@ def native_dropout(x, p, train):
 
 # -------------------------------------------------------------------- linear algebra
 
-@lowering(aten.mm.default)
-def mm(a, b):
-    return graphc.mm(a, b)
-
-
-@lowering(aten.bmm.default)
-def bmm(a, b):
-    return graphc.bmm(a, b)
-
-
-@lowering(aten.matmul.default)
-def matmul(a, b):
-    return graphc.matmul(a, b)
-
-
-@lowering(aten.mv.default)
-def mv(a, b):
-    return graphc.mv(a, b)
-
-
-@lowering(aten.dot.default)
-def dot(a, b):
-    return graphc.dot(a, b)
+for _name in ("mm", "bmm", "matmul", "mv", "dot"):
+    lowering(getattr(aten, _name).default)(getattr(graphc, _name))
 
 
 @lowering(aten.addmm.default)

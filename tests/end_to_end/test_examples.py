@@ -3,7 +3,6 @@
 Each example's ``main()`` runs with small settings, and each script runs once from the
 command line the way the README tells people to run it.
 """
-import importlib.util
 import logging
 import os
 import subprocess
@@ -15,18 +14,9 @@ import numpy as np
 import pytest
 
 import graphc
+from examples_loader import EXAMPLES, load_example
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
-
-
-def load_example(name):
-    if str(EXAMPLES) not in sys.path:
-        sys.path.insert(0, str(EXAMPLES))       # the examples share examples/text.py
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_two_layer_backprop_gradients_agree_with_autograd():

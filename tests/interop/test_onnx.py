@@ -1,7 +1,6 @@
 """graphc.onnx.export: every primitive, the example models and the keywords, each
 exported file checked by ``onnx.checker`` (full check, done by export) and run in
 onnxruntime against graphc's eager answer."""
-import importlib.util
 import io
 import math
 import sys
@@ -15,12 +14,11 @@ from graphc import dtypes, nn
 from graphc.dispatch import bind
 from graphc.ops import REGISTRY
 from graphc.tracing.trace import flatten_tensors
+from examples_loader import load_example
 from samples import GRAD_CASES, PRIMITIVE_SAMPLES
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run_onnx(model_bytes, *arrays):
@@ -165,15 +163,6 @@ def test_random_ops_are_refused_naming_the_op():
 
 
 # ---- models -----------------------------------------------------------------------------
-def load_example(name):
-    if str(EXAMPLES) not in sys.path:
-        sys.path.insert(0, str(EXAMPLES))       # the examples share examples/text.py
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_two_layer_network_function_with_weights_as_inputs():
     example = load_example("two_layer_backprop")
     graphc.manual_seed(0)
