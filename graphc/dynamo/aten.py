@@ -224,24 +224,8 @@ def gelu(x, approximate="none"):
     return F.gelu(x, approximate=approximate)
 
 
-@lowering(aten.silu.default)
-def silu(x):
-    return F.silu(x)
-
-
-@lowering(aten.hardswish.default)
-def hardswish(x):
-    return F.hardswish(x)
-
-
-@lowering(aten.hardsigmoid.default)
-def hardsigmoid(x):
-    return F.hardsigmoid(x)
-
-
-@lowering(aten.mish.default)
-def mish(x):
-    return F.mish(x)
+for _name in ("silu", "hardswish", "hardsigmoid", "mish"):
+    lowering(getattr(aten, _name).default)(getattr(F, _name))
 
 
 @lowering(aten.softplus.default)
