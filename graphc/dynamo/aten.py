@@ -730,6 +730,13 @@ def copy(x, src, non_blocking=False):
     return src.to(x.dtype).expand(x.shape).clone()
 
 
+@lowering(aten.copy_.default)
+def copy_(x, src, non_blocking=False):
+    """An input's update, left in the graph (``keep_inference_input_mutations``): graphc
+    writes it into the input's own memory, which PyTorch's tensor shares."""
+    return x.copy_(src)
+
+
 @lowering(aten._to_copy.default)
 def to_copy(x, *, dtype=None, layout=None, device=None, pin_memory=None,
             non_blocking=False, memory_format=None):

@@ -56,9 +56,13 @@ def backend(gm: torch.fx.GraphModule, example_inputs, *, options=None, mode=None
 
 
 def _aot(gm: torch.fx.GraphModule, example_inputs, settings: dict):
+    """AOTAutograd with graphc compiling both graphs.  A graph without autograd (an
+    optimizer's step) keeps its updates of inputs as ``copy_`` nodes, which graphc writes
+    into the inputs' memory: no fresh outputs for PyTorch to copy back."""
     compiler = functools.partial(compile_graph, settings=settings)
     return aot_autograd(fw_compiler=compiler, bw_compiler=compiler,
-                        decompositions=aten.DECOMPOSITIONS)(gm, example_inputs)
+                        decompositions=aten.DECOMPOSITIONS,
+                        keep_inference_input_mutations=True)(gm, example_inputs)
 
 
 def _symbolic(value) -> bool:

@@ -135,6 +135,7 @@ SAMPLES = [
     (aten.lerp.Scalar, (rand(3, 4), rand(3, 4), 0.3), {}),
     (aten.addcmul.default, (rand(3, 4), rand(3, 4), rand(4)), {"value": 0.5}),
     (torch.ops.prims.fma.default, (rand(3, 4), rand(3, 4), rand(4)), {}),
+    (aten.copy_.default, (rand(3, 4), rand(4).double()), {}),
     (aten.addcdiv.default, (rand(3, 4), rand(3, 4), pos(4)), {"value": 2}),
     (aten.isinf.default, (rand(3) / torch.tensor([0.0, 1.0, 0.0]),), {}),
     (aten.isnan.default, (torch.tensor([0.0, math.nan, 1.0]),), {}),

@@ -99,6 +99,33 @@ def test_quickstart_classifier_trains_as_eager(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_compiled_adamw_step_updates_the_parameters_and_state_in_place(backend):
+    """The optimizer's step compiled too: its updates of parameters and state stay in the
+    graph (AOTAutograd's kept input mutations) and graphc writes them into PyTorch's own
+    memory, giving eager AdamW's values."""
+    torch.manual_seed(0)
+    eager = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    model = copy.deepcopy(eager)
+    opt_eager = torch.optim.AdamW(eager.parameters(), lr=1e-2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    step = graphc_compile(opt.step, backend)
+    pointers = [p.data_ptr() for p in model.parameters()]
+    g = torch.Generator().manual_seed(2)
+    for _ in range(5):
+        x, y = torch.randn(8, 6, generator=g), torch.randn(8, 2, generator=g)
+        for m, update in ((eager, opt_eager.step), (model, step)):
+            m.zero_grad()
+            F.mse_loss(m(x), y).backward()
+            update()
+    for p, q in zip(eager.parameters(), model.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(opt.state[q]["exp_avg_sq"], opt_eager.state[p]["exp_avg_sq"],
+                                   rtol=1e-5, atol=1e-9)
+    assert [p.data_ptr() for p in model.parameters()] == pointers
+    assert_all_in_graphc()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_polynomial_regression_trains_as_eager(backend):
     """"Learning PyTorch with examples": a cubic fit to sin(x) with nn.Linear and Adam."""
     x = torch.linspace(-3.0, 3.0, 200).unsqueeze(-1)
