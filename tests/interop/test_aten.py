@@ -1,4 +1,4 @@
-"""ATen lowerings (graphc/dynamo/aten.py) against the ATen ops themselves.
+"""ATen lowerings (graphc/dynamo/aten/) against the ATen ops themselves.
 
 Each sample calls one ATen overload on PyTorch tensors and its lowering on graphc
 tensors holding the same values (non-contiguous where the sample says so), eagerly and
