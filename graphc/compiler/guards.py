@@ -247,7 +247,10 @@ class Recorder:
         return self
 
     def __exit__(self, *exc):
-        sys.setprofile(self._previous)
+        if self._previous is None or callable(self._previous):
+            sys.setprofile(self._previous)
+        else:       # a profiler in C (cProfile's): sys.setprofile cannot take it back
+            self._previous.enable()
         _recorders.pop()
         if not _recorders:
             del Module.__getattribute__

@@ -472,3 +472,24 @@ def test_log_channels_guards_graph_breaks_and_output_code(caplog):
     assert any("define" in m for m in by_channel["output_code"])    # LLVM IR
     with pytest.raises(ValueError, match="unknown graphc log channel"):
         graphc.set_logs(bogus=True)
+
+
+def _called_after_the_compile():
+    return 1
+
+
+def test_compiling_under_cprofile_keeps_the_profiler():
+    """The recorder of globals borrows the profile hook while it traces; cProfile's hook
+    is a C profiler that ``sys.setprofile`` cannot take back, so it is re-enabled."""
+    import cProfile
+    import pstats
+    f = graphc.compile(lambda x: (x * 2).sum())
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        assert f(graphc.ones(3)).item() == 6.0
+        _called_after_the_compile()
+    finally:
+        profiler.disable()
+    assert any(name == "_called_after_the_compile"
+               for _, _, name in pstats.Stats(profiler).stats)
