@@ -1155,7 +1155,11 @@ def index_add(x, dim, index, source, alpha=1):
 def masked_fill(x, mask, value):
     if not isinstance(mask, Tensor) or mask.dtype != dtypes.bool_:
         raise RuntimeError("masked_fill only supports boolean masks")
-    value = value.item() if isinstance(value, Tensor) else value
+    if isinstance(value, Tensor):           # a 0-d tensor: traced, and differentiable
+        if value.ndim != 0:
+            raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, "
+                               f"but got tensor with {value.ndim} dimension(s).")
+        return where(mask, cast(value, x.dtype), x)
     return where(mask, _operand(value, x.dtype), x)
 
 

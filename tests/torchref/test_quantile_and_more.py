@@ -75,6 +75,15 @@ def test_bool_operators_take_bool_scalars_on_either_side():
                    grad=False, modes=("interpreter",))
 
 
+def test_masked_fill_with_a_tensor_value_is_traced_and_differentiable():
+    mask = np.array([[True, False, True], [False, False, True]])
+    check_function(lambda lib, a, v: a.masked_fill(lib.tensor(mask), v),
+                   X[:2, :3], np.array(2.5, np.float32))
+    for lib in (torch, graphc):
+        with pytest.raises(RuntimeError, match="only supports a 0-dimensional value tensor"):
+            lib.ones(3).masked_fill(lib.tensor([True, False, True]), lib.ones(3))
+
+
 def test_integer_bitwise_and_shift_operators_are_refused_not_left_to_numpy():
     """graphc has no integer bitwise primitive: a TypeError naming the operands, never
     numpy's shift of the tensor turned into an ndarray."""

@@ -88,16 +88,9 @@ def where(condition, a, b):
     return graphc.where(condition, a, b)
 
 
-@lowering(aten.masked_fill.Scalar)
+@lowering(aten.masked_fill.Scalar, aten.masked_fill.Tensor)
 def masked_fill(x, mask, value):
     return graphc.masked_fill(x, mask, value)
-
-
-@lowering(aten.masked_fill.Tensor)
-def masked_fill_tensor(x, mask, value):
-    """A 0-d ``value`` as a ``where`` operand (graphc's masked_fill reads its value, which
-    tracing cannot), in x's dtype; x and the mask broadcast, as in PyTorch."""
-    return graphc.where(mask, value.to(x.dtype), x)
 
 
 @lowering(aten.lerp.Scalar, aten.lerp.Tensor)
