@@ -15,6 +15,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc import functional as F
+from graphc.composite import _rounded_once
 from graphc.tensor import Tensor, normalize_dim
 
 _LETTERS = string.ascii_uppercase + string.ascii_lowercase
@@ -333,25 +334,30 @@ def _check_dims(op, want, *tensors):
                                f"{', '.join(f'{t.dtype.name}{list(t.shape)}' for t in tensors)}")
 
 
+@_rounded_once
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     _check_dims("addmm", (2, 2), mat1, mat2)
     return _scaled_sum(input, F.mm(mat1, mat2), beta, alpha)
 
 
+@_rounded_once
 def addmv(input, mat, vec, *, beta=1, alpha=1):
     _check_dims("addmv", (2, 1), mat, vec)
     return _scaled_sum(input, F.mv(mat, vec), beta, alpha)
 
 
+@_rounded_once
 def addr(input, vec1, vec2, *, beta=1, alpha=1):
     _check_dims("addr", (1, 1), vec1, vec2)
     return _scaled_sum(input, F.outer(vec1, vec2), beta, alpha)
 
 
+@_rounded_once
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     return _scaled_sum(input, F.bmm(batch1, batch2), beta, alpha)
 
 
+@_rounded_once
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
     return _scaled_sum(input, F.sum(F.bmm(batch1, batch2), 0), beta, alpha)
 

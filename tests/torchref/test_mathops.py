@@ -342,6 +342,22 @@ def test_tensordot_kron_and_blas_forms():
         normal(3, 3), normal(3, 4), normal(3, 3), normal(4), rtol=1e-5, atol=1e-5)
 
 
+def test_blas_forms_round_half_precision_once_as_pytorch():
+    """PyTorch's addmm family reads bfloat16/float16 in float32 and rounds the sum once."""
+    rng = np.random.default_rng(3)
+    c, a, b, v = (rng.standard_normal(s).astype(np.float32)
+                  for s in [(16, 24), (16, 32), (32, 24), (16,)])
+    for dtype in ("bfloat16", "float16"):
+        got, want = (
+            [x.float().numpy() for x in (
+                lib.addmm(*ts[:3]), lib.addmm(*ts[:3], beta=0.5, alpha=2),
+                lib.addmv(ts[3], ts[1], ts[2][:, 0]), lib.baddbmm(*(t[None] for t in ts[:3])))]
+            for lib in (graphc, torch)
+            for ts in [[lib.tensor(x).to(getattr(lib, dtype)) for x in (c, a, b, v)]])
+        for g, w in zip(got, want):
+            assert np.array_equal(g, w), (dtype, np.abs(g - w).max())
+
+
 def test_contraction_shapes_and_errors():
     a, c = normal(2, 3, 4), normal(3, 3)
     for dims in (0, 1, 2, ([1], [0]), ([0, 1], [1, 0]), [[1, 2], [0, 1]], 3, ([0], [0])):
