@@ -64,9 +64,11 @@ def to_dlpack(tensor: Tensor):
     return tensor.__dlpack__()
 
 
-def _from_array(array: np.ndarray) -> Tensor:
-    residency.escape(array)             # its producer may write to it
-    return Tensor._wrap(array, dtypes.from_numpy(array.dtype))
+def _from_array(array: np.ndarray, dtype=None) -> Tensor:
+    """A tensor over ``array`` (of a dtype graphc has), which its producer may still
+    write to."""
+    residency.escape(array)
+    return Tensor._wrap(array, dtype or dtypes.from_numpy(array.dtype))
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
@@ -77,8 +79,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     if array.dtype != dtype.np:
         raise TypeError(f"can't convert np.ndarray of type {array.dtype}; graphc supports "
                         f"{', '.join(d.name for d in dtypes.ALL)}")
-    residency.escape(array)             # the caller keeps writing to it
-    return Tensor._wrap(array, dtype)
+    return _from_array(array, dtype)
 
 
 def _check_device(device):
