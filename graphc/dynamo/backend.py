@@ -27,10 +27,10 @@ from torch.fx.passes.operator_support import OperatorSupportBase
 
 import graphc
 from graphc import logs, targets
+from graphc.compiler.compiled import MODES
 from graphc.dynamo import aten
 
 OPTIONS = ("backend", "fuse", "dump")
-MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 _log = logs.logger("graph_breaks")
 _warned: set[str] = set()           # the ops already named in a warning (once per process)
