@@ -29,7 +29,7 @@ class Staged:
         array = tensor._concrete(f"torch.distributed.{what}")
         self.tensor, self.array = tensor, array
         if reducing and tensor.dtype in dtypes.HALF:
-            self.buf = array.astype(np.float32)
+            self.buf = np.ascontiguousarray(array, dtype=np.float32)
             self.spec = [self.buf, MPI.FLOAT]
             return
         self.buf = array if array.flags.c_contiguous else np.ascontiguousarray(array)

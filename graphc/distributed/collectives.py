@@ -233,6 +233,10 @@ def irecv(tensor, src=None, group=None, tag=0, group_src=None) -> Work:
     def read_header():
         _, sender, dtype, shape = buffers.unrecord(header)
         if dtype != tensor.dtype or tuple(shape) != tuple(tensor.shape):
+            # Take the announced data off the line first, so it cannot be mistaken for a
+            # later message if the program handles the error and goes on.
+            scratch = Staged(g.MPI, _empty(shape, dtype), "recv")
+            Work(g, what, [g.comm.Irecv(scratch.spec, source=sender, tag=tag)]).wait()
             raise RuntimeError(f"recv on rank {g.rank}, tag {tag}: rank {sender} sent "
                                f"{describe(dtype, shape)}, but this rank receives into "
                                f"{describe(tensor.dtype, tensor.shape)}")

@@ -1,0 +1,226 @@
+"""Run under ``mpiexec -n N`` (or alone, a world of 1): every collective and point-to-point
+call of graphc.distributed, checked against numpy on every rank.  Every rank can compute
+every rank's inputs (they are seeded by rank), so each knows the exact expected result.
+Prints ``rank R ok N checks`` at the end; any failure raises (and aborts the job)."""
+import itertools
+
+import numpy as np
+
+import graphc as torch
+import graphc.distributed as dist
+
+dist.init_process_group("mpi")
+RANK, SIZE = dist.get_rank(), dist.get_world_size()
+checks = 0
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64,
+          "int32": torch.int32, "uint8": torch.uint8, "bool": torch.bool,
+          "float16": torch.float16, "bfloat16": torch.bfloat16}
+REDUCE = {dist.ReduceOp.SUM: np.add, dist.ReduceOp.PRODUCT: np.multiply,
+          dist.ReduceOp.MIN: np.minimum, dist.ReduceOp.MAX: np.maximum}
+# Layouts of a 4x6 base tensor: the whole, views (transposed, strided, a column), empty, 0-d.
+LAYOUTS = {"contiguous": lambda b: b, "transposed": lambda b: b.t() if b.dim() == 2 else b.T,
+           "strided": lambda b: b[1:, ::2], "column": lambda b: b[:, 2],
+           "empty": lambda b: b[:0], "scalar": lambda b: b[1, 1]}
+
+
+def data(rank, name, shape=(4, 6), salt=0):
+    """Rank ``rank``'s input: small values, so products and half precision stay exact."""
+    rng = np.random.default_rng(1000 * rank + 17 * salt + 1)
+    if name == "bool":
+        return rng.integers(0, 2, shape).astype(bool)
+    if name == "uint8":
+        return rng.integers(0, 4, shape).astype(np.uint8)
+    values = rng.integers(-3, 4, shape)
+    if name in ("float32", "float64", "float16", "bfloat16"):
+        values = values / 2
+    return values.astype(np.float32 if name in ("float16", "bfloat16") else name)
+
+
+def tensor(array, name):
+    return torch.tensor(array, dtype=DTYPES[name])
+
+
+def as_np(t):
+    return np.asarray(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t)
+
+
+def expect(got, want, what):
+    global checks
+    got, want = as_np(got), np.asarray(want)
+    assert got.shape == want.shape, f"rank {RANK} {what}: shape {got.shape} != {want.shape}"
+    if got.dtype.kind == "f":
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=0, err_msg=f"rank {RANK} {what}")
+    else:
+        assert np.array_equal(got, want.astype(got.dtype)), f"rank {RANK} {what}: {got} != {want}"
+    checks += 1
+
+
+def rounded(want, name):
+    """Half precision is reduced in float32 and rounded once to the tensor's dtype."""
+    if name in ("float16", "bfloat16"):
+        return np.asarray(want, np.float32).astype(DTYPES[name].np).astype(np.float32)
+    return want
+
+
+def np_layout(a, layout):
+    return {"contiguous": a, "transposed": a.T, "strided": a[1:, ::2], "column": a[:, 2],
+            "empty": a[:0], "scalar": a[1, 1]}[layout]
+
+
+def finish(work, async_op):
+    if async_op:
+        assert work.wait()
+        assert work.is_completed()
+    else:
+        assert work is None
+
+
+def outside_unchanged(base, name, layout, salt=0):
+    """The base's elements outside the view kept their values."""
+    view_mask = np.zeros((4, 6), bool)
+    if layout == "scalar":
+        view_mask[1, 1] = True
+    else:
+        np_layout(view_mask, layout)[...] = True
+    expect(as_np(base)[~view_mask], data(RANK, name, salt=salt)[~view_mask], f"outside {layout}")
+
+
+# ---- all_reduce ------------------------------------------------------------------------------
+for name, layout, async_op in itertools.product(DTYPES, LAYOUTS, (False, True)):
+    ops = list(REDUCE) + ([dist.ReduceOp.AVG] if name not in ("int64", "int32", "uint8", "bool")
+                          else [])
+    for op in ops:
+        base = tensor(data(RANK, name), name)
+        view = LAYOUTS[layout](base)
+        inputs = [np_layout(data(r, name), layout) for r in range(SIZE)]
+        if op is dist.ReduceOp.AVG:
+            want = np.add.reduce(np.stack(inputs).astype(np.float64), 0) / SIZE
+        elif name == "bool":
+            want = (np.logical_or if op in (dist.ReduceOp.SUM, dist.ReduceOp.MAX)
+                    else np.logical_and).reduce(np.stack(inputs), 0)
+        else:
+            want = REDUCE[op].reduce(np.stack(inputs), 0)
+        want = rounded(want, name)
+        finish(dist.all_reduce(view, op=op, async_op=async_op), async_op)
+        expect(view, want, f"all_reduce {name} {layout} {op.name} async={async_op}")
+        outside_unchanged(base, name, layout)
+
+# ---- broadcast -------------------------------------------------------------------------------
+for name, layout, async_op, src in itertools.product(DTYPES, LAYOUTS, (False, True), range(SIZE)):
+    base = tensor(data(RANK, name), name)
+    view = LAYOUTS[layout](base)
+    finish(dist.broadcast(view, src=src, async_op=async_op), async_op)
+    expect(view, np_layout(data(src, name), layout), f"broadcast {name} {layout} src={src}")
+    outside_unchanged(base, name, layout)
+
+# ---- all_gather, all_gather_into_tensor ------------------------------------------------------
+for name, layout, async_op in itertools.product(DTYPES, LAYOUTS, (False, True)):
+    mine = LAYOUTS[layout](tensor(data(RANK, name), name))
+    outs_base = [tensor(data(RANK, name, salt=9), name) for _ in range(SIZE)]
+    outs = [LAYOUTS[layout](b) for b in outs_base]          # outputs that are views too
+    work = dist.all_gather(outs, mine, async_op=async_op)
+    finish(work, async_op)
+    for r in range(SIZE):
+        expect(outs[r], np_layout(data(r, name), layout), f"all_gather {name} {layout} from {r}")
+        outside_unchanged(outs_base[r], name, layout, salt=9)
+    flat = tensor(np.zeros((SIZE,) + tuple(mine.shape), data(0, name).dtype), name)
+    finish(dist.all_gather_into_tensor(flat, mine, async_op=async_op), async_op)
+    expect(flat, np.stack([np_layout(data(r, name), layout) for r in range(SIZE)]),
+           f"all_gather_into_tensor {name} {layout}")
+
+# ---- reduce_scatter, reduce_scatter_tensor -----------------------------------------------------
+for name, async_op in itertools.product(("float32", "float64", "int64", "float16"), (False, True)):
+    for op in (dist.ReduceOp.SUM, dist.ReduceOp.MAX, dist.ReduceOp.MIN):
+        whole = [data(r, name, shape=(SIZE, 4, 6)) for r in range(SIZE)]
+        ins = [LAYOUTS["transposed"](tensor(whole[RANK][i], name)) for i in range(SIZE)]
+        out_base = tensor(data(RANK, name, salt=5), name)
+        out = LAYOUTS["transposed"](out_base)                   # a view as the output
+        finish(dist.reduce_scatter(out, ins, op=op, async_op=async_op), async_op)
+        want = REDUCE[op].reduce(np.stack([w[RANK].T for w in whole]), 0)
+        expect(out, want, f"reduce_scatter {name} {op.name}")
+        out2 = tensor(np.zeros((4, 6), whole[0].dtype), name)
+        finish(dist.reduce_scatter_tensor(out2, tensor(whole[RANK].reshape(SIZE * 4, 6), name),
+                                          op=op, async_op=async_op), async_op)
+        expect(out2, REDUCE[op].reduce(np.stack([w[RANK] for w in whole]), 0),
+               f"reduce_scatter_tensor {name} {op.name}")
+    if name != "int64":
+        out = tensor(np.zeros((2, 3), np.float32), name)
+        dist.reduce_scatter_tensor(out, tensor(data(RANK, name, shape=(SIZE * 2, 3)), name),
+                                   op=dist.ReduceOp.AVG)
+        want = np.add.reduce(np.stack([data(r, name, shape=(SIZE * 2, 3))[2 * RANK:2 * RANK + 2]
+                                       for r in range(SIZE)]), 0) / SIZE
+        expect(out, rounded(want, name), f"reduce_scatter_tensor {name} AVG")
+
+# ---- send / recv -------------------------------------------------------------------------------
+if SIZE > 1:
+    nxt, prev = (RANK + 1) % SIZE, (RANK - 1) % SIZE
+    for name, layout in itertools.product(DTYPES, LAYOUTS):
+        mine = LAYOUTS[layout](tensor(data(RANK, name), name))
+        box_base = tensor(data(RANK, name, salt=3), name)
+        box = LAYOUTS[layout](box_base)
+        if RANK % 2 == 0:
+            dist.send(mine, dst=nxt, tag=7)
+            assert dist.recv(box, src=prev, tag=7) == prev
+        else:
+            assert dist.recv(box, src=prev, tag=7) == prev
+            dist.send(mine, dst=nxt, tag=7)
+        expect(box, np_layout(data(prev, name), layout), f"send/recv {name} {layout}")
+        outside_unchanged(box_base, name, layout, salt=3)
+    # isend/irecv both ways at once, with two tags; then a receive from any rank.
+    a, b = tensor(data(RANK, "float64"), "float64"), tensor(data(RANK, "int64"), "int64")
+    ra, rb = torch.zeros(4, 6, dtype=torch.float64), torch.zeros(4, 6, dtype=torch.int64)
+    works = [dist.irecv(ra, src=prev, tag=1), dist.irecv(rb, src=nxt, tag=2),
+             dist.isend(a, dst=nxt, tag=1), dist.isend(b, dst=prev, tag=2)]
+    for w in works:
+        w.wait()
+    expect(ra, data(prev, "float64"), "irecv from prev")
+    expect(rb, data(nxt, "int64"), "irecv from next")
+    if RANK == 0:
+        got = set()
+        for _ in range(SIZE - 1):
+            box = torch.zeros(3, dtype=torch.int64)
+            sender = dist.recv(box, tag=4)
+            expect(box, [sender] * 3, "recv from any rank")
+            got.add(sender)
+        assert got == set(range(1, SIZE)), got
+    else:
+        dist.send(torch.full((3,), RANK, dtype=torch.int64), dst=0, tag=4)
+    # A receive into the wrong shape is refused, naming the sender, and the program goes on.
+    if RANK == 0:
+        try:
+            dist.recv(torch.zeros(3), src=1, tag=5)
+            raise AssertionError("no error")
+        except RuntimeError as e:
+            assert "rank 1 sent f32[3, 4], but this rank receives into f32[3]" in str(e), e
+            checks += 1
+    elif RANK == 1:
+        dist.send(torch.zeros(3, 4), dst=0, tag=5)
+
+# ---- agreement: a mismatch is an error on every rank, naming both sides --------------------------
+shape = (3,) if RANK == 0 else (3, 4)
+try:
+    dist.all_reduce(torch.zeros(shape))
+    assert SIZE == 1, "no mismatch detected"
+except RuntimeError as e:
+    assert "rank 1 is running all_reduce(f32[3, 4], op=SUM), but rank 0 is running " \
+           "all_reduce(f32[3], op=SUM)" in str(e), e
+    checks += 1
+try:
+    if RANK == SIZE - 1:
+        dist.broadcast(torch.zeros(2), src=0)
+    else:
+        dist.all_reduce(torch.zeros(2))
+    assert SIZE == 1, "no mismatch detected"
+except RuntimeError as e:
+    assert f"rank {SIZE - 1} is running broadcast(f32[2], src=0)" in str(e), e
+    checks += 1
+
+# ---- barrier, async too; the group's state ---------------------------------------------------------
+dist.barrier()
+w = dist.barrier(async_op=True)
+w.wait()
+assert w.is_completed() and dist.is_initialized()
+dist.destroy_process_group()
+assert not dist.is_initialized()
+print(f"rank {RANK} ok {checks} checks", flush=True)
