@@ -50,7 +50,7 @@ def _agreement(g, call: str, arg: int, tensor=None):
 
 def _agree(g, call: str, arg: int, tensor) -> None:
     request, check = _agreement(g, call, arg, tensor)
-    Work(g, f"{call} (the ranks' agreement on it)", [request], check).wait()
+    Work(g, _name(buffers.record(_CALLS.index(call), arg, tensor)), [request], check).wait()
 
 
 def _name(record) -> str:

@@ -3,12 +3,18 @@ call of graphc.distributed, checked against numpy on every rank.  Every rank can
 every rank's inputs (they are seeded by rank), so each knows the exact expected result.
 Prints ``rank R ok N checks`` at the end; any failure raises (and aborts the job)."""
 import itertools
+import os
 
 import numpy as np
 
 import graphc as torch
 import graphc.distributed as dist
 
+# As PyTorch's launchers would, state each rank's numbers (from MPICH's mpiexec, which also
+# sets PMI_RANK and PMI_SIZE): init_process_group checks that they all agree with MPI.
+if "PMI_RANK" in os.environ:
+    os.environ.update(RANK=os.environ["PMI_RANK"], WORLD_SIZE=os.environ["PMI_SIZE"],
+                      LOCAL_RANK=os.environ.get("MPI_LOCALRANKID", os.environ["PMI_RANK"]))
 dist.init_process_group("mpi")
 RANK, SIZE = dist.get_rank(), dist.get_world_size()
 checks = 0

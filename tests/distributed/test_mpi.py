@@ -1,0 +1,148 @@
+"""graphc.distributed on real MPI processes: ``mpiexec -n 2`` and ``-n 3`` run the workers
+in tests/distributed/workers, which check every collective against numpy on every rank
+(collectives.py) or end in a fault (faults.py); this side checks how each job ends.
+
+Skipped where mpi4py or an ``mpiexec`` is missing (``pip install graphc[distributed]``).
+"""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+import graphc as torch
+import graphc.distributed as dist
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORKERS = os.path.join(ROOT, "tests", "distributed", "workers")
+_venv_mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+MPIEXEC = _venv_mpiexec if os.path.exists(_venv_mpiexec) else shutil.which("mpiexec")
+HAVE_MPI = importlib.util.find_spec("mpi4py") is not None and MPIEXEC is not None
+needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason="needs mpi4py and mpiexec "
+                                                    "(pip install graphc[distributed])")
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run(n, worker, *args, timeout=120, **env):
+    """Run a worker on n ranks (n=None: plain python, a world of 1); (rc, output, seconds)."""
+    cmd = [sys.executable, os.path.join(WORKERS, worker), *args]
+    if n is not None:
+        cmd = [MPIEXEC, "-n", str(n)] + cmd
+    start = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(**env))
+    return p.returncode, p.stdout + p.stderr, time.monotonic() - start
+
+
+# ---- no processes launched ---------------------------------------------------------------------
+def test_import_graphc_does_not_import_mpi4py():
+    code = "import sys, graphc, graphc.distributed as d; d.is_available(); " \
+           "print('mpi4py' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=_env(), check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_calls_before_init_process_group_say_so():
+    assert not dist.is_initialized()
+    assert dist.is_available() == (importlib.util.find_spec("mpi4py") is not None)
+    for call in (lambda: dist.all_reduce(torch.ones(2)), dist.barrier, dist.get_rank,
+                 dist.get_world_size, lambda: dist.broadcast(torch.ones(2), 0),
+                 lambda: dist.send(torch.ones(2), 1), dist.destroy_process_group):
+        with pytest.raises(ValueError, match="Default process group has not been initialized, "
+                                             "please make sure to call init_process_group."):
+            call()
+
+
+def test_init_arguments_refused_before_mpi_starts():
+    with pytest.raises(RuntimeError, match="doesn't have NCCL built in"):
+        dist.init_process_group("nccl")
+    with pytest.raises(ValueError, match="only None or 'env://'"):
+        dist.init_process_group("mpi", init_method="tcp://localhost:23456")
+    with pytest.raises(TypeError, match="timedelta"):
+        dist.init_process_group("mpi", timeout=5)
+    assert dist.ReduceOp.SUM == 0 and dist.ReduceOp.AVG.name == "AVG"
+    assert issubclass(dist.DistBackendError, dist.DistError)
+    assert issubclass(dist.DistError, RuntimeError)
+
+
+# ---- one process without a launcher, and launchers' environment ------------------------------
+@needs_mpi
+@pytest.mark.slow
+def test_a_process_alone_is_a_world_of_one():
+    rc, out, _ = run(None, "collectives.py")
+    assert rc == 0 and "rank 0 ok" in out, out
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_torchrun_environment_without_mpiexec_is_refused():
+    code = "import graphc.distributed as d; d.init_process_group('gloo')"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=_env(RANK="1", WORLD_SIZE="2"), timeout=60)
+    assert p.returncode != 0
+    assert "torchrun / the PyTorch launcher (RANK, WORLD_SIZE) says rank 1 of 2, but MPI has " \
+           "this process as rank 0 of 1" in p.stderr, p.stderr
+
+
+# ---- collectives on 2 and 3 ranks ---------------------------------------------------------------
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [2, 3])
+def test_every_collective_matches_numpy_on_every_rank(n):
+    rc, out, _ = run(n, "collectives.py")
+    assert rc == 0, out
+    for r in range(n):
+        assert f"rank {r} ok" in out, out
+
+
+# ---- faults: errors on every rank, not a hung job ---------------------------------------------
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_rank_that_raises_fails_the_others_naming_it(n):
+    rc, out, seconds = run(n, "faults.py", "raise", timeout=60)
+    assert rc != 0
+    assert "ValueError: boom on purpose" in out
+    for r in range(n - 1):
+        assert f"rank {n - 1} failed: ValueError: boom on purpose (this is rank {r})" in out, out
+    assert seconds < 15, seconds
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_a_rank_that_exits_early_fails_the_others_naming_it():
+    # Without graphc's notice, MPICH leaves the other rank blocked for ever.
+    rc, out, seconds = run(2, "faults.py", "exit", timeout=60)
+    assert rc != 0
+    assert "rank 1 exited while rank 0 still waits on it" in out, out
+    assert seconds < 15, seconds
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_a_collective_that_outlives_the_timeout_fails():
+    rc, out, seconds = run(2, "faults.py", "timeout", timeout=60)
+    assert rc != 0
+    assert "DistBackendError: rank 0: all_reduce(f32[3], op=SUM) timed out after 1 s" in out, out
+    assert seconds < 15, seconds      # the sleeping rank (30 s) is aborted with the job
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_mismatched_shapes_are_named_on_every_rank():
+    rc, out, seconds = run(2, "faults.py", "mismatch", timeout=60)
+    assert rc != 0
+    assert out.count("Detected mismatch between collectives on ranks: rank 1 is running "
+                     "all_reduce(f32[3, 4], op=SUM), but rank 0 is running "
+                     "all_reduce(f32[3], op=SUM)") == 2, out
+    assert seconds < 15, seconds
