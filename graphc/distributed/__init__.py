@@ -12,14 +12,14 @@ from graphc.distributed.collectives import (
     all_gather, all_gather_into_tensor, all_reduce, barrier, broadcast, irecv, isend, recv,
     reduce_scatter, reduce_scatter_tensor, send)
 from graphc.distributed.faults import DistBackendError, DistError
-from graphc.distributed.group import (
-    destroy_process_group, get_rank, get_world_size, init_process_group, is_available,
-    is_initialized)
+from graphc.distributed.process_group import (
+    destroy_process_group, get_backend, get_rank, get_world_size, init_process_group,
+    is_available, is_initialized)
 from graphc.distributed.ops import ReduceOp
 from graphc.distributed.work import Work
 
 __all__ = ["DistBackendError", "DistError", "ReduceOp", "Work", "all_gather",
            "all_gather_into_tensor", "all_reduce", "barrier", "broadcast",
-           "destroy_process_group", "get_rank", "get_world_size", "init_process_group",
-           "irecv", "is_available", "is_initialized", "isend", "recv", "reduce_scatter",
+           "destroy_process_group", "get_backend", "get_rank", "get_world_size",
+           "init_process_group", "irecv", "is_available", "is_initialized", "isend", "recv", "reduce_scatter",
            "reduce_scatter_tensor", "send"]

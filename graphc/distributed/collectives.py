@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphc.distributed import buffers, group as group_mod
+from graphc.distributed import buffers, process_group
 from graphc.distributed.buffers import Staged, describe
 from graphc.distributed.ops import ReduceOp, as_reduce_op, mpi_op
 from graphc.distributed.work import Work
@@ -85,7 +85,7 @@ def _reduced(g, op: ReduceOp, staged: Staged):
 # ---- collectives ----------------------------------------------------------------------------
 def barrier(group=None, async_op=False, device_ids=None, timeout=None):
     """Every rank waits until all have called it (the agreement allgather is the barrier)."""
-    g = group_mod._checked(group)
+    g = process_group.checked(group)
     request, check = _agreement(g, "barrier", 0)
     work = Work(g, "barrier", [request], check)
     if async_op:
@@ -95,7 +95,7 @@ def barrier(group=None, async_op=False, device_ids=None, timeout=None):
 
 
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
-    g = group_mod._checked(group)
+    g = process_group.checked(group)
     op = as_reduce_op(op)
     _check_op(op, tensor.dtype, "all_reduce")
     buffers.check_writable(tensor, "all_reduce")
@@ -108,8 +108,8 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
 
 
 def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
-    g = group_mod._checked(group)
-    src = _rank_arg(g, src if src is not None else group_src, "src")
+    g = process_group.checked(group)
+    src = _rank_arg(g, src if src is not None else group_src, "root")
     if g.rank != src:
         buffers.check_writable(tensor, "broadcast")
     _agree(g, "broadcast", src, tensor)
@@ -121,10 +121,10 @@ def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
 
 
 def all_gather(tensor_list, tensor, group=None, async_op=False):
-    g = group_mod._checked(group)
+    g = process_group.checked(group)
     if len(tensor_list) != g.size:
-        raise ValueError(f"all_gather: tensor_list has {len(tensor_list)} tensors but the "
-                         f"world has {g.size} ranks")
+        raise RuntimeError(f"all_gather: tensor_list has {len(tensor_list)} tensors but the "
+                           f"world has {g.size} ranks")
     for out in tensor_list:
         _same_as(out, tensor, "all_gather")
         buffers.check_writable(out, "all_gather")
@@ -142,14 +142,14 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
 
 
 def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
-    g = group_mod._checked(group)
+    g = process_group.checked(group)
     if output_tensor.dtype != input_tensor.dtype or \
             output_tensor.numel() != g.size * input_tensor.numel():
-        raise ValueError(f"all_gather_into_tensor: output tensor size must be equal to "
-                         f"world_size times input tensor size, of the same dtype: output "
-                         f"{describe(output_tensor.dtype, output_tensor.shape)}, input "
-                         f"{describe(input_tensor.dtype, input_tensor.shape)}, world_size "
-                         f"{g.size}")
+        raise RuntimeError(f"all_gather_into_tensor: output tensor size must be equal to "
+                           f"world_size times input tensor size, of the same dtype: output "
+                           f"{describe(output_tensor.dtype, output_tensor.shape)}, input "
+                           f"{describe(input_tensor.dtype, input_tensor.shape)}, world_size "
+                           f"{g.size}")
     buffers.check_writable(output_tensor, "all_gather_into_tensor")
     _agree(g, "all_gather_into_tensor", 0, input_tensor)
     s = Staged(g.MPI, input_tensor, "all_gather_into_tensor")
@@ -161,12 +161,12 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
 
 
 def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
-    g = group_mod._checked(group)
+    g = process_group.checked(group)
     op = as_reduce_op(op)
     _check_op(op, output.dtype, "reduce_scatter")
     if len(input_list) != g.size:
-        raise ValueError(f"reduce_scatter: input_list has {len(input_list)} tensors but the "
-                         f"world has {g.size} ranks")
+        raise RuntimeError(f"reduce_scatter: input_list has {len(input_list)} tensors but the "
+                           f"world has {g.size} ranks")
     for t in input_list:
         _same_as(t, output, "reduce_scatter")
     buffers.check_writable(output, "reduce_scatter")
@@ -177,14 +177,14 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
 
 
 def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=False):
-    g = group_mod._checked(group)
+    g = process_group.checked(group)
     op = as_reduce_op(op)
     _check_op(op, output.dtype, "reduce_scatter_tensor")
     if output.dtype != input.dtype or input.numel() != g.size * output.numel():
-        raise ValueError(f"reduce_scatter_tensor: input tensor size must be equal to "
-                         f"world_size times output tensor size, of the same dtype: input "
-                         f"{describe(input.dtype, input.shape)}, output "
-                         f"{describe(output.dtype, output.shape)}, world_size {g.size}")
+        raise RuntimeError(f"reduce_scatter_tensor: input tensor size must be equal to "
+                           f"world_size times output tensor size, of the same dtype: input "
+                           f"{describe(input.dtype, input.shape)}, output "
+                           f"{describe(output.dtype, output.shape)}, world_size {g.size}")
     buffers.check_writable(output, "reduce_scatter_tensor")
     _agree(g, "reduce_scatter_tensor", int(op), input)
     return _reduce_scatter(g, op, input, output, "reduce_scatter_tensor", async_op)
@@ -204,7 +204,7 @@ def isend(tensor, dst=None, group=None, tag=0, group_dst=None) -> Work:
     """Send a header record (dtype, shape, this rank), then the data, on the same tag: MPI
     delivers messages of one sender and tag in order, so the receiver reads the header,
     checks it against its tensor, then receives the data from that sender."""
-    g = group_mod._checked(group)
+    g = process_group.checked(group)
     dst = _peer(g, dst if dst is not None else group_dst, "destination")
     header = buffers.record(_CALLS.index("send"), g.rank, tensor)
     s = Staged(g.MPI, tensor, "send")
@@ -220,7 +220,7 @@ def send(tensor, dst=None, group=None, tag=0, group_dst=None) -> None:
 def irecv(tensor, src=None, group=None, tag=0, group_src=None) -> Work:
     """Receive into ``tensor`` from ``src`` (None: any rank); the work's ``result()`` is
     the tensor, and ``recv`` returns the sender's rank."""
-    g = group_mod._checked(group)
+    g = process_group.checked(group)
     src = src if src is not None else group_src
     source = g.MPI.ANY_SOURCE if src is None else _peer(g, src, "source")
     buffers.check_writable(tensor, "recv")
@@ -256,15 +256,16 @@ def recv(tensor, src=None, group=None, tag=0, group_src=None) -> int:
 # ---- argument checks --------------------------------------------------------------------------
 def _rank_arg(g, rank, what: str) -> int:
     if rank is None or not 0 <= int(rank) < g.size:
-        raise ValueError(f"Invalid {what} rank {rank}: the world has ranks 0 to {g.size - 1}")
+        raise RuntimeError(f"invalid {what} rank: {rank} (the world has ranks 0 to "
+                           f"{g.size - 1})")
     return int(rank)
 
 
 def _peer(g, rank, what: str) -> int:
     rank = _rank_arg(g, rank, what)
     if rank == g.rank:
-        raise ValueError(f"Invalid {what} rank: should not be the same as the rank of the "
-                         f"current process.")
+        raise ValueError(f"Invalid {what} rank: {what} rank should not be the same as the "
+                         f"rank of the current process.")
     return rank
 
 

@@ -24,6 +24,8 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int
           "float16": torch.float16, "bfloat16": torch.bfloat16}
 REDUCE = {dist.ReduceOp.SUM: np.add, dist.ReduceOp.PRODUCT: np.multiply,
           dist.ReduceOp.MIN: np.minimum, dist.ReduceOp.MAX: np.maximum}
+BITWISE = {dist.ReduceOp.BAND: np.bitwise_and, dist.ReduceOp.BOR: np.bitwise_or,
+           dist.ReduceOp.BXOR: np.bitwise_xor}
 # Layouts of a 4x6 base tensor: the whole, views (transposed, strided, a column), empty, 0-d.
 LAYOUTS = {"contiguous": lambda b: b, "transposed": lambda b: b.t() if b.dim() == 2 else b.T,
            "strided": lambda b: b[1:, ::2], "column": lambda b: b[:, 2],
@@ -94,8 +96,9 @@ def outside_unchanged(base, name, layout, salt=0):
 
 # ---- all_reduce ------------------------------------------------------------------------------
 for name, layout, async_op in itertools.product(DTYPES, LAYOUTS, (False, True)):
-    ops = list(REDUCE) + ([dist.ReduceOp.AVG] if name not in ("int64", "int32", "uint8", "bool")
-                          else [])
+    integer = name in ("int64", "int32", "uint8")
+    ops = list(REDUCE) + (list(BITWISE) if integer else [] if name == "bool"
+                          else [dist.ReduceOp.AVG])
     for op in ops:
         base = tensor(data(RANK, name), name)
         view = LAYOUTS[layout](base)
@@ -106,7 +109,7 @@ for name, layout, async_op in itertools.product(DTYPES, LAYOUTS, (False, True)):
             want = (np.logical_or if op in (dist.ReduceOp.SUM, dist.ReduceOp.MAX)
                     else np.logical_and).reduce(np.stack(inputs), 0)
         else:
-            want = REDUCE[op].reduce(np.stack(inputs), 0)
+            want = {**REDUCE, **BITWISE}[op].reduce(np.stack(inputs), 0)
         want = rounded(want, name)
         finish(dist.all_reduce(view, op=op, async_op=async_op), async_op)
         expect(view, want, f"all_reduce {name} {layout} {op.name} async={async_op}")
@@ -222,7 +225,35 @@ except RuntimeError as e:
     assert f"rank {SIZE - 1} is running broadcast(f32[2], src=0)" in str(e), e
     checks += 1
 
-# ---- barrier, async too; the group's state ---------------------------------------------------------
+# ---- argument errors: raised on the calling rank, before any communication ------------------
+def refused(exc, text, call):
+    global checks
+    try:
+        call()
+    except exc as e:
+        assert text in str(e), (text, str(e))
+        checks += 1
+    else:
+        raise AssertionError(f"no {exc.__name__}: {text}")
+
+
+refused(ValueError, "destination rank should not be the same as the rank of the current "
+        "process.", lambda: dist.send(torch.ones(2), dst=RANK))
+refused(RuntimeError, f"invalid root rank: {SIZE}", lambda: dist.broadcast(torch.ones(2), SIZE))
+refused(RuntimeError, f"tensor_list has {SIZE + 1} tensors but the world has {SIZE} ranks",
+        lambda: dist.all_gather([torch.ones(2)] * (SIZE + 1), torch.ones(2)))
+refused(RuntimeError, "output tensor size must be equal to world_size times input tensor size",
+        lambda: dist.all_gather_into_tensor(torch.ones(SIZE + 1), torch.ones(1)))
+refused(RuntimeError, "ReduceOp.AVG needs a floating point tensor, got int64",
+        lambda: dist.all_reduce(torch.ones(2, dtype=torch.int64), op=dist.ReduceOp.AVG))
+refused(RuntimeError, "ReduceOp.BAND needs an integer or bool tensor, got float32",
+        lambda: dist.all_reduce(torch.ones(2), op=dist.ReduceOp.BAND))
+refused(RuntimeError, "more than one element of the written-to tensor refers to a single "
+        "memory location", lambda: dist.all_reduce(torch.ones(1).expand(3)))
+refused(TypeError, "op must be a ReduceOp", lambda: dist.all_reduce(torch.ones(2), op="sum"))
+assert dist.get_backend() == "mpi"
+
+# ---- barrier, async too; the group's state ---------------------------------------------------
 dist.barrier()
 w = dist.barrier(async_op=True)
 w.wait()

@@ -131,24 +131,29 @@ def _check_local_rank(group: ProcessGroup) -> None:
 
 
 def get_rank(group=None) -> int:
-    return _checked(group).rank
+    return checked(group).rank
 
 
 def get_world_size(group=None) -> int:
-    return _checked(group).size
+    return checked(group).size
+
+
+def get_backend(group=None) -> str:
+    checked(group)
+    return "mpi"
 
 
 def destroy_process_group(group=None) -> None:
     """Leave the group.  MPI itself stays initialized (it cannot be restarted in a
     process; mpi4py finalizes it at exit), so a later ``init_process_group`` works."""
     global _group
-    g = _checked(group)
+    g = checked(group)
     faults.uninstall()
     g.free()
     _group = None
 
 
-def _checked(group) -> ProcessGroup:
+def checked(group) -> ProcessGroup:
     """The default group; other groups (``new_group``) are not supported yet."""
     g = default_group()
     if group is not None and group is not g:
