@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphc import dtypes
+from graphc import context, dtypes
 
 _MPI_NAMES = {"bool": "C_BOOL", "uint8": "UINT8_T", "int8": "INT8_T", "int16": "INT16_T",
               "int32": "INT32_T", "int64": "INT64_T", "float16": "UINT16_T",
@@ -26,7 +26,7 @@ class Staged:
     precision in float32, so MPI's arithmetic applies."""
 
     def __init__(self, MPI, tensor, what: str, reducing: bool = False):
-        array = tensor._concrete(f"torch.distributed.{what}")
+        array = host_array(tensor, what)
         self.tensor, self.array = tensor, array
         if reducing and tensor.dtype in dtypes.HALF:
             self.buf = np.ascontiguousarray(array, dtype=np.float32)
@@ -41,10 +41,22 @@ class Staged:
         store(self.tensor, self.buf, self.array)
 
 
+def host_array(tensor, what: str) -> np.ndarray:
+    """The tensor's array.  While ``graphc.compile`` traces, a tensor has no values and
+    collectives are not ops of the IR yet: a graph break, so the function runs eagerly."""
+    array = tensor._data
+    if type(array) is not np.ndarray:
+        line = context.user_source_line()
+        raise context.GraphBreak(f"graphc cannot trace torch.distributed.{what}"
+                                 + (f" (at {line})" if line else "")
+                                 + ": collectives are not ops of graphc's IR yet")
+    return array
+
+
 def check_writable(tensor, what: str) -> None:
     """Refuse, before any communication, an output no write can go into (an expanded
     view: PyTorch's error for in-place ops on it)."""
-    if not tensor._concrete(f"torch.distributed.{what}").flags.writeable:
+    if not host_array(tensor, what).flags.writeable:
         raise RuntimeError(f"{what}: unsupported operation: more than one element of the "
                            f"written-to tensor refers to a single memory location. "
                            f"Please clone() the tensor before performing the operation.")

@@ -35,6 +35,8 @@ def _finish(work: Work, async_op: bool):
 
 def _agreement(g, call: str, arg: int, tensor=None):
     """The allgather of call records, and the check to run on its result."""
+    if tensor is not None:
+        buffers.host_array(tensor, call)        # a graph break before any communication
     mine = buffers.record(_CALLS.index(call), arg, tensor)
     every = np.empty((g.size, buffers.RECORD), np.int64)
     request = g.comm.Iallgather(mine, every)
@@ -171,7 +173,7 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
         _same_as(t, output, "reduce_scatter")
     buffers.check_writable(output, "reduce_scatter")
     _agree(g, "reduce_scatter", int(op), output)
-    stacked = Tensor._wrap(np.stack([t._concrete("torch.distributed.reduce_scatter")
+    stacked = Tensor._wrap(np.stack([buffers.host_array(t, "reduce_scatter")
                                      for t in input_list]), output.dtype)
     return _reduce_scatter(g, op, stacked, output, "reduce_scatter", async_op)
 
@@ -270,6 +272,7 @@ def _peer(g, rank, what: str) -> int:
 
 
 def _same_as(t, like, what: str) -> None:
+    buffers.host_array(t, what)
     if t.dtype != like.dtype or tuple(t.shape) != tuple(like.shape):
         raise RuntimeError(f"{what}: every tensor of the list must match "
                            f"{describe(like.dtype, like.shape)}, got "

@@ -4,6 +4,7 @@ every rank's inputs (they are seeded by rank), so each knows the exact expected 
 Prints ``rank R ok N checks`` at the end; any failure raises (and aborts the job)."""
 import itertools
 import os
+import warnings
 
 import numpy as np
 
@@ -252,6 +253,20 @@ refused(RuntimeError, "more than one element of the written-to tensor refers to 
         "memory location", lambda: dist.all_reduce(torch.ones(1).expand(3)))
 refused(TypeError, "op must be a ReduceOp", lambda: dist.all_reduce(torch.ones(2), op="sum"))
 assert dist.get_backend() == "mpi"
+
+# ---- under graphc.compile: a graph break before any communication, then the eager run ------
+def step(x):
+    y = x * 2
+    dist.all_reduce(y)
+    return y + 1
+
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    out = torch.compile(step)(torch.full((3,), float(RANK)))
+expect(out, [2.0 * sum(range(SIZE)) + 1] * 3, "all_reduce in a compiled function")
+assert any("collectives are not ops of graphc's IR yet" in str(w.message) for w in caught), \
+    [str(w.message) for w in caught]
 
 # ---- barrier, async too; the group's state ---------------------------------------------------
 dist.barrier()
