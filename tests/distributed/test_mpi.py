@@ -7,6 +7,7 @@ Skipped where mpi4py or an ``mpiexec`` is missing (``pip install graphc[distribu
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +26,21 @@ needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason="needs mpi4py and mpiexec "
                                                     "(pip install graphc[distributed])")
 
 
+def _launcher() -> str:
+    """"mpich" (Hydra's mpiexec), "openmpi", or "" when unknown or absent."""
+    if MPIEXEC is None:
+        return ""
+    text = subprocess.run([MPIEXEC, "--version"], capture_output=True, text=True).stdout
+    return "mpich" if "HYDRA" in text else "openmpi" if "Open MPI" in text else ""
+
+
+LAUNCHER = _launcher()
+# Open MPI's mpiexec refuses to run as root without a flag, and more ranks than cores
+# without another; MPICH's needs neither.
+LAUNCH_FLAGS = (["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+                if LAUNCHER == "openmpi" else [])
+
+
 def _env(**extra):
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
@@ -37,10 +53,18 @@ def run(n, worker, *args, timeout=120, **env):
     """Run a worker on n ranks (n=None: plain python, a world of 1); (rc, output, seconds)."""
     cmd = [sys.executable, os.path.join(WORKERS, worker), *args]
     if n is not None:
-        cmd = [MPIEXEC, "-n", str(n)] + cmd
+        cmd = [MPIEXEC, *LAUNCH_FLAGS, "-n", str(n)] + cmd
     start = time.monotonic()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(**env))
-    return p.returncode, p.stdout + p.stderr, time.monotonic() - start
+    # Its own session, so that a job that hangs is killed whole (mpiexec, its proxy, ranks).
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=_env(**env), start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise
+    return p.returncode, out, time.monotonic() - start
 
 
 # ---- no processes launched ---------------------------------------------------------------------
@@ -106,6 +130,16 @@ def test_every_collective_matches_numpy_on_every_rank(n):
 
 
 # ---- faults: errors on every rank, not a hung job ---------------------------------------------
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.skipif(LAUNCHER != "mpich", reason="pins down MPICH's mpiexec")
+def test_mpich_alone_hangs_when_a_rank_exits_nonzero():
+    # Why graphc.distributed.faults exists: MPICH ends a job when a rank is killed or calls
+    # MPI_Abort, but not when one exits with an error status while the others wait.
+    with pytest.raises(subprocess.TimeoutExpired):
+        run(2, "mpi_alone.py", timeout=4)
+
+
 @needs_mpi
 @pytest.mark.slow
 @pytest.mark.parametrize("n", [2, 3])
