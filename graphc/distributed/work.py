@@ -11,8 +11,6 @@ import time
 
 from graphc.distributed import faults
 
-SPIN = 0.002         # seconds a wait polls without sleeping
-
 
 class Work:
     """What ``async_op=True`` returns (PyTorch's ``Work``).  ``then`` runs when the
@@ -48,9 +46,9 @@ class Work:
                         f"a rank it needs has not joined it (still computing, or calling "
                         f"something else)")
                 next_check = now + 0.001
-            # Spin for the first SPIN seconds (a peer is usually microseconds away: a
+            # Spin for the group's first few ms (a peer is usually microseconds away: a
             # sleep costs some 60 us), then back off to at most 0.2 ms per poll.
-            if now - start > SPIN:
+            if now - start > self._group.spin:
                 time.sleep(pause)
                 pause = min(0.0002, pause * 2 + 1e-5)
         return True
