@@ -106,7 +106,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     request = g.comm.Iallreduce(g.MPI.IN_PLACE, s.spec,
                                 op=mpi_op(g.MPI, op, tensor.dtype.name == "bool"))
     return _finish(Work(g, f"all_reduce({describe(tensor.dtype, tensor.shape)})", [request],
-                        _reduced(g, op, s)), async_op)
+                        _reduced(g, op, s), result=[tensor]), async_op)
 
 
 def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
@@ -119,7 +119,7 @@ def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
     request = g.comm.Ibcast(s.spec, root=src)
     then = None if g.rank == src else s.write_back
     return _finish(Work(g, f"broadcast({describe(tensor.dtype, tensor.shape)}, src={src})",
-                        [request], then), async_op)
+                        [request], then, result=[tensor]), async_op)
 
 
 def all_gather(tensor_list, tensor, group=None, async_op=False):

@@ -98,7 +98,11 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
     if not is_available():
         raise RuntimeError("graphc.distributed needs mpi4py and an MPI library: "
                            "pip install graphc[distributed]")
-    from mpi4py import MPI
+    try:
+        from mpi4py import MPI
+    except (ImportError, RuntimeError) as e:
+        raise RuntimeError(f"mpi4py is installed but cannot load an MPI library ({e}): pip "
+                           f"install graphc[distributed] brings MPICH's") from e
     group = ProcessGroup(MPI, timeout or DEFAULT_TIMEOUT)
     try:
         _check_launcher(group.rank, group.size, rank, world_size)

@@ -77,10 +77,11 @@ def np_layout(a, layout):
             "empty": a[:0], "scalar": a[1, 1]}[layout]
 
 
-def finish(work, async_op):
+def finish(work, async_op, *outputs):
     if async_op:
         assert work.wait()
         assert work.is_completed()
+        assert all(a is b for a, b in zip(work.result(), outputs, strict=True))
     else:
         assert work is None
 
@@ -112,15 +113,26 @@ for name, layout, async_op in itertools.product(DTYPES, LAYOUTS, (False, True)):
         else:
             want = {**REDUCE, **BITWISE}[op].reduce(np.stack(inputs), 0)
         want = rounded(want, name)
-        finish(dist.all_reduce(view, op=op, async_op=async_op), async_op)
+        finish(dist.all_reduce(view, op=op, async_op=async_op), async_op, view)
         expect(view, want, f"all_reduce {name} {layout} {op.name} async={async_op}")
         outside_unchanged(base, name, layout)
+
+# Several async collectives outstanding at once (as DDP's buckets), finished in reverse
+# order, one of them by polling is_completed().
+pending = [(tensor(data(RANK, "float32", salt=i), "float32"), i) for i in range(4)]
+works = [dist.all_reduce(t, async_op=True) for t, _ in pending]
+while not works[-1].is_completed():
+    pass
+for w in reversed(works):
+    w.wait()
+for t, i in pending:
+    expect(t, np.add.reduce([data(r, "float32", salt=i) for r in range(SIZE)]), f"outstanding {i}")
 
 # ---- broadcast -------------------------------------------------------------------------------
 for name, layout, async_op, src in itertools.product(DTYPES, LAYOUTS, (False, True), range(SIZE)):
     base = tensor(data(RANK, name), name)
     view = LAYOUTS[layout](base)
-    finish(dist.broadcast(view, src=src, async_op=async_op), async_op)
+    finish(dist.broadcast(view, src=src, async_op=async_op), async_op, view)
     expect(view, np_layout(data(src, name), layout), f"broadcast {name} {layout} src={src}")
     outside_unchanged(base, name, layout)
 
@@ -130,12 +142,12 @@ for name, layout, async_op in itertools.product(DTYPES, LAYOUTS, (False, True)):
     outs_base = [tensor(data(RANK, name, salt=9), name) for _ in range(SIZE)]
     outs = [LAYOUTS[layout](b) for b in outs_base]          # outputs that are views too
     work = dist.all_gather(outs, mine, async_op=async_op)
-    finish(work, async_op)
+    finish(work, async_op, *outs)
     for r in range(SIZE):
         expect(outs[r], np_layout(data(r, name), layout), f"all_gather {name} {layout} from {r}")
         outside_unchanged(outs_base[r], name, layout, salt=9)
     flat = tensor(np.zeros((SIZE,) + tuple(mine.shape), data(0, name).dtype), name)
-    finish(dist.all_gather_into_tensor(flat, mine, async_op=async_op), async_op)
+    finish(dist.all_gather_into_tensor(flat, mine, async_op=async_op), async_op, flat)
     expect(flat, np.stack([np_layout(data(r, name), layout) for r in range(SIZE)]),
            f"all_gather_into_tensor {name} {layout}")
 
@@ -146,12 +158,12 @@ for name, async_op in itertools.product(("float32", "float64", "int64", "float16
         ins = [LAYOUTS["transposed"](tensor(whole[RANK][i], name)) for i in range(SIZE)]
         out_base = tensor(data(RANK, name, salt=5), name)
         out = LAYOUTS["transposed"](out_base)                   # a view as the output
-        finish(dist.reduce_scatter(out, ins, op=op, async_op=async_op), async_op)
+        finish(dist.reduce_scatter(out, ins, op=op, async_op=async_op), async_op, out)
         want = REDUCE[op].reduce(np.stack([w[RANK].T for w in whole]), 0)
         expect(out, want, f"reduce_scatter {name} {op.name}")
         out2 = tensor(np.zeros((4, 6), whole[0].dtype), name)
         finish(dist.reduce_scatter_tensor(out2, tensor(whole[RANK].reshape(SIZE * 4, 6), name),
-                                          op=op, async_op=async_op), async_op)
+                                          op=op, async_op=async_op), async_op, out2)
         expect(out2, REDUCE[op].reduce(np.stack([w[RANK] for w in whole]), 0),
                f"reduce_scatter_tensor {name} {op.name}")
     if name != "int64":
