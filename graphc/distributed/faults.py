@@ -32,7 +32,7 @@ _TAG = 1
 _group = None        # the initialized ProcessGroup, while the hooks are installed
 _previous_hook = None
 _sent = []           # notice requests: kept alive until the process ends
-_exited: dict[int, float] = {}   # peer rank -> when its "exited" notice arrived
+_exited: dict[int, tuple] = {}   # peer rank -> (when its "exited" notice arrived, its text)
 
 
 class DistError(RuntimeError):
@@ -55,8 +55,6 @@ def install(group) -> None:
     if group.size > 1:
         _previous_hook = sys.excepthook
         sys.excepthook = _excepthook
-        atexit.unregister(_at_exit)
-        atexit.register(_at_exit)
 
 
 def uninstall() -> None:
@@ -69,9 +67,10 @@ def uninstall() -> None:
     _group = _previous_hook = None
 
 
+@atexit.register
 def _at_exit():
-    # Registered by install(), after mpi4py.MPI was imported: exit handlers run in reverse
-    # order, so this one runs while MPI is still up.
+    # mpi4py finalizes MPI from a C-level exit function (Py_AtExit), which runs after
+    # every atexit handler: MPI is still up here.
     if _group is not None and _group.size > 1:
         _notify(_group, "exited", "exited without destroy_process_group")
 
@@ -109,9 +108,9 @@ def check(group, peers) -> None:
         kind, text = group.fault_comm.recv(source=source, tag=_TAG)
         if kind == "raised":
             raise PeerFailed(f"rank {source} failed: {text} (this is rank {group.rank})")
-        _exited.setdefault(source, time.monotonic())
+        _exited.setdefault(source, (time.monotonic(), text))
     now = time.monotonic()
-    for source, when in _exited.items():
+    for source, (when, text) in _exited.items():
         if (peers is None or source in peers) and now - when > GRACE:
-            raise PeerFailed(f"rank {source} exited while rank {group.rank} still "
-                             f"waits on it")
+            raise PeerFailed(f"rank {source} {text} while rank {group.rank} still waits "
+                             f"on it")
