@@ -229,6 +229,15 @@ except RuntimeError as e:
            "all_reduce(f32[3], op=SUM)" in str(e), e
     checks += 1
 try:
+    dist.all_gather([torch.zeros(2)] * SIZE if RANK == 0 else
+                    [torch.zeros(2, dtype=torch.float64)] * SIZE,
+                    torch.zeros(2) if RANK == 0 else torch.zeros(2, dtype=torch.float64))
+    assert SIZE == 1, "no mismatch detected"
+except RuntimeError as e:
+    assert "rank 1 is running all_gather(f64[2]), but rank 0 is running all_gather(f32[2])" \
+        in str(e), e
+    checks += 1
+try:
     if RANK == SIZE - 1:
         dist.broadcast(torch.zeros(2), src=0)
     else:
