@@ -109,13 +109,35 @@ def test_a_process_alone_is_a_world_of_one():
 
 @needs_mpi
 @pytest.mark.slow
-def test_torchrun_environment_without_mpiexec_is_refused():
-    code = "import graphc.distributed as d; d.init_process_group('gloo')"
+def test_numbers_that_disagree_with_mpi_are_refused():
+    # One process alone is rank 0 of 1 to MPI; each stated number below says otherwise.
+    code = """if True:
+        import os
+        import graphc.distributed as d
+        for env, kwargs in [({"RANK": "1", "WORLD_SIZE": "2"}, {}), ({"LOCAL_RANK": "1"}, {}),
+                            ({}, {"world_size": 3})]:
+            os.environ.update(env)
+            try:
+                d.init_process_group("gloo", **kwargs)
+            except ValueError as e:
+                print(e)
+            for k in env:
+                del os.environ[k]
+        d.init_process_group("gloo", rank=0, world_size=1)
+        print("rank", d.get_rank(), "of", d.get_world_size())
+    """
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=_env(RANK="1", WORLD_SIZE="2"), timeout=60)
-    assert p.returncode != 0
-    assert "torchrun / the PyTorch launcher (RANK, WORLD_SIZE) says rank 1 of 2, but MPI has " \
-           "this process as rank 0 of 1" in p.stderr, p.stderr
+                       env=_env(), timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [
+        "torchrun / the PyTorch launcher (RANK, WORLD_SIZE) says rank 1 of 2, but MPI has this "
+        "process as rank 0 of 1: graphc.distributed forms its world with MPI, so start the "
+        "processes with mpiexec -n N",
+        "LOCAL_RANK is 1, but MPI has this process as local rank 0 on its machine",
+        "init_process_group(rank=..., world_size=...) says rank -1 of 3, but MPI has this "
+        "process as rank 0 of 1: graphc.distributed forms its world with MPI, so start the "
+        "processes with mpiexec -n N",
+        "rank 0 of 1"], p.stdout
 
 
 # ---- collectives on 2 and 3 ranks ---------------------------------------------------------------
