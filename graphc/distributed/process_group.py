@@ -125,7 +125,9 @@ def _check_launcher(mpi_rank: int, mpi_size: int, rank: int, world_size: int) ->
                            int(os.environ.get(rank_var, -1)), int(os.environ.get(size_var, -1))))
     for who, r, n in stated:
         if (r != -1 and r != mpi_rank) or (n != -1 and n != mpi_size):
-            raise ValueError(f"{who} says rank {r} of {n}, but MPI has this process as rank "
+            says = ", ".join(([f"rank {r}"] if r != -1 else []) +
+                             ([f"world size {n}"] if n != -1 else []))
+            raise ValueError(f"{who} says {says}, but MPI has this process as rank "
                              f"{mpi_rank} of {mpi_size}: graphc.distributed forms its world "
                              f"with MPI, so start the processes with mpiexec -n N")
 

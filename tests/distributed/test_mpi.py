@@ -130,11 +130,12 @@ def test_numbers_that_disagree_with_mpi_are_refused():
                        env=_env(), timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == [
-        "torchrun / the PyTorch launcher (RANK, WORLD_SIZE) says rank 1 of 2, but MPI has this "
+        "torchrun / the PyTorch launcher (RANK, WORLD_SIZE) says rank 1, world size 2, but MPI "
+        "has this "
         "process as rank 0 of 1: graphc.distributed forms its world with MPI, so start the "
         "processes with mpiexec -n N",
         "LOCAL_RANK is 1, but MPI has this process as local rank 0 on its machine",
-        "init_process_group(rank=..., world_size=...) says rank -1 of 3, but MPI has this "
+        "init_process_group(rank=..., world_size=...) says world size 3, but MPI has this "
         "process as rank 0 of 1: graphc.distributed forms its world with MPI, so start the "
         "processes with mpiexec -n N",
         "rank 0 of 1"], p.stdout
