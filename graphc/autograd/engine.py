@@ -244,7 +244,30 @@ def run_backward(tensors, grad_tensors, retain_graph=False, create_graph=False,
         _accumulate_into_leaf(leaf, g, create_graph)
         for hook in post_accumulate_hooks(leaf):
             hook(leaf)
+    _run_queued_callbacks()
     return None
+
+
+# ---- the end of a backward pass --------------------------------------------------------------
+_queued: list = []
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` once, when the backward pass now running has written every
+    leaf's ``.grad`` and run its post-accumulate hooks (PyTorch's
+    ``Variable._execution_engine.queue_callback``).  A hook sees one leaf; a callback sees
+    the finished pass: DistributedDataParallel waits there for the gradient all-reduces its
+    hooks started and writes the averaged gradients back."""
+    _queued.append(callback)
+
+
+def _run_queued_callbacks() -> None:
+    """Each callback runs once even if one raises (the rest are dropped with it, so none
+    leaks into the next backward pass)."""
+    callbacks = _queued[:]
+    _queued.clear()
+    for callback in callbacks:
+        callback()
 
 
 def _accumulate_into_leaf(leaf, g, create_graph):
