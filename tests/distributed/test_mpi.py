@@ -1,6 +1,8 @@
 """graphc.distributed on real MPI processes: ``mpiexec -n 2`` and ``-n 3`` run the workers
 in tests/distributed/workers, which check every collective against numpy on every rank
-(collectives.py) or end in a fault (faults.py); this side checks how each job ends.
+(collectives.py), train with DistributedDataParallel against one process (ddp.py) or end
+in a fault (faults.py); this side checks how each job ends.  DistributedSampler's indices
+are also checked against PyTorch's here, without processes.
 
 Skipped where mpi4py or an ``mpiexec`` is missing (``pip install graphc[distributed]``).
 """
@@ -81,7 +83,9 @@ def test_calls_before_init_process_group_say_so():
     assert dist.is_available() == (importlib.util.find_spec("mpi4py") is not None)
     for call in (lambda: dist.all_reduce(torch.ones(2)), dist.barrier, dist.get_rank,
                  dist.get_world_size, lambda: dist.broadcast(torch.ones(2), 0),
-                 lambda: dist.send(torch.ones(2), 1), dist.destroy_process_group):
+                 lambda: dist.send(torch.ones(2), 1), dist.destroy_process_group,
+                 lambda: torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(1, 1)),
+                 lambda: torch.utils.data.DistributedSampler(range(4))):
         with pytest.raises(ValueError, match="Default process group has not been initialized, "
                                              "please make sure to call init_process_group."):
             call()
@@ -150,6 +154,54 @@ def test_every_collective_matches_numpy_on_every_rank(n):
     assert rc == 0, out
     for r in range(n):
         assert f"rank {r} ok" in out, out
+
+
+# ---- DistributedDataParallel and DistributedSampler -------------------------------------------
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [2, 3])
+def test_ddp_on_n_shards_trains_as_one_process_on_the_batch(n):
+    rc, out, _ = run(n, "ddp.py")
+    assert rc == 0, out
+    for r in range(n):
+        assert f"rank {r} ok" in out, out
+    assert "bit-identical to one process" in out, out
+
+
+@pytest.mark.parametrize("n, replicas, drop_last",
+                         [(10, 3, False), (10, 3, True), (12, 3, False), (12, 4, True),
+                          (5, 2, False), (2, 5, False), (7, 1, False), (0, 2, False)])
+def test_distributed_sampler_matches_pytorch(n, replicas, drop_last):
+    """Unshuffled, PyTorch's indices exactly.  Shuffled, graphc's randperm is not PyTorch's
+    (numpy's generator), so each epoch's shares must be what PyTorch's algorithm makes of
+    some permutation: one padded permutation split rank::replicas, the same for every rank."""
+    real = pytest.importorskip("torch.utils.data.distributed")
+    from graphc.utils.data.distributed import DistributedSampler
+    data = list(range(n))
+    for rank in range(replicas):
+        mine = DistributedSampler(data, replicas, rank, shuffle=False, drop_last=drop_last)
+        theirs = real.DistributedSampler(data, replicas, rank, shuffle=False,
+                                         drop_last=drop_last)
+        assert list(mine) == list(theirs) and len(mine) == len(theirs)
+    for seed, epoch in [(0, 0), (0, 1), (7, 0)]:
+        shares = []
+        for rank in range(replicas):
+            s = DistributedSampler(data, replicas, rank, seed=seed, drop_last=drop_last)
+            s.set_epoch(epoch)
+            shares.append(list(s))
+            assert len(s) == len(real.DistributedSampler(data, replicas, rank,
+                                                         drop_last=drop_last))
+        padded = [shares[i % replicas][i // replicas] for i in range(len(shares[0]) * replicas)]
+        if n:
+            perm = padded[:n] if not drop_last else padded
+            assert len(set(perm)) == len(perm) and set(perm) <= set(data)
+            if not drop_last:
+                assert sorted(perm) == data
+                assert padded == (perm * (len(padded) // n + 1))[:len(padded)]
+    seeded = [list(DistributedSampler(data, replicas, 0, seed=s)) for s in (0, 0, 1)]
+    assert seeded[0] == seeded[1]
+    with pytest.raises(ValueError, match=r"Invalid rank 3, rank should be in the interval"):
+        DistributedSampler(data, 3, 3)
 
 
 # ---- faults: errors on every rank, not a hung job ---------------------------------------------

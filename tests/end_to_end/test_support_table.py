@@ -20,6 +20,7 @@ def test_support_table_is_current():
 def test_refused_names_raise_not_implemented_naming_the_feature():
     import graphc
     from graphc.unsupported import REFUSED
-    assert "torch.nn.parallel.DistributedDataParallel" in REFUSED
-    with pytest.raises(NotImplementedError, match="DistributedDataParallel.*Instead"):
-        graphc.nn.parallel.DistributedDataParallel(graphc.nn.Linear(1, 1))
+    assert "torch.optim.SparseAdam" in REFUSED
+    assert "torch.nn.parallel.DistributedDataParallel" not in REFUSED   # built since
+    with pytest.raises(NotImplementedError, match="SparseAdam.*Instead"):
+        graphc.optim.SparseAdam([graphc.zeros(1, requires_grad=True)])

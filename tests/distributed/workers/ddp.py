@@ -22,7 +22,7 @@ assert BATCH % SIZE == 0, "the shards must be equal for DDP's average to be the 
 SHARD = slice(RANK * BATCH // SIZE, (RANK + 1) * BATCH // SIZE)
 checks = 0
 identical = {}
-largest = [0.0]          # the largest difference from the one-process reference
+largest = [0.0]          # the largest difference from the one-process reference, per model
 
 
 def close(got, want, what, rtol=1e-5, atol=1e-7):
@@ -82,6 +82,7 @@ def train(model, shard, steps=STEPS):
 
 # ---- 20 steps of DDP on N shards == one process on the whole batch ---------------------------
 for kind in ("mlp", "buffers"):
+    largest[0] = 0.0
     reference = train(make(kind, 0), shard=False)
     # Each rank starts from its own weights: DDP's broadcast makes them rank 0's.
     model = make(kind, 0 if RANK == 0 else 1000 + RANK)
@@ -185,6 +186,6 @@ for n, drop_last in ((10, False), (10, True), (24, False), (5, False)):
 
 print(f"rank {RANK} ok {checks} checks", flush=True)
 if RANK == 0:
-    print("bit-identical to one process (largest difference so far): " + ", ".join(
+    print("bit-identical to one process (largest difference): " + ", ".join(
         f"{kind} {same} ({diff:.1e})" for kind, (same, diff) in identical.items()), flush=True)
 dist.destroy_process_group()
