@@ -41,8 +41,6 @@ def data_parallel(module, inputs, device_ids=None, output_device=None, dim=0,
     return module(*inputs, **(module_kwargs or {}))
 
 
-
-
 class _Bucket:
     """Parameters whose gradients are averaged by one all-reduce of their concatenation."""
 
@@ -69,13 +67,15 @@ class DistributedDataParallel(Module):
 
     ``device_ids``, ``output_device`` and ``dim`` are accepted for PyTorch's signature:
     one graphc process computes on one host device.  ``gradient_as_bucket_view`` is
-    accepted and changes nothing observable here (the gradients are copied back).
+    accepted and changes nothing observable here (the gradients are copied back), as are
+    ``check_reduction`` (deprecated in PyTorch) and ``static_graph`` (a hint).
+    ``init_sync=False`` skips the broadcast at construction, as PyTorch's.
     """
 
     def __init__(self, module, device_ids=None, output_device=None, dim=0,
                  broadcast_buffers=True, process_group=None, bucket_cap_mb=25,
                  find_unused_parameters=False, check_reduction=False,
-                 gradient_as_bucket_view=False, static_graph=False, **kwargs):
+                 gradient_as_bucket_view=False, static_graph=False, init_sync=True):
         super().__init__()
         self._group = checked(process_group)    # before init_process_group: PyTorch's error
         self.module = module
@@ -86,14 +86,18 @@ class DistributedDataParallel(Module):
         self.find_unused_parameters = find_unused_parameters
         self.gradient_as_bucket_view = gradient_as_bucket_view
         self.require_backward_grad_sync = True
-        with no_grad():
-            for t in list(module.parameters()) + list(module.buffers()):
-                dist.broadcast(t, 0)
+        if init_sync:
+            with no_grad():
+                for t in list(module.parameters()) + list(module.buffers()):
+                    dist.broadcast(t, 0)
         cap = int(bucket_cap_mb * 1024 * 1024)
         self._params = [p for p in module.parameters() if p.requires_grad]
         self._buckets = _assign_buckets(self._params[::-1], cap)
         self._bucket_of = {id(p): b for b in self._buckets for p in b.params}
-        self._syncing = False          # this step's backward averages (not under no_sync)
+        # Whether the backward of this wrapper's last forward averages (not under no_sync);
+        # cleared when that backward ends, so hooks left on a module wrapped again or
+        # called directly do nothing.
+        self._syncing = False
         self._callback_queued = False
         self._next = 0                 # the next bucket to start (they start in order)
         for p in self._params:
@@ -157,6 +161,7 @@ class DistributedDataParallel(Module):
 
     def _finish_backward(self) -> None:
         self._callback_queued = False
+        self._syncing = False
         if self._next < len(self._buckets):
             missing = [i for i, p in enumerate(self._params)
                        if id(p) not in self._bucket_of[id(p)].ready]

@@ -159,11 +159,11 @@ def test_every_collective_matches_numpy_on_every_rank(n):
 # ---- DistributedDataParallel and DistributedSampler -------------------------------------------
 @needs_mpi
 @pytest.mark.slow
-@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("n", [None, 2, 3])
 def test_ddp_on_n_shards_trains_as_one_process_on_the_batch(n):
-    rc, out, _ = run(n, "ddp.py")
+    rc, out, _ = run(n, "ddp.py")         # None: one process alone, a world of 1
     assert rc == 0, out
-    for r in range(n):
+    for r in range(n or 1):
         assert f"rank {r} ok" in out, out
     assert "bit-identical to one process" in out, out
 

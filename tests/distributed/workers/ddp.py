@@ -137,6 +137,13 @@ every = [local_grads(base, r, MICRO) for r in range(SIZE)]
 for i, got in enumerate(ddp.module.parameters()):
     close(got.grad, sum(g[i] for g in every) / SIZE, "after no_sync, the average of the sums")
 
+# The wrapped module called directly (no wrapper forward) computes local gradients only.
+ddp.module.zero_grad()
+x, y = batch(0)
+nn.functional.mse_loss(ddp.module(x[SHARD]), y[SHARD]).backward()
+for got, want in zip(ddp.module.parameters(), local_grads(base, RANK, 1)):
+    close(got.grad, want, "the module called directly: local gradients", rtol=0, atol=0)
+
 # ---- parameters without a gradient -----------------------------------------------------------
 class Unused(nn.Module):
     def __init__(self):
