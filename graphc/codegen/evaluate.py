@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 
 from graphc.codegen import loops as L
-from graphc.ops import ACCUMULATIONS, REGISTRY
+from graphc.ops import ACCUMULATIONS, REGISTRY, collective
 from graphc.ops.random import hash32
 
 class _Kernel:
@@ -104,6 +104,12 @@ def _better(kind, v, best) -> bool:
 
 
 def run_kernel(kernel, buffers, error):
+    if isinstance(kernel, L.Collective):        # a blocking reduction; its Wait is a no-op
+        buffers[kernel.recv][:kernel.count] = collective.world().all_reduce(
+            buffers[kernel.send][:kernel.count], kernel.op)
+        return None
+    if isinstance(kernel, L.Wait):
+        return None
     if isinstance(kernel, L.MatmulKernel):
         return _run_matmul(kernel, buffers, error)
     k = _Kernel(buffers, {}, error)

@@ -16,6 +16,9 @@ producers when that is legal, else starts a group):
 - Legality uses networkx: an op never joins a group from which another of its inputs'
   groups is reachable (that would make a cycle).  No op is ever computed in two
   kernels: a value used by another kernel is stored once and loaded there.
+- A collective (``all_reduce``) is a group of its own, never fused: the program starts it
+  and waits for it between kernels (``schedule_collectives`` first moves it, and what
+  computes its operand, as early in the graph as the data allows).
 
 Every cross-kernel edge gets a reason in the report (``Fusion.report()``).
 """
@@ -110,10 +113,13 @@ class Fusion:
 
 def _kind(op: Op) -> str:
     """The kind of kernel an op that starts a group makes: a contraction's own (matmul,
-    conv2d), reduction, scatter, or pointwise (elementwise, random, index maps)."""
+    conv2d), collective, reduction, scatter, or pointwise (elementwise, random, index
+    maps)."""
     prim = REGISTRY[op.name]
     if prim.kind == "contraction":
         return op.name
+    if prim.kind == "collective":
+        return "collective"
     if prim.kind == "reduction":
         return "reduction"
     return "scatter" if prim.scatter else "pointwise"
@@ -205,7 +211,8 @@ class _Fuser:
         """None when op may join g, else the reason it may not."""
         kind = _kind(op)
         shape = op.out.shape
-        if g.kind == "scatter" or kind in ("matmul", "conv2d", "scatter"):
+        if g.kind in ("scatter", "collective") or kind in ("matmul", "conv2d", "scatter",
+                                                           "collective"):
             return f"{op.name} and {g.kind} kernels are not fused"
         if kind == "reduction":
             if g.kind not in ("pointwise", "reduction"):
@@ -305,9 +312,52 @@ class _Fuser:
         return groups
 
 
+def schedule_collectives(graph: Graph) -> Graph:
+    """``graph`` with its ops reordered so that each collective, and every op its
+    operand depends on, comes as soon as its inputs exist: the all-reduce of a bucket of
+    gradients then starts right after the backward computes the bucket's last gradient,
+    while the rest of the backward runs, instead of where the code asked for it (eager
+    autograd runs gradient hooks after the whole backward pass).  Other ops keep their
+    order; the graph has the same values."""
+    producer = graph.producers()
+    cone, stack = set(), [op for op in graph.ops if REGISTRY.get(op.name) is not None
+                          and REGISTRY[op.name].kind == "collective"]
+    if not stack:
+        return graph
+    while stack:
+        op = stack.pop()
+        if op not in cone:
+            cone.add(op)
+            stack.extend(producer[v] for v in op.inputs if v in producer)
+    position = {op: i for i, op in enumerate(graph.ops)}
+    users = graph.users()
+    waiting = {op: len({v for v in op.inputs if v in producer}) for op in cone}
+    ready = [op for op, n in waiting.items() if n == 0]
+    order, placed = [], set()
+
+    def place(op):
+        order.append(op)
+        placed.add(op)
+        for user in dict.fromkeys(users.get(op.out, ())):
+            if user in cone:
+                waiting[user] -= 1
+                if waiting[user] == 0:
+                    ready.append(user)
+
+    for op in graph.ops:
+        while ready:                        # the cone's ready ops first, in graph order
+            ready.sort(key=position.get)
+            first = ready.pop(0)
+            if first not in placed:
+                place(first)
+        if op not in placed:
+            place(op)
+    return Graph(graph.inputs, order, graph.outputs, graph.name)
+
+
 def fuse(graph: Graph, fuse: bool = True) -> Fusion:
     """Partition ``graph`` into kernels (see the module docstring for the rules)."""
-    fuser = _Fuser(graph, fuse)
+    fuser = _Fuser(schedule_collectives(graph), fuse)
     fusion = fuser.run()
     if fuse:
         fuser.merge_into_consumers()

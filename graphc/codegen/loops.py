@@ -17,6 +17,9 @@ Conventions
   split them across threads or blocks), unless ``kernel.serial`` is set.
 - A ``MatmulKernel`` is a batched C = A @ B whose stores (the fused epilogue) are
   expressions over the accumulator (``Acc("acc")``) and the output indices.
+- A ``Collective`` starts a reduction across processes of one buffer into another
+  without waiting for it; its ``Wait``, placed before the first kernel that reads the
+  result, finishes it.  Kernels between the two run while the data travels.
 """
 from __future__ import annotations
 
@@ -257,6 +260,53 @@ class MatmulKernel:
         return n
 
 
+@dataclass
+class Collective:
+    """Start ``recv = all_reduce(send)`` over the process group (``op``: one of
+    ``graphc.ops.collective.REDUCTIONS``) on ``count`` elements of ``dtype``, as request
+    ``slot`` of the program.  Until its ``Wait``, ``send`` must
+    not change and ``recv`` not be read."""
+    name: str
+    op: str
+    send: str
+    recv: str
+    count: int
+    dtype: DType
+    slot: int
+    comment: list = field(default_factory=list)
+
+    @property
+    def inputs(self) -> list:
+        return [self.send]
+
+    @property
+    def outputs(self) -> list:
+        return [self.recv]
+
+    work = 0
+
+
+@dataclass
+class Wait:
+    """Finish request ``slot`` (the ``Collective`` that is given): ``recv`` then holds
+    the result, and ``send`` is free.  Both are its inputs, so the memory plan keeps
+    them for the whole flight."""
+    name: str
+    collective: Collective
+
+    @property
+    def slot(self) -> int:
+        return self.collective.slot
+
+    @property
+    def inputs(self) -> list:
+        return [self.collective.send, self.collective.recv]
+
+    outputs: tuple = ()
+    comment: tuple = ()
+    work = 0
+
+
 def _loop_size(loops) -> int:
     n = 1
     for _, extent in loops:
@@ -270,6 +320,9 @@ class BufferInfo:
     dtype: DType
     size: int                # elements
     kind: str                # "input", "output", "constant", "temp"
+
+
+MPI_ERROR = -2          # the error code of a failed MPI call (``Program.error``)
 
 
 @dataclass
@@ -293,10 +346,14 @@ class Program:
 
     def error(self, code: int, value: int) -> Exception:
         """The exception for a kernel's error record: ``code`` > 0 is a site (and
-        ``value`` what it met), < 0 a kernel that could not allocate scratch memory (not
+        ``value`` what it met), ``MPI_ERROR`` an MPI call that failed (``value``: its
+        error code), other codes < 0 a kernel that could not allocate scratch memory (not
         which: kernels are compiled and cached apart from their programs)."""
         if code > 0:
             return self.sites[code - 1].error(value)
+        if code == MPI_ERROR:
+            return RuntimeError(f"an MPI call of compiled program {self.name} failed with "
+                                f"MPI error code {value}")
         return MemoryError(f"a kernel of compiled program {self.name} could not allocate "
                            f"its scratch memory")
 
@@ -339,6 +396,11 @@ def _loop_lines(loops, indent):
 
 
 def format_kernel(k) -> str:
+    if isinstance(k, Collective):
+        return (f"start {k.name}: {k.recv} = all_reduce<{k.op}>({k.send}) "
+                f"[{k.count} x {k.dtype.name}] as request {k.slot}")
+    if isinstance(k, Wait):
+        return f"wait {k.name}: request {k.slot} ({k.collective.recv} ready)"
     lines = [f"kernel {k.name}({', '.join(k.inputs)}) -> ({', '.join(k.outputs)})"]
     lines += [f"  # {c}" for c in k.comment]
     if isinstance(k, MatmulKernel):

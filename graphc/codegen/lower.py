@@ -284,7 +284,24 @@ class Lowering:
             return self.lower_scatter(group)
         if group.kind == "conv2d":
             return self.lower_conv(group)
+        if group.kind == "collective":
+            return self.lower_collective(group)
         return self.lower_loops(group)
+
+    def lower_collective(self, group) -> L.Collective:
+        """Start the all-reduce of the operand's buffer (a contiguous copy when the
+        operand is a view of part of one) into the result's; ``place_waits`` adds its
+        ``Wait``."""
+        op = group.ops[0]
+        x, out = op.inputs[0], op.out
+        view = self.strided(x)
+        if view is None or view[1] != contiguous_strides(x.shape) or view[2] != 0 or \
+                self.buffers[view[0]].size != out.size:
+            view = self.materialize(x)
+        slot = sum(isinstance(k, L.Collective) for k in self.kernels)
+        return L.Collective(self.kernel_name(group), op.attr_dict["op"], view[0],
+                            self.buffer_of[out], out.size, out.type.dtype, slot,
+                            self.comment(group))
 
     def lower_loops(self, group):
         shape, axes = group.shape, group.axes
@@ -577,11 +594,28 @@ class Lowering:
         self.assign_buffers()
         for group in self.fusion.groups:
             self.kernels.append(self.lower_group(group))
+        self.kernels = place_waits(self.kernels)
         inputs = [self.buffer_of[v] for v in self.graph.inputs]
         outputs = [self.buffer_of[v] for v in self.graph.outputs]
         program = L.Program(self.name, self.buffers, self.kernels, inputs, outputs,
                             self.constants, sites=list(self.sites))
         return plan_memory(program)
+
+
+def place_waits(kernels: list) -> list:
+    """``kernels`` with each ``Collective``'s ``Wait`` just before the first kernel that
+    reads its result or writes either of its buffers (or at the end), so the kernels in
+    between overlap the communication."""
+    out, flying = [], []
+    for kernel in kernels:
+        for c in [c for c in flying if c.recv in kernel.inputs
+                  or {c.send, c.recv} & set(kernel.outputs)]:
+            out.append(L.Wait(f"wait_{c.name}", c))
+            flying.remove(c)
+        out.append(kernel)
+        if isinstance(kernel, L.Collective):
+            flying.append(kernel)
+    return out + [L.Wait(f"wait_{c.name}", c) for c in flying]
 
 
 def _merged_stride(shape, strides):

@@ -14,7 +14,7 @@ import numpy as np
 
 from graphc import context, dtypes
 
-_MPI_NAMES = {"bool": "C_BOOL", "uint8": "UINT8_T", "int8": "INT8_T", "int16": "INT16_T",
+MPI_NAMES = {"bool": "C_BOOL", "uint8": "UINT8_T", "int8": "INT8_T", "int16": "INT16_T",
               "int32": "INT32_T", "int64": "INT64_T", "float16": "UINT16_T",
               "bfloat16": "UINT16_T", "float32": "FLOAT", "float64": "DOUBLE"}
 RECORD = 16          # int64 slots in a rank's record of a call
@@ -34,23 +34,29 @@ class Staged:
             return
         self.buf = array if array.flags.c_contiguous else np.ascontiguousarray(array)
         raw = self.buf.view(np.uint16) if tensor.dtype in dtypes.HALF else self.buf
-        self.spec = [raw, getattr(MPI, _MPI_NAMES[tensor.dtype.name])]
+        self.spec = [raw, getattr(MPI, MPI_NAMES[tensor.dtype.name])]
 
     def write_back(self) -> None:
         """Make the tensor hold the buffer's values (no copy when they share memory)."""
         store(self.tensor, self.buf, self.array)
 
 
+def traced(tensor) -> bool:
+    """Whether ``graphc.compile`` is tracing ``tensor`` (it then has no values)."""
+    return type(tensor._data) is not np.ndarray
+
+
 def host_array(tensor, what: str) -> np.ndarray:
-    """The tensor's array.  While ``graphc.compile`` traces, a tensor has no values and
-    collectives are not ops of the IR yet: a graph break, so the function runs eagerly."""
-    array = tensor._data
-    if type(array) is not np.ndarray:
+    """The tensor's array.  While ``graphc.compile`` traces, a tensor has no values, and
+    of the collectives only ``all_reduce`` is an op of the IR: the others are a graph
+    break, so the function runs eagerly."""
+    if traced(tensor):
         line = context.user_source_line()
         raise context.GraphBreak(f"graphc cannot trace torch.distributed.{what}"
                                  + (f" (at {line})" if line else "")
-                                 + ": collectives are not ops of graphc's IR yet")
-    return array
+                                 + ": of the collectives, only all_reduce is an op of "
+                                   "graphc's IR")
+    return tensor._data
 
 
 def check_writable(tensor, what: str) -> None:

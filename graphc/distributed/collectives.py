@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphc import dtypes
+from graphc.context import no_grad
+from graphc.dispatch import bind
 from graphc.distributed import buffers, process_group
 from graphc.distributed.buffers import Staged, describe
 from graphc.distributed.ops import ReduceOp, as_reduce_op, mpi_op
 from graphc.distributed.work import Work
+from graphc.ops.collective import ALL_REDUCE
 from graphc.tensor import Tensor
 
 _CALLS = ("barrier", "all_reduce", "broadcast", "all_gather", "all_gather_into_tensor",
@@ -100,6 +104,8 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     g = process_group.checked(group)
     op = as_reduce_op(op)
     _check_op(op, tensor.dtype, "all_reduce")
+    if buffers.traced(tensor):
+        return _finish(_traced_all_reduce(g, tensor, op), async_op)
     buffers.check_writable(tensor, "all_reduce")
     _agree(g, "all_reduce", int(op), tensor)
     s = Staged(g.MPI, tensor, "all_reduce", reducing=True)
@@ -107,6 +113,20 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
                                 op=mpi_op(g.MPI, op, tensor.dtype.name == "bool"))
     return _finish(Work(g, f"all_reduce({describe(tensor.dtype, tensor.shape)})", [request],
                         _reduced(g, op, s), result=[tensor]), async_op)
+
+
+def _traced_all_reduce(g, tensor, op: ReduceOp) -> Work:
+    """Under ``graphc.compile``: the IR's ``all_reduce`` op, written into ``tensor`` as an
+    in-place op (not differentiated, as PyTorch's collectives are not).  Half precision
+    is reduced in float32 and rounded once, as eagerly; AVG is a sum divided by the world
+    size.  The handle is complete: the compiled program waits where the result is read."""
+    reduced = bind(ALL_REDUCE, tensor.float() if tensor.dtype in dtypes.HALF else tensor,
+                   op="sum" if op is ReduceOp.AVG else op.name.lower())
+    if op is ReduceOp.AVG:
+        reduced = reduced / g.size
+    with no_grad():
+        tensor.copy_(reduced)
+    return Work(g, f"all_reduce({describe(tensor.dtype, tensor.shape)})", [], result=[tensor])
 
 
 def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):

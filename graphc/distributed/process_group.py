@@ -13,10 +13,10 @@ import datetime
 import importlib.util
 import os
 
-from graphc.distributed import faults
+from graphc.distributed import faults, native
+from graphc.ops import collective
 
-NOT_INITIALIZED = ("Default process group has not been initialized, please make sure to "
-                   "call init_process_group.")
+NOT_INITIALIZED = collective.NOT_INITIALIZED
 DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)     # PyTorch's default_pg_timeout
 
 # Launcher variables: (who sets them, rank variable, size variable).
@@ -112,6 +112,7 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
         raise
     _group = group
     faults.install(group)
+    collective.attach(native.World(group))
 
 
 def _check_launcher(mpi_rank: int, mpi_size: int, rank: int, world_size: int) -> None:
@@ -159,6 +160,7 @@ def destroy_process_group(group=None) -> None:
     global _group
     g = checked(group)
     faults.uninstall()
+    collective.attach(None)
     g.free()
     _group = None
 

@@ -11,7 +11,8 @@ A :class:`Primitive` holds everything any stage needs to know about an op:
 - ``saves``: which of the inputs (by index) and ``"out"`` the VJP reads the *values* of.
   Only those are version-checked by autograd (an in-place write to any other input is
   harmless, as in PyTorch);
-- ``kind``: how it lowers: elementwise, reduction, movement, contraction or random, with
+- ``kind``: how it lowers: elementwise, reduction, movement, contraction, random or
+  collective, with
   what that lowering needs (``scalar``, ``accumulation``, ``index_map``/``scatter``; see
   ``graphc.ops.primitive``).
 
@@ -23,7 +24,8 @@ from graphc.ops.primitive import (KINDS, REGISTRY, Primitive, broadcast_shapes, 
 from graphc.ops.scalar import ACCUMULATIONS, SCALAR_OPS, Accumulation
 
 # Importing the definition modules fills the registry.
-from graphc.ops import elementwise, reduce, movement, contraction, random  # noqa: F401
+from graphc.ops import (elementwise, reduce, movement, contraction, random,  # noqa: F401
+                        collective)
 
 __all__ = ["KINDS", "REGISTRY", "Primitive", "broadcast_shapes", "fmt_types", "op_error",
            "register", "unbroadcast", "ACCUMULATIONS", "SCALAR_OPS", "Accumulation"]

@@ -11,7 +11,9 @@ backend needs depends on its ``kind``:
   the inputs' values at mapped indices (lowering reads through it: no data moves), or
   ``scatter``: a serial kernel accumulating into a copy of the first input.  ``view``
   marks the maps whose eager result is a numpy view of the first input;
-- contraction and random: backends implement each one as a kernel of its own.
+- contraction and random: backends implement each one as a kernel of its own;
+- collective: communication between processes (``graphc.ops.collective``), started and
+  waited for by the program between its kernels.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from graphc.dtypes import HALF, TensorType, float32
 # np.errstate.
 warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"graphc\.")
 
-KINDS = ("elementwise", "reduction", "movement", "contraction", "random")
+KINDS = ("elementwise", "reduction", "movement", "contraction", "random", "collective")
 
 
 @dataclass(frozen=True, eq=False)

@@ -6,6 +6,7 @@ Some such ops stay ops:
 
 - random ops (``uniform``): a draw is as cheap to compute as to load, and its result is
   as large as its shape while its input is one seed;
+- collectives (``all_reduce``): running one at compile time would communicate;
 - ops whose result is much larger than their inputs (a scalar expanded to a big shape):
   the IR stays small and a backend can fuse the broadcast instead of loading a buffer;
 - ops whose ``impl`` raises (an out-of-bounds ``take``): the error then happens when the
@@ -27,7 +28,7 @@ def fold_op(op: Op, producers) -> Op | None:
     """The ``constant`` op that defines ``op.out`` when ``op`` can be folded, else None.
     ``producers`` maps each value defined so far to its op."""
     prim = REGISTRY.get(op.name)
-    if prim is None or prim.kind == "random":
+    if prim is None or prim.kind in ("random", "collective"):
         return None
     defs = [producers.get(v) for v in op.inputs]
     if not all(d is not None and d.name == "constant" for d in defs):

@@ -60,10 +60,12 @@ from graphc.targets.cpu.kernel import (I8, I32, I64, KERNEL_TYPE, PTR, VOID, Ker
                                         target_machine, value_type, vector_bytes)
 from graphc.targets.cpu import threads
 from graphc.targets.cpu.blas import LOCAL_THREADS
+from graphc.targets.cpu.collectives import MPICalls, uses_mpi
 from graphc.targets.cpu.matmul import MatmulRenderer, uses_blas
 from graphc.targets.cpu.tuning import plan as matmul_plan
 from graphc.codegen import loops as L
 from graphc.ops import ACCUMULATIONS
+from graphc.ops.collective import world
 
 __all__ = ["ENTRY", "KernelModule", "RenderedProgram", "alias_scopes",
            "create_target_machine", "host_features", "kernel_extent", "kernel_identity",
@@ -432,8 +434,16 @@ def render_program(program: L.Program) -> RenderedProgram:
            for k in program.kernels):
         blas_threads = declare(module, LOCAL_THREADS, I32, [I32])
         blas_before = b.call(blas_threads, [ir.Constant(I32, 1)])
+    mpi = (MPICalls(module, allocas, program, world().abi) if uses_mpi(program) else None)
     kernels, by_identity = {}, {}
     for kernel in program.kernels:
+        if isinstance(kernel, L.Collective):
+            mpi.start(b, kernel, _pointer(b, buffers, slots[kernel.send]),
+                      _pointer(b, buffers, slots[kernel.recv]), flag)
+            continue
+        if isinstance(kernel, L.Wait):
+            mpi.wait(b, kernel, flag)
+            continue
         identity = kernel_identity(kernel, scopes)
         if identity not in by_identity:
             by_identity[identity] = kernel_module(kernel, scopes)
@@ -447,6 +457,8 @@ def render_program(program: L.Program) -> RenderedProgram:
                           team_size_cap(kernel), CHUNKS_PER_THREAD[_kind(kernel)])
         else:
             b.call(fn, [own, i64(0), i64(extent), flag])
+        if mpi is not None:
+            mpi.progress(b)
     if blas_threads is not None:
         b.call(blas_threads, [blas_before])
     b.ret_void()
@@ -454,12 +466,16 @@ def render_program(program: L.Program) -> RenderedProgram:
     return RenderedProgram(str(module), tuple(kernels.values()))
 
 
+def _pointer(b, buffers, slot: int):
+    """The pointer of the program's buffer ``slot``."""
+    return b.load(b.gep(buffers, [i64(slot)], inbounds=True, source_etype=PTR), typ=PTR)
+
+
 def _own_buffers(b, allocas, buffers, slots):
     """A kernel's array of pointers: those of the program's ``buffers[slots[i]]``."""
     own = allocas.alloca(ir.ArrayType(PTR, max(len(slots), 1)))
     for i, slot in enumerate(slots):
-        pointer = b.load(b.gep(buffers, [i64(slot)], inbounds=True, source_etype=PTR), typ=PTR)
-        b.store(pointer, b.gep(own, [i64(0), i64(i)], inbounds=True))
+        b.store(_pointer(b, buffers, slot), b.gep(own, [i64(0), i64(i)], inbounds=True))
     return own
 
 

@@ -37,7 +37,8 @@ import numpy as np
 
 from graphc import progress
 from graphc.targets import cache
-from graphc.targets.cpu import render, threads
+from graphc.ops.collective import world
+from graphc.targets.cpu import collectives, render, threads
 from graphc.targets.cpu.tuning import plan as matmul_plan
 from graphc.targets.plan import BufferPlan, HostMemory
 from graphc.codegen import loops as L
@@ -82,8 +83,10 @@ def compile_object(ir_text: str, level: int) -> bytes:
 class NativeCode:
     """Object files linked into one JIT engine; ``address`` is the entry's."""
 
-    def __init__(self, objects):
+    def __init__(self, objects, mpi: bool = False):
         threads.register_symbols()          # graphc_num_threads, libgomp's entry points
+        if mpi:
+            collectives.register_symbols(world())
         # The engine owns the target machine it is given: a fresh one.
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""),
                                                  render.create_target_machine())
@@ -149,10 +152,11 @@ def compile_objects(modules: list) -> list:
     return objects
 
 
-def load_native(rendered: render.RenderedProgram) -> NativeCode:
+def load_native(rendered: render.RenderedProgram, mpi: bool = False) -> NativeCode:
     """A program's object code, each module's from the cache or compiled (and cached),
     linked into one JIT engine: a kernel is compiled once however many programs use
-    it.  If cached objects do not link, every module is compiled afresh."""
+    it.  If cached objects do not link, every module is compiled afresh.  ``mpi``: the
+    program calls the MPI library (``collectives``)."""
     modules = _modules(rendered)
     with progress.stage("cache"):
         keys = [cache_key(text, level) for text, level in modules]
@@ -167,14 +171,14 @@ def load_native(rendered: render.RenderedProgram) -> NativeCode:
             cache.store_many({keys[i]: objects[i] for i in missing}, "o")
     with progress.stage("link"):
         try:
-            return NativeCode(objects)
+            return NativeCode(objects, mpi)
         except RuntimeError:
             if len(missing) == len(modules):
                 raise
     with progress.stage("llvm"):
         objects = compile_objects(modules)
     cache.store_many(dict(zip(keys, objects)), "o")
-    return NativeCode(objects)
+    return NativeCode(objects, mpi)
 
 
 # ---- calling a program -------------------------------------------------------------------------
@@ -211,6 +215,15 @@ def _references(holder: list, i: int) -> int:
 _ONLY_REFERENCE = _references([object()], 0)      # an item only its list refers to
 
 
+def _agreeing(entry, what: str):
+    """``entry`` preceded, on each call, by every rank's agreement that it runs a
+    program with the same collectives (``World.agree``)."""
+    def call(pointers, error):
+        world().agree(what)
+        entry(pointers, error)
+    return call
+
+
 class CompiledProgram:
     """A loop IR program compiled to native code: ``program(inputs) -> outputs``.
 
@@ -232,6 +245,8 @@ class CompiledProgram:
         self._rendered = rendered
         self._native = native                   # owns the code: keep it alive
         self._entry = _ENTRY_TYPE(native.address)
+        if collectives.uses_mpi(program):
+            self._entry = _agreeing(self._entry, collectives.signature(program))
         self._slots = {name: i for i, name in enumerate(program.buffers)}
         self._pointers = (ctypes.c_void_p * max(len(self._slots), 1))()
         self._pointers_address = ctypes.addressof(self._pointers)
@@ -502,8 +517,9 @@ def rendered_program(program: L.Program) -> render.RenderedProgram:
     the same program before (rendering is most of what a compile from cached object
     code would cost).  The key covers what rendering reads: the program without its
     constants' values, the renderer's settings, each matmul's plan (its blocking, and the
-    BLAS function it calls, if any: ``tuning.plan``) and graphc's source."""
-    plans = []
+    BLAS function it calls, if any: ``tuning.plan``), the MPI library's type sizes when
+    the program has collectives, and graphc's source."""
+    plans = [world().abi] if collectives.uses_mpi(program) else []
     for kernel in program.kernels:
         if isinstance(kernel, L.MatmulKernel):
             plan = matmul_plan(kernel)
@@ -534,4 +550,5 @@ def compile_program(program: L.Program, output_shapes=None, in_place=()) -> Comp
     program = split_reductions(program, threads.LONG_REDUCTIONS)
     with progress.stage("render"):
         rendered = rendered_program(program)
-    return CompiledProgram(program, rendered, load_native(rendered), output_shapes, in_place)
+    native = load_native(rendered, collectives.uses_mpi(program))
+    return CompiledProgram(program, rendered, native, output_shapes, in_place)

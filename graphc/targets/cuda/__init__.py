@@ -18,10 +18,22 @@ def compile_graph_cuda_emulated(graph: Graph, fuse: bool = True, dump=None):
     """Compile ``graph`` to CUDA C and run it on the CPU emulator (backend
     ``cuda-emulate``)."""
     from graphc.targets.cuda import emulate, render
+    _refuse_collectives(graph)
     source = render.render_program(lower_graph(graph, fuse, dump), render.EMULATION)
     if dump is not None:
         dump("cu", source.text)
     return emulate.build(graph, source)
+
+
+def _refuse_collectives(graph: Graph) -> None:
+    """The CUDA programs launch their kernels from generated host code that does not
+    call MPI: a graph with a collective is refused, naming it, before anything runs."""
+    for op in graph.ops:
+        if op.name == "all_reduce":
+            raise NotImplementedError(
+                f"the cuda backends cannot run collectives yet ({op.name} at "
+                f"{op.source or 'an unknown line'}): compile the distributed step with "
+                f"backend='cpu', or the interpreter")
 
 
 def require_gpu():
@@ -39,6 +51,7 @@ def compile_graph_cuda(graph: Graph, fuse: bool = True, dump=None):
     """Compile ``graph`` to CUDA C and run it on the GPU through PyCUDA (backend
     ``cuda``)."""
     require_gpu()
+    _refuse_collectives(graph)
     from graphc.targets.cuda import render, runtime
     source = render.render_program(lower_graph(graph, fuse, dump), render.GPU)
     if dump is not None:

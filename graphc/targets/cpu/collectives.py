@@ -1,0 +1,110 @@
+"""Collectives in generated code: the program's ``entry`` calls the MPI library itself.
+
+A ``loops.Collective`` becomes ``MPI_Iallreduce(send, recv, count, datatype, op, comm,
+&requests[slot])`` and its ``loops.Wait`` ``MPI_Wait(&requests[slot], &status)``; the
+kernels between them run while the data travels.  MPI moves a nonblocking collective on
+only inside its calls (MPICH has no progress thread by default), so after each kernel the
+entry calls ``MPI_Test`` on every request still in flight: a few hundred nanoseconds each,
+and the reduction advances while the backward goes on instead of all at the wait.
+
+The generated code depends on the MPI library only through the sizes of its handle,
+request and status types (``World.abi``: MPICH's handles are 4-byte ints, Open MPI's
+pointers), so the object code is cached on disk like any other.  Handle values are read
+at run time from ``graphc_mpi_handles``, an int64 table this module owns and fills from
+the attached world (``graphc.distributed.native.World.handles``), whose layout is fixed:
+the communicator, one datatype per ``collective.DTYPES``, one operation per
+``collective.MPI_OPS``.  An MPI call that returns an error is recorded in the program's
+error record (``loops.MPI_ERROR``), so the call raises instead of going on.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import llvmlite.ir as ir
+
+from graphc.codegen import loops as L
+from graphc.ops import collective
+from graphc.targets.cpu.kernel import I8, I32, I64, PTR, declare, i64, raise_flag
+
+HANDLES_SYMBOL = "graphc_mpi_handles"
+_OPS_AT = 1 + len(collective.DTYPES)
+HANDLES = (ctypes.c_int64 * (_OPS_AT + len(collective.MPI_OPS)))()
+
+
+def register_symbols(world) -> None:
+    """Fill the handle table from ``world`` and make it and the MPI functions visible to
+    the JIT's linker (called before linking a program with collectives)."""
+    import llvmlite.binding as llvm
+    for i, handle in enumerate(world.handles):
+        HANDLES[i] = handle
+    llvm.add_symbol(HANDLES_SYMBOL, ctypes.addressof(HANDLES))
+    for name, address in world.functions.items():
+        llvm.add_symbol(name, address)
+
+
+def uses_mpi(program: L.Program) -> bool:
+    return any(isinstance(k, L.Collective) for k in program.kernels)
+
+
+def signature(program: L.Program) -> str:
+    """What every rank must agree on before a call: the program's collectives in order."""
+    return f"compiled program {program.name} with " + ", ".join(
+        f"all_reduce<{k.op}>({k.dtype.short}[{k.count}])"
+        for k in program.kernels if isinstance(k, L.Collective))
+
+
+class MPICalls:
+    """The MPI calls of one program's ``entry``: ``start`` and ``wait`` for its
+    collectives, ``progress`` after each kernel."""
+
+    def __init__(self, module, allocas, program: L.Program, abi):
+        handle_bytes, request_bytes, status_bytes = abi
+        self.handle = ir.IntType(8 * handle_bytes)
+        handle = self.handle
+        self.iallreduce = declare(module, "MPI_Iallreduce", I32,
+                                  [PTR, PTR, I32, handle, handle, handle, PTR])
+        self.wait_fn = declare(module, "MPI_Wait", I32, [PTR, PTR])
+        self.test_fn = declare(module, "MPI_Test", I32, [PTR, PTR, PTR])
+        self.table = ir.GlobalVariable(module, ir.ArrayType(I64, len(HANDLES)), HANDLES_SYMBOL)
+        slots = sum(isinstance(k, L.Collective) for k in program.kernels)
+        self.request_type = ir.IntType(8 * request_bytes)
+        self.requests = allocas.alloca(ir.ArrayType(self.request_type, slots), name="requests")
+        self.status = allocas.alloca(ir.ArrayType(I8, status_bytes), name="status")
+        self.status.align = 8
+        self.done = allocas.alloca(I32, name="done")
+        self.flying: list = []             # slots started and not yet waited for
+
+    def _handle(self, b, index: int):
+        value = b.load(b.gep(self.table, [i64(0), i64(index)], inbounds=True), typ=I64)
+        return value if self.handle.width == 64 else b.trunc(value, self.handle)
+
+    def _request(self, b, slot: int):
+        return b.gep(self.requests, [i64(0), i64(slot)], inbounds=True)
+
+    def _checked(self, b, rc, flag) -> None:
+        failed = b.icmp_signed("!=", rc, ir.Constant(I32, 0))
+        with b.if_then(failed, likely=False):
+            raise_flag(b, flag, L.MPI_ERROR, b.sext(rc, I64))
+
+    def start(self, b, kernel: L.Collective, send, recv, flag) -> None:
+        if kernel.count >= 2 ** 31:
+            raise ValueError(f"{kernel.name}: MPI_Iallreduce takes at most 2**31 - 1 "
+                             f"elements, this one has {kernel.count}")
+        datatype = self._handle(b, 1 + collective.DTYPES.index(kernel.dtype))
+        op = self._handle(b, _OPS_AT + collective.MPI_OPS.index(
+            collective.mpi_op(kernel.op, kernel.dtype)))
+        rc = b.call(self.iallreduce, [send, recv, ir.Constant(I32, kernel.count), datatype, op,
+                                      self._handle(b, 0), self._request(b, kernel.slot)])
+        self._checked(b, rc, flag)
+        self.flying.append(kernel.slot)
+
+    def wait(self, b, kernel: L.Wait, flag) -> None:
+        rc = b.call(self.wait_fn, [self._request(b, kernel.slot), self.status])
+        self._checked(b, rc, flag)
+        self.flying.remove(kernel.slot)
+
+    def progress(self, b) -> None:
+        """Let MPI move the collectives in flight on (``MPI_Test`` completes a request
+        that is done and leaves its later ``MPI_Wait`` nothing to do)."""
+        for slot in self.flying:
+            b.call(self.test_fn, [self._request(b, slot), self.done, self.status])
