@@ -320,16 +320,21 @@ def schedule_collectives(graph: Graph) -> Graph:
     autograd runs gradient hooks after the whole backward pass).  Other ops keep their
     order; the graph has the same values."""
     producer = graph.producers()
-    cone, stack = set(), [op for op in graph.ops if REGISTRY.get(op.name) is not None
-                          and REGISTRY[op.name].kind == "collective"]
-    if not stack:
+    collectives = [op for op in graph.ops if REGISTRY.get(op.name) is not None
+                   and REGISTRY[op.name].kind == "collective"]
+    if not collectives:
         return graph
-    while stack:
-        op = stack.pop()
-        if op not in cone:
-            cone.add(op)
-            stack.extend(producer[v] for v in op.inputs if v in producer)
+    # The cone of each collective, in order: an op goes with the first collective that
+    # needs it, so the first bucket's ops come before the second's.
+    cone: dict = {}                         # op -> (its first collective, graph position)
     position = {op: i for i, op in enumerate(graph.ops)}
+    for first, c in enumerate(collectives):
+        stack = [c]
+        while stack:
+            op = stack.pop()
+            if op not in cone:
+                cone[op] = (first, position[op])
+                stack.extend(producer[v] for v in op.inputs if v in producer)
     users = graph.users()
     waiting = {op: len({v for v in op.inputs if v in producer}) for op in cone}
     ready = [op for op, n in waiting.items() if n == 0]
@@ -345,8 +350,8 @@ def schedule_collectives(graph: Graph) -> Graph:
                     ready.append(user)
 
     for op in graph.ops:
-        while ready:                        # the cone's ready ops first, in graph order
-            ready.sort(key=position.get)
+        while ready:                        # the cones' ready ops first
+            ready.sort(key=cone.get)
             first = ready.pop(0)
             if first not in placed:
                 place(first)

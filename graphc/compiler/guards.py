@@ -221,18 +221,32 @@ _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
 def _recording_getattribute(self, name):
     value = object.__getattribute__(self, name)
     if _recorders and is_constant(value) and name in object.__getattribute__(self, "__dict__"):
-        _recorders[-1].attributes.setdefault((id(self), name), (self, name, value))
+        recorder = _recorders[-1]
+        if (id(self), name) not in recorder.written:
+            recorder.attributes.setdefault((id(self), name), (self, name, value))
     return value
+
+
+def _recording_setattr(self, name, value):
+    """An attribute the trace sets before it reads it (a flag a module sets in forward
+    and reads in a backward hook) depends on nothing from before the call: no guard."""
+    if _recorders:
+        _recorders[-1].written.add((id(self), name))
+    _module_setattr(self, name, value)
+
+
+_module_setattr = Module.__setattr__
 
 
 class Recorder:
     """``with Recorder() as r:`` notes the globals every user frame read
     (``r.frames``: code -> its globals) and the constant attributes read from modules
-    (``r.attributes``)."""
+    (``r.attributes``), less those the trace set first (``r.written``)."""
 
     def __init__(self):
         self.frames: dict = {}
         self.attributes: dict = {}
+        self.written: set = set()
 
     def _profile(self, frame, event, arg):
         if event == "call":
@@ -244,6 +258,7 @@ class Recorder:
         sys.setprofile(self._profile)
         if len(_recorders) == 1:
             Module.__getattribute__ = _recording_getattribute
+            Module.__setattr__ = _recording_setattr
         return self
 
     def __exit__(self, *exc):
@@ -254,6 +269,7 @@ class Recorder:
         _recorders.pop()
         if not _recorders:
             del Module.__getattribute__
+            Module.__setattr__ = _module_setattr
         return False
 
 
