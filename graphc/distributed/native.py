@@ -62,7 +62,7 @@ class World:
         dtype = dtypes.from_numpy(array.dtype)
         self.agree(f"all_reduce<{op}>({buffers.describe(dtype, array.shape)})")
         MPI = self.group.MPI
-        send = np.ascontiguousarray(array)
+        send = array if array.flags.c_contiguous else array.copy()
         out = np.empty_like(send)
         request = self.group.comm.Iallreduce(
             send, out, op=getattr(MPI, collective.mpi_op(op, dtype)))

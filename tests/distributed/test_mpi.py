@@ -1,6 +1,7 @@
 """graphc.distributed on real MPI processes: ``mpiexec -n 2`` and ``-n 3`` run the workers
 in tests/distributed/workers, which check every collective against numpy on every rank
-(collectives.py), train with DistributedDataParallel against one process (ddp.py) or end
+(collectives.py) and inside graphc.compile (compiled.py), train with DistributedDataParallel
+against one process, eagerly and compiled (ddp.py), or end
 in a fault (faults.py); this side checks how each job ends.  DistributedSampler's indices
 are also checked against PyTorch's here, without processes.
 
@@ -151,6 +152,16 @@ def test_numbers_that_disagree_with_mpi_are_refused():
 @pytest.mark.parametrize("n", [2, 3])
 def test_every_collective_matches_numpy_on_every_rank(n):
     rc, out, _ = run(n, "collectives.py")
+    assert rc == 0, out
+    for r in range(n):
+        assert f"rank {r} ok" in out, out
+
+
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [2, 3])
+def test_compiled_all_reduce_matches_numpy_on_every_rank(n):
+    rc, out, _ = run(n, "compiled.py")
     assert rc == 0, out
     for r in range(n):
         assert f"rank {r} ok" in out, out

@@ -275,19 +275,20 @@ refused(RuntimeError, "more than one element of the written-to tensor refers to 
 refused(TypeError, "op must be a ReduceOp", lambda: dist.all_reduce(torch.ones(2), op="sum"))
 assert dist.get_backend() == "mpi"
 
-# ---- under graphc.compile: a graph break before any communication, then the eager run ------
+# ---- under graphc.compile: all_reduce is an op (compiled.py); the others are a graph break
+# before any communication, then the eager run ------------------------------------------------
 def step(x):
-    y = x * 2
-    dist.all_reduce(y)
-    return y + 1
+    parts = [torch.zeros(3) for _ in range(SIZE)]
+    dist.all_gather(parts, x * 2)
+    return torch.stack(parts) + 1
 
 
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     out = torch.compile(step)(torch.full((3,), float(RANK)))
-expect(out, [2.0 * sum(range(SIZE)) + 1] * 3, "all_reduce in a compiled function")
-assert any("collectives are not ops of graphc's IR yet" in str(w.message) for w in caught), \
-    [str(w.message) for w in caught]
+expect(out, [[2.0 * r + 1] * 3 for r in range(SIZE)], "all_gather in a compiled function")
+assert any("graphc cannot trace torch.distributed.all_gather" in str(w.message)
+           for w in caught), [str(w.message) for w in caught]
 
 # ---- barrier, async too; the group's state ---------------------------------------------------
 dist.barrier()

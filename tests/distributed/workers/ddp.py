@@ -1,4 +1,5 @@
-"""Run under ``mpiexec -n N`` (N divides 24): DistributedDataParallel and DistributedSampler.
+"""Run under ``mpiexec -n N`` (N divides 24): DistributedDataParallel, eager and with the
+whole step compiled (cpu backend and interpreter), and DistributedSampler.
 
 Every rank also trains the reference, one process on the whole batch, locally: the data
 of each step is seeded by the step, so every rank knows the whole batch and takes its
@@ -33,6 +34,17 @@ def close(got, want, what, rtol=1e-5, atol=1e-7):
     if got.size:
         largest[0] = max(largest[0], float(np.max(np.abs(got - want))))
     return np.array_equal(got, want)
+
+
+def same_on_every_rank(model, what):
+    """The replicas stay bit-identical: every rank's parameters equal rank 0's exactly."""
+    global checks
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    every = [torch.zeros_like(flat) for _ in range(SIZE)]
+    dist.all_gather(every, flat)
+    for r in range(1, SIZE):
+        assert torch.equal(every[r], every[0]), f"rank {r}'s {what} differ from rank 0's"
+    checks += 1
 
 
 def batch(step):
@@ -94,11 +106,39 @@ for kind in ("mlp", "buffers"):
         with torch.no_grad():
             model.scale.mul_(3.0)       # the broadcast before each forward undoes this
     train(ddp, shard=True)
+    same_on_every_rank(ddp, f"{kind} parameters")
     same = True
     for (name, want), got in zip(reference.state_dict().items(), ddp.state_dict().items()):
         assert got[0] == "module." + name, (got[0], name)
         same &= close(got[1], want, f"{kind} {name} after {STEPS} steps")
     identical[kind] = (same, largest[0])
+
+# ---- the whole step compiled: one native call with the all-reduces inside --------------------
+def train_compiled(model, backend, steps=STEPS):
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = torch.compile(step, backend=backend, fullgraph=True)   # a graph break raises
+    for i in range(steps):
+        x, y = batch(i)
+        compiled(x[SHARD], y[SHARD])
+    return model
+
+
+for backend, cap in (("cpu", 25), ("cpu", 0.0002), ("interpreter", 0.0002)):
+    reference = train(make("mlp", 0), shard=False)
+    ddp = DDP(make("mlp", 0 if RANK == 0 else 1000 + RANK), bucket_cap_mb=cap)
+    train_compiled(ddp, backend)
+    same_on_every_rank(ddp, f"parameters compiled with {backend}")
+    for (name, want), got in zip(reference.state_dict().items(), ddp.module.state_dict().values()):
+        close(got, want, f"compiled ({backend}, {ddp.bucket_count} buckets) {name} after "
+                         f"{STEPS} steps")
 
 # ---- several buckets: the same parameters as one bucket, bit for bit -------------------------
 one = train(DDP(make("mlp", 0)), shard=True)
