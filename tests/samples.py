@@ -83,6 +83,9 @@ PRIMITIVE_SAMPLES = {
                ([rand(1, 2, 5, 5), rand(3, 2, 2, 2)], {"stride": (2, 2), "dilation": (2, 1)})],
     "uniform": [([np.array(42)], {"shape": (3, 4), "dtype": dtypes.float32})],
 }
+# Collectives run only where processes communicate: tests/distributed runs them under
+# mpiexec (workers/compiled.py), tests/codegen/test_collectives.py without MPI.
+COLLECTIVE_SAMPLES = {"all_reduce": [([rand(3, 4)], {"op": "sum"})]}
 
 
 # Composites through the public API: (fn, input arrays) for GRAD_CASES.

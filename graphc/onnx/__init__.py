@@ -152,6 +152,12 @@ def _trace_eval(model, args, kwargs, positions):
             f"{draws[0].source}), which ONNX cannot reproduce: graphc's generator has no "
             f"ONNX operator; a module in eval mode (as export sets) draws nothing in "
             f"dropout, a function must not draw either")
+    collectives = [op for op in graph.ops if op.name == "all_reduce"]
+    if collectives:
+        raise UnsupportedOperatorError(
+            f"graphc.onnx.export: the model communicates with other processes (all_reduce, "
+            f"at {collectives[0].source}), which ONNX has no operator for: export the model "
+            f"of one process")
     lifted = {v: original for _, original, v in tr.lifted.values()}
     return graph, lifted
 

@@ -15,7 +15,7 @@ from graphc.dispatch import bind
 from graphc.ops import ACCUMULATIONS, KINDS, REGISTRY, SCALAR_OPS
 
 from gradcheck import gradcheck
-from samples import GRAD_CASES, PRIMITIVE_SAMPLES, RNG
+from samples import COLLECTIVE_SAMPLES, GRAD_CASES, PRIMITIVE_SAMPLES, RNG
 
 
 # ---- the registry walk ---------------------------------------------------------------------
@@ -32,18 +32,20 @@ ALL_CASES = [c for name in sorted(PRIMITIVE_SAMPLES) for c in _cases(name)]
 
 
 def test_every_primitive_has_samples_and_complete_fields():
-    assert set(PRIMITIVE_SAMPLES) == set(REGISTRY)
+    samples = {**PRIMITIVE_SAMPLES, **COLLECTIVE_SAMPLES}
+    assert set(samples) == set(REGISTRY)
     for name, prim in REGISTRY.items():
         assert prim.name == name
         assert prim.kind in KINDS, name
         assert callable(prim.infer) and callable(prim.impl), name
-        arrays, _ = PRIMITIVE_SAMPLES[name][0]
+        assert (prim.kind == "collective") == (name in COLLECTIVE_SAMPLES), name
+        arrays, _ = samples[name][0]
         if prim.vjp is not None:
             assert isinstance(prim.vjp, tuple), name
             assert len(prim.vjp) == (1 if prim.variadic else len(arrays)), name
             assert all(rule is None or callable(rule) for rule in prim.vjp), name
         assert all(s == "out" or 0 <= s < len(arrays) for s in prim.saves), name
-        assert set(prim.attrs) == set(PRIMITIVE_SAMPLES[name][0][1]), name
+        assert set(prim.attrs) == set(samples[name][0][1]), name
 
 
 # Inputs whose dtype is fixed by the op (indices, conditions, seeds): never converted.
@@ -238,7 +240,7 @@ class _ScalarOpsUsed:
 
 def test_every_primitive_carries_what_its_lowering_needs():
     for name, prim in REGISTRY.items():
-        arrays, _ = PRIMITIVE_SAMPLES[name][0]
+        arrays, _ = {**PRIMITIVE_SAMPLES, **COLLECTIVE_SAMPLES}[name][0]
         if prim.kind == "elementwise":
             ops = _ScalarOpsUsed()
             prim.scalar(ops, *[f"x{i}" for i in range(len(arrays))])
