@@ -131,9 +131,10 @@ def main(args):
     result = {"model": model.module, "loss": epoch_loss.item(), "seconds": seconds}
     if rank == 0:                       # model.module: rank 0 alone, no DDP forward
         result["accuracy"] = accuracy(model.module, test_set)
+        epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
         print(f"ddp_digits: world size {world_size}, {args.model}"
-              f"{' compiled' if args.compile else ''}, {args.epochs} epochs, batch "
-              f"{args.batch_size} ({local_batch} per rank), loss {result['loss']:.4f}, "
+              f"{' compiled' if args.compile else ''}, {epochs}, batch {args.batch_size} "
+              f"({local_batch} per rank), loss {result['loss']:.4f}, "
               f"test accuracy {result['accuracy']:.4f}, {seconds:.1f} s", flush=True)
     dist.destroy_process_group()
     return result
