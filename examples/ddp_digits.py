@@ -6,8 +6,9 @@ joins the group (``init_process_group``), holds a replica of the model wrapped i
 ``DistributedDataParallel`` (which averages the gradients across processes during
 ``backward``) and reads its own share of each epoch's shuffled training set
 (``DistributedSampler``).  ``--batch-size`` is the global batch: each process takes
-batch_size // world_size images per step.  Rank 0 shows the progress bar, prints each
-epoch's loss averaged over the ranks, evaluates the test accuracy and prints a summary.
+batch_size // world_size images per step.  Rank 0 shows the progress bar (with its own
+batch's loss), prints each epoch's loss averaged over the ranks, evaluates the test
+accuracy and prints a summary line; the other ranks print nothing.
 
     pip install -e '.[distributed,examples]'
     mpiexec -n 2 python examples/ddp_digits.py              # two processes
@@ -119,9 +120,9 @@ def main(args):
                        leave=False)
         total = 0.0
         for images, labels in batches:
-            loss = step(images, labels)
-            total += loss.item()
-            batches.set_postfix(loss=f"{loss.item():.4f}", refresh=False)   # rank 0's
+            loss = step(images, labels).item()
+            total += loss
+            batches.set_postfix(loss=f"{loss:.4f}", refresh=False)   # rank 0's own batch
         epoch_loss = torch.tensor(total / len(loader))
         dist.all_reduce(epoch_loss, op=dist.ReduceOp.AVG)      # the mean over the ranks
         if show:
