@@ -21,12 +21,13 @@ optimizer's step) goes to ``torch.compile``.  The all-reduce inside DDP's backwa
 an op of graphc's IR yet, so today the step is a graph break (one warning per rank) and
 runs eagerly, with the same results.
 
-The same seed gives the same global batches on any number of processes N that divides
-``--batch-size``: DistributedSampler deals rank r the indices r, r + N, r + 2N, ... of one
-shuffled order, so the N shares of a step are together the one-process batch of that step,
-and DDP's average of the ranks' gradients is the gradient of that batch's mean loss.  So
-``-n 1`` and ``-n 2`` reach the same parameters up to float rounding, not bit for bit
-(measured: largest difference 4e-6 after the default 10 epochs, same loss and accuracy).
+With the same seed, N processes (N dividing ``--batch-size``) train on the one-process
+batches: DistributedSampler deals rank r the indices r, r + N, r + 2N, ... of one shuffled
+order, so the N shares of a step together are that step's one-process batch, and DDP's
+average of the ranks' gradients is the gradient of the batch's mean loss.  (The sampler
+pads the order to a multiple of N; for a large N that padding can add one last batch.)
+So ``-n 1`` and ``-n 2`` reach the same parameters up to float rounding, not bit for bit
+(measured: largest difference 4e-6 after the default 10 epochs; same loss and accuracy).
 """
 import argparse
 import time
