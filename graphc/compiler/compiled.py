@@ -33,6 +33,7 @@ from graphc.context import GraphBreak
 from graphc.ir import Graph
 from graphc.logs import logger
 from graphc.nn import Module
+from graphc.nn.parallel import DistributedDataParallel
 from graphc.ops import REGISTRY
 from graphc.tensor import Tensor
 from graphc.tracing.trace import unflatten_tensors
@@ -599,14 +600,19 @@ class OptimizedModule(Module):
     """A compiled ``nn.Module``, like PyTorch's: an ``nn.Module`` whose forward runs the
     compiled program.  The original is its submodule ``_orig_mod``, so
     ``state_dict()`` keys start with ``_orig_mod.`` (as in PyTorch); parameters,
-    ``train``/``eval`` and every other attribute reach the original."""
+    ``train``/``eval`` and every other attribute reach the original.  ``run``, when
+    given, calls the compiled forward: ``run(compiled, *args, **kwargs)`` (a wrapper
+    whose own forward is Python bookkeeping around a compiled inner module)."""
 
-    def __init__(self, module: Module, compiled: CompiledFunction):
+    def __init__(self, module: Module, compiled: CompiledFunction, run=None):
         super().__init__()
         self._orig_mod = module
         object.__setattr__(self, "_compiled", compiled)
+        object.__setattr__(self, "_run", run)
 
     def forward(self, *args, **kwargs):
+        if self._run is not None:
+            return self._run(self._compiled, *args, **kwargs)
         return self._compiled(*args, **kwargs)
 
     @property
@@ -724,6 +730,11 @@ def _compile_one(model, disable, settings):
                            f"{type(model).__name__}")
     if disable:
         return model
+    if isinstance(model, DistributedDataParallel):
+        # Its forward's bookkeeping (broadcast the buffers, decide whether this backward
+        # averages) must run on every call, so only the wrapped module is compiled, as
+        # PyTorch's compiler leaves DDP's own forward to Python.
+        return OptimizedModule(model, CompiledFunction(model.module, **settings), model.run)
     if isinstance(model, Module):
         return OptimizedModule(model, CompiledFunction(model, **settings))
     return CompiledFunction(model, **settings)

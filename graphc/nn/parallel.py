@@ -120,6 +120,12 @@ class DistributedDataParallel(Module):
             self.require_backward_grad_sync = previous
 
     def forward(self, *inputs, **kwargs):
+        return self.run(self.module, *inputs, **kwargs)
+
+    def run(self, forward, *inputs, **kwargs):
+        """``forward(*inputs, **kwargs)`` (the wrapped module, or its compiled forward:
+        ``graphc.compile(ddp)`` compiles only the module, since a compiled program would
+        replay without the bookkeeping here), after the bookkeeping of a forward pass."""
         if self.broadcast_buffers:
             with no_grad():
                 for b in self.module.buffers():
@@ -130,7 +136,7 @@ class DistributedDataParallel(Module):
             b.ready.clear()
             b.work = b.flat = None
         self._next = 0
-        return self.module(*inputs, **kwargs)
+        return forward(*inputs, **kwargs)
 
     # ---- during backward ----------------------------------------------------------------
     def _grad_ready(self, param) -> None:

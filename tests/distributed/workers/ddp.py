@@ -140,6 +140,23 @@ for backend, cap in (("cpu", 25), ("cpu", 0.0002), ("interpreter", 0.0002)):
         close(got, want, f"compiled ({backend}, {ddp.bucket_count} buckets) {name} after "
                          f"{STEPS} steps")
 
+# ``graphc.compile(ddp)``: the module's forward compiled, DDP's bookkeeping still run on
+# every call (the buffers' broadcast too), so gradients are averaged on every step.
+for kind in ("mlp", "buffers"):
+    reference = train(make(kind, 0), shard=False)
+    model = make(kind, 0 if RANK == 0 else 1000 + RANK)
+    ddp = DDP(model)
+    if kind == "buffers" and RANK != 0:
+        with torch.no_grad():
+            model.scale.mul_(3.0)
+    compiled = torch.compile(ddp)
+    train(compiled, shard=True)
+    same_on_every_rank(ddp, f"{kind} parameters of graphc.compile(ddp)")
+    for (name, want), got in zip(reference.state_dict().items(), model.state_dict().values()):
+        close(got, want, f"graphc.compile(ddp) {kind} {name} after {STEPS} steps")
+    assert list(compiled.state_dict())[0].startswith("_orig_mod.module."), \
+        list(compiled.state_dict())
+
 # ---- several buckets: the same parameters as one bucket, bit for bit -------------------------
 one = train(DDP(make("mlp", 0)), shard=True)
 tiny = DDP(make("mlp", 0), bucket_cap_mb=0.0002)       # 210 bytes: a bucket per layer
