@@ -4,8 +4,8 @@ A ``loops.Collective`` becomes ``MPI_Iallreduce(send, recv, count, datatype, op,
 &requests[slot])`` and its ``loops.Wait`` ``MPI_Wait(&requests[slot], &status)``; the
 kernels between them run while the data travels.  MPI moves a nonblocking collective on
 only inside its calls (MPICH has no progress thread by default), so after each kernel the
-entry calls ``MPI_Test`` on every request still in flight: a few hundred nanoseconds each,
-and the reduction advances while the backward goes on instead of all at the wait.
+entry calls ``MPI_Test`` once, on the oldest request it has not seen complete, and the
+reduction advances while the backward goes on instead of all at the wait.
 
 The generated code depends on the MPI library only through the sizes of its handle,
 request and status types (``World.abi``: MPICH's handles are 4-byte ints, Open MPI's
@@ -71,7 +71,8 @@ class MPICalls:
         self.requests = allocas.alloca(ir.ArrayType(self.request_type, slots), name="requests")
         self.status = allocas.alloca(ir.ArrayType(I8, status_bytes), name="status")
         self.status.align = 8
-        self.done = allocas.alloca(I32, name="done")
+        # done[slot]: what MPI_Test last said of the request (set to 0 when it starts)
+        self.done = allocas.alloca(ir.ArrayType(I32, max(slots, 1)), name="done")
         self.flying: list = []             # slots started and not yet waited for
 
     def _handle(self, b, index: int):
@@ -80,6 +81,9 @@ class MPICalls:
 
     def _request(self, b, slot: int):
         return b.gep(self.requests, [i64(0), i64(slot)], inbounds=True)
+
+    def _done(self, b, slot: int):
+        return b.gep(self.done, [i64(0), i64(slot)], inbounds=True)
 
     def _checked(self, b, rc, flag) -> None:
         failed = b.icmp_signed("!=", rc, ir.Constant(I32, 0))
@@ -96,6 +100,7 @@ class MPICalls:
         rc = b.call(self.iallreduce, [send, recv, ir.Constant(I32, kernel.count), datatype, op,
                                       self._handle(b, 0), self._request(b, kernel.slot)])
         self._checked(b, rc, flag)
+        b.store(ir.Constant(I32, 0), self._done(b, kernel.slot))
         self.flying.append(kernel.slot)
 
     def wait(self, b, kernel: L.Wait, flag) -> None:
@@ -104,7 +109,20 @@ class MPICalls:
         self.flying.remove(kernel.slot)
 
     def progress(self, b) -> None:
-        """Let MPI move the collectives in flight on (``MPI_Test`` completes a request
-        that is done and leaves its later ``MPI_Wait`` nothing to do)."""
+        """Let MPI move the collectives in flight on: one ``MPI_Test`` of the oldest
+        request not yet seen complete (MPI's progress engine is global, so one call moves
+        every request on; a completed request is null, and testing it would not)."""
+        if not self.flying:
+            return
+        after = b.append_basic_block("progressed")
         for slot in self.flying:
-            b.call(self.test_fn, [self._request(b, slot), self.done, self.status])
+            pending = b.icmp_signed("==", b.load(self._done(b, slot), typ=I32),
+                                    ir.Constant(I32, 0))
+            test, skip = b.append_basic_block(f"test{slot}"), b.append_basic_block()
+            b.cbranch(pending, test, skip)
+            b.position_at_end(test)
+            b.call(self.test_fn, [self._request(b, slot), self._done(b, slot), self.status])
+            b.branch(after)
+            b.position_at_end(skip)
+        b.branch(after)
+        b.position_at_end(after)
