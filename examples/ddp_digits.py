@@ -17,9 +17,9 @@ accuracy and prints a summary line; the other ranks print nothing.
     mpiexec -n 2 python examples/ddp_digits.py --model cnn --epochs 5
 
 With ``--compile`` the whole training step (zero_grad, forward, loss, backward, the
-optimizer's step) goes to ``torch.compile``.  The all-reduce inside DDP's backward is not
-an op of graphc's IR yet, so today the step is a graph break (one warning per rank) and
-runs eagerly, with the same results.
+optimizer's step) goes to ``torch.compile``: one native call per step, whose generated
+code starts the gradients' all-reduce as soon as the backward has computed them
+(docs/distributed.md).
 
 With the same seed, N processes (N dividing ``--batch-size``) train on the one-process
 batches: DistributedSampler deals rank r the indices r, r + N, r + 2N, ... of one shuffled
@@ -32,8 +32,6 @@ So ``-n 1`` and ``-n 2`` reach the same parameters up to float rounding, not bit
 import argparse
 import time
 
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 import graphc as torch
@@ -43,36 +41,7 @@ from graphc.nn.parallel import DistributedDataParallel as DDP
 from graphc.utils.data import DataLoader, TensorDataset
 from graphc.utils.data.distributed import DistributedSampler
 
-
-def load_data(seed):
-    """Train and test sets (images N x 1 x 8 x 8 in [0, 1], labels N); every rank loads
-    the same split."""
-    digits = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(
-        digits.images / 16.0, digits.target, test_size=0.25, random_state=seed,
-        stratify=digits.target)
-
-    def to_tensors(x, y):
-        return torch.tensor(x, dtype=torch.float32).unsqueeze(1), torch.tensor(y)
-
-    return to_tensors(x_train, y_train), to_tensors(x_test, y_test)
-
-
-def mlp():
-    return nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(64, 128), nn.ReLU(),
-        nn.Linear(128, 10),
-    )
-
-
-def cnn():
-    return nn.Sequential(
-        nn.Conv2d(1, 16, kernel_size=3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2),                                    # 16 x 4 x 4
-        nn.Flatten(),
-        nn.Linear(16 * 4 * 4, 10),
-    )
+from digits import cnn, load_data, mlp      # the single-process example's data and models
 
 
 def accuracy(model, data):

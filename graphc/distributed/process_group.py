@@ -120,7 +120,9 @@ def _share_cores(group: ProcessGroup) -> None:
     """Ranks on one machine share its cores: unless ``GRAPHC_NUM_THREADS`` or the program
     chose a thread count, each rank computes on ``cores // local ranks`` threads (torchrun
     likewise sets ``OMP_NUM_THREADS=1`` for several processes per machine).  Two ranks
-    on two cores that each used both ran a compiled training step 1.9 times slower."""
+    on two cores that each used both ran the GPT-style DDP step of
+    ``benchmarks/distributed.py`` 1.1-1.2 times slower compiled and 16 times slower
+    eagerly (numpy's BLAS threads of the two ranks fighting over the cores)."""
     from graphc import parallel
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
         else os.cpu_count() or 1
