@@ -85,7 +85,8 @@ PRIMITIVE_SAMPLES = {
 }
 # Collectives run only where processes communicate: tests/distributed runs them under
 # mpiexec (workers/compiled.py), tests/codegen/test_collectives.py without MPI.
-COLLECTIVE_SAMPLES = {"all_reduce": [([rand(3, 4)], {"op": "sum"})]}
+COLLECTIVE_SAMPLES = {"all_reduce": [([rand(3, 4)], {"op": "sum"})],
+                      "broadcast": [([rand(3, 4)], {"src": 0})]}
 
 
 # Composites through the public API: (fn, input arrays) for GRAD_CASES.

@@ -104,9 +104,11 @@ def _better(kind, v, best) -> bool:
 
 
 def run_kernel(kernel, buffers, error):
-    if isinstance(kernel, L.Collective):        # a blocking reduction; its Wait is a no-op
-        buffers[kernel.recv][:kernel.count] = collective.world().all_reduce(
-            buffers[kernel.send][:kernel.count], kernel.op)
+    if isinstance(kernel, L.Collective):        # blocking here; its Wait is a no-op
+        send, world = buffers[kernel.send][:kernel.count], collective.world()
+        buffers[kernel.recv][:kernel.count] = (
+            world.all_reduce(send, kernel.op) if kernel.call == "all_reduce"
+            else world.broadcast(send, kernel.root))
         return None
     if isinstance(kernel, L.Wait):
         return None

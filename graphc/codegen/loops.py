@@ -17,8 +17,8 @@ Conventions
   split them across threads or blocks), unless ``kernel.serial`` is set.
 - A ``MatmulKernel`` is a batched C = A @ B whose stores (the fused epilogue) are
   expressions over the accumulator (``Acc("acc")``) and the output indices.
-- A ``Collective`` starts a reduction across processes of one buffer into another
-  without waiting for it; its ``Wait``, placed before the first kernel that reads the
+- A ``Collective`` starts a reduction (or broadcast) across processes of one buffer into
+  another without waiting for it; its ``Wait``, placed before the first kernel that reads the
   result, finishes it.  Kernels between the two run while the data travels.
 """
 from __future__ import annotations
@@ -262,18 +262,26 @@ class MatmulKernel:
 
 @dataclass
 class Collective:
-    """Start ``recv = all_reduce(send)`` over the process group (``op``: one of
-    ``graphc.ops.collective.REDUCTIONS``) on ``count`` elements of ``dtype``, as request
-    ``slot`` of the program.  Until its ``Wait``, ``send`` must
-    not change and ``recv`` not be read."""
+    """Start ``recv = all_reduce(send)`` over the process group (``call`` "all_reduce",
+    ``op``: one of ``graphc.ops.collective.REDUCTIONS``), or ``recv = broadcast(send)``
+    from rank ``root`` (``call`` "broadcast"), on ``count`` elements of ``dtype``, as
+    request ``slot`` of the program.  Until its ``Wait``, ``send`` must not change and
+    ``recv`` not be read."""
     name: str
-    op: str
+    call: str
+    op: str | None
+    root: int | None
     send: str
     recv: str
     count: int
     dtype: DType
     slot: int
     comment: list = field(default_factory=list)
+
+    def describe(self) -> str:
+        """``all_reduce<sum>(f32[12])``, ``broadcast<src=0>(f32[12])``."""
+        what = self.op if self.call == "all_reduce" else f"src={self.root}"
+        return f"{self.call}<{what}>({self.dtype.short}[{self.count}])"
 
     @property
     def inputs(self) -> list:
@@ -397,7 +405,8 @@ def _loop_lines(loops, indent):
 
 def format_kernel(k) -> str:
     if isinstance(k, Collective):
-        return (f"start {k.name}: {k.recv} = all_reduce<{k.op}>({k.send}) "
+        what = k.op if k.call == "all_reduce" else f"src={k.root}"
+        return (f"start {k.name}: {k.recv} = {k.call}<{what}>({k.send}) "
                 f"[{k.count} x {k.dtype.name}] as request {k.slot}")
     if isinstance(k, Wait):
         return f"wait {k.name}: request {k.slot} ({k.collective.recv} ready)"

@@ -289,9 +289,9 @@ class Lowering:
         return self.lower_loops(group)
 
     def lower_collective(self, group) -> L.Collective:
-        """Start the all-reduce of the operand's buffer (a contiguous copy when the
-        operand is a view of part of one) into the result's; ``place_waits`` adds its
-        ``Wait``."""
+        """Start the all-reduce or broadcast of the operand's buffer (a contiguous copy
+        when the operand is a view of part of one) into the result's; ``place_waits``
+        adds its ``Wait``."""
         op = group.ops[0]
         x, out = op.inputs[0], op.out
         view = self.strided(x)
@@ -299,9 +299,9 @@ class Lowering:
                 self.buffers[view[0]].size != out.size:
             view = self.materialize(x)
         slot = sum(isinstance(k, L.Collective) for k in self.kernels)
-        return L.Collective(self.kernel_name(group), op.attr_dict["op"], view[0],
-                            self.buffer_of[out], out.size, out.type.dtype, slot,
-                            self.comment(group))
+        return L.Collective(self.kernel_name(group), op.name, op.attr_dict.get("op"),
+                            op.attr_dict.get("src"), view[0], self.buffer_of[out], out.size,
+                            out.type.dtype, slot, self.comment(group))
 
     def lower_loops(self, group):
         shape, axes = group.shape, group.axes

@@ -48,14 +48,14 @@ def traced(tensor) -> bool:
 
 def host_array(tensor, what: str) -> np.ndarray:
     """The tensor's array.  While ``graphc.compile`` traces, a tensor has no values, and
-    of the collectives only ``all_reduce`` is an op of the IR: the others are a graph
-    break, so the function runs eagerly."""
+    of the collectives only ``all_reduce`` and ``broadcast`` are ops of the IR: the
+    others are a graph break, so the function runs eagerly."""
     if traced(tensor):
         line = context.user_source_line()
         raise context.GraphBreak(f"graphc cannot trace torch.distributed.{what}"
                                  + (f" (at {line})" if line else "")
-                                 + ": of the collectives, only all_reduce is an op of "
-                                   "graphc's IR")
+                                 + ": of the collectives, only all_reduce and broadcast "
+                                   "are ops of graphc's IR")
     return tensor._data
 
 

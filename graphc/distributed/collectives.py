@@ -22,7 +22,7 @@ from graphc.distributed import buffers, process_group
 from graphc.distributed.buffers import Staged, describe
 from graphc.distributed.ops import ReduceOp, as_reduce_op, mpi_op
 from graphc.distributed.work import Work
-from graphc.ops.collective import ALL_REDUCE
+from graphc.ops.collective import ALL_REDUCE, BROADCAST
 from graphc.tensor import Tensor
 
 _CALLS = ("barrier", "all_reduce", "broadcast", "all_gather", "all_gather_into_tensor",
@@ -105,7 +105,9 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     op = as_reduce_op(op)
     _check_op(op, tensor.dtype, "all_reduce")
     if buffers.traced(tensor):
-        return _finish(_traced_all_reduce(g, tensor, op), async_op)
+        return _finish(_traced(g, tensor, ALL_REDUCE, "all_reduce",
+                               g.size if op is ReduceOp.AVG else 1,
+                               op="sum" if op is ReduceOp.AVG else op.name.lower()), async_op)
     buffers.check_writable(tensor, "all_reduce")
     _agree(g, "all_reduce", int(op), tensor)
     s = Staged(g.MPI, tensor, "all_reduce", reducing=True)
@@ -115,23 +117,25 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
                         _reduced(g, op, s), result=[tensor]), async_op)
 
 
-def _traced_all_reduce(g, tensor, op: ReduceOp) -> Work:
-    """Under ``graphc.compile``: the IR's ``all_reduce`` op, written into ``tensor`` as an
-    in-place op (not differentiated, as PyTorch's collectives are not).  Half precision
-    is reduced in float32 and rounded once, as eagerly; AVG is a sum divided by the world
-    size.  The handle is complete: the compiled program waits where the result is read."""
-    reduced = bind(ALL_REDUCE, tensor.float() if tensor.dtype in dtypes.HALF else tensor,
-                   op="sum" if op is ReduceOp.AVG else op.name.lower())
-    if op is ReduceOp.AVG:
-        reduced = reduced / g.size
+def _traced(g, tensor, prim, call: str, divide_by: int = 1, **attrs) -> Work:
+    """Under ``graphc.compile``: the IR's op ``prim`` (``all_reduce``, ``broadcast``),
+    written into ``tensor`` as an in-place op (not differentiated, as PyTorch's
+    collectives are not).  Half precision travels as float32 (exact both ways) and is
+    reduced there and rounded once, as eagerly; ``divide_by``: AVG's world size.  The
+    handle is complete: the compiled program waits where the result is read."""
+    result = bind(prim, tensor.float() if tensor.dtype in dtypes.HALF else tensor, **attrs)
+    if divide_by != 1:
+        result = result / divide_by
     with no_grad():
-        tensor.copy_(reduced)
-    return Work(g, f"all_reduce({describe(tensor.dtype, tensor.shape)})", [], result=[tensor])
+        tensor.copy_(result)
+    return Work(g, f"{call}({describe(tensor.dtype, tensor.shape)})", [], result=[tensor])
 
 
 def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
     g = process_group.checked(group)
     src = _rank_arg(g, src if src is not None else group_src, "root")
+    if buffers.traced(tensor):
+        return _finish(_traced(g, tensor, BROADCAST, "broadcast", src=src), async_op)
     if g.rank != src:
         buffers.check_writable(tensor, "broadcast")
     _agree(g, "broadcast", src, tensor)

@@ -2,10 +2,11 @@
 ``graphc.ops.collective`` while a group exists (``init_process_group`` to
 ``destroy_process_group``).
 
-The interpreter backend reduces arrays through ``World.all_reduce``.  The cpu backend's
-generated code calls the MPI library itself, so ``World`` also says where that library's
-functions are (``functions``: the addresses of ``MPI_Iallreduce``, ``MPI_Wait`` and
-``MPI_Test`` in the library mpi4py loaded), gives the values of MPI's handles in a fixed
+The interpreter backend communicates through ``World.all_reduce`` and
+``World.broadcast``.  The cpu backend's generated code calls the MPI library itself, so
+``World`` also says where that library's functions are (``functions``: the addresses of
+``MPI_Iallreduce``, ``MPI_Ibcast``, ``MPI_Wait`` and ``MPI_Test`` in the library mpi4py
+loaded), gives the values of MPI's handles in a fixed
 layout (``handles``: the communicator, then one datatype per ``collective.DTYPES``, then one
 operation per ``collective.MPI_OPS``; the generated code reads them from a table at run
 time, so it is the same in every process and cached on disk), and the sizes of the
@@ -31,7 +32,7 @@ from graphc.distributed import buffers
 from graphc.distributed.work import Work
 from graphc.ops import collective
 
-_FUNCTIONS = ("MPI_Iallreduce", "MPI_Wait", "MPI_Test")
+_FUNCTIONS = ("MPI_Iallreduce", "MPI_Ibcast", "MPI_Wait", "MPI_Test")
 
 
 class World:
@@ -67,6 +68,17 @@ class World:
         request = self.group.comm.Iallreduce(
             send, out, op=getattr(MPI, collective.mpi_op(op, dtype)))
         Work(self.group, f"all_reduce({buffers.describe(dtype, array.shape)})", [request]).wait()
+        return out
+
+    def broadcast(self, array: np.ndarray, src: int) -> np.ndarray:
+        """Rank ``src``'s ``array`` (the interpreter's ``broadcast``)."""
+        dtype = dtypes.from_numpy(array.dtype)
+        what = f"broadcast({buffers.describe(dtype, array.shape)}, src={src})"
+        if src >= self.size:
+            raise RuntimeError(f"{what}: src {src} is not a rank of a world of {self.size}")
+        self.agree(what)
+        out = array.copy()
+        Work(self.group, what, [self.group.comm.Ibcast(out, root=src)]).wait()
         return out
 
     def agree(self, what: str) -> None:

@@ -16,6 +16,7 @@ from graphc.context import GraphBreak, no_grad, tracing
 from graphc.onnx import errors
 from graphc.onnx.errors import OnnxExporterError, UnsupportedOperatorError
 from graphc.dtypes import TensorType
+from graphc.ops import REGISTRY
 from graphc.tensor import Tensor
 
 __all__ = ["OnnxExporterError", "UnsupportedOperatorError", "errors", "export",
@@ -152,12 +153,13 @@ def _trace_eval(model, args, kwargs, positions):
             f"{draws[0].source}), which ONNX cannot reproduce: graphc's generator has no "
             f"ONNX operator; a module in eval mode (as export sets) draws nothing in "
             f"dropout, a function must not draw either")
-    collectives = [op for op in graph.ops if op.name == "all_reduce"]
+    collectives = [op for op in graph.ops
+                   if op.name in REGISTRY and REGISTRY[op.name].kind == "collective"]
     if collectives:
         raise UnsupportedOperatorError(
-            f"graphc.onnx.export: the model communicates with other processes (all_reduce, "
-            f"at {collectives[0].source}), which ONNX has no operator for: export the model "
-            f"of one process")
+            f"graphc.onnx.export: the model communicates with other processes "
+            f"({collectives[0].name}, at {collectives[0].source}), which ONNX has no "
+            f"operator for: export the model of one process")
     lifted = {v: original for _, original, v in tr.lifted.values()}
     return graph, lifted
 

@@ -1,6 +1,6 @@
 """Collectives as ops of the IR: ``all_reduce(x, op)`` is ``x`` reduced elementwise over
-every rank of the process group (``op``: sum, product, min, max, band, bor, bxor), the
-same shape and dtype on every rank.
+every rank of the process group (``op``: sum, product, min, max, band, bor, bxor), and
+``broadcast(x, src)`` is rank ``src``'s ``x``, the same shape and dtype on every rank.
 
 The op is pure as far as one program is concerned (its value is a function of what
 every rank passes in), so the passes treat it like any other op, except that constant
@@ -10,8 +10,8 @@ every rank, which MPI requires.
 
 Who communicates is not known here: ``graphc.distributed`` attaches its world when a
 process group is formed (``attach``), and the backends reach it through ``world()``: the
-interpreter calls ``world().all_reduce(array, op)``, the cpu backend calls the MPI library
-itself from the generated code with what ``world()`` tells it (the library's functions,
+interpreter calls ``world().all_reduce(array, op)`` and ``world().broadcast(array, src)``,
+the cpu backend calls the MPI library itself from the generated code with what ``world()`` tells it (the library's functions,
 its handles and their sizes).  So ``graphc.ops`` stays below the front end.
 """
 from __future__ import annotations
@@ -49,8 +49,9 @@ _world = None
 
 def attach(world) -> None:
     """Make ``world`` the one collectives run in (None: no process group).  It has
-    ``rank``, ``size``, ``all_reduce(array, op) -> array`` and what the cpu backend's
-    generated code needs (``graphc.distributed.native.World``)."""
+    ``rank``, ``size``, ``all_reduce(array, op) -> array``, ``broadcast(array, src) ->
+    array`` and what the cpu backend's generated code needs
+    (``graphc.distributed.native.World``)."""
     global _world
     _world = world
 
@@ -83,3 +84,21 @@ def _all_reduce_impl(x, op):
 ALL_REDUCE = register(Primitive(
     "all_reduce", "collective", _all_reduce_infer, _all_reduce_impl, attrs=("op",),
     doc="x reduced elementwise over every rank of the process group"))
+
+
+# ---- broadcast ------------------------------------------------------------------------------------
+def _broadcast_infer(x: TensorType, src: int) -> TensorType:
+    if isinstance(src, bool) or not isinstance(src, int) or src < 0:
+        raise op_error("broadcast", f"src must be a rank, got {src!r}", x)
+    if x.dtype not in DTYPES:
+        raise op_error("broadcast", f"cannot send {x.dtype.name} (send it as float32)", x)
+    return x
+
+
+def _broadcast_impl(x, src):
+    return world().broadcast(x, src)
+
+
+BROADCAST = register(Primitive(
+    "broadcast", "collective", _broadcast_infer, _broadcast_impl, attrs=("src",),
+    doc="rank src's x, on every rank of the process group"))

@@ -1,4 +1,4 @@
-"""all_reduce as an op of the IR, without MPI: how it prints, that passes keep it, where the
+"""all_reduce and broadcast as ops of the IR, without MPI: how it prints, that passes keep it, where the
 schedule and the lowering put its start and its wait, what the cpu backend renders for it,
 and the reference evaluator against the interpreter.  A stand-in world (``Fake``) takes the
 place of ``graphc.distributed``'s; tests/distributed runs the real thing under mpiexec."""
@@ -28,14 +28,26 @@ TEXT = """graph step(%x: f32[64,64], %w1: f32[64,64], %w2: f32[64,64]) {
 }"""
 
 
+# A buffer's broadcast before the forward (DDP's), read by the first op.
+BROADCAST = """graph f(%x: f32[16], %b: f32[16]) {
+  %c = broadcast(%b, src=1) : f32[16]
+  %y = mul(%x, %c) : f32[16]
+  return %y, %c
+}"""
+
+
 class Fake:
-    """A world of one that says each reduction is 3 times the local value."""
+    """A world of one that says each reduction is 3 times the local value, and each
+    broadcast the local value plus 1."""
     rank, size = 0, 1
     abi = (4, 4, 20)                  # MPICH's: int handles, int requests, 20-byte status
     handles = list(range(1, 2 + len(collective.DTYPES) + len(collective.MPI_OPS)))
 
     def all_reduce(self, array, op):
         return np.asarray(array) * 3
+
+    def broadcast(self, array, src):
+        return np.asarray(array) + 1
 
 
 @pytest.fixture
@@ -118,14 +130,16 @@ def test_each_wait_comes_before_the_first_reader_and_buffers_live_through_the_fl
         L.format_program(program)
 
 
-def test_the_evaluator_and_the_interpreter_agree(world):
-    g = parse(TEXT)
+@pytest.mark.parametrize("text, shapes", [(TEXT, [(64, 64)] * 3), (BROADCAST, [(16,)] * 2)])
+def test_the_evaluator_and_the_interpreter_agree(world, text, shapes):
+    g = parse(text)
     rng = np.random.default_rng(0)
-    inputs = [rng.standard_normal((64, 64)).astype(np.float32) for _ in range(3)]
+    inputs = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
     want = interpreter.compile_graph(g)(inputs)
     got = run_program(lower(g)[0], inputs)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a.reshape(b.shape), b, rtol=1e-4, atol=1e-3)
+    assert not np.allclose(want[-1], inputs[-1] if text == BROADCAST else 0)
 
 
 def test_the_cpu_entry_calls_mpi(world):
@@ -138,6 +152,17 @@ def test_the_cpu_entry_calls_mpi(world):
     assert entry.count("call i32 @\"MPI_Wait\"") == 2
     assert "call i32 @\"MPI_Test\"" in entry         # progress while in flight
     assert "@\"graphc_mpi_handles\" = external global [" in entry
+
+
+def test_a_broadcast_copies_then_sends_in_place(world):
+    from graphc.targets.cpu.render import render_program
+    program = lower(parse(BROADCAST))[0]
+    assert "start k0_broadcast: out_c = broadcast<src=1>(in1_b) [16 x float32]" in \
+        L.format_program(program)
+    entry = render_program(program).entry
+    copy, send = entry.index('call void @"llvm.memcpy'), entry.index('call i32 @"MPI_Ibcast"')
+    assert copy < send and ", i64 64, i1 0)" in entry          # 16 floats
+    assert "i32 16, i32 %" in entry[send:] and ", i32 1, i32 %" in entry[send:]   # root 1
 
 
 def test_the_cuda_backends_refuse_collectives_by_name():

@@ -1,7 +1,9 @@
 """Collectives in generated code: the program's ``entry`` calls the MPI library itself.
 
 A ``loops.Collective`` becomes ``MPI_Iallreduce(send, recv, count, datatype, op, comm,
-&requests[slot])`` and its ``loops.Wait`` ``MPI_Wait(&requests[slot], &status)``; the
+&requests[slot])`` (a broadcast: ``recv`` = ``send``, then ``MPI_Ibcast(recv, count,
+datatype, root, comm, &requests[slot])``) and its ``loops.Wait`` ``MPI_Wait(&requests[slot],
+&status)``; the
 kernels between them run while the data travels.  MPI moves a nonblocking collective on
 only inside its calls (MPICH has no progress thread by default), so after each kernel the
 entry calls ``MPI_Test`` once, on the oldest request it has not seen complete, and the
@@ -24,7 +26,9 @@ import llvmlite.ir as ir
 
 from graphc.codegen import loops as L
 from graphc.ops import collective
-from graphc.targets.cpu.kernel import I8, I32, I64, PTR, declare, i64, raise_flag
+from graphc.targets.cpu.kernel import I8, I32, I64, PTR, VOID, declare, i64, raise_flag
+
+I1 = ir.IntType(1)
 
 HANDLES_SYMBOL = "graphc_mpi_handles"
 _OPS_AT = 1 + len(collective.DTYPES)
@@ -49,8 +53,7 @@ def uses_mpi(program: L.Program) -> bool:
 def signature(program: L.Program) -> str:
     """What every rank must agree on before a call: the program's collectives in order."""
     return f"compiled program {program.name} with " + ", ".join(
-        f"all_reduce<{k.op}>({k.dtype.short}[{k.count}])"
-        for k in program.kernels if isinstance(k, L.Collective))
+        k.describe() for k in program.kernels if isinstance(k, L.Collective))
 
 
 class MPICalls:
@@ -63,6 +66,7 @@ class MPICalls:
         handle = self.handle
         self.iallreduce = declare(module, "MPI_Iallreduce", I32,
                                   [PTR, PTR, I32, handle, handle, handle, PTR])
+        self.ibcast = declare(module, "MPI_Ibcast", I32, [PTR, I32, handle, I32, handle, PTR])
         self.wait_fn = declare(module, "MPI_Wait", I32, [PTR, PTR])
         self.test_fn = declare(module, "MPI_Test", I32, [PTR, PTR, PTR])
         self.table = ir.GlobalVariable(module, ir.ArrayType(I64, len(HANDLES)), HANDLES_SYMBOL)
@@ -92,13 +96,22 @@ class MPICalls:
 
     def start(self, b, kernel: L.Collective, send, recv, flag) -> None:
         if kernel.count >= 2 ** 31:
-            raise ValueError(f"{kernel.name}: MPI_Iallreduce takes at most 2**31 - 1 "
-                             f"elements, this one has {kernel.count}")
+            raise ValueError(f"{kernel.name}: MPI takes at most 2**31 - 1 elements, this "
+                             f"{kernel.call} has {kernel.count}")
+        count = ir.Constant(I32, kernel.count)
         datatype = self._handle(b, 1 + collective.DTYPES.index(kernel.dtype))
-        op = self._handle(b, _OPS_AT + collective.MPI_OPS.index(
-            collective.mpi_op(kernel.op, kernel.dtype)))
-        rc = b.call(self.iallreduce, [send, recv, ir.Constant(I32, kernel.count), datatype, op,
-                                      self._handle(b, 0), self._request(b, kernel.slot)])
+        request = self._request(b, kernel.slot)
+        if kernel.call == "broadcast":      # in place in recv, which starts as send
+            intrinsic = declare(b.module, "llvm.memcpy.p0.p0.i64", VOID, [PTR, PTR, I64, I1])
+            b.call(intrinsic, [recv, send, i64(kernel.count * kernel.dtype.itemsize),
+                               ir.Constant(I1, 0)])
+            rc = b.call(self.ibcast, [recv, count, datatype, ir.Constant(I32, kernel.root),
+                                      self._handle(b, 0), request])
+        else:
+            op = self._handle(b, _OPS_AT + collective.MPI_OPS.index(
+                collective.mpi_op(kernel.op, kernel.dtype)))
+            rc = b.call(self.iallreduce, [send, recv, count, datatype, op, self._handle(b, 0),
+                                          request])
         self._checked(b, rc, flag)
         b.store(ir.Constant(I32, 0), self._done(b, kernel.slot))
         self.flying.append(kernel.slot)

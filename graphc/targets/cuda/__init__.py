@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from graphc.targets.native import lower_graph
 from graphc.ir import Graph
+from graphc.ops import REGISTRY
+
+COLLECTIVES = frozenset(name for name, p in REGISTRY.items() if p.kind == "collective")
 
 
 def compile_graph_cuda_emulated(graph: Graph, fuse: bool = True, dump=None):
@@ -29,7 +32,7 @@ def _refuse_collectives(graph: Graph) -> None:
     """The CUDA programs launch their kernels from generated host code that does not
     call MPI: a graph with a collective is refused, naming it, before anything runs."""
     for op in graph.ops:
-        if op.name == "all_reduce":
+        if op.name in COLLECTIVES:
             raise NotImplementedError(
                 f"the cuda backends cannot run collectives yet ({op.name} at "
                 f"{op.source or 'an unknown line'}): compile the distributed step with "

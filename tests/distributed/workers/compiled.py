@@ -1,5 +1,5 @@
-"""Run under ``mpiexec -n N``: ``all_reduce`` inside ``graphc.compile`` (the IR's op), on
-the cpu backend and the interpreter, against numpy on every rank.
+"""Run under ``mpiexec -n N``: ``all_reduce`` and ``broadcast`` inside ``graphc.compile``
+(the IR's ops), on the cpu backend and the interpreter, against numpy on every rank.
 
 Each rank's data is a known function of its rank, so every rank computes what the
 reduction must give.  One compiled function reduces many tensors at once (every dtype and
@@ -73,6 +73,19 @@ def check(got, expected, what):
     checks += 1
 
 
+SENT = [(np.float32, (5, 3)), (np.float64, ()), (np.int64, (0,)), (np.bool_, (4,)),
+        (np.uint8, (7,)), (np.float16, (6,))]
+
+
+def broadcast_all(*tensors):
+    out = []
+    for i, t in enumerate(tensors):
+        y = t.clone()
+        dist.broadcast(y, (i + 1) % SIZE)             # every rank is a source once
+        out.append(y)
+    return out
+
+
 def reduce_a_view(x):
     y = x.clone()
     dist.all_reduce(y[:, 1])                         # only the column changes
@@ -95,6 +108,11 @@ for backend in ("cpu", "interpreter"):
     # the same function run eagerly gives the same values
     for got, case in zip(reduce_all(*inputs), CASES):
         check(got, want(*case), f"eager all_reduce {case}")
+
+    sent = [torch.tensor(data(RANK, shape, dtype)) for dtype, shape in SENT]
+    for i, (got, (dtype, shape)) in enumerate(zip(
+            torch.compile(broadcast_all, backend=backend, fullgraph=True)(*sent), SENT)):
+        check(got, data((i + 1) % SIZE, shape, dtype), f"{backend} broadcast {dtype} {shape}")
 
     x = torch.tensor(data(RANK, (4, 3), np.float32))
     every = np.stack([data(r, (4, 3), np.float32) for r in range(SIZE)])

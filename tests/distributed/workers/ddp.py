@@ -131,14 +131,19 @@ def train_compiled(model, backend, steps=STEPS):
     return model
 
 
-for backend, cap in (("cpu", 25), ("cpu", 0.0002), ("interpreter", 0.0002)):
-    reference = train(make("mlp", 0), shard=False)
-    ddp = DDP(make("mlp", 0 if RANK == 0 else 1000 + RANK), bucket_cap_mb=cap)
+for kind, backend, cap in (("mlp", "cpu", 25), ("mlp", "cpu", 0.0002),
+                           ("mlp", "interpreter", 0.0002), ("buffers", "cpu", 25)):
+    reference = train(make(kind, 0), shard=False)
+    model = make(kind, 0 if RANK == 0 else 1000 + RANK)
+    ddp = DDP(model, bucket_cap_mb=cap)
+    if kind == "buffers" and RANK != 0:
+        with torch.no_grad():
+            model.scale.mul_(3.0)       # the compiled broadcast before each forward undoes this
     train_compiled(ddp, backend)
     same_on_every_rank(ddp, f"parameters compiled with {backend}")
     for (name, want), got in zip(reference.state_dict().items(), ddp.module.state_dict().values()):
-        close(got, want, f"compiled ({backend}, {ddp.bucket_count} buckets) {name} after "
-                         f"{STEPS} steps")
+        close(got, want, f"compiled {kind} ({backend}, {ddp.bucket_count} buckets) {name} "
+                         f"after {STEPS} steps")
 
 # ``graphc.compile(ddp)``: the module's forward compiled, DDP's bookkeeping still run on
 # every call (the buffers' broadcast too), so gradients are averaged on every step.
