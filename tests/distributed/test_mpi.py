@@ -150,18 +150,9 @@ def test_numbers_that_disagree_with_mpi_are_refused():
 @needs_mpi
 @pytest.mark.slow
 @pytest.mark.parametrize("n", [2, 3])
-def test_every_collective_matches_numpy_on_every_rank(n):
-    rc, out, _ = run(n, "collectives.py")
-    assert rc == 0, out
-    for r in range(n):
-        assert f"rank {r} ok" in out, out
-
-
-@needs_mpi
-@pytest.mark.slow
-@pytest.mark.parametrize("n", [2, 3])
-def test_compiled_all_reduce_matches_numpy_on_every_rank(n):
-    rc, out, _ = run(n, "compiled.py")
+@pytest.mark.parametrize("worker", ["collectives.py", "compiled.py"])   # eager, compiled
+def test_every_collective_matches_numpy_on_every_rank(worker, n):
+    rc, out, _ = run(n, worker)
     assert rc == 0, out
     for r in range(n):
         assert f"rank {r} ok" in out, out
