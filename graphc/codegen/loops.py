@@ -278,10 +278,14 @@ class Collective:
     slot: int
     comment: list = field(default_factory=list)
 
+    @property
+    def what(self) -> str:
+        """``all_reduce<sum>``, ``broadcast<src=0>``."""
+        return f"{self.call}<{self.op if self.call == 'all_reduce' else f'src={self.root}'}>"
+
     def describe(self) -> str:
-        """``all_reduce<sum>(f32[12])``, ``broadcast<src=0>(f32[12])``."""
-        what = self.op if self.call == "all_reduce" else f"src={self.root}"
-        return f"{self.call}<{what}>({self.dtype.short}[{self.count}])"
+        """``all_reduce<sum>(f32[12])``: what ranks must agree on."""
+        return f"{self.what}({self.dtype.short}[{self.count}])"
 
     @property
     def inputs(self) -> list:
@@ -405,8 +409,7 @@ def _loop_lines(loops, indent):
 
 def format_kernel(k) -> str:
     if isinstance(k, Collective):
-        what = k.op if k.call == "all_reduce" else f"src={k.root}"
-        return (f"start {k.name}: {k.recv} = {k.call}<{what}>({k.send}) "
+        return (f"start {k.name}: {k.recv} = {k.what}({k.send}) "
                 f"[{k.count} x {k.dtype.name}] as request {k.slot}")
     if isinstance(k, Wait):
         return f"wait {k.name}: request {k.slot} ({k.collective.recv} ready)"

@@ -124,6 +124,32 @@ def test_a_changed_module_attribute_recompiles():
     assert c.compile_count == 2
 
 
+class Flagged(nn.Module):
+    """Sets a flag in forward and reads it afterwards, as DistributedDataParallel does
+    for whether its backward averages."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+        self.busy = False
+
+    def forward(self, x):
+        self.busy = True
+        y = self.lin(x) * (2.0 if self.busy else 3.0)
+        self.busy = False
+        return y
+
+
+def test_an_attribute_the_trace_sets_before_reading_it_is_not_guarded():
+    graphc.manual_seed(0)
+    m = Flagged()
+    c = graphc.compile(m)
+    x = graphc.randn(4, 3)
+    for _ in range(3):
+        close(c(x), m(x))
+    assert c.compile_count == 1            # a guard on busy would see False -> recompile
+
+
 def test_leaky_relu_negative_slope_change_recompiles():
     act = nn.LeakyReLU(0.1)
     c = graphc.compile(act)
