@@ -96,7 +96,7 @@
     });
     for (const n of view.nodes) {
       const b = g.node(n.id);
-      const grp = add(svg, "g", {id: n.id, class: n.id.includes("-K") ? "knode" : "node"}, n.tooltip);
+      const grp = add(svg, "g", {id: n.id, class: "node"}, n.tooltip);
       add(grp, "rect", {x: b.x - b.width / 2, y: b.y - b.height / 2, width: b.width, height: b.height, rx: 5, fill: "#fff", stroke: "#333"});
       add(grp, "text", {x: b.x, y: b.y + 4, "text-anchor": "middle", "font-size": 11}).textContent = n.label;
     }
@@ -121,9 +121,10 @@
         let hits = 0;
         for (const [id, entry] of Object.entries(d.index)) {
           const node = document.getElementById(id);
-          if (!node || !holder.contains(node)) continue;
+          if (!node || !holder.contains(node) || node.classList.contains("cluster")) continue;
           const hit = q !== "" && entry.text.toLowerCase().includes(q);
-          node.classList.toggle("hit", hit); if (hit) hits += 1;
+          node.classList.toggle("hit", hit);
+          if (hit && hits++ === 0) node.scrollIntoView({block: "center", inline: "center"});
         }
         count.textContent = q ? `${hits} matches` : "";
       });
@@ -212,13 +213,13 @@
     return el("div", {class: "compile", "data-compile": c.index}, view);
   }
 
-  function functionView(fn) {
+  function functionView(fn, i) {
     const rows = fn.compiles.map(c => el("tr", {},
       el("td", {}, String(c.index)),
       el("td", {}, c.graph_break !== null ? "graph break (eager)" : "compiled"),
       el("td", {}, c.reason ? "recompile: " + c.reason : "first compile"),
       el("td", {}, c.graph_break !== null ? c.graph_break : `${c.guards.length} guards, ${c.programs.map(p => p.kernels.length + " " + p.name + " kernels").join(", ")}`)));
-    const box = el("section", {class: "function"}, el("h2", {}, `${fn.name} (backend ${fn.backend})`),
+    const box = el("section", {class: "function", "data-function": i}, el("h2", {}, `${fn.name} (backend ${fn.backend})`),
       el("table", {class: "compiles"}, el("tr", {}, el("th", {}, "#"), el("th", {}, "outcome"), el("th", {}, "why"), el("th", {}, "details")), ...rows));
     if (fn.compiles.length)
       box.append(tabs(fn.compiles.map(c => "compile " + c.index), name =>
@@ -237,7 +238,7 @@
   });
   function select(i) {
     nav.querySelectorAll("button").forEach((b, j) => b.classList.toggle("active", i === j));
-    if (!views[i]) { views[i] = functionView(data.functions[i]); main.append(views[i]); }
+    if (!views[i]) { views[i] = functionView(data.functions[i], i); main.append(views[i]); }
     views.forEach((v, j) => { if (v) v.hidden = i !== j; });
   }
   if (data.functions.length) select(0); else main.append(el("p", {}, "No function was compiled with the report on."));
