@@ -235,7 +235,8 @@ class CompiledFunction:
         self.name = getattr(fn, "__name__", type(fn).__name__)
         report = report if report is not None else os.environ.get("GRAPHC_REPORT")
         # graphc.report's view of this function's compiles, when a report is asked for
-        self.reporter = recorder_for(self.name, backend, report, fuse) if report else None
+        self.reporter = (recorder_for(self.name, backend, report, fuse, self._where())
+                         if report else None)
         functools.update_wrapper(self, fn, updated=())
 
     def __get__(self, obj, objtype=None):

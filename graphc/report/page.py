@@ -20,6 +20,7 @@ def report_data(recorders) -> dict:
     functions = []
     for i, recorder in enumerate(recorders):
         functions.append({"name": recorder.name, "backend": recorder.backend,
+                          "where": recorder.where,
                           "compiles": [collect(r, f"f{i}c{r.index}", recorder.fuse)
                                        for r in recorder.compiles]})
     return {"graphc": __version__, "written": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -30,8 +30,8 @@ class CompileRecord:
 class Recorder:
     """The report's view of one compiled function."""
 
-    def __init__(self, name: str, backend: str, fuse: bool):
-        self.name, self.backend, self.fuse = name, backend, fuse
+    def __init__(self, name: str, backend: str, fuse: bool, where: str):
+        self.name, self.backend, self.fuse, self.where = name, backend, fuse, where
         self.compiles: list = []
         self.pending: CompileRecord | None = None
 
@@ -67,15 +67,17 @@ class Run:
 _RUNS: dict = {}          # absolute directory -> Run
 
 
-def recorder_for(name: str, backend: str, directory: str, fuse: bool = True) -> Recorder:
-    """A new recorder for a function, written with the others of ``directory``."""
+def recorder_for(name: str, backend: str, directory: str, fuse: bool = True,
+                 where: str = "?") -> Recorder:
+    """A new recorder for a function (defined at ``where``, ``file.py:LINE``), written
+    with the others of ``directory``."""
     directory = os.path.abspath(directory)
     if not _RUNS:
         atexit.register(write, only_changed=True)
     run = _RUNS.get(directory)
     if run is None:
         run = _RUNS[directory] = Run(directory)
-    recorder = Recorder(name, backend, fuse)
+    recorder = Recorder(name, backend, fuse, where)
     run.recorders.append(recorder)
     return recorder
 

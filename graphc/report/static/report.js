@@ -219,7 +219,7 @@
       el("td", {}, c.graph_break !== null ? "graph break (eager)" : "compiled"),
       el("td", {}, c.reason ? "recompile: " + c.reason : "first compile"),
       el("td", {}, c.graph_break !== null ? c.graph_break : `${c.guards.length} guards, ${c.programs.map(p => p.kernels.length + " " + p.name + " kernels").join(", ")}`)));
-    const box = el("section", {class: "function", "data-function": i}, el("h2", {}, `${fn.name} (backend ${fn.backend})`),
+    const box = el("section", {class: "function", "data-function": i}, el("h2", {}, `${fn.name} (${fn.where}, backend ${fn.backend})`),
       el("table", {class: "compiles"}, el("tr", {}, el("th", {}, "#"), el("th", {}, "outcome"), el("th", {}, "why"), el("th", {}, "details")), ...rows));
     if (fn.compiles.length)
       box.append(tabs(fn.compiles.map(c => "compile " + c.index), name =>
@@ -232,7 +232,7 @@
   const views = [];
   data.functions.forEach((fn, i) => {
     const breaks = fn.compiles.filter(c => c.graph_break !== null).length;
-    const b = el("button", {onclick: () => select(i)}, `${fn.name}`, el("br"),
+    const b = el("button", {onclick: () => select(i)}, `${fn.name}`, el("small", {}, ` ${fn.where}`), el("br"),
       el("small", {}, `${fn.compiles.length} compiles` + (breaks ? `, ${breaks} graph breaks` : "")));
     nav.append(b);
   });
