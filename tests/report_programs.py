@@ -1,13 +1,26 @@
 """The programs the report tests compile: a training step of the tutorial's quadrant
 MLP (examples/quadrants.py), one of a small GPT (examples/gpt.py), and a function with
-a graph break and two recompiles.  Each ``*_report(directory)`` runs its program with
-the report on and returns the recorder."""
+a graph break and two recompiles.  Each takes the report's folder, runs its program
+with the report on and returns the compiled function (its ``reporter`` holds what the
+report shows)."""
 import warnings
 
 import graphc as torch
 from graphc import nn
 
 from examples_loader import load_example
+
+
+def compiled_step(loss_of, optimizer, directory):
+    """A whole training step (zero_grad, loss, backward, step) compiled with the report
+    on."""
+    def step(x, y):
+        optimizer.zero_grad()
+        loss = loss_of(x, y)
+        loss.backward()
+        optimizer.step()
+        return loss
+    return torch.compile(step, report=directory)
 
 
 def mlp_step(directory):
@@ -18,15 +31,7 @@ def mlp_step(directory):
     model = quadrants.QuadrantNet()
     loss_fn = nn.BCELoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
-
-    @torch.compile(report=directory)
-    def step(x, y):
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-
+    step = compiled_step(lambda x, y: loss_fn(model(x), y), optimizer, directory)
     for _ in range(3):
         step(X, Y)
     return step
@@ -40,15 +45,7 @@ def gpt_step(directory):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randint(0, 16, (2, 8))
     y = torch.randint(0, 16, (2, 8))
-
-    @torch.compile(report=directory)
-    def step(x, y):
-        optimizer.zero_grad()
-        _, loss = model(x, y)
-        loss.backward()
-        optimizer.step()
-        return loss
-
+    step = compiled_step(lambda x, y: model(x, y)[1], optimizer, directory)
     for _ in range(2):
         step(x, y)
     return step

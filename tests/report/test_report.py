@@ -100,12 +100,15 @@ def test_page_is_self_contained(mlp):
     assert html.count("<script") == html.count("</script>")
 
 
-def test_write_makes_one_file_per_run(mlp):
-    paths = write()
-    assert mlp.reporter.name == "step"
-    assert all(os.path.isfile(p) and p.endswith(".html") for p in paths)
-    mine = [p for p in paths if page_data(p)["functions"][0]["name"] == "step"]
-    assert len(mine) >= 1
+def test_write_makes_one_file_per_run(tmp_path):
+    compiled = report_programs.breaking(str(tmp_path))
+    for _ in range(2):
+        (path,) = [p for p in write() if os.path.dirname(p) == str(tmp_path)]
+    assert os.listdir(tmp_path) == [os.path.basename(path)]
+    (function,) = page_data(path)["functions"]
+    assert function["name"] == "scale" and len(function["compiles"]) == 3
+    assert function["where"] == compiled.reporter.where == \
+        f"report_programs.py:{report_programs.scale.__code__.co_firstlineno}"
 
 
 def test_environment_variable_turns_the_report_on(tmp_path, monkeypatch):
