@@ -12,7 +12,8 @@ import re
 
 import pytest
 
-from graphc.report import write
+from graphc.report import collect, write
+from graphc.report.page import write_page
 
 import report_programs
 from browser import chromium, open_report
@@ -93,3 +94,25 @@ def test_graph_break_and_recompiles_in_the_browser(report):
         guards = section.locator("[data-compile='2'] [data-tab=guards] pre").inner_text()
         assert guards == "global FACTOR == 3.0"
         assert errors == [] and requests == [f"file://{report}"]
+
+
+def test_a_profiled_kernel_shows_its_times(tmp_path, monkeypatch):
+    """The profile section as graphc.profiling's rows fill it (stand-in rows here: the
+    profiler's own tests check the numbers)."""
+    chromium()
+    step = report_programs.mlp_step(str(tmp_path))
+    rows = [{"name": k.name, "kind": "loop", "calls": 3, "total_s": 3e-5, "median_s": 1e-5,
+             "bytes": 4000, "flops": 2000, "share": 0.25}
+            for k in step.reporter.compiles[0].entry.program.forward.program.kernels]
+    monkeypatch.setattr(collect, "profile_of", lambda native: rows)
+    path = tmp_path / "profiled.html"
+    write_page(str(path), [step.reporter])
+    with open_report(str(path)) as (page, errors, requests):
+        section = select_function(page, 0)
+        section.locator(".tabs button[data-tab=kernels]").click()
+        assert "25.0%" in section.locator(".kernel-list div").first.inner_text()
+        profile = section.locator(".kernel-detail table.profile").inner_text()
+        for shown in ("calls\t3", "median\t10.0 us", "GB/s\t0.40", "GFLOP/s\t0.20",
+                      "share\t25.0 %"):
+            assert shown in profile
+        assert errors == [] and requests == [f"file://{path}"]
