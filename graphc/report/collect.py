@@ -64,8 +64,9 @@ def describe_program(name: str, graph: Graph, native, fusion_report, fuse_ops,
                      prefix: str) -> dict:
     """One backend program: its fusion groups drawn over the graph, its kernels (loop
     IR, generated code, profile) and its memory plan."""
-    fusion = fuse(graph, fuse_ops)
     loop_program = getattr(native, "program", None)
+    # a backend without a loop program (the interpreter) runs op by op: no groups to draw
+    fusion = fuse(graph, fuse_ops and isinstance(loop_program, L.Program))
     kernels = []
     if isinstance(loop_program, L.Program):
         profile = {row["name"]: row for row in profile_of(native)}

@@ -44,7 +44,7 @@ def timeline(program) -> dict:
     return {"buffers": len(rows), "kernels": len(program.kernels), "peak_bytes": peak,
             "peak_live_bytes": max(live, default=0),
             "peak_kernel": live.index(max(live)) if rows else None,
-            "svg": _svg(rows, live, n, peak)}
+            "svg": _svg(rows, live, n, peak) if rows else ""}
 
 
 def _svg(rows, live, n, peak) -> str:
