@@ -1,7 +1,8 @@
 """Command line: ``python -m graphc ir SCRIPT.py [ARGS...]`` runs a script and prints the
 traced, backward and optimised graphs of every program it compiles; ``python -m graphc
-bench`` runs the benchmarks; ``python -m graphc cache info|clear`` shows or empties the
-disk cache of compiled code."""
+report SCRIPT.py [ARGS...]`` runs it with the compile report on and prints the report's
+path (``graphc.report``); ``python -m graphc bench`` runs the benchmarks; ``python -m
+graphc cache info|clear`` shows or empties the disk cache of compiled code."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +17,12 @@ def main(argv=None) -> int:
     ir = sub.add_parser("ir", help="run a script and print the IR of what it compiles")
     ir.add_argument("script")
     ir.add_argument("args", nargs=argparse.REMAINDER)
+    report = sub.add_parser("report", help="run a script and write the HTML report of what "
+                                           "it compiles")
+    report.add_argument("--out", default="graphc-report",
+                        help="the folder the report is written to (default: graphc-report)")
+    report.add_argument("script")
+    report.add_argument("args", nargs=argparse.REMAINDER)
     from graphc import bench
     bench.add_arguments(sub.add_parser("bench", help="run the compiled-graph benchmarks"))
     disk = sub.add_parser("cache", help="the disk cache of compiled code")
@@ -27,14 +34,27 @@ def main(argv=None) -> int:
     if args.command == "cache":
         return cache_command(parser, args.action)
     if args.command == "ir":
-        if not os.path.isfile(args.script):
-            parser.error(f"can't open file {args.script!r}: no such file")
         os.environ["GRAPHC_PRINT_IR"] = "1"
-        sys.argv = [args.script] + args.args
-        # As `python SCRIPT.py` does: the script's folder first on the import path.
-        sys.path.insert(0, os.path.dirname(os.path.abspath(args.script)))
-        runpy.run_path(args.script, run_name="__main__")
+        run_script(parser, args.script, args.args)
+    if args.command == "report":
+        os.environ["GRAPHC_REPORT"] = args.out
+        # per-kernel times in the report's kernels (graphc.profiling), unless set
+        os.environ.setdefault("GRAPHC_PROFILE", "1")
+        run_script(parser, args.script, args.args)
+        from graphc.report import write
+        paths = write()
+        print("\n".join(paths) if paths else "graphc report: the script compiled nothing")
     return 0
+
+
+def run_script(parser, script: str, args: list) -> None:
+    """Run ``script`` with ``args`` as ``python SCRIPT.py ARGS`` would."""
+    if not os.path.isfile(script):
+        parser.error(f"can't open file {script!r}: no such file")
+    sys.argv = [script] + args
+    # As `python SCRIPT.py` does: the script's folder first on the import path.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    runpy.run_path(script, run_name="__main__")
 
 
 def cache_command(parser, action: str) -> int:

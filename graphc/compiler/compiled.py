@@ -35,13 +35,14 @@ from graphc.logs import logger
 from graphc.nn import Module
 from graphc.nn.parallel import DistributedDataParallel
 from graphc.ops import REGISTRY
+from graphc.report import recorder_for
 from graphc.tensor import Tensor
 from graphc.tracing.trace import unflatten_tensors
 
 EAGER = "eager"            # a cache entry's program after a graph break: run the function eagerly
 RECOMPILE_LIMIT = int(os.environ.get("GRAPHC_RECOMPILE_LIMIT", "8"))
 MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-OPTIONS = ("recompile_limit", "fuse", "dump")
+OPTIONS = ("recompile_limit", "fuse", "dump", "report")
 
 
 class CompiledNode:
@@ -214,7 +215,7 @@ class CompiledFunction:
     """What ``graphc.compile`` returns for a function: call it like the function."""
 
     def __init__(self, fn, backend="cpu", fuse=True, dump=None, fullgraph=False,
-                 dynamic=None, recompile_limit=None):
+                 dynamic=None, recompile_limit=None, report=None):
         self.fn = fn
         self.backend = backend
         self.compile_backend = targets.get(backend)
@@ -232,6 +233,10 @@ class CompiledFunction:
         self._fast = None               # the CallPlan the last call ran, if one fits
         self._warned: set = set()
         self.name = getattr(fn, "__name__", type(fn).__name__)
+        report = report if report is not None else os.environ.get("GRAPHC_REPORT")
+        # graphc.report's view of this function's compiles, when a report is asked for
+        self.reporter = (recorder_for(self.name, backend, report, fuse, self._where())
+                         if report else None)
         functools.update_wrapper(self, fn, updated=())
 
     def __get__(self, obj, objtype=None):
@@ -308,7 +313,7 @@ class CompiledFunction:
             self.recompiles += 1
             logger("recompiles").info("Recompiling %s (%s): %s", self.name,
                                       self._where(), reason)
-        return self._compile(key, spec, leaves, args, kwargs)
+        return self._compile(key, spec, leaves, args, kwargs, reason)
 
     def _where(self) -> str:
         code = getattr(getattr(self.fn, "__func__", self.fn), "__code__", None)
@@ -367,15 +372,20 @@ class CompiledFunction:
             warnings.warn(message, stacklevel=4)
 
     # ---- compilation ---------------------------------------------------------------------------
-    def _compile(self, key, spec, leaves, args, kwargs):
+    def _compile(self, key, spec, leaves, args, kwargs, reason=None):
+        """Compile for these arguments; ``reason``: why, when it is a recompile."""
         dynamic = self.dynamic_numbers.get(spec, set())
         if self.dynamic is True and not dynamic:
             dynamic |= {i for i, x in enumerate(leaves) if type(x) in (int, float)}
             self.dynamic_numbers[spec] = dynamic
             key = self._key(spec, leaves)
+        if self.reporter is not None:
+            self.reporter.begin(reason)
         try:
             program = self._build(spec, leaves, args, kwargs, dynamic)
         except RetraceLater:
+            if self.reporter is not None:
+                self.reporter.end(None)
             return None               # expected warm-up, not cached: the next call traces
         except Exception as e:
             if dynamic:
@@ -387,7 +397,8 @@ class CompiledFunction:
                     type(e).__name__, e)
                 self.static_numbers.setdefault(spec, set()).update(dynamic)
                 self.dynamic_numbers[spec] = set()
-                return self._compile(self._key(spec, leaves), spec, leaves, args, kwargs)
+                return self._compile(self._key(spec, leaves), spec, leaves, args, kwargs,
+                                     reason)
             if not isinstance(e, GraphBreak):
                 raise
             if self.fullgraph:
@@ -398,12 +409,16 @@ class CompiledFunction:
                 warnings.warn(f"graphc.compile({self.name}): running eagerly: {e}",
                               stacklevel=4)
             entry = CacheEntry(key, Guards([], []), EAGER)
+            if self.reporter is not None:
+                self.reporter.end(entry, str(e))
         else:
             entry = CacheEntry(key, program.capture.guards, program)
             log = logger("guards")
             if log.isEnabledFor(10):
                 log.debug("%s: %d guards\n    %s", self.name, len(entry.guards),
                           "\n    ".join(map(str, entry.guards)))
+            if self.reporter is not None:
+                self.reporter.end(entry)
         self.cache.setdefault(key, []).insert(0, entry)
         self.history.append(entry)
         self._fast = None
@@ -435,6 +450,8 @@ class CompiledFunction:
         """Print (GRAPHC_PRINT_IR), log (``output_code``) and/or write (dump dir) one
         stage's text: a graph, a report, or generated code (stages ending in ``ll``/``cu``
         keep that extension)."""
+        if self.reporter is not None:
+            self.reporter.stage(stage, content)
         if os.environ.get("GRAPHC_PRINT_IR") and isinstance(content, Graph):
             print(f"# graphc: {self.name}: {stage}\n{content}\n")
         code_stage = stage.endswith((".ll", ".cu"))
@@ -655,7 +672,8 @@ class OptimizedModule(Module):
 
 
 def compile(model=None, example_inputs=None, *, fullgraph=False, dynamic=None,
-            backend="cpu", mode=None, options=None, disable=False, fuse=True, dump=None):
+            backend="cpu", mode=None, options=None, disable=False, fuse=True, dump=None,
+            report=None):
     """Compile a function, method or ``nn.Module``, as ``torch.compile`` does.
 
     Use it as a function, a decorator, or a decorator factory::
@@ -672,7 +690,9 @@ def compile(model=None, example_inputs=None, *, fullgraph=False, dynamic=None,
     ``dynamic``: None makes a number argument a runtime input once its value changed,
     True from the first call, False never (shapes are always specialised).  ``mode``
     is accepted for PyTorch programs (graphc has one mode).  ``options``:
-    ``recompile_limit`` (default 8, or ``GRAPHC_RECOMPILE_LIMIT``), ``fuse``, ``dump``.
+    ``recompile_limit`` (default 8, or ``GRAPHC_RECOMPILE_LIMIT``), ``fuse``, ``dump``,
+    ``report``.  ``report="DIR"`` (or ``GRAPHC_REPORT=DIR``) writes an HTML report of
+    every compile of this run into DIR when the process exits (``graphc.report``).
     ``disable=True`` returns ``model`` unchanged.
 
     Called as a TorchDynamo backend (``torch.compile(model, backend=graphc.compile)``
@@ -700,7 +720,8 @@ def compile(model=None, example_inputs=None, *, fullgraph=False, dynamic=None,
                         f"not {type(backend).__name__}")
     settings = dict(backend=backend, fuse=options.get("fuse", fuse),
                     dump=options.get("dump", dump), fullgraph=fullgraph, dynamic=dynamic,
-                    recompile_limit=options.get("recompile_limit"))
+                    recompile_limit=options.get("recompile_limit"),
+                    report=options.get("report", report))
     if model is None:
         return functools.partial(_compile_one, disable=disable, settings=settings)
     return _compile_one(model, disable=disable, settings=settings)
