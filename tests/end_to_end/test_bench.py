@@ -264,8 +264,8 @@ def test_the_suite_runs_on_the_cuda_backend_with_a_device_copy_baseline(fake_gpu
 
 @pytest.mark.slow
 def test_kernel_times_lists_the_kernels_of_a_step():
-    """``benchmarks/kernel_times.py`` runs each kernel of a compiled step alone: every
-    kernel gets a time, and the kinds add up to the total it prints."""
+    """``benchmarks/kernel_times.py`` profiles a compiled step: every kernel gets a
+    time, and the kinds add up to the total it prints."""
     run = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "kernel_times.py"),
                           "cnn_train", "--quick", "--top", "100"],
                          capture_output=True, text=True, timeout=300)
