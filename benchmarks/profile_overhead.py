@@ -26,7 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def build(name: str):
-    """(compiled step, its arguments) of a workload, compiled and warm."""
+    """(compiled step, its arguments) of a workload, compiled and warm (also the
+    programs of tests/targets/test_profile.py)."""
     import graphc
     from graphc import nn
     graphc.manual_seed(0)
@@ -47,17 +48,10 @@ def build(name: str):
         sys.path.insert(0, os.path.join(ROOT, "examples"))
         import gpt
         model = gpt.GPT(vocab=32, block_size=16, width=32, heads=2, layers=2)
-        optimizer = graphc.optim.AdamW(model.parameters(), lr=3e-3)
-
-        def gpt_step(x, y):
-            _, loss = model(x, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return loss
-        step = graphc.compile(gpt_step)
+        fn = gpt.train_step(model, graphc.optim.AdamW(model.parameters(), lr=3e-3))
         args = (graphc.randint(0, 32, (4, 16)), graphc.randint(0, 32, (4, 16)))
-        gpt_step(*args)              # AdamW's state exists before the compile
+        fn(*args)                    # AdamW's state exists before the compile
+        step = graphc.compile(fn)
     for _ in range(5):
         step(*args)
     return step, args

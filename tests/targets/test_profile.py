@@ -5,14 +5,13 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import graphc
 from graphc import nn
 from graphc.profiling import program_time_of, stats_of
 
-from examples_loader import load_example
+from benchmarks.profile_overhead import build
 
 KEYS = {"name", "kind", "calls", "total_s", "median_s", "bytes", "flops", "share"}
 
@@ -22,12 +21,10 @@ def native(step):
     return step.programs()[-1].forward
 
 
-def check_sum(step, args, calls):
+def check_sum(step, args, calls: int):
     """Profile ``calls`` calls of ``step``: the kernels' times add up to within 10% of
     the program's measured time (what remains is the call's own work: ctypes, pointer
     set-up, the clock reads)."""
-    for _ in range(3):
-        step(*args)
     with graphc.profile() as profile:
         for _ in range(calls):
             step(*args)
@@ -41,21 +38,8 @@ def check_sum(step, args, calls):
 
 
 def test_mlp_step_kernels_add_up_to_the_program():
-    """The README's tour: a 1000-100-10 MLP, MSE, Adam, the whole step compiled."""
-    graphc.manual_seed(0)
-    model = nn.Sequential(nn.Linear(1000, 100), nn.ReLU(), nn.Linear(100, 10))
-    optimizer = graphc.optim.Adam(model.parameters(), lr=1e-4)
-    x, y = graphc.randn(64, 1000), graphc.randn(64, 10)
-
-    @graphc.compile
-    def step(x, y):
-        loss = nn.MSELoss(reduction="sum")(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    stats = check_sum(step, (x, y), 50)
+    """The README tour: a 1000-100-10 MLP, MSE, Adam, the whole step compiled."""
+    stats = check_sum(*build("mlp"), 50)
     assert all(set(row) == KEYS for row in stats)
     matmuls = [row for row in stats if row["kind"] == "matmul"]
     assert matmuls and all(row["flops"] > 0 for row in matmuls)
@@ -64,22 +48,8 @@ def test_mlp_step_kernels_add_up_to_the_program():
 
 
 def test_gpt_step_kernels_add_up_to_the_program():
-    gpt = load_example("gpt")
-    graphc.manual_seed(0)
-    model = gpt.GPT(vocab=32, block_size=16, width=32, heads=2, layers=2)
-    optimizer = graphc.optim.AdamW(model.parameters(), lr=3e-3)
-
-    @graphc.compile
-    def step(x, y):
-        _, loss = model(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    x, y = graphc.randint(0, 32, (4, 16)), graphc.randint(0, 32, (4, 16))
-    step(x, y)                       # AdamW's state exists before the compile
-    stats = check_sum(step, (x, y), 20)
+    """examples/gpt.py's model, 2 layers of width 32, AdamW."""
+    stats = check_sum(*build("gpt"), 20)
     assert len(stats) > 30
 
 
