@@ -69,8 +69,7 @@ class MPICalls:
         self.ibcast = declare(module, "MPI_Ibcast", I32, [PTR, I32, handle, I32, handle, PTR])
         self.wait_fn = declare(module, "MPI_Wait", I32, [PTR, PTR])
         self.test_fn = declare(module, "MPI_Test", I32, [PTR, PTR, PTR])
-        self.table = (module.globals.get(HANDLES_SYMBOL) or    # the other entry's
-                      ir.GlobalVariable(module, ir.ArrayType(I64, len(HANDLES)), HANDLES_SYMBOL))
+        self.table = ir.GlobalVariable(module, ir.ArrayType(I64, len(HANDLES)), HANDLES_SYMBOL)
         slots = sum(isinstance(k, L.Collective) for k in program.kernels)
         self.request_type = ir.IntType(8 * request_bytes)
         self.requests = allocas.alloca(ir.ArrayType(self.request_type, slots), name="requests")

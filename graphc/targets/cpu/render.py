@@ -328,11 +328,13 @@ class KernelModule:
 @dataclass(frozen=True)
 class RenderedProgram:
     """A program as LLVM IR modules: ``entry`` (the text of the module defining
-    ``entry``, which declares and calls the kernels) and ``kernels``, each distinct
-    kernel module once, in order of first use.  ``str()`` is every module's text, for
-    dumps."""
+    ``entry``, which declares and calls the kernels), ``kernels``, each distinct kernel
+    module once, in order of first use, and ``profiled``, the module defining
+    ``entry_profiled``.  ``str()`` is the text of the modules a program runs (the entry's
+    and the kernels'), for dumps."""
     entry: str
     kernels: tuple
+    profiled: str
 
     def __str__(self) -> str:
         return "\n".join([self.entry, *(k.text for k in self.kernels)])
@@ -417,20 +419,23 @@ def kernel_module(kernel, scopes: dict) -> KernelModule:
 
 
 def render_program(program: L.Program) -> RenderedProgram:
-    """The modules of a whole program: one per distinct kernel, and the entry module.
-    It exports ``entry(buffers, error_flag)``, which calls each kernel over its whole
-    range (large ones split between threads) with an array of the pointers of its
-    buffers (``buffers`` has one pointer per ``program.buffers`` entry, in that order),
-    and ``entry_profiled(buffers, error_flag, times)``, the same calls with the monotonic
-    clock read around each (``_Clock``), for ``graphc.profiling``.  Two functions, so
-    ``entry`` has no profiling code at all, and one module, so both are compiled and
-    cached together."""
-    module = new_module(program.name)
+    """The modules of a whole program: one per distinct kernel, the entry module, whose
+    ``entry(buffers, error_flag)`` calls each kernel over its whole range (large ones
+    split between threads) with an array of the pointers of its buffers (``buffers`` has
+    one pointer per ``program.buffers`` entry, in that order), and the profiled entry
+    module, whose ``entry_profiled(buffers, error_flag, times)`` makes the same calls
+    with the monotonic clock read around each (``_Clock``), for ``graphc.profiling``.
+    Two modules, so ``entry`` has no profiling code at all and the profiled one is
+    compiled only when profiling first runs the program (it would double the entry's
+    compile time)."""
     scopes = alias_scopes(program)
     by_identity, kernels = {}, {}
+    texts = []
     for timed in (False, True):
+        module = new_module(program.name)
         _render_entry(module, program, scopes, by_identity, kernels, timed)
-    return RenderedProgram(str(module), tuple(kernels.values()))
+        texts.append(str(module))
+    return RenderedProgram(texts[0], tuple(kernels.values()), texts[1])
 
 
 def _render_entry(module, program: L.Program, scopes, by_identity: dict, kernels: dict,

@@ -84,8 +84,7 @@ def compile_object(ir_text: str, level: int) -> bytes:
 
 
 class NativeCode:
-    """Object files linked into one JIT engine; ``address`` is the entry's,
-    ``profiled_address`` that of ``entry_profiled``."""
+    """Object files linked into one JIT engine; ``address`` is the entry's."""
 
     def __init__(self, objects, mpi: bool = False):
         threads.register_symbols()          # graphc_num_threads, libgomp's entry points
@@ -98,10 +97,20 @@ class NativeCode:
             self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         self.engine.finalize_object()
         self.address = self.engine.get_function_address(render.ENTRY)
-        self.profiled_address = self.engine.get_function_address(render.ENTRY_PROFILED)
-        if not (self.address and self.profiled_address):
-            raise RuntimeError(f"object code has no {render.ENTRY!r} or "
-                               f"{render.ENTRY_PROFILED!r} symbol")
+        if not self.address:
+            raise RuntimeError(f"object code has no {render.ENTRY!r} symbol")
+
+    def add_profiled_entry(self, ir_text: str) -> int:
+        """Link the profiled entry module (``render.RenderedProgram.profiled``: it calls
+        the kernels already linked), from the cache or compiled; its address."""
+        key = cache_key(ir_text, ENTRY_LEVEL)
+        obj = cache.load(key, "o")
+        if obj is None:
+            obj = compile_object(ir_text, ENTRY_LEVEL)
+            cache.store(key, "o", obj)
+        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        self.engine.finalize_object()
+        return self.engine.get_function_address(render.ENTRY_PROFILED)
 
 
 # ---- disk cache --------------------------------------------------------------------------------
@@ -251,12 +260,11 @@ class CompiledProgram:
         self._rendered = rendered
         self._native = native                   # owns the code: keep it alive
         self._entry = _ENTRY_TYPE(native.address)
-        self._entry_profiled = _PROFILED_TYPE(native.profiled_address)
         if collectives.uses_mpi(program):
             self._entry = _agreeing(self._entry, collectives.signature(program))
-            self._entry_profiled = _agreeing(self._entry_profiled,
-                                             collectives.signature(program))
-        # While ``profiling.enabled``, calls go through ``_run_profiled`` instead.
+        # While ``profiling.enabled``, calls go through ``_run_profiled`` instead, which
+        # links ``entry_profiled`` on its first call.
+        self._entry_profiled = None
         self.kernel_times = profiling.ProgramTimes(self.name, "cpu", kernel_costs(program))
         self._times = (ctypes.c_int64 * max(len(program.kernels), 1))()
         self._times_address = ctypes.addressof(self._times)
@@ -326,6 +334,12 @@ class CompiledProgram:
     def _run_profiled(self, pointers_address: int) -> None:
         """Run ``entry_profiled`` on the buffers at ``pointers_address`` and record its
         kernels' times and its own (the native call, timed here)."""
+        if self._entry_profiled is None:
+            self._entry_profiled = _PROFILED_TYPE(
+                self._native.add_profiled_entry(self._rendered.profiled))
+            if collectives.uses_mpi(self.program):
+                self._entry_profiled = _agreeing(self._entry_profiled,
+                                                 collectives.signature(self.program))
         start = time.perf_counter_ns()
         self._entry_profiled(pointers_address, self._error_address, self._times_address)
         elapsed = time.perf_counter_ns() - start
@@ -565,10 +579,11 @@ def rendered_program(program: L.Program) -> render.RenderedProgram:
                     llvmlite.__version__, llvm.get_host_cpu_name(), render.host_features())
     stored = cache.load(key, "ll")
     if stored is not None:
-        entry, *kernels = json.loads(stored)
-        return render.RenderedProgram(entry, tuple(render.KernelModule(*k) for k in kernels))
+        entry, profiled, *kernels = json.loads(stored)
+        return render.RenderedProgram(entry, tuple(render.KernelModule(*k) for k in kernels),
+                                      profiled)
     rendered = render.render_program(program)
-    cache.store(key, "ll", json.dumps([rendered.entry, *(
+    cache.store(key, "ll", json.dumps([rendered.entry, rendered.profiled, *(
         (k.symbol, k.text, k.level) for k in rendered.kernels)]).encode())
     return rendered
 
