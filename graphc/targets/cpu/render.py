@@ -6,9 +6,9 @@ outer parallel loops, joined (``_ranged``; the flattened batch*m rows for a matm
 ``entry`` can split a large kernel between the threads of libgomp's pool (``threads.py``:
 as many as its work pays for, at most ``graphc_num_threads``, read on each call).  A
 program becomes a module whose exported ``void entry(ptr buffers, ptr error_flag)`` runs
-every kernel in order, each called with an array of its own buffers' pointers, and
-``entry_profiled(ptr buffers, ptr error_flag, ptr times)`` the same with each kernel's
-time stored in ``times`` (``graphc.profiling``).
+every kernel in order, each called with an array of its own buffers' pointers; a second
+module's ``entry_profiled(ptr buffers, ptr error_flag, ptr times)`` does the same with
+each kernel's time stored in ``times`` (``graphc.profiling``).
 
 Each kernel is rendered into a module of its own, in a canonical form that depends only on
 the kernel (its buffers numbered in its own order, its alias scopes named by that order, its
