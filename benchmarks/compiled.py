@@ -801,7 +801,10 @@ def check(case: Case) -> tuple:
     return out, left_out
 
 
-def measure(workload: Workload, sizes, ctx, repeat, min_time) -> dict:
+def measure(workload: Workload, sizes, ctx, repeat, min_time, per_kernel=False) -> dict:
+    """Time every mode of ``workload``; with ``per_kernel``, then run the fused mode
+    ``repeat`` more times under ``graphc.profile()`` and keep its table (profiling stays
+    out of the timed rounds)."""
     case = workload.build(sizes, ctx)
     checks, left_out = check(case)
     calls = {m: call for m, call in case.calls.items() if m not in left_out}
@@ -819,6 +822,11 @@ def measure(workload: Workload, sizes, ctx, repeat, min_time) -> dict:
     # Empty where there is no numpy step (JSON has no NaN to write instead).
     row["speedup_vs_numpy"] = {m: speedup(row, m) for m in times if "numpy" in times}
     row["fused_vs_unfused"] = speedup(row, "fused", "unfused")
+    if per_kernel and "fused" in calls:
+        with graphc.profile() as profile:
+            for _ in range(repeat):
+                calls["fused"]()
+        row["per_kernel"] = profile.table()
     if workload.goal:
         met = workload.met(row)
         row["target"] = {"goal": workload.goal, "met": None if met is None else bool(met)}
@@ -851,7 +859,7 @@ def import_torch():
 
 
 def run(names=None, backend="cpu", quick=False, repeat=None, min_time=None,
-        use_torch=True, progress=None) -> dict:
+        use_torch=True, progress=None, per_kernel=False) -> dict:
     """Run the selected workloads; returns the report (what ``--json`` writes)."""
     unknown = set(names or ()) - set(NAMES)
     if unknown:
@@ -864,7 +872,7 @@ def run(names=None, backend="cpu", quick=False, repeat=None, min_time=None,
     rows = []
     for w in WORKLOADS:
         if not names or w.name in names:
-            rows.append(measure(w, sizes, ctx, repeat, min_time))
+            rows.append(measure(w, sizes, ctx, repeat, min_time, per_kernel))
             if progress:
                 progress(rows[-1])
     if not names or "compile" in names:

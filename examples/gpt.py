@@ -92,17 +92,21 @@ class GPT(nn.Module):
         return idx
 
 
-def train(model, steps, data, batch_size, seed, compiled, label, quiet, lr=3e-3):
-    """AdamW on random windows; returns the loss of each step and the median step time."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
-
+def train_step(model, optimizer):
+    """The training step: the batch's loss, its gradients, the optimizer's update."""
     def step(x, y):
         _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         return loss
+    return step
 
+
+def train(model, steps, data, batch_size, seed, compiled, label, quiet, lr=3e-3):
+    """AdamW on random windows; returns the loss of each step and the median step time."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
+    step = train_step(model, optimizer)
     run = torch.compile(step) if compiled else step
     losses, times = [], []
     stream = batches(data, batch_size, model.block_size, seed)

@@ -186,6 +186,8 @@ def trace(fn_or_input, *example_inputs, **kwargs):
         return _blas.trace(fn_or_input, *example_inputs, **kwargs)
     return _compiler.trace(fn_or_input, *example_inputs, **kwargs)
 from graphc.logs import set_logs  # noqa: E402
+from graphc import profiling  # noqa: E402
+from graphc.profiling import profile  # noqa: E402
 from graphc import optim  # noqa: E402
 from graphc import utils  # noqa: E402
 from graphc import onnx, distributed  # noqa: E402

@@ -4,6 +4,7 @@
     python -m graphc bench --only softmax sgemm     # some of them
     python -m graphc bench --quick --backend interpreter --json out.json
     python -m graphc bench --plot speedups.png      # also a bar chart (needs matplotlib)
+    python -m graphc bench --per-kernel --only gpt_train   # and each kernel's time
 
 The suite itself is ``benchmarks/compiled.py`` in the source checkout (benchmarks are
 not part of the installed package); this module finds it next to the package, runs it
@@ -36,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, help="interleaved timing rounds (default 7)")
     parser.add_argument("--no-torch", action="store_true",
                         help="leave PyTorch out even where it is importable")
+    parser.add_argument("--per-kernel", action="store_true",
+                        help="also profile each workload's fused program and print its "
+                             "per-kernel table (graphc.profile)")
 
 
 def load_suite():
@@ -76,7 +80,7 @@ def main(args=None) -> int:
     try:
         report = suite.run(args.only, backend=args.backend, quick=args.quick,
                            repeat=args.repeat, use_torch=not args.no_torch,
-                           progress=progress_printer())
+                           progress=progress_printer(), per_kernel=args.per_kernel)
     except ValueError as e:
         print(f"python -m graphc bench: {e}", file=sys.stderr)
         return 2
@@ -141,6 +145,9 @@ def format_report(report) -> str:
     for row in rows:
         for mode, error in row.get("left_out", {}).items():
             lines.append(f"{row['name']}: {HEADERS[mode]} left out ({error})")
+    for row in report["workloads"]:
+        if "per_kernel" in row:
+            lines += ["", f"per-kernel times of {row['name']} (fused):", row["per_kernel"]]
     for name, mode, err in failed_checks(report):
         lines.append(f"CHECK FAILED: {name} {mode} differs from graphc eager "
                      f"(max abs error {err:.3g})")

@@ -144,14 +144,15 @@ def test_the_evaluator_and_the_interpreter_agree(world, text, shapes):
 
 def test_the_cpu_entry_calls_mpi(world):
     from graphc.targets.cpu.render import render_program
-    entry = render_program(lower(parse(TEXT))[0]).entry
-    # MPICH's handles are ints (Fake.abi): the declaration says so.
-    assert 'declare i32 @"MPI_Iallreduce"(ptr %".1", ptr %".2", i32 %".3", i32 %".4", ' \
-        'i32 %".5", i32 %".6", ptr %".7")' in entry
-    assert entry.count("call i32 @\"MPI_Iallreduce\"") == 2
-    assert entry.count("call i32 @\"MPI_Wait\"") == 2
-    assert "call i32 @\"MPI_Test\"" in entry         # progress while in flight
-    assert "@\"graphc_mpi_handles\" = external global [" in entry
+    rendered = render_program(lower(parse(TEXT))[0])
+    for entry in (rendered.entry, rendered.profiled):     # the same calls, timed
+        # MPICH's handles are ints (Fake.abi): the declaration says so.
+        assert 'declare i32 @"MPI_Iallreduce"(ptr %".1", ptr %".2", i32 %".3", i32 %".4", ' \
+            'i32 %".5", i32 %".6", ptr %".7")' in entry
+        assert entry.count("call i32 @\"MPI_Iallreduce\"") == 2
+        assert entry.count("call i32 @\"MPI_Wait\"") == 2
+        assert "call i32 @\"MPI_Test\"" in entry         # progress while in flight
+        assert "@\"graphc_mpi_handles\" = external global [" in entry
 
 
 def test_a_broadcast_copies_then_sends_in_place(world):

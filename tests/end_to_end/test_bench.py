@@ -231,6 +231,15 @@ def test_cli_runs_one_workload():
     assert "compile time" not in done.stdout
 
 
+def test_cli_per_kernel_prints_each_workloads_kernels():
+    done = run_cli("--quick", "--no-torch", "--only", "softmax", "--per-kernel")
+    assert done.returncode == 0, done.stderr
+    table = done.stdout.split("per-kernel times of softmax (fused):\n", 1)[1].splitlines()
+    assert table[0].startswith("program ") and "(cpu): 3 calls" in table[0]
+    assert table[1].split()[:3] == ["kernel", "kind", "calls"]
+    assert len(table) > 2 and table[2].split()[1:3] == ["loops", "3"]
+
+
 def test_cli_rejects_an_unknown_workload():
     done = run_cli("--quick", "--backend", "interpreter", "--only", "nonesuch")
     assert done.returncode == 2
@@ -264,8 +273,8 @@ def test_the_suite_runs_on_the_cuda_backend_with_a_device_copy_baseline(fake_gpu
 
 @pytest.mark.slow
 def test_kernel_times_lists_the_kernels_of_a_step():
-    """``benchmarks/kernel_times.py`` runs each kernel of a compiled step alone: every
-    kernel gets a time, and the kinds add up to the total it prints."""
+    """``benchmarks/kernel_times.py`` profiles a compiled step: every kernel gets a
+    time, and the kinds add up to the total it prints."""
     run = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "kernel_times.py"),
                           "cnn_train", "--quick", "--top", "100"],
                          capture_output=True, text=True, timeout=300)

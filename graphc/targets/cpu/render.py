@@ -6,7 +6,9 @@ outer parallel loops, joined (``_ranged``; the flattened batch*m rows for a matm
 ``entry`` can split a large kernel between the threads of libgomp's pool (``threads.py``:
 as many as its work pays for, at most ``graphc_num_threads``, read on each call).  A
 program becomes a module whose exported ``void entry(ptr buffers, ptr error_flag)`` runs
-every kernel in order, each called with an array of its own buffers' pointers.
+every kernel in order, each called with an array of its own buffers' pointers; a second
+module's ``entry_profiled(ptr buffers, ptr error_flag, ptr times)`` does the same with
+each kernel's time stored in ``times`` (``graphc.profiling``).
 
 Each kernel is rendered into a module of its own, in a canonical form that depends only on
 the kernel (its buffers numbered in its own order, its alias scopes named by that order, its
@@ -67,12 +69,13 @@ from graphc.codegen import loops as L
 from graphc.ops import ACCUMULATIONS
 from graphc.ops.collective import world
 
-__all__ = ["ENTRY", "KernelModule", "RenderedProgram", "alias_scopes",
+__all__ = ["ENTRY", "ENTRY_PROFILED", "KernelModule", "RenderedProgram", "alias_scopes",
            "create_target_machine", "host_features", "kernel_extent", "kernel_identity",
            "kernel_module", "optimisation_level", "render_kernel", "render_loop_kernel",
            "render_program", "runs_threaded", "target_machine", "team_size_cap"]
 
 ENTRY = "entry"
+ENTRY_PROFILED = "entry_profiled"
 
 # ---- loop kernels --------------------------------------------------------------------------------
 def alias_scopes(program: L.Program) -> dict:
@@ -325,11 +328,13 @@ class KernelModule:
 @dataclass(frozen=True)
 class RenderedProgram:
     """A program as LLVM IR modules: ``entry`` (the text of the module defining
-    ``entry``, which declares and calls the kernels) and ``kernels``, each distinct
-    kernel module once, in order of first use.  ``str()`` is every module's text, for
-    dumps."""
+    ``entry``, which declares and calls the kernels), ``kernels``, each distinct kernel
+    module once, in order of first use, and ``profiled``, the module defining
+    ``entry_profiled``.  ``str()`` is the text of the modules a program runs (the entry's
+    and the kernels'), for dumps."""
     entry: str
     kernels: tuple
+    profiled: str
 
     def __str__(self) -> str:
         return "\n".join([self.entry, *(k.text for k in self.kernels)])
@@ -414,18 +419,37 @@ def kernel_module(kernel, scopes: dict) -> KernelModule:
 
 
 def render_program(program: L.Program) -> RenderedProgram:
-    """The modules of a whole program: one per distinct kernel, and the entry module's
-    ``entry(buffers, error_flag)``, which calls each kernel over its whole range (large
-    ones split between threads) with an array of the pointers of its buffers.  ``buffers`` has
-    one pointer per ``program.buffers`` entry, in that order."""
-    module = new_module(program.name)
-    slots = {name: i for i, name in enumerate(program.buffers)}
+    """The modules of a whole program: one per distinct kernel, the entry module, whose
+    ``entry(buffers, error_flag)`` calls each kernel over its whole range (large ones
+    split between threads) with an array of the pointers of its buffers (``buffers`` has
+    one pointer per ``program.buffers`` entry, in that order), and the profiled entry
+    module, whose ``entry_profiled(buffers, error_flag, times)`` makes the same calls
+    with the monotonic clock read around each (``_Clock``), for ``graphc.profiling``.
+    Two modules, so ``entry`` has no profiling code at all and the profiled one is
+    compiled only when profiling first runs the program (it would double the entry's
+    compile time)."""
     scopes = alias_scopes(program)
-    entry = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR]), ENTRY)
-    buffers, flag = entry.args
+    by_identity, kernels = {}, {}
+    texts = []
+    for timed in (False, True):
+        module = new_module(program.name)
+        _render_entry(module, program, scopes, by_identity, kernels, timed)
+        texts.append(str(module))
+    return RenderedProgram(texts[0], tuple(kernels.values()), texts[1])
+
+
+def _render_entry(module, program: L.Program, scopes, by_identity: dict, kernels: dict,
+                  timed: bool) -> None:
+    """Add ``entry`` (or, ``timed``, ``entry_profiled``) to ``module``; ``by_identity``
+    and ``kernels`` collect the kernel modules it calls (shared by both functions)."""
+    slots = {name: i for i, name in enumerate(program.buffers)}
+    params = [PTR, PTR, PTR] if timed else [PTR, PTR]
+    entry = ir.Function(module, ir.FunctionType(VOID, params), ENTRY_PROFILED if timed else ENTRY)
+    buffers, flag = entry.args[:2]
     allocas = ir.IRBuilder(entry.append_basic_block("allocas"))
     body = entry.append_basic_block("body")
     b = ir.IRBuilder(body)
+    clock = _Clock(b, allocas, entry.args[2]) if timed else None
     # Kernels that call numpy's BLAS run it on one thread each (graphc's pool splits
     # them): OpenBLAS's setting is one process-wide value in numpy's wheels, so it is set
     # here, before any kernel runs, and restored after the last.
@@ -435,35 +459,78 @@ def render_program(program: L.Program) -> RenderedProgram:
         blas_threads = declare(module, LOCAL_THREADS, I32, [I32])
         blas_before = b.call(blas_threads, [ir.Constant(I32, 1)])
     mpi = (MPICalls(module, allocas, program, world().abi) if uses_mpi(program) else None)
-    kernels, by_identity = {}, {}
-    for kernel in program.kernels:
+    for position, kernel in enumerate(program.kernels):
+        started = clock.read() if timed else None
         if isinstance(kernel, L.Collective):
             mpi.start(b, kernel, _pointer(b, buffers, slots[kernel.send]),
                       _pointer(b, buffers, slots[kernel.recv]), flag)
-            continue
-        if isinstance(kernel, L.Wait):
+        elif isinstance(kernel, L.Wait):
             mpi.wait(b, kernel, flag)
-            continue
-        identity = kernel_identity(kernel, scopes)
-        if identity not in by_identity:
-            by_identity[identity] = kernel_module(kernel, scopes)
-        rendered = by_identity[identity]
-        kernels.setdefault(rendered.symbol, rendered)
-        fn = declare(module, rendered.symbol, VOID, KERNEL_TYPE.args)
-        own = _own_buffers(b, allocas, buffers, [slots[n] for n in kernel_buffers(kernel)])
-        extent = kernel_extent(kernel)
-        if runs_threaded(kernel):
-            _call_on_team(b, fn, own, flag, _team_args(allocas, b, own, flag), extent,
-                          team_size_cap(kernel), CHUNKS_PER_THREAD[_kind(kernel)])
         else:
-            b.call(fn, [own, i64(0), i64(extent), flag])
-        if mpi is not None:
+            _call_kernel(b, allocas, buffers, flag, kernel, slots,
+                         _kernel_symbol(kernel, scopes, by_identity, kernels))
+        if timed:
+            clock.record(position, started)
+        if mpi is not None and not isinstance(kernel, (L.Collective, L.Wait)):
             mpi.progress(b)
     if blas_threads is not None:
         b.call(blas_threads, [blas_before])
     b.ret_void()
     allocas.branch(body)
-    return RenderedProgram(str(module), tuple(kernels.values()))
+
+
+def _kernel_symbol(kernel, scopes, by_identity: dict, kernels: dict) -> str:
+    """The symbol of ``kernel``'s module, rendered once per identity."""
+    identity = kernel_identity(kernel, scopes)
+    if identity not in by_identity:
+        by_identity[identity] = kernel_module(kernel, scopes)
+    rendered = by_identity[identity]
+    kernels.setdefault(rendered.symbol, rendered)
+    return rendered.symbol
+
+
+def _call_kernel(b, allocas, buffers, flag, kernel, slots: dict, symbol: str) -> None:
+    """Call ``kernel`` over its whole range, on a team of threads when it is large."""
+    fn = declare(b.module, symbol, VOID, KERNEL_TYPE.args)
+    own = _own_buffers(b, allocas, buffers, [slots[n] for n in kernel_buffers(kernel)])
+    extent = kernel_extent(kernel)
+    if runs_threaded(kernel):
+        _call_on_team(b, fn, own, flag, _team_args(allocas, b, own, flag), extent,
+                      team_size_cap(kernel), CHUNKS_PER_THREAD[_kind(kernel)])
+    else:
+        b.call(fn, [own, i64(0), i64(extent), flag])
+
+
+class _Clock:
+    """The clock of ``entry_profiled``: libc's ``clock_gettime(CLOCK_MONOTONIC)``, read
+    before and after each kernel, and the nanoseconds between stored in
+    ``times[position]``.  A monotonic clock in nanoseconds needs no calibration (the
+    cycle counter, ``llvm.readcyclecounter``, would need its frequency measured, and is
+    not comparable between cores on every machine), and glibc serves it from the vDSO,
+    without a system call: about 20 ns a read, next to kernels of microseconds."""
+
+    def __init__(self, b, allocas, times):
+        self.b, self.times = b, times
+        self.gettime = declare(b.module, "clock_gettime", I32, [I32, PTR])
+        self.spec = allocas.alloca(ir.LiteralStructType([I64, I64]), name="timespec")
+
+    def read(self):
+        """Now, in nanoseconds."""
+        b = self.b
+        b.call(self.gettime, [ir.Constant(I32, CLOCK_MONOTONIC), self.spec])
+        seconds, nanoseconds = (
+            b.load(b.gep(self.spec, [ir.Constant(I32, 0), ir.Constant(I32, i)], inbounds=True),
+                   typ=I64) for i in range(2))
+        return b.add(b.mul(seconds, i64(1_000_000_000)), nanoseconds)
+
+    def record(self, position: int, started) -> None:
+        """``times[position] = now - started``."""
+        b = self.b
+        b.store(b.sub(self.read(), started),
+                b.gep(self.times, [i64(position)], inbounds=True, source_etype=I64))
+
+
+CLOCK_MONOTONIC = 1             # Linux's clock id (<time.h>)
 
 
 def _pointer(b, buffers, slot: int):

@@ -29,22 +29,25 @@ import os
 import pickle
 import sys
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
-from graphc import progress
+from graphc import profiling, progress
 from graphc.targets import cache
 from graphc.ops.collective import world
 from graphc.targets.cpu import collectives, render, threads
 from graphc.targets.cpu.tuning import plan as matmul_plan
 from graphc.targets.plan import BufferPlan, HostMemory
 from graphc.codegen import loops as L
+from graphc.codegen.costs import kernel_costs
 from graphc.codegen.split import split_reductions
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+_PROFILED_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
 
 # ---- LLVM --------------------------------------------------------------------------------------
@@ -96,6 +99,18 @@ class NativeCode:
         self.address = self.engine.get_function_address(render.ENTRY)
         if not self.address:
             raise RuntimeError(f"object code has no {render.ENTRY!r} symbol")
+
+    def add_profiled_entry(self, ir_text: str) -> int:
+        """Link the profiled entry module (``render.RenderedProgram.profiled``: it calls
+        the kernels already linked), from the cache or compiled; its address."""
+        key = cache_key(ir_text, ENTRY_LEVEL)
+        obj = cache.load(key, "o")
+        if obj is None:
+            obj = compile_object(ir_text, ENTRY_LEVEL)
+            cache.store(key, "o", obj)
+        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        self.engine.finalize_object()
+        return self.engine.get_function_address(render.ENTRY_PROFILED)
 
 
 # ---- disk cache --------------------------------------------------------------------------------
@@ -218,9 +233,9 @@ _ONLY_REFERENCE = _references([object()], 0)      # an item only its list refers
 def _agreeing(entry, what: str):
     """``entry`` preceded, on each call, by every rank's agreement that it runs a
     program with the same collectives (``World.agree``)."""
-    def call(pointers, error):
+    def call(*pointers):
         world().agree(what)
-        entry(pointers, error)
+        entry(*pointers)
     return call
 
 
@@ -247,6 +262,12 @@ class CompiledProgram:
         self._entry = _ENTRY_TYPE(native.address)
         if collectives.uses_mpi(program):
             self._entry = _agreeing(self._entry, collectives.signature(program))
+        # While ``profiling.enabled``, calls go through ``_run_profiled`` instead, which
+        # links ``entry_profiled`` on its first call.
+        self._entry_profiled = None
+        self.kernel_times = profiling.ProgramTimes(self.name, "cpu", kernel_costs(program))
+        self._times = (ctypes.c_int64 * max(len(program.kernels), 1))()
+        self._times_address = ctypes.addressof(self._times)
         self._slots = {name: i for i, name in enumerate(program.buffers)}
         self._pointers = (ctypes.c_void_p * max(len(self._slots), 1))()
         self._pointers_address = ctypes.addressof(self._pointers)
@@ -297,7 +318,10 @@ class CompiledProgram:
             for position, slot, dtype, shape in self._fresh:
                 out = outputs[position] = np.empty(shape, dtype)
                 pointers[slot] = data_address(out) if out.size else dummy
-            self._entry(self._pointers_address, self._error_address)
+            if profiling.enabled:
+                self._run_profiled(self._pointers_address)
+            else:
+                self._entry(self._pointers_address, self._error_address)
             code = self._error[0]
             if code:
                 return self._failed(code)
@@ -306,6 +330,21 @@ class CompiledProgram:
                     self.output_shapes[position])
         self._give_in_place(inputs, outputs)
         return outputs
+
+    def _run_profiled(self, pointers_address: int) -> None:
+        """Run ``entry_profiled`` on the buffers at ``pointers_address`` and record its
+        kernels' times and its own (the native call, timed here)."""
+        if self._entry_profiled is None:
+            self._entry_profiled = _PROFILED_TYPE(
+                self._native.add_profiled_entry(self._rendered.profiled))
+            if collectives.uses_mpi(self.program):
+                self._entry_profiled = _agreeing(self._entry_profiled,
+                                                 collectives.signature(self.program))
+        start = time.perf_counter_ns()
+        self._entry_profiled(pointers_address, self._error_address, self._times_address)
+        elapsed = time.perf_counter_ns() - start
+        self.kernel_times.add(np.frombuffer(self._times, np.int64,
+                                            len(self.program.kernels)).copy(), elapsed)
 
     def _failed(self, code: int):
         """Raise the error a kernel recorded, and clear the record (it is 0 whenever a
@@ -431,7 +470,10 @@ class BoundCall:
                         recycled[i] = np.empty(shape, dtype)
                         pointers[slot] = data_address(recycled[i])
                     outputs.append(recycled[i])
-                self._entry(self._pointers_address, self._error_address)
+                if profiling.enabled:
+                    self.program._run_profiled(self._pointers_address)
+                else:
+                    self._entry(self._pointers_address, self._error_address)
                 if self._error[0]:
                     return self.program._failed(self._error[0])
             return outputs
@@ -472,7 +514,10 @@ class BoundCall:
                 out = outputs[position] = np.empty(shape, dtype)
                 pointers[slot] = data_address(out) if out.size else dummy
             self._recycled[:] = [None] * len(self._recycled)   # their pointers moved
-            self._entry(self._pointers_address, self._error_address)
+            if profiling.enabled:
+                program._run_profiled(self._pointers_address)
+            else:
+                self._entry(self._pointers_address, self._error_address)
             code = self._error[0]
             if code:
                 return program._failed(code)
@@ -534,10 +579,11 @@ def rendered_program(program: L.Program) -> render.RenderedProgram:
                     llvmlite.__version__, llvm.get_host_cpu_name(), render.host_features())
     stored = cache.load(key, "ll")
     if stored is not None:
-        entry, *kernels = json.loads(stored)
-        return render.RenderedProgram(entry, tuple(render.KernelModule(*k) for k in kernels))
+        entry, profiled, *kernels = json.loads(stored)
+        return render.RenderedProgram(entry, tuple(render.KernelModule(*k) for k in kernels),
+                                      profiled)
     rendered = render.render_program(program)
-    cache.store(key, "ll", json.dumps([rendered.entry, *(
+    cache.store(key, "ll", json.dumps([rendered.entry, rendered.profiled, *(
         (k.symbol, k.text, k.level) for k in rendered.kernels)]).encode())
     return rendered
 

@@ -11,7 +11,10 @@ blocks, few of them, the same code paths) followed by a generated launcher:
   kernels record an out-of-range index in the error record ``{site, index}``.  It
   returns 0, or ``8 * kernel code + status`` for a launch the emulator could not finish
   (status 1: the block's threads deadlocked at barriers; 2: no memory for the threads'
-  stacks).
+  stacks);
+- ``int run_profiled(void **buffers, long long *error, long long *times)``, the same with
+  the nanoseconds of each launch (``CLOCK_MONOTONIC`` around it) in ``times``, which
+  ``graphc.profiling`` calls while it is on.
 
 Compiling takes a while, so libraries are kept in graphc's disk cache
 (``graphc.targets.cache``) keyed by the full source, the shim, the compiler's version and
@@ -26,9 +29,12 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 
 import numpy as np
 
+from graphc import profiling
+from graphc.codegen.costs import kernel_costs
 from graphc.targets import cache
 from graphc.targets.plan import BufferPlan, HostMemory
 from graphc.targets.cuda.render import CudaSource, storage_type
@@ -67,16 +73,36 @@ def launcher(source: CudaSource) -> str:
                   f"    return graphc_emu::launch(dim3(grid), dim3(block), "
                   f"body_{launch.kernel}, params);",
                   "}"]
-    lines.append('extern "C" int run(void **buffers, long long *error) {')
+    lines += ["#include <time.h>",
+              "static long long graphc_now() {",
+              "    timespec t;",
+              "    clock_gettime(CLOCK_MONOTONIC, &t);",
+              "    return t.tv_sec * 1000000000LL + t.tv_nsec;",
+              "}"]
+    for timed in (False, True):
+        lines += _runner(source, slots, timed)
+    return "\n".join(lines + [""])
+
+
+def _runner(source: CudaSource, slots: dict, timed: bool) -> list:
+    """The lines of ``run`` (or, ``timed``, ``run_profiled``)."""
+    if timed:
+        lines = ['extern "C" int run_profiled(void **buffers, long long *error, '
+                 'long long *times) {']
+    else:
+        lines = ['extern "C" int run(void **buffers, long long *error) {']
     for code, launch in enumerate(source.launches, start=1):
         params = [f"&buffers[{slots[b]}]" for b in launch.args] + ["&error"]
         lines += [f"    {{  // {code}: {launch.kernel}",
-                  f"        void *params[] = {{{', '.join(params)}}};",
-                  f"        if (int status = launch_{launch.kernel}({launch.grid}, "
-                  f"{launch.block}, params)) return 8 * {code} + status;",
-                  "    }"]
-    lines += ["    return 0;", "}", ""]
-    return "\n".join(lines)
+                  f"        void *params[] = {{{', '.join(params)}}};"]
+        if timed:
+            lines.append("        long long start = graphc_now();")
+        lines.append(f"        if (int status = launch_{launch.kernel}({launch.grid}, "
+                     f"{launch.block}, params)) return 8 * {code} + status;")
+        if timed:
+            lines.append(f"        times[{code - 1}] = graphc_now() - start;")
+        lines.append("    }")
+    return lines + ["    return 0;", "}"]
 
 
 def library_source(source: CudaSource) -> str:
@@ -150,6 +176,13 @@ class EmulatedProgram:
         self._run = library.run
         self._run.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)]
         self._run.restype = ctypes.c_int
+        self._run_profiled = library.run_profiled
+        self._run_profiled.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64),
+                                       ctypes.c_void_p]
+        self._run_profiled.restype = ctypes.c_int
+        self.kernel_times = profiling.ProgramTimes(self.program.name, "cuda-emulate",
+                                                   kernel_costs(self.program))
+        self._times = np.zeros(max(len(source.launches), 1), np.int64)
         self._slots = {name: i for i, name in enumerate(self.program.buffers)}
         self._pointers = (ctypes.c_void_p * max(len(self._slots), 1))()
         self._held: dict = {}
@@ -175,7 +208,10 @@ class EmulatedProgram:
                 outputs[position] = np.empty(info.size, info.dtype.np)
                 self._place(name, outputs[position])
             error = (ctypes.c_int64 * 2)()
-            status = self._run(self._pointers, error)
+            if profiling.enabled:
+                status = self._profiled(error)
+            else:
+                status = self._run(self._pointers, error)
             for position, name, input_index in self.plan.copies:
                 outputs[position] = (inputs[input_index] if input_index is not None
                                      else self._held[name][:self.program.buffers[name].size]
@@ -189,6 +225,14 @@ class EmulatedProgram:
         if error[0]:
             raise self.program.error(error[0], error[1])
         return self.plan.shaped(outputs)
+
+    def _profiled(self, error) -> int:
+        """``run_profiled``, its launches' times and its own recorded."""
+        start = time.perf_counter_ns()
+        status = self._run_profiled(self._pointers, error, self._times.ctypes.data)
+        elapsed = time.perf_counter_ns() - start
+        self.kernel_times.add(self._times[:len(self.source.launches)].copy(), elapsed)
+        return status
 
     def __repr__(self) -> str:
         return (f"<graphc cuda-emulate program {self.program.name}: "

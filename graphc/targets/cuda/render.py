@@ -840,7 +840,7 @@ def render_program(program: L.Program, limits: LaunchLimits = GPU) -> CudaSource
     program = split_reductions(program, limits.split)
     head = [f"// graphc program {program.name}: CUDA C generated from its loop IR "
             f"({len(program.kernels)} kernels)", prelude()]
-    names = Names(reserved=("run",))
+    names = Names(reserved=("run", "run_profiled", "graphc_now"))
     kernels, launches = [], []
     for kernel in program.kernels:
         text, launch = KernelRenderer(kernel, program, limits, names(kernel.name)).render()

@@ -23,16 +23,23 @@ Buffers follow the shared plan (``graphc.targets.plan``), in device memory
 (``DeviceMemory``).  Cubins are kept in graphc's disk cache (``graphc.targets.cache``)
 keyed by the source, the nvcc version and the device's compute capability.  PyCUDA is
 imported only here, when a program is built.
+
+While ``graphc.profiling`` is on, a call records a CUDA event before the first launch
+and after each, waits for the last, and records each launch's time (``time_till``
+between its events) and the call's, host-timed to the end of that wait.  (Written
+against PyCUDA's documented API; not yet run on a GPU.)
 """
 from __future__ import annotations
 
 import functools
 import threading
+import time
 from contextlib import contextmanager
 
 import numpy as np
 
-from graphc import dtypes, residency
+from graphc import dtypes, profiling, residency
+from graphc.codegen.costs import kernel_costs
 from graphc.targets import cache
 from graphc.targets.plan import BufferPlan
 from graphc.targets.cuda.render import CudaSource
@@ -135,6 +142,8 @@ class CudaProgram:
                 args = [self._address[name] for name in launch.args] + [self._error]
                 self._launches.append((function, (launch.grid, 1), (launch.block, 1, 1), args))
         self._outputs = {name for _, name in self.plan.fresh}
+        self.kernel_times = profiling.ProgramTimes(program.name, "cuda", kernel_costs(program))
+        self._events = None           # CUDA events around the launches, made when profiled
         self._occupant: dict = {}     # buffer name -> the DeviceCopy that lives there
 
     # ---- calls -----------------------------------------------------------------------------
@@ -154,8 +163,11 @@ class CudaProgram:
             for name in self._outputs:
                 self._vacate(name)
             self.drv.memset_d32(self._error, 0, 4)
-            for function, grid, block, args in self._launches:
-                function.prepared_call(grid, block, *args)
+            if profiling.enabled:
+                self._launch_profiled()
+            else:
+                for function, grid, block, args in self._launches:
+                    function.prepared_call(grid, block, *args)
             self.drv.memcpy_dtoh(error, self._error)
             if error[0]:
                 record = np.zeros(2, np.int64)
@@ -166,6 +178,23 @@ class CudaProgram:
             for position, name, input_index in self.plan.copies:
                 outputs[position] = self._copy_of(name, arrays, input_index, outputs)
         return self.plan.shaped(outputs)
+
+    def _launch_profiled(self) -> None:
+        """Launch every kernel with an event recorded before the first and after each,
+        and record their times (``profiling``)."""
+        if self._events is None:
+            self._events = [self.drv.Event() for _ in range(len(self._launches) + 1)]
+        events = self._events
+        start = time.perf_counter_ns()
+        events[0].record()
+        for (function, grid, block, args), after in zip(self._launches, events[1:]):
+            function.prepared_call(grid, block, *args)
+            after.record()
+        events[-1].synchronize()
+        elapsed = time.perf_counter_ns() - start
+        kernel_ns = np.array([round(before.time_till(after) * 1e6)   # ms -> ns
+                              for before, after in zip(events, events[1:])], np.int64)
+        self.kernel_times.add(kernel_ns, elapsed)
 
     def _place_input(self, position: int, array):
         """Make the input buffer at ``position`` hold ``array``'s value, moving as little

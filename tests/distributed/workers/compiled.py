@@ -126,6 +126,13 @@ for backend in ("cpu", "interpreter"):
     check(z, (every * 2).max(0), f"{backend} async all_reduce")
     check(w, np.float32(data(RANK, (4, 3), np.float32).sum()), f"{backend} the work done "
                                                                 "while it travels")
+    if backend == "cpu":     # profiled: the same values, the MPI calls timed as kernels
+        profiled = torch.compile(reduce_async, backend=backend, fullgraph=True)
+        with torch.profile() as profile:
+            z, _ = profiled(x)
+        check(z, (every * 2).max(0), "cpu async all_reduce, profiled")
+        kinds = [row["kind"] for row in profile.stats(profiled.programs()[-1].forward)]
+        assert {"collective", "wait", "loops"} <= set(kinds), kinds
 
     # Ranks whose programs reduce different sizes are stopped before any data moves.
     try:
