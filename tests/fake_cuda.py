@@ -3,6 +3,7 @@
 fixture (``conftest.py``) installs it; it counts the bytes every transfer moves."""
 import ctypes
 import sys
+import time
 import types
 
 import numpy as np
@@ -26,7 +27,7 @@ class FakeDriver:
             init=lambda: None, Device=_Device, mem_alloc=self.mem_alloc,
             memcpy_htod=self.htod, memcpy_dtoh=self.dtoh, memcpy_dtod=self.dtod,
             memset_d32=self.memset, module_from_buffer=self.module,
-            Context=types.SimpleNamespace(synchronize=self.synchronize))
+            Context=types.SimpleNamespace(synchronize=self.synchronize), Event=_Event)
         compiler = types.SimpleNamespace(compile=lambda text, **options: text.encode(),
                                          get_nvcc_version=lambda nvcc: "fake nvcc")
         return {"pycuda": types.SimpleNamespace(driver=drv, compiler=compiler),
@@ -76,6 +77,20 @@ class _Device:
 
     def retain_primary_context(self):
         return self.context
+
+
+class _Event:
+    """A CUDA event on a device whose launches finish before they return: ``record``
+    reads the host's clock."""
+
+    def record(self):
+        self.ns = time.perf_counter_ns()
+
+    def synchronize(self):
+        pass
+
+    def time_till(self, later) -> float:
+        return (later.ns - self.ns) / 1e6          # milliseconds, as PyCUDA's
 
 
 class _Address(int):

@@ -110,6 +110,22 @@ def test_emulated_cuda_reports_its_kernels():
     assert "(cuda-emulate)" in profile.table()
 
 
+def test_gpu_runtime_records_an_event_around_each_launch(fake_gpu):
+    """The cuda backend on the stand-in driver (``tests/fake_cuda.py``), whose events
+    read the host's clock: each launch gets its time, and they add up to the call's."""
+    f = graphc.compile(lambda a, b: (a @ b).relu().sum(), backend="cuda")
+    a, b = graphc.randn(8, 16), graphc.randn(16, 4)
+    f(a, b)
+    with graphc.profile() as profile:
+        for _ in range(3):
+            f(a, b)
+    stats = profile.stats(native(f))
+    assert stats[0]["kind"] == "matmul" and stats[0]["flops"] == 2 * 8 * 4 * 16
+    assert all(row["calls"] == 3 and row["median_s"] > 0 for row in stats)
+    assert sum(row["total_s"] for row in stats) <= program_time_of(native(f))["total_s"]
+    assert "(cuda)" in profile.table()
+
+
 def test_graphc_profile_environment_prints_the_table_at_exit(tmp_path):
     script = ("import graphc\n"
               "f = graphc.compile(lambda a: a.exp().sum())\n"

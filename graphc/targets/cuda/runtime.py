@@ -27,7 +27,8 @@ imported only here, when a program is built.
 While ``graphc.profiling`` is on, a call records a CUDA event before the first launch
 and after each, waits for the last, and records each launch's time (``time_till``
 between its events) and the call's, host-timed to the end of that wait.  (Written
-against PyCUDA's documented API; not yet run on a GPU.)
+against PyCUDA's documented API and tested on tests/fake_cuda.py's stand-in; not yet
+run on a GPU.)
 """
 from __future__ import annotations
 
