@@ -6,6 +6,7 @@ graphc cache info|clear`` shows or empties the disk cache of compiled code."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import runpy
 import sys
@@ -38,9 +39,12 @@ def main(argv=None) -> int:
         run_script(parser, args.script, args.args)
     if args.command == "report":
         os.environ["GRAPHC_REPORT"] = args.out
-        # per-kernel times in the report's kernels (graphc.profiling), unless set
-        os.environ.setdefault("GRAPHC_PROFILE", "1")
-        run_script(parser, args.script, args.args)
+        from graphc import profiling
+        # per-kernel times in the report's kernels, unless GRAPHC_PROFILE=0 says not to
+        # (graphc.profiling read the variable when graphc was imported, before this ran)
+        with (contextlib.nullcontext() if os.environ.get("GRAPHC_PROFILE") == "0"
+              else profiling.profile()):
+            run_script(parser, args.script, args.args)
         from graphc.report import write
         paths = write()
         print("\n".join(paths) if paths else "graphc report: the script compiled nothing")

@@ -136,3 +136,6 @@ def test_cli_runs_a_script_and_prints_the_report_path(tmp_path):
     assert os.path.dirname(path) == str(tmp_path / "reports") and os.path.isfile(path)
     (function,) = page_data(path)["functions"]
     assert function["name"] == "<lambda>" and len(function["compiles"]) == 1
+    # the command profiles the run: the kernels carry their times
+    (program,) = function["compiles"][0]["programs"]
+    assert program["profiled"] and all(k["profile"]["calls"] == 1 for k in program["kernels"])
