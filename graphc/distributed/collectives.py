@@ -20,7 +20,7 @@ from graphc.context import no_grad
 from graphc.dispatch import bind
 from graphc.distributed import buffers, process_group
 from graphc.distributed.buffers import Staged, describe
-from graphc.distributed.ops import ReduceOp, as_reduce_op, mpi_op
+from graphc.distributed.ops import ReduceOp, as_reduce_op, mpi_op, reduction
 from graphc.distributed.work import Work
 from graphc.ops.collective import ALL_REDUCE, BROADCAST
 from graphc.tensor import Tensor
@@ -106,13 +106,12 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     _check_op(op, tensor.dtype, "all_reduce")
     if buffers.traced(tensor):
         return _finish(_traced(g, tensor, ALL_REDUCE, "all_reduce",
-                               g.size if op is ReduceOp.AVG else 1,
-                               op="sum" if op is ReduceOp.AVG else op.name.lower()), async_op)
+                               g.size if op is ReduceOp.AVG else 1, op=reduction(op)), async_op)
     buffers.check_writable(tensor, "all_reduce")
     _agree(g, "all_reduce", int(op), tensor)
     s = Staged(g.MPI, tensor, "all_reduce", reducing=True)
     request = g.comm.Iallreduce(g.MPI.IN_PLACE, s.spec,
-                                op=mpi_op(g.MPI, op, tensor.dtype.name == "bool"))
+                                op=mpi_op(g.MPI, op, tensor.dtype))
     return _finish(Work(g, f"all_reduce({describe(tensor.dtype, tensor.shape)})", [request],
                         _reduced(g, op, s), result=[tensor]), async_op)
 
@@ -220,7 +219,7 @@ def _reduce_scatter(g, op, whole, output, what, async_op):
     s = Staged(g.MPI, whole, what, reducing=True)
     out = Staged(g.MPI, output, what, reducing=True)
     request = g.comm.Ireduce_scatter_block(s.spec, out.spec,
-                                           op=mpi_op(g.MPI, op, output.dtype.name == "bool"))
+                                           op=mpi_op(g.MPI, op, output.dtype))
     return _finish(Work(g, f"{what}({describe(output.dtype, output.shape)})", [request],
                         _reduced(g, op, out), result=[output]), async_op)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+from graphc.ops import collective
+
 
 class ReduceOp(enum.IntEnum):
     SUM = 0
@@ -20,17 +22,16 @@ class ReduceOp(enum.IntEnum):
     BXOR = 7
 
 
-def mpi_op(MPI, op: ReduceOp, is_bool: bool):
-    """The MPI operation for ``op``.  MPI defines only logical operations on its boolean
-    type, so on bool tensors SUM and MAX are a logical or, PRODUCT and MIN a logical and
-    (what the arithmetic gives on 0/1 clamped back to bool, as PyTorch's bool results)."""
-    if is_bool:
-        return {ReduceOp.SUM: MPI.LOR, ReduceOp.MAX: MPI.LOR, ReduceOp.BOR: MPI.LOR,
-                ReduceOp.PRODUCT: MPI.LAND, ReduceOp.MIN: MPI.LAND, ReduceOp.BAND: MPI.LAND,
-                ReduceOp.BXOR: MPI.LXOR}[op]
-    return {ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.PRODUCT: MPI.PROD,
-            ReduceOp.MIN: MPI.MIN, ReduceOp.MAX: MPI.MAX, ReduceOp.BAND: MPI.BAND,
-            ReduceOp.BOR: MPI.BOR, ReduceOp.BXOR: MPI.BXOR}[op]
+def reduction(op: ReduceOp) -> str:
+    """The name of the IR's reduction ``op`` runs as (``collective.REDUCTIONS``): AVG is a
+    sum."""
+    return "sum" if op is ReduceOp.AVG else op.name.lower()
+
+
+def mpi_op(MPI, op: ReduceOp, dtype):
+    """The MPI operation for ``op`` on ``dtype``: the compiler's table
+    (``graphc.ops.collective.mpi_op``: logical operations on bool)."""
+    return getattr(MPI, collective.mpi_op(reduction(op), dtype))
 
 
 def as_reduce_op(op) -> ReduceOp:

@@ -41,9 +41,9 @@ class ProcessGroup:
         # Waits spin briefly before sleeping (work.py), unless this machine has more ranks
         # than cores: then a spinning rank takes the core a peer needs (3 ranks on 2
         # cores ran the collectives test 2.7 times slower).
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-            else os.cpu_count()
-        self.spin = 0.002 if self.local_size <= cores else 0.0
+        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else os.cpu_count() or 1
+        self.spin = 0.002 if self.local_size <= self.cores else 0.0
 
     def free(self):
         self.comm.Free()
@@ -124,11 +124,9 @@ def _share_cores(group: ProcessGroup) -> None:
     ``benchmarks/distributed.py`` 1.1-1.2 times slower compiled and 16 times slower
     eagerly (numpy's BLAS threads of the two ranks fighting over the cores)."""
     from graphc import parallel
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-        else os.cpu_count() or 1
     if group.local_size > 1 and "GRAPHC_NUM_THREADS" not in os.environ \
-            and parallel.get_num_threads() == cores:
-        parallel.set_num_threads(max(1, cores // group.local_size))
+            and parallel.get_num_threads() == group.cores:
+        parallel.set_num_threads(max(1, group.cores // group.local_size))
 
 
 def _check_launcher(mpi_rank: int, mpi_size: int, rank: int, world_size: int) -> None:
